@@ -1,0 +1,16 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  // Transpile only: `npm run build` (tsc) is the type check. jose, openid-client and
+  // oauth4webapi ship ESM only, so they are transformed to CommonJS for jest too.
+  transform: {
+    '^.+\\.[tj]s$': ['ts-jest', { tsconfig: { allowJs: true, isolatedModules: true, module: 'commonjs', esModuleInterop: true }, diagnostics: false }],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!(jose|openid-client|oauth4webapi)/)'],
+  setupFilesAfterEnv: ['<rootDir>/test/support/setup.ts'],
+  snapshotSerializers: ['<rootDir>/test/support/template-serializer.ts'],
+  testTimeout: 60000,
+  maxWorkers: 2,
+};

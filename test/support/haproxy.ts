@@ -1,0 +1,119 @@
+/**
+ * The real haproxy the tests run: Debian 13's 3.0 build from the debootstrap root that
+ * scripts/install-test-deps.sh caches in .cache/trixie-root, started through that
+ * root's own loader, or the binary named by LG_HAPROXY_BIN (which must be >= 3.0).
+ */
+import { execFileSync, spawn, spawnSync, ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import * as path from 'node:path';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const TRIXIE_ROOT = process.env.LG_TRIXIE_ROOT ?? path.join(REPO_ROOT, '.cache', 'trixie-root');
+
+export interface HaproxyCommand {
+  /** Program to execute. */
+  readonly file: string;
+  /** Arguments that come before haproxy's own. */
+  readonly prefixArgs: string[];
+}
+
+let cached: HaproxyCommand | undefined;
+
+/** How to run the haproxy under test; throws with the fix when there is none. */
+export function haproxyCommand(): HaproxyCommand {
+  if (cached) return cached;
+  const own = process.env.LG_HAPROXY_BIN;
+  if (own) {
+    cached = { file: own, prefixArgs: [] };
+  } else {
+    const binary = path.join(TRIXIE_ROOT, 'usr', 'sbin', 'haproxy');
+    if (!existsSync(binary)) {
+      throw new Error(
+        `No haproxy to test with: ${binary} does not exist. Run "bash scripts/install-test-deps.sh" (root, makes the Debian 13 root), or set LG_HAPROXY_BIN to a haproxy >= 3.0.`,
+      );
+    }
+    const libDir = readdirSync(path.join(TRIXIE_ROOT, 'usr', 'lib')).find((d) => d.endsWith('-linux-gnu'));
+    if (!libDir) throw new Error(`${TRIXIE_ROOT} has no usr/lib/*-linux-gnu: remove it and run scripts/install-test-deps.sh again.`);
+    const loader = [path.join(TRIXIE_ROOT, 'lib64', 'ld-linux-x86-64.so.2'), path.join(TRIXIE_ROOT, 'lib', 'ld-linux-aarch64.so.1')].find(existsSync);
+    if (!loader) throw new Error(`${TRIXIE_ROOT} has no dynamic loader: remove it and run scripts/install-test-deps.sh again.`);
+    const libraryPath = [path.join(TRIXIE_ROOT, 'usr', 'lib', libDir), path.join(TRIXIE_ROOT, 'lib', libDir)].join(':');
+    cached = { file: loader, prefixArgs: ['--library-path', libraryPath, binary] };
+  }
+  const version = haproxyVersion(cached);
+  const [major, minor] = version.split('.').map(Number);
+  if (major < 3) throw new Error(`haproxy ${version} is too old: the gateway needs >= 3.0 (see HAPROXY-NOTES.md on 2.6's jwt_verify bug).`);
+  void minor;
+  return cached;
+}
+
+function haproxyVersion(command: HaproxyCommand): string {
+  const out = execFileSync(command.file, [...command.prefixArgs, '-v'], { encoding: 'utf8' });
+  const match = /HAProxy version (\d+\.\d+(?:\.\d+)?)/.exec(out);
+  if (!match) throw new Error(`Cannot read the haproxy version from: ${out.slice(0, 200)}`);
+  return match[1];
+}
+
+/** Runs `haproxy -c -f <cfg>`; returns the output, throws with it on failure. */
+export function checkConfig(configFile: string): string {
+  const command = haproxyCommand();
+  const result = spawnSync(command.file, [...command.prefixArgs, '-c', '-f', configFile], { encoding: 'utf8' });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  if (result.status !== 0) throw new Error(`haproxy -c rejected ${configFile}:\n${output}`);
+  return output;
+}
+
+export interface RunningHaproxy {
+  readonly process: ChildProcess;
+  /** Everything haproxy wrote to stdout (its logs, when the config logs to stdout). */
+  readonly output: () => string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts haproxy in the foreground (master-worker, `-Ws`) and waits until every port in
+ * `waitForPorts` accepts connections on 127.0.0.1.
+ */
+export async function startHaproxy(configFile: string, waitForPorts: number[], extraArgs: string[] = []): Promise<RunningHaproxy> {
+  const command = haproxyCommand();
+  const child = spawn(command.file, [...command.prefixArgs, '-Ws', '-db', '-f', configFile, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  try {
+    const deadline = Date.now() + 10_000;
+    for (const port of waitForPorts) {
+      while (!(await canConnect(port))) {
+        if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}:\n${output}`);
+        if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port} within 10 s:\n${output}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { process: child, output: () => output, stop };
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
