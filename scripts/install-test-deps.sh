@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROOT_DIR=${LG_TRIXIE_ROOT:-$PWD/.cache/trixie-root}
+# What the gateway instance needs, as its user data installs it: haproxy 3.0, the AWS
+# CLI and jq for key-sync, curl and openssl for checks.
+ROOT_PACKAGES=(haproxy ca-certificates openssl curl jq procps awscli)
 log() { printf '[install-test-deps] %s\n' "$*"; }
 
 need_pkgs=()
@@ -42,9 +45,22 @@ else
   rm -rf "$ROOT_DIR"
   mkdir -p "$(dirname "$ROOT_DIR")"
   mirror=${LG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-  debootstrap --variant=minbase --include=haproxy,ca-certificates,openssl,curl,jq,procps trixie "$ROOT_DIR" "$mirror" >"$ROOT_DIR.log" 2>&1 \
+  debootstrap --variant=minbase --include="$(IFS=,; echo "${ROOT_PACKAGES[*]}")" trixie "$ROOT_DIR" "$mirror" >"$ROOT_DIR.log" 2>&1 \
     || { tail -20 "$ROOT_DIR.log" >&2; exit 1; }
   touch "$ROOT_DIR/.complete"
+fi
+
+if [[ -z ${LG_HAPROXY_BIN:-} ]]; then
+  missing=()
+  for p in "${ROOT_PACKAGES[@]}"; do
+    chroot "$ROOT_DIR" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "adding to the Debian 13 root: ${missing[*]}"
+    cp /etc/resolv.conf "$ROOT_DIR/etc/resolv.conf"
+    chroot "$ROOT_DIR" apt-get update -qq
+    chroot "$ROOT_DIR" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 fi
 
 if [[ -z ${LG_HAPROXY_BIN:-} ]]; then

@@ -1,0 +1,158 @@
+/**
+ * The shapes of the gateway's secrets (Secrets Manager SecretString JSON) and how the
+ * rotation Lambda, the auth service and the instances' key-sync read them. Pure types,
+ * constants and parsers: no crypto, no AWS. Safe to import from lib/ and lambda/.
+ *
+ * Every secret names its kind twice: in the JSON (`kind`) and in the tag
+ * `SECRET_KIND_TAG`, so the rotation Lambda can tell kinds apart before it can read a
+ * value (for example when the first version is still the seed).
+ */
+import type { SessionAlgorithm } from './session-contract';
+
+export const SECRET_KIND_TAG = 'cdk-looker-gateway:kind';
+export const SECRET_FORMAT_VERSION = 1;
+
+export const SECRET_KINDS = {
+  /** Private session signing keys (previous, current, next). Read by the auth service only. */
+  signingKeys: 'session-signing-keys',
+  /** Public half of the signing keys, published by the rotation for HAProxy instances and verifiers. */
+  verificationKeys: 'session-verification-keys',
+  /** Cookie encryption keys (current, previous). Read by the auth service only. */
+  cookieKeys: 'cookie-encryption-keys',
+  /** The internal CA that issues the fleet's backend client certificate. Read by the rotation only. */
+  backendCa: 'backend-ca',
+  /** The fleet's short-lived client certificate for mTLS to Looker. Read by instances. */
+  backendClientCertificate: 'backend-client-certificate',
+  /** The frontend TLS certificate: self-signed by the rotation when the user gives none. Read by instances. */
+  frontendCertificate: 'frontend-certificate',
+} as const;
+export type SecretKind = (typeof SECRET_KINDS)[keyof typeof SECRET_KINDS];
+
+/**
+ * Signing keys are pre-published: a key is `next` for one rotation period before it
+ * becomes `current` (the one the auth service signs with), then `previous` for one
+ * more period. HAProxy trusts all three, so every instance knows a key long before the
+ * first token signed by it arrives, and still knows it after the last one expired.
+ */
+export type SigningKeyStatus = 'previous' | 'current' | 'next';
+export const SIGNING_KEY_STATUSES: readonly SigningKeyStatus[] = ['previous', 'current', 'next'];
+
+/** A JSON Web Key as stored (the fields jose exports). */
+export type StoredJwk = Record<string, string | string[] | undefined> & { kty: string; kid?: string };
+
+export interface SigningKeyEntry {
+  readonly kid: string;
+  readonly status: SigningKeyStatus;
+  /** ISO 8601. */
+  readonly createdAt: string;
+  readonly publicJwk: StoredJwk;
+  readonly privateJwk: StoredJwk;
+}
+
+export interface SigningKeySetSecret {
+  readonly kind: typeof SECRET_KINDS.signingKeys;
+  readonly version: typeof SECRET_FORMAT_VERSION;
+  readonly alg: SessionAlgorithm;
+  /** Empty only in the seed value that CloudFormation writes before the first rotation. */
+  readonly keys: readonly SigningKeyEntry[];
+}
+
+export interface VerificationKeyEntry {
+  readonly kid: string;
+  readonly status: SigningKeyStatus;
+  readonly publicJwk: StoredJwk;
+}
+
+export interface VerificationKeySetSecret {
+  readonly kind: typeof SECRET_KINDS.verificationKeys;
+  readonly version: typeof SECRET_FORMAT_VERSION;
+  readonly alg: SessionAlgorithm;
+  readonly keys: readonly VerificationKeyEntry[];
+}
+
+export type CookieKeyStatus = 'previous' | 'current';
+
+export interface CookieKeyEntry {
+  readonly kid: string;
+  readonly status: CookieKeyStatus;
+  readonly createdAt: string;
+  /** 32 random bytes, base64url (A256GCM / dir). */
+  readonly k: string;
+}
+
+export interface CookieKeySetSecret {
+  readonly kind: typeof SECRET_KINDS.cookieKeys;
+  readonly version: typeof SECRET_FORMAT_VERSION;
+  readonly keys: readonly CookieKeyEntry[];
+}
+
+export interface BackendCaSecret {
+  readonly kind: typeof SECRET_KINDS.backendCa;
+  readonly version: typeof SECRET_FORMAT_VERSION;
+  /** Empty in the seed value. */
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+}
+
+export interface CertificateSecret<K extends string> {
+  readonly kind: K;
+  readonly version: typeof SECRET_FORMAT_VERSION;
+  /** Empty in the seed value. */
+  readonly certificatePem: string;
+  /** PKCS#8 PEM. */
+  readonly privateKeyPem: string;
+  /** Intermediates and, for the backend client certificate, the CA: PEM, may be empty. */
+  readonly chainPem: string;
+  /** ISO 8601 notAfter of the certificate. */
+  readonly notAfter: string;
+}
+
+export type BackendClientCertificateSecret = CertificateSecret<typeof SECRET_KINDS.backendClientCertificate>;
+export type FrontendCertificateSecret = CertificateSecret<typeof SECRET_KINDS.frontendCertificate> & {
+  /** True when the rotation made it because the user gave no certificate. */
+  readonly selfSigned: boolean;
+};
+
+export type GatewaySecret =
+  | SigningKeySetSecret
+  | VerificationKeySetSecret
+  | CookieKeySetSecret
+  | BackendCaSecret
+  | BackendClientCertificateSecret
+  | FrontendCertificateSecret;
+
+/** The value CloudFormation writes when it creates a secret; the first rotation replaces it. */
+export function seedSecretValue(kind: SecretKind, alg: SessionAlgorithm = 'ES256'): string {
+  switch (kind) {
+    case SECRET_KINDS.signingKeys:
+    case SECRET_KINDS.verificationKeys:
+      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, alg, keys: [] });
+    case SECRET_KINDS.cookieKeys:
+      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, keys: [] });
+    case SECRET_KINDS.backendCa:
+      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, certificatePem: '', privateKeyPem: '' });
+    case SECRET_KINDS.backendClientCertificate:
+      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, certificatePem: '', privateKeyPem: '', chainPem: '', notAfter: '' });
+    case SECRET_KINDS.frontendCertificate:
+      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, certificatePem: '', privateKeyPem: '', chainPem: '', notAfter: '', selfSigned: true });
+  }
+}
+
+/** Parses a SecretString and checks its kind and format version; the error says which secret and what was found. */
+export function parseGatewaySecret<K extends SecretKind>(secretString: string | undefined, expectedKind: K, where: string): Extract<GatewaySecret, { kind: K }> {
+  if (!secretString) throw new Error(`Secret ${where} has no SecretString: expected a ${expectedKind} JSON document.`);
+  let value: unknown;
+  try {
+    value = JSON.parse(secretString);
+  } catch {
+    throw new Error(`Secret ${where} is not JSON: expected a ${expectedKind} JSON document.`);
+  }
+  const record = value as { kind?: unknown; version?: unknown };
+  if (typeof value !== 'object' || value === null || record.kind !== expectedKind) {
+    throw new Error(`Secret ${where} holds kind ${JSON.stringify(record?.kind)}, expected ${JSON.stringify(expectedKind)}.`);
+  }
+  if (record.version !== SECRET_FORMAT_VERSION) {
+    throw new Error(`Secret ${where} has format version ${JSON.stringify(record.version)}; this release reads version ${SECRET_FORMAT_VERSION}.`);
+  }
+  return value as Extract<GatewaySecret, { kind: K }>;
+}
