@@ -1,0 +1,99 @@
+/**
+ * Starts the development OpenID provider (local/dev-idp.mjs) as a child process under
+ * plain `node`, because oidc-provider is ESM-only.
+ */
+import { writeFileSync } from 'node:fs';
+import * as https from 'node:https';
+import * as path from 'node:path';
+import { DevUser } from './dev-users';
+import { ManagedProcess, startProcess } from './processes';
+
+export interface DevIdpOptions {
+  /** Folder for the settings file (deleted with it). */
+  readonly workDir: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CA that signed the IdP's certificate, PEM (used to read /dev/stats). */
+  readonly caPem: string;
+  readonly users: readonly DevUser[];
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly redirectUris: readonly string[];
+  readonly postLogoutRedirectUris: readonly string[];
+  /** @default 0 - a free port chosen by the kernel */
+  readonly port?: number;
+}
+
+/** What the IdP counted since it started. */
+export interface DevIdpStats {
+  readonly logins: number;
+  readonly failedLogins: number;
+  readonly codeExchanges: number;
+  /** Successful refresh_token grants (each one rotates the refresh token). */
+  readonly refreshes: number;
+  readonly failedRefreshes: number;
+  readonly logouts: number;
+}
+
+export interface RunningDevIdp {
+  /** `https://127.0.0.1:<port>` */
+  readonly issuer: string;
+  readonly process: ManagedProcess;
+  stats(): Promise<DevIdpStats>;
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 15_000;
+
+export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp> {
+  const settingsFile = path.join(options.workDir, 'dev-idp.json');
+  writeFileSync(
+    settingsFile,
+    JSON.stringify({
+      port: options.port ?? 0,
+      certFile: options.certFile,
+      keyFile: options.keyFile,
+      users: options.users,
+      client: {
+        clientId: options.clientId,
+        clientSecret: options.clientSecret,
+        redirectUris: options.redirectUris,
+        postLogoutRedirectUris: options.postLogoutRedirectUris,
+      },
+    }),
+    { mode: 0o600 },
+  );
+  const child = startProcess('dev IdP', process.execPath, [path.join(__dirname, 'dev-idp.mjs'), settingsFile], {
+    cwd: path.resolve(__dirname, '..'),
+  });
+  let issuer: string;
+  try {
+    const line = await child.waitForLine((l) => l.startsWith('{"ready":true'), READY_TIMEOUT_MS);
+    issuer = (JSON.parse(line) as { issuer: string }).issuer;
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+  return {
+    issuer,
+    process: child,
+    stats: () => getJson<DevIdpStats>(`${issuer}/dev/stats`, options.caPem),
+    stop: () => child.stop(),
+  };
+}
+
+function getJson<T>(url: string, ca: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          if (res.statusCode !== 200) reject(new Error(`GET ${url} answered ${res.statusCode}: ${body.slice(0, 200)}`));
+          else resolve(JSON.parse(body) as T);
+        });
+      })
+      .on('error', reject);
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * Child processes of the local gateway: started with their output kept, waited for
+ * by a line they print, and stopped (SIGTERM, then SIGKILL after a grace period).
+ */
+import { spawn, ChildProcess, SpawnOptions } from 'node:child_process';
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far (capped at the last 256 KiB). */
+  output(): string;
+  /** Resolves with the first stdout line that `matches` accepts; rejects if the process exits first or after `timeoutMs`. */
+  waitForLine(matches: (line: string) => boolean, timeoutMs: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const OUTPUT_CAP = 256 * 1024;
+const STOP_GRACE_MS = 3000;
+
+export function startProcess(name: string, file: string, args: readonly string[], options: SpawnOptions = {}): ManagedProcess {
+  const child = spawn(file, [...args], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let pending = '';
+  const lineListeners = new Set<(line: string) => void>();
+  const append = (text: string) => {
+    output = (output + text).slice(-OUTPUT_CAP);
+  };
+  child.stdout!.setEncoding('utf8');
+  child.stderr!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    append(chunk);
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) for (const listener of lineListeners) listener(line);
+  });
+  child.stderr!.on('data', append);
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  let spawnError: Error | undefined;
+  child.once('error', (error) => (spawnError = error));
+
+  const waitForLine = (matches: (line: string) => boolean, timeoutMs: number) =>
+    new Promise<string>((resolve, reject) => {
+      const done = (error?: Error, line?: string) => {
+        clearTimeout(timer);
+        lineListeners.delete(listener);
+        child.off('exit', onExit);
+        if (error) reject(error);
+        else resolve(line!);
+      };
+      const listener = (line: string) => {
+        if (matches(line)) done(undefined, line);
+      };
+      const onExit = () => done(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready${spawnError ? `: ${spawnError.message}` : ''}:\n${output}`));
+      const timer = setTimeout(() => done(new Error(`${name} was not ready within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+      lineListeners.add(listener);
+      child.once('exit', onExit);
+      if (child.exitCode !== null || child.signalCode !== null || spawnError) onExit();
+    });
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  return { name, child, output: () => output, waitForLine, stop };
+}
+
+/** Runs clean-up steps in reverse order of registration; every step runs even if one fails. */
+export class CleanupStack {
+  private readonly steps: Array<{ what: string; run: () => Promise<void> | void }> = [];
+  private running: Promise<void> | undefined;
+
+  add(what: string, run: () => Promise<void> | void): void {
+    this.steps.push({ what, run });
+  }
+
+  /** Idempotent: a second call waits for the first. */
+  runAll(): Promise<void> {
+    this.running ??= (async () => {
+      const failures: string[] = [];
+      while (this.steps.length > 0) {
+        const step = this.steps.pop()!;
+        try {
+          await step.run();
+        } catch (error) {
+          failures.push(`${step.what}: ${(error as Error).message}`);
+        }
+      }
+      if (failures.length > 0) throw new Error(`Stopping the local gateway left problems:\n${failures.join('\n')}`);
+    })();
+    return this.running;
+  }
+}
