@@ -1,5 +1,5 @@
 /**
- * Starts the development OpenID provider (local/dev-idp.mjs) as a child process under
+ * Starts the development OpenID provider (local/dev-idp-server.mjs) as a child process under
  * plain `node`, because oidc-provider is ESM-only.
  */
 import { writeFileSync } from 'node:fs';
@@ -63,7 +63,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
     }),
     { mode: 0o600 },
   );
-  const child = startProcess('dev IdP', process.execPath, [path.join(__dirname, 'dev-idp.mjs'), settingsFile], {
+  const child = startProcess('dev IdP', process.execPath, [path.join(__dirname, 'dev-idp-server.mjs'), settingsFile], {
     cwd: path.resolve(__dirname, '..'),
   });
   let issuer: string;

@@ -3,7 +3,7 @@
 // 127.0.0.1. oidc-provider is ESM-only, so this file runs as a child process under
 // plain `node`; the parent (local/dev-idp.ts) passes its settings as a JSON file:
 //
-//   node local/dev-idp.mjs <settings.json>
+//   node local/dev-idp-server.mjs <settings.json>
 //
 // settings: { port, certFile, keyFile, users: [{username, password, name, email, groups}],
 //             client: {clientId, clientSecret, redirectUris, postLogoutRedirectUris},
@@ -18,7 +18,7 @@ import Provider from 'oidc-provider';
 
 const settingsFile = process.argv[2];
 if (!settingsFile) {
-  console.error('usage: node local/dev-idp.mjs <settings.json>');
+  console.error('usage: node local/dev-idp-server.mjs <settings.json>');
   process.exit(2);
 }
 const settings = JSON.parse(readFileSync(settingsFile, 'utf8'));

@@ -1,0 +1,31 @@
+/**
+ * Debian's Chromium, headless, driven by playwright-core, with the flags a closed
+ * network needs. The gateway's certificates are trusted by their public-key hashes
+ * (`--ignore-certificate-errors-spki-list`), so pages are real https origins for
+ * `__Host-` Secure cookies, without turning every certificate check off.
+ */
+import { Browser, chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.LG_CHROMIUM ?? '/usr/bin/chromium';
+
+const CLOSED_NETWORK_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * Launches Chromium trusting the given SPKI hashes (base64 SHA-256). Playwright gives
+ * every launch a fresh temporary user-data dir and every context its own cookie jar.
+ */
+export function launchChromium(trustedSpkiHashes: readonly string[]): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [...CLOSED_NETWORK_FLAGS, `--ignore-certificate-errors-spki-list=${trustedSpkiHashes.join(',')}`],
+  });
+}
