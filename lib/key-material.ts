@@ -61,7 +61,15 @@ export interface VerificationKeyEntry {
   readonly kid: string;
   readonly status: SigningKeyStatus;
   readonly publicJwk: StoredJwk;
+  /**
+   * The same public key as SPKI PEM, so instances can write key files with plain
+   * shell tools (openssl cannot read a JWK). Written by the rotation.
+   */
+  readonly publicKeyPem: string;
 }
+
+/** JWK members that only a private key has; none may appear in a verification key set. */
+export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 
 export interface VerificationKeySetSecret {
   readonly kind: typeof SECRET_KINDS.verificationKeys;
