@@ -1,0 +1,113 @@
+/**
+ * The service's own cryptography, all through jose: session tokens signed with the
+ * `current` key of the signing key set, the JWKS of all three slots, and cookies
+ * encrypted with the cookie key set (JWE dir + A256GCM, `kid` in the header).
+ */
+import { EncryptJWT, errors as joseErrors, importJWK, jwtDecrypt, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { SESSION_TOKEN_TYPE } from '../../lib/session-contract';
+import type { CookieKeySetSecret, SigningKeySetSecret } from '../../lib/key-material';
+import type { SessionClaims } from '../../lib/auth/session-claims';
+import type { CachedSecret } from '../shared/secrets';
+
+export class KeysNotReadyError extends Error {}
+
+export class SessionSigner {
+  constructor(private readonly keySet: CachedSecret<SigningKeySetSecret>) {}
+
+  async sign(claims: SessionClaims): Promise<string> {
+    const set = await this.keySet.get();
+    const current = set.keys.find((key) => key.status === 'current');
+    if (!current) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
+    const key = await importJWK(current.privateJwk as JWK, set.alg);
+    return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: SESSION_TOKEN_TYPE }).sign(key);
+  }
+
+  /** Public keys of every slot (previous, current, next) for `jwks.json`. */
+  async jwks(): Promise<{ keys: JWK[] }> {
+    const set = await this.keySet.get();
+    if (set.keys.length === 0) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} is empty (the first rotation has not run).`);
+    return {
+      keys: set.keys.map((entry) => {
+        const { d: _private, ...publicJwk } = entry.publicJwk as JWK;
+        void _private;
+        return { ...publicJwk, kid: entry.kid, alg: set.alg, use: 'sig' } as JWK;
+      }),
+    };
+  }
+
+  /** Verifies a session token of this service; undefined when it is not valid. */
+  async verify(token: string, issuer: string, audience: string, clockSkewSeconds: number): Promise<JWTPayload | undefined> {
+    try {
+      const set = await this.keySet.get();
+      const { payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const entry = set.keys.find((key) => key.kid === header.kid);
+          if (!entry) throw new Error('unknown kid');
+          return importJWK(entry.publicJwk as JWK, set.alg);
+        },
+        { algorithms: [set.alg], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE },
+      );
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export type CookiePurpose = 'login' | 'refresh';
+
+export type OpenedCookie<T> =
+  | { readonly ok: true; readonly payload: T & JWTPayload; readonly kid: string; readonly currentKid: string }
+  | { readonly ok: false; readonly reason: 'invalid' | 'expired' | 'unknown-key' | 'wrong-purpose' };
+
+export class CookieSealer {
+  constructor(
+    private readonly keySet: CachedSecret<CookieKeySetSecret>,
+    private readonly clockSkewSeconds: number,
+  ) {}
+
+  async seal(purpose: CookiePurpose, payload: Record<string, unknown>, expiresAt: number): Promise<string> {
+    const set = await this.keySet.get();
+    const current = set.keys.find((key) => key.status === 'current');
+    if (!current) throw new KeysNotReadyError(`The cookie key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
+    return new EncryptJWT({ ...payload, purpose })
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: current.kid })
+      .setIssuedAt()
+      .setExpirationTime(expiresAt)
+      .encrypt(Buffer.from(current.k, 'base64url'));
+  }
+
+  /** Decrypts and checks a cookie; a key id the cache does not know triggers one (rate-limited) re-read. */
+  async open<T>(purpose: CookiePurpose, token: string): Promise<OpenedCookie<T>> {
+    let kid: string;
+    try {
+      const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { kid?: unknown; alg?: unknown; enc?: unknown };
+      if (typeof header.kid !== 'string' || header.alg !== 'dir' || header.enc !== 'A256GCM') return { ok: false, reason: 'invalid' };
+      kid = header.kid;
+    } catch {
+      return { ok: false, reason: 'invalid' };
+    }
+    let set = await this.keySet.get();
+    let entry = set.keys.find((key) => key.kid === kid);
+    if (!entry) {
+      set = await this.keySet.rereadForUnknownKey();
+      entry = set.keys.find((key) => key.kid === kid);
+      if (!entry) return { ok: false, reason: 'unknown-key' };
+    }
+    try {
+      const { payload } = await jwtDecrypt(token, Buffer.from(entry.k, 'base64url'), {
+        keyManagementAlgorithms: ['dir'],
+        contentEncryptionAlgorithms: ['A256GCM'],
+        clockTolerance: this.clockSkewSeconds,
+        requiredClaims: ['exp'],
+      });
+      if (payload.purpose !== purpose) return { ok: false, reason: 'wrong-purpose' };
+      const currentKid = set.keys.find((key) => key.status === 'current')?.kid ?? kid;
+      return { ok: true, payload: payload as T & JWTPayload, kid, currentKid };
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) return { ok: false, reason: 'expired' };
+      return { ok: false, reason: 'invalid' };
+    }
+  }
+}

@@ -1,0 +1,567 @@
+/**
+ * The auth service: routes of the API Gateway REST proxy event to the OIDC login,
+ * callback, refresh (navigation and inline), logout, JWKS and health endpoints.
+ * Configuration is parsed once per container; an invalid one answers every request
+ * with 503 and is logged once.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import * as client from 'openid-client';
+import type { Context } from 'aws-lambda';
+import { AUTH_PATHS, CLAIMS, InlineRefreshResponse, RETURN_TO_PARAM } from '../../lib/session-contract';
+import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
+import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment } from '../../lib/auth/environment';
+import { claimValues, evaluateMappingRules, type IdentityFacts, type MappingGrant } from '../../lib/auth/mapping-rules';
+import { checkReturnTo } from '../../lib/auth/return-to';
+import { buildSessionClaims } from '../../lib/auth/session-claims';
+import { AuditEvent, Logger, type LogSink } from '../shared/audit';
+import { CachedSecret, type SecretSource } from '../shared/secrets';
+import {
+  clearCookie,
+  escapeHtml,
+  header,
+  htmlPage,
+  jsonResponse,
+  ProxyEvent,
+  ProxyResult,
+  queryParam,
+  queryString,
+  redirect,
+  requestCookies,
+  setCookie,
+} from '../shared/http';
+import { CookieSealer, KeysNotReadyError, SessionSigner } from './keys';
+import { IdpClient, IdpError, type IdpTokens } from './oidc';
+
+export interface AuthServiceDependencies {
+  /** Where secrets come from: Secrets Manager in Lambda, a JSON file or map locally. */
+  readonly secretSource: SecretSource;
+  /** Where log and audit lines go. @default stdout */
+  readonly logSink?: LogSink;
+  /** Fetch for IdP calls (a test CA, a proxy). @default global fetch */
+  readonly idpFetch?: client.CustomFetch;
+  /** Clock, epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface AuthService {
+  handle(event: ProxyEvent, context?: Partial<Context>): Promise<ProxyResult>;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Builds the service from its environment; never throws (an invalid configuration answers 503). */
+export function createAuthService(env: Env, deps: AuthServiceDependencies): AuthService {
+  const logger = new Logger(deps.logSink);
+  let config: AuthServiceConfig;
+  try {
+    config = parseAuthServiceEnvironment(env);
+  } catch (error) {
+    const problems = error instanceof AuthServiceConfigError ? error.problems : [(error as Error).message];
+    logger.log('error', 'The auth service configuration is invalid: every request is answered with 503 until it is fixed.', { problems });
+    return new MisconfiguredAuthService(logger);
+  }
+  return new ConfiguredAuthService(config, deps, logger);
+}
+
+const ROUTES: readonly string[] = Object.values(AUTH_PATHS);
+
+/**
+ * The service route of an event, with or without a stage or base-path prefix: from the
+ * `{proxy+}` resource and its parameter, a literal resource, the path, or the stage path.
+ */
+export function resolveRoute(event: Pick<ProxyEvent, 'path' | 'resource' | 'pathParameters' | 'requestContext'>): string | undefined {
+  const candidates: string[] = [];
+  const proxy = event.pathParameters?.proxy;
+  if (event.resource?.includes('{proxy+}') && proxy !== undefined) candidates.push(event.resource.replace('{proxy+}', proxy));
+  if (event.resource && !event.resource.includes('{')) candidates.push(event.resource);
+  if (event.path) candidates.push(event.path);
+  if (event.requestContext?.path) candidates.push(event.requestContext.path);
+  for (const candidate of candidates) {
+    const trimmed = candidate.length > 1 ? candidate.replace(/\/+$/, '') : candidate;
+    const route = ROUTES.find((r) => trimmed === r || trimmed.endsWith(r));
+    if (route) return route;
+  }
+  return undefined;
+}
+
+interface RequestContext {
+  readonly event: ProxyEvent;
+  readonly route: string;
+  readonly requestId: string;
+  readonly browser: boolean;
+  readonly sourceIp?: string;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:@+=-]{1,128}$/;
+
+function requestContext(event: ProxyEvent, context: Partial<Context> | undefined, route: string | undefined): RequestContext {
+  const fromHeader = header(event, 'x-request-id');
+  const requestId = fromHeader && REQUEST_ID.test(fromHeader) ? fromHeader : (event.requestContext?.requestId ?? context?.awsRequestId ?? randomUUID());
+  const accept = header(event, 'accept') ?? '';
+  const browser = route !== AUTH_PATHS.session && (header(event, 'sec-fetch-mode') === 'navigate' || accept.includes('text/html'));
+  const forwarded = header(event, 'x-forwarded-for')?.split(',')[0]?.trim();
+  return { event, route: route ?? event.path ?? '', requestId, browser, sourceIp: forwarded || event.requestContext?.identity?.sourceIp || undefined };
+}
+
+function errorAnswer(ctx: RequestContext, status: number, code: string, reason: string, message: string, cookies: readonly string[] = [], extraHtml = ''): ProxyResult {
+  if (ctx.browser) {
+    const title = status === 403 ? 'Access denied' : status >= 500 ? 'Sign-in is unavailable' : 'Sign-in failed';
+    return htmlPage(status, title, message, `${extraHtml}<p><small>Reason: ${escapeHtml(reason)}. Request id: ${escapeHtml(ctx.requestId)}</small></p>`, { cookies });
+  }
+  return jsonResponse(status, { error: code, reason, message, requestId: ctx.requestId }, { cookies });
+}
+
+class MisconfiguredAuthService implements AuthService {
+  constructor(private readonly logger: Logger) {}
+
+  async handle(event: ProxyEvent, context?: Partial<Context>): Promise<ProxyResult> {
+    const ctx = requestContext(event, context, resolveRoute(event));
+    this.logger.audit({ event: 'error', outcome: 'failure', reason: 'configuration-invalid', requestId: ctx.requestId, route: ctx.route, status: 503 });
+    return errorAnswer(ctx, 503, 'service_misconfigured', 'configuration-invalid', 'The sign-in service configuration is invalid. The operator can find the reason in the auth service log.');
+  }
+}
+
+interface LoginState {
+  readonly state: string;
+  readonly nonce: string;
+  readonly verifier: string;
+  readonly rd: string;
+}
+
+interface RefreshState {
+  readonly rt: string;
+  readonly sid: string;
+  readonly sub: string;
+}
+
+interface UserIdentity {
+  readonly subject: string;
+  readonly email?: string;
+  readonly name?: string;
+  readonly facts: IdentityFacts;
+}
+
+type Minted = { readonly ok: true; readonly token: string; readonly expiresAt: number } | { readonly ok: false; readonly bytes: number };
+
+class ConfiguredAuthService implements AuthService {
+  private readonly signer: SessionSigner;
+  private readonly sealer: CookieSealer;
+  private readonly idp: IdpClient;
+  private readonly clientSecret: CachedSecret<string>;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly config: AuthServiceConfig,
+    deps: AuthServiceDependencies,
+    private readonly logger: Logger,
+  ) {
+    this.now = deps.now ?? Date.now;
+    const cacheOptions = { maxAgeMs: config.secretsCacheSeconds * 1000, rereadIntervalMs: config.unknownKidRereadSeconds * 1000, now: this.now };
+    const signingKeys = new CachedSecret<SigningKeySetSecret>(
+      deps.secretSource,
+      config.signingKeysSecretId,
+      (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, config.signingKeysSecretId),
+      cacheOptions,
+    );
+    const cookieKeys = new CachedSecret<CookieKeySetSecret>(
+      deps.secretSource,
+      config.cookieKeysSecretId,
+      (s) => parseGatewaySecret(s, SECRET_KINDS.cookieKeys, config.cookieKeysSecretId),
+      cacheOptions,
+    );
+    this.clientSecret = new CachedSecret<string>(deps.secretSource, config.idp.clientSecretId, parseClientSecret, cacheOptions);
+    this.signer = new SessionSigner(signingKeys);
+    this.sealer = new CookieSealer(cookieKeys, config.clockSkewSeconds);
+    this.idp = new IdpClient({
+      issuer: config.idp.issuer,
+      clientId: config.idp.clientId,
+      clientSecret: () => this.clientSecret.get(),
+      redirectUri: config.redirectUri,
+      timeoutMs: config.idp.timeoutMs,
+      clockSkewSeconds: config.clockSkewSeconds,
+      fetch: deps.idpFetch,
+    });
+  }
+
+  private seconds(): number {
+    return Math.floor(this.now() / 1000);
+  }
+
+  async handle(event: ProxyEvent, context?: Partial<Context>): Promise<ProxyResult> {
+    const route = resolveRoute(event);
+    const ctx = requestContext(event, context, route);
+    try {
+      return await this.dispatch(ctx, route, (event.httpMethod ?? 'GET').toUpperCase());
+    } catch (error) {
+      return this.unexpected(ctx, error);
+    }
+  }
+
+  private dispatch(ctx: RequestContext, route: string | undefined, method: string): Promise<ProxyResult> | ProxyResult {
+    const gate = (methods: string[], run: () => Promise<ProxyResult> | ProxyResult): Promise<ProxyResult> | ProxyResult => {
+      if (methods.includes(method)) return run();
+      const refused = errorAnswer(ctx, 405, 'method_not_allowed', 'method-not-allowed', `${route} does not accept ${method}; use ${methods.join(' or ')}.`);
+      return { ...refused, headers: { ...refused.headers, Allow: methods.join(', ') } };
+    };
+    switch (route) {
+      case AUTH_PATHS.health:
+        return gate(['GET', 'HEAD'], () => jsonResponse(200, { status: 'ok' }));
+      case AUTH_PATHS.jwks:
+        return gate(['GET', 'HEAD'], () => this.jwks(ctx));
+      case AUTH_PATHS.start:
+        return gate(['GET', 'HEAD'], () => this.start(ctx));
+      case AUTH_PATHS.callback:
+        return gate(['GET'], () => this.callback(ctx));
+      case AUTH_PATHS.refresh:
+        return gate(['GET'], () => this.refreshNavigation(ctx));
+      case AUTH_PATHS.session:
+        return gate(['POST'], () => this.inlineRefresh(ctx));
+      case AUTH_PATHS.logout:
+        return gate(['GET', 'POST'], () => (method === 'POST' ? this.logout(ctx) : this.logoutPage(ctx)));
+      default:
+        return errorAnswer(ctx, 404, 'not_found', 'unknown-route', `There is no sign-in endpoint at ${ctx.event.path ?? '?'}.`);
+    }
+  }
+
+  private audit(ctx: RequestContext, event: Omit<AuditEvent, 'requestId' | 'route' | 'sourceIp'>): void {
+    this.logger.audit({ ...event, requestId: ctx.requestId, route: ctx.route, sourceIp: ctx.sourceIp });
+  }
+
+  private unexpected(ctx: RequestContext, error: unknown): ProxyResult {
+    if (error instanceof IdpError) return this.idpFailure(ctx, 'error', error, []);
+    if (error instanceof KeysNotReadyError) {
+      this.logger.log('error', error.message, { requestId: ctx.requestId });
+      this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'keys-not-ready', status: 503 });
+      return errorAnswer(ctx, 503, 'keys_not_ready', 'keys-not-ready', 'The sign-in keys are not provisioned yet. Try again in a few minutes.');
+    }
+    this.logger.log('error', 'Unexpected failure while answering a request.', { requestId: ctx.requestId, error: (error as Error)?.message ?? String(error) });
+    this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'internal-error', status: 503 });
+    return errorAnswer(ctx, 503, 'temporarily_unavailable', 'internal-error', 'The sign-in service could not answer this request. Try again; if it keeps failing, give the request id to your administrator.');
+  }
+
+  private idpFailure(ctx: RequestContext, event: AuditEvent['event'], error: IdpError, cookies: readonly string[], user?: AuditEvent['user']): ProxyResult {
+    const status = error.kind === 'timeout' ? 504 : 502;
+    const reason = error.kind === 'timeout' ? 'idp-timeout' : error.kind === 'unreachable' ? 'idp-unreachable' : 'idp-bad-response';
+    this.audit(ctx, { event, outcome: 'failure', reason, status, user, detail: error.message });
+    return errorAnswer(ctx, status, status === 504 ? 'idp_timeout' : 'idp_unavailable', reason, `The identity provider could not complete the sign-in: ${error.message}. Try again in a moment.`, cookies);
+  }
+
+  // ---- cookies ---------------------------------------------------------------------
+
+  private clearAll(): string[] {
+    return [clearCookie(this.config.cookies.session), clearCookie(this.config.cookies.refresh), clearCookie(this.config.cookies.login)];
+  }
+
+  private sessionCookie(minted: { token: string; expiresAt: number }): string {
+    return setCookie(this.config.cookies.session, minted.token, { maxAgeSeconds: this.config.refreshCookieMaxAgeSeconds });
+  }
+
+  private async refreshCookie(state: RefreshState, expiresAt: number): Promise<string> {
+    const sealed = await this.sealer.seal('refresh', { ...state }, expiresAt);
+    return setCookie(this.config.cookies.refresh, sealed, { maxAgeSeconds: expiresAt - this.seconds() });
+  }
+
+  // ---- session -----------------------------------------------------------------------
+
+  private async mint(identity: UserIdentity, grant: MappingGrant, sessionId: string): Promise<Minted> {
+    const now = this.seconds();
+    const claims = buildSessionClaims({
+      issuer: this.config.session.issuer,
+      audience: this.config.session.audience,
+      sessionId,
+      identity,
+      grant,
+      timing: { now, ttlSeconds: this.config.session.ttlSeconds },
+    });
+    const token = await this.signer.sign(claims);
+    const bytes = Buffer.byteLength(token);
+    if (bytes > this.config.session.maxBytes) return { ok: false, bytes };
+    return { ok: true, token, expiresAt: claims[CLAIMS.expiresAt] as number };
+  }
+
+  /** Claims from the ID token, completed from userinfo when the groups claim (or the whole ID token) is missing. */
+  private async identityFrom(tokens: IdpTokens, expectedSubject?: string): Promise<UserIdentity> {
+    let claims: Record<string, unknown> = { ...(tokens.idTokenClaims ?? {}) };
+    const subject = (claims.sub as string | undefined) ?? expectedSubject;
+    if (!subject) throw new IdpError('bad-response', 'the IdP returned neither an ID token nor a subject');
+    if (expectedSubject && subject !== expectedSubject) throw new IdpError('bad-response', 'the refreshed identity belongs to another subject');
+    if (!(this.config.idp.groupsClaim in claims) || !tokens.idTokenClaims) {
+      const userinfo = await this.idp.userinfo(tokens.accessToken, subject);
+      if (userinfo) claims = { ...claims, ...userinfo };
+    }
+    const email = typeof claims.email === 'string' ? claims.email : undefined;
+    const name = typeof claims.name === 'string' ? claims.name : typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined;
+    return {
+      subject,
+      email,
+      name,
+      facts: {
+        groups: claimValues(claims[this.config.idp.groupsClaim]),
+        email,
+        emailVerified: typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined,
+        claims,
+      },
+    };
+  }
+
+  // ---- routes ------------------------------------------------------------------------
+
+  private async jwks(ctx: RequestContext): Promise<ProxyResult> {
+    try {
+      return jsonResponse(200, await this.signer.jwks(), { headers: { 'Cache-Control': 'public, max-age=300', 'Content-Type': 'application/jwk-set+json' } });
+    } catch (error) {
+      return this.unexpected(ctx, error);
+    }
+  }
+
+  private async start(ctx: RequestContext): Promise<ProxyResult> {
+    const returnTo = checkReturnTo(queryParam(ctx.event, RETURN_TO_PARAM));
+    if (!returnTo.ok) {
+      this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'bad-return-to', status: 400, detail: returnTo.reason });
+      return errorAnswer(
+        ctx,
+        400,
+        'invalid_request',
+        'bad-return-to',
+        `The return address is not accepted: ${returnTo.reason}. Only a path on this site can be returned to.`,
+        [],
+        `<p><a href="${AUTH_PATHS.start}">Sign in and go to the home page</a></p>`,
+      );
+    }
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const verifier = client.randomPKCECodeVerifier();
+    let location: string;
+    try {
+      location = await this.idp.authorizationUrl({
+        scope: this.config.idp.scopes.join(' '),
+        state,
+        nonce,
+        codeChallenge: await client.calculatePKCECodeChallenge(verifier),
+      });
+    } catch (error) {
+      if (error instanceof IdpError) return this.idpFailure(ctx, 'login', error, []);
+      throw error;
+    }
+    const login: LoginState = { state, nonce, verifier, rd: returnTo.path };
+    const sealed = await this.sealer.seal('login', { ...login }, this.seconds() + this.config.loginTimeoutSeconds);
+    return redirect(location, [setCookie(this.config.cookies.login, sealed, { maxAgeSeconds: this.config.loginTimeoutSeconds })]);
+  }
+
+  private async callback(ctx: RequestContext): Promise<ProxyResult> {
+    const clearLogin = clearCookie(this.config.cookies.login);
+    const restart = `<p><a href="${AUTH_PATHS.start}">Start the sign-in again</a></p>`;
+    const refuse = (status: number, reason: string, message: string): ProxyResult => {
+      this.audit(ctx, { event: 'login', outcome: status === 403 ? 'denied' : 'failure', reason, status });
+      return errorAnswer(ctx, status, status === 403 ? 'access_denied' : 'invalid_request', reason, message, [clearLogin], restart);
+    };
+    const sealed = requestCookies(ctx.event).get(this.config.cookies.login);
+    if (!sealed) return refuse(400, 'login-state-missing', 'This sign-in was not started here, took too long, or cookies are blocked.');
+    const opened = await this.sealer.open<LoginState>('login', sealed);
+    if (!opened.ok) {
+      return refuse(400, opened.reason === 'expired' ? 'login-state-expired' : 'login-state-invalid', opened.reason === 'expired' ? 'This sign-in took too long.' : 'The sign-in state cookie is not valid.');
+    }
+    const login = opened.payload;
+    const idpError = queryParam(ctx.event, 'error');
+    if (idpError) {
+      const code = /^[\w.-]{1,64}$/.test(idpError) ? idpError : 'invalid';
+      return refuse(code === 'access_denied' ? 403 : 400, `idp-error:${code}`, `The identity provider reported "${code}".`);
+    }
+    const state = queryParam(ctx.event, 'state');
+    if (!state || state !== login.state) return refuse(400, 'state-mismatch', 'The sign-in answer does not belong to this browser session (state mismatch).');
+    if (!queryParam(ctx.event, 'code')) return refuse(400, 'code-missing', 'The identity provider sent no authorization code.');
+
+    const callbackUrl = new URL(this.config.redirectUri);
+    callbackUrl.search = queryString(ctx.event);
+    let tokens: IdpTokens;
+    let identity: UserIdentity;
+    try {
+      tokens = await this.idp.exchangeCode(callbackUrl, { state: login.state, nonce: login.nonce, codeVerifier: login.verifier });
+      identity = await this.identityFrom(tokens);
+    } catch (error) {
+      if (!(error instanceof IdpError)) throw error;
+      if (error.kind === 'rejected') return refuse(400, `code-rejected:${error.oauthError ?? 'unknown'}`, 'The identity provider refused the sign-in code (used twice or expired).');
+      if (error.kind === 'bad-response') return refuse(400, 'id-token-rejected', `The identity provider's answer failed validation: ${error.message}.`);
+      return this.idpFailure(ctx, 'login', error, [clearLogin]);
+    }
+    const user = { sub: identity.subject, email: identity.email };
+    const decision = evaluateMappingRules(this.config.mappingRules, identity.facts);
+    if (!decision.allowed) {
+      this.audit(ctx, { event: 'deny', outcome: 'denied', reason: decision.reason, status: 403, user, matchedRules: decision.matchedRules, detail: decision.detail });
+      return errorAnswer(ctx, 403, 'access_denied', decision.reason, `${decision.detail} Ask your administrator for access to Looker.`, this.clearAll());
+    }
+    const sessionId = randomBytes(16).toString('base64url');
+    const minted = await this.mint(identity, decision, sessionId);
+    if (!minted.ok) return this.tooLarge(ctx, 'login', user, decision, minted.bytes, this.clearAll());
+    const cookies = [this.sessionCookie(minted), clearLogin];
+    if (tokens.refreshToken) {
+      cookies.push(await this.refreshCookie({ rt: tokens.refreshToken, sid: sessionId, sub: identity.subject }, this.seconds() + this.config.refreshCookieMaxAgeSeconds));
+    } else {
+      cookies.push(clearCookie(this.config.cookies.refresh));
+    }
+    this.audit(ctx, { event: 'login', outcome: 'success', reason: 'authenticated', status: 302, user, sessionId, ...grantFields(decision) });
+    return redirect(login.rd, cookies);
+  }
+
+  private tooLarge(ctx: RequestContext, event: AuditEvent['event'], user: AuditEvent['user'], grant: MappingGrant, bytes: number, cookies: readonly string[]): ProxyResult {
+    this.audit(ctx, {
+      event: 'deny',
+      outcome: 'denied',
+      reason: 'session-too-large',
+      status: 403,
+      user,
+      ...grantFields(grant),
+      detail: `${event}: the session token would be ${bytes} bytes, over the budget of ${this.config.session.maxBytes}`,
+    });
+    return errorAnswer(
+      ctx,
+      403,
+      'session_too_large',
+      'session-too-large',
+      'Your account maps to more Looker groups, roles and attributes than fit in a session. Ask your administrator to narrow the access rules.',
+      cookies,
+    );
+  }
+
+  /** Redeems the refresh cookie; shared by the inline and navigation refresh. */
+  private async redeem(ctx: RequestContext): Promise<
+    | { ok: true; minted: { token: string; expiresAt: number }; cookies: string[] }
+    | { ok: false; kind: 'login-required' | 'denied' | 'idp'; result: ProxyResult; reason: string }
+  > {
+    const loginRequired = (reason: string, user?: AuditEvent['user']) => {
+      this.audit(ctx, { event: 'refresh', outcome: 'failure', reason, status: 401, user });
+      return {
+        ok: false as const,
+        kind: 'login-required' as const,
+        reason,
+        result: jsonResponse(401, { error: 'login_required', reason, requestId: ctx.requestId }, { cookies: this.clearAll() }),
+      };
+    };
+    const sealed = requestCookies(ctx.event).get(this.config.cookies.refresh);
+    if (!sealed) return loginRequired('refresh-cookie-missing');
+    const opened = await this.sealer.open<RefreshState>('refresh', sealed);
+    if (!opened.ok) return loginRequired(`refresh-cookie-${opened.reason}`);
+    const state = opened.payload;
+    const user = { sub: state.sub };
+    let tokens: IdpTokens;
+    let identity: UserIdentity;
+    try {
+      tokens = await this.idp.refresh(state.rt);
+      identity = await this.identityFrom(tokens, state.sub);
+    } catch (error) {
+      if (!(error instanceof IdpError)) throw error;
+      if (error.kind === 'rejected') return loginRequired(`refresh-rejected:${error.oauthError ?? 'unknown'}`, user);
+      if (error.kind === 'bad-response') return loginRequired('refresh-response-invalid', user);
+      return { ok: false, kind: 'idp', reason: error.kind, result: this.idpFailure(ctx, 'refresh', error, [], user) };
+    }
+    const fullUser = { sub: identity.subject, email: identity.email };
+    const decision = evaluateMappingRules(this.config.mappingRules, identity.facts);
+    if (!decision.allowed) {
+      this.audit(ctx, { event: 'deny', outcome: 'denied', reason: decision.reason, status: 403, user: fullUser, matchedRules: decision.matchedRules, detail: decision.detail });
+      return {
+        ok: false,
+        kind: 'denied',
+        reason: decision.reason,
+        result: errorAnswer(ctx, 403, 'access_denied', decision.reason, `${decision.detail} Ask your administrator for access to Looker.`, this.clearAll()),
+      };
+    }
+    const minted = await this.mint(identity, decision, state.sid);
+    if (!minted.ok) return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', fullUser, decision, minted.bytes, this.clearAll()) };
+    const cookies = [this.sessionCookie(minted)];
+    const rotated = tokens.refreshToken !== undefined && tokens.refreshToken !== state.rt;
+    if (rotated || opened.kid !== opened.currentKid) {
+      cookies.push(await this.refreshCookie({ rt: tokens.refreshToken ?? state.rt, sid: state.sid, sub: state.sub }, opened.payload.exp ?? this.seconds()));
+    }
+    this.audit(ctx, { event: 'refresh', outcome: 'success', reason: rotated ? 'refreshed-rotated' : 'refreshed', status: 200, user: fullUser, sessionId: state.sid, ...grantFields(decision) });
+    return { ok: true, minted, cookies };
+  }
+
+  private async inlineRefresh(ctx: RequestContext): Promise<ProxyResult> {
+    const outcome = await this.redeem(ctx);
+    if (!outcome.ok) return outcome.result;
+    const body: InlineRefreshResponse = { session: outcome.minted.token, expiresAt: outcome.minted.expiresAt };
+    return jsonResponse(200, body, { cookies: outcome.cookies });
+  }
+
+  private async refreshNavigation(ctx: RequestContext): Promise<ProxyResult> {
+    const returnTo = checkReturnTo(queryParam(ctx.event, RETURN_TO_PARAM));
+    const rd = returnTo.ok ? returnTo.path : '/';
+    const current = requestCookies(ctx.event).get(this.config.cookies.session);
+    if (current) {
+      const payload = await this.signer.verify(current, this.config.session.issuer, this.config.session.audience, 0);
+      if (payload?.exp && payload.exp > this.seconds() + this.config.session.refreshWindowSeconds) return redirect(rd);
+    }
+    const outcome = await this.redeem(ctx);
+    if (outcome.ok) return redirect(rd, outcome.cookies);
+    if (outcome.kind === 'login-required') return redirect(`${AUTH_PATHS.start}?${RETURN_TO_PARAM}=${encodeURIComponent(rd)}`, this.clearAll());
+    return outcome.result;
+  }
+
+  private logoutPage(ctx: RequestContext): ProxyResult {
+    if (queryParam(ctx.event, 'signed_out') !== undefined) {
+      return htmlPage(200, 'Signed out', 'You are signed out of Looker.', `<p><a href="${AUTH_PATHS.start}">Sign in again</a></p>`);
+    }
+    return htmlPage(
+      200,
+      'Sign out',
+      'Sign out of Looker on this browser?',
+      `<form method="post" action="${AUTH_PATHS.logout}"><button type="submit">Sign out</button></form>`,
+    );
+  }
+
+  private sameOrigin(ctx: RequestContext): boolean {
+    const site = header(ctx.event, 'sec-fetch-site');
+    if (site !== undefined) return site === 'same-origin';
+    const origin = header(ctx.event, 'origin');
+    return origin !== undefined && origin === this.config.publicBaseUrl;
+  }
+
+  private async logout(ctx: RequestContext): Promise<ProxyResult> {
+    if (!this.sameOrigin(ctx)) {
+      this.audit(ctx, { event: 'logout', outcome: 'denied', reason: 'cross-site-refused', status: 403 });
+      return errorAnswer(ctx, 403, 'forbidden', 'cross-site-refused', 'Sign-out must be confirmed on this site.', [], `<p><a href="${AUTH_PATHS.logout}">Go to the sign-out page</a></p>`);
+    }
+    const cookies = requestCookies(ctx.event);
+    const session = cookies.get(this.config.cookies.session);
+    const payload = session ? await this.signer.verify(session, this.config.session.issuer, this.config.session.audience, 86_400 * 365) : undefined;
+    const user = payload ? { sub: payload.sub, email: typeof payload.email === 'string' ? payload.email : undefined } : undefined;
+    let location = this.config.postLogoutRedirectUrl;
+    let reason = 'local-only';
+    try {
+      const sealedRefresh = cookies.get(this.config.cookies.refresh);
+      const refresh = sealedRefresh ? await this.sealer.open<RefreshState>('refresh', sealedRefresh) : undefined;
+      if (refresh?.ok) await this.idp.revoke(refresh.payload.rt).catch(() => false);
+      const endSession = await this.idp.endSessionUrl(this.config.postLogoutRedirectUrl);
+      if (endSession) {
+        location = endSession;
+        reason = 'idp-end-session';
+      }
+    } catch (error) {
+      this.logger.log('warn', 'Logout could not reach the IdP; the local session is cleared anyway.', { requestId: ctx.requestId, error: (error as Error).message });
+    }
+    this.audit(ctx, { event: 'logout', outcome: 'success', reason, status: 303, user, sessionId: typeof payload?.sid === 'string' ? payload.sid : undefined });
+    return redirect(location, this.clearAll(), 303);
+  }
+}
+
+function grantFields(grant: MappingGrant): Pick<AuditEvent, 'matchedRules' | 'roles' | 'groups' | 'attributes'> {
+  return { matchedRules: grant.matchedRules, roles: grant.roles, groups: grant.groups, attributes: grant.attributes };
+}
+
+/** The client secret: plain text, or JSON with `clientSecret` (or `client_secret`). */
+export function parseClientSecret(secretString: string): string {
+  const trimmed = secretString.trim();
+  if (trimmed.startsWith('{')) {
+    let value: Record<string, unknown>;
+    try {
+      value = JSON.parse(trimmed) as Record<string, unknown>;
+    } catch {
+      throw new Error('The IdP client secret looks like JSON but does not parse: store the secret as plain text or {"clientSecret": "..."}.');
+    }
+    const secret = value.clientSecret ?? value.client_secret;
+    if (typeof secret !== 'string' || secret === '') throw new Error('The IdP client secret JSON has no "clientSecret" string: store {"clientSecret": "..."} or the plain secret.');
+    return secret;
+  }
+  if (!trimmed) throw new Error('The IdP client secret is empty.');
+  return trimmed;
+}

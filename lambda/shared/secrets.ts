@@ -1,0 +1,111 @@
+/**
+ * Secret reading: a small source interface (Secrets Manager in Lambda, a JSON file or a
+ * map locally) and a per-container cache with a bounded re-read for unknown key ids.
+ */
+import { readFile } from 'node:fs/promises';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+
+export interface SecretSource {
+  /** The SecretString of the secret's AWSCURRENT version. */
+  getSecretString(secretId: string): Promise<string>;
+}
+
+export class SecretsManagerSource implements SecretSource {
+  constructor(private readonly client: SecretsManagerClient = new SecretsManagerClient({})) {}
+
+  async getSecretString(secretId: string): Promise<string> {
+    const answer = await this.client.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }));
+    if (typeof answer.SecretString !== 'string') throw new Error(`Secret ${secretId} has no SecretString (binary secrets are not supported).`);
+    return answer.SecretString;
+  }
+}
+
+/** Secrets from an in-memory map (tests, embedding). Objects are stored as their JSON. */
+export class StaticSecretSource implements SecretSource {
+  private readonly values = new Map<string, string>();
+
+  constructor(values: Record<string, unknown> = {}) {
+    for (const [id, value] of Object.entries(values)) this.set(id, value);
+  }
+
+  set(secretId: string, value: unknown): void {
+    this.values.set(secretId, typeof value === 'string' ? value : JSON.stringify(value));
+  }
+
+  async getSecretString(secretId: string): Promise<string> {
+    const value = this.values.get(secretId);
+    if (value === undefined) throw new Error(`Secret ${secretId} does not exist in the local secret map.`);
+    return value;
+  }
+}
+
+/**
+ * Secrets from a local JSON file `{ "<secret id>": <string or JSON value>, ... }`, read on
+ * every call so that editing the file "rotates" a secret for a local run.
+ */
+export class JsonFileSecretSource implements SecretSource {
+  constructor(private readonly file: string) {}
+
+  async getSecretString(secretId: string): Promise<string> {
+    const all = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, unknown>;
+    if (!(secretId in all)) throw new Error(`Secret ${secretId} is not in ${this.file}: add it as a key of that JSON object.`);
+    const value = all[secretId];
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  }
+}
+
+export interface CachedSecretOptions {
+  /** A value older than this is read again on the next use. */
+  readonly maxAgeMs: number;
+  /** Smallest interval between two re-reads triggered by unknown key ids. */
+  readonly rereadIntervalMs: number;
+  readonly now?: () => number;
+}
+
+/**
+ * One secret, parsed, cached per container. Concurrent callers share one read. A read
+ * that fails is not cached, so the next request tries again.
+ */
+export class CachedSecret<T> {
+  private value?: { parsed: T; readAt: number };
+  private pending?: Promise<T>;
+  private lastForcedRead = Number.NEGATIVE_INFINITY;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly source: SecretSource,
+    readonly secretId: string,
+    private readonly parse: (secretString: string) => T,
+    private readonly options: CachedSecretOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async get(): Promise<T> {
+    if (this.value && this.now() - this.value.readAt < this.options.maxAgeMs) return this.value.parsed;
+    return this.read();
+  }
+
+  /**
+   * Called when a key id is not in the cached value: reads the secret again unless a
+   * forced read happened within the re-read interval. Returns the (possibly new) value.
+   */
+  async rereadForUnknownKey(): Promise<T> {
+    if (this.now() - this.lastForcedRead < this.options.rereadIntervalMs) return this.get();
+    this.lastForcedRead = this.now();
+    return this.read();
+  }
+
+  private read(): Promise<T> {
+    this.pending ??= (async () => {
+      try {
+        const parsed = this.parse(await this.source.getSecretString(this.secretId));
+        this.value = { parsed, readAt: this.now() };
+        return parsed;
+      } finally {
+        this.pending = undefined;
+      }
+    })();
+    return this.pending;
+  }
+}

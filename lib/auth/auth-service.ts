@@ -1,0 +1,309 @@
+/**
+ * AuthService: the auth Lambda (OIDC login, refresh, claim mapping) behind a PRIVATE
+ * REST API that only the gateway fleet can reach, through an interface VPC endpoint
+ * whose security group admits the fleet's security group and nothing else.
+ */
+import { Aws, Duration, Token } from 'aws-cdk-lib';
+import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { GatewayKeys } from '../keys/gateway-keys';
+import { newGatewayFunction } from '../private/gateway-function';
+import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
+import { newEncryptedLogGroup } from '../private/log-group';
+import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
+import { assertDomainName, assertDurationInRange, assertHttpsUrl, assertIntegerInRange, assertNonEmptyString, GatewayPropsError } from '../private/validation';
+import { DEFAULT_SESSION_TTL_SECONDS } from '../session-contract';
+import { AuthServiceConfigError, AuthServiceEnvironment, parseAuthServiceEnvironment } from './environment';
+import { MappingRuleSet, validateMappingRules } from './mapping-rules';
+
+/** The IdP the gateway logs users in with (OpenID Connect, authorization code + PKCE). */
+export interface IdentityProviderSettings {
+  /** Issuer URL, https, exactly as in the IdP's discovery document. */
+  readonly issuer: string;
+  /** Client id of the gateway's application at the IdP. */
+  readonly clientId: string;
+  /** Client secret, stored in Secrets Manager as a plain string. Read by the auth service only. */
+  readonly clientSecret: secretsmanager.ISecret;
+  /**
+   * Scopes requested at login.
+   * @default ["openid", "email", "profile", "offline_access"]
+   */
+  readonly scopes?: string[];
+  /**
+   * Claim that holds the user's IdP groups.
+   * @default "groups"
+   */
+  readonly groupsClaim?: string;
+}
+
+export interface AuthServiceProps {
+  /** VPC of the fleet: the API's interface endpoint is made in it. */
+  readonly vpc: ec2.IVpc;
+  /** Subnets for the interface endpoint and the Lambda. @default - private subnets with egress */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /** The gateway's keys: the service reads the signing and cookie keys. */
+  readonly keys: GatewayKeys;
+  /** Host name users open (the gateway's own origin), for example "looker.example.com". */
+  readonly domainName: string;
+  readonly identityProvider: IdentityProviderSettings;
+  /** Rules from IdP groups and claims to Looker roles, groups and attributes. Deny by default. */
+  readonly mappingRules: MappingRuleSet;
+  /**
+   * Lifetime of a session token; HAProxy refreshes it inline when it expires.
+   * @default Duration.minutes(10)
+   */
+  readonly sessionLifetime?: Duration;
+  /**
+   * Log group of the function (its JSON audit events land here).
+   * @default - a new log group encrypted with the keys' KMS key, one year retention
+   */
+  readonly auditLogGroup?: logs.ILogGroup;
+  /**
+   * Steady-state request rate limit of the API (requests per second).
+   * @default 200
+   */
+  readonly throttlingRateLimit?: number;
+  /**
+   * Burst limit of the API (requests).
+   * @default 400
+   */
+  readonly throttlingBurstLimit?: number;
+  /**
+   * Reserved concurrency of the function.
+   * @default - none (unreserved account concurrency)
+   */
+  readonly reservedConcurrency?: number;
+  /**
+   * Retention of the API's access log.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly accessLogRetention?: logs.RetentionDays;
+}
+
+const MIN_SESSION = Duration.minutes(1);
+const MAX_SESSION = Duration.minutes(60);
+const STAGE_NAME = 'gateway';
+
+export class AuthService extends Construct {
+  public readonly function: lambda.Function;
+  public readonly api: apigateway.LambdaRestApi;
+  public readonly endpoint: ec2.InterfaceVpcEndpoint;
+  public readonly auditLogGroup: logs.ILogGroup;
+  public readonly accessLogGroup: logs.ILogGroup;
+  /** Host name HAProxy connects to (resolves to the interface endpoint inside the VPC). */
+  public readonly hostName: string;
+  /** Path prefix of the stage that HAProxy puts before /oauth2/... */
+  public readonly stagePath: string;
+  public readonly sessionLifetime: Duration;
+
+  constructor(scope: Construct, id: string, props: AuthServiceProps) {
+    super(scope, id);
+    const where = `AuthService ${this.node.path}`;
+    validateAuthServiceProps(where, props);
+    this.sessionLifetime = props.sessionLifetime ?? Duration.seconds(DEFAULT_SESSION_TTL_SECONDS);
+    const encryptionKey: kms.IKey = props.keys.encryptionKey;
+    const subnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+    const environment = authFunctionEnvironment({
+      domainName: props.domainName,
+      identityProvider: props.identityProvider,
+      mappingRules: props.mappingRules,
+      sessionLifetime: this.sessionLifetime,
+      keys: props.keys,
+    });
+    checkEnvironmentWithTheServiceParser(where, environment);
+
+    this.auditLogGroup = props.auditLogGroup ?? newEncryptedLogGroup(this, 'AuditLogs', encryptionKey, logs.RetentionDays.ONE_YEAR);
+    this.function = newGatewayFunction(this, 'Function', {
+      bundle: LAMBDA_BUNDLES.auth,
+      description: 'cdk-looker-gateway: OIDC login, refresh and claim mapping',
+      environment: { ...environment },
+      logGroup: this.auditLogGroup,
+      timeout: Duration.seconds(15),
+      memorySize: 512,
+      vpc: props.vpc,
+      vpcSubnets: subnets,
+      reservedConcurrentExecutions: props.reservedConcurrency,
+    });
+    props.keys.grantReadAuthServiceMaterial(this.function);
+    props.identityProvider.clientSecret.grantRead(this.function);
+    acknowledgeLambdaFindings(this.function, {
+      inVpc: true,
+      deadLetterReason: 'Invoked synchronously by API Gateway: a failed request is answered (502) and retried by the browser, there is no event to park.',
+      hasReservedConcurrency: props.reservedConcurrency !== undefined,
+    });
+
+    this.endpoint = new ec2.InterfaceVpcEndpoint(this, 'ApiEndpoint', {
+      vpc: props.vpc,
+      service: ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
+      subnets: subnets,
+      privateDnsEnabled: true,
+      // No rule by default: only the fleet is let in (allowAccessFrom).
+      open: false,
+    });
+
+    this.accessLogGroup = newEncryptedLogGroup(this, 'ApiAccessLogs', encryptionKey, props.accessLogRetention ?? logs.RetentionDays.ONE_YEAR);
+    const throttlingRateLimit = props.throttlingRateLimit ?? 200;
+    const throttlingBurstLimit = props.throttlingBurstLimit ?? 400;
+    this.api = new apigateway.LambdaRestApi(this, 'Api', {
+      handler: this.function,
+      proxy: true,
+      description: 'cdk-looker-gateway auth service (private: reachable only through the VPC endpoint)',
+      endpointConfiguration: { types: [apigateway.EndpointType.PRIVATE], vpcEndpoints: [this.endpoint] },
+      policy: privateApiPolicy(this.endpoint),
+      cloudWatchRole: true,
+      deployOptions: {
+        stageName: STAGE_NAME,
+        tracingEnabled: true,
+        // Execution logs at ERROR only and never request/response bodies: they carry cookies.
+        loggingLevel: apigateway.MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        throttlingRateLimit,
+        throttlingBurstLimit,
+        accessLogDestination: new apigateway.LogGroupLogDestination(this.accessLogGroup),
+        accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields({
+          caller: false,
+          httpMethod: true,
+          ip: true,
+          protocol: true,
+          requestTime: true,
+          resourcePath: true,
+          responseLength: true,
+          status: true,
+          user: false,
+        }),
+      },
+    });
+    this.hostName = `${this.api.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
+    this.stagePath = `/${STAGE_NAME}`;
+    this.acknowledgeApiFindings();
+  }
+
+  /** Lets `fleet` reach the API through the interface endpoint (HTTPS). */
+  public allowAccessFrom(fleet: ec2.IConnectable): void {
+    this.endpoint.connections.allowFrom(fleet, ec2.Port.tcp(443), 'Gateway fleet to the auth service API');
+  }
+
+  private acknowledgeApiFindings(): void {
+    const api = this.api;
+    acknowledge(api, ['AwsSolutions-APIG2'], 'A Lambda proxy API: the auth service validates every request itself and answers bad ones with a 4xx and a reason.');
+    for (const method of api.methods) {
+      acknowledge(
+        method,
+        ['AwsSolutions-APIG4', 'AwsSolutions-COG4'],
+        'This API is the authentication service itself (login, callback, refresh): it cannot require the session it issues. It is private and its resource policy admits only the VPC endpoint that only the fleet can reach.',
+      );
+    }
+    acknowledge(
+      api.deploymentStage,
+      ['AwsSolutions-APIG3', 'NIST.800.53.R5-APIGWAssociatedWithWAF', 'PCI.DSS.321-APIGWAssociatedWithWAF'],
+      'Private API reachable only from the gateway fleet through the VPC endpoint; client traffic is filtered at the fleet. Associate a web ACL yourself if policy requires one.',
+    );
+    acknowledge(
+      api.deploymentStage,
+      ['NIST.800.53.R5-APIGWCacheEnabledAndEncrypted', 'HIPAA.Security-APIGWCacheEnabledAndEncrypted', 'PCI.DSS.321-APIGWCacheEnabledAndEncrypted'],
+      'Caching is deliberately off: every answer is per user (cookies, one-time login state) and must never be served from a cache.',
+    );
+    acknowledge(
+      api.deploymentStage,
+      ['NIST.800.53.R5-APIGWSSLEnabled', 'HIPAA.Security-APIGWSSLEnabled', 'PCI.DSS.321-APIGWSSLEnabled'],
+      'The integration is a Lambda function (AWS_PROXY), not an HTTP backend: a stage client certificate authenticates API Gateway to HTTP backends only.',
+    );
+  }
+}
+
+function privateApiPolicy(endpoint: ec2.IInterfaceVpcEndpoint): iam.PolicyDocument {
+  return new iam.PolicyDocument({
+    statements: [
+      new iam.PolicyStatement({
+        sid: 'DenyOutsideTheGatewayEndpoint',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['execute-api:Invoke'],
+        resources: ['execute-api:/*'],
+        conditions: { StringNotEquals: { 'aws:SourceVpce': endpoint.vpcEndpointId } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'AllowThroughTheGatewayEndpoint',
+        principals: [new iam.AnyPrincipal()],
+        actions: ['execute-api:Invoke'],
+        resources: ['execute-api:/*'],
+        conditions: { StringEquals: { 'aws:SourceVpce': endpoint.vpcEndpointId } },
+      }),
+    ],
+  });
+}
+
+function validateAuthServiceProps(where: string, props: AuthServiceProps): void {
+  assertDomainName(where, 'domainName', props.domainName);
+  assertHttpsUrl(where, 'identityProvider.issuer', props.identityProvider.issuer);
+  assertNonEmptyString(where, 'identityProvider.clientId', props.identityProvider.clientId);
+  if (props.sessionLifetime) {
+    assertDurationInRange(where, 'sessionLifetime', props.sessionLifetime, MIN_SESSION, MAX_SESSION, 'Sessions are refreshed inline when they expire; 10 minutes is the default and a good balance between revocation delay and refresh calls.');
+  }
+  for (const [prop, value] of [['throttlingRateLimit', props.throttlingRateLimit], ['throttlingBurstLimit', props.throttlingBurstLimit]] as const) {
+    if (value !== undefined) assertIntegerInRange(where, prop, value, 1, 10_000, 'Size it for logins and refreshes: about one refresh per user per session lifetime.');
+  }
+  if (props.reservedConcurrency !== undefined) assertIntegerInRange(where, 'reservedConcurrency', props.reservedConcurrency, 1, 1000, 'Or leave it unset to use the unreserved account concurrency.');
+  const scopes = props.identityProvider.scopes;
+  if (scopes && !scopes.some((s) => Token.isUnresolved(s)) && !scopes.includes('openid')) {
+    throw new GatewayPropsError(where, `identityProvider.scopes ${JSON.stringify(scopes)} lacks "openid": OpenID Connect needs it. Add "openid" (and "offline_access" for refresh tokens).`);
+  }
+  try {
+    validateMappingRules(props.mappingRules);
+  } catch (error) {
+    throw new GatewayPropsError(where, `mappingRules: ${(error as Error).message}`);
+  }
+}
+
+interface AuthEnvironmentInput {
+  readonly domainName: string;
+  readonly identityProvider: IdentityProviderSettings;
+  readonly mappingRules: MappingRuleSet;
+  readonly sessionLifetime: Duration;
+  readonly keys: GatewayKeys;
+}
+
+/** The gateway's public origin; also the `iss` and `aud` of its session tokens. */
+export function gatewayOrigin(domainName: string): string {
+  return `https://${domainName}`;
+}
+
+/** The auth Lambda's environment, typed by the auth service's own description of it. */
+export function authFunctionEnvironment(input: AuthEnvironmentInput): AuthServiceEnvironment {
+  const origin = gatewayOrigin(input.domainName);
+  const idp = input.identityProvider;
+  return {
+    LG_IDP_ISSUER: idp.issuer,
+    LG_IDP_CLIENT_ID: idp.clientId,
+    LG_IDP_CLIENT_SECRET_ARN: idp.clientSecret.secretArn,
+    ...(idp.scopes ? { LG_IDP_SCOPES: idp.scopes.join(' ') } : {}),
+    ...(idp.groupsClaim ? { LG_IDP_GROUPS_CLAIM: idp.groupsClaim } : {}),
+    LG_PUBLIC_BASE_URL: origin,
+    LG_SESSION_ISSUER: origin,
+    LG_SESSION_AUDIENCE: origin,
+    LG_SESSION_TTL_SECONDS: String(input.sessionLifetime.toSeconds()),
+    LG_MAPPING_RULES: JSON.stringify(input.mappingRules),
+    LG_SIGNING_KEYS_SECRET_ARN: input.keys.signingKeys.secretArn,
+    LG_COOKIE_KEYS_SECRET_ARN: input.keys.cookieKeys.secretArn,
+  };
+}
+
+/** Runs the auth service's own parser at synth, so what the Lambda would refuse at cold start fails here. */
+function checkEnvironmentWithTheServiceParser(where: string, environment: AuthServiceEnvironment): void {
+  if (Token.isUnresolved(environment.LG_IDP_ISSUER) || Token.isUnresolved(environment.LG_PUBLIC_BASE_URL)) return;
+  try {
+    parseAuthServiceEnvironment({ ...environment });
+  } catch (error) {
+    if (error instanceof AuthServiceConfigError) {
+      throw new GatewayPropsError(where, `the auth service would refuse this configuration:\n- ${error.problems.join('\n- ')}`);
+    }
+    throw error;
+  }
+}

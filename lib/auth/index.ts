@@ -1,0 +1,4 @@
+export * from './mapping-rules';
+export * from './environment';
+export * from './return-to';
+export * from './session-claims';

@@ -1,0 +1,51 @@
+/**
+ * The claims of a session token, built from a user's identity and mapping result. Pure:
+ * the auth service signs them, and a later OpenID-provider mode can reuse them.
+ */
+import { ATTRIBUTE_CLAIM_PREFIX, CLAIMS } from '../session-contract';
+import type { MappingGrant } from './mapping-rules';
+
+export interface SessionIdentity {
+  readonly subject: string;
+  readonly email?: string;
+  readonly name?: string;
+}
+
+export interface SessionTiming {
+  /** Epoch seconds. */
+  readonly now: number;
+  readonly ttlSeconds: number;
+}
+
+export interface SessionClaimsInput {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly sessionId: string;
+  readonly identity: SessionIdentity;
+  readonly grant: MappingGrant;
+  readonly timing: SessionTiming;
+}
+
+export type SessionClaims = Record<string, string | number | readonly string[] | Readonly<Record<string, string>>>;
+
+export function buildSessionClaims(input: SessionClaimsInput): SessionClaims {
+  const { grant, identity, timing } = input;
+  const claims: Record<string, SessionClaims[string]> = {
+    [CLAIMS.issuer]: input.issuer,
+    [CLAIMS.audience]: input.audience,
+    [CLAIMS.subject]: identity.subject,
+    [CLAIMS.email]: identity.email ?? '',
+    [CLAIMS.name]: identity.name ?? '',
+    [CLAIMS.sessionId]: input.sessionId,
+    [CLAIMS.issuedAt]: timing.now,
+    [CLAIMS.notBefore]: timing.now,
+    [CLAIMS.expiresAt]: timing.now + timing.ttlSeconds,
+    [CLAIMS.groupsCsv]: grant.groups.join(','),
+    [CLAIMS.rolesCsv]: grant.roles.join(','),
+    [CLAIMS.groups]: [...grant.groups],
+    [CLAIMS.roles]: [...grant.roles],
+    [CLAIMS.attributes]: { ...grant.attributes },
+  };
+  for (const [name, value] of Object.entries(grant.attributes)) claims[`${ATTRIBUTE_CLAIM_PREFIX}${name}`] = value;
+  return claims;
+}
