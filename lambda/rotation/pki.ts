@@ -3,6 +3,8 @@
  * certificate and the self-signed frontend certificate, made with @peculiar/x509 on
  * Node's WebCrypto (EC P-256, ECDSA with SHA-256), and the checks testSecret runs.
  */
+// @peculiar/x509 uses tsyringe, which needs the Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 

@@ -1,0 +1,64 @@
+/**
+ * The esbuild bundle that deploys (lib/private/lambda-bundling.ts settings, through
+ * scripts/bundle-lambdas.ts) rotates every kind of secret. The AWS SDK stays external,
+ * so aws-sdk-client-mock's patch of SecretsManagerClient reaches the bundle too.
+ */
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import type { SecretsManagerRotationEvent } from 'aws-lambda';
+import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
+import { REPO_ROOT } from '../../lib/private/lambda-bundling';
+import { bundleLambda } from '../../scripts/bundle-lambdas';
+import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
+import { attachRotation, captureLogs, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from './fixture';
+
+let dir: string;
+let bundled: { handler: (event: SecretsManagerRotationEvent) => Promise<void> };
+let source: string;
+
+beforeAll(async () => {
+  // Inside the repository, so the bundle's require('@aws-sdk/...') resolves to the same SDK the test mocks.
+  dir = mkdtempSync(path.join(REPO_ROOT, '.cache', 'test-rotation-bundle-'));
+  const built = await bundleLambda('rotation', dir);
+  source = readFileSync(built.file, 'utf8');
+  // .cjs: loaded as is, not transformed again by ts-jest.
+  const file = path.join(dir, 'index.cjs');
+  copyFileSync(built.file, file);
+  bundled = require(file);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test('the bundle keeps the AWS SDK external and carries jose and @peculiar/x509 inside', () => {
+  expect(source).toMatch(/require\("@aws-sdk\/client-secrets-manager"\)/);
+  expect(source).not.toMatch(/require\("(jose|@peculiar\/x509|reflect-metadata)"\)/);
+});
+
+test('the bundled handler rotates every kind of secret from the seed, twice', async () => {
+  const model = new SecretsManagerModel();
+  const fake = installSecretsManagerFake(model);
+  const arns = seedGatewaySecrets(model);
+  const restoreEnv = setRotationEnvironment(rotationSettings(arns));
+  try {
+    attachRotation(model, arns, (event) => bundled.handler(event));
+    const logs = await captureLogs(async () => {
+      for (let round = 0; round < 2; round += 1) {
+        for (const name of ['backendClientCertificate', 'frontendCertificate', 'cookieKeys', 'signingKeys'] as const) {
+          await model.rotateSecret({ SecretId: arns[name] });
+        }
+      }
+    });
+    expect(logs.error).toBeUndefined();
+    expect(logs.lines.filter((l) => l.outcome === 'finished')).toHaveLength(8);
+    const signing = parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 's');
+    expect(signing.keys.map((k) => k.status)).toEqual(['previous', 'current', 'next']);
+    const published = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'v');
+    expect(published.keys.map((k) => k.kid)).toEqual(signing.keys.map((k) => k.kid));
+    expect(parseGatewaySecret(model.valueAt(arns.cookieKeys), SECRET_KINDS.cookieKeys, 'c').keys).toHaveLength(2);
+    const client = parseGatewaySecret(model.valueAt(arns.backendClientCertificate), SECRET_KINDS.backendClientCertificate, 'b');
+    expect(client.chainPem).toBe(parseGatewaySecret(model.valueAt(arns.backendCa), SECRET_KINDS.backendCa, 'ca').certificatePem);
+    expect(parseGatewaySecret(model.valueAt(arns.frontendCertificate), SECRET_KINDS.frontendCertificate, 'f').certificatePem).toContain('BEGIN CERTIFICATE');
+  } finally {
+    restoreEnv();
+    fake.restore();
+  }
+});
