@@ -281,7 +281,7 @@ export function validateMappingRules(ruleSet: unknown): MappingRuleSet {
 export function globToRegExp(pattern: string, caseInsensitive = false): RegExp {
   const source = pattern
     .split('')
-    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\/-]/g, '\\$&')))
+    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
     .join('');
   return new RegExp(`^${source}$`, caseInsensitive ? 'isu' : 'su');
 }

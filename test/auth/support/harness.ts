@@ -1,0 +1,346 @@
+/**
+ * Test harness of the auth service: a test CA, the real OpenID provider (oidc-provider
+ * in a child process, HTTPS), key sets in the Secrets Manager model, the service served
+ * by its local adapter, a cookie-jar HTTP client and the captured log lines.
+ */
+import 'reflect-metadata'; // @peculiar/x509 (test/support/pki.ts) needs it loaded first
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { exportJWK, generateKeyPair } from 'jose';
+import type { CustomFetch } from 'openid-client';
+import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret, type SigningKeyStatus, type StoredJwk } from '../../../lib/key-material';
+import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
+import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
+import { SecretsManagerSource } from '../../../lambda/shared/secrets';
+import { createCa, issueCertificate, type TestCa } from '../../support/pki';
+import { freePort } from '../../support/ports';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../support/secrets-manager-model';
+
+export type TestUsers = Record<string, Record<string, unknown>>;
+
+export interface RunningIdp {
+  readonly issuer: string;
+  setUser(id: string, claims: Record<string, unknown>): Promise<void>;
+  revoke(id: string): Promise<void>;
+  delay(ms: number, paths?: string[]): Promise<void>;
+  stats(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+export async function startTestIdp(options: {
+  ca: TestCa;
+  users: TestUsers;
+  clientId: string;
+  clientSecret: string;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  idTokenClaims?: boolean;
+  fetch: CustomFetch;
+}): Promise<RunningIdp> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lg-idp-'));
+  const cert = await issueCertificate(options.ca, { commonName: '127.0.0.1', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usages: ['server'] });
+  writeFileSync(path.join(dir, 'cert.pem'), cert.cert);
+  writeFileSync(path.join(dir, 'key.pem'), cert.key);
+  writeFileSync(
+    path.join(dir, 'settings.json'),
+    JSON.stringify({
+      certFile: path.join(dir, 'cert.pem'),
+      keyFile: path.join(dir, 'key.pem'),
+      users: options.users,
+      idTokenClaims: options.idTokenClaims ?? false,
+      client: { clientId: options.clientId, clientSecret: options.clientSecret, redirectUris: options.redirectUris, postLogoutRedirectUris: options.postLogoutRedirectUris },
+    }),
+  );
+  const child: ChildProcess = spawn(process.execPath, ['--no-warnings', path.join(__dirname, 'test-idp-server.mjs'), path.join(dir, 'settings.json')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const issuer = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the test IdP did not start within 15 s:\n${output}`)), 15_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const line = output.split('\n').find((l) => l.includes('"ready"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { issuer: string }).issuer);
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the test IdP exited with ${code}:\n${output}`));
+    });
+  });
+  const call = async (method: string, adminPath: string, body?: unknown) => {
+    const answer = await options.fetch(`${issuer}${adminPath}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    if (answer.status !== 200) throw new Error(`IdP admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
+    return answer.json() as Promise<Record<string, number>>;
+  };
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    issuer,
+    setUser: async (id, claims) => void (await call('POST', `/admin/users/${id}`, claims)),
+    revoke: async (id) => void (await call('POST', `/admin/revoke/${id}`, {})),
+    delay: async (ms, paths = ['/']) => void (await call('POST', '/admin/delay', { ms, paths })),
+    stats: () => call('GET', '/admin/stats'),
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function generateSigningKeySet(alg: 'ES256' | 'RS256' = 'ES256'): Promise<SigningKeySetSecret> {
+  const statuses: SigningKeyStatus[] = ['previous', 'current', 'next'];
+  const keys = [];
+  for (const status of statuses) {
+    const pair = await generateKeyPair(alg, { extractable: true });
+    const kid = `${status}-${randomBytes(4).toString('hex')}`;
+    keys.push({
+      kid,
+      status,
+      createdAt: new Date().toISOString(),
+      publicJwk: { ...(await exportJWK(pair.publicKey)), kid } as StoredJwk,
+      privateJwk: { ...(await exportJWK(pair.privateKey)), kid } as StoredJwk,
+    });
+  }
+  return { kind: SECRET_KINDS.signingKeys, version: SECRET_FORMAT_VERSION, alg, keys };
+}
+
+export function generateCookieKeySet(): CookieKeySetSecret {
+  const key = (status: 'current' | 'previous') => ({ kid: `cookie-${status}-${randomBytes(4).toString('hex')}`, status, createdAt: new Date().toISOString(), k: randomBytes(32).toString('base64url') });
+  return { kind: SECRET_KINDS.cookieKeys, version: SECRET_FORMAT_VERSION, keys: [key('current'), key('previous')] };
+}
+
+/** A minimal cookie jar keyed by host:port (the tests' two origins never share cookies). */
+export class CookieJar {
+  private readonly jars = new Map<string, Map<string, string>>();
+
+  store(url: string, setCookies: string[]): void {
+    const host = new URL(url).host;
+    const jar = this.jars.get(host) ?? new Map<string, string>();
+    for (const line of setCookies) {
+      const [pair, ...attributes] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const maxAge = attributes.map((a) => a.trim()).find((a) => a.toLowerCase().startsWith('max-age='));
+      if (value === '' || (maxAge && Number(maxAge.split('=')[1]) <= 0)) jar.delete(name);
+      else jar.set(name, value);
+    }
+    this.jars.set(host, jar);
+  }
+
+  header(url: string): string | undefined {
+    const jar = this.jars.get(new URL(url).host);
+    if (!jar || jar.size === 0) return undefined;
+    return [...jar].map(([n, v]) => `${n}=${v}`).join('; ');
+  }
+
+  get(url: string, name: string): string | undefined {
+    return this.jars.get(new URL(url).host)?.get(name);
+  }
+
+  set(url: string, name: string, value: string): void {
+    const host = new URL(url).host;
+    const jar = this.jars.get(host) ?? new Map<string, string>();
+    jar.set(name, value);
+    this.jars.set(host, jar);
+  }
+
+  delete(url: string, name: string): void {
+    this.jars.get(new URL(url).host)?.delete(name);
+  }
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly setCookies: string[];
+  readonly body: string;
+  readonly location?: string;
+}
+
+/** One request with the jar's cookies, no redirect following. */
+export async function request(fetchFn: CustomFetch, jar: CookieJar, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<HttpAnswer> {
+  const headers: Record<string, string> = { ...(init.headers ?? {}) };
+  const cookie = jar.header(url);
+  if (cookie) headers.cookie = cookie;
+  const answer = await fetchFn(url, { method: init.method ?? 'GET', headers, body: init.body, redirect: 'manual' });
+  const setCookies = answer.headers.getSetCookie();
+  jar.store(url, setCookies);
+  const location = answer.headers.get('location') ?? undefined;
+  return { status: answer.status, headers: answer.headers, setCookies, body: await answer.text(), location: location ? new URL(location, url).toString() : undefined };
+}
+
+export interface CapturedLogs {
+  readonly lines: string[];
+  write(line: string): void;
+  audits(): Record<string, unknown>[];
+}
+
+export function captureLogs(): CapturedLogs {
+  const lines: string[] = [];
+  return {
+    lines,
+    write: (line) => void lines.push(line),
+    audits: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.type === 'audit'),
+  };
+}
+
+export const CLIENT_ID = 'looker-gateway';
+export const CLIENT_SECRET = `client-secret-${randomBytes(12).toString('hex')}`;
+
+export const DEFAULT_RULES = {
+  rules: [
+    { name: 'analysts', match: { groups: ['looker-analysts'] }, grant: { roles: ['Viewer'], groups: ['Analysts'], attributes: { team: 'analytics' } } },
+    { name: 'admins', match: { groups: ['looker-admin*'] }, grant: { roles: ['Admin'], groups: ['Admins'] } },
+    { name: 'emea', match: { emailDomains: ['emea.example.com'] }, grant: { attributes: { region: 'emea' } } },
+  ],
+};
+
+export const DEFAULT_USERS: TestUsers = {
+  alice: { email: 'alice@emea.example.com', email_verified: true, name: 'Alice Analyst', groups: ['looker-analysts', 'everyone'] },
+  bob: { email: 'bob@example.com', email_verified: true, name: 'Bob Admin', groups: ['looker-admins'] },
+  mallory: { email: 'mallory@elsewhere.test', email_verified: true, name: 'Mallory', groups: ['everyone'] },
+  greedy: { email: 'greedy@example.com', email_verified: true, name: 'Greedy', groups: ['looker-analysts', 'looker-admins'] },
+};
+
+export interface Harness {
+  readonly ca: TestCa;
+  readonly idp: RunningIdp;
+  readonly gateway: RunningLocalAuthService;
+  readonly gatewayUrl: string;
+  readonly fetch: CustomFetch;
+  readonly logs: CapturedLogs;
+  readonly model: SecretsManagerModel;
+  readonly secretArns: { signing: string; cookie: string; clientSecret: string };
+  readonly signingKeys: SigningKeySetSecret;
+  readonly cookieKeys: CookieKeySetSecret;
+  readonly environment: AuthServiceEnvironment;
+  /** Starts one more auth service on the same IdP and secrets with changed variables (or a given handler). */
+  startAnother(overrides: Partial<Record<keyof AuthServiceEnvironment, string>>, handler?: ProxyHandler): Promise<RunningLocalAuthService & { logs: CapturedLogs }>;
+  stop(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  readonly rules?: unknown;
+  readonly users?: TestUsers;
+  readonly environment?: Partial<Record<keyof AuthServiceEnvironment, string>>;
+  readonly idTokenClaims?: boolean;
+  /** Serve this handler (e.g. the bundle's) instead of the service from source. */
+  readonly handler?: (env: AuthServiceEnvironment) => Promise<ProxyHandler>;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const ca = await createCa();
+  const fetchFn = await fetchTrustingCa(ca.cert);
+  const port = await freePort();
+  const gatewayUrl = `http://127.0.0.1:${port}`;
+  const idp = await startTestIdp({
+    ca,
+    users: options.users ?? DEFAULT_USERS,
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    redirectUris: [`${gatewayUrl}/oauth2/callback`],
+    postLogoutRedirectUris: [`${gatewayUrl}/oauth2/logout?signed_out=1`],
+    idTokenClaims: options.idTokenClaims,
+    fetch: fetchFn,
+  });
+  const model = new SecretsManagerModel();
+  const mock = installSecretsManagerFake(model);
+  const signingKeys = await generateSigningKeySet();
+  const cookieKeys = generateCookieKeySet();
+  const secretArns = {
+    signing: model.createSecret({ Name: 'lg/session-signing-keys', SecretString: JSON.stringify(signingKeys) }).ARN,
+    cookie: model.createSecret({ Name: 'lg/cookie-keys', SecretString: JSON.stringify(cookieKeys) }).ARN,
+    clientSecret: model.createSecret({ Name: 'lg/idp-client-secret', SecretString: JSON.stringify({ clientSecret: CLIENT_SECRET }) }).ARN,
+  };
+  const environment: AuthServiceEnvironment = {
+    LG_IDP_ISSUER: idp.issuer,
+    LG_IDP_CLIENT_ID: CLIENT_ID,
+    LG_IDP_CLIENT_SECRET_ARN: secretArns.clientSecret,
+    LG_IDP_SCOPES: 'openid email profile groups org offline_access',
+    LG_IDP_TIMEOUT_MS: '2000',
+    LG_PUBLIC_BASE_URL: gatewayUrl,
+    LG_SESSION_ISSUER: `${gatewayUrl}/oauth2`,
+    LG_SESSION_AUDIENCE: 'looker-gateway',
+    LG_MAPPING_RULES: JSON.stringify(options.rules ?? DEFAULT_RULES),
+    LG_SIGNING_KEYS_SECRET_ARN: secretArns.signing,
+    LG_COOKIE_KEYS_SECRET_ARN: secretArns.cookie,
+    ...(options.environment ?? {}),
+  } as AuthServiceEnvironment;
+  const logs = captureLogs();
+  const started: RunningLocalAuthService[] = [];
+  const gateway = await startLocalAuthService({
+    port,
+    environment,
+    secretsSource: new SecretsManagerSource(),
+    idpFetch: fetchFn,
+    logSink: logs,
+    handler: options.handler ? await options.handler(environment) : undefined,
+  });
+  started.push(gateway);
+  return {
+    ca,
+    idp,
+    gateway,
+    gatewayUrl,
+    fetch: fetchFn,
+    logs,
+    model,
+    secretArns,
+    signingKeys,
+    cookieKeys,
+    environment,
+    startAnother: async (overrides, handler) => {
+      const anotherLogs = captureLogs();
+      const another = await startLocalAuthService({
+        environment: { ...environment, ...overrides },
+        secretsSource: new SecretsManagerSource(),
+        idpFetch: fetchFn,
+        logSink: anotherLogs,
+        handler,
+      });
+      started.push(another);
+      return { ...another, logs: anotherLogs };
+    },
+    stop: async () => {
+      for (const server of started) await server.stop();
+      await idp.stop();
+      mock.restore();
+    },
+  };
+}
+
+/** Drives a full login: start -> IdP authorize -> interaction form -> callback. Returns the callback answer. */
+export async function login(h: Pick<Harness, 'gatewayUrl' | 'fetch'>, jar: CookieJar, user: string, rd = '/'): Promise<{ callback: HttpAnswer; callbackUrl: string }> {
+  const start = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent(rd)}`, { headers: { accept: 'text/html' } });
+  if (start.status !== 302 || !start.location) throw new Error(`start answered ${start.status}: ${start.body}`);
+  const callbackUrl = await idpLogin(h.fetch, jar, start.location, user);
+  const callback = await request(h.fetch, jar, callbackUrl, { headers: { accept: 'text/html' } });
+  return { callback, callbackUrl };
+}
+
+/** From the authorization URL to the redirect back to the gateway callback (not followed). */
+export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizationUrl: string, user: string): Promise<string> {
+  let answer = await request(fetchFn, jar, authorizationUrl);
+  for (let hops = 0; hops < 10; hops += 1) {
+    if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);
+    if (answer.location.includes('/oauth2/callback')) return answer.location;
+    if (/\/interaction\/[\w-]+$/.test(new URL(answer.location).pathname)) {
+      answer = await request(fetchFn, jar, answer.location, { method: 'POST', body: new URLSearchParams({ login: user }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    } else {
+      answer = await request(fetchFn, jar, answer.location);
+    }
+  }
+  throw new Error('too many redirects at the IdP');
+}
