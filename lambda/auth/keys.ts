@@ -6,10 +6,15 @@
 import { EncryptJWT, errors as joseErrors, importJWK, jwtDecrypt, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { SESSION_TOKEN_TYPE } from '../../lib/session-contract';
 import type { CookieKeySetSecret, SigningKeySetSecret } from '../../lib/key-material';
-import type { SessionClaims } from '../../lib/auth/session-claims';
+import { buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
+import { CLAIMS } from '../../lib/session-contract';
 import type { CachedSecret } from '../shared/secrets';
 
 export class KeysNotReadyError extends Error {}
+
+export type MintedSession =
+  | { readonly ok: true; readonly token: string; readonly bytes: number; readonly expiresAt: number }
+  | { readonly ok: false; readonly bytes: number };
 
 export class SessionSigner {
   constructor(private readonly keySet: CachedSecret<SigningKeySetSecret>) {}
@@ -20,6 +25,18 @@ export class SessionSigner {
     if (!current) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
     const key = await importJWK(current.privateJwk as JWK, set.alg);
     return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: SESSION_TOKEN_TYPE }).sign(key);
+  }
+
+  /**
+   * Builds, signs and measures a session token. A token over `maxBytes` is never
+   * returned (fail closed): the caller gets its size to report instead.
+   */
+  async mint(input: SessionClaimsInput, maxBytes: number): Promise<MintedSession> {
+    const claims = buildSessionClaims(input);
+    const token = await this.sign(claims);
+    const bytes = Buffer.byteLength(token);
+    if (bytes > maxBytes) return { ok: false, bytes };
+    return { ok: true, token, bytes, expiresAt: claims[CLAIMS.expiresAt] as number };
   }
 
   /** Public keys of every slot (previous, current, next) for `jwks.json`. */

@@ -7,12 +7,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
 import type { Context } from 'aws-lambda';
-import { AUTH_PATHS, CLAIMS, InlineRefreshResponse, RETURN_TO_PARAM } from '../../lib/session-contract';
+import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM } from '../../lib/session-contract';
 import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
 import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment } from '../../lib/auth/environment';
 import { claimValues, evaluateMappingRules, type IdentityFacts, type MappingGrant } from '../../lib/auth/mapping-rules';
 import { checkReturnTo } from '../../lib/auth/return-to';
-import { buildSessionClaims } from '../../lib/auth/session-claims';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
 import { CachedSecret, type SecretSource } from '../shared/secrets';
 import {
@@ -29,7 +28,7 @@ import {
   requestCookies,
   setCookie,
 } from '../shared/http';
-import { CookieSealer, KeysNotReadyError, SessionSigner } from './keys';
+import { CookieSealer, KeysNotReadyError, SessionSigner, type MintedSession } from './keys';
 import { IdpClient, IdpError, type IdpTokens } from './oidc';
 
 export interface AuthServiceDependencies {
@@ -141,7 +140,6 @@ interface UserIdentity {
   readonly facts: IdentityFacts;
 }
 
-type Minted = { readonly ok: true; readonly token: string; readonly expiresAt: number } | { readonly ok: false; readonly bytes: number };
 
 class ConfiguredAuthService implements AuthService {
   private readonly signer: SessionSigner;
@@ -263,20 +261,18 @@ class ConfiguredAuthService implements AuthService {
 
   // ---- session -----------------------------------------------------------------------
 
-  private async mint(identity: UserIdentity, grant: MappingGrant, sessionId: string): Promise<Minted> {
-    const now = this.seconds();
-    const claims = buildSessionClaims({
-      issuer: this.config.session.issuer,
-      audience: this.config.session.audience,
-      sessionId,
-      identity,
-      grant,
-      timing: { now, ttlSeconds: this.config.session.ttlSeconds },
-    });
-    const token = await this.signer.sign(claims);
-    const bytes = Buffer.byteLength(token);
-    if (bytes > this.config.session.maxBytes) return { ok: false, bytes };
-    return { ok: true, token, expiresAt: claims[CLAIMS.expiresAt] as number };
+  private mint(identity: UserIdentity, grant: MappingGrant, sessionId: string): Promise<MintedSession> {
+    return this.signer.mint(
+      {
+        issuer: this.config.session.issuer,
+        audience: this.config.session.audience,
+        sessionId,
+        identity,
+        grant,
+        timing: { now: this.seconds(), ttlSeconds: this.config.session.ttlSeconds },
+      },
+      this.config.session.maxBytes,
+    );
   }
 
   /** Claims from the ID token, completed from userinfo when the groups claim (or the whole ID token) is missing. */

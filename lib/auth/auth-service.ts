@@ -192,6 +192,14 @@ export class AuthService extends Construct {
 
   private acknowledgeApiFindings(): void {
     const api = this.api;
+    const cloudWatchRole = api.node.tryFindChild('CloudWatchRole');
+    if (cloudWatchRole) {
+      acknowledge(
+        cloudWatchRole,
+        ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]'],
+        'The AWS-maintained role policy API Gateway needs to write execution logs (account setting); it grants log writing only.',
+      );
+    }
     acknowledge(api, ['AwsSolutions-APIG2'], 'A Lambda proxy API: the auth service validates every request itself and answers bad ones with a 4xx and a reason.');
     for (const method of api.methods) {
       acknowledge(

@@ -7,7 +7,7 @@ export type ReturnToResult = { readonly ok: true; readonly path: string } | { re
 
 const MAX_RETURN_TO_LENGTH = 2048;
 /** Controls, and Unicode spaces, zero-width and bidi marks: never part of a real path, often part of a trick. */
-const CONTROL_OR_INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f\u3000\ufeff]/;
+const CONTROL_OR_INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs}/u;
 const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 const BASE = 'https://gateway.invalid';
 

@@ -75,7 +75,7 @@ export async function startTestIdp(options: {
     });
   });
   const call = async (method: string, adminPath: string, body?: unknown) => {
-    const answer = await options.fetch(`${issuer}${adminPath}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const answer = await options.fetch(`${issuer}${adminPath}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
     if (answer.status !== 200) throw new Error(`IdP admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
     return answer.json() as Promise<Record<string, number>>;
   };
@@ -174,7 +174,7 @@ export async function request(fetchFn: CustomFetch, jar: CookieJar, url: string,
   const headers: Record<string, string> = { ...(init.headers ?? {}) };
   const cookie = jar.header(url);
   if (cookie) headers.cookie = cookie;
-  const answer = await fetchFn(url, { method: init.method ?? 'GET', headers, body: init.body, redirect: 'manual' });
+  const answer = await fetchFn(url, { method: init.method ?? 'GET', headers, body: init.body, redirect: 'manual' } as unknown as Parameters<CustomFetch>[1]);
   const setCookies = answer.headers.getSetCookie();
   jar.store(url, setCookies);
   const location = answer.headers.get('location') ?? undefined;
