@@ -1,0 +1,646 @@
+/**
+ * haproxy.cfg for the gateway, rendered from validated options. Pure: the same options
+ * always give the same text. Read the output top to bottom: each section says why.
+ */
+import * as path from 'node:path';
+import {
+  AUTH_METHODS,
+  AUTH_PATH_PREFIX,
+  AUTH_PATHS,
+  CLAIMS,
+  GATEWAY_COOKIES,
+  HEADERS,
+  REFRESH_COOKIE,
+  RETURN_TO_PARAM,
+  SESSION_COOKIE,
+  attributeClaim,
+  attributeHeader,
+} from '../session-contract';
+import { SIGNING_KEY_STATUSES } from '../key-material';
+import { GATEWAY_FILES } from './layout';
+import { LogDestination } from './gateway-options';
+import { MAX_REFRESH_SET_COOKIES, REFRESH_ACTION, REFRESH_VARS } from './render-lua';
+import { ResolvedGatewayOptions } from './validate';
+
+/** Files of this renderer that lib/fleet/layout.ts does not list (they never change at run time). */
+export const RENDERED_FILES = {
+  errorPage: (status: number): string => `errors/${status}.http`,
+} as const;
+
+/** Statuses HAProxy itself may answer with; each gets a JSON body. */
+export const ERROR_STATUSES = [400, 403, 405, 408, 500, 502, 503, 504] as const;
+
+/** Request headers deleted from every client request before anything else (exact names). */
+export const DEFAULT_STRIPPED_HEADERS: readonly string[] = [
+  HEADERS.requestId,
+  HEADERS.assertion,
+  HEADERS.authMethod,
+  'Forwarded',
+  'X-Real-IP',
+  'X-Remote-User',
+  'Remote-User',
+  'X-Original-URL',
+  'X-Rewrite-URL',
+];
+
+/**
+ * Header name prefixes deleted from every client request: all `X-Forwarded-*` (user,
+ * email, groups, and the For/Proto/Host the gateway sets itself), all `X-Looker-*`
+ * (roles and every `X-Looker-Attr-*`), all `X-Gateway-*`, and oauth2-proxy's `X-Auth-Request-*`.
+ */
+export const DEFAULT_STRIPPED_HEADER_PREFIXES: readonly string[] = ['X-Forwarded-', 'X-Looker-', 'X-Gateway-', 'X-Auth-Request-'];
+
+/** Names of the config's proxies, for stats, metrics and the key-sync unit. */
+export const PROXY_NAMES = {
+  gateway: 'gateway',
+  health: 'nlb_health',
+  metrics: 'metrics',
+  refreshRelay: 'refresh_relay',
+  looker: 'looker',
+  authService: 'auth_service',
+  sessionCache: 'session_cache',
+  authRateLimit: 'auth_rate_limit',
+  resolvers: 'gateway_dns',
+  errors: 'gateway_errors',
+} as const;
+
+/** Decisions written to the access log (field `decision`). */
+export const DECISIONS = {
+  sessionValid: 'session-valid',
+  sessionRefreshed: 'session-refreshed',
+  cacheHit: 'cache-hit',
+  noSession: 'no-session',
+  malformedSession: 'malformed-session',
+  unknownKey: 'unknown-key',
+  badSignature: 'bad-signature',
+  expired: 'expired',
+  notYetValid: 'not-yet-valid',
+  badClaims: 'bad-claims',
+  refreshRefused: 'refresh-refused',
+  machineAllowed: 'machine-allowed',
+  machineDenied: 'machine-denied',
+  rateLimited: 'rate-limited',
+  authRoute: 'auth-route',
+  inlineRefresh: 'inline-refresh',
+} as const;
+
+/** The unix socket the Lua refresh action reaches the auth service through. */
+export function refreshRelaySocket(runtimeDir: string): string {
+  return path.posix.join(runtimeDir, 'refresh-relay.sock');
+}
+
+/** The admin socket (`expose-fd listeners`) that key-sync and seamless reloads use. */
+export function adminSocket(runtimeDir: string): string {
+  return path.posix.join(runtimeDir, 'admin.sock');
+}
+
+const BIND_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+const TLS13_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+
+/** Renders an ACL/flag list the way HAProxy reads it: one space between words. */
+function words(...parts: Array<string | false | undefined>): string {
+  return parts.filter((part): part is string => typeof part === 'string' && part.length > 0).join(' ');
+}
+
+function escapeRegex(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** A JSON error body as an `lf-string` (reason and request id filled in at run time). */
+function jsonError(error: string, reasonExpr: string): string {
+  return `'{"error":"${error}","reason":"${reasonExpr}","requestId":"%[unique-id]"}'`;
+}
+
+class Section {
+  private readonly lines: string[] = [];
+  constructor(header: string, why?: string) {
+    if (why) for (const line of why.split('\n')) this.lines.push(`# ${line}`);
+    this.lines.push(header);
+  }
+  /** A directive line, indented. */
+  add(...lines: string[]): this {
+    for (const line of lines) this.lines.push(line === '' ? '' : `  ${line}`);
+    return this;
+  }
+  /** A comment saying why the next lines exist. */
+  note(text: string): this {
+    this.lines.push('');
+    for (const line of text.split('\n')) this.lines.push(`  # ${line}`);
+    return this;
+  }
+  toString(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export function renderHaproxyConfig(o: ResolvedGatewayOptions): string {
+  const file = (relative: string) => path.posix.join(o.configDir, relative);
+  const sections = [
+    renderGlobal(o, file),
+    renderDefaults(o),
+    renderErrors(file),
+    ...(o.usesDns ? [renderResolvers(o)] : []),
+    renderGatewayFrontend(o, file),
+    renderHealthFrontend(o),
+    renderMetricsFrontend(o),
+    renderRefreshRelay(o),
+    renderLookerBackend(o, file),
+    renderAuthBackend(o, file),
+    renderTables(o),
+  ];
+  return `# haproxy.cfg of the Looker gateway, rendered by cdk-looker-gateway (lib/fleet).\n# Do not edit on an instance: change the options and render again.\n\n${sections.map(String).join('\n\n')}\n`;
+}
+
+function renderGlobal(o: ResolvedGatewayOptions, file: (relative: string) => string): Section {
+  const log =
+    o.logging.destination === LogDestination.STDOUT
+      ? `log stdout len 16384 format raw ${o.logging.facility}`
+      : `log ${o.logging.target} len 16384 format rfc5424 ${o.logging.facility}`;
+  return new Section('global', 'Process-wide settings. Started as `haproxy -Ws` (master-worker); key-sync reloads it seamlessly.')
+    .add(
+      'master-worker',
+      `nbthread ${o.process.nbthread}`,
+      ...(o.process.maxconn === undefined ? [] : [`maxconn ${o.process.maxconn}`]),
+      log,
+      `stats socket ${adminSocket(o.runtimeDir)} mode 600 level admin expose-fd listeners`,
+      'stats timeout 30s',
+    )
+    .note('TLS 1.2+ with forward-secret AEAD ciphers only (Mozilla "intermediate"); EC keys need no DH parameters.')
+    .add(
+      `ssl-default-bind-ciphers ${BIND_CIPHERS}`,
+      `ssl-default-bind-ciphersuites ${TLS13_SUITES}`,
+      'ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets',
+      `ssl-default-server-ciphers ${BIND_CIPHERS}`,
+      `ssl-default-server-ciphersuites ${TLS13_SUITES}`,
+      'ssl-default-server-options ssl-min-ver TLSv1.2 no-tls-tickets',
+    )
+    .note(
+      'Inline refresh (Lua, one state shared by all threads). Its HTTP client only talks to the\nlocal refresh relay socket, so it needs no resolvers and no TLS settings of its own; no\nretries, so a slow auth service costs one timeout, not four.',
+    )
+    .add(`lua-load ${file(GATEWAY_FILES.refreshLua)}`, 'httpclient.resolvers.disabled on', 'httpclient.retries 0', `httpclient.timeout.connect ${o.refresh.timeoutSeconds}s`);
+}
+
+function renderDefaults(o: ResolvedGatewayOptions): Section {
+  const t = o.looker.timeoutSeconds;
+  return new Section('defaults', 'Looker runs long queries and websockets: client, server and tunnel timeouts are at least an hour.')
+    .add(
+      'mode http',
+      'log global',
+      'option dontlognull',
+      'option redispatch 1',
+      'retries 2',
+      'retry-on conn-failure',
+      'timeout connect 5s',
+      `timeout client ${t}s`,
+      `timeout server ${t}s`,
+      `timeout tunnel ${t}s`,
+      'timeout http-request 30s',
+      'timeout http-keep-alive 60s',
+      'timeout queue 30s',
+      'timeout client-fin 30s',
+      'timeout server-fin 30s',
+      `errorfiles ${PROXY_NAMES.errors}`,
+      'unique-id-format %[uuid(4)]',
+    )
+    .note('One JSON line per request. Never a cookie, a token or a query string (OIDC callbacks carry codes).')
+    .add(`log-format "${LOG_FORMAT}"`);
+}
+
+/** The access-log fields, in order: `name` -> HAProxy log-format expression. */
+export const LOG_FIELDS: ReadonlyArray<readonly [string, string]> = [
+  ['time', '%[date,utime(%Y-%m-%dT%H:%M:%SZ)]'],
+  ['request_id', '%ID'],
+  ['client_ip', '%ci'],
+  ['client_port', '%cp'],
+  ['frontend', '%f'],
+  ['backend', '%b'],
+  ['server', '%s'],
+  ['method', '%HM'],
+  ['path', '%HPO'],
+  ['http_version', '%HV'],
+  ['host', '%[var(txn.host)]'],
+  ['status', '%ST'],
+  ['route', '%[var(txn.route)]'],
+  ['decision', '%[var(txn.decision)]'],
+  ['reason', '%[var(txn.reason)]'],
+  ['user', '%[var(txn.user)]'],
+  ['auth', '%[var(txn.auth_method)]'],
+  ['refresh', '%[var(txn.refresh_result)]'],
+  ['bytes_in', '%U'],
+  ['bytes_out', '%B'],
+  ['time_handshake_ms', '%Th'],
+  ['time_request_ms', '%TR'],
+  ['time_queue_ms', '%Tw'],
+  ['time_connect_ms', '%Tc'],
+  ['time_response_ms', '%Tr'],
+  ['time_active_ms', '%Ta'],
+  ['time_total_ms', '%Tt'],
+  ['termination', '%tsc'],
+  ['retries', '%rc'],
+  ['tls_version', '%sslv'],
+  ['tls_cipher', '%sslc'],
+  ['client_cert_subject', '%[var(txn.client_cert_subject)]'],
+  ['client_cert_sha256', '%[var(txn.client_cert_sha256)]'],
+];
+
+const LOG_FORMAT = `%{+json}o ${LOG_FIELDS.map(([name, expr]) => `%(${name})${expr.startsWith('%') ? expr.slice(1) : expr}`).join(' ')}`;
+
+function renderErrors(file: (relative: string) => string): Section {
+  const section = new Section(`http-errors ${PROXY_NAMES.errors}`, 'Answers HAProxy gives on its own (bad request, no server, timeouts) are JSON too.');
+  for (const status of ERROR_STATUSES) section.add(`errorfile ${status} ${file(RENDERED_FILES.errorPage(status))}`);
+  return section;
+}
+
+const ERROR_TEXT: Record<number, [string, string]> = {
+  400: ['Bad Request', 'the request could not be parsed'],
+  403: ['Forbidden', 'the request is not allowed'],
+  405: ['Method Not Allowed', 'the method is not allowed'],
+  408: ['Request Timeout', 'the request was not received in time'],
+  500: ['Internal Server Error', 'the gateway failed'],
+  502: ['Bad Gateway', 'Looker sent an invalid response'],
+  503: ['Service Unavailable', 'no Looker server is available'],
+  504: ['Gateway Timeout', 'Looker did not answer in time'],
+};
+
+/** The raw HTTP response HAProxy sends for `status` (errorfile format). */
+export function renderErrorPage(status: number): string {
+  const [text, reason] = ERROR_TEXT[status];
+  const body = `${JSON.stringify({ error: text.toLowerCase().replace(/ /g, '_'), reason, requestId: null })}\n`;
+  return [
+    `HTTP/1.1 ${status} ${text}`,
+    'Content-Type: application/json',
+    'Cache-Control: no-store',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
+}
+
+function renderResolvers(o: ResolvedGatewayOptions): Section {
+  const section = new Section(`resolvers ${PROXY_NAMES.resolvers}`, 'DNS for servers found by name at run time (Looker nodes, the auth service endpoint).');
+  if (o.resolvers.useResolvConf) section.add('parse-resolv-conf');
+  o.resolvers.nameservers.forEach((server, index) => section.add(`nameserver dns${index + 1} ${server}`));
+  return section.add('resolve_retries 3', 'timeout resolve 1s', 'timeout retry 1s', 'hold valid 10s', 'hold obsolete 30s', 'accepted_payload_size 8192');
+}
+
+function tlsBind(o: ResolvedGatewayOptions, file: (relative: string) => string): string {
+  const machine = o.machineRoutes.pathPrefixes.length > 0 || o.machineRoutes.hostName !== undefined;
+  return words(
+    `bind ${o.listener.bindAddress}:${o.listener.port}`,
+    o.listener.acceptProxyProtocol && 'accept-proxy',
+    `ssl crt ${file(GATEWAY_FILES.frontendCertificate)}`,
+    'alpn h2,http/1.1',
+    machine && `verify optional ca-file ${file(GATEWAY_FILES.clientCa)}`,
+    machine && o.clientCrl && `crl-file ${file(GATEWAY_FILES.clientCrl)}`,
+    machine && 'ca-ignore-err all crt-ignore-err all',
+  );
+}
+
+function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: string) => string): Section {
+  const s = o.session;
+  const kidMap = file(GATEWAY_FILES.sessionKidMap);
+  const hasMachineRoutes = o.machineRoutes.pathPrefixes.length > 0 || o.machineRoutes.hostName !== undefined;
+  const f = new Section(`frontend ${PROXY_NAMES.gateway}`, 'The public listener: every request is checked here before it reaches Looker.');
+  f.add(tlsBind(o, file));
+  if (hasMachineRoutes) {
+    f.note('Client certificates are asked for but optional at the handshake, so a bad one does not\nabort it: the machine-route rules below decide (ssl_c_verify is 0 without a certificate,\nso it is always paired with ssl_c_used).');
+  }
+
+  f.note('Routes.')
+    .add(`acl is_auth_route path_beg ${AUTH_PATH_PREFIX}`)
+    .add(`acl is_api_path path_beg ${o.apiPathPrefixes.join(' ')}`);
+  if (o.machineRoutes.pathPrefixes.length > 0) f.add(`acl is_machine_path path_beg ${o.machineRoutes.pathPrefixes.join(' ')}`);
+  if (o.machineRoutes.hostName) f.add(`acl is_machine_host req.hdr(host),lower,regsub(':[0-9]+$','') -m str ${o.machineRoutes.hostName.toLowerCase()}`);
+  const machineCondition = [o.machineRoutes.pathPrefixes.length > 0 && 'is_machine_path', o.machineRoutes.hostName && 'is_machine_host']
+    .filter(Boolean)
+    .join(' || ');
+
+  f.note('1. Header hygiene first: no identity header a client sends survives.');
+  for (const name of [...DEFAULT_STRIPPED_HEADERS, ...o.strippedHeaders]) f.add(`http-request del-header ${name}`);
+  for (const prefix of [...DEFAULT_STRIPPED_HEADER_PREFIXES, ...o.strippedHeaderPrefixes]) f.add(`http-request del-header ${prefix} -m beg`);
+  f.add(
+    'http-request set-header X-Forwarded-For %[src]',
+    'http-request set-header X-Forwarded-Proto https',
+    'http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found }',
+    'http-request set-var(txn.request_id) unique-id',
+    `http-request set-header ${HEADERS.requestId} %[unique-id]`,
+    'http-request set-var(txn.host) req.hdr(host)',
+    'http-request set-var(txn.route) str(looker)',
+  );
+  if (hasMachineRoutes) {
+    f.add(
+      'http-request set-var(txn.client_cert_sha256) ssl_c_der,sha2(256),hex,lower if { ssl_c_used }',
+      'http-request set-var(txn.client_cert_subject) ssl_c_s_dn if { ssl_c_used }',
+    );
+  }
+  f.note('RFC 6265: one Cookie line per request. Two lines could hide a second session cookie.').add(
+    `http-request set-var(txn.decision) str(${DECISIONS.malformedSession})`,
+    'http-request set-var-fmt(txn.reason) "more than one Cookie header line"',
+    `http-request return status 400 content-type application/json hdr Cache-Control no-store lf-string ${jsonError('bad_request', '%[var(txn.reason)]')} if { req.hdr_cnt(cookie) gt 1 }`,
+    'http-request unset-var(txn.decision)',
+    'http-request unset-var(txn.reason)',
+  );
+
+  f.note(`2. The auth service owns ${AUTH_PATH_PREFIX}*: rate-limited per client address, then passed with its cookies.`)
+    .add(
+      `acl auth_rate_exceeded sc_http_req_rate(1,${PROXY_NAMES.authRateLimit}) gt ${o.authRateLimit.requestsPerPeriod}`,
+      'http-request set-var(txn.route) str(auth) if is_auth_route',
+      `http-request track-sc1 src table ${PROXY_NAMES.authRateLimit} if is_auth_route`,
+      `http-request set-var(txn.decision) str(${DECISIONS.rateLimited}) if is_auth_route auth_rate_exceeded`,
+      'http-request set-var-fmt(txn.reason) "too many requests to the auth service from this address" if is_auth_route auth_rate_exceeded',
+      `http-request return status 429 content-type application/json hdr Retry-After ${o.authRateLimit.periodSeconds} hdr Cache-Control no-store lf-string ${jsonError('too_many_requests', '%[var(txn.reason)]')} if is_auth_route auth_rate_exceeded`,
+      `http-request set-var(txn.decision) str(${DECISIONS.authRoute}) if is_auth_route`,
+      'http-request allow if is_auth_route',
+    );
+
+  f.note('3. Take the gateway\'s cookies out of the request: they are read into variables here and\nnever reach Looker, while Looker\'s own cookies pass untouched.')
+    .add(
+      `http-request set-var(txn.session_cookie_count) req.cook_cnt(${SESSION_COOKIE})`,
+      `http-request set-var(txn.session_token) req.cook(${SESSION_COOKIE}) if { var(txn.session_cookie_count) -m int eq 1 } { req.cook(${SESSION_COOKIE}) -m len 16:${s.maxTokenBytes} }`,
+      `http-request set-var(${REFRESH_VARS.cookie}) req.cook(${REFRESH_COOKIE}) if { req.cook_cnt(${REFRESH_COOKIE}) -m int eq 1 } { req.cook(${REFRESH_COOKIE}) -m len 16:8192 }`,
+      `http-request set-var(${REFRESH_VARS.key}) var(${REFRESH_VARS.cookie}),digest(sha256),hex if { var(${REFRESH_VARS.cookie}) -m found }`,
+      `http-request set-var(txn.upstream_cookie) "req.fhdr(cookie),regsub('(^|;) *(${GATEWAY_COOKIES.map(escapeRegex).join('|')})=[^;]*','',g),regsub('^[; ]+','')" if { req.hdr_cnt(cookie) eq 1 }`,
+      'http-request del-header Cookie',
+      'http-request set-header Cookie %[var(txn.upstream_cookie)] if { var(txn.upstream_cookie) -m len 1:100000 }',
+    );
+
+  if (hasMachineRoutes) renderMachineRules(f, o, file, machineCondition);
+
+  f.note(
+    `${hasMachineRoutes ? '5' : '4'}. The session. Its token sits in txn.session_token, which the cookie fills and the inline\nrefresh replaces, so both go through the same checks. jwt_verify checks only the\nsignature, with the algorithm pinned; the key is picked by kid through the kid map.`,
+  );
+  f.add(
+    'http-request set-var(txn.now) date',
+    'acl has_session_token var(txn.session_token) -m found',
+    'acl session_key_known var(txn.session_key) -m found',
+    'acl session_signature_valid var(txn.session_signature) -m int 1',
+    'acl session_cache_hit var(txn.session_cache_hit) -m int 1',
+    'acl session_exp_present var(txn.session_exp) -m found',
+    'acl session_nbf_present var(txn.session_nbf) -m found',
+    `acl session_expired var(txn.session_exp),add(${s.clockSkewSeconds}),sub(txn.now) -m int le 0`,
+    `acl session_expiring var(txn.session_exp),sub(${s.refreshWindowSeconds}),sub(txn.now) -m int le 0`,
+    `acl session_not_yet_valid var(txn.session_nbf),sub(${s.clockSkewSeconds}),sub(txn.now) -m int gt 0`,
+    `acl session_issuer_valid var(txn.session_token),jwt_payload_query('$.${CLAIMS.issuer}') -m str ${s.issuer}`,
+    `acl session_audience_valid var(txn.session_token),jwt_payload_query('$.${CLAIMS.audience}') -m str ${s.audience}`,
+    `acl refresh_cookie_present var(${REFRESH_VARS.cookie}) -m found`,
+    `acl session_refreshed var(${REFRESH_VARS.result}) -m str refreshed`,
+  );
+  f.note('Keys are loaded when the config is parsed, so every slot file is named here literally.');
+  for (const slot of SIGNING_KEY_STATUSES) {
+    f.add(`http-request set-var(txn.key_slot_loaded) str(x),jwt_verify("${s.algorithm}","${file(GATEWAY_FILES.sessionKey(slot))}") if FALSE`);
+  }
+  renderSignatureCheck(f, s.algorithm, kidMap, s.verificationCache, '');
+  f.note(
+    `Expired, or expiring within ${s.refreshWindowSeconds} s, with a good signature and a refresh cookie: refresh inline\n(Lua, single flight per refresh cookie), then check the new token exactly like a cookie.`,
+  ).add(`http-request lua.${REFRESH_ACTION} if has_session_token session_signature_valid session_exp_present session_nbf_present session_expiring session_issuer_valid session_audience_valid refresh_cookie_present`);
+  renderSignatureCheck(f, s.algorithm, kidMap, false, 'session_refreshed');
+
+  f.note('The decision: the first matching rule wins.').add(
+    'acl decided var(txn.decision) -m found',
+    'http-request set-var(txn.session_valid) bool(1) if session_signature_valid session_exp_present session_nbf_present !session_expired !session_not_yet_valid session_issuer_valid session_audience_valid',
+    'acl session_valid var(txn.session_valid) -m bool',
+  );
+  const decide = (decision: string, reason: string, condition: string) =>
+    f.add(`http-request set-var(txn.decision) str(${decision}) if !decided ${condition}`, `http-request set-var-fmt(txn.reason) "${reason}" if { var(txn.decision) -m str ${decision} } !{ var(txn.reason) -m found }`);
+  decide(DECISIONS.sessionRefreshed, 'session refreshed inline', 'session_valid session_refreshed');
+  decide(DECISIONS.cacheHit, 'session valid (signature cached)', 'session_valid session_cache_hit');
+  decide(DECISIONS.sessionValid, 'session valid', 'session_valid');
+  decide(DECISIONS.noSession, 'no session cookie', '{ var(txn.session_cookie_count) -m int eq 0 }');
+  decide(DECISIONS.malformedSession, 'more than one session cookie', '{ var(txn.session_cookie_count) -m int gt 1 }');
+  decide(DECISIONS.malformedSession, 'session cookie too short or too long', '!has_session_token');
+  decide(DECISIONS.unknownKey, 'session signed by an unknown key', `{ var(txn.session_token),jwt_header_query('$.kid') -m found } !session_key_known`);
+  decide(DECISIONS.badSignature, 'session signature is invalid', '!session_signature_valid');
+  decide(DECISIONS.refreshRefused, 'session expired and could not be refreshed', `session_expired { var(${REFRESH_VARS.result}) -m found }`);
+  decide(DECISIONS.expired, 'session expired', 'session_expired');
+  decide(DECISIONS.badClaims, 'session has no exp or nbf claim', '!session_exp_present || !decided !session_nbf_present');
+  decide(DECISIONS.notYetValid, 'session is not valid yet', 'session_not_yet_valid');
+  decide(DECISIONS.badClaims, 'session issuer or audience is wrong', 'TRUE');
+
+  f.note(
+    'Denied: a browser navigation goes to the login, anything else (XHR, fetch, API, non-GET)\ngets 401 JSON. Sec-Fetch-* headers decide when present, else Accept: text/html on GET/HEAD.',
+  ).add(
+    'acl is_get_or_head method GET HEAD',
+    'acl is_xhr req.hdr(x-requested-with) -m found',
+    'acl has_fetch_metadata req.hdr(sec-fetch-mode) -m found',
+    'acl fetch_navigates req.hdr(sec-fetch-mode) -i navigate',
+    'acl fetch_wants_document req.hdr(sec-fetch-dest) -i document',
+    'acl accepts_html req.fhdr(accept) -m sub -i text/html',
+    'http-request set-var(txn.navigation) bool(1) if is_get_or_head !is_xhr !is_api_path has_fetch_metadata fetch_navigates || is_get_or_head !is_xhr !is_api_path has_fetch_metadata fetch_wants_document || is_get_or_head !is_xhr !is_api_path !has_fetch_metadata accepts_html',
+    'acl is_navigation var(txn.navigation) -m bool',
+    `http-request redirect location ${AUTH_PATHS.start}?${RETURN_TO_PARAM}=%[pathq,url_enc] code 302 if !session_valid is_navigation`,
+    `http-request return status 401 content-type application/json hdr Cache-Control no-store lf-string ${jsonError('unauthorized', '%[var(txn.reason)]')} if !session_valid`,
+  );
+
+  f.note('Valid: identity headers from the verified claims.');
+  const claim = (name: string) => `var(txn.session_token),jwt_payload_query('$.${name}')`;
+  f.add(
+    `http-request set-var(txn.user) ${claim(s.userClaim)}`,
+    `http-request set-var(txn.auth_method) str(${AUTH_METHODS.session})`,
+    `http-request set-header ${HEADERS.user} %[var(txn.user)] if { var(txn.user) -m found }`,
+  );
+  const claimHeaders: Array<[string, string]> = [
+    [HEADERS.email, CLAIMS.email],
+    [HEADERS.groups, CLAIMS.groupsCsv],
+    [HEADERS.roles, CLAIMS.rolesCsv],
+    ...s.attributeNames.map((name): [string, string] => [attributeHeader(name), attributeClaim(name)]),
+  ];
+  for (const [header, name] of claimHeaders) {
+    const variable = `txn.claim_${name}`;
+    f.add(`http-request set-var(${variable}) ${claim(name)}`, `http-request set-header ${header} %[var(${variable})] if { var(${variable}) -m found }`);
+  }
+  f.add(`http-request set-header ${HEADERS.assertion} %[var(txn.session_token)]`, `http-request set-header ${HEADERS.authMethod} ${AUTH_METHODS.session}`);
+
+  f.note('No Looker node up: say so in JSON rather than queueing.').add(
+    `http-request set-var-fmt(txn.reason) "no Looker server is available" if { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+    `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string ${jsonError('service_unavailable', '%[var(txn.reason)]')} if { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+  );
+
+  f.note('Responses: security headers on every answer, and the refreshed cookies when a refresh happened.');
+  if (o.securityHeaders.hstsMaxAgeSeconds > 0) f.add(`http-after-response set-header Strict-Transport-Security "max-age=${o.securityHeaders.hstsMaxAgeSeconds}; includeSubDomains"`);
+  f.add('http-after-response set-header X-Content-Type-Options nosniff', 'http-after-response set-header Referrer-Policy strict-origin-when-cross-origin');
+  if (o.securityHeaders.frameAncestors.length === 0) {
+    f.add('http-after-response set-header X-Frame-Options SAMEORIGIN');
+  } else {
+    f.add('http-after-response del-header X-Frame-Options', `http-after-response add-header Content-Security-Policy "frame-ancestors 'self' ${o.securityHeaders.frameAncestors.join(' ')}"`);
+  }
+  f.add(`http-after-response set-header ${HEADERS.requestId} %[unique-id]`);
+  for (let n = 1; n <= MAX_REFRESH_SET_COOKIES; n += 1) {
+    const variable = `${REFRESH_VARS.setCookiePrefix}${n}`;
+    f.add(`http-after-response add-header Set-Cookie %[var(${variable})] if { var(${variable}) -m found }`);
+  }
+
+  f.add('', `use_backend ${PROXY_NAMES.authService} if is_auth_route`, `default_backend ${PROXY_NAMES.looker}`);
+  return f;
+}
+
+/** Checks the signature of txn.session_token and reads exp/nbf; `onlyIf` gates the whole block. */
+function renderSignatureCheck(f: Section, algorithm: string, kidMap: string, cache: boolean, onlyIf: string): void {
+  const when = (condition: string) => ` if ${words(onlyIf, condition)}`;
+  if (onlyIf) {
+    f.note('The refreshed token: the same signature check (not cached) and the same claim reads.');
+    for (const variable of ['session_key', 'session_signature', 'session_cache_hit', 'session_exp', 'session_nbf']) f.add(`http-request unset-var(txn.${variable})${when('')}`);
+  }
+  f.add(`http-request set-var(txn.session_key) var(txn.session_token),jwt_header_query('$.kid'),map(${kidMap})${when('has_session_token')}`);
+  if (cache) {
+    f.add(
+      `http-request set-var(txn.session_digest) var(txn.session_token),digest(sha256)${when('has_session_token session_key_known')}`,
+      `http-request set-var(txn.session_cache_hit) var(txn.session_digest),table_gpt0(${PROXY_NAMES.sessionCache})${when('has_session_token session_key_known')}`,
+      `http-request set-var(txn.session_signature) int(1)${when('session_key_known session_cache_hit')}`,
+    );
+  }
+  f.add(`http-request set-var(txn.session_signature) var(txn.session_token),jwt_verify("${algorithm}",txn.session_key)${when(cache ? 'session_key_known !session_cache_hit' : 'session_key_known')}`);
+  if (cache) {
+    f.add(
+      `http-request track-sc0 var(txn.session_digest) table ${PROXY_NAMES.sessionCache}${when('session_signature_valid !session_cache_hit')}`,
+      `http-request sc-set-gpt0(0) 1${when('session_signature_valid !session_cache_hit')}`,
+    );
+  }
+  f.add(
+    `http-request set-var(txn.session_exp) var(txn.session_token),jwt_payload_query('$.${CLAIMS.expiresAt}','int')${when('session_signature_valid')}`,
+    `http-request set-var(txn.session_nbf) var(txn.session_token),jwt_payload_query('$.${CLAIMS.notBefore}','int')${when('session_signature_valid')}`,
+  );
+}
+
+function renderMachineRules(f: Section, o: ResolvedGatewayOptions, file: (relative: string) => string, machineCondition: string): void {
+  f.note('4. Machine clients: a verified client certificate, mapped by its SHA-256 to an identity and a policy.\nNo session cookie is needed or used here.')
+    .add(
+      `http-request set-var(txn.machine_route) bool(1) if ${machineCondition}`,
+      'acl is_machine_route var(txn.machine_route) -m bool',
+      'acl client_cert_used ssl_c_used',
+      'acl client_cert_verified ssl_c_verify 0',
+      'http-request set-var(txn.route) str(machine) if is_machine_route',
+      `http-request set-var(txn.machine_identity) var(txn.client_cert_sha256),map(${file(GATEWAY_FILES.machineClientMap)}) if is_machine_route client_cert_used client_cert_verified`,
+      'acl machine_identity_known var(txn.machine_identity) -m found',
+    );
+  o.machineClients.forEach((client, index) => {
+    const id = `machine_client_${index}`;
+    f.add(
+      `acl ${id}_is var(txn.machine_identity) -m str ${client.name}`,
+      `acl ${id}_method_allowed method ${client.allowedMethods.join(' ')}`,
+      `acl ${id}_path_allowed path_beg ${client.allowedPathPrefixes.join(' ')}`,
+      `http-request set-var(txn.machine_allowed) bool(1) if is_machine_route machine_identity_known ${id}_is ${id}_method_allowed ${id}_path_allowed`,
+    );
+  });
+  const deny = (status: number, error: string, reason: string, condition: string) =>
+    f.add(
+      `http-request set-var(txn.decision) str(${DECISIONS.machineDenied}) if is_machine_route ${condition}`,
+      `http-request set-var-fmt(txn.reason) "${reason}" if is_machine_route ${condition}`,
+      `http-request return status ${status} content-type application/json hdr Cache-Control no-store lf-string ${jsonError(error, '%[var(txn.reason)]')} if is_machine_route ${condition}`,
+    );
+  deny(401, 'unauthorized', 'a client certificate is required on this route', '!client_cert_used');
+  deny(403, 'forbidden', 'the client certificate is not trusted (verify error %[ssl_c_verify])', '!client_cert_verified');
+  deny(403, 'forbidden', 'the client certificate is not registered', '!machine_identity_known');
+  deny(403, 'forbidden', 'the method or path is outside this client policy', `!{ var(txn.machine_allowed) -m bool }`);
+  f.add(
+    `http-request set-var(txn.decision) str(${DECISIONS.machineAllowed}) if is_machine_route`,
+    'http-request set-var(txn.user) var(txn.machine_identity) if is_machine_route',
+    `http-request set-var(txn.auth_method) str(${AUTH_METHODS.clientCertificate}) if is_machine_route`,
+    `http-request set-header ${HEADERS.user} %[var(txn.machine_identity)] if is_machine_route`,
+    `http-request set-header ${HEADERS.authMethod} ${AUTH_METHODS.clientCertificate} if is_machine_route`,
+    'http-request allow if is_machine_route',
+  );
+}
+
+function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
+  return new Section(
+    `frontend ${PROXY_NAMES.health}`,
+    'The load balancer\'s health check: plain HTTP, no PROXY protocol. Healthy while Looker has a usable server.',
+  ).add(
+    `bind ${o.healthCheck.bindAddress}:${o.healthCheck.port}`,
+    'http-request set-log-level silent',
+    `http-request return status 200 content-type application/json string '{"status":"ok"}' if { nbsrv(${PROXY_NAMES.looker}) gt 0 }`,
+    `http-request return status 503 content-type application/json string '{"status":"unavailable","reason":"no Looker server is available"}'`,
+  );
+}
+
+function renderMetricsFrontend(o: ResolvedGatewayOptions): Section {
+  return new Section(`frontend ${PROXY_NAMES.metrics}`, 'Prometheus metrics (/metrics) and the stats page (/stats), on a private address only.').add(
+    `bind ${o.metrics.bindAddress}:${o.metrics.port}`,
+    'http-request set-log-level silent',
+    'http-request use-service prometheus-exporter if { path /metrics }',
+    'stats enable',
+    'stats uri /stats',
+    'stats refresh 10s',
+    'stats show-legends',
+  );
+}
+
+function renderRefreshRelay(o: ResolvedGatewayOptions): Section {
+  return new Section(
+    `frontend ${PROXY_NAMES.refreshRelay}`,
+    'The Lua refresh action reaches the auth service through this local socket, so the inline\nrefresh uses the same TLS, CA, SNI, Host and path prefix as every other auth request.',
+  ).add(
+    `bind unix@${refreshRelaySocket(o.runtimeDir)} mode 600`,
+    `unique-id-format %[req.hdr(${HEADERS.requestId})]`,
+    'http-request set-var(txn.route) str(auth)',
+    `http-request set-var(txn.decision) str(${DECISIONS.inlineRefresh})`,
+    `http-request return status 404 content-type application/json string '{"error":"not_found","reason":"the relay only serves the inline refresh"}' unless { path ${AUTH_PATHS.session} } METH_POST`,
+    `default_backend ${PROXY_NAMES.authService}`,
+  );
+}
+
+function serverTls(file: (relative: string) => string, ca: string, serverName: string, clientCert?: string): string {
+  return words('ssl verify required', `ca-file ${file(ca)}`, clientCert && `crt ${file(clientCert)}`, `sni str(${serverName}) verifyhost ${serverName}`);
+}
+
+function renderLookerBackend(o: ResolvedGatewayOptions, file: (relative: string) => string): Section {
+  const l = o.looker;
+  const b = new Section(`backend ${PROXY_NAMES.looker}`, 'Looker over mutual TLS: the fleet\'s client certificate, Looker\'s CA, and its name checked.').add(
+    'balance leastconn',
+    'option httpchk',
+    `http-check send meth GET uri ${l.healthCheckPath} ver HTTP/1.1 hdr Host ${l.tlsServerName}`,
+    'http-check expect status 200',
+    words(
+      'default-server',
+      serverTls(file, GATEWAY_FILES.backendCa, l.tlsServerName, GATEWAY_FILES.backendClientCertificate),
+      `check check-sni ${l.tlsServerName} inter ${l.healthCheckIntervalSeconds}s fastinter 1s downinter ${l.healthCheckIntervalSeconds}s fall 2 rise 2`,
+    ),
+  );
+  if (l.dnsName) {
+    b.add(`server-template looker 1-${l.maxDnsServers} ${l.dnsName}:${l.dnsPort} resolvers ${PROXY_NAMES.resolvers} resolve-prefer ipv4 init-addr last,libc,none`);
+  } else {
+    l.servers.forEach((server, index) => b.add(`server looker${index + 1} ${server.address}:${server.port}`));
+  }
+  return b;
+}
+
+function renderAuthBackend(o: ResolvedGatewayOptions, file: (relative: string) => string): Section {
+  const a = o.authService;
+  const b = new Section(
+    `backend ${PROXY_NAMES.authService}`,
+    'The auth service (private API Gateway through its VPC endpoint): TLS with its CA and name checked.',
+  ).add(`http-request set-header Host ${a.host}`);
+  if (a.pathPrefix) b.add(`http-request set-path ${a.pathPrefix}%[path]`);
+  b.add(words('default-server', serverTls(file, GATEWAY_FILES.authServiceCa, a.serverName)));
+  if (a.addresses.length > 0) {
+    a.addresses.forEach((address, index) => b.add(`server auth${index + 1} ${address.includes(':') ? `[${address}]` : address}:${a.port}`));
+  } else {
+    b.add(`server auth1 ${a.dnsName}:${a.port} resolvers ${PROXY_NAMES.resolvers} resolve-prefer ipv4 init-addr last,libc,none`);
+  }
+  return b;
+}
+
+function renderTables(o: ResolvedGatewayOptions): string {
+  const tables = [
+    new Section(`backend ${PROXY_NAMES.authRateLimit}`, `Request rate per client address on ${AUTH_PATH_PREFIX}*.`).add(
+      `stick-table type ipv6 size 100k expire ${Math.max(60, o.authRateLimit.periodSeconds * 2)}s store http_req_rate(${o.authRateLimit.periodSeconds}s)`,
+    ),
+  ];
+  if (o.session.verificationCache) {
+    tables.push(
+      new Section(
+        `backend ${PROXY_NAMES.sessionCache}`,
+        'Tokens whose signature was verified, keyed by the SHA-256 of the whole token. Only the\nsignature is remembered: exp, nbf, iss, aud and the kid are checked on every request.',
+      ).add(`stick-table type binary len 32 size ${o.session.verificationCacheSize} expire 15m store gpt0`),
+    );
+  }
+  return tables.map(String).join('\n\n');
+}

@@ -1,0 +1,432 @@
+/**
+ * The session check on the real haproxy 3.0: cookie -> JWT -> identity headers, every way a
+ * session can be wrong, inline refresh with single flight, and the access log.
+ */
+import { createHmac, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { GATEWAY_FILES } from '../../lib/fleet';
+import { LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import { GatewayClient } from './support/proxy-client';
+
+let env: GatewayEnv;
+let client: GatewayClient;
+
+beforeAll(async () => {
+  env = await startGatewayEnv({
+    overrides: (base) => ({
+      ...base,
+      // A 1 s skew lets the cache test see a token expire within seconds.
+      session: { ...base.session, clockSkewSeconds: 1 },
+      authRateLimit: { requestsPerPeriod: 5, periodSeconds: 10 },
+    }),
+  });
+  client = env.client();
+});
+
+afterAll(async () => {
+  await env?.stop();
+});
+
+const navigation = { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html' };
+const xhr = { 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', accept: 'application/json', 'x-requested-with': 'XMLHttpRequest' };
+
+function uniqueRefreshCookie(): string {
+  return `refresh-${randomUUID()}`;
+}
+
+function base64url(value: string | Buffer): string {
+  return Buffer.from(value).toString('base64url');
+}
+
+function payloadOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+}
+
+async function expectDenied(token: string, reason: RegExp): Promise<void> {
+  const before = env.looker.reduce((n, node) => n + node.requests.length, 0);
+  const response = await client.request('/api/internal/session', { headers: { ...xhr, cookie: sessionCookies(token) } });
+  expect(response.status).toBe(401);
+  expect(response.json()).toEqual({ error: 'unauthorized', reason: expect.stringMatching(reason), requestId: response.headers['x-request-id'] });
+  expect(env.looker.reduce((n, node) => n + node.requests.length, 0)).toBe(before);
+}
+
+describe('a valid session', () => {
+  test('reaches Looker with the identity headers from its claims', async () => {
+    const token = await env.mint();
+    const response = await client.request('/looks/1?x=1', { headers: { cookie: sessionCookies(token) } });
+    expect(response.status).toBe(200);
+    const echoed = response.json();
+    expect(echoed.url).toBe('/looks/1?x=1');
+    expect(echoed.clientCertificateSubject).toBe('CN=gateway-fleet');
+    expect(echoed.headers).toMatchObject({
+      'x-forwarded-user': 'user-123',
+      'x-forwarded-email': 'ada@example.com',
+      'x-forwarded-groups': 'analysts,finance',
+      'x-looker-roles': 'viewer,explorer',
+      'x-looker-attr-region': 'emea',
+      'x-looker-attr-cost-center': 'cc-42',
+      'x-gateway-assertion': token,
+      'x-gateway-auth': 'session',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'gateway.test',
+    });
+    expect(echoed.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(response.headers['x-request-id']).toBe(echoed.headers['x-request-id']);
+    expect(response.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains');
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
+    expect(response.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(response.headers['referrer-policy']).toBe('strict-origin-when-cross-origin');
+  });
+
+  test('the previous and the next key are accepted too', async () => {
+    for (const key of [env.keys.previous, env.keys.next]) {
+      const response = await client.request('/', { headers: { cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { key })) } });
+      expect(response.status).toBe(200);
+      expect(response.json().headers['x-forwarded-user']).toBe('user-123');
+    }
+  });
+
+  test("the gateway's cookies never reach Looker, Looker's own cookies do", async () => {
+    const token = await env.mint();
+    const cookie = `lk_session=abc; ${SESSION_COOKIE}=${token}; csrf=x=y; ${REFRESH_COOKIE}=${uniqueRefreshCookie()}; ${LOGIN_STATE_COOKIE}=state; __Host-lg_sessionx=keep; last=1`;
+    const response = await client.request('/', { headers: { cookie } });
+    expect(response.status).toBe(200);
+    expect(response.json().headers.cookie).toBe('lk_session=abc; csrf=x=y; __Host-lg_sessionx=keep; last=1');
+    expect(response.headers['set-cookie']).toEqual(['looker_own=from-looker; Path=/; Secure']);
+  });
+
+  test('a websocket upgrade passes through to Looker', async () => {
+    const token = await env.mint();
+    const { socket, headers } = await client.upgrade('/ws', {
+      upgrade: 'websocket',
+      cookie: sessionCookies(token),
+      'sec-websocket-key': Buffer.from('0123456789abcdef').toString('base64'),
+      'sec-websocket-version': '13',
+    });
+    expect(headers['x-looker-node']).toMatch(/^looker-/);
+    const echoed = await new Promise<string>((resolve) => {
+      socket.once('data', (data: Buffer) => resolve(data.toString()));
+      socket.write('ping-through-the-gateway');
+    });
+    socket.destroy();
+    expect(echoed).toBe('ping-through-the-gateway');
+  });
+});
+
+describe('header hygiene', () => {
+  const spoofed = {
+    'x-forwarded-user': 'admin',
+    'x-forwarded-email': 'admin@example.com',
+    'x-forwarded-groups': 'admins',
+    'x-looker-roles': 'admin',
+    'x-looker-attr-region': 'everywhere',
+    'x-looker-attr-evil': 'yes',
+    'x-gateway-assertion': 'forged',
+    'x-gateway-auth': 'session',
+    'x-request-id': 'client-chosen',
+    'x-forwarded-for': '10.9.9.9',
+    forwarded: 'for=10.9.9.9',
+    'x-real-ip': '10.9.9.9',
+    'x-remote-user': 'admin',
+  };
+
+  test('spoofed identity headers are replaced when a session is present', async () => {
+    const token = await env.mint();
+    const response = await client.request('/', { headers: { ...spoofed, cookie: sessionCookies(token) } });
+    const headers = response.json().headers;
+    expect(headers['x-forwarded-user']).toBe('user-123');
+    expect(headers['x-looker-roles']).toBe('viewer,explorer');
+    expect(headers['x-looker-attr-region']).toBe('emea');
+    expect(headers['x-gateway-assertion']).toBe(token);
+    expect(headers['x-request-id']).not.toBe('client-chosen');
+    expect(headers['x-forwarded-for']).toBe('192.0.2.10');
+    for (const name of ['x-looker-attr-evil', 'forwarded', 'x-real-ip', 'x-remote-user']) expect(headers[name]).toBeUndefined();
+  });
+
+  test('spoofed identity headers never reach the auth service, and without a session nothing reaches Looker', async () => {
+    const response = await client.request('/oauth2/start?rd=%2F', { headers: spoofed });
+    expect(response.status).toBe(200);
+    expect(response.json()).toMatchObject({ authService: true, url: '/prod/oauth2/start?rd=%2F', host: 'auth.test' });
+    const seen = env.auth.calls[env.auth.calls.length - 1].headers;
+    for (const name of Object.keys(spoofed).filter((n) => n !== 'x-request-id' && n !== 'x-forwarded-for')) expect(seen[name]).toBeUndefined();
+    expect(seen['x-forwarded-for']).toBe('192.0.2.10');
+    const denied = await client.request('/', { headers: { ...spoofed, ...xhr } });
+    expect(denied.status).toBe(401);
+  });
+});
+
+describe('no session', () => {
+  test('a browser navigation is redirected to the login with the original path and query', async () => {
+    const response = await client.request('/dashboards/7?filter=a%20b&x=1', { headers: navigation });
+    expect(response.status).toBe(302);
+    expect(response.headers.location).toBe(`/oauth2/start?rd=${encodeURIComponent('/dashboards/7?filter=a%20b&x=1')}`);
+  });
+
+  test('without fetch metadata, Accept: text/html on GET decides', async () => {
+    expect((await client.request('/explore', { headers: { accept: 'text/html,application/xhtml+xml' } })).status).toBe(302);
+    expect((await client.request('/explore', { method: 'HEAD', headers: { accept: 'text/html' } })).status).toBe(302);
+  });
+
+  test('XHR, fetch, API paths and non-GET requests get 401 JSON with the request id', async () => {
+    const cases: Array<{ path: string; method?: string; headers: Record<string, string> }> = [
+      { path: '/api/internal/core/4.0/me', headers: xhr },
+      { path: '/explore', headers: { 'sec-fetch-mode': 'cors', accept: 'text/html' } },
+      { path: '/explore', headers: { 'x-requested-with': 'XMLHttpRequest', accept: 'text/html' } },
+      { path: '/api/4.0/user', headers: { accept: 'text/html' } },
+      { path: '/explore', method: 'POST', headers: { accept: 'text/html' } },
+      { path: '/explore', headers: { accept: 'application/json' } },
+    ];
+    for (const c of cases) {
+      const response = await client.request(c.path, { method: c.method, headers: c.headers, body: c.method === 'POST' ? '{}' : undefined });
+      expect({ path: c.path, status: response.status }).toEqual({ path: c.path, status: 401 });
+      expect(response.headers['content-type']).toBe('application/json');
+      expect(response.json()).toEqual({ error: 'unauthorized', reason: 'no session cookie', requestId: response.headers['x-request-id'] });
+    }
+  });
+});
+
+describe('a session that is not valid', () => {
+  test('expired, without a refresh cookie', async () => {
+    await expectDenied(await env.mint(DEFAULT_CLAIMS, { expiresIn: -60 }), /expired/);
+  });
+  test('not yet valid', async () => {
+    await expectDenied(await env.mint(DEFAULT_CLAIMS, { notBeforeIn: 300 }), /not valid yet/);
+  });
+  test('wrong issuer', async () => {
+    await expectDenied(await env.mint(DEFAULT_CLAIMS, { issuer: 'https://evil.test/oauth2' }), /issuer or audience/);
+  });
+  test('wrong audience', async () => {
+    await expectDenied(await env.mint(DEFAULT_CLAIMS, { audience: 'someone-else' }), /issuer or audience/);
+  });
+  test('signed by an unknown key', async () => {
+    await expectDenied(await env.mint(DEFAULT_CLAIMS, { key: env.keys.unknown }), /unknown key/);
+  });
+  test('no kid at all', async () => {
+    await expectDenied(await env.mint(DEFAULT_CLAIMS, { omitKid: true }), /signature is invalid/);
+  });
+  test('a bad signature under a known kid', async () => {
+    const forged = await env.mint({ ...DEFAULT_CLAIMS, sub: 'admin' }, { key: { ...env.keys.unknown, kid: env.keys.current.kid } });
+    await expectDenied(forged, /signature is invalid/);
+    const good = await env.mint();
+    const [h, , s] = good.split('.');
+    const tampered = `${h}.${base64url(JSON.stringify({ ...payloadOf(good), sub: 'admin' }))}.${s}`;
+    await expectDenied(tampered, /signature is invalid/);
+  });
+  test('alg "none"', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const header = base64url(JSON.stringify({ alg: 'none', typ: 'JWT', kid: env.keys.current.kid }));
+    const payload = base64url(JSON.stringify({ ...DEFAULT_CLAIMS, iss: 'https://gateway.test/oauth2', aud: 'looker-gateway', nbf: now - 5, exp: now + 600 }));
+    await expectDenied(`${header}.${payload}.`, /signature is invalid/);
+  });
+  test('HS256 signed with the public key file as the HMAC secret', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const publicPem = readFileSync(path.join(env.dir, GATEWAY_FILES.sessionKey('current')));
+    const header = base64url(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: env.keys.current.kid }));
+    const payload = base64url(JSON.stringify({ ...DEFAULT_CLAIMS, iss: 'https://gateway.test/oauth2', aud: 'looker-gateway', nbf: now - 5, exp: now + 600 }));
+    const signature = createHmac('sha256', publicPem).update(`${header}.${payload}`).digest('base64url');
+    await expectDenied(`${header}.${payload}.${signature}`, /signature is invalid/);
+  });
+  test('garbage, oversized and duplicated session cookies', async () => {
+    await expectDenied('this-is-not-a-jwt-at-all', /signature is invalid/);
+    await expectDenied('a.b.c', /too short or too long/);
+    const token = await env.mint();
+    await expectDenied(`${token}${'A'.repeat(4200)}`, /too short or too long/);
+    const duplicated = await client.request('/', { headers: { ...xhr, cookie: `${SESSION_COOKIE}=${token}; ${SESSION_COOKIE}=${token}` } });
+    expect(duplicated.status).toBe(401);
+    expect(duplicated.json().reason).toBe('more than one session cookie');
+    const twoLines = await client.request('/', { rawHeaders: ['x-requested-with', 'XMLHttpRequest', 'cookie', `${SESSION_COOKIE}=${token}`, 'cookie', 'other=1'] });
+    expect(twoLines.status).toBe(400);
+    expect(twoLines.json().reason).toBe('more than one Cookie header line');
+  });
+});
+
+describe('inline refresh', () => {
+  test('an expired session with a refresh cookie is refreshed inline for a navigation', async () => {
+    const refresh = uniqueRefreshCookie();
+    const calls = env.auth.sessionCalls().length;
+    const response = await client.request('/dashboards/1', { headers: { ...navigation, cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 }), refresh) } });
+    expect(response.status).toBe(200);
+    const echoed = response.json();
+    expect(echoed.headers['x-forwarded-user']).toBe('user-123-refreshed');
+    expect(echoed.headers.cookie).toBeUndefined();
+    const setCookies = response.headers['set-cookie'] ?? [];
+    const newSession = setCookies.find((c) => c.startsWith(`${SESSION_COOKIE}=`));
+    expect(newSession).toMatch(/; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
+    expect(echoed.headers['x-gateway-assertion']).toBe(/^[^=]+=([^;]+)/.exec(newSession!)![1]);
+    expect(setCookies.some((c) => c.startsWith(`${REFRESH_COOKIE}=rotated-refresh-`))).toBe(true);
+    const sessionCalls = env.auth.sessionCalls();
+    expect(sessionCalls.length).toBe(calls + 1);
+    const call = sessionCalls[sessionCalls.length - 1];
+    expect(call.method).toBe('POST');
+    expect(call.headers.host).toBe('auth.test');
+    expect(call.headers.cookie).toBe(`${REFRESH_COOKIE}=${refresh}`);
+    expect(call.headers['x-request-id']).toBe(response.headers['x-request-id']);
+  });
+
+  test('an XHR whose session expires within the refresh window is refreshed the same way', async () => {
+    const response = await client.request('/api/internal/query', {
+      method: 'POST',
+      body: '{"q":1}',
+      headers: { ...xhr, 'content-type': 'application/json', cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: 20 }), uniqueRefreshCookie()) },
+    });
+    expect(response.status).toBe(200);
+    expect(response.json()).toMatchObject({ method: 'POST', body: '{"q":1}', headers: { 'x-forwarded-user': 'user-123-refreshed' } });
+    expect((response.headers['set-cookie'] ?? []).some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(true);
+  });
+
+  test('20 concurrent requests at expiry cause exactly one refresh call', async () => {
+    const refresh = uniqueRefreshCookie();
+    const expired = await env.mint(DEFAULT_CLAIMS, { expiresIn: -1 });
+    const before = env.auth.sessionCalls().length;
+    env.auth.delayMs = 300;
+    try {
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, () => env.client().request('/api/internal/poll', { headers: { ...xhr, cookie: sessionCookies(expired, refresh) } })),
+      );
+      expect(responses.map((r) => r.status)).toEqual(Array(20).fill(200));
+      expect(new Set(responses.map((r) => r.json().headers['x-forwarded-user']))).toEqual(new Set(['user-123-refreshed']));
+      expect(env.auth.sessionCalls().length - before).toBe(1);
+      expect(env.auth.sessionCalls().filter((c) => c.headers.cookie === `${REFRESH_COOKIE}=${refresh}`)).toHaveLength(1);
+    } finally {
+      env.auth.delayMs = 0;
+    }
+  });
+
+  test('a refused refresh sends a navigation to the login and gives an XHR 401', async () => {
+    env.auth.refuse = true;
+    try {
+      const expired = await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 });
+      const navigationResponse = await client.request('/dashboards/2', { headers: { ...navigation, cookie: sessionCookies(expired, uniqueRefreshCookie()) } });
+      expect(navigationResponse.status).toBe(302);
+      expect(navigationResponse.headers.location).toBe('/oauth2/start?rd=%2Fdashboards%2F2');
+      const xhrResponse = await client.request('/api/internal/x', { headers: { ...xhr, cookie: sessionCookies(expired, uniqueRefreshCookie()) } });
+      expect(xhrResponse.status).toBe(401);
+      expect(xhrResponse.json().reason).toBe('session expired and could not be refreshed');
+      expect(xhrResponse.headers['set-cookie']).toBeUndefined();
+    } finally {
+      env.auth.refuse = false;
+    }
+  });
+
+  test('a refresh that takes longer than the timeout counts as refused', async () => {
+    env.auth.delayMs = 3500;
+    try {
+      const response = await client.request('/api/internal/slow', { headers: { ...xhr, cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 }), uniqueRefreshCookie()) } });
+      expect(response.status).toBe(401);
+      expect(response.json().reason).toBe('session expired and could not be refreshed');
+    } finally {
+      env.auth.delayMs = 0;
+    }
+  });
+
+  test('a session with a bad signature is never refreshed', async () => {
+    const before = env.auth.sessionCalls().length;
+    const forged = await env.mint(DEFAULT_CLAIMS, { expiresIn: -120, key: { ...env.keys.unknown, kid: env.keys.current.kid } });
+    const response = await client.request('/api/internal/x', { headers: { ...xhr, cookie: sessionCookies(forged, uniqueRefreshCookie()) } });
+    expect(response.status).toBe(401);
+    expect(env.auth.sessionCalls().length).toBe(before);
+  });
+});
+
+describe('the verification cache', () => {
+  test('serves a repeated token, but an expired token is refused after it was cached', async () => {
+    const token = await env.mint({ ...DEFAULT_CLAIMS, sid: randomUUID() }, { expiresIn: 2 });
+    const first = await client.request('/', { headers: { cookie: sessionCookies(token) } });
+    const second = await client.request('/', { headers: { cookie: sessionCookies(token) } });
+    expect([first.status, second.status]).toEqual([200, 200]);
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const late = await client.request('/', { headers: { ...xhr, cookie: sessionCookies(token) } });
+    expect(late.status).toBe(401);
+    expect(late.json().reason).toBe('session expired');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const decisions = Object.fromEntries(env.logLines().map((line) => [line.request_id, line.decision]));
+    expect(decisions[String(first.headers['x-request-id'])]).toBe('session-valid');
+    expect(decisions[String(second.headers['x-request-id'])]).toBe('cache-hit');
+    expect(decisions[String(late.headers['x-request-id'])]).toBe('expired');
+  });
+});
+
+describe('abuse', () => {
+  test("a client sending hundreds of crafted bad signatures does not disturb another client's TLS connections", async () => {
+    const attacker = env.client({ keepAlive: true, sourceAddress: '203.0.113.66' });
+    const victim = env.client({ keepAlive: true, sourceAddress: '203.0.113.77' });
+    const good = await env.mint();
+    const [h, p] = good.split('.');
+    const attack = (async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 300; i += 1) {
+        const signature = base64url(Buffer.from(Array.from({ length: 64 }, (_, j) => (i * 7 + j) % 256)));
+        statuses.push((await attacker.request('/api/x', { headers: { ...xhr, cookie: sessionCookies(`${h}.${p}.${signature}`) } })).status);
+      }
+      return statuses;
+    })();
+    const victimStatuses: number[] = [];
+    for (let i = 0; i < 60; i += 1) victimStatuses.push((await victim.request('/', { headers: { cookie: sessionCookies(good) } })).status);
+    expect(await attack).toEqual(Array(300).fill(401));
+    expect(victimStatuses).toEqual(Array(60).fill(200));
+  });
+
+  test('the auth routes are rate limited per client address with 429 and Retry-After', async () => {
+    const limited = env.client({ sourceAddress: '198.51.100.9' });
+    const statuses: number[] = [];
+    let last;
+    for (let i = 0; i < 7; i += 1) {
+      last = await limited.request('/oauth2/start', { headers: navigation });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    expect(last!.headers['retry-after']).toBe('10');
+    expect(last!.json()).toEqual({ error: 'too_many_requests', reason: 'too many requests to the auth service from this address', requestId: last!.headers['x-request-id'] });
+    expect((await env.client({ sourceAddress: '198.51.100.10' }).request('/oauth2/start')).status).toBe(200);
+  });
+});
+
+describe('PROXY protocol and the access log', () => {
+  test('the client address comes from the PROXY header, and a connection without one is refused', async () => {
+    const response = await env.client({ sourceAddress: '203.0.113.5' }).request('/', { headers: { cookie: sessionCookies(await env.mint()) } });
+    expect(response.json().headers['x-forwarded-for']).toBe('203.0.113.5');
+    await expect(env.client({ proxyProtocol: false }).request('/')).rejects.toThrow();
+  });
+
+  test('one JSON line per request with the fields, and never a token or a cookie', async () => {
+    const token = await env.mint({ ...DEFAULT_CLAIMS, sid: randomUUID() });
+    const refresh = uniqueRefreshCookie();
+    const ok = await env.client({ sourceAddress: '203.0.113.9' }).request('/looks/9?secret=query', { headers: { cookie: `${sessionCookies(token)}; looker_csrf=looker-cookie-value` } });
+    const refreshed = await client.request('/x', { headers: { ...xhr, cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -100 }), refresh) } });
+    expect([ok.status, refreshed.status]).toEqual([200, 200]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lines = env.logLines();
+    const line = lines.find((l) => l.request_id === ok.headers['x-request-id']);
+    expect(line).toMatchObject({
+      client_ip: '203.0.113.9',
+      method: 'GET',
+      path: '/looks/9',
+      status: 200,
+      route: 'looker',
+      decision: 'session-valid',
+      user: 'user-123',
+      auth: 'session',
+      backend: 'looker',
+      tls_version: expect.stringMatching(/^TLSv1\.[23]$/),
+      frontend: 'gateway',
+    });
+    for (const field of ['time', 'time_total_ms', 'time_response_ms', 'time_active_ms', 'bytes_in', 'bytes_out', 'server', 'termination', 'client_cert_sha256']) expect(line).toHaveProperty(field);
+    const refreshLine = lines.find((l) => l.request_id === refreshed.headers['x-request-id'] && l.frontend === 'gateway');
+    expect(refreshLine).toMatchObject({ decision: 'session-refreshed', refresh: 'refreshed', user: 'user-123-refreshed' });
+    const relayLine = lines.find((l) => l.request_id === refreshed.headers['x-request-id'] && l.frontend === 'refresh_relay');
+    expect(relayLine).toMatchObject({ decision: 'inline-refresh', status: 200, backend: 'auth_service' });
+    const output = env.haproxy.output();
+    for (const secret of [token, token.split('.')[2], refresh, 'looker-cookie-value', 'secret=query', String(refreshed.headers['set-cookie'])]) expect(output).not.toContain(secret);
+  });
+
+  test('the health listener answers 200 while Looker has a server, metrics are served on the private listener', async () => {
+    const health = await fetch(`http://127.0.0.1:${env.ports.health}/`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+    const metrics = await (await fetch(`http://127.0.0.1:${env.ports.metrics}/metrics`)).text();
+    expect(metrics).toMatch(/^haproxy_backend_active_servers\{proxy="looker"\} 2$/m);
+    expect((await fetch(`http://127.0.0.1:${env.ports.metrics}/stats;csv`)).status).toBe(200);
+  });
+});

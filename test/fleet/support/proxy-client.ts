@@ -1,0 +1,155 @@
+/**
+ * An HTTPS client that speaks through the gateway's PROXY-protocol listener the way the
+ * NLB does: a PROXY v2 header with the (claimed) client address, then TLS on the same
+ * socket. Built on Node's https module so tests can present client certificates and
+ * choose the SNI name.
+ */
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { IncomingHttpHeaders } from 'node:http';
+
+const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+/** A PROXY protocol v2 header for a TCP/IPv4 connection from `source` to `destination`. */
+export function proxyV2Header(source: { address: string; port: number }, destination: { address: string; port: number }): Buffer {
+  const header = Buffer.alloc(16 + 12);
+  PROXY_V2_SIGNATURE.copy(header, 0);
+  header[12] = 0x21; // version 2, command PROXY
+  header[13] = 0x11; // AF_INET, STREAM
+  header.writeUInt16BE(12, 14);
+  const octets = (address: string) => address.split('.').map(Number);
+  Buffer.from(octets(source.address)).copy(header, 16);
+  Buffer.from(octets(destination.address)).copy(header, 20);
+  header.writeUInt16BE(source.port, 24);
+  header.writeUInt16BE(destination.port, 26);
+  return header;
+}
+
+export interface ClientIdentity {
+  /** Client certificate, PEM. */
+  readonly cert: string;
+  /** Its private key, PEM. */
+  readonly key: string;
+}
+
+export interface GatewayClientOptions {
+  /** Port of the gateway's TLS listener on 127.0.0.1. */
+  readonly port: number;
+  /** CA that signed the gateway's certificate. */
+  readonly ca: string;
+  /** SNI and Host. @default 'gateway.test' */
+  readonly serverName?: string;
+  /** Send a PROXY v2 header first. @default true */
+  readonly proxyProtocol?: boolean;
+  /** Client address claimed in the PROXY header. @default '192.0.2.10' */
+  readonly sourceAddress?: string;
+  readonly clientCertificate?: ClientIdentity;
+  /** Reuse one connection for every request (keep-alive, one socket). @default false */
+  readonly keepAlive?: boolean;
+}
+
+export interface GatewayResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+  json<T = any>(): T;
+}
+
+export interface RequestOptions {
+  readonly method?: string;
+  readonly headers?: Record<string, string | string[]>;
+  readonly body?: string;
+  /** Header lines sent exactly as given (name, value, name, value...), e.g. two Cookie lines. */
+  readonly rawHeaders?: string[];
+}
+
+export class GatewayClient {
+  private readonly agent: https.Agent;
+
+  constructor(private readonly options: GatewayClientOptions) {
+    const connect = (connectOptions: https.RequestOptions) => this.connect(connectOptions);
+    this.agent = new (class extends https.Agent {
+      createConnection(connectOptions: https.RequestOptions): net.Socket {
+        return connect(connectOptions);
+      }
+    })({ keepAlive: options.keepAlive ?? false, maxSockets: options.keepAlive ? 1 : Infinity });
+  }
+
+  private connect(_connectOptions: https.RequestOptions): net.Socket {
+    const raw = net.connect({ host: '127.0.0.1', port: this.options.port });
+    if (this.options.proxyProtocol ?? true) {
+      raw.write(proxyV2Header({ address: this.options.sourceAddress ?? '192.0.2.10', port: 40000 + Math.floor(Math.random() * 20000) }, { address: '10.0.0.1', port: 443 }));
+    }
+    return tls.connect({
+      socket: raw,
+      servername: this.options.serverName ?? 'gateway.test',
+      ca: this.options.ca,
+      cert: this.options.clientCertificate?.cert,
+      key: this.options.clientCertificate?.key,
+      ALPNProtocols: ['http/1.1'],
+    });
+  }
+
+  request(path: string, options: RequestOptions = {}): Promise<GatewayResponse> {
+    return new Promise((resolve, reject) => {
+      const request = https.request(
+        {
+          host: '127.0.0.1',
+          port: this.options.port,
+          path,
+          method: options.method ?? 'GET',
+          headers: options.rawHeaders
+            ? (['host', this.options.serverName ?? 'gateway.test', ...options.rawHeaders] as unknown as Record<string, string>)
+            : { host: this.options.serverName ?? 'gateway.test', ...options.headers },
+          agent: this.agent,
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            resolve({
+              status: response.statusCode ?? 0,
+              headers: response.headers,
+              body,
+              json: () => JSON.parse(body),
+            });
+          });
+          response.on('error', reject);
+        },
+      );
+      request.setTimeout(15_000, () => request.destroy(new Error(`no answer to ${options.method ?? 'GET'} ${path} within 15 s`)));
+      request.on('error', reject);
+      request.end(options.body);
+    });
+  }
+
+  /** Sends an Upgrade request; resolves with the upgraded socket and the 101 headers. */
+  upgrade(path: string, headers: Record<string, string>): Promise<{ socket: net.Socket; headers: IncomingHttpHeaders }> {
+    return new Promise((resolve, reject) => {
+      const request = https.request({
+        host: '127.0.0.1',
+        port: this.options.port,
+        path,
+        headers: { host: this.options.serverName ?? 'gateway.test', connection: 'Upgrade', ...headers },
+        agent: this.agent,
+      });
+      request.on('upgrade', (response, socket) => resolve({ socket, headers: response.headers }));
+      request.on('response', (response) => reject(new Error(`expected 101, got ${response.statusCode}`)));
+      request.on('error', reject);
+      request.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** `name=value; name2=value2` from a record. */
+export function cookieHeader(cookies: Record<string, string>): string {
+  return Object.entries(cookies)
+    .map(([name, value]) => `${name}=${value}`)
+    .join('; ');
+}
