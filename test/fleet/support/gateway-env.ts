@@ -5,6 +5,8 @@
  */
 import 'reflect-metadata'; // @peculiar/x509 (test/support/pki.ts) needs it loaded first
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, JWTPayload } from 'jose';
@@ -63,6 +65,22 @@ export async function createTestPki(): Promise<TestPki> {
   };
 }
 
+/** A CRL of `ca` revoking `revoked`, in the PEM form OpenSSL reads ("X509 CRL"). */
+export async function createCrl(ca: TestCa, revoked: Pem[]): Promise<string> {
+  const crl = await x509.X509CrlGenerator.create(
+    {
+      issuer: ca.certificate.subject,
+      thisUpdate: new Date(Date.now() - 60_000),
+      nextUpdate: new Date(Date.now() + 24 * 3600_000),
+      entries: revoked.map((pem) => ({ serialNumber: new X509Certificate(pem.cert).serialNumber.toLowerCase(), revocationDate: new Date(Date.now() - 30_000), reason: x509.X509CrlReason.keyCompromise })),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      signingKey: ca.keys.privateKey,
+    },
+    webcrypto as unknown as Crypto,
+  );
+  return crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----');
+}
+
 export async function createSigningKeys(algorithm: SessionAlgorithm): Promise<Record<SigningKeyStatus | 'unknown', SigningKey>> {
   const make = async (slot: SigningKeyStatus | 'unknown'): Promise<SigningKey> => {
     const { privateKey, publicKey } = await generateKeyPair(algorithm, { extractable: true });
@@ -117,7 +135,7 @@ export interface GatewayEnvOptions {
   /** Looker nodes to start. @default 2 */
   readonly lookerNodes?: number;
   /** Options on top of the environment's (ports, files and names are filled in). */
-  readonly overrides?: (base: GatewayConfigOptions, env: { pki: TestPki }) => GatewayConfigOptions;
+  readonly overrides?: (base: GatewayConfigOptions, env: { pki: TestPki }) => GatewayConfigOptions | Promise<GatewayConfigOptions>;
 }
 
 export function writeRenderedFiles(dir: string, rendered: RenderedGatewayConfig): void {
@@ -206,7 +224,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
     }));
     let gatewayOptions = baseGatewayOptions({ dir, ports, lookerPorts: looker.map((node) => node.port), authPort: auth.port, pki, sessionKeys });
     gatewayOptions = { ...gatewayOptions, session: { ...gatewayOptions.session, algorithm } };
-    if (options.overrides) gatewayOptions = options.overrides(gatewayOptions, { pki });
+    if (options.overrides) gatewayOptions = await options.overrides(gatewayOptions, { pki });
     const rendered = renderGatewayConfig(gatewayOptions);
     writeRenderedFiles(dir, rendered);
     const haproxy = await startMasterWorker(dir, rendered.configFile, [gateway, health]);
@@ -255,3 +273,4 @@ export function sessionCookies(token: string, refresh?: string): string {
 }
 
 export type { ClientIdentity };
+export { issueCertificate };
