@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+/**
+ * The deployable Looker gateway. Settings come from cdk.json "context" (example values)
+ * or `-c key=value`; docs/constructs.md lists them. The four cdk-nag packs run on synth.
+ */
+import { App } from 'aws-cdk-lib';
+import { addGatewayNagPacks } from '../lib/nag';
+import { LookerGatewayStack, settingsFromContext } from '../lib/stack';
+
+const app = new App();
+const stackName = (app.node.tryGetContext('stackName') as string | undefined) ?? 'LookerGateway';
+new LookerGatewayStack(app, stackName, {
+  settings: settingsFromContext(app.node),
+  description: 'cdk-looker-gateway: identity-aware HAProxy gateway in front of Looker',
+});
+addGatewayNagPacks(app);
+app.synth();

@@ -1,0 +1,443 @@
+/**
+ * GatewayFleet: HAProxy on an Auto Scaling group of Debian 13 (arm64) instances behind a
+ * Network Load Balancer that passes TLS through (PROXY protocol v2 to the instances).
+ */
+import { createHash } from 'node:crypto';
+import { Aws, CfnElement, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { GatewayKeys } from '../keys/gateway-keys';
+import { LookerBackend } from '../looker/looker-backend';
+import { acknowledge, acknowledgeDefaultPolicy } from '../private/nag-acknowledgements';
+import { assertIntegerInRange, assertPort, GatewayPropsError } from '../private/validation';
+import { CLOUDWATCH_AGENT_CONFIG_PATH, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
+
+/** The public SSM parameter with the newest official Debian 13 arm64 AMI. */
+export const DEBIAN_13_ARM64_AMI_PARAMETER = '/aws/service/debian/release/13/latest/arm64';
+/** The same for x86_64 instance types. */
+export const DEBIAN_13_AMD64_AMI_PARAMETER = '/aws/service/debian/release/13/latest/amd64';
+
+export interface GatewayFleetProps {
+  readonly vpc: ec2.IVpc;
+  /** Where the instances run. @default - private subnets with egress */
+  readonly instanceSubnets?: ec2.SubnetSelection;
+  /** Where the load balancer's nodes are. @default - public subnets when internet-facing, private otherwise */
+  readonly loadBalancerSubnets?: ec2.SubnetSelection;
+  /** The gateway's keys: instances read the verification keys and certificates. */
+  readonly keys: GatewayKeys;
+  readonly looker: LookerBackend;
+  /** Host name users open. */
+  readonly domainName: string;
+  /** How HAProxy reaches the auth service. */
+  readonly authService: FleetAuthServiceTarget;
+  /** Log group HAProxy's JSON access log is shipped to. */
+  readonly accessLogGroup: logs.ILogGroup;
+  /**
+   * Session settings HAProxy checks.
+   * @default - issuer and audience https://<domainName>, 10 minute sessions
+   */
+  readonly session?: FleetSessionSettings;
+  /**
+   * Instance type; arm64 (Graviton) types use the arm64 AMI, others the amd64 one.
+   * @default t4g.medium
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /** @default 2 */
+  readonly minCapacity?: number;
+  /** Must exceed minCapacity: rolling updates add an instance before they remove one. @default 6 */
+  readonly maxCapacity?: number;
+  /** Scale out above this average CPU. @default 60 */
+  readonly targetCpuUtilizationPercent?: number;
+  /** Scale out above this many active connections per instance. @default 5000 */
+  readonly connectionsPerInstance?: number;
+  /** @default true */
+  readonly internetFacing?: boolean;
+  /**
+   * Client CIDRs admitted on port 443.
+   * @default - 0.0.0.0/0 when internet-facing, the VPC CIDR when internal
+   */
+  readonly clientCidrs?: string[];
+  /** Port HAProxy serves TLS on (the NLB forwards 443 to it). @default 443 */
+  readonly instancePort?: number;
+  /** Port of the plain-HTTP health-check listener (no PROXY protocol). @default 8080 */
+  readonly healthCheckPort?: number;
+  /** Port of HAProxy's local metrics listener (127.0.0.1 only). @default 8405 */
+  readonly metricsPort?: number;
+  /** Size of the encrypted gp3 root volume. @default 16 */
+  readonly rootVolumeGiB?: number;
+  /** Protect the load balancer against deletion. @default false */
+  readonly deletionProtection?: boolean;
+  /**
+   * Retention of the load balancer's access log objects, days.
+   * @default 365
+   */
+  readonly accessLogRetentionDays?: number;
+}
+
+/** Where the auth service answers, as the fleet needs it. */
+export interface FleetAuthServiceTarget {
+  /** Host name (Host header, SNI, certificate name, DNS name). */
+  readonly hostName: string;
+  /** Path prefix (the API stage), for example "/gateway". */
+  readonly pathPrefix: string;
+}
+
+export interface FleetSessionSettings {
+  readonly issuer: string;
+  readonly audience: string;
+  /** @default "ES256" */
+  readonly algorithm?: string;
+  /** Names of the user attributes forwarded as X-Looker-Attr-* headers. @default - none */
+  readonly attributeNames?: string[];
+}
+
+export class GatewayFleet extends Construct implements ec2.IConnectable {
+  public readonly autoScalingGroup: autoscaling.AutoScalingGroup;
+  public readonly loadBalancer: elbv2.NetworkLoadBalancer;
+  public readonly targetGroup: elbv2.NetworkTargetGroup;
+  public readonly listener: elbv2.NetworkListener;
+  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly loadBalancerSecurityGroup: ec2.SecurityGroup;
+  public readonly role: iam.Role;
+  public readonly launchTemplate: ec2.LaunchTemplate;
+  public readonly accessLogBucket: s3.Bucket;
+  public readonly connections: ec2.Connections;
+  /** The bootstrap script as rendered (with CloudFormation tokens where deploy-time values go). */
+  public readonly userDataScript: string;
+
+  constructor(scope: Construct, id: string, props: GatewayFleetProps) {
+    super(scope, id);
+    const where = `GatewayFleet ${this.node.path}`;
+    const minCapacity = props.minCapacity ?? 2;
+    const maxCapacity = props.maxCapacity ?? 6;
+    validateFleetProps(where, props, minCapacity, maxCapacity);
+    const instancePort = props.instancePort ?? 443;
+    const healthCheckPort = props.healthCheckPort ?? 8080;
+    const metricsPort = props.metricsPort ?? 8405;
+    const internetFacing = props.internetFacing ?? true;
+    const instanceType = props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM);
+    const arm64 = instanceType.architecture === ec2.InstanceArchitecture.ARM_64;
+
+    this.loadBalancerSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc: props.vpc,
+      description: 'Looker gateway load balancer: HTTPS from clients',
+      allowAllOutbound: false,
+    });
+    const clientCidrs = props.clientCidrs ?? [internetFacing ? '0.0.0.0/0' : props.vpc.vpcCidrBlock];
+    for (const cidr of clientCidrs) {
+      this.loadBalancerSecurityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), 'HTTPS from clients');
+    }
+    if (clientCidrs.includes('0.0.0.0/0')) {
+      acknowledge(this.loadBalancerSecurityGroup, ['AwsSolutions-EC23'], 'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose; every request is authenticated by HAProxy. Set clientCidrs to narrow it.');
+    }
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'Looker gateway instances (HAProxy)',
+      allowAllOutbound: true,
+    });
+    this.connections = this.securityGroup.connections;
+    this.securityGroup.addIngressRule(this.loadBalancerSecurityGroup, ec2.Port.tcp(instancePort), 'TLS (PROXY protocol) from the load balancer');
+    this.securityGroup.addIngressRule(this.loadBalancerSecurityGroup, ec2.Port.tcp(healthCheckPort), 'Health checks from the load balancer');
+    this.loadBalancerSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(instancePort), 'TLS to the gateway instances');
+    this.loadBalancerSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(healthCheckPort), 'Health checks to the gateway instances');
+    props.looker.allowFrom(this);
+
+    this.role = new iam.Role(this, 'InstanceRole', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: 'Looker gateway instances: read instance key material, ship logs, Session Manager',
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+    });
+    acknowledge(
+      this.role,
+      ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]'],
+      'Session Manager replaces SSH (no key pair, no port 22); AWS maintains this policy with the exact actions the SSM agent needs.',
+    );
+    props.keys.grantReadInstanceMaterial(this.role);
+    props.accessLogGroup.grant(this.role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
+
+    const deployTime = new DeployTimeValues();
+    const token = (value: string) => Token.isUnresolved(value);
+    const filesInput: InstanceFilesInput = {
+      domainName: deployTime.placeholderFor(props.domainName, token),
+      session: {
+        issuer: deployTime.placeholderFor(props.session?.issuer ?? `https://${props.domainName}`, token),
+        audience: deployTime.placeholderFor(props.session?.audience ?? `https://${props.domainName}`, token),
+        algorithm: props.session?.algorithm ?? props.keys.sessionAlgorithm,
+        attributeNames: props.session?.attributeNames ?? [],
+      },
+      authService: {
+        hostName: deployTime.placeholderFor(props.authService.hostName, token),
+        pathPrefix: props.authService.pathPrefix,
+      },
+      looker: {
+        ...props.looker.config,
+        hosts: props.looker.config.hosts.map((host) => deployTime.placeholderFor(host, token)),
+      },
+      instancePort,
+      healthCheckPort,
+      metricsPort,
+      accessLogGroupName: deployTime.placeholderFor(props.accessLogGroup.logGroupName, token),
+      secrets: {
+        verificationKeys: deployTime.placeholderFor(props.keys.verificationKeys.secretArn, token),
+        backendClientCertificate: deployTime.placeholderFor(props.keys.backendClientCertificate.secretArn, token),
+        frontendCertificate: deployTime.placeholderFor(props.keys.frontendCertificate.secretArn, token),
+      },
+    };
+    // Rendered with placeholders for deploy-time values, which then go back in as tokens
+    // that CloudFormation resolves in the launch template Metadata.
+    const files = renderInstanceFiles(filesInput).map((file) => ({ ...file, content: deployTime.restore(file.content) }));
+    const metadata = filesMetadata(files);
+    const stack = Stack.of(this);
+    const logicalId = (id: string) => Lazy.string({ produce: () => stack.getLogicalId(this.node.findChild(id).node.defaultChild as CfnElement) });
+    this.userDataScript = renderBootstrapScript({
+      region: Aws.REGION,
+      stackName: Aws.STACK_NAME,
+      filesResourceId: logicalId('LaunchTemplate'),
+      signalResourceId: logicalId('Group'),
+      filesDigest: Lazy.string({ produce: () => createHash('sha256').update(JSON.stringify(stack.resolve(metadata))).digest('hex') }),
+      packages: INSTANCE_PACKAGES,
+      cloudWatchAgentConfigPath: CLOUDWATCH_AGENT_CONFIG_PATH,
+      ...startCommands(),
+      readinessUrl: `http://127.0.0.1:${healthCheckPort}/`,
+    });
+    this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+      machineImage: ec2.MachineImage.fromSsmParameter(arm64 ? DEBIAN_13_ARM64_AMI_PARAMETER : DEBIAN_13_AMD64_AMI_PARAMETER, { os: ec2.OperatingSystemType.LINUX }),
+      instanceType,
+      role: this.role,
+      securityGroup: this.securityGroup,
+      requireImdsv2: true,
+      httpPutResponseHopLimit: 1,
+      instanceMetadataTags: false,
+      detailedMonitoring: true,
+      associatePublicIpAddress: false,
+      blockDevices: [
+        {
+          deviceName: '/dev/xvda',
+          volume: ec2.BlockDeviceVolume.ebs(props.rootVolumeGiB ?? 16, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3, deleteOnTermination: true }),
+        },
+      ],
+      userData: ec2.UserData.custom(this.userDataScript),
+    });
+    (this.launchTemplate.node.defaultChild as ec2.CfnLaunchTemplate).addMetadata(FILES_METADATA_KEY, metadata);
+
+    this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Group', {
+      vpc: props.vpc,
+      vpcSubnets: props.instanceSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      launchTemplate: this.launchTemplate,
+      minCapacity,
+      maxCapacity,
+      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
+        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
+        gracePeriod: Duration.minutes(10),
+      }),
+      // Each new instance tells CloudFormation it serves (cfn signal from the user data
+      // through the AWS CLI: cfn-signal is not packaged on Debian).
+      signals: autoscaling.Signals.waitForMinCapacity({ timeout: Duration.minutes(15) }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
+        minInstancesInService: minCapacity,
+        maxBatchSize: 1,
+        waitOnResourceSignals: true,
+        pauseTime: Duration.minutes(15),
+      }),
+      groupMetrics: [autoscaling.GroupMetrics.all()],
+    });
+
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadFilesAndSignalReadiness',
+        actions: ['cloudformation:DescribeStackResource', 'cloudformation:SignalResource'],
+        resources: [Stack.of(this).stackId],
+      }),
+    );
+
+    this.accessLogBucket = this.newAccessLogBucket(props.accessLogRetentionDays ?? 365);
+    this.loadBalancer = new elbv2.NetworkLoadBalancer(this, 'LoadBalancer', {
+      vpc: props.vpc,
+      internetFacing,
+      vpcSubnets: props.loadBalancerSubnets ?? { subnetType: internetFacing ? ec2.SubnetType.PUBLIC : ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      crossZoneEnabled: true,
+      securityGroups: [this.loadBalancerSecurityGroup],
+      deletionProtection: props.deletionProtection ?? false,
+    });
+    this.logAccessLogs(this.loadBalancer, this.accessLogBucket);
+    if (!(props.deletionProtection ?? false)) {
+      acknowledge(
+        this.loadBalancer,
+        ['NIST.800.53.R5-ELBDeletionProtectionEnabled', 'HIPAA.Security-ELBDeletionProtectionEnabled', 'PCI.DSS.321-ELBDeletionProtectionEnabled'],
+        'Off by default so that `cdk destroy` of a trial works; set deletionProtection: true for production.',
+      );
+    }
+
+    this.targetGroup = new elbv2.NetworkTargetGroup(this, 'Targets', {
+      vpc: props.vpc,
+      port: instancePort,
+      protocol: elbv2.Protocol.TCP,
+      targetType: elbv2.TargetType.INSTANCE,
+      proxyProtocolV2: true,
+      preserveClientIp: false,
+      deregistrationDelay: Duration.seconds(60),
+      healthCheck: {
+        protocol: elbv2.Protocol.HTTP,
+        port: String(healthCheckPort),
+        path: '/',
+        interval: Duration.seconds(10),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 2,
+      },
+      targets: [this.autoScalingGroup],
+    });
+    this.listener = this.loadBalancer.addListener('Https', {
+      port: 443,
+      protocol: elbv2.Protocol.TCP,
+      defaultTargetGroups: [this.targetGroup],
+    });
+
+    acknowledge(
+      this.listener,
+      ['NIST.800.53.R5-ELBv2ACMCertificateRequired', 'HIPAA.Security-ELBv2ACMCertificateRequired', 'PCI.DSS.321-ELBv2ACMCertificateRequired'],
+      'TLS passthrough by design: HAProxy terminates TLS (it must see client certificates and cookies) with the certificate kept in Secrets Manager; the load balancer never holds a certificate.',
+    );
+    acknowledgeDefaultPolicy(this.role);
+    this.autoScalingGroup.scaleOnCpuUtilization('ScaleOnCpu', {
+      targetUtilizationPercent: props.targetCpuUtilizationPercent ?? 60,
+      estimatedInstanceWarmup: Duration.minutes(5),
+    });
+    const connectionsPerInstance = props.connectionsPerInstance ?? 5000;
+    this.autoScalingGroup.scaleOnMetric('ScaleOnConnections', {
+      metric: new cloudwatch.MathExpression({
+        expression: 'flows / MAX([instances, 1])',
+        usingMetrics: {
+          flows: this.loadBalancer.metrics.activeFlowCount({ period: Duration.minutes(1), statistic: 'Average' }),
+          instances: new cloudwatch.Metric({
+            namespace: 'AWS/AutoScaling',
+            metricName: 'GroupInServiceInstances',
+            dimensionsMap: { AutoScalingGroupName: this.autoScalingGroup.autoScalingGroupName },
+            period: Duration.minutes(1),
+            statistic: 'Average',
+          }),
+        },
+        label: 'Active connections per instance',
+        period: Duration.minutes(1),
+      }),
+      adjustmentType: autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+      scalingSteps: [
+        { upper: connectionsPerInstance * 0.3, change: -1 },
+        { lower: connectionsPerInstance, change: +1 },
+        { lower: connectionsPerInstance * 1.5, change: +2 },
+      ],
+      estimatedInstanceWarmup: Duration.minutes(5),
+    });
+    acknowledge(
+      this.autoScalingGroup,
+      ['AwsSolutions-AS3'],
+      'Scaling and health events are visible in the GatewayObservability alarms (unhealthy hosts, no healthy host) and in the Auto Scaling activity history; add notifications to your own topic if you need them.',
+    );
+  }
+
+  /**
+   * NLB access logs are delivered by the log delivery service (not by an ELB account), so
+   * this works in environment-agnostic stacks, unlike NetworkLoadBalancer.logAccessLogs().
+   */
+  private logAccessLogs(loadBalancer: elbv2.NetworkLoadBalancer, bucket: s3.Bucket): void {
+    const prefix = 'nlb';
+    const sourceAccount = { 'aws:SourceAccount': Aws.ACCOUNT_ID };
+    const write = bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AWSLogDeliveryWrite',
+        principals: [new iam.ServicePrincipal('delivery.logs.amazonaws.com')],
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(`${prefix}/AWSLogs/${Aws.ACCOUNT_ID}/*`)],
+        conditions: {
+          StringEquals: { 's3:x-amz-acl': 'bucket-owner-full-control', ...sourceAccount },
+          ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:*` },
+        },
+      }),
+    );
+    bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AWSLogDeliveryAclCheck',
+        principals: [new iam.ServicePrincipal('delivery.logs.amazonaws.com')],
+        actions: ['s3:GetBucketAcl'],
+        resources: [bucket.bucketArn],
+        conditions: { StringEquals: sourceAccount, ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:*` } },
+      }),
+    );
+    loadBalancer.setAttribute('access_logs.s3.enabled', 'true');
+    loadBalancer.setAttribute('access_logs.s3.bucket', bucket.bucketName);
+    loadBalancer.setAttribute('access_logs.s3.prefix', prefix);
+    if (write.policyDependable) loadBalancer.node.addDependency(write.policyDependable);
+  }
+
+  private newAccessLogBucket(retentionDays: number): s3.Bucket {
+    const serverAccessLogs = new s3.Bucket(this, 'AccessLogBucketLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [{ expiration: Duration.days(retentionDays), noncurrentVersionExpiration: Duration.days(30) }],
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    });
+    const logBucketReasons: Array<[string[], string]> = [
+      [
+        ['NIST.800.53.R5-S3BucketReplicationEnabled', 'HIPAA.Security-S3BucketReplicationEnabled', 'PCI.DSS.321-S3BucketReplicationEnabled'],
+        'Access logs, versioned and retained; cross-region replication is a choice of the account\'s logging strategy (add a replication rule to this bucket if yours requires it).',
+      ],
+      [
+        ['NIST.800.53.R5-S3DefaultEncryptionKMS', 'HIPAA.Security-S3DefaultEncryptionKMS', 'PCI.DSS.321-S3DefaultEncryptionKMS'],
+        'Encrypted with SSE-S3: S3 server access logging and load balancer log delivery write to SSE-S3 buckets without a key policy for the delivery services.',
+      ],
+    ];
+    for (const [ids, reason] of logBucketReasons) acknowledge(serverAccessLogs, ids, reason);
+    acknowledge(serverAccessLogs, ['AwsSolutions-S1', 'NIST.800.53.R5-S3BucketLoggingEnabled', 'HIPAA.Security-S3BucketLoggingEnabled', 'PCI.DSS.321-S3BucketLoggingEnabled'], 'This bucket receives the server access logs of the load balancer log bucket; logging it too would recurse.');
+    const bucket = new s3.Bucket(this, 'AccessLogBucket', {
+      // NLB access logs support SSE-S3; the log bucket's own access is logged to serverAccessLogs.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      serverAccessLogsBucket: serverAccessLogs,
+      serverAccessLogsPrefix: 'nlb-access-log-bucket/',
+      lifecycleRules: [{ expiration: Duration.days(retentionDays), noncurrentVersionExpiration: Duration.days(30) }],
+    });
+    for (const [ids, reason] of logBucketReasons) acknowledge(bucket, ids, reason);
+    return bucket;
+  }
+}
+
+function validateFleetProps(where: string, props: GatewayFleetProps, minCapacity: number, maxCapacity: number): void {
+  assertIntegerInRange(where, 'minCapacity', minCapacity, 2, 100, 'The gateway runs at least 2 instances in 2 Availability Zones so that one can fail or be replaced.');
+  assertIntegerInRange(where, 'maxCapacity', maxCapacity, 3, 200, 'It must exceed minCapacity: a rolling update adds an instance before it removes one.');
+  if (!Token.isUnresolved(minCapacity) && !Token.isUnresolved(maxCapacity) && minCapacity >= maxCapacity) {
+    throw new GatewayPropsError(
+      where,
+      `minCapacity (${minCapacity}) must be less than maxCapacity (${maxCapacity}): rolling updates keep minCapacity instances in service and add one before removing one. Raise maxCapacity to at least ${minCapacity + 1}.`,
+    );
+  }
+  for (const [prop, value] of [['instancePort', props.instancePort], ['healthCheckPort', props.healthCheckPort], ['metricsPort', props.metricsPort]] as const) {
+    if (value !== undefined) assertPort(where, prop, value);
+  }
+  const ports = [props.instancePort ?? 443, props.healthCheckPort ?? 8080, props.metricsPort ?? 8405].filter((p) => !Token.isUnresolved(p));
+  if (new Set(ports).size !== ports.length) {
+    throw new GatewayPropsError(where, `instancePort, healthCheckPort and metricsPort must differ, got ${ports.join(', ')}: the health check listener has no PROXY protocol and cannot share the TLS port.`);
+  }
+  if (props.targetCpuUtilizationPercent !== undefined) assertIntegerInRange(where, 'targetCpuUtilizationPercent', props.targetCpuUtilizationPercent, 10, 90, 'Leave headroom for TLS handshakes in bursts; 60 is the default.');
+  if (props.connectionsPerInstance !== undefined) assertIntegerInRange(where, 'connectionsPerInstance', props.connectionsPerInstance, 10, 1_000_000, 'Size it from a load test of your instance type.');
+  if (props.rootVolumeGiB !== undefined) assertIntegerInRange(where, 'rootVolumeGiB', props.rootVolumeGiB, 8, 1024, 'Debian 13 needs at least 8 GiB.');
+  for (const cidr of props.clientCidrs ?? []) {
+    if (!Token.isUnresolved(cidr) && !/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/.test(cidr)) {
+      throw new GatewayPropsError(where, `clientCidrs entry ${JSON.stringify(cidr)} is not an IPv4 CIDR. Write it like "203.0.113.0/24".`);
+    }
+  }
+  if (props.clientCidrs && props.clientCidrs.length === 0) {
+    throw new GatewayPropsError(where, 'clientCidrs is empty: nobody could connect. Leave it unset for the default or list the client networks.');
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * The instance bootstrap (EC2 user data) and the files it installs, rendered at synth.
+ * Pure: no CDK constructs, only strings, so the tests render the same script the template
+ * carries.
+ *
+ * EC2 user data is limited to 16 KB, and haproxy.cfg, the Lua action and the key-sync unit
+ * are larger than that. So the files travel as Metadata of the launch template resource
+ * (where CloudFormation also puts the deploy-time values such as the auth service host
+ * and the secret ARNs), and the small user data fetches them with
+ * `aws cloudformation describe-stack-resource`, as cfn-init does (cfn-init itself is not
+ * packaged for Debian). The user data carries a digest of the files, so a change of any
+ * file makes a new launch template version and a rolling update.
+ *
+ * Switches for running outside EC2 (the tests run this script in a Debian 13 root):
+ *   LG_NO_SYSTEMD=1              treat the host as having no systemd (also detected)
+ *   LG_SKIP_CLOUDWATCH_AGENT=1   do not download/install the CloudWatch agent
+ *   LG_IMDS_ENDPOINT=http://...  instance metadata endpoint (default http://169.254.169.254)
+ * AWS endpoints are the CLI's own: AWS_ENDPOINT_URL_CLOUDFORMATION, AWS_ENDPOINT_URL_SECRETS_MANAGER.
+ */
+import * as path from 'node:path';
+import type { LookerBackendConfig } from '../looker/looker-backend';
+import { isIpv4Address } from '../private/validation';
+import { GatewayConfigOptions, LogDestination } from './gateway-options';
+import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from './layout';
+import { ERROR_STATUSES, refreshRelaySocket, renderErrorPage, renderHaproxyConfig, RENDERED_FILES } from './render-haproxy';
+import { renderRefreshLua } from './render-lua';
+import { validateGatewayOptions } from './validate';
+
+export interface BootstrapFile {
+  /** Absolute path on the instance. */
+  readonly path: string;
+  /** Octal mode, for example "0644". */
+  readonly mode: string;
+  readonly content: string;
+}
+
+/** Metadata key of the launch template that holds the files. */
+export const FILES_METADATA_KEY = 'cdk-looker-gateway:files';
+
+export interface BootstrapScriptOptions {
+  /** AWS region (for the CLI and the CloudWatch agent download). */
+  readonly region: string;
+  readonly stackName: string;
+  /** Logical id of the resource whose Metadata holds the files (the launch template). */
+  readonly filesResourceId: string;
+  /** Logical id of the Auto Scaling group, signalled when the instance is ready. */
+  readonly signalResourceId: string;
+  /** SHA-256 of the files, so any change makes a new launch template version. */
+  readonly filesDigest: string;
+  /** Debian packages the instance needs; only missing ones are installed. */
+  readonly packages: readonly string[];
+  /** Path of the CloudWatch agent configuration among the files. */
+  readonly cloudWatchAgentConfigPath: string;
+  /** Commands run once the files are in place, under systemd. */
+  readonly startWithSystemd: readonly string[];
+  /** Commands run once the files are in place, without systemd (tests, containers). */
+  readonly startWithoutSystemd: readonly string[];
+  /** URL HAProxy answers once it runs (the load balancer's health check). */
+  readonly readinessUrl: string;
+}
+
+/** Validates the files (paths, modes) and returns the Metadata value. */
+export function filesMetadata(files: readonly BootstrapFile[]): { files: BootstrapFile[] } {
+  for (const file of files) {
+    if (!file.path.startsWith('/') || /["'$`\\\s]/.test(file.path)) throw new Error(`Bootstrap file path ${JSON.stringify(file.path)} must be absolute with no quotes, spaces or shell characters.`);
+    if (!/^0[0-7]{3}$/.test(file.mode)) throw new Error(`Bootstrap file mode ${JSON.stringify(file.mode)} for ${file.path} must be octal like "0644".`);
+  }
+  return { files: files.map((file) => ({ path: file.path, mode: file.mode, content: file.content })) };
+}
+
+/** Placeholders that stand for deploy-time values while lib/fleet renders (they are valid host names, so they pass its checks). */
+export class DeployTimeValues {
+  private readonly values = new Map<string, string>();
+
+  /** `value` itself when `isToken(value)` is false, otherwise a placeholder that stands for it. */
+  public placeholderFor(value: string, isToken: (value: string) => boolean): string {
+    if (!isToken(value)) return value;
+    for (const [placeholder, known] of this.values) if (known === value) return placeholder;
+    const placeholder = `lg-value-${this.values.size + 1}.placeholder.invalid`;
+    this.values.set(placeholder, value);
+    return placeholder;
+  }
+
+  /** Puts the deploy-time values (tokens) back where the placeholders ended up. */
+  public restore(text: string): string {
+    let result = text;
+    for (const [placeholder, value] of this.values) result = result.split(placeholder).join(value);
+    return result;
+  }
+}
+
+export function renderBootstrapScript(o: BootstrapScriptOptions): string {
+  const packages = o.packages.join(' ');
+  return [
+    '#!/bin/bash',
+    '# cdk-looker-gateway instance bootstrap. Rendered at synth by lib/fleet/user-data.ts;',
+    '# the tests run this very script in a Debian 13 root.',
+    `# files digest: ${o.filesDigest}`,
+    'set -euo pipefail',
+    'exec > >(tee -a /var/log/lg-bootstrap.log) 2>&1',
+    `export AWS_REGION='${o.region}' AWS_DEFAULT_REGION='${o.region}'`,
+    `LG_STACK_NAME='${o.stackName}'`,
+    `LG_FILES_RESOURCE='${o.filesResourceId}'`,
+    `LG_SIGNAL_RESOURCE='${o.signalResourceId}'`,
+    'IMDS="${LG_IMDS_ENDPOINT:-http://169.254.169.254}"',
+    'log() { printf "[lg-bootstrap] %s\\n" "$*"; }',
+    '',
+    'instance_id() {',
+    '  local token',
+    '  token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "$IMDS/latest/api/token")',
+    '  curl -fsS -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/instance-id"',
+    '}',
+    'signal() {',
+    '  aws cloudformation signal-resource --stack-name "$LG_STACK_NAME" --logical-resource-id "$LG_SIGNAL_RESOURCE" \\',
+    '    --unique-id "$(instance_id)" --status "$1" >/dev/null || log "could not signal $1 to CloudFormation"',
+    '}',
+    "trap 'log \"bootstrap failed at line $LINENO\"; signal FAILURE' ERR",
+    '',
+    'if [[ ${LG_NO_SYSTEMD:-0} == 1 || ! -d /run/systemd/system ]]; then HAS_SYSTEMD=0; else HAS_SYSTEMD=1; fi',
+    '',
+    '# 1. Packages: only the missing ones (an AMI that has them needs no network).',
+    'missing=()',
+    `for p in ${packages}; do dpkg-query -W -f='\${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done`,
+    'if ((${#missing[@]})); then',
+    '  log "installing ${missing[*]}"',
+    '  export DEBIAN_FRONTEND=noninteractive',
+    '  apt-get update -q',
+    '  apt-get install -y -q --no-install-recommends "${missing[@]}"',
+    'fi',
+    '',
+    '# 2. The CloudWatch agent is not packaged by Debian: AWS publishes it per region.',
+    'if [[ ${LG_SKIP_CLOUDWATCH_AGENT:-0} != 1 ]] && ! dpkg-query -W amazon-cloudwatch-agent >/dev/null 2>&1; then',
+    '  arch=$(dpkg --print-architecture)',
+    '  curl -fsSL --retry 5 -o /tmp/amazon-cloudwatch-agent.deb \\',
+    '    "https://amazoncloudwatch-agent-${AWS_REGION}.s3.${AWS_REGION}.amazonaws.com/debian/${arch}/latest/amazon-cloudwatch-agent.deb"',
+    '  dpkg -i /tmp/amazon-cloudwatch-agent.deb',
+    '  rm -f /tmp/amazon-cloudwatch-agent.deb',
+    'fi',
+    '',
+    '# 3. Files (haproxy.cfg, the Lua action, key-sync, agent and service settings) from the',
+    '#    launch template Metadata, each written atomically.',
+    'metadata=$(mktemp)',
+    'aws cloudformation describe-stack-resource --stack-name "$LG_STACK_NAME" --logical-resource-id "$LG_FILES_RESOURCE" \\',
+    `  --query 'StackResourceDetail.Metadata' --output text | jq '.["${FILES_METADATA_KEY}"]' > "$metadata"`,
+    'count=$(jq \'.files | length\' "$metadata")',
+    '((count > 0))',
+    'for ((i = 0; i < count; i++)); do',
+    '  path=$(jq -r ".files[$i].path" "$metadata")',
+    '  mode=$(jq -r ".files[$i].mode" "$metadata")',
+    '  install -d -m 0755 "$(dirname "$path")"',
+    '  tmp=$(mktemp "$path.XXXXXX")',
+    '  jq -j ".files[$i].content" "$metadata" > "$tmp"',
+    '  chmod "$mode" "$tmp"',
+    '  mv -f "$tmp" "$path"',
+    'done',
+    'rm -f "$metadata"',
+    'log "wrote $count files"',
+    '',
+    '# 4. Keys and certificates, then HAProxy.',
+    'if ((HAS_SYSTEMD)); then',
+    ...o.startWithSystemd.map((command) => `  ${command}`),
+    '  if dpkg-query -W amazon-cloudwatch-agent >/dev/null 2>&1; then',
+    `    /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:${o.cloudWatchAgentConfigPath}`,
+    '  fi',
+    'else',
+    '  log "no systemd: running key-sync and haproxy directly"',
+    ...o.startWithoutSystemd.map((command) => `  ${command}`),
+    'fi',
+    '',
+    '# 5. Ready when HAProxy answers the health check (503 only means Looker is not up yet:',
+    '#    the load balancer and the alarms watch that); then tell CloudFormation.',
+    'for _ in $(seq 1 120); do',
+    `  code=$(curl -s -o /dev/null -w '%{http_code}' '${o.readinessUrl}' || true)`,
+    '  if [[ $code == 200 || $code == 503 ]]; then',
+    '    log "ready"',
+    '    signal SUCCESS',
+    '    exit 0',
+    '  fi',
+    '  sleep 1',
+    'done',
+    'log "haproxy did not become ready"',
+    'false',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// What goes on an instance: the files rendered by lib/fleet (haproxy.cfg, the Lua action,
+// error pages), the key-sync unit, the CloudWatch agent config and the haproxy service
+// settings.
+
+/** Debian packages an instance needs (only missing ones are installed). */
+export const INSTANCE_PACKAGES: readonly string[] = ['haproxy', 'awscli', 'jq', 'curl', 'ca-certificates', 'openssl'];
+export const CLOUDWATCH_AGENT_CONFIG_PATH = '/opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json';
+/** HAProxy's JSON access log on the instance: systemd appends haproxy's stdout to it, the agent ships it. */
+export const ACCESS_LOG_PATH = '/var/log/haproxy/access.log';
+const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+export interface InstanceFilesInput {
+  readonly domainName: string;
+  readonly session: { readonly issuer: string; readonly audience: string; readonly algorithm: string; readonly attributeNames: readonly string[] };
+  readonly authService: { readonly hostName: string; readonly pathPrefix: string };
+  readonly looker: LookerBackendConfig;
+  readonly instancePort: number;
+  readonly healthCheckPort: number;
+  readonly metricsPort: number;
+  readonly accessLogGroupName: string;
+  readonly secrets: { readonly verificationKeys: string; readonly backendClientCertificate: string; readonly frontendCertificate: string };
+}
+
+/** The gateway options handed to the lib/fleet renderer, from the fleet's settings. */
+export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOptions {
+  const looker = input.looker;
+  const serverName = looker.serverName ?? (isIpv4Address(looker.hosts[0]) ? undefined : looker.hosts[0]);
+  if (!serverName) {
+    throw new Error(
+      `The Looker hosts are IP addresses (${looker.hosts.join(', ')}) and no serverName is set: HAProxy must check the name in Looker's certificate. Give LookerBackend.fromHosts(..., { serverName: "looker.internal.example.com" }).`,
+    );
+  }
+  return {
+    configDir: DEFAULT_CONFIG_DIR,
+    listener: { port: input.instancePort, acceptProxyProtocol: true },
+    healthCheck: { port: input.healthCheckPort },
+    metrics: { port: input.metricsPort },
+    session: {
+      issuer: input.session.issuer,
+      audience: input.session.audience,
+      algorithm: input.session.algorithm,
+      attributeNames: [...input.session.attributeNames],
+    },
+    authService: { host: input.authService.hostName, pathPrefix: input.authService.pathPrefix },
+    looker: looker.resolvesByDns
+      ? { dnsName: looker.hosts[0], dnsPort: looker.webPort, tlsServerName: serverName, healthCheckPath: looker.healthPath }
+      : { servers: looker.hosts.map((address) => ({ address, port: looker.webPort })), tlsServerName: serverName, healthCheckPath: looker.healthPath },
+    logging: { destination: LogDestination.STDOUT },
+  };
+}
+
+export function renderInstanceFiles(input: InstanceFilesInput): BootstrapFile[] {
+  const options = validateGatewayOptions(gatewayConfigOptions(input));
+  const inConfigDir = (relative: string) => path.posix.join(options.configDir, relative);
+  const files: BootstrapFile[] = [
+    { path: inConfigDir(GATEWAY_FILES.haproxyConfig), mode: '0644', content: renderHaproxyConfig(options) },
+    {
+      path: inConfigDir(GATEWAY_FILES.refreshLua),
+      mode: '0644',
+      content: renderRefreshLua({ relayAddress: `unix@${refreshRelaySocket(options.runtimeDir)}`, timeoutSeconds: options.refresh.timeoutSeconds, graceSeconds: options.refresh.graceSeconds }),
+    },
+    ...ERROR_STATUSES.map((status) => ({ path: inConfigDir(RENDERED_FILES.errorPage(status)), mode: '0644', content: renderErrorPage(status) })),
+    ...(input.looker.caCertificatePem ? [{ path: inConfigDir(GATEWAY_FILES.backendCa), mode: '0644', content: input.looker.caCertificatePem }] : []),
+    { path: CLOUDWATCH_AGENT_CONFIG_PATH, mode: '0644', content: cloudWatchAgentConfig(input.accessLogGroupName) },
+    { path: '/etc/systemd/system/haproxy.service.d/looker-gateway.conf', mode: '0644', content: haproxyServiceDropIn(inConfigDir(GATEWAY_FILES.haproxyConfig)) },
+    { path: '/etc/logrotate.d/looker-gateway', mode: '0644', content: logrotateConfig() },
+    ...keySyncFiles(input),
+  ];
+  return files;
+}
+
+/** Commands that bring the instance up, with and without systemd. */
+export function startCommands(): { startWithSystemd: string[]; startWithoutSystemd: string[] } {
+  const config = path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.haproxyConfig);
+  const defaultCas = [
+    `install -d -m 0755 ${path.posix.dirname(path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa))} /run/haproxy $(dirname ${ACCESS_LOG_PATH})`,
+    // Looker's CA when none was given, and the auth service's (a public Amazon certificate): the system store.
+    `[[ -s ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa)} ]] || cp ${SYSTEM_CA_BUNDLE} ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa)}`,
+    `cp ${SYSTEM_CA_BUNDLE} ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.authServiceCa)}`,
+  ];
+  return {
+    startWithSystemd: [
+      ...defaultCas,
+      'systemctl daemon-reload',
+      ...KEY_SYNC_START_WITH_SYSTEMD,
+      `haproxy -c -q -f ${config}`,
+      'systemctl enable haproxy',
+      'systemctl restart haproxy',
+    ],
+    startWithoutSystemd: [
+      ...defaultCas,
+      ...KEY_SYNC_START_WITHOUT_SYSTEMD,
+      `haproxy -c -q -f ${config}`,
+      `haproxy -Ws -D -f ${config} -p /run/haproxy/haproxy.pid >>${ACCESS_LOG_PATH} 2>&1`,
+    ],
+  };
+}
+
+function cloudWatchAgentConfig(accessLogGroupName: string): string {
+  return `${JSON.stringify(
+    {
+      agent: { metrics_collection_interval: 60, run_as_user: 'root' },
+      logs: {
+        logs_collected: {
+          files: {
+            collect_list: [
+              { file_path: ACCESS_LOG_PATH, log_group_name: accessLogGroupName, log_stream_name: '{instance_id}', timezone: 'UTC' },
+              { file_path: '/var/log/lg-bootstrap.log', log_group_name: accessLogGroupName, log_stream_name: '{instance_id}-bootstrap', timezone: 'UTC' },
+            ],
+          },
+        },
+      },
+      metrics: {
+        namespace: 'CWAgent',
+        append_dimensions: { AutoScalingGroupName: '${aws:AutoScalingGroupName}', InstanceId: '${aws:InstanceId}' },
+        metrics_collected: {
+          mem: { measurement: ['mem_used_percent'] },
+          disk: { measurement: ['used_percent'], resources: ['/'] },
+          netstat: { measurement: ['tcp_established'] },
+        },
+      },
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+function haproxyServiceDropIn(config: string): string {
+  return [
+    '# The gateway config instead of Debian\'s default; its JSON access log (stdout) to a file the',
+    '# CloudWatch agent ships. haproxy\'s own messages stay in the journal (stderr).',
+    '[Service]',
+    `Environment="CONFIG=${config}"`,
+    'RuntimeDirectory=haproxy',
+    'RuntimeDirectoryPreserve=yes',
+    `StandardOutput=append:${ACCESS_LOG_PATH}`,
+    '',
+  ].join('\n');
+}
+
+function logrotateConfig(): string {
+  return `${ACCESS_LOG_PATH} {\n  daily\n  rotate 3\n  compress\n  missingok\n  notifempty\n  copytruncate\n}\n`;
+}
+
+// SEAM(issue 4): the key-sync unit. Replace with renderKeySyncUnit() from lib/fleet/key-sync.ts
+// (its script, service and timer files, and how to run it once) when it lands.
+function keySyncFiles(_input: InstanceFilesInput): BootstrapFile[] {
+  return [];
+}
+const KEY_SYNC_START_WITH_SYSTEMD: readonly string[] = [];
+const KEY_SYNC_START_WITHOUT_SYSTEMD: readonly string[] = [];

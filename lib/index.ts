@@ -1,0 +1,10 @@
+export * from './looker-gateway';
+export * from './stack';
+export * from './nag';
+export * from './fleet/gateway-fleet';
+export * from './auth/auth-service';
+export * from './keys/gateway-keys';
+export * from './observability/gateway-observability';
+export * from './looker/looker-backend';
+export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from './auth/mapping-rules';
+export { GatewayPropsError } from './private/validation';

@@ -1,0 +1,272 @@
+/**
+ * GatewayKeys: the KMS key, every secret of the gateway (kinds and seed values from
+ * lib/key-material.ts), the rotation Lambda and the rotation schedules, plus narrow
+ * grants for the readers (auth service, instances).
+ */
+import { Duration, SecretValue, Stack, Tags } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../key-material';
+import { DEFAULT_SESSION_ALGORITHM, SESSION_ALGORITHMS, SessionAlgorithm } from '../session-contract';
+import { newGatewayFunction } from '../private/gateway-function';
+import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
+import { newEncryptedLogGroup } from '../private/log-group';
+import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
+import { GatewayPropsError } from '../private/validation';
+import { newGatewayEncryptionKey } from './encryption-key';
+import { certificateScheduleProblem, ROTATION_DEFAULTS, ROTATION_SCHEDULE_DEFAULTS_DAYS, rotationEnvironment } from './rotation-contract';
+
+export interface GatewayKeysProps {
+  /**
+   * KMS key that encrypts every secret.
+   * @default - a new customer-managed key with yearly automatic rotation
+   */
+  readonly encryptionKey?: kms.IKey;
+  /**
+   * Session signing algorithm, "ES256" or "RS256", fixed per deployment.
+   * @default "ES256"
+   */
+  readonly sessionAlgorithm?: string;
+  /**
+   * The frontend TLS certificate, as a secret in the frontend-certificate JSON format of
+   * lib/key-material.ts. It is not rotated by the gateway: you renew it.
+   * @default - a self-signed certificate made and rotated by the rotation Lambda (browsers warn)
+   */
+  readonly frontendCertificate?: secretsmanager.ISecret;
+  /**
+   * Host name the self-signed frontend certificate is issued for.
+   * @default - "localhost"; give the gateway's domain name
+   */
+  readonly domainName?: string;
+  /**
+   * How often a new session signing key is made. A key is published one period before it
+   * signs and kept one period after, so this must be far longer than a session.
+   * @default Duration.days(7)
+   */
+  readonly signingKeyRotation?: Duration;
+  /**
+   * How often a new cookie encryption key is made (the previous one still decrypts).
+   * @default Duration.days(30)
+   */
+  readonly cookieKeyRotation?: Duration;
+  /**
+   * How often the fleet's backend client certificate is renewed.
+   * @default Duration.days(7)
+   */
+  readonly backendClientCertificateRotation?: Duration;
+  /**
+   * How often the self-signed frontend certificate is renewed (ignored with `frontendCertificate`).
+   * @default Duration.days(30)
+   */
+  readonly frontendCertificateRotation?: Duration;
+  /**
+   * VPC to run the rotation Lambda in (it only calls Secrets Manager).
+   * @default - not in a VPC
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Subnets for the rotation Lambda.
+   * @default - private subnets with egress
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * Log group of the rotation Lambda.
+   * @default - a new log group encrypted with the key, one year retention
+   */
+  readonly rotationLogGroup?: logs.ILogGroup;
+}
+
+const MIN_SIGNING_KEY_ROTATION = Duration.days(1);
+
+export class GatewayKeys extends Construct {
+  public readonly encryptionKey: kms.IKey;
+  public readonly sessionAlgorithm: SessionAlgorithm;
+  /** Private session signing keys (previous/current/next): auth service only. */
+  public readonly signingKeys: secretsmanager.Secret;
+  /** Public half of the signing keys, published by the rotation: instances and verifiers. */
+  public readonly verificationKeys: secretsmanager.Secret;
+  /** Cookie encryption keys: auth service only. */
+  public readonly cookieKeys: secretsmanager.Secret;
+  /** Internal CA of the backend client certificate: rotation only. */
+  public readonly backendCa: secretsmanager.Secret;
+  /** The fleet's client certificate for mTLS to Looker: instances. */
+  public readonly backendClientCertificate: secretsmanager.Secret;
+  /** The frontend certificate: the user's, or a self-signed one made by the rotation. */
+  public readonly frontendCertificate: secretsmanager.ISecret;
+  /** True when the frontend certificate is self-signed (no certificate given). */
+  public readonly frontendCertificateIsSelfSigned: boolean;
+  public readonly rotationFunction: lambda.Function;
+  public readonly rotationLogGroup: logs.ILogGroup;
+
+  constructor(scope: Construct, id: string, props: GatewayKeysProps = {}) {
+    super(scope, id);
+    const where = `GatewayKeys ${this.node.path}`;
+    const algorithm = props.sessionAlgorithm ?? DEFAULT_SESSION_ALGORITHM;
+    if (!(SESSION_ALGORITHMS as readonly string[]).includes(algorithm)) {
+      throw new GatewayPropsError(where, `sessionAlgorithm ${JSON.stringify(algorithm)} is not supported; use one of ${SESSION_ALGORITHMS.join(', ')} (ES256 is the default).`);
+    }
+    this.sessionAlgorithm = algorithm as SessionAlgorithm;
+    const signingRotation = props.signingKeyRotation ?? Duration.days(7);
+    if (!signingRotation.isUnresolved() && signingRotation.toMinutes() < MIN_SIGNING_KEY_ROTATION.toMinutes()) {
+      throw new GatewayPropsError(
+        where,
+        `signingKeyRotation is ${signingRotation.toHumanString()}; it must be at least ${MIN_SIGNING_KEY_ROTATION.toHumanString()} so that every instance has fetched a key long before it signs and every session signed by it expired before it is dropped (7 days is the default).`,
+      );
+    }
+
+    this.encryptionKey = props.encryptionKey ?? newGatewayEncryptionKey(this, 'Key');
+
+    this.signingKeys = this.newSecret('SigningKeys', SECRET_KINDS.signingKeys, 'private session signing keys (previous/current/next)');
+    this.verificationKeys = this.newSecret('VerificationKeys', SECRET_KINDS.verificationKeys, 'public session verification keys, published by the rotation');
+    this.cookieKeys = this.newSecret('CookieKeys', SECRET_KINDS.cookieKeys, 'cookie encryption keys (current/previous)');
+    this.backendCa = this.newSecret('BackendCa', SECRET_KINDS.backendCa, 'internal CA of the fleet client certificate');
+    this.backendClientCertificate = this.newSecret('BackendClientCertificate', SECRET_KINDS.backendClientCertificate, 'fleet client certificate for mTLS to Looker');
+    this.frontendCertificateIsSelfSigned = props.frontendCertificate === undefined;
+    this.frontendCertificate = props.frontendCertificate ?? this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)');
+
+    const environment = withPropsContext(where, () =>
+      rotationEnvironment({
+        sessionAlgorithm: this.sessionAlgorithm,
+        verificationKeysSecretArn: this.verificationKeys.secretArn,
+        backendCaSecretArn: this.backendCa.secretArn,
+        frontendDomainName: props.domainName ?? 'localhost',
+      }),
+    );
+    this.rotationLogGroup = props.rotationLogGroup ?? newEncryptedLogGroup(this, 'RotationLogs', this.encryptionKey, logs.RetentionDays.ONE_YEAR);
+    this.rotationFunction = newGatewayFunction(this, 'RotationFunction', {
+      bundle: LAMBDA_BUNDLES.rotation,
+      description: 'cdk-looker-gateway: rotates session signing keys, cookie keys and certificates',
+      environment: environment,
+      logGroup: this.rotationLogGroup,
+      timeout: Duration.minutes(1),
+      memorySize: 512,
+      vpc: props.vpc,
+      vpcSubnets: props.vpcSubnets,
+    });
+    acknowledgeLambdaFindings(this.rotationFunction, {
+      inVpc: props.vpc !== undefined,
+      deadLetterReason: 'Secrets Manager invokes rotation synchronously per step and retries failed rotations itself; failures surface in the rotation alarm.',
+    });
+
+    const days = ROTATION_SCHEDULE_DEFAULTS_DAYS;
+    this.schedule('SigningKeys', this.signingKeys, signingRotation);
+    this.schedule('CookieKeys', this.cookieKeys, props.cookieKeyRotation ?? Duration.days(days.cookieEncryptionKeys));
+    const clientRotation = props.backendClientCertificateRotation ?? Duration.days(days.backendClientCertificate);
+    checkCertificateSchedule(where, 'backendClientCertificateRotation', ROTATION_DEFAULTS.backendClientValidityDays, clientRotation);
+    this.schedule('BackendClientCertificate', this.backendClientCertificate, clientRotation);
+    if (this.frontendCertificateIsSelfSigned) {
+      const frontendRotation = props.frontendCertificateRotation ?? Duration.days(days.frontendCertificate);
+      checkCertificateSchedule(where, 'frontendCertificateRotation', ROTATION_DEFAULTS.frontendValidityDays, frontendRotation);
+      this.schedule('FrontendCertificate', this.frontendCertificate, frontendRotation);
+    }
+
+    acknowledge(
+      this.rotationFunction.role!.node.tryFindChild('DefaultPolicy')!,
+      ['AwsSolutions-IAM5[Action::kms:GenerateDataKey*]', 'AwsSolutions-IAM5[Action::kms:ReEncrypt*]'],
+      'Added by the CDK rotation schedule: encrypt/decrypt of the gateway key only, only through Secrets Manager (kms:ViaService), to write new secret versions.',
+    );
+    for (const secret of [this.verificationKeys, this.backendCa]) {
+      acknowledge(
+        secret,
+        ['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled', 'HIPAA.Security-SecretsManagerRotationEnabled'],
+        secret === this.verificationKeys
+          ? 'Written by the rotation of the signing keys (it publishes their public halves here), on the signing-key schedule; a schedule of its own would break the pairing.'
+          : 'Created once by the first client-certificate rotation and read by every later one (CA validity 10 years); the client certificates it issues rotate every 7 days.',
+      );
+    }
+
+    // Beyond the rotated secrets themselves: signing-key rotation publishes the public
+    // keys, client-certificate rotation creates the CA once and reads it after.
+    for (const [sid, secret] of [['PublishVerificationKeys', this.verificationKeys], ['KeepBackendCa', this.backendCa]] as const) {
+      this.rotationFunction.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid,
+          actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'],
+          resources: [secret.secretArn],
+        }),
+      );
+      secret.encryptionKey?.grantEncryptDecrypt(new iam.PrincipalWithConditions(this.rotationFunction.grantPrincipal, { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` } }));
+    }
+  }
+
+  /** Session verification keys (public): instances and anyone checking assertions. */
+  public grantReadVerificationKeys(grantee: iam.IGrantable): iam.Grant {
+    return this.verificationKeys.grantRead(grantee);
+  }
+
+  /** Private session signing keys: the auth service only. */
+  public grantReadSigningKeys(grantee: iam.IGrantable): iam.Grant {
+    return this.signingKeys.grantRead(grantee);
+  }
+
+  /** Cookie encryption keys: the auth service only. */
+  public grantReadCookieKeys(grantee: iam.IGrantable): iam.Grant {
+    return this.cookieKeys.grantRead(grantee);
+  }
+
+  /** The fleet's backend client certificate. */
+  public grantReadBackendClientCertificate(grantee: iam.IGrantable): iam.Grant {
+    return this.backendClientCertificate.grantRead(grantee);
+  }
+
+  /** The frontend certificate and key. */
+  public grantReadFrontendCertificate(grantee: iam.IGrantable): iam.Grant {
+    return this.frontendCertificate.grantRead(grantee);
+  }
+
+  /** Everything an instance reads: verification keys, backend client certificate, frontend certificate. */
+  public grantReadInstanceMaterial(grantee: iam.IGrantable): iam.Grant {
+    return this.grantReadVerificationKeys(grantee)
+      .combine(this.grantReadBackendClientCertificate(grantee))
+      .combine(this.grantReadFrontendCertificate(grantee));
+  }
+
+  /** Everything the auth service reads: signing keys and cookie keys. */
+  public grantReadAuthServiceMaterial(grantee: iam.IGrantable): iam.Grant {
+    return this.grantReadSigningKeys(grantee).combine(this.grantReadCookieKeys(grantee));
+  }
+
+  private newSecret(id: string, kind: SecretKind, what: string): secretsmanager.Secret {
+    const secret = new secretsmanager.Secret(this, id, {
+      description: `cdk-looker-gateway: ${what}`,
+      encryptionKey: this.encryptionKey,
+      // The seed holds no key material (empty key lists and PEMs): the first rotation,
+      // started by the schedule on deploy, writes the real value.
+      secretStringValue: SecretValue.unsafePlainText(seedSecretValue(kind, this.sessionAlgorithm)),
+    });
+    Tags.of(secret).add(SECRET_KIND_TAG, kind);
+    return secret;
+  }
+
+  private schedule(id: string, secret: secretsmanager.ISecret, every: Duration): secretsmanager.RotationSchedule {
+    if (!every.isUnresolved() && every.toMinutes({ integral: false }) < 240) {
+      throw new GatewayPropsError(`GatewayKeys ${this.node.path}`, `rotation of ${id} every ${every.toHumanString()} is too often: Secrets Manager rotates at most every 4 hours.`);
+    }
+    return new secretsmanager.RotationSchedule(this, `${id}Rotation`, {
+      secret,
+      rotationLambda: this.rotationFunction,
+      automaticallyAfter: every,
+      // The first deploy starts a rotation at once, which replaces the seed value.
+      rotateImmediatelyOnUpdate: true,
+    });
+  }
+}
+
+function withPropsContext<T>(where: string, make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    throw new GatewayPropsError(where, (error as Error).message);
+  }
+}
+
+function checkCertificateSchedule(where: string, prop: string, validityDays: number, every: Duration): void {
+  if (every.isUnresolved()) return;
+  const problem = certificateScheduleProblem(prop, validityDays, every.toDays({ integral: false }));
+  if (problem) throw new GatewayPropsError(where, problem);
+}

@@ -1,0 +1,207 @@
+/**
+ * LookerGateway: the whole gateway from one small props object. Composes the keys, the
+ * observability, the auth service and the HAProxy fleet, and keeps each reachable.
+ */
+import { Duration, Token } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/auth-service';
+import { MappingRuleSet } from './auth/mapping-rules';
+import { GatewayFleet } from './fleet/gateway-fleet';
+import { newGatewayEncryptionKey } from './keys/encryption-key';
+import { GatewayKeys } from './keys/gateway-keys';
+import { LookerBackend } from './looker/looker-backend';
+import { GatewayObservability } from './observability/gateway-observability';
+import { newEncryptedLogGroup } from './private/log-group';
+import { acknowledge, acknowledgeDefaultPolicy } from './private/nag-acknowledgements';
+import { assertDomainName, assertIntegerInRange, GatewayPropsError } from './private/validation';
+
+export interface LookerGatewayProps {
+  /** Host name users open, for example "looker.example.com". Point it (CNAME/alias) at the load balancer. */
+  readonly domainName: string;
+  /** The company IdP (OpenID Connect). */
+  readonly identityProvider: IdentityProviderSettings;
+  /** Rules from IdP groups and claims to Looker roles, groups and user attributes; deny by default. */
+  readonly mappingRules: MappingRuleSet;
+  /** How the fleet reaches Looker: LookerBackend.fromHosts(...) or LookerBackend.fromDnsName(...). */
+  readonly looker: LookerBackend;
+  /**
+   * VPC to run in; needs at least 2 Availability Zones, public subnets (internet-facing)
+   * and private subnets with egress.
+   * @default - a new VPC: 2 AZs, public and private subnets, one NAT gateway, flow logs
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * NAT gateways of the new VPC (ignored with `vpc`). One per AZ survives an AZ outage.
+   * @default 1
+   */
+  readonly natGateways?: number;
+  /**
+   * Session token lifetime, 1 to 60 minutes.
+   * @default Duration.minutes(10)
+   */
+  readonly sessionLifetime?: Duration;
+  /**
+   * Your frontend TLS certificate, as a secret in the frontend-certificate JSON format.
+   * @default - a self-signed certificate, rotated every 30 days (browsers warn: for trials only)
+   */
+  readonly frontendCertificate?: secretsmanager.ISecret;
+  /**
+   * KMS key for secrets, logs and the alarm topic.
+   * @default - a new key with yearly rotation
+   */
+  readonly encryptionKey?: kms.IKey;
+  /** @default true */
+  readonly internetFacing?: boolean;
+  /**
+   * Client networks admitted on 443.
+   * @default - anywhere when internet-facing, the VPC when internal
+   */
+  readonly clientCidrs?: string[];
+  /** @default t4g.medium (Graviton) */
+  readonly instanceType?: ec2.InstanceType;
+  /** @default 2 */
+  readonly minCapacity?: number;
+  /** @default 6 */
+  readonly maxCapacity?: number;
+  /** Port HAProxy serves TLS on. @default 443 */
+  readonly instancePort?: number;
+  /** Port of the load balancer health check listener. @default 8080 */
+  readonly healthCheckPort?: number;
+  /** Port of HAProxy's local metrics listener. @default 8405 */
+  readonly metricsPort?: number;
+  /**
+   * Where alarms notify.
+   * @default - a new encrypted SNS topic (subscribe to it)
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /** @default logs.RetentionDays.ONE_YEAR */
+  readonly logRetention?: logs.RetentionDays;
+  /** Protect the load balancer against deletion. @default false */
+  readonly deletionProtection?: boolean;
+}
+
+export class LookerGateway extends Construct {
+  public readonly vpc: ec2.IVpc;
+  public readonly encryptionKey: kms.IKey;
+  public readonly keys: GatewayKeys;
+  public readonly observability: GatewayObservability;
+  public readonly authService: AuthService;
+  public readonly fleet: GatewayFleet;
+  /** DNS name of the load balancer: point `domainName` at it. */
+  public readonly loadBalancerDnsName: string;
+  /** `https://<domainName>`. */
+  public readonly url: string;
+
+  constructor(scope: Construct, id: string, props: LookerGatewayProps) {
+    super(scope, id);
+    const where = `LookerGateway ${this.node.path}`;
+    assertDomainName(where, 'domainName', props.domainName);
+    if (props.natGateways !== undefined) assertIntegerInRange(where, 'natGateways', props.natGateways, 1, 2, 'Instances install packages at boot and the Lambdas call the IdP: the private subnets need egress.');
+    this.encryptionKey = props.encryptionKey ?? newGatewayEncryptionKey(this, 'Key');
+    this.vpc = props.vpc ?? this.newVpc(props.natGateways ?? 1);
+    assertTwoZones(where, this.vpc);
+    this.observability = new GatewayObservability(this, 'Observability', {
+      encryptionKey: this.encryptionKey,
+      retention: props.logRetention,
+      alarmTopic: props.alarmTopic,
+    });
+    this.keys = new GatewayKeys(this, 'Keys', {
+      encryptionKey: this.encryptionKey,
+      frontendCertificate: props.frontendCertificate,
+      domainName: props.domainName,
+      vpc: this.vpc,
+      rotationLogGroup: this.observability.rotationLogGroup,
+    });
+    this.authService = new AuthService(this, 'AuthService', {
+      vpc: this.vpc,
+      keys: this.keys,
+      domainName: props.domainName,
+      identityProvider: props.identityProvider,
+      mappingRules: props.mappingRules,
+      sessionLifetime: props.sessionLifetime,
+      auditLogGroup: this.observability.auditLogGroup,
+    });
+    const origin = gatewayOrigin(props.domainName);
+    this.fleet = new GatewayFleet(this, 'Fleet', {
+      vpc: this.vpc,
+      keys: this.keys,
+      looker: props.looker,
+      domainName: props.domainName,
+      authService: { hostName: this.authService.hostName, pathPrefix: this.authService.stagePath },
+      accessLogGroup: this.observability.accessLogGroup,
+      session: { issuer: origin, audience: origin, algorithm: this.keys.sessionAlgorithm, attributeNames: attributeNamesOf(props.mappingRules) },
+      instanceType: props.instanceType,
+      minCapacity: props.minCapacity,
+      maxCapacity: props.maxCapacity,
+      internetFacing: props.internetFacing,
+      clientCidrs: props.clientCidrs,
+      instancePort: props.instancePort,
+      healthCheckPort: props.healthCheckPort,
+      metricsPort: props.metricsPort,
+      deletionProtection: props.deletionProtection,
+    });
+    this.authService.allowAccessFrom(this.fleet);
+
+    this.observability.monitorFleet(this.fleet);
+    this.observability.monitorAuthService(this.authService.function);
+    this.observability.monitorRotation(this.keys.rotationFunction);
+
+    this.loadBalancerDnsName = this.fleet.loadBalancer.loadBalancerDnsName;
+    this.url = origin;
+  }
+
+  private newVpc(natGateways: number): ec2.Vpc {
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways,
+      subnetConfiguration: [
+        // Public subnets hold only the load balancer and the NAT gateway: no public IPs on launch.
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
+        { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+      ],
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    });
+    const flowLogs = newEncryptedLogGroup(this, 'VpcFlowLogs', this.encryptionKey, logs.RetentionDays.THREE_MONTHS);
+    for (const subnet of vpc.publicSubnets) {
+      const route = subnet.node.tryFindChild('DefaultRoute');
+      if (route) {
+        acknowledge(
+          route,
+          ['NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW', 'HIPAA.Security-VPCNoUnrestrictedRouteToIGW', 'PCI.DSS.321-VPCNoUnrestrictedRouteToIGW'],
+          'The public subnets hold only the internet-facing load balancer and the NAT gateway, which need the route to the internet gateway; instances and functions run in private subnets.',
+        );
+      }
+    }
+    acknowledge(
+      vpc,
+      ['NIST.800.53.R5-VPCDefaultSecurityGroupClosed', 'HIPAA.Security-VPCDefaultSecurityGroupClosed', 'PCI.DSS.321-VPCDefaultSecurityGroupClosed'],
+      'Nothing uses the default security group: every instance, function and endpoint has its own. Closing it needs a custom-resource Lambda; set the CDK flag @aws-cdk/aws-ec2:restrictDefaultSecurityGroup if your policy requires it.',
+    );
+    const flowLog = vpc.addFlowLog('FlowLogs', { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.ALL });
+    acknowledgeDefaultPolicy(flowLog.node.findChild('IAMRole'));
+    return vpc;
+  }
+}
+
+/** The user attributes the rules can set: each becomes an X-Looker-Attr-* header. */
+export function attributeNamesOf(rules: MappingRuleSet): string[] {
+  const names = new Set<string>();
+  for (const rule of rules.rules ?? []) for (const name of Object.keys(rule.grant?.attributes ?? {})) names.add(name);
+  return [...names].sort();
+}
+
+function assertTwoZones(where: string, vpc: ec2.IVpc): void {
+  const zones = vpc.availabilityZones;
+  if (zones.some((zone) => Token.isUnresolved(zone))) return;
+  if (zones.length < 2) {
+    throw new GatewayPropsError(
+      where,
+      `the VPC spans ${zones.length} Availability Zone(s) (${zones.join(', ') || 'none'}); the gateway needs at least 2 so that it survives the loss of one. Give a VPC with subnets in 2 or more AZs, or leave vpc unset to get a new one.`,
+    );
+  }
+}

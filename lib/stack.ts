@@ -1,0 +1,236 @@
+/**
+ * LookerGatewayStack: the deployable stack of bin/app.ts, configured from cdk.json
+ * context (or `-c key=value` on the command line). Environment-agnostic: no lookups, so
+ * `cdk synth` works without an AWS account.
+ */
+import { Annotations, CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct, Node } from 'constructs';
+import { MappingRuleSet } from './auth/mapping-rules';
+import { newGatewayEncryptionKey } from './keys/encryption-key';
+import { LookerBackend } from './looker/looker-backend';
+import { LookerGateway } from './looker-gateway';
+import { acknowledge } from './private/nag-acknowledgements';
+import { GatewayPropsError } from './private/validation';
+
+/** The settings of the deployable app, as read from context. */
+export interface GatewayAppSettings {
+  readonly domainName: string;
+  readonly idpIssuer: string;
+  readonly idpClientId: string;
+  /** @default - a placeholder secret is created (put the real client secret in it) */
+  readonly idpClientSecretArn?: string;
+  /** @default "openid email profile offline_access" */
+  readonly idpScopes?: string[];
+  /** @default "groups" */
+  readonly idpGroupsClaim?: string;
+  readonly mappingRules: MappingRuleSet;
+  /** Looker nodes (host names or IPv4 addresses); or lookerDnsName. */
+  readonly lookerHosts?: string[];
+  readonly lookerDnsName?: string;
+  /** Name in Looker's certificate. @default - lookerDnsName */
+  readonly lookerServerName?: string;
+  /** PEM of the CA of Looker's certificate. @default - the system trust store */
+  readonly lookerCaCertificatePem?: string;
+  /** @default 9999 */
+  readonly lookerWebPort?: number;
+  /** @default 10 */
+  readonly sessionLifetimeMinutes?: number;
+  /** @default "t4g.medium" */
+  readonly instanceType?: string;
+  /** @default 2 */
+  readonly minCapacity?: number;
+  /** @default 6 */
+  readonly maxCapacity?: number;
+  /** @default true */
+  readonly internetFacing?: boolean;
+  /** @default - 0.0.0.0/0 */
+  readonly clientCidrs?: string[];
+  /** @default 1 */
+  readonly natGateways?: number;
+  /** @default - a self-signed certificate */
+  readonly frontendCertificateSecretArn?: string;
+  /** @default - no e-mail subscription to the alarm topic */
+  readonly alarmEmail?: string;
+  /** @default false */
+  readonly deletionProtection?: boolean;
+}
+
+/** Context keys, in the order docs/constructs.md documents them. */
+export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
+  'domainName',
+  'idpIssuer',
+  'idpClientId',
+  'idpClientSecretArn',
+  'idpScopes',
+  'idpGroupsClaim',
+  'mappingRules',
+  'lookerHosts',
+  'lookerDnsName',
+  'lookerServerName',
+  'lookerCaCertificatePem',
+  'lookerWebPort',
+  'sessionLifetimeMinutes',
+  'instanceType',
+  'minCapacity',
+  'maxCapacity',
+  'internetFacing',
+  'clientCidrs',
+  'natGateways',
+  'frontendCertificateSecretArn',
+  'alarmEmail',
+  'deletionProtection',
+];
+
+/**
+ * Reads the settings from context. Values given with `-c key=value` arrive as strings:
+ * lists and rules may then be JSON, numbers and booleans their text.
+ */
+export function settingsFromContext(node: Node): GatewayAppSettings {
+  const raw = (key: keyof GatewayAppSettings): unknown => node.tryGetContext(key);
+  const where = 'cdk.json context';
+  const text = (key: keyof GatewayAppSettings, required: boolean): string | undefined => {
+    const value = raw(key);
+    if (value === undefined || value === null || value === '') {
+      if (required) throw new GatewayPropsError(where, `"${key}" is not set. Add it to cdk.json "context" or pass -c ${key}=... (see docs/constructs.md).`);
+      return undefined;
+    }
+    if (typeof value !== 'string') throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; it must be a string.`);
+    return value;
+  };
+  const json = (key: keyof GatewayAppSettings): unknown => {
+    const value = raw(key);
+    if (typeof value !== 'string') return value;
+    const trimmed = value.trim();
+    if (!trimmed.startsWith('[') && !trimmed.startsWith('{')) return value;
+    try {
+      return JSON.parse(trimmed);
+    } catch (error) {
+      throw new GatewayPropsError(where, `"${key}" is not valid JSON (${(error as Error).message}). Quote it for your shell, for example -c '${key}=["a","b"]'.`);
+    }
+  };
+  const list = (key: keyof GatewayAppSettings): string[] | undefined => {
+    const value = json(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value === 'string') return value.split(/[\s,]+/).filter((item) => item.length > 0);
+    if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value;
+    throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; give a list of strings (JSON array or comma-separated).`);
+  };
+  const integer = (key: keyof GatewayAppSettings): number | undefined => {
+    const value = raw(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    const number = typeof value === 'number' ? value : Number(value);
+    if (!Number.isInteger(number)) throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; it must be a whole number.`);
+    return number;
+  };
+  const flag = (key: keyof GatewayAppSettings): boolean | undefined => {
+    const value = raw(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; use true or false.`);
+  };
+  const rules = json('mappingRules');
+  if (rules === undefined || rules === null || typeof rules !== 'object') {
+    throw new GatewayPropsError(where, '"mappingRules" is not set: give a rule set {"rules": [...]} (see docs/constructs.md). Without rules every user is denied.');
+  }
+  return {
+    domainName: text('domainName', true)!,
+    idpIssuer: text('idpIssuer', true)!,
+    idpClientId: text('idpClientId', true)!,
+    idpClientSecretArn: text('idpClientSecretArn', false),
+    idpScopes: list('idpScopes'),
+    idpGroupsClaim: text('idpGroupsClaim', false),
+    mappingRules: rules as MappingRuleSet,
+    lookerHosts: list('lookerHosts'),
+    lookerDnsName: text('lookerDnsName', false),
+    lookerServerName: text('lookerServerName', false),
+    lookerCaCertificatePem: text('lookerCaCertificatePem', false),
+    lookerWebPort: integer('lookerWebPort'),
+    sessionLifetimeMinutes: integer('sessionLifetimeMinutes'),
+    instanceType: text('instanceType', false),
+    minCapacity: integer('minCapacity'),
+    maxCapacity: integer('maxCapacity'),
+    internetFacing: flag('internetFacing'),
+    clientCidrs: list('clientCidrs'),
+    natGateways: integer('natGateways'),
+    frontendCertificateSecretArn: text('frontendCertificateSecretArn', false),
+    alarmEmail: text('alarmEmail', false),
+    deletionProtection: flag('deletionProtection'),
+  };
+}
+
+export interface LookerGatewayStackProps extends StackProps {
+  readonly settings: GatewayAppSettings;
+}
+
+export class LookerGatewayStack extends Stack {
+  public readonly gateway: LookerGateway;
+
+  constructor(scope: Construct, id: string, props: LookerGatewayStackProps) {
+    super(scope, id, props);
+    const s = props.settings;
+    const where = 'LookerGatewayStack settings';
+    const encryptionKey = newGatewayEncryptionKey(this, 'Key');
+    const clientSecret = s.idpClientSecretArn
+      ? secretsmanager.Secret.fromSecretCompleteArn(this, 'IdpClientSecret', s.idpClientSecretArn)
+      : this.placeholderClientSecret(encryptionKey);
+    const looker = lookerBackendFrom(where, s);
+
+    this.gateway = new LookerGateway(this, 'Gateway', {
+      domainName: s.domainName,
+      identityProvider: { issuer: s.idpIssuer, clientId: s.idpClientId, clientSecret, scopes: s.idpScopes, groupsClaim: s.idpGroupsClaim },
+      mappingRules: s.mappingRules,
+      looker,
+      encryptionKey,
+      natGateways: s.natGateways,
+      sessionLifetime: s.sessionLifetimeMinutes === undefined ? undefined : Duration.minutes(s.sessionLifetimeMinutes),
+      frontendCertificate: s.frontendCertificateSecretArn ? secretsmanager.Secret.fromSecretCompleteArn(this, 'FrontendCertificate', s.frontendCertificateSecretArn) : undefined,
+      instanceType: s.instanceType ? new ec2.InstanceType(s.instanceType) : undefined,
+      minCapacity: s.minCapacity,
+      maxCapacity: s.maxCapacity,
+      internetFacing: s.internetFacing,
+      clientCidrs: s.clientCidrs,
+      deletionProtection: s.deletionProtection,
+    });
+    if (s.alarmEmail) this.gateway.observability.alarmTopic?.addSubscription(new subscriptions.EmailSubscription(s.alarmEmail));
+
+    new CfnOutput(this, 'Url', { value: this.gateway.url, description: 'Open this once the DNS name points at the load balancer' });
+    new CfnOutput(this, 'LoadBalancerDnsName', { value: this.gateway.loadBalancerDnsName, description: `Point ${s.domainName} (CNAME or alias) here` });
+    new CfnOutput(this, 'RedirectUri', { value: `${this.gateway.url}/oauth2/callback`, description: 'Register this redirect URI at the IdP' });
+    new CfnOutput(this, 'IdpClientSecretArn', { value: clientSecret.secretArn, description: 'The secret that holds the IdP client secret' });
+  }
+
+  private placeholderClientSecret(encryptionKey: kms.IKey): secretsmanager.ISecret {
+    const secret = new secretsmanager.Secret(this, 'IdpClientSecret', {
+      description: 'cdk-looker-gateway: IdP client secret (PLACEHOLDER: put the real value in it)',
+      encryptionKey,
+      generateSecretString: { passwordLength: 32, excludePunctuation: true },
+    });
+    Annotations.of(secret).addWarningV2(
+      'cdk-looker-gateway:placeholder-client-secret',
+      'No idpClientSecretArn was given: the IdP client secret is a random placeholder and logins fail until you store the real client secret in it (aws secretsmanager put-secret-value --secret-id <IdpClientSecretArn output> --secret-string <secret>), or deploy with -c idpClientSecretArn=<arn of your secret>.',
+    );
+ acknowledge(secret, ['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled', 'HIPAA.Security-SecretsManagerRotationEnabled'], 'The IdP client secret is issued and rotated at the IdP; the gateway cannot rotate it. Store the new value when the IdP rotates it.');
+    return secret;
+  }
+}
+
+function lookerBackendFrom(where: string, s: GatewayAppSettings): LookerBackend {
+  const options = {
+    serverName: s.lookerServerName,
+    caCertificatePem: s.lookerCaCertificatePem,
+    webPort: s.lookerWebPort,
+  };
+  if (s.lookerDnsName && s.lookerHosts?.length) {
+    throw new GatewayPropsError(where, 'both lookerHosts and lookerDnsName are set: give one of them.');
+  }
+  if (s.lookerDnsName) return LookerBackend.fromDnsName(s.lookerDnsName, options);
+  if (!s.lookerHosts || s.lookerHosts.length === 0) {
+    throw new GatewayPropsError(where, 'no Looker backend: set lookerHosts (list of host names or IPv4 addresses) or lookerDnsName.');
+  }
+  return LookerBackend.fromHosts(s.lookerHosts, options);
+}

@@ -1,0 +1,45 @@
+/**
+ * Shared GIVENs of the construct tests: a stack with the example settings of cdk.json,
+ * synthesized without bundling unless a test asks for it.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { GatewayAppSettings, LookerGatewayStack, settingsFromContext } from '../../lib/stack';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+/** The "context" of the repository's cdk.json: the defaults a fresh clone synthesizes with. */
+export function defaultContext(): Record<string, unknown> {
+  return JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
+}
+
+export interface TestAppOptions {
+  /** Bundle the Lambda functions (slow). @default false */
+  readonly bundle?: boolean;
+  readonly context?: Record<string, unknown>;
+  readonly outdir?: string;
+}
+
+export function newTestApp(options: TestAppOptions = {}): App {
+  return new App({
+    outdir: options.outdir,
+    context: {
+      ...defaultContext(),
+      ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
+      ...options.context,
+    },
+  });
+}
+
+/** The deployable stack exactly as bin/app.ts makes it, from the example context plus overrides. */
+export function newGatewayStack(options: TestAppOptions & { settings?: Partial<GatewayAppSettings> } = {}): { app: App; stack: LookerGatewayStack } {
+  const app = newTestApp(options);
+  const settings = { ...settingsFromContext(app.node), ...options.settings };
+  const stack = new LookerGatewayStack(app, 'LookerGateway', { settings });
+  return { app, stack };
+}
+
+export function newEmptyStack(options: TestAppOptions = {}): Stack {
+  return new Stack(newTestApp(options), 'Test');
+}
