@@ -138,7 +138,7 @@ export async function startLocalAuthService(options: LocalAuthServiceOptions): P
     if (!options.environment || !options.secretsSource) {
       throw new Error('startLocalAuthService needs `environment` and `secretsSource` (or a ready `handler`).');
     }
-    service = createAuthService(options.environment as Readonly<Record<string, string | undefined>>, { secretSource: options.secretsSource, idpFetch: options.idpFetch, logSink: options.logSink });
+    service = createAuthService(options.environment, { secretSource: options.secretsSource, idpFetch: options.idpFetch, logSink: options.logSink });
   }
   const handler = service;
   const stage = options.stage ?? 'local';

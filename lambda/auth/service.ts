@@ -9,7 +9,7 @@ import * as client from 'openid-client';
 import type { Context } from 'aws-lambda';
 import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM } from '../../lib/session-contract';
 import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
-import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment } from '../../lib/auth/environment';
+import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../lib/auth/environment';
 import { claimValues, evaluateMappingRules, type IdentityFacts, type MappingGrant } from '../../lib/auth/mapping-rules';
 import { checkReturnTo } from '../../lib/auth/return-to';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
@@ -46,14 +46,15 @@ export interface AuthService {
   handle(event: ProxyEvent, context?: Partial<Context>): Promise<ProxyResult>;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** process.env, or a typed AuthServiceEnvironment. */
+type Env = AuthServiceEnvironment | Readonly<Record<string, string | undefined>>;
 
 /** Builds the service from its environment; never throws (an invalid configuration answers 503). */
 export function createAuthService(env: Env, deps: AuthServiceDependencies): AuthService {
   const logger = new Logger(deps.logSink);
   let config: AuthServiceConfig;
   try {
-    config = parseAuthServiceEnvironment(env);
+    config = parseAuthServiceEnvironment(env as Readonly<Record<string, string | undefined>>);
   } catch (error) {
     const problems = error instanceof AuthServiceConfigError ? error.problems : [(error as Error).message];
     logger.log('error', 'The auth service configuration is invalid: every request is answered with 503 until it is fixed.', { problems });

@@ -237,7 +237,7 @@ export interface HarnessOptions {
   readonly environment?: Partial<Record<keyof AuthServiceEnvironment, string>>;
   readonly idTokenClaims?: boolean;
   /** Serve this handler (e.g. the bundle's) instead of the service from source. */
-  readonly handler?: (env: AuthServiceEnvironment) => Promise<ProxyHandler>;
+  readonly handler?: (env: AuthServiceEnvironment, caPem: string) => Promise<ProxyHandler>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -286,7 +286,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     secretsSource: new SecretsManagerSource(),
     idpFetch: fetchFn,
     logSink: logs,
-    handler: options.handler ? await options.handler(environment) : undefined,
+    handler: options.handler ? await options.handler(environment, ca.cert) : undefined,
   });
   started.push(gateway);
   return {
