@@ -150,6 +150,17 @@ describe('refresh', () => {
     expect(jar.get(h.gatewayUrl, SESSION_COOKIE)).toBeDefined();
   });
 
+  test('navigation refresh of a session valid beyond the refresh window skips the IdP', async () => {
+    const jar = new CookieJar();
+    await login(h, jar, 'alice');
+    const before = (await h.idp.stats()).refreshes;
+    const nav = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/refresh?rd=${encodeURIComponent('/looks/1')}`, { headers: { accept: 'text/html' } });
+    expect(nav.status).toBe(302);
+    expect(nav.location).toBe(`${h.gatewayUrl}/looks/1`);
+    expect(nav.setCookies).toEqual([]);
+    expect((await h.idp.stats()).refreshes).toBe(before);
+  });
+
   test('/oauth2/session without a refresh cookie is 401 JSON, and only POST is accepted', async () => {
     const jar = new CookieJar();
     const missing = await inlineRefresh(jar);
