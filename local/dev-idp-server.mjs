@@ -200,7 +200,7 @@ function escapeHtml(value) {
 const STYLE = `
   :root { color-scheme: light; --ink: #1f2937; --muted: #6b7280; --brand: #4f46e5; --line: #e5e7eb; }
   * { box-sizing: border-box; }
-  body { margin: 0; min-height: 100vh; display: grid; place-items: center; background: linear-gradient(135deg, #eef2ff, #f8fafc);
+  body { margin: 0; min-height: 100vh; display: grid; place-items: center; background: #f1f5f9;
          font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--ink); }
   .card { width: 360px; background: #fff; border: 1px solid var(--line); border-radius: 14px; padding: 28px 28px 22px;
           box-shadow: 0 10px 30px rgba(79, 70, 229, .10); }

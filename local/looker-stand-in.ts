@@ -141,7 +141,9 @@ function answer(method: string, url: URL, identity: GatewayIdentity, res: http.S
     if (method !== 'GET' && method !== 'POST') return sendJson(res, 405, { message: `Method ${method} is not supported here.`, request_id: identity.requestId });
     if (path === '/api/4.0/user') return sendJson(res, 200, apiUser(identity));
     if (path === '/api/4.0/looks') return sendJson(res, 200, { looks: SAMPLE_LOOKS, request_id: identity.requestId, user: identity.user });
-    if (path === '/api/4.0/queries/run') return sendJson(res, 200, { rows: [{ region: identity.attributes.region ?? 'all', revenue: 1234.5 }], request_id: identity.requestId });
+    if (path === '/api/4.0/queries/run') {
+      return sendJson(res, 200, { user: identity.user, auth: identity.authMethod, rows: [{ region: identity.attributes.region ?? 'all', revenue: 1234.5 }], request_id: identity.requestId });
+    }
     return sendJson(res, 404, { message: `No API route ${path} in the Looker stand-in.`, request_id: identity.requestId });
   }
   if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'text/plain', `Method ${method} is not supported here.`);

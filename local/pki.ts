@@ -48,3 +48,8 @@ export function spkiSha256Base64(certPem: string): string {
   const spki = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
   return createHash('sha256').update(spki).digest('base64');
 }
+
+/** Joins PEM blocks one per line (certificates from @peculiar/x509 end without a newline). */
+export function pemChain(...blocks: string[]): string {
+  return blocks.map((block) => (block.endsWith('\n') ? block : `${block}\n`)).join('');
+}

@@ -2,6 +2,8 @@
  * "Everything answers": the checks the runner makes before it prints `Gateway ready`.
  */
 import * as https from 'node:https';
+import { connect } from 'node:net';
+import type { ManagedProcess } from './processes';
 import { AUTH_PATHS } from '../lib/session-contract';
 
 export { freePort } from '../test/support/ports';
@@ -35,18 +37,33 @@ interface ReadinessCheck {
   run(): Promise<string | undefined>;
 }
 
-const READY_TIMEOUT_MS = 20_000;
+export interface ReadinessTargets {
+  readonly gatewayUrl: string;
+  /** The local CA, PEM. */
+  readonly ca: string;
+  readonly idpIssuer: string;
+  /** The auth service itself, not through HAProxy (whose rate limit on /oauth2/* a poll loop would use up). */
+  readonly authServiceUrl: string;
+}
 
-/** Resolves once the IdP, the auth service (through HAProxy) and the session check answer; throws with what did not. */
-export async function waitUntilReady(gatewayUrl: string, ca: string, idpIssuer: string): Promise<void> {
+const READY_TIMEOUT_MS = 20_000;
+const POLL_INTERVAL_MS = 100;
+
+/** Resolves once the IdP, the auth service, HAProxy's route to it and the session check answer; throws with what did not. */
+export async function waitUntilReady(targets: ReadinessTargets): Promise<void> {
+  const { gatewayUrl, ca } = targets;
   const checks: ReadinessCheck[] = [
     {
       what: 'the dev IdP discovery document',
-      run: async () => expectStatus(await httpsRequest(`${idpIssuer}/.well-known/openid-configuration`, ca), 200),
+      run: async () => expectStatus(await httpsRequest(`${targets.idpIssuer}/.well-known/openid-configuration`, ca), 200),
     },
     {
-      what: `the auth service through HAProxy (${AUTH_PATHS.health})`,
-      run: async () => expectStatus(await httpsRequest(`${gatewayUrl}${AUTH_PATHS.health}`, ca), 200),
+      what: `the auth service (${AUTH_PATHS.health})`,
+      run: async () => expectStatus(await httpsRequest(`${targets.authServiceUrl}${AUTH_PATHS.health}`, ca), 200),
+    },
+    {
+      what: `the auth service's keys through HAProxy (${AUTH_PATHS.jwks})`,
+      run: async () => expectStatus(await httpsRequest(`${gatewayUrl}${AUTH_PATHS.jwks}`, ca), 200),
     },
     {
       what: 'the session check (a browser without a session is sent to the login)',
@@ -59,8 +76,8 @@ export async function waitUntilReady(gatewayUrl: string, ca: string, idpIssuer: 
   ];
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (const check of checks) {
-    let problem: string | undefined = 'not tried';
-    while (problem !== undefined) {
+    for (;;) {
+      let problem: string | undefined;
       try {
         problem = await check.run();
       } catch (error) {
@@ -68,11 +85,36 @@ export async function waitUntilReady(gatewayUrl: string, ca: string, idpIssuer: 
       }
       if (problem === undefined) break;
       if (Date.now() > deadline) throw new Error(`The local gateway is not ready after ${READY_TIMEOUT_MS / 1000} s: ${check.what}: ${problem}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
     }
   }
 }
 
 function expectStatus(answer: HttpAnswer, status: number): string | undefined {
   return answer.status === status ? undefined : `answered ${answer.status}: ${answer.body.slice(0, 200)}`;
+}
+
+/** Waits until every port accepts TCP connections on 127.0.0.1; fails early if `owner` exits. */
+export async function waitForPorts(ports: readonly number[], owner: ManagedProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const port of ports) {
+    while (!(await canConnect(port))) {
+      if (owner.child.exitCode !== null || owner.child.signalCode !== null) {
+        throw new Error(`${owner.name} exited (${owner.child.exitCode ?? owner.child.signalCode}) before it listened on ${port}:\n${owner.output()}`);
+      }
+      if (Date.now() > deadline) throw new Error(`${owner.name} did not listen on ${port} within ${timeoutMs / 1000} s:\n${owner.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

@@ -1,0 +1,184 @@
+/**
+ * The whole gateway on 127.0.0.1: the development IdP, the auth service through its
+ * local adapter, HAProxy with the config lib/fleet renders, and the Looker stand-in.
+ * `npm run local` (local/run.ts) and the end-to-end tests both start it from here.
+ */
+import { randomBytes } from 'node:crypto';
+import { AUTH_PATHS } from '../lib/session-contract';
+import { checkLocalAuthSettings, LocalAuthSettings, startLocalAuth, RunningLocalAuth } from './auth-service';
+import { DevIdpStats, startDevIdp } from './dev-idp';
+import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from './dev-users';
+import { createLocalFolder } from './files';
+import { startLocalHaproxy } from './haproxy';
+import { generateCookieKeySet, generateSigningKeySet } from './keys';
+import { SeenRequest, startLookerStandIn } from './looker-stand-in';
+import { createLocalPki, pemChain, spkiSha256Base64 } from './pki';
+import { CleanupStack } from './processes';
+import { freePort, waitUntilReady } from './readiness';
+
+export interface LocalGatewayOptions {
+  /** Port of the gateway on 127.0.0.1. @default 0 - a free port chosen by the kernel */
+  readonly port?: number;
+  /** Session lifetime, seconds. @default 600 (the session contract's default) */
+  readonly sessionTtlSeconds?: number;
+  /**
+   * A session that expires within this many seconds is refreshed inline.
+   * @default - 60, or a fifth of the session lifetime when that is shorter
+   */
+  readonly refreshWindowSeconds?: number;
+  /** Folder under which the temporary folder is made. @default - the OS temporary folder */
+  readonly tempParent?: string;
+}
+
+export interface LocalGateway {
+  /** `https://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly port: number;
+  /** The temporary folder; removed by stop(). */
+  readonly folder: string;
+  /** Folder with the files a user needs: ca.pem, agent.pem, agent-key.pem. */
+  readonly clientFolder: string;
+  /** The local CA, PEM file: trust it to reach the gateway without warnings. */
+  readonly caFile: string;
+  /** The machine client's ("agent") certificate and key, PEM files. */
+  readonly agentCertFile: string;
+  readonly agentKeyFile: string;
+  /** The paths the agent certificate may use. */
+  readonly agentPaths: readonly string[];
+  /** base64 SHA-256 of the gateway certificate's and the CA's public keys (Chromium's --ignore-certificate-errors-spki-list). */
+  readonly trustedSpkiHashes: readonly string[];
+  readonly sessionTtlSeconds: number;
+  readonly refreshWindowSeconds: number;
+  /** Clock skew HAProxy and the auth service allow on expiry, seconds. */
+  readonly clockSkewSeconds: number;
+  readonly idp: { readonly issuer: string; stats(): Promise<DevIdpStats> };
+  /** Requests the Looker stand-in received, newest last. */
+  readonly lookerRequests: readonly SeenRequest[];
+  /** HAProxy's access log lines so far (JSON, one per request). */
+  haproxyLog(): string;
+  /** The auth service's audit lines so far. */
+  authLog(): string;
+  /** Stops every process and server it started and removes the temporary folder. */
+  stop(): Promise<void>;
+}
+
+const SESSION_AUDIENCE = 'looker-gateway-local';
+/** Every part runs on this machine's clock, so the allowed skew can be small (short sessions stay testable). */
+export const LOCAL_CLOCK_SKEW_SECONDS = 1;
+const DEV_CLIENT_ID = 'looker-gateway-local';
+
+export async function startLocalGateway(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
+  const sessionTtlSeconds = options.sessionTtlSeconds ?? 600;
+  const refreshWindowSeconds = options.refreshWindowSeconds ?? Math.min(60, Math.floor(sessionTtlSeconds / 5));
+  validateOptions(options, sessionTtlSeconds, refreshWindowSeconds);
+
+  const cleanup = new CleanupStack();
+  const folder = createLocalFolder(options.tempParent);
+  cleanup.add('remove the temporary folder', () => folder.remove());
+  try {
+    const port = options.port || (await freePort());
+    const url = `https://127.0.0.1:${port}`;
+    const pki = await createLocalPki();
+
+    const clientFolder = folder.folder('client');
+    const caFile = folder.write('client/ca.pem', pki.ca.cert, 0o644);
+    const agentCertFile = folder.write('client/agent.pem', pki.agent.cert, 0o644);
+    const agentKeyFile = folder.write('client/agent-key.pem', pki.agent.key);
+
+    const idpClientSecret = randomBytes(24).toString('base64url');
+    const idp = await startDevIdp({
+      workDir: folder.folder('idp'),
+      certFile: folder.write('idp/cert.pem', pemChain(pki.idp.cert, pki.ca.cert)),
+      keyFile: folder.write('idp/key.pem', pki.idp.key),
+      caPem: pki.ca.cert,
+      users: Object.values(DEV_USERS),
+      clientId: DEV_CLIENT_ID,
+      clientSecret: idpClientSecret,
+      redirectUris: [`${url}${AUTH_PATHS.callback}`],
+      postLogoutRedirectUris: [`${url}${AUTH_PATHS.logout}?signed_out=1`, `${url}/`],
+    });
+    cleanup.add('stop the dev IdP', () => idp.stop());
+
+    const looker = await startLookerStandIn({ certPem: pemChain(pki.looker.cert, pki.ca.cert), keyPem: pki.looker.key, clientCaPem: pki.ca.cert });
+    cleanup.add('stop the Looker stand-in', () => looker.stop());
+
+    const signingKeys = await generateSigningKeySet('ES256');
+    const auth: RunningLocalAuth = await startLocalAuth({
+      folder,
+      pki,
+      settings: authSettings(url, idp.issuer, sessionTtlSeconds, refreshWindowSeconds),
+      idpClientSecret,
+      signingKeys,
+      cookieKeys: generateCookieKeySet(),
+    });
+    cleanup.add('stop the auth service', () => auth.stop());
+
+    const haproxy = await startLocalHaproxy({
+      folder,
+      pki,
+      port,
+      sessionIssuer: url,
+      sessionAudience: SESSION_AUDIENCE,
+      refreshWindowSeconds,
+      clockSkewSeconds: LOCAL_CLOCK_SKEW_SECONDS,
+      attributeNames: DEV_ATTRIBUTE_NAMES,
+      signingKeys,
+      authPort: auth.port,
+      lookerPort: looker.port,
+    });
+    cleanup.add('stop HAProxy', () => haproxy.stop());
+
+    await waitUntilReady({ gatewayUrl: url, ca: pki.ca.cert, idpIssuer: idp.issuer, authServiceUrl: `https://127.0.0.1:${auth.port}` });
+
+    let stopped: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      folder: folder.root,
+      clientFolder,
+      caFile,
+      agentCertFile,
+      agentKeyFile,
+      agentPaths: haproxy.agentPaths,
+      trustedSpkiHashes: [spkiSha256Base64(pki.gateway.cert), spkiSha256Base64(pki.ca.cert)],
+      sessionTtlSeconds,
+      refreshWindowSeconds,
+      clockSkewSeconds: LOCAL_CLOCK_SKEW_SECONDS,
+      idp: { issuer: idp.issuer, stats: () => idp.stats() },
+      lookerRequests: looker.requests,
+      haproxyLog: () => haproxy.log(),
+      authLog: () => auth.log(),
+      stop: () => (stopped ??= cleanup.runAll()),
+    };
+  } catch (error) {
+    await cleanup.runAll().catch(() => undefined);
+    throw error;
+  }
+}
+
+function authSettings(url: string, idpIssuer: string, sessionTtlSeconds: number, refreshWindowSeconds: number): LocalAuthSettings {
+  return {
+    publicUrl: url,
+    idpIssuer,
+    idpClientId: DEV_CLIENT_ID,
+    sessionIssuer: url,
+    sessionAudience: SESSION_AUDIENCE,
+    sessionTtlSeconds,
+    refreshWindowSeconds,
+    clockSkewSeconds: LOCAL_CLOCK_SKEW_SECONDS,
+  };
+}
+
+function validateOptions(options: LocalGatewayOptions, ttl: number, window: number): void {
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`Invalid port ${JSON.stringify(options.port)}: give a whole number from 1 to 65535 (or 0 for a free port), e.g. --port 8443.`);
+  }
+  if (!Number.isInteger(ttl) || ttl < 1) {
+    throw new Error(`Invalid session lifetime ${JSON.stringify(options.sessionTtlSeconds)}: give a whole number of seconds, at least 1, e.g. --session-ttl 600.`);
+  }
+  if (!Number.isInteger(window) || window < 0 || window >= ttl) {
+    throw new Error(`Invalid refresh window ${JSON.stringify(window)} s for a ${ttl} s session: it must be a whole number of seconds from 0 to ${ttl - 1}, e.g. --refresh-window ${Math.min(60, Math.floor(ttl / 5))}.`);
+  }
+  checkLocalAuthSettings(authSettings('https://127.0.0.1:8443', 'https://127.0.0.1:8444', ttl, window));
+}

@@ -1,0 +1,116 @@
+/**
+ * `npm run local [-- --port 8443 --session-ttl 600]`: the whole gateway on 127.0.0.1.
+ * Prints `Gateway ready: https://127.0.0.1:<port>` once everything answers; Ctrl-C or
+ * SIGTERM stops every process it started and removes its temporary folder.
+ */
+import { parseArgs } from 'node:util';
+import { DEV_USERS } from './dev-users';
+import type { LocalGateway, LocalGatewayOptions } from './gateway';
+
+export const DEFAULT_LOCAL_PORT = 8443;
+
+const USAGE = `Usage: npm run local -- [--port <port>] [--session-ttl <seconds>] [--refresh-window <seconds>]
+
+  --port <port>               gateway port on 127.0.0.1 (default ${DEFAULT_LOCAL_PORT}; 0 picks a free one)
+  --session-ttl <seconds>     session lifetime (default 600)
+  --refresh-window <seconds>  refresh a session that expires within this many seconds
+                              (default 60, or a fifth of the session lifetime when shorter)
+  --help                      show this help`;
+
+/** Parses the command line; throws an Error whose message names the bad value and the fix. */
+export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        port: { type: 'string' },
+        'session-ttl': { type: 'string' },
+        'refresh-window': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  if (parsed.values.help) return 'help';
+  const whole = (flag: string, raw: string | undefined): number | undefined => {
+    if (raw === undefined) return undefined;
+    if (!/^\d+$/.test(raw)) throw new Error(`--${flag} ${JSON.stringify(raw)} is not a whole number: give for example --${flag} ${flag === 'port' ? DEFAULT_LOCAL_PORT : 600}.`);
+    return Number(raw);
+  };
+  return {
+    port: whole('port', parsed.values.port) ?? DEFAULT_LOCAL_PORT,
+    sessionTtlSeconds: whole('session-ttl', parsed.values['session-ttl']),
+    refreshWindowSeconds: whole('refresh-window', parsed.values['refresh-window']),
+  };
+}
+
+function describe(gateway: LocalGateway): string {
+  const users = Object.values(DEV_USERS)
+    .map((user) => `    ${user.username.padEnd(6)} password ${user.password.padEnd(20)} groups ${user.groups.join(', ')}`)
+    .join('\n');
+  return [
+    `Local files (removed on exit): ${gateway.folder}`,
+    `  CA certificate:    ${gateway.caFile}`,
+    `  agent certificate: ${gateway.agentCertFile}`,
+    `  agent key:         ${gateway.agentKeyFile}`,
+    `Dev IdP: ${gateway.idp.issuer}; users:`,
+    users,
+    `Session lifetime ${gateway.sessionTtlSeconds} s, refreshed inline within ${gateway.refreshWindowSeconds} s of expiry.`,
+    `Agent: curl --cacert ${gateway.caFile} --cert ${gateway.agentCertFile} --key ${gateway.agentKeyFile} ${gateway.url}${gateway.agentPaths[0] ?? '/'}`,
+    `Press Ctrl-C to stop.`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  let options;
+  try {
+    options = parseCommandLine(process.argv.slice(2));
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exitCode = 2;
+    return;
+  }
+  if (options === 'help') {
+    console.log(USAGE);
+    return;
+  }
+  let stopping = false;
+  // Loaded only now, so that --help and bad options answer at once.
+  const { startLocalGateway } = await import('./gateway.js');
+  const starting = startLocalGateway(options);
+  const stop = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`Stopping (${reason})...`);
+    let exitCode = 0;
+    try {
+      // A signal that arrives while starting waits for the start to finish (or fail and clean up).
+      const gateway = await starting.catch(() => undefined);
+      await gateway?.stop();
+      console.log('Stopped; temporary files removed.');
+    } catch (error) {
+      console.error((error as Error).message);
+      exitCode = 1;
+    }
+    process.exit(exitCode);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  let gateway: LocalGateway;
+  try {
+    gateway = await starting;
+  } catch (error) {
+    if (stopping) return;
+    console.error(`The local gateway did not start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+  if (stopping) return;
+  console.log(describe(gateway));
+  console.log(`Gateway ready: ${gateway.url}`);
+}
+
+if (require.main === module) void main();
