@@ -13,7 +13,7 @@ import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment,
 import { claimValues, evaluateMappingRules, type IdentityFacts, type MappingGrant } from '../../lib/auth/mapping-rules';
 import { checkReturnTo } from '../../lib/auth/return-to';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
-import { CachedSecret, type SecretSource } from '../shared/secrets';
+import { CachedSecret, SecretReadError, type SecretSource } from '../shared/secrets';
 import {
   clearCookie,
   escapeHtml,
@@ -233,6 +233,11 @@ class ConfiguredAuthService implements AuthService {
       this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'keys-not-ready', status: 503 });
       return errorAnswer(ctx, 503, 'keys_not_ready', 'keys-not-ready', 'The sign-in keys are not provisioned yet. Try again in a few minutes.');
     }
+    if (error instanceof SecretReadError) {
+      this.logger.log('error', error.message, { requestId: ctx.requestId });
+      this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'secrets-unavailable', status: 503 });
+      return errorAnswer(ctx, 503, 'temporarily_unavailable', 'secrets-unavailable', 'The sign-in service cannot read its keys right now. Try again in a moment.');
+    }
     this.logger.log('error', 'Unexpected failure while answering a request.', { requestId: ctx.requestId, error: (error as Error)?.message ?? String(error) });
     this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'internal-error', status: 503 });
     return errorAnswer(ctx, 503, 'temporarily_unavailable', 'internal-error', 'The sign-in service could not answer this request. Try again; if it keeps failing, give the request id to your administrator.');
@@ -251,8 +256,9 @@ class ConfiguredAuthService implements AuthService {
     return [clearCookie(this.config.cookies.session), clearCookie(this.config.cookies.refresh), clearCookie(this.config.cookies.login)];
   }
 
-  private sessionCookie(minted: { token: string; expiresAt: number }): string {
-    return setCookie(this.config.cookies.session, minted.token, { maxAgeSeconds: this.config.refreshCookieMaxAgeSeconds });
+  /** The session cookie outlives the token: HAProxy needs it (expired) with the refresh cookie to refresh inline. */
+  private sessionCookie(token: string, maxAgeSeconds: number): string {
+    return setCookie(this.config.cookies.session, token, { maxAgeSeconds });
   }
 
   private async refreshCookie(state: RefreshState, expiresAt: number): Promise<string> {
@@ -390,7 +396,8 @@ class ConfiguredAuthService implements AuthService {
     const sessionId = randomBytes(16).toString('base64url');
     const minted = await this.mint(identity, decision, sessionId);
     if (!minted.ok) return this.tooLarge(ctx, 'login', user, decision, minted.bytes, this.clearAll());
-    const cookies = [this.sessionCookie(minted), clearLogin];
+    const canRefresh = tokens.refreshToken !== undefined;
+    const cookies = [this.sessionCookie(minted.token, canRefresh ? this.config.refreshCookieMaxAgeSeconds : this.config.session.ttlSeconds), clearLogin];
     if (tokens.refreshToken) {
       cookies.push(await this.refreshCookie({ rt: tokens.refreshToken, sid: sessionId, sub: identity.subject }, this.seconds() + this.config.refreshCookieMaxAgeSeconds));
     } else {
@@ -464,10 +471,11 @@ class ConfiguredAuthService implements AuthService {
     }
     const minted = await this.mint(identity, decision, state.sid);
     if (!minted.ok) return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', fullUser, decision, minted.bytes, this.clearAll()) };
-    const cookies = [this.sessionCookie(minted)];
+    const refreshExpiresAt = opened.payload.exp ?? this.seconds();
+    const cookies = [this.sessionCookie(minted.token, refreshExpiresAt - this.seconds())];
     const rotated = tokens.refreshToken !== undefined && tokens.refreshToken !== state.rt;
     if (rotated || opened.kid !== opened.currentKid) {
-      cookies.push(await this.refreshCookie({ rt: tokens.refreshToken ?? state.rt, sid: state.sid, sub: state.sub }, opened.payload.exp ?? this.seconds()));
+      cookies.push(await this.refreshCookie({ rt: tokens.refreshToken ?? state.rt, sid: state.sid, sub: state.sub }, refreshExpiresAt));
     }
     this.audit(ctx, { event: 'refresh', outcome: 'success', reason: rotated ? 'refreshed-rotated' : 'refreshed', status: 200, user: fullUser, sessionId: state.sid, ...grantFields(decision) });
     return { ok: true, minted, cookies };

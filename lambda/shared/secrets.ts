@@ -5,6 +5,17 @@
 import { readFile } from 'node:fs/promises';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 
+/** A secret could not be read or parsed; the message names the secret and the cause, never the value. */
+export class SecretReadError extends Error {
+  constructor(
+    readonly secretId: string,
+    cause: unknown,
+  ) {
+    super(`Reading secret ${secretId} failed: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'SecretReadError';
+  }
+}
+
 export interface SecretSource {
   /** The SecretString of the secret's AWSCURRENT version. */
   getSecretString(secretId: string): Promise<string>;
@@ -102,6 +113,8 @@ export class CachedSecret<T> {
         const parsed = this.parse(await this.source.getSecretString(this.secretId));
         this.value = { parsed, readAt: this.now() };
         return parsed;
+      } catch (error) {
+        throw new SecretReadError(this.secretId, error);
       } finally {
         this.pending = undefined;
       }

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KINDS, seedSecretValue, type CookieKeySetSecret } from '../../lib/key-material';
 import { LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
 import { CookieSealer } from '../../lambda/auth/keys';
 import { createAuthService, resolveRoute } from '../../lambda/auth/service';
@@ -289,6 +289,24 @@ describe('configuration', () => {
     expect(health.statusCode).toBe(503);
     // Logged once; each request adds only its audit event.
     expect(lines.filter((l) => l.includes('"type":"log"'))).toHaveLength(1);
+  });
+
+  test('a secret that cannot be read, or a key set still at its seed value, gives a 503 with the reason (not a 500)', async () => {
+    const missing = await h.startAnother({ LG_COOKIE_KEYS_SECRET_ARN: 'lg/does-not-exist' });
+    otherLogs.push(missing.logs.lines);
+    const answer = await request(h.fetch, new CookieJar(), `${missing.url}/oauth2/start`);
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body)).toMatchObject({ reason: 'secrets-unavailable' });
+    expect(missing.logs.lines.some((l) => l.includes('Reading secret lg/does-not-exist failed'))).toBe(true);
+    await missing.stop();
+
+    const seedArn = h.model.createSecret({ Name: 'lg/seed-signing', SecretString: seedSecretValue(SECRET_KINDS.signingKeys) }).ARN;
+    const seeded = await h.startAnother({ LG_SIGNING_KEYS_SECRET_ARN: seedArn });
+    otherLogs.push(seeded.logs.lines);
+    const jwks = await request(h.fetch, new CookieJar(), `${seeded.url}/oauth2/jwks.json`);
+    expect(jwks.status).toBe(503);
+    expect(JSON.parse(jwks.body)).toMatchObject({ reason: 'keys-not-ready' });
+    await seeded.stop();
   });
 
   test('a missing variable names the variable and the fix', async () => {

@@ -228,3 +228,26 @@ describe('jwks and health', () => {
     expect(JSON.parse(answer.body)).toEqual({ status: 'ok' });
   });
 });
+
+describe('an IdP that puts the groups in the ID token', () => {
+  let idTokenHarness: Harness;
+  beforeAll(async () => {
+    idTokenHarness = await startHarness({ idTokenClaims: true });
+  });
+  afterAll(async () => {
+    await idTokenHarness?.stop();
+  });
+
+  test('login and refresh read the claims from the (new) ID token without calling userinfo', async () => {
+    const jar = new CookieJar();
+    const { callback } = await login(idTokenHarness, jar, 'bob');
+    expect(callback.status).toBe(302);
+    await idTokenHarness.idp.setUser('bob', { groups: ['looker-analysts'] });
+    const refreshed = await request(idTokenHarness.fetch, jar, `${idTokenHarness.gatewayUrl}/oauth2/session`, { method: 'POST' });
+    expect(refreshed.status).toBe(200);
+    expect(JSON.parse(Buffer.from(JSON.parse(refreshed.body).session.split('.')[1], 'base64url').toString()).roles).toEqual(['Viewer']);
+    const stats = await idTokenHarness.idp.stats();
+    expect(stats.refreshes).toBe(1);
+    expect(stats.userinfo).toBe(0);
+  });
+});
