@@ -190,7 +190,8 @@ export class GatewayKeys extends Construct {
           resources: [secret.secretArn],
         }),
       );
-      secret.encryptionKey?.grantEncryptDecrypt(new iam.PrincipalWithConditions(this.rotationFunction.grantPrincipal, { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` } }));
+      // Same key as the rotated secrets: the rotation schedules already grant its use through Secrets Manager.
+      if (secret.encryptionKey !== this.encryptionKey) secret.encryptionKey?.grantEncryptDecrypt(new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.rotationFunction.grantPrincipal));
     }
   }
 

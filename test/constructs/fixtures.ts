@@ -26,6 +26,7 @@ export function newTestApp(options: TestAppOptions = {}): App {
     outdir: options.outdir,
     context: {
       ...defaultContext(),
+      'aws:cdk:enable-path-metadata': true,
       ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
       ...options.context,
     },
