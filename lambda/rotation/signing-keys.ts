@@ -58,7 +58,9 @@ export async function verificationKeySet(set: SigningKeySetSecret): Promise<Veri
   const keys = [];
   for (const key of set.keys) {
     const publicJwk = withoutPrivateMembers(key.publicJwk);
-    const publicKeyPem = await exportSPKI((await importJWK(publicJwk, set.alg, { extractable: true })) as CryptoKey);
+    const pem = await exportSPKI((await importJWK(publicJwk, set.alg, { extractable: true })) as CryptoKey);
+    // A final newline, as openssl and Node write PEM files, so key-sync writes it unchanged.
+    const publicKeyPem = pem.endsWith('\n') ? pem : `${pem}\n`;
     keys.push({ kid: key.kid, status: key.status, publicJwk, publicKeyPem });
   }
   return { kind: SECRET_KINDS.verificationKeys, version: SECRET_FORMAT_VERSION, alg: set.alg, keys };

@@ -1,0 +1,294 @@
+/**
+ * The key-sync unit for real: the rendered script runs inside the Debian 13 root (AWS
+ * CLI v2, jq, openssl, haproxy 3.0 from Debian) against the fake Secrets Manager
+ * endpoint, over secrets made by the real rotation handler, and reloads a real haproxy
+ * that verifies session JWTs through the slot files and the kid map.
+ */
+import { createPrivateKey, randomUUID } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { importJWK, SignJWT } from 'jose';
+import { parseGatewaySecret, SECRET_KINDS, SigningKeyEntry, SigningKeySetSecret } from '../../lib/key-material';
+import { renderKeySyncUnit } from '../../lib/fleet/key-sync';
+import { GATEWAY_FILES } from '../../lib/fleet/layout';
+import { SESSION_COOKIE } from '../../lib/session-contract';
+import { handler } from '../../lambda/rotation/index';
+import { freePorts } from '../support/ports';
+import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
+import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
+import { attachRotation, captureLogs, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
+import { getWithSession, reloadCount, RootHaproxy, rootScratchDir, runKeySync, SyncRun, sleep, startHaproxyInRoot, startLoad } from './harness';
+
+jest.setTimeout(180_000);
+
+let model: SecretsManagerModel;
+let fake: ReturnType<typeof installSecretsManagerFake>;
+let arns: GatewaySecretArns;
+let restoreEnv: () => void;
+let endpoint: SecretsManagerEndpoint;
+let scratch: ReturnType<typeof rootScratchDir>;
+let haproxy: RootHaproxy | undefined;
+let httpPort: number;
+let httpsPort: number;
+let configDirInside: string;
+let configDirHost: string;
+let scriptInside: string;
+let configInside: string;
+let masterSocketHost: string;
+
+const SLOTS = ['previous', 'current', 'next'] as const;
+
+function awsEnv(url = endpoint.url): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: url,
+    AWS_ACCESS_KEY_ID: 'AKIDTESTKEYSYNC',
+    AWS_SECRET_ACCESS_KEY: 'test-secret-not-real',
+    HOME: `${scratch.inside}/home`,
+  };
+}
+
+function sync(extraArgs: string[] = [], url?: string): Promise<SyncRun> {
+  return runKeySync(scriptInside, configInside, awsEnv(url), extraArgs);
+}
+
+async function rotate(arn: string): Promise<void> {
+  const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
+  if (error) throw error;
+}
+
+function signingKeys(): SigningKeySetSecret {
+  return parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 'signing');
+}
+
+async function signWith(key: SigningKeyEntry, sub: string): Promise<string> {
+  return new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' }).setExpirationTime('10m').sign(await importJWK(key.privateJwk, 'ES256'));
+}
+
+function keyWithStatus(status: 'previous' | 'current' | 'next'): SigningKeyEntry {
+  return signingKeys().keys.find((k) => k.status === status)!;
+}
+
+function managedFiles(): Record<string, string> {
+  return Object.fromEntries(
+    [...SLOTS.map((s) => GATEWAY_FILES.sessionKey(s)), GATEWAY_FILES.sessionKidMap, GATEWAY_FILES.frontendCertificate, GATEWAY_FILES.backendClientCertificate].map((rel) => [
+      rel,
+      readFileSync(path.join(configDirHost, rel), 'utf8'),
+    ]),
+  );
+}
+
+function haproxyConfig(): string {
+  const key = (slot: string) => `${configDirInside}/${GATEWAY_FILES.sessionKey(slot as 'current')}`;
+  return `global
+  stats socket ${scratch.inside}/admin.sock mode 600 level admin expose-fd listeners
+  hard-stop-after 30s
+
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout http-keep-alive 30s
+  # During a reload the old worker keeps idle keep-alive connections open until it has
+  # answered one more request (with "Connection: close"), so no client loses a request.
+  option idle-close-on-response
+
+frontend session_check
+  bind 127.0.0.1:${httpPort}
+  bind 127.0.0.1:${httpsPort} ssl crt ${configDirInside}/${GATEWAY_FILES.frontendCertificate}
+  http-request set-var(txn.session) req.cook(${SESSION_COOKIE})
+  http-request set-var(txn.session_key) var(txn.session),jwt_header_query('$.kid'),map(${configDirInside}/${GATEWAY_FILES.sessionKidMap})
+  # Key files are loaded when the config is parsed: name every slot once.
+  http-request deny if FALSE { var(txn.session),jwt_verify("ES256","${key('previous')}") -m int 1 }
+  http-request deny if FALSE { var(txn.session),jwt_verify("ES256","${key('current')}") -m int 1 }
+  http-request deny if FALSE { var(txn.session),jwt_verify("ES256","${key('next')}") -m int 1 }
+  http-request return status 200 content-type text/plain string "valid" if { var(txn.session),jwt_verify("ES256",txn.session_key) -m int 1 }
+  http-request return status 401 content-type text/plain string "invalid"
+
+backend looker
+  server looker 127.0.0.1:9 ssl verify none crt ${configDirInside}/${GATEWAY_FILES.backendClientCertificate}
+`;
+}
+
+beforeAll(async () => {
+  model = new SecretsManagerModel();
+  fake = installSecretsManagerFake(model);
+  arns = seedGatewaySecrets(model);
+  restoreEnv = setRotationEnvironment(rotationSettings(arns, { frontendDomainName: 'localhost' }));
+  attachRotation(model, arns, handler);
+  for (const arn of [arns.signingKeys, arns.backendClientCertificate, arns.frontendCertificate]) await rotate(arn);
+  endpoint = await startSecretsManagerEndpoint(model);
+  [httpPort, httpsPort] = await freePorts(2);
+
+  scratch = rootScratchDir();
+  configDirInside = `${scratch.inside}/gateway`;
+  configDirHost = path.join(scratch.host, 'gateway');
+  masterSocketHost = path.join(scratch.host, 'master.sock');
+  mkdirSync(configDirHost, { recursive: true });
+  mkdirSync(path.join(scratch.host, 'home'), { recursive: true });
+  writeFileSync(path.join(configDirHost, GATEWAY_FILES.haproxyConfig), haproxyConfig());
+
+  const unit = renderKeySyncUnit({
+    region: model.region,
+    verificationKeysSecretArn: arns.verificationKeys,
+    backendClientCertificateSecretArn: arns.backendClientCertificate,
+    frontendCertificateSecretArn: arns.frontendCertificate,
+    configDir: configDirInside,
+    stateDir: `${scratch.inside}/state`,
+    scriptPath: `${scratch.inside}/lg-key-sync`,
+    configPath: `${scratch.inside}/key-sync.conf`,
+    reloadCommand: `kill -USR2 $(cat ${scratch.inside}/haproxy.pid)`,
+  });
+  scriptInside = `${scratch.inside}/lg-key-sync`;
+  configInside = `${scratch.inside}/key-sync.conf`;
+  for (const file of unit.files.filter((f) => f.path.startsWith(scratch.inside))) {
+    writeFileSync(path.join(TRIXIE(), file.path), file.content, { mode: parseInt(file.mode, 8) });
+  }
+});
+
+function TRIXIE(): string {
+  return scratch.host.slice(0, scratch.host.length - scratch.inside.length);
+}
+
+afterAll(async () => {
+  await haproxy?.stop();
+  await endpoint?.close();
+  scratch?.remove();
+  restoreEnv?.();
+  fake?.restore();
+});
+
+test('the boot run writes the slot files, kid map and certificates with the right modes; haproxy starts on them', async () => {
+  const run = await sync(['--no-reload']);
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  expect(run.lines).toHaveLength(1);
+  expect(run.lines[0]).toMatchObject({ unit: 'lg-key-sync', outcome: 'updated', reloaded: false, fetched: ['verification-keys', 'backend-client-certificate', 'frontend-certificate'] });
+  expect(run.stdout).not.toMatch(/BEGIN|PRIVATE/);
+
+  const current = keyWithStatus('current');
+  const next = keyWithStatus('next');
+  const files = managedFiles();
+  expect(files[GATEWAY_FILES.sessionKidMap]).toBe(`${current.kid} ${configDirInside}/keys/session-current.pem\n${next.kid} ${configDirInside}/keys/session-next.pem\n`);
+  // No previous key yet: its slot holds a copy of the current key and has no map line.
+  expect(files[GATEWAY_FILES.sessionKey('previous')]).toBe(files[GATEWAY_FILES.sessionKey('current')]);
+  const published = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'v');
+  expect(files[GATEWAY_FILES.sessionKey('next')]).toBe(published.keys.find((k) => k.status === 'next')!.publicKeyPem);
+  expect(files[GATEWAY_FILES.backendClientCertificate]).toMatch(/^-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN PRIVATE KEY-----/);
+  expect(() => createPrivateKey(files[GATEWAY_FILES.frontendCertificate])).not.toThrow();
+  const mode = (rel: string) => (statSync(path.join(configDirHost, rel)).mode & 0o777).toString(8);
+  expect(mode(GATEWAY_FILES.frontendCertificate)).toBe('640');
+  expect(mode(GATEWAY_FILES.backendClientCertificate)).toBe('640');
+  expect(mode(GATEWAY_FILES.sessionKey('current'))).toBe('644');
+  expect(statSync(path.join(configDirHost, GATEWAY_FILES.frontendCertificate)).gid).toBe(statSync(path.join(configDirHost, 'tls')).gid);
+
+  haproxy = await startHaproxyInRoot(`${configDirInside}/haproxy.cfg`, `${scratch.inside}/haproxy.pid`, `${scratch.inside}/master.sock`, httpPort);
+  expect(await getWithSession(httpPort, SESSION_COOKIE, await signWith(current, 'alice'))).toBe(200);
+  expect(await getWithSession(httpPort, SESSION_COOKIE, await signWith(next, 'bob'))).toBe(200);
+  expect(await getWithSession(httpPort, SESSION_COOKIE, 'not.a.token')).toBe(401);
+  expect(await reloadCount(masterSocketHost)).toBe(0);
+});
+
+test('after a rotation, one sync reloads haproxy once, under load, with no failed request; the new next key starts verifying', async () => {
+  const oldCurrent = keyWithStatus('current');
+  const oldNext = keyWithStatus('next');
+  const signedByOldCurrent = await signWith(oldCurrent, 'carol');
+  const signedByOldNext = await signWith(oldNext, 'dave');
+  await rotate(arns.signingKeys);
+  const newNext = keyWithStatus('next');
+  expect(keyWithStatus('current').kid).toBe(oldNext.kid);
+  const signedByNewNext = await signWith(newNext, 'erin');
+  expect(await getWithSession(httpPort, SESSION_COOKIE, signedByNewNext)).toBe(401);
+
+  const load = startLoad(httpPort, SESSION_COOKIE, [signedByOldCurrent, signedByOldNext]);
+  while (load.total() < 200) await sleep(10);
+  const beforeSync = load.total();
+  const run = await sync();
+  expect(run.code).toBe(0);
+  expect(run.lines[0]).toMatchObject({ outcome: 'updated', reloaded: true, fetched: ['verification-keys'] });
+  // The previous slot held a copy of the old current key, which is now the previous key: unchanged.
+  expect((run.lines[0].changed as string[]).sort()).toEqual(['keys/session-current.pem', 'keys/session-next.pem', 'maps/session-kids.map']);
+  // Wait for the new worker: the new next key verifies once it serves.
+  while ((await getWithSession(httpPort, SESSION_COOKIE, signedByNewNext)) !== 200) await sleep(20);
+  const afterReload = load.total();
+  while (load.total() < afterReload + 200) await sleep(10);
+  const result = await load.stop();
+
+  expect(beforeSync).toBeGreaterThan(0);
+  expect(result.total).toBeGreaterThan(afterReload);
+  expect(result.failures).toEqual([]);
+  expect(result.ok).toBe(result.total);
+  expect(await reloadCount(masterSocketHost)).toBe(1);
+  expect(await getWithSession(httpPort, SESSION_COOKIE, signedByOldCurrent)).toBe(200); // now previous
+});
+
+test('a run with nothing changed reads versions only, writes nothing and does not reload', async () => {
+  const before = managedFiles();
+  const mtime = statSync(path.join(configDirHost, GATEWAY_FILES.sessionKidMap)).mtimeMs;
+  const requestsBefore = endpoint.requests.length;
+  const run = await sync();
+  expect(run.code).toBe(0);
+  expect(run.lines[0]).toMatchObject({ outcome: 'unchanged', reloaded: false, fetched: [], changed: [] });
+  expect(endpoint.requests.slice(requestsBefore)).toEqual(['DescribeSecret', 'DescribeSecret', 'DescribeSecret']);
+  expect(managedFiles()).toEqual(before);
+  expect(statSync(path.join(configDirHost, GATEWAY_FILES.sessionKidMap)).mtimeMs).toBe(mtime);
+  expect(await reloadCount(masterSocketHost)).toBe(1);
+});
+
+test('a broken key keeps the old files and the running config, and exits non-zero with a JSON error line', async () => {
+  const before = managedFiles();
+  const good = model.valueAt(arns.verificationKeys)!;
+  const broken = JSON.parse(good);
+  broken.keys.find((k: { status: string }) => k.status === 'next').publicKeyPem = '-----BEGIN PUBLIC KEY-----\nbroken\n-----END PUBLIC KEY-----\n';
+  model.putSecretValue({ SecretId: arns.verificationKeys, SecretString: JSON.stringify(broken) });
+
+  const run = await sync();
+  expect(run.code).toBe(1);
+  expect(run.lines).toHaveLength(1);
+  expect(run.lines[0]).toMatchObject({ outcome: 'error', reloaded: false, keptPreviousFiles: true, message: 'the next session key in the verification-keys secret is not a valid PEM public key' });
+  expect(managedFiles()).toEqual(before);
+  expect(await reloadCount(masterSocketHost)).toBe(1);
+  expect(await getWithSession(httpPort, SESSION_COOKIE, await signWith(keyWithStatus('current'), 'frank'))).toBe(200);
+
+  model.putSecretValue({ SecretId: arns.verificationKeys, SecretString: good });
+  const repaired = await sync();
+  expect(repaired.lines[0]).toMatchObject({ outcome: 'unchanged', fetched: ['verification-keys'] });
+});
+
+test('files that haproxy -c rejects are rolled back, and haproxy is not reloaded', async () => {
+  const before = managedFiles();
+  const good = parseGatewaySecret(model.valueAt(arns.frontendCertificate), SECRET_KINDS.frontendCertificate, 'f');
+  const other = parseGatewaySecret(model.valueAt(arns.backendClientCertificate), SECRET_KINDS.backendClientCertificate, 'b');
+  // A valid certificate with somebody else's key: openssl reads both, haproxy refuses the pair.
+  model.putSecretValue({ SecretId: arns.frontendCertificate, SecretString: JSON.stringify({ ...good, privateKeyPem: other.privateKeyPem }) });
+
+  const run = await sync();
+  expect(run.code).toBe(1);
+  expect(run.lines[0]).toMatchObject({ outcome: 'error', reloaded: false, keptPreviousFiles: true, changed: ['tls/frontend.pem'] });
+  expect(run.lines[0].message).toMatch(/^haproxy -c rejected the configuration with the new files: .*(key|certificate)/i);
+  expect(run.stdout).not.toMatch(/BEGIN|PRIVATE KEY-/);
+  expect(managedFiles()).toEqual(before);
+  expect(await reloadCount(masterSocketHost)).toBe(1);
+
+  model.putSecretValue({ SecretId: arns.frontendCertificate, SecretString: JSON.stringify(good) });
+});
+
+test('an unreachable Secrets Manager keeps the last good files', async () => {
+  await rotate(arns.signingKeys);
+  const before = managedFiles();
+  const [closedPort] = await freePorts(1);
+  const run = await sync([], `http://127.0.0.1:${closedPort}`);
+  expect(run.code).toBe(1);
+  expect(run.lines[0]).toMatchObject({ outcome: 'error', reloaded: false });
+  expect(run.lines[0].message).toMatch(/^cannot read the current version of the verification-keys secret/);
+  expect(managedFiles()).toEqual(before);
+  expect(await reloadCount(masterSocketHost)).toBe(1);
+
+  // Once Secrets Manager answers again, the next run catches up.
+  const recovered = await sync();
+  expect(recovered.lines[0]).toMatchObject({ outcome: 'updated', reloaded: true, message: 'installed new key and certificate files' });
+  const newNext = keyWithStatus('next');
+  while ((await getWithSession(httpPort, SESSION_COOKIE, await signWith(newNext, 'grace'))) !== 200) await sleep(20);
+  expect(await reloadCount(masterSocketHost)).toBe(2);
+  expect(randomUUID()).toBeTruthy();
+});
