@@ -106,10 +106,11 @@ export class IdpClient {
     return this.configuration;
   }
 
-  async authorizationUrl(params: { scope: string; state: string; nonce: string; codeChallenge: string }): Promise<string> {
+  async authorizationUrl(params: { scope: string; state: string; nonce: string; codeChallenge: string; extra: Readonly<Record<string, string>> }): Promise<string> {
     const config = await this.config();
     return client
       .buildAuthorizationUrl(config, {
+        ...params.extra,
         redirect_uri: this.options.redirectUri,
         scope: params.scope,
         state: params.state,

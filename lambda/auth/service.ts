@@ -341,6 +341,7 @@ class ConfiguredAuthService implements AuthService {
         state,
         nonce,
         codeChallenge: await client.calculatePKCECodeChallenge(verifier),
+        extra: this.config.idp.authorizationParams,
       });
     } catch (error) {
       if (error instanceof IdpError) return this.idpFailure(ctx, 'login', error, []);

@@ -46,6 +46,14 @@ export interface AuthServiceEnvironment {
    */
   readonly LG_IDP_GROUPS_CLAIM?: string;
   /**
+   * Extra authorization request parameters, JSON object of strings, e.g.
+   * `{"access_type": "offline", "prompt": "consent"}` so that Google issues refresh tokens.
+   * The parameters the flow sets itself (client_id, redirect_uri, response_type, scope,
+   * state, nonce, code_challenge, code_challenge_method) cannot be overridden.
+   * @default - none
+   */
+  readonly LG_IDP_AUTHORIZATION_PARAMS?: string;
+  /**
    * Upper bound (milliseconds) of each call to the IdP; a slower IdP answers the user
    * with 504 instead of hanging. 100 to 25000 (API Gateway gives up at 29 s).
    * @default "5000"
@@ -135,6 +143,7 @@ export interface AuthServiceConfig {
     readonly scopes: readonly string[];
     readonly groupsClaim: string;
     readonly timeoutMs: number;
+    readonly authorizationParams: Readonly<Record<string, string>>;
   };
   readonly publicBaseUrl: string;
   readonly redirectUri: string;
@@ -231,6 +240,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
     problems.push(`LG_IDP_GROUPS_CLAIM=${JSON.stringify(groupsClaim)} is not a claim name: expected for example "groups" or "roles".`);
   }
   const timeoutMs = integer('LG_IDP_TIMEOUT_MS', 5000, 100, 25_000);
+  const authorizationParams = parseAuthorizationParams(env.LG_IDP_AUTHORIZATION_PARAMS, problems);
 
   const publicBase = url('LG_PUBLIC_BASE_URL', text('LG_PUBLIC_BASE_URL'), false);
   const publicBaseUrl = publicBase ? publicBase.origin : '';
@@ -256,7 +266,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   }
 
   const config: AuthServiceConfig = {
-    idp: { issuer, clientId, clientSecretId, scopes, groupsClaim, timeoutMs },
+    idp: { issuer, clientId, clientSecretId, scopes, groupsClaim, timeoutMs, authorizationParams },
     publicBaseUrl,
     redirectUri: `${publicBaseUrl}${AUTH_PATHS.callback}`,
     postLogoutRedirectUrl: postLogout,
@@ -286,6 +296,29 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   if (new Set(names).size !== names.length) problems.push(`The cookie names must differ, got ${names.join(', ')}.`);
   if (problems.length > 0) throw new AuthServiceConfigError(problems);
   return config;
+}
+
+const RESERVED_AUTHORIZATION_PARAMS = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method'];
+
+function parseAuthorizationParams(raw: string | undefined, problems: string[]): Record<string, string> {
+  if (!raw?.trim()) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    problems.push(`LG_IDP_AUTHORIZATION_PARAMS=${JSON.stringify(raw)} is not JSON: expected an object of strings, e.g. {"access_type": "offline"}.`);
+    return {};
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+    problems.push(`LG_IDP_AUTHORIZATION_PARAMS=${JSON.stringify(raw)} must be a JSON object of string values, e.g. {"access_type": "offline"}.`);
+    return {};
+  }
+  const reserved = Object.keys(value).filter((key) => RESERVED_AUTHORIZATION_PARAMS.includes(key));
+  if (reserved.length > 0) {
+    problems.push(`LG_IDP_AUTHORIZATION_PARAMS sets ${reserved.join(', ')}, which the login flow sets itself: remove ${reserved.length > 1 ? 'them' : 'it'} (use LG_IDP_SCOPES for scopes).`);
+    return {};
+  }
+  return value as Record<string, string>;
 }
 
 function describeVariable(name: keyof AuthServiceEnvironment): string {

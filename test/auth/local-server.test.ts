@@ -146,6 +146,8 @@ describe('configuration parsing', () => {
     [{ LG_MAPPING_RULES: '{rules' }, /LG_MAPPING_RULES is not JSON/],
     [{ LG_SESSION_COOKIE_NAME: 'bad name' }, /LG_SESSION_COOKIE_NAME="bad name" is not a valid cookie name/],
     [{ LG_REFRESH_COOKIE_NAME: '__Host-lg_session' }, /The cookie names must differ/],
+    [{ LG_IDP_AUTHORIZATION_PARAMS: '{"state": "x"}' }, /LG_IDP_AUTHORIZATION_PARAMS sets state, which the login flow sets itself/],
+    [{ LG_IDP_AUTHORIZATION_PARAMS: '{"prompt": 1}' }, /must be a JSON object of string values/],
     [{ LG_IDP_TIMEOUT_MS: '60000' }, /LG_IDP_TIMEOUT_MS="60000" is invalid: expected a whole number from 100 to 25000/],
   ])('%j is rejected with the fix', (override, message) => {
     expect(() => parseAuthServiceEnvironment({ ...minimal, ...override })).toThrow(message);

@@ -125,5 +125,19 @@ describe('/oauth2/start with a bad rd', () => {
     expect(location.searchParams.get('nonce')).toBeTruthy();
     expect(location.searchParams.get('redirect_uri')).toBe(`${h.gatewayUrl}/oauth2/callback`);
     expect(jar.get(h.gatewayUrl, LOGIN_STATE_COOKIE)).toMatch(/^[\w-]+\.\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(location.searchParams.has('access_type')).toBe(false);
+  });
+
+  test('extra authorization parameters (e.g. Google offline access) are added', async () => {
+    const other = await h.startAnother({ LG_IDP_AUTHORIZATION_PARAMS: '{"access_type": "offline", "prompt": "consent"}' });
+    try {
+      const answer = await request(h.fetch, new CookieJar(), `${other.url}/oauth2/start`);
+      const location = new URL(answer.location!);
+      expect(location.searchParams.get('access_type')).toBe('offline');
+      expect(location.searchParams.get('prompt')).toBe('consent');
+      expect(location.searchParams.get('code_challenge_method')).toBe('S256');
+    } finally {
+      await other.stop();
+    }
   });
 });
