@@ -58,6 +58,11 @@ export interface LocalGateway {
   haproxyLog(): string;
   /** The auth service's audit lines so far. */
   authLog(): string;
+  /**
+   * Resolves with a message if the dev IdP or HAProxy exits on its own (a crash, a kill
+   * from outside); it never resolves when they stop through stop().
+   */
+  readonly unexpectedExit: Promise<string>;
   /** Stops every process and server it started and removes the temporary folder. */
   stop(): Promise<void>;
 }
@@ -131,6 +136,13 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     await waitUntilReady({ gatewayUrl: url, ca: pki.ca.cert, idpIssuer: idp.issuer, authServiceUrl: `https://127.0.0.1:${auth.port}` });
 
     let stopped: Promise<void> | undefined;
+    const unexpectedExit = new Promise<string>((resolve) => {
+      for (const managed of [idp.process, haproxy.process]) {
+        void managed.exited.then(() => {
+          if (!managed.stopping()) resolve(`${managed.name} exited (${managed.child.exitCode ?? managed.child.signalCode}):\n${managed.output().slice(-2000)}`);
+        });
+      }
+    });
     return {
       url,
       port,
@@ -148,6 +160,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       lookerRequests: looker.requests,
       haproxyLog: () => haproxy.log(),
       authLog: () => auth.log(),
+      unexpectedExit,
       stop: () => (stopped ??= cleanup.runAll()),
     };
   } catch (error) {

@@ -41,6 +41,7 @@ export interface RunningLocalHaproxy {
   readonly agentPaths: readonly string[];
   readonly configFile: string;
   readonly logFile: string;
+  readonly process: ManagedProcess;
   /** Everything haproxy wrote so far (its JSON access log goes to stdout). */
   log(): string;
   stop(): Promise<void>;
@@ -110,6 +111,7 @@ export async function startLocalHaproxy(options: LocalHaproxyOptions): Promise<R
     agentPaths: LOCAL_AGENT.allowedPathPrefixes,
     configFile: rendered.configFile,
     logFile,
+    process: haproxy,
     log: () => haproxy.output(),
     stop: async () => {
       await haproxy.stop();

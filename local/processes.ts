@@ -9,6 +9,10 @@ export interface ManagedProcess {
   readonly child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far (capped at the last 256 KiB). */
   output(): string;
+  /** Resolves when the process has exited, for whatever reason. */
+  readonly exited: Promise<void>;
+  /** True once stop() was called: an exit after that is expected. */
+  readonly stopping: () => boolean;
   /** Resolves with the first stdout line that `matches` accepts; rejects if the process exits first or after `timeoutMs`. */
   waitForLine(matches: (line: string) => boolean, timeoutMs: number): Promise<string>;
   stop(): Promise<void>;
@@ -62,7 +66,9 @@ export function startProcess(name: string, file: string, args: readonly string[]
       if (child.exitCode !== null || child.signalCode !== null || spawnError) onExit();
     });
 
+  let stopRequested = false;
   const stop = async () => {
+    stopRequested = true;
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
@@ -70,7 +76,7 @@ export function startProcess(name: string, file: string, args: readonly string[]
       clearTimeout(timer);
     }
   };
-  return { name, child, output: () => output, waitForLine, stop };
+  return { name, child, exited, stopping: () => stopRequested, output: () => output, waitForLine, stop };
 }
 
 /** Runs clean-up steps in reverse order of registration; every step runs even if one fails. */

@@ -82,11 +82,10 @@ async function main(): Promise<void> {
   // Loaded only now, so that --help and bad options answer at once.
   const { startLocalGateway } = await import('./gateway.js');
   const starting = startLocalGateway(options);
-  const stop = async (reason: string) => {
+  const stop = async (reason: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     console.log(`Stopping (${reason})...`);
-    let exitCode = 0;
     try {
       // A signal that arrives while starting waits for the start to finish (or fail and clean up).
       const gateway = await starting.catch(() => undefined);
@@ -109,6 +108,15 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   if (stopping) return;
+  void gateway.unexpectedExit.then((message) => {
+    // Ctrl-C reaches every process of the terminal's group at once: give the runner's own
+    // SIGINT handler the moment it needs, so a child that merely exited first is not an error.
+    setTimeout(() => {
+      if (stopping) return;
+      console.error(`A part of the local gateway stopped on its own: ${message}`);
+      void stop('a part exited', 1);
+    }, 500);
+  });
   console.log(describe(gateway));
   console.log(`Gateway ready: ${gateway.url}`);
 }

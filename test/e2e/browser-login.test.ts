@@ -88,7 +88,7 @@ describe('browser login through the local gateway', () => {
     expect(gateway.lookerRequests.slice(lookerRequestsBefore).filter((r) => r.user === 'carol')).toEqual([]);
     const cookies = await context.cookies(gateway.url);
     expect(cookies.map((c) => c.name)).not.toContain(SESSION_COOKIE);
-    await screenshot(page, 'local-no-access.png', [page.locator('small')]);
+    await screenshot(page, 'local-no-access.png', [page.locator('p:has(small)')]);
   });
 
   test('logout ends the session and the back button does not bring the identity back', async () => {
@@ -103,7 +103,7 @@ describe('browser login through the local gateway', () => {
     await Promise.all([page.waitForURL(`${gateway.url}${AUTH_PATHS.logout}`), page.locator('a.logout').click()]);
     await page.locator(`form[action="${AUTH_PATHS.logout}"] button`).click();
     // Through the IdP's end-session page (it signs out there too) back to the gateway's "signed out" page.
-    await page.getByText('You are signed out').waitFor();
+    await page.getByText('You are signed out').waitFor({ timeout: 10_000 });
     expect(page.url()).toBe(`${gateway.url}${AUTH_PATHS.logout}?signed_out=1`);
     expect((await gateway.idp.stats()).logouts).toBeGreaterThan(0);
     expect((await context.cookies(gateway.url)).map((c) => c.name)).not.toContain(SESSION_COOKIE);

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { AUTH_METHODS } from '../../lib/session-contract';
+import { DEFAULT_LOCAL_PORT, parseCommandLine } from '../../local/run';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 /**
@@ -94,6 +95,22 @@ async function waitForOutput(runner: StartedRunner, pattern: RegExp, timeoutMs =
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+describe('the command line', () => {
+  test('defaults to port 8443 and the default session settings', () => {
+    expect(parseCommandLine([])).toEqual({ port: DEFAULT_LOCAL_PORT, sessionTtlSeconds: undefined, refreshWindowSeconds: undefined });
+  });
+
+  test('reads --port, --session-ttl and --refresh-window', () => {
+    expect(parseCommandLine(['--port', '0', '--session-ttl', '60', '--refresh-window', '50'])).toEqual({ port: 0, sessionTtlSeconds: 60, refreshWindowSeconds: 50 });
+    expect(parseCommandLine(['--help'])).toBe('help');
+  });
+
+  test('names the bad value and the fix', () => {
+    expect(() => parseCommandLine(['--session-ttl=1.5'])).toThrow('--session-ttl "1.5" is not a whole number: give for example --session-ttl 600.');
+    expect(() => parseCommandLine(['--port'])).toThrow("Option '--port <value>' argument missing");
+  });
+});
 
 describe('npm run local (local/run.ts as a child process)', () => {
   test('bad options fail at once with the bad value and the fix', () => {
@@ -183,6 +200,27 @@ describe('npm run local (local/run.ts as a child process)', () => {
       expect(existsSync(folder)).toBe(false);
     } finally {
       if (runner.child.exitCode === null) process.kill(-runner.child.pid!, 'SIGKILL');
+    }
+  });
+
+  test('when HAProxy dies on its own, the runner says so, stops the rest, cleans up and exits 1', async () => {
+    const runner = startRunner(['--port', '0']);
+    try {
+      await waitForOutput(runner, /^Gateway ready: /m);
+      const folder = (await waitForOutput(runner, /^Local files \(removed on exit\): (.+)$/m))[1];
+      const started = descendantsOf(runner.child.pid!);
+      const haproxyMaster = started.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('haproxy.cfg') && descendantsOf(pid).length > 0);
+      expect(haproxyMaster).toBeDefined();
+
+      process.kill(haproxyMaster!, 'SIGKILL');
+      const code = await runner.exited;
+
+      expect(code).toBe(1);
+      expect(runner.output()).toContain('A part of the local gateway stopped on its own: HAProxy exited (SIGKILL)');
+      expect(started.filter(isAlive)).toEqual([]);
+      expect(existsSync(folder)).toBe(false);
+    } finally {
+      if (runner.child.exitCode === null) runner.child.kill('SIGKILL');
     }
   });
 });
