@@ -14,7 +14,7 @@
 import 'reflect-metadata';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { publicKeyPemFromJwk, renderGatewayConfig } from '../lib/fleet';
@@ -35,6 +35,8 @@ const RESULTS = path.join(__dirname, 'results', 'proxy.json');
 
 interface WrkResult {
   readonly requestsPerSecond: number;
+  /** CPU time (user + system) haproxy spent per request, microseconds: robust to a busy machine. */
+  readonly cpuMicrosPerRequest?: number;
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
   readonly requests: number;
@@ -62,11 +64,34 @@ function runWrk(url: string, seconds: number, headers: string[]): WrkResult {
   return { requestsPerSecond: Number(rps[1]), latencyP50Ms: toMs(p50[1]), latencyP99Ms: toMs(p99[1]), requests: Number(total[1]), errors };
 }
 
-function measure(name: string, url: string, headers: string[]): WrkResult {
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** CPU seconds used so far by a process and its children (the haproxy master and its worker). */
+function processTreeCpuSeconds(rootPid: number): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pid = Number(entry);
+    const parent = Number(fields[1]);
+    if (pid === rootPid || parent === rootPid) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+function measure(name: string, url: string, headers: string[], pid: number): WrkResult {
   runWrk(url, WARMUP_SECONDS, headers);
-  const result = runWrk(url, DURATION_SECONDS, headers);
+  const cpuBefore = processTreeCpuSeconds(pid);
+  const measured = runWrk(url, DURATION_SECONDS, headers);
+  const result = { ...measured, cpuMicrosPerRequest: Number((((processTreeCpuSeconds(pid) - cpuBefore) * 1e6) / measured.requests).toFixed(1)) };
   if (result.errors > 0) throw new Error(`${name}: ${result.errors} failed requests out of ${result.requests}: the setup is broken, the figures would mean nothing.`);
-  console.log(`${name.padEnd(18)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms   (load ${loadavg()[0].toFixed(2)})`);
+  console.log(`${name.padEnd(18)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms   cpu ${result.cpuMicrosPerRequest} us/req   (load ${loadavg()[0].toFixed(2)})`);
   return result;
 }
 
@@ -81,6 +106,7 @@ function medianResult(results: WrkResult[]): WrkResult & { rounds: WrkResult[] }
     requestsPerSecond: median(results.map((r) => r.requestsPerSecond)),
     latencyP50Ms: median(results.map((r) => r.latencyP50Ms)),
     latencyP99Ms: median(results.map((r) => r.latencyP99Ms)),
+    cpuMicrosPerRequest: median(results.map((r) => r.cpuMicrosPerRequest ?? 0)),
     requests: results.reduce((n, r) => n + r.requests, 0),
     errors: results.reduce((n, r) => n + r.errors, 0),
     rounds: results,
@@ -178,19 +204,19 @@ async function main(): Promise<void> {
       return haproxy;
     };
 
-    await quiet(plain, path.join(plain, 'haproxy.cfg'), plainPort);
+    const plainPid = (await quiet(plain, path.join(plain, 'haproxy.cfg'), plainPort)).process.pid!;
     const cached = gatewayConfig(true, gatewayPort, gatewayHealth, gatewayMetrics);
-    await quiet(cached.dir, cached.file, gatewayPort);
+    const gatewayPid = (await quiet(cached.dir, cached.file, gatewayPort)).process.pid!;
     const uncached = gatewayConfig(false, noCachePort, noCacheHealth, noCacheMetrics);
-    await quiet(uncached.dir, uncached.file, noCachePort);
+    const noCachePid = (await quiet(uncached.dir, uncached.file, noCachePort)).process.pid!;
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const loadBefore = loadavg();
     const runs = { plain: [] as WrkResult[], gateway: [] as WrkResult[], gatewayNoCache: [] as WrkResult[] };
     for (let round = 1; round <= ROUNDS; round += 1) {
       console.log(`round ${round} of ${ROUNDS}`);
-      runs.plain.push(measure('plain', `https://127.0.0.1:${plainPort}/`, sessionHeader));
-      runs.gateway.push(measure('gateway', `https://127.0.0.1:${gatewayPort}/`, sessionHeader));
-      runs.gatewayNoCache.push(measure('gateway-no-cache', `https://127.0.0.1:${noCachePort}/`, sessionHeader));
+      runs.plain.push(measure('plain', `https://127.0.0.1:${plainPort}/`, sessionHeader, plainPid));
+      runs.gateway.push(measure('gateway', `https://127.0.0.1:${gatewayPort}/`, sessionHeader, gatewayPid));
+      runs.gatewayNoCache.push(measure('gateway-no-cache', `https://127.0.0.1:${noCachePort}/`, sessionHeader, noCachePid));
     }
     const loadAfter = loadavg();
     const plainResult = medianResult(runs.plain);
@@ -209,12 +235,17 @@ async function main(): Promise<void> {
       ratio: round(gatewayResult.requestsPerSecond / plainResult.requestsPerSecond),
       ratioNoCache: round(noCacheResult.requestsPerSecond / plainResult.requestsPerSecond),
       p99AddedMs: round(gatewayResult.latencyP99Ms - plainResult.latencyP99Ms),
+      cpuRatio: round(plainResult.cpuMicrosPerRequest! / gatewayResult.cpuMicrosPerRequest!),
+      cpuRatioNoCache: round(plainResult.cpuMicrosPerRequest! / noCacheResult.cpuMicrosPerRequest!),
+      cpuMicrosAddedPerRequest: round(gatewayResult.cpuMicrosPerRequest! - plainResult.cpuMicrosPerRequest!, 1),
+      cpuMicrosAddedPerRequestNoCache: round(noCacheResult.cpuMicrosPerRequest! - plainResult.cpuMicrosPerRequest!, 1),
       p99AddedMsNoCache: round(noCacheResult.latencyP99Ms - plainResult.latencyP99Ms),
       goal: { ratioAtLeast: 0.9, p99AddedMsBelow: 0.5 },
     };
     mkdirSync(path.dirname(RESULTS), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
     console.log(`ratio ${results.ratio} (no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms)`);
+    console.log(`CPU per request: plain ${plainResult.cpuMicrosPerRequest} us, gateway +${results.cpuMicrosAddedPerRequest} us (capacity ratio ${results.cpuRatio}), no cache +${results.cpuMicrosAddedPerRequestNoCache} us (${results.cpuRatioNoCache})`);
     console.log(`written to ${path.relative(process.cwd(), RESULTS)}`);
   } finally {
     for (const haproxy of running) await haproxy.stop();

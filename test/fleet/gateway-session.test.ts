@@ -97,6 +97,20 @@ describe('a valid session', () => {
     expect(response.headers['set-cookie']).toEqual(['looker_own=from-looker; Path=/; Secure']);
   });
 
+  test('works over HTTP/2 (ALPN h2) too', async () => {
+    const token = await env.mint();
+    const response = await client.http2Request('/h2/path?q=1', { cookie: [`${SESSION_COOKIE}=${token}`, 'lk=1'] });
+    expect(response.alpn).toBe('h2');
+    expect(response.status).toBe(200);
+    const echoed = response.json();
+    expect(echoed.url).toBe('/h2/path?q=1');
+    expect(echoed.headers['x-forwarded-user']).toBe('user-123');
+    expect(echoed.headers.cookie).toBe('lk=1');
+    const denied = await client.http2Request('/h2/other', { accept: 'text/html', 'sec-fetch-mode': 'navigate' });
+    expect(denied.status).toBe(302);
+    expect(denied.headers.location).toBe('/oauth2/start?rd=%2Fh2%2Fother');
+  });
+
   test('a websocket upgrade passes through to Looker', async () => {
     const token = await env.mint();
     const { socket, headers } = await client.upgrade('/ws', {

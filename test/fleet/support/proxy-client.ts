@@ -4,6 +4,7 @@
  * socket. Built on Node's https module so tests can present client certificates and
  * choose the SNI name.
  */
+import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -76,7 +77,7 @@ export class GatewayClient {
     })({ keepAlive: options.keepAlive ?? false, maxSockets: options.keepAlive ? 1 : Infinity });
   }
 
-  private connect(_connectOptions: https.RequestOptions): net.Socket {
+  private connect(_connectOptions: https.RequestOptions, alpn: string[] = ['http/1.1']): tls.TLSSocket {
     const raw = net.connect({ host: '127.0.0.1', port: this.options.port });
     if (this.options.proxyProtocol ?? true) {
       raw.write(proxyV2Header({ address: this.options.sourceAddress ?? '192.0.2.10', port: 40000 + Math.floor(Math.random() * 20000) }, { address: '10.0.0.1', port: 443 }));
@@ -87,7 +88,7 @@ export class GatewayClient {
       ca: this.options.ca,
       cert: this.options.clientCertificate?.cert,
       key: this.options.clientCertificate?.key,
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols: alpn,
     });
   }
 
@@ -122,6 +123,29 @@ export class GatewayClient {
       request.setTimeout(15_000, () => request.destroy(new Error(`no answer to ${options.method ?? 'GET'} ${path} within 15 s`)));
       request.on('error', reject);
       request.end(options.body);
+    });
+  }
+
+  /** One request over HTTP/2 (ALPN h2) on a fresh connection. */
+  http2Request(path: string, headers: Record<string, string | string[]> = {}): Promise<GatewayResponse & { alpn: string }> {
+    return new Promise((resolve, reject) => {
+      let socket: tls.TLSSocket | undefined;
+      const session = http2.connect(`https://${this.options.serverName ?? 'gateway.test'}`, {
+        createConnection: () => (socket = this.connect({}, ['h2'])),
+      });
+      session.on('error', reject);
+      const stream = session.request({ ':method': 'GET', ':path': path, ...headers });
+      const chunks: Buffer[] = [];
+      let responseHeaders: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {};
+      stream.on('response', (h) => (responseHeaders = h));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('error', reject);
+      stream.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        session.close();
+        resolve({ status: Number(responseHeaders[':status']), headers: responseHeaders as IncomingHttpHeaders, body, json: () => JSON.parse(body), alpn: String(socket?.alpnProtocol) });
+      });
+      stream.end();
     });
   }
 
