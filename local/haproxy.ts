@@ -6,7 +6,7 @@ import { createWriteStream, WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { GatewayConfigOptions, LogDestination, renderGatewayConfig } from '../lib/fleet';
 import { SigningKeySetSecret } from '../lib/key-material';
-import { haproxyCommand } from '../test/support/haproxy';
+import { haproxyProgram } from '../test/fleet/support/haproxy-process';
 import { LocalFolder } from './files';
 import { verificationKeysOf } from './keys';
 import { AUTH_TLS_NAME, LocalPki, LOOKER_TLS_NAME, pemChain } from './pki';
@@ -124,27 +124,9 @@ const HAPROXY_READY_TIMEOUT_MS = 10_000;
 
 /**
  * Starts haproxy in master-worker mode (`-Ws`, as on instances; the rendered config says
- * `master-worker`). When the binary runs through the Debian 13 root's own loader, the
- * master's re-exec would run the bare binary without that loader and fail on missing
- * libraries, so a small wrapper becomes argv[0] (`ld.so --argv0`) and re-execs through it.
+ * `master-worker`), through the fleet tests' wrapper that survives the master's re-exec
+ * when the binary runs through the Debian 13 root's own loader.
  */
 function startMasterWorker(folder: LocalFolder, configFile: string): ManagedProcess {
-  const command = haproxyCommand();
-  let program = command.file;
-  let prefix = command.prefixArgs;
-  const binary = command.prefixArgs[command.prefixArgs.length - 1];
-  if (command.prefixArgs.length > 0) {
-    const loaderOptions = command.prefixArgs.slice(0, -1).map(shellQuote).join(' ');
-    program = folder.write(
-      'bin/haproxy',
-      `#!/bin/sh\nexec ${shellQuote(command.file)} ${loaderOptions} --argv0 "$0" ${shellQuote(binary)} "$@"\n`,
-      0o700,
-    );
-    prefix = [];
-  }
-  return startProcess('HAProxy', program, [...prefix, '-Ws', '-db', '-f', configFile]);
-}
-
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
+  return startProcess('HAProxy', haproxyProgram(folder.folder('bin')), ['-Ws', '-db', '-f', configFile]);
 }
