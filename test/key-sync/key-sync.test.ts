@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { importJWK, SignJWT } from 'jose';
 import { parseGatewaySecret, SECRET_KINDS, SigningKeyEntry, SigningKeySetSecret } from '../../lib/key-material';
 import { renderKeySyncUnit } from '../../lib/fleet/key-sync';
+import { renderSessionKeyFiles } from '../../lib/fleet/key-files';
 import { GATEWAY_FILES } from '../../lib/fleet/layout';
 import { SESSION_COOKIE } from '../../lib/session-contract';
 import { handler } from '../../lambda/rotation/index';
@@ -174,6 +175,8 @@ test('the boot run writes the slot files, kid map and certificates with the righ
   expect(files[GATEWAY_FILES.sessionKey('previous')]).toBe(files[GATEWAY_FILES.sessionKey('current')]);
   const published = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'v');
   expect(files[GATEWAY_FILES.sessionKey('next')]).toBe(published.keys.find((k) => k.status === 'next')!.publicKeyPem);
+  // Byte for byte what the config renderer writes for the same keys (tests and local runs use that one).
+  for (const file of renderSessionKeyFiles(published.keys, configDirInside).files) expect(files[file.path]).toBe(file.content);
   expect(files[GATEWAY_FILES.backendClientCertificate]).toMatch(/^-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN PRIVATE KEY-----/);
   expect(() => createPrivateKey(files[GATEWAY_FILES.frontendCertificate])).not.toThrow();
   const mode = (rel: string) => (statSync(path.join(configDirHost, rel)).mode & 0o777).toString(8);

@@ -75,7 +75,7 @@ describe.each(['ES256', 'RS256'] as const)('session signing keys (%s)', (alg) =>
       expect(PRIVATE_JWK_MEMBERS.filter((m) => m in key.publicJwk)).toEqual([]);
       expect(key.publicJwk).toMatchObject({ kid: key.kid, alg, use: 'sig' });
       // The PEM is the same key as the JWK.
-      expect(createPublicKey(key.publicKeyPem).export({ format: 'jwk' })).toEqual(createPublicKey({ key: key.publicJwk as JsonWebKey, format: 'jwk' }).export({ format: 'jwk' }));
+      expect(createPublicKey(key.publicKeyPem).export({ format: 'jwk' })).toEqual(createPublicKey({ key: key.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ format: 'jwk' }));
     }
     expect(model.valueAt(arns.verificationKeys)).not.toMatch(/PRIVATE KEY|"d":/);
   });

@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { KEY_SYNC_DEFAULTS, KeySyncOptions, renderKeySyncUnit } from '../../lib/fleet/key-sync';
+import { GATEWAY_FILES } from '../../lib/fleet/layout';
+
+const OPTIONS: KeySyncOptions = {
+  region: 'eu-west-1',
+  verificationKeysSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:lg/session-verification-keys-AbCdEf',
+  backendClientCertificateSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:lg/backend-client-certificate-AbCdEf',
+  frontendCertificateSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:lg/frontend-certificate-AbCdEf',
+};
+
+function file(unit: ReturnType<typeof renderKeySyncUnit>, name: string): string {
+  const found = unit.files.find((f) => f.path === name);
+  if (!found) throw new Error(`no ${name} among ${unit.files.map((f) => f.path).join(', ')}`);
+  return found.content;
+}
+
+describe('renderKeySyncUnit', () => {
+  test('renders the script, its config and the systemd units with the documented defaults', () => {
+    const unit = renderKeySyncUnit(OPTIONS);
+    expect(unit.files.map((f) => [f.path, f.mode])).toEqual([
+      ['/usr/local/sbin/lg-key-sync', '0755'],
+      ['/etc/lg-key-sync/key-sync.conf', '0640'],
+      ['/etc/systemd/system/lg-key-sync.service', '0644'],
+      ['/etc/systemd/system/lg-key-sync-boot.service', '0644'],
+      ['/etc/systemd/system/lg-key-sync.timer', '0644'],
+    ]);
+    expect(file(unit, '/etc/lg-key-sync/key-sync.conf')).toBe(
+      [
+        '# lg-key-sync settings (rendered by cdk-looker-gateway; read by the lg-key-sync script).',
+        "REGION='eu-west-1'",
+        "CONFIG_DIR='/etc/haproxy/gateway'",
+        "STATE_DIR='/var/lib/lg-key-sync'",
+        `VERIFICATION_KEYS_SECRET_ARN='${OPTIONS.verificationKeysSecretArn}'`,
+        `BACKEND_CLIENT_CERTIFICATE_SECRET_ARN='${OPTIONS.backendClientCertificateSecretArn}'`,
+        `FRONTEND_CERTIFICATE_SECRET_ARN='${OPTIONS.frontendCertificateSecretArn}'`,
+        "HAPROXY_BIN='/usr/sbin/haproxy'",
+        "HAPROXY_CONFIG='/etc/haproxy/gateway/haproxy.cfg'",
+        "RELOAD_COMMAND='systemctl try-reload-or-restart haproxy.service'",
+        "HAPROXY_GROUP='haproxy'",
+        '',
+      ].join('\n'),
+    );
+    const timer = file(unit, '/etc/systemd/system/lg-key-sync.timer');
+    expect(timer).toContain('OnUnitActiveSec=300s\n');
+    expect(timer).toContain('RandomizedDelaySec=60s\n');
+    const boot = file(unit, '/etc/systemd/system/lg-key-sync-boot.service');
+    expect(boot).toContain('Before=haproxy.service\n');
+    expect(boot).toContain('ExecStart=/usr/local/sbin/lg-key-sync /etc/lg-key-sync/key-sync.conf --no-reload\n');
+    // The periodic service reloads haproxy, so it must not be ordered against it (the reload job would wait for it).
+    expect(file(unit, '/etc/systemd/system/lg-key-sync.service')).not.toMatch(/haproxy\.service/);
+    expect(unit.enableUnits).toEqual(['lg-key-sync-boot.service', 'lg-key-sync.timer']);
+    expect(unit.managedFiles).toEqual([
+      GATEWAY_FILES.sessionKey('previous'),
+      GATEWAY_FILES.sessionKey('current'),
+      GATEWAY_FILES.sessionKey('next'),
+      GATEWAY_FILES.sessionKidMap,
+      GATEWAY_FILES.backendClientCertificate,
+      GATEWAY_FILES.frontendCertificate,
+    ]);
+    expect(KEY_SYNC_DEFAULTS.intervalSeconds).toBe(300);
+  });
+
+  test('the script is valid bash and the config file is valid shell that sets every variable the script reads', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lg-key-sync-'));
+    try {
+      const unit = renderKeySyncUnit({ ...OPTIONS, reloadCommand: 'kill -USR2 $(cat /run/haproxy.pid)' });
+      writeFileSync(path.join(dir, 'script'), file(unit, '/usr/local/sbin/lg-key-sync'));
+      writeFileSync(path.join(dir, 'conf'), file(unit, '/etc/lg-key-sync/key-sync.conf'));
+      execFileSync('bash', ['-n', path.join(dir, 'script')]);
+      const out = execFileSync('bash', ['-c', `set -u; . ${path.join(dir, 'conf')}; printf '%s|' "$RELOAD_COMMAND" "$HAPROXY_CONFIG" "$FRONTEND_CERTIFICATE_SECRET_ARN"`], { encoding: 'utf8' });
+      expect(out).toBe(`kill -USR2 $(cat /run/haproxy.pid)|/etc/haproxy/gateway/haproxy.cfg|${OPTIONS.frontendCertificateSecretArn}|`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('deploy-time placeholders pass (they look like host names)', () => {
+    expect(() => renderKeySyncUnit({ ...OPTIONS, region: 'lg-value-1.placeholder.invalid', verificationKeysSecretArn: 'lg-value-2.placeholder.invalid' })).not.toThrow();
+  });
+
+  test.each([
+    [{ configDir: 'etc/haproxy' }, 'key-sync configDir "etc/haproxy" must be an absolute path of letters, digits and . _ - / (no spaces).'],
+    [{ stateDir: '/var/lib/my state' }, 'key-sync stateDir "/var/lib/my state" must be an absolute path of letters, digits and . _ - / (no spaces).'],
+    [{ region: "eu-west-1'; rm -rf /" }, `key-sync region "eu-west-1'; rm -rf /" must be one word without quotes or shell characters.`],
+    [{ frontendCertificateSecretArn: '' }, 'key-sync frontendCertificateSecretArn "" must be a secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>).'],
+    [{ reloadCommand: "systemctl reload 'haproxy'" }, `key-sync reloadCommand "systemctl reload 'haproxy'" must be one line without single quotes, for example "systemctl try-reload-or-restart haproxy.service".`],
+    [{ intervalSeconds: 10 }, 'key-sync intervalSeconds is 10: use a whole number of seconds from 60 to 86400.'],
+    [{ intervalSeconds: 120, randomDelaySeconds: 600 }, 'key-sync randomDelaySeconds is 600: use a whole number of seconds from 0 to 120.'],
+  ] as const)('rejects %j with the bad value and the fix', (bad, message) => {
+    expect(() => renderKeySyncUnit({ ...OPTIONS, ...bad })).toThrow(message);
+  });
+});
