@@ -388,8 +388,8 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `acl session_expired var(txn.session_exp),add(${s.clockSkewSeconds}),sub(txn.now) -m int le 0`,
     `acl session_expiring var(txn.session_exp),sub(${s.refreshWindowSeconds}),sub(txn.now) -m int le 0`,
     `acl session_not_yet_valid var(txn.session_nbf),sub(${s.clockSkewSeconds}),sub(txn.now) -m int gt 0`,
-    `acl session_issuer_valid var(txn.session_token),jwt_payload_query('$.${CLAIMS.issuer}') -m str ${s.issuer}`,
-    `acl session_audience_valid var(txn.session_token),jwt_payload_query('$.${CLAIMS.audience}') -m str ${s.audience}`,
+    `acl session_issuer_valid var(txn.session_claims),json_query('$.${CLAIMS.issuer}') -m str ${s.issuer}`,
+    `acl session_audience_valid var(txn.session_claims),json_query('$.${CLAIMS.audience}') -m str ${s.audience}`,
     `acl refresh_cookie_present var(${REFRESH_VARS.cookie}) -m found`,
     `acl session_refreshed var(${REFRESH_VARS.result}) -m str refreshed`,
   );
@@ -440,7 +440,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   );
 
   f.note('Valid: identity headers from the verified claims.');
-  const claim = (name: string) => `var(txn.session_token),jwt_payload_query('$.${name}')`;
+  const claim = (name: string) => `var(txn.session_claims),json_query('$.${name}')`;
   f.add(
     `http-request set-var(txn.user) ${claim(s.userClaim)}`,
     `http-request set-var(txn.auth_method) str(${AUTH_METHODS.session})`,
@@ -486,7 +486,7 @@ function renderSignatureCheck(f: Section, algorithm: string, kidMap: string, cac
   const when = (condition: string) => ` if ${words(onlyIf, condition)}`;
   if (onlyIf) {
     f.note('The refreshed token: the same signature check (not cached) and the same claim reads.');
-    for (const variable of ['session_key', 'session_signature', 'session_cache_hit', 'session_exp', 'session_nbf']) f.add(`http-request unset-var(txn.${variable})${when('')}`);
+    for (const variable of ['session_key', 'session_signature', 'session_cache_hit', 'session_claims', 'session_exp', 'session_nbf']) f.add(`http-request unset-var(txn.${variable})${when('')}`);
   }
   f.add(`http-request set-var(txn.session_key) var(txn.session_token),jwt_header_query('$.kid'),map(${kidMap})${when('has_session_token')}`);
   if (cache) {
@@ -504,8 +504,11 @@ function renderSignatureCheck(f: Section, algorithm: string, kidMap: string, cac
     );
   }
   f.add(
-    `http-request set-var(txn.session_exp) var(txn.session_token),jwt_payload_query('$.${CLAIMS.expiresAt}','int')${when('session_signature_valid')}`,
-    `http-request set-var(txn.session_nbf) var(txn.session_token),jwt_payload_query('$.${CLAIMS.notBefore}','int')${when('session_signature_valid')}`,
+    // Claims are read only once the signature passed; the payload is decoded once here
+    // rather than by one jwt_payload_query per claim (base64 decoding was a visible cost).
+    `http-request set-var(txn.session_claims) var(txn.session_token),field(2,.),ub64dec${when('session_signature_valid')}`,
+    `http-request set-var(txn.session_exp) var(txn.session_claims),json_query('$.${CLAIMS.expiresAt}','int')${when('session_signature_valid')}`,
+    `http-request set-var(txn.session_nbf) var(txn.session_claims),json_query('$.${CLAIMS.notBefore}','int')${when('session_signature_valid')}`,
   );
 }
 
