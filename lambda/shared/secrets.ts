@@ -58,7 +58,13 @@ export class JsonFileSecretSource implements SecretSource {
   constructor(private readonly file: string) {}
 
   async getSecretString(secretId: string): Promise<string> {
-    const all = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, unknown>;
+    let all: Record<string, unknown>;
+    try {
+      all = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, unknown>;
+    } catch (error) {
+      // JSON.parse messages quote the input, which holds secrets: report the kind of failure only.
+      throw new Error(`The local secrets file ${this.file} cannot be read as JSON (${(error as NodeJS.ErrnoException).code ?? 'syntax error'}).`);
+    }
     if (!(secretId in all)) throw new Error(`Secret ${secretId} is not in ${this.file}: add it as a key of that JSON object.`);
     const value = all[secretId];
     return typeof value === 'string' ? value : JSON.stringify(value);
