@@ -14,7 +14,7 @@ import { generateCookieKeySet, generateSigningKeySet } from './keys';
 import { SeenRequest, startLookerStandIn } from './looker-stand-in';
 import { createLocalPki, pemChain, spkiSha256Base64 } from './pki';
 import { CleanupStack } from './processes';
-import { freePort, waitUntilReady } from './readiness';
+import { assertPortFree, freePort, waitUntilReady } from './readiness';
 
 export interface LocalGatewayOptions {
   /** Port of the gateway on 127.0.0.1. @default 0 - a free port chosen by the kernel */
@@ -77,6 +77,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
   const refreshWindowSeconds = options.refreshWindowSeconds ?? Math.min(60, Math.floor(sessionTtlSeconds / 5));
   validateOptions(options, sessionTtlSeconds, refreshWindowSeconds);
 
+  if (options.port) await assertPortFree(options.port);
   const cleanup = new CleanupStack();
   const folder = createLocalFolder(options.tempParent);
   cleanup.add('remove the temporary folder', () => folder.remove());

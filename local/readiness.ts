@@ -2,7 +2,7 @@
  * "Everything answers": the checks the runner makes before it prints `Gateway ready`.
  */
 import * as https from 'node:https';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { ManagedProcess } from './processes';
 import { AUTH_PATHS } from '../lib/session-contract';
 
@@ -116,5 +116,20 @@ function canConnect(port: number): Promise<boolean> {
       resolve(true);
     });
     socket.once('error', () => resolve(false));
+  });
+}
+
+/** Throws with the fix when `port` on 127.0.0.1 is taken (HAProxy's own message is harder to read). */
+export function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(`Port ${port} on 127.0.0.1 is already in use: stop what uses it, or choose another port with --port (0 picks a free one).`)
+          : error,
+      );
+    });
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
   });
 }

@@ -6,6 +6,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as https from 'node:https';
+import { AddressInfo, createServer } from 'node:net';
 import * as path from 'node:path';
 import { AUTH_METHODS } from '../../lib/session-contract';
 import { DEFAULT_LOCAL_PORT, parseCommandLine } from '../../local/run';
@@ -122,6 +123,19 @@ describe('npm run local (local/run.ts as a child process)', () => {
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("Unknown option '--colour'");
     expect(unknown.stderr).toContain('Usage: npm run local');
+  });
+
+  test('a port that is taken is named, with the fix, before anything starts', async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const port = (squatter.address() as AddressInfo).port;
+    try {
+      const runner = startRunner(['--port', String(port)]);
+      expect(await runner.exited).toBe(1);
+      expect(runner.output()).toContain(`Port ${port} on 127.0.0.1 is already in use: stop what uses it, or choose another port with --port (0 picks a free one).`);
+    } finally {
+      squatter.close();
+    }
   });
 
   describe('a running gateway', () => {

@@ -4,6 +4,7 @@
  * (`--ignore-certificate-errors-spki-list`), so pages are real https origins for
  * `__Host-` Secure cookies, without turning every certificate check off.
  */
+import { existsSync } from 'node:fs';
 import { Browser, chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.LG_CHROMIUM ?? '/usr/bin/chromium';
@@ -24,6 +25,9 @@ const CLOSED_NETWORK_FLAGS = [
  * every launch a fresh temporary user-data dir and every context its own cookie jar.
  */
 export function launchChromium(trustedSpkiHashes: readonly string[]): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`No Chromium at ${CHROMIUM}: run "bash scripts/install-test-deps.sh" (installs Debian's chromium), or set LG_CHROMIUM to a Chromium binary.`);
+  }
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [...CLOSED_NETWORK_FLAGS, `--ignore-certificate-errors-spki-list=${trustedSpkiHashes.join(',')}`],
