@@ -165,6 +165,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     const deployTime = new DeployTimeValues();
     const token = (value: string) => Token.isUnresolved(value);
     const filesInput: InstanceFilesInput = {
+      region: deployTime.placeholderFor(Aws.REGION, token),
       domainName: deployTime.placeholderFor(props.domainName, token),
       session: {
         issuer: deployTime.placeholderFor(props.session?.issuer ?? `https://${props.domainName}`, token),
@@ -204,7 +205,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       filesDigest: Lazy.string({ produce: () => createHash('sha256').update(JSON.stringify(stack.resolve(metadata))).digest('hex') }),
       packages: INSTANCE_PACKAGES,
       cloudWatchAgentConfigPath: CLOUDWATCH_AGENT_CONFIG_PATH,
-      ...startCommands(),
+      ...startCommands(filesInput),
       readinessUrl: `http://127.0.0.1:${healthCheckPort}/`,
     });
     this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {

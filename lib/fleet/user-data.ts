@@ -24,6 +24,7 @@ import { GatewayConfigOptions, LogDestination } from './gateway-options';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from './layout';
 import { ERROR_STATUSES, refreshRelaySocket, renderErrorPage, renderHaproxyConfig, RENDERED_FILES } from './render-haproxy';
 import { renderRefreshLua } from './render-lua';
+import { KeySyncUnit, renderKeySyncUnit } from './key-sync';
 import { validateGatewayOptions } from './validate';
 
 export interface BootstrapFile {
@@ -197,6 +198,7 @@ export const ACCESS_LOG_PATH = '/var/log/haproxy/access.log';
 const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 export interface InstanceFilesInput {
+  readonly region: string;
   readonly domainName: string;
   readonly session: { readonly issuer: string; readonly audience: string; readonly algorithm: string; readonly attributeNames: readonly string[] };
   readonly authService: { readonly hostName: string; readonly pathPrefix: string };
@@ -251,13 +253,14 @@ export function renderInstanceFiles(input: InstanceFilesInput): BootstrapFile[] 
     { path: CLOUDWATCH_AGENT_CONFIG_PATH, mode: '0644', content: cloudWatchAgentConfig(input.accessLogGroupName) },
     { path: '/etc/systemd/system/haproxy.service.d/looker-gateway.conf', mode: '0644', content: haproxyServiceDropIn(inConfigDir(GATEWAY_FILES.haproxyConfig)) },
     { path: '/etc/logrotate.d/looker-gateway', mode: '0644', content: logrotateConfig() },
-    ...keySyncFiles(input),
+    ...keySyncUnit(input).files,
   ];
   return files;
 }
 
 /** Commands that bring the instance up, with and without systemd. */
-export function startCommands(): { startWithSystemd: string[]; startWithoutSystemd: string[] } {
+export function startCommands(input: InstanceFilesInput): { startWithSystemd: string[]; startWithoutSystemd: string[] } {
+  const keySync = keySyncUnit(input);
   const config = path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.haproxyConfig);
   const defaultCas = [
     `install -d -m 0755 ${path.posix.dirname(path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa))} /run/haproxy $(dirname ${ACCESS_LOG_PATH})`,
@@ -269,16 +272,18 @@ export function startCommands(): { startWithSystemd: string[]; startWithoutSyste
     startWithSystemd: [
       ...defaultCas,
       'systemctl daemon-reload',
-      ...KEY_SYNC_START_WITH_SYSTEMD,
+      // The boot unit fetches the keys and certificates before haproxy starts; the timer keeps them current.
+      `systemctl enable --now ${keySync.enableUnits.join(' ')}`,
       `haproxy -c -q -f ${config}`,
       'systemctl enable haproxy',
       'systemctl restart haproxy',
     ],
     startWithoutSystemd: [
       ...defaultCas,
-      ...KEY_SYNC_START_WITHOUT_SYSTEMD,
+      keySync.runOnceCommand,
       `haproxy -c -q -f ${config}`,
-      `haproxy -Ws -D -f ${config} -p /run/haproxy/haproxy.pid >>${ACCESS_LOG_PATH} 2>&1`,
+      // In the foreground of its own session, so its JSON access log (stdout) lands in the file.
+      `setsid haproxy -Ws -db -f ${config} -p /run/haproxy/haproxy.pid >>${ACCESS_LOG_PATH} 2>&1 </dev/null &`,
     ],
   };
 }
@@ -329,10 +334,13 @@ function logrotateConfig(): string {
   return `${ACCESS_LOG_PATH} {\n  daily\n  rotate 3\n  compress\n  missingok\n  notifempty\n  copytruncate\n}\n`;
 }
 
-// SEAM(issue 4): the key-sync unit. Replace with renderKeySyncUnit() from lib/fleet/key-sync.ts
-// (its script, service and timer files, and how to run it once) when it lands.
-function keySyncFiles(_input: InstanceFilesInput): BootstrapFile[] {
-  return [];
+/** The key-sync unit of lib/fleet/key-sync.ts, for the instance's secrets. */
+function keySyncUnit(input: InstanceFilesInput): KeySyncUnit {
+  return renderKeySyncUnit({
+    region: input.region,
+    verificationKeysSecretArn: input.secrets.verificationKeys,
+    backendClientCertificateSecretArn: input.secrets.backendClientCertificate,
+    frontendCertificateSecretArn: input.secrets.frontendCertificate,
+    configDir: DEFAULT_CONFIG_DIR,
+  });
 }
-const KEY_SYNC_START_WITH_SYSTEMD: readonly string[] = [];
-const KEY_SYNC_START_WITHOUT_SYSTEMD: readonly string[] = [];

@@ -1,0 +1,220 @@
+/**
+ * One test per synth-time validation error: each asserts that the message names the bad
+ * value and the fix.
+ */
+import { App, Duration, Token } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { GatewayKeys } from '../../lib/keys/gateway-keys';
+import { LookerBackend } from '../../lib/looker/looker-backend';
+import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
+import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
+import { defaultContext, newEmptyStack } from './fixtures';
+
+const RULES: MappingRuleSet = { rules: [{ name: 'everyone-at-example', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } }] };
+
+function gateway(overrides: Partial<LookerGatewayProps> = {}, stack: Stack = newEmptyStack()): LookerGateway {
+  return new LookerGateway(stack, 'Gateway', {
+    domainName: 'looker.example.com',
+    identityProvider: {
+      issuer: 'https://login.example.com',
+      clientId: 'gateway',
+      clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'ClientSecret', 'idp-client-secret'),
+    },
+    mappingRules: RULES,
+    looker: LookerBackend.fromDnsName('looker.internal.example.com'),
+    ...overrides,
+  });
+}
+
+describe('LookerGateway props', () => {
+  test('a valid gateway synthesizes (the baseline of the tests below)', () => {
+    expect(() => gateway()).not.toThrow();
+  });
+
+  test('issuer not HTTPS', () => {
+    const stack = newEmptyStack();
+    expect(() =>
+      gateway({ identityProvider: { issuer: 'http://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack),
+    ).toThrow(/identityProvider\.issuer "http:\/\/login\.example\.com" must use https:.*Use the https:\/\/ issuer URL/);
+  });
+
+  test('issuer not a URL', () => {
+    const stack = newEmptyStack();
+    expect(() => gateway({ identityProvider: { issuer: 'login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack)).toThrow(
+      /identityProvider\.issuer "login\.example\.com" is not a URL/,
+    );
+  });
+
+  test('scopes without openid', () => {
+    const stack = newEmptyStack();
+    expect(() =>
+      gateway({ identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', scopes: ['email'], clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack),
+    ).toThrow(/identityProvider\.scopes \["email"\] lacks "openid".*Add "openid"/);
+  });
+
+  test('empty client id', () => {
+    const stack = newEmptyStack();
+    expect(() => gateway({ identityProvider: { issuer: 'https://login.example.com', clientId: ' ', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack)).toThrow(
+      /identityProvider\.clientId is empty/,
+    );
+  });
+
+  test.each([
+    [Duration.seconds(30), '30 seconds'],
+    [Duration.minutes(61), '1 hour 1 minute'],
+  ])('session lifetime of %s is outside 1 to 60 minutes', (sessionLifetime, shown) => {
+    expect(() => gateway({ sessionLifetime })).toThrow(new RegExp(`sessionLifetime is ${shown}; it must be from 1 minute to 1 hour\\. Sessions are refreshed inline`));
+  });
+
+  test('fewer than 2 Availability Zones', () => {
+    const stack = newEmptyStack();
+    const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-1', availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-1'], publicSubnetIds: ['subnet-2'], vpcCidrBlock: '10.0.0.0/16' });
+    expect(() => gateway({ vpc }, stack)).toThrow(/the VPC spans 1 Availability Zone\(s\) \(eu-west-1a\); the gateway needs at least 2.*Give a VPC with subnets in 2 or more AZs/);
+  });
+
+  test('mapping rules that grant nothing', () => {
+    const rules = { rules: [{ name: 'nothing', match: { groups: ['g'] }, grant: {} }] } as MappingRuleSet;
+    expect(() => gateway({ mappingRules: rules })).toThrow(/mappingRules: .*grants nothing: give at least one of grant\.roles, grant\.groups or grant\.attributes/);
+  });
+
+  test('no mapping rules at all', () => {
+    expect(() => gateway({ mappingRules: { rules: [] } })).toThrow(/mappingRules: .*non-empty list of rules/);
+  });
+
+  test.each(['https://looker.example.com', 'looker', 'looker.example.com/path', '10.0.0.1'])('bad domain name %s', (domainName) => {
+    expect(() => gateway({ domainName })).toThrow(new RegExp(`domainName "${domainName.replace(/[./]/g, '\\$&')}" is not a fully qualified domain name.*for example "looker\\.example\\.com"`));
+  });
+
+  test('a domain name that is a token is not checked at synth', () => {
+    expect(() => gateway({ domainName: Token.asString({ Ref: 'DomainParameter' }) })).not.toThrow();
+  });
+
+  test('min capacity above max capacity', () => {
+    expect(() => gateway({ minCapacity: 5, maxCapacity: 4 })).toThrow(/minCapacity \(5\) must be less than maxCapacity \(4\).*Raise maxCapacity to at least 6/);
+  });
+
+  test('min capacity equal to max capacity leaves rolling updates no room', () => {
+    expect(() => gateway({ minCapacity: 3, maxCapacity: 3 })).toThrow(/minCapacity \(3\) must be less than maxCapacity \(3\)/);
+  });
+
+  test('fewer than 2 instances', () => {
+    expect(() => gateway({ minCapacity: 1 })).toThrow(/minCapacity is 1; it must be a whole number from 2 to 100. The gateway runs at least 2 instances/);
+  });
+
+  test('listener ports that collide', () => {
+    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort and metricsPort must differ, got 443, 443, 8405/);
+  });
+
+  test('a client CIDR that is not one', () => {
+    expect(() => gateway({ clientCidrs: ['10.0.0.0'] })).toThrow(/clientCidrs entry "10\.0\.0\.0" is not an IPv4 CIDR\. Write it like "203\.0\.113\.0\/24"/);
+  });
+
+  test('NAT gateways out of range', () => {
+    expect(() => gateway({ natGateways: 0 })).toThrow(/natGateways is 0; it must be a whole number from 1 to 2/);
+  });
+
+  test('Looker reached by IP address without the name in its certificate', () => {
+    expect(() => gateway({ looker: LookerBackend.fromHosts(['10.0.1.10']) })).toThrow(/Looker hosts are IP addresses \(10\.0\.1\.10\) and no serverName is set.*serverName: "looker\.internal\.example\.com"/);
+  });
+});
+
+describe('LookerBackend', () => {
+  test('empty list of hosts', () => {
+    expect(() => LookerBackend.fromHosts([])).toThrow(/LookerBackend\.fromHosts: the list of Looker hosts is empty\. Give at least one host name or IPv4 address/);
+  });
+
+  test('a host with a scheme or port', () => {
+    expect(() => LookerBackend.fromHosts(['https://looker:9999'])).toThrow(/Looker host "https:\/\/looker:9999" is neither a host name nor an IPv4 address.*ports go in webPort\/apiPort/);
+  });
+
+  test('a host listed twice', () => {
+    expect(() => LookerBackend.fromHosts(['10.0.0.1', '10.0.0.1'])).toThrow(/Looker host "10\.0\.0\.1" is listed twice/);
+  });
+
+  test('a DNS name that is not one', () => {
+    expect(() => LookerBackend.fromDnsName('looker internal')).toThrow(/LookerBackend\.fromDnsName: "looker internal" is not a DNS name/);
+  });
+
+  test('a port out of range', () => {
+    expect(() => LookerBackend.fromDnsName('looker.example.com', { webPort: 70000 })).toThrow(/webPort is 70000; use a TCP port from 1 to 65535/);
+  });
+
+  test('a CA that is not PEM', () => {
+    expect(() => LookerBackend.fromDnsName('looker.example.com', { caCertificatePem: 'MIIB...' })).toThrow(/caCertificatePem is not a PEM certificate/);
+  });
+
+  test('the fleet is let into Looker\'s security group on both ports', () => {
+    const stack = newEmptyStack();
+    const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2 });
+    const lookerSg = new ec2.SecurityGroup(stack, 'Looker', { vpc });
+    const fleetSg = new ec2.SecurityGroup(stack, 'Fleet', { vpc });
+    LookerBackend.fromHosts(['10.0.1.10'], { peer: lookerSg, serverName: 'looker.internal' }).allowFrom(fleetSg);
+    const ingress = Object.values(stack.resolve((stack as any)._toCloudFormation().Resources) as Record<string, { Type: string; Properties: any }>)
+      .filter((r) => r.Type === 'AWS::EC2::SecurityGroupIngress')
+      .map((r) => r.Properties.FromPort)
+      .sort((a, b) => a - b);
+    expect(ingress).toEqual([9999, 19999]);
+  });
+});
+
+describe('GatewayKeys', () => {
+  test('signing keys rotated more often than daily', () => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { signingKeyRotation: Duration.hours(6) })).toThrow(/signingKeyRotation is 6 hours; it must be at least 1 day/);
+  });
+
+  test('an unsupported session algorithm', () => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { sessionAlgorithm: 'HS256' })).toThrow(/sessionAlgorithm "HS256" is not supported; use one of ES256, RS256/);
+  });
+
+  test('a certificate rotation slower than half its validity', () => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { backendClientCertificateRotation: Duration.days(10) })).toThrow(
+      /backendClientCertificateRotation rotates every 10 days but each certificate is valid for 14 days: rotate at most every 7 days/,
+    );
+  });
+
+  test('a rotation faster than Secrets Manager allows', () => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { cookieKeyRotation: Duration.hours(1) })).toThrow(/rotation of CookieKeys every 1 hour is too often: Secrets Manager rotates at most every 4 hours/);
+  });
+
+  test('a frontend domain that is not a DNS name', () => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { domainName: 'not a name' })).toThrow(/frontendDomainName "not a name" is not a DNS name/);
+  });
+});
+
+describe('app settings from context', () => {
+  function stackWith(context: Record<string, unknown>): LookerGatewayStack {
+    const app = new App({ context: { ...defaultContext(), 'aws:cdk:bundling-stacks': [], ...context } });
+    return new LookerGatewayStack(app, 'S', { settings: settingsFromContext(app.node) });
+  }
+
+  test('missing domain name', () => {
+    expect(() => stackWith({ domainName: '' })).toThrow(/"domainName" is not set\. Add it to cdk\.json "context" or pass -c domainName=/);
+  });
+
+  test('both Looker hosts and a Looker DNS name', () => {
+    expect(() => stackWith({ lookerDnsName: 'looker.internal.example.com' })).toThrow(/both lookerHosts and lookerDnsName are set: give one of them/);
+  });
+
+  test('no Looker backend', () => {
+    expect(() => stackWith({ lookerHosts: [] })).toThrow(/no Looker backend: set lookerHosts .* or lookerDnsName/);
+  });
+
+  test('mapping rules that are not JSON', () => {
+    expect(() => stackWith({ mappingRules: '{rules: oops' })).toThrow(/"mappingRules" is not valid JSON/);
+  });
+
+  test('a number that is not one', () => {
+    expect(() => stackWith({ minCapacity: 'two' })).toThrow(/"minCapacity" is "two"; it must be a whole number/);
+  });
+
+  test('settings given on the command line as strings are parsed', () => {
+    const stack = stackWith({ lookerHosts: '10.1.0.1,10.1.0.2', minCapacity: '3', maxCapacity: '5', internetFacing: 'false', mappingRules: JSON.stringify(RULES) });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '3', MaxSize: '5' });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internal' });
+  });
+});
