@@ -403,7 +403,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   ).add(`http-request lua.${REFRESH_ACTION} if has_session_token session_signature_valid session_exp_present session_nbf_present session_expiring session_issuer_valid session_audience_valid refresh_cookie_present`);
   renderSignatureCheck(f, s.algorithm, kidMap, false, 'session_refreshed');
 
-  f.note('The decision: the first matching rule wins.').add(
+  f.note('The decision. A valid session takes the short path and leaves the rules with `allow`.').add(
     'acl decided var(txn.decision) -m found',
     'http-request set-var(txn.session_valid) bool(1) if session_signature_valid session_exp_present session_nbf_present !session_expired !session_not_yet_valid session_issuer_valid session_audience_valid',
     'acl session_valid var(txn.session_valid) -m bool',
@@ -413,6 +413,35 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   decide(DECISIONS.sessionRefreshed, 'session refreshed inline', 'session_valid session_refreshed');
   decide(DECISIONS.cacheHit, 'session valid (signature cached)', 'session_valid session_cache_hit');
   decide(DECISIONS.sessionValid, 'session valid', 'session_valid');
+
+  f.note('Valid: identity headers from the verified claims.');
+  const claim = (name: string) => `var(txn.session_claims),json_query('$.${name}')`;
+  f.add(
+    `http-request set-var(txn.user) ${claim(s.userClaim)} if session_valid`,
+    `http-request set-var(txn.auth_method) str(${AUTH_METHODS.session}) if session_valid`,
+    `http-request set-header ${HEADERS.user} %[var(txn.user)] if session_valid { var(txn.user) -m found }`,
+  );
+  const claimHeaders: Array<[string, string]> = [
+    [HEADERS.email, CLAIMS.email],
+    [HEADERS.groups, CLAIMS.groupsCsv],
+    [HEADERS.roles, CLAIMS.rolesCsv],
+    ...s.attributeNames.map((name): [string, string] => [attributeHeader(name), attributeClaim(name)]),
+  ];
+  for (const [header, name] of claimHeaders) {
+    const variable = `txn.claim_${name}`;
+    f.add(`http-request set-var(${variable}) ${claim(name)} if session_valid`, `http-request set-header ${header} %[var(${variable})] if session_valid { var(${variable}) -m found }`);
+  }
+  f.add(
+    `http-request set-header ${HEADERS.assertion} %[var(txn.session_token)] if session_valid`,
+    `http-request set-header ${HEADERS.authMethod} ${AUTH_METHODS.session} if session_valid`,
+  );
+  f.note('No Looker node up: say so in JSON rather than queueing.').add(
+    `http-request set-var-fmt(txn.reason) "no Looker server is available" if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+    `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string ${jsonError('service_unavailable', '%[var(txn.reason)]')} if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+    'http-request allow if session_valid',
+  );
+
+  f.note('Not valid: say why (the first matching rule wins).');
   decide(DECISIONS.noSession, 'no session cookie', '{ var(txn.session_cookie_count) -m int eq 0 }');
   decide(DECISIONS.malformedSession, 'more than one session cookie', '{ var(txn.session_cookie_count) -m int gt 1 }');
   decide(DECISIONS.malformedSession, 'session cookie too short or too long', '!has_session_token');
@@ -435,32 +464,8 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     'acl accepts_html req.fhdr(accept) -m sub -i text/html',
     'http-request set-var(txn.navigation) bool(1) if is_get_or_head !is_xhr !is_api_path has_fetch_metadata fetch_navigates || is_get_or_head !is_xhr !is_api_path has_fetch_metadata fetch_wants_document || is_get_or_head !is_xhr !is_api_path !has_fetch_metadata accepts_html',
     'acl is_navigation var(txn.navigation) -m bool',
-    `http-request redirect location ${AUTH_PATHS.start}?${RETURN_TO_PARAM}=%[pathq,url_enc] code 302 if !session_valid is_navigation`,
-    `http-request return status 401 content-type application/json hdr Cache-Control no-store lf-string ${jsonError('unauthorized', '%[var(txn.reason)]')} if !session_valid`,
-  );
-
-  f.note('Valid: identity headers from the verified claims.');
-  const claim = (name: string) => `var(txn.session_claims),json_query('$.${name}')`;
-  f.add(
-    `http-request set-var(txn.user) ${claim(s.userClaim)}`,
-    `http-request set-var(txn.auth_method) str(${AUTH_METHODS.session})`,
-    `http-request set-header ${HEADERS.user} %[var(txn.user)] if { var(txn.user) -m found }`,
-  );
-  const claimHeaders: Array<[string, string]> = [
-    [HEADERS.email, CLAIMS.email],
-    [HEADERS.groups, CLAIMS.groupsCsv],
-    [HEADERS.roles, CLAIMS.rolesCsv],
-    ...s.attributeNames.map((name): [string, string] => [attributeHeader(name), attributeClaim(name)]),
-  ];
-  for (const [header, name] of claimHeaders) {
-    const variable = `txn.claim_${name}`;
-    f.add(`http-request set-var(${variable}) ${claim(name)}`, `http-request set-header ${header} %[var(${variable})] if { var(${variable}) -m found }`);
-  }
-  f.add(`http-request set-header ${HEADERS.assertion} %[var(txn.session_token)]`, `http-request set-header ${HEADERS.authMethod} ${AUTH_METHODS.session}`);
-
-  f.note('No Looker node up: say so in JSON rather than queueing.').add(
-    `http-request set-var-fmt(txn.reason) "no Looker server is available" if { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
-    `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string ${jsonError('service_unavailable', '%[var(txn.reason)]')} if { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+    `http-request redirect location ${AUTH_PATHS.start}?${RETURN_TO_PARAM}=%[pathq,url_enc] code 302 if is_navigation`,
+    `http-request return status 401 content-type application/json hdr Cache-Control no-store lf-string ${jsonError('unauthorized', '%[var(txn.reason)]')}`,
   );
 
   f.note('Responses: security headers on every answer, and the refreshed cookies when a refresh happened.');
