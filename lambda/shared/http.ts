@@ -101,9 +101,11 @@ export function jsonResponse(status: number, value: unknown, extra: Omit<Respons
   return response({ ...extra, status, headers: { 'Content-Type': 'application/json; charset=utf-8', ...(extra.headers ?? {}) }, body: JSON.stringify(value) });
 }
 
+// No `form-action`: browsers apply it to the redirects after a form POST too, and the
+// logout form's POST is answered with a redirect to the IdP's end-session endpoint.
 const HTML_SECURITY_HEADERS = {
   'Content-Type': 'text/html; charset=utf-8',
-  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
   'X-Frame-Options': 'DENY',
 };
 
