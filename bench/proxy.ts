@@ -40,7 +40,10 @@ interface WrkResult {
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
   readonly requests: number;
+  /** Non-2xx answers: the setup is broken when there are any. */
   readonly errors: number;
+  /** wrk socket errors (connect, read, write, timeout): a sign of an overloaded machine. */
+  readonly socketErrors: number;
 }
 
 function toMs(value: string): number {
@@ -60,8 +63,14 @@ function runWrk(url: string, seconds: number, headers: string[]): WrkResult {
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   if (!rps || !p50 || !p99 || !total) throw new Error(`Cannot read wrk's output:\n${out}`);
-  const errors = Number(non2xx?.[1] ?? 0) + (socketErrors ? socketErrors.slice(1).reduce((n, v) => n + Number(v), 0) : 0);
-  return { requestsPerSecond: Number(rps[1]), latencyP50Ms: toMs(p50[1]), latencyP99Ms: toMs(p99[1]), requests: Number(total[1]), errors };
+  return {
+    requestsPerSecond: Number(rps[1]),
+    latencyP50Ms: toMs(p50[1]),
+    latencyP99Ms: toMs(p99[1]),
+    requests: Number(total[1]),
+    errors: Number(non2xx?.[1] ?? 0),
+    socketErrors: socketErrors ? socketErrors.slice(1).reduce((n, v) => n + Number(v), 0) : 0,
+  };
 }
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -90,7 +99,8 @@ function measure(name: string, url: string, headers: string[], pid: number): Wrk
   const cpuBefore = processTreeCpuSeconds(pid);
   const measured = runWrk(url, DURATION_SECONDS, headers);
   const result = { ...measured, cpuMicrosPerRequest: Number((((processTreeCpuSeconds(pid) - cpuBefore) * 1e6) / measured.requests).toFixed(1)) };
-  if (result.errors > 0) throw new Error(`${name}: ${result.errors} failed requests out of ${result.requests}: the setup is broken, the figures would mean nothing.`);
+  if (result.errors > 0) throw new Error(`${name}: ${result.errors} non-2xx answers out of ${result.requests}: the setup is broken, the figures would mean nothing.`);
+  if (result.socketErrors > 0) console.warn(`${name}: ${result.socketErrors} socket errors/timeouts: the machine is overloaded, latency figures are unreliable.`);
   console.log(`${name.padEnd(18)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms   cpu ${result.cpuMicrosPerRequest} us/req   (load ${loadavg()[0].toFixed(2)})`);
   return result;
 }
@@ -109,6 +119,7 @@ function medianResult(results: WrkResult[]): WrkResult & { rounds: WrkResult[] }
     cpuMicrosPerRequest: median(results.map((r) => r.cpuMicrosPerRequest ?? 0)),
     requests: results.reduce((n, r) => n + r.requests, 0),
     errors: results.reduce((n, r) => n + r.errors, 0),
+    socketErrors: results.reduce((n, r) => n + r.socketErrors, 0),
     rounds: results,
   };
 }
