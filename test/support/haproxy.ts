@@ -4,7 +4,7 @@
  * root's own loader, or the binary named by LG_HAPROXY_BIN (which must be >= 3.0).
  */
 import { execFileSync, spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import * as path from 'node:path';
 
@@ -70,13 +70,35 @@ export interface RunningHaproxy {
   stop(): Promise<void>;
 }
 
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
 /**
- * Starts haproxy in the foreground (master-worker, `-Ws`) and waits until every port in
- * `waitForPorts` accepts connections on 127.0.0.1.
+ * A program that runs the haproxy under test and survives the master's re-exec: in
+ * master-worker mode the master re-executes argv[0], which for the Debian 13 root's
+ * binary would be the bare binary without the root's loader and libraries (liblua5.4
+ * is not on the host). A small wrapper written into `dir` becomes argv[0]
+ * (`ld.so --argv0`) and re-execs through the loader.
+ */
+export function haproxyProgram(dir: string): string {
+  const command = haproxyCommand();
+  if (command.prefixArgs.length === 0) return command.file;
+  const binary = command.prefixArgs[command.prefixArgs.length - 1];
+  const loaderOptions = command.prefixArgs.slice(0, -1).map(shellQuote).join(' ');
+  const program = path.join(dir, 'haproxy-wrapper.sh');
+  writeFileSync(program, `#!/bin/sh\nexec ${shellQuote(command.file)} ${loaderOptions} --argv0 "$0" ${shellQuote(binary)} "$@"\n`, { mode: 0o700 });
+  return program;
+}
+
+/**
+ * Starts haproxy in the foreground in master-worker mode (`-Ws`, as on instances) and
+ * waits until every port in `waitForPorts` accepts connections on 127.0.0.1. The
+ * re-exec wrapper is written next to the config file.
  */
 export async function startHaproxy(configFile: string, waitForPorts: number[], extraArgs: string[] = []): Promise<RunningHaproxy> {
-  const command = haproxyCommand();
-  const child = spawn(command.file, [...command.prefixArgs, '-Ws', '-db', '-f', configFile, ...extraArgs], {
+  const program = haproxyProgram(path.dirname(configFile));
+  const child = spawn(program, ['-Ws', '-db', '-f', configFile, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -2,6 +2,7 @@
  * Test PKI: a CA and the server/client certificates the tests need, made fresh by the
  * test with @peculiar/x509 and Node's WebCrypto. Nothing here is committed as a file.
  */
+import 'reflect-metadata';
 import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
