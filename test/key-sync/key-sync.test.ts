@@ -253,6 +253,16 @@ test('a broken key keeps the old files and the running config, and exits non-zer
   expect(await reloadCount(masterSocketHost)).toBe(1);
   expect(await getWithSession(httpPort, SESSION_COOKIE, await signWith(keyWithStatus('current'), 'frank'))).toBe(200);
 
+  // A verification set that carries a private key member is refused too, so a wrong secret never lands on disk.
+  const leaky = JSON.parse(good);
+  leaky.keys[0].publicJwk.d = keyWithStatus(leaky.keys[0].status).privateJwk.d;
+  model.putSecretValue({ SecretId: arns.verificationKeys, SecretString: JSON.stringify(leaky) });
+  const refused = await sync();
+  expect(refused.code).toBe(1);
+  expect(refused.lines[0]).toMatchObject({ outcome: 'error', message: 'the verification-keys secret holds private key material: refusing to write it' });
+  expect(refused.stdout).not.toContain(leaky.keys[0].publicJwk.d);
+  expect(managedFiles()).toEqual(before);
+
   model.putSecretValue({ SecretId: arns.verificationKeys, SecretString: good });
   const repaired = await sync();
   expect(repaired.lines[0]).toMatchObject({ outcome: 'unchanged', fetched: ['verification-keys'] });
