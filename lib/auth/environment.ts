@@ -75,7 +75,7 @@ export interface AuthServiceEnvironment {
   /** `aud` of the session tokens; HAProxy checks it. */
   readonly LG_SESSION_AUDIENCE: string;
   /**
-   * Session token lifetime, seconds (60 to 86400).
+   * Session token lifetime, seconds (5 to 86400; the construct allows 1 to 60 minutes, shorter ones are for local runs and tests).
    * @default "600"
    */
   readonly LG_SESSION_TTL_SECONDS?: string;
@@ -247,7 +247,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   const postLogout = text('LG_POST_LOGOUT_REDIRECT_URL', publicBaseUrl ? `${publicBaseUrl}${AUTH_PATHS.logout}?signed_out=1` : '');
   if (env.LG_POST_LOGOUT_REDIRECT_URL) url('LG_POST_LOGOUT_REDIRECT_URL', postLogout, true);
 
-  const ttlSeconds = integer('LG_SESSION_TTL_SECONDS', DEFAULT_SESSION_TTL_SECONDS, 60, 86_400);
+  const ttlSeconds = integer('LG_SESSION_TTL_SECONDS', DEFAULT_SESSION_TTL_SECONDS, 5, 86_400);
   const refreshWindowSeconds = integer('LG_REFRESH_WINDOW_SECONDS', DEFAULT_REFRESH_WINDOW_SECONDS, 0, 86_400);
   if (refreshWindowSeconds >= ttlSeconds) {
     problems.push(`LG_REFRESH_WINDOW_SECONDS=${refreshWindowSeconds} must be less than the session lifetime LG_SESSION_TTL_SECONDS=${ttlSeconds}, or every session would be refreshed at once.`);

@@ -277,7 +277,7 @@ describe('configuration', () => {
     expect(logged.problems).toEqual([
       expect.stringContaining('LG_PUBLIC_BASE_URL="http://looker.example.com/app" must use https'),
       expect.stringContaining('LG_PUBLIC_BASE_URL="http://looker.example.com/app" must be an origin without a path'),
-      expect.stringContaining('LG_SESSION_TTL_SECONDS="ten" is invalid: expected a whole number from 60 to 86400'),
+      expect.stringContaining('LG_SESSION_TTL_SECONDS="ten" is invalid: expected a whole number from 5 to 86400'),
       expect.stringContaining('LG_MAPPING_RULES Invalid claim mapping rules: rule #1 ("x"): match is empty'),
     ]);
     for (const accept of ['application/json', 'text/html']) {
