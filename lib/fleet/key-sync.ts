@@ -139,6 +139,8 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
   ].join('\n');
 
   const hardening = [
+    // The AWS CLI looks for ~/.aws; give it a home it may read while /root stays hidden.
+    `Environment=HOME=${settings.stateDir}`,
     'NoNewPrivileges=yes',
     'PrivateTmp=yes',
     'ProtectHome=yes',
