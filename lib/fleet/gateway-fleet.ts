@@ -133,7 +133,17 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     for (const cidr of clientCidrs) {
       this.loadBalancerSecurityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), 'HTTPS from clients');
     }
-    if (clientCidrs.includes('0.0.0.0/0')) {
+    if (clientCidrs.some((cidr) => Token.isUnresolved(cidr))) {
+      // The rule cannot read a CIDR that CloudFormation resolves (the VPC's own, by default for internal gateways).
+      acknowledge(
+        this.loadBalancerSecurityGroup,
+        [
+          'AwsSolutions-EC23',
+          ...['NIST.800.53.R5', 'HIPAA.Security', 'PCI.DSS.321'].flatMap((pack) => [`${pack}-EC2RestrictedCommonPorts`, `${pack}-EC2RestrictedSSH`]),
+        ],
+        'The rules cannot read a client CIDR that CloudFormation resolves (by default the VPC CIDR of an internal gateway). The group admits TCP 443 only, from that CIDR; no SSH or other common port.',
+      );
+    } else if (clientCidrs.includes('0.0.0.0/0')) {
       acknowledge(this.loadBalancerSecurityGroup, ['AwsSolutions-EC23'], 'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose; every request is authenticated by HAProxy. Set clientCidrs to narrow it.');
     }
 

@@ -6,7 +6,11 @@
 import { Validations } from 'aws-cdk-lib';
 import { IConstruct } from 'constructs';
 import { nagFindings } from '../../lib/nag';
-import { newGatewayStack } from './fixtures';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { LookerBackend } from '../../lib/looker/looker-backend';
+import { LookerGateway } from '../../lib/looker-gateway';
+import { newEmptyStack, newGatewayStack } from './fixtures';
 
 function acknowledgementsUnder(scope: IConstruct): Array<{ path: string; id: string; reason: string }> {
   return scope.node.findAll().flatMap((construct) =>
@@ -30,6 +34,21 @@ describe('cdk-nag on the full stack', () => {
     const bucket = new (require('aws-cdk-lib/aws-s3').Bucket)(other, 'PlainBucket');
     const rules = nagFindings(other).filter((f) => f.resources.some((r) => r.startsWith(bucket.node.path))).map((f) => f.rule);
     expect(rules).toEqual(expect.arrayContaining(['AwsSolutions-S1', 'AwsSolutions-S10', 'NIST.800.53.R5-S3BucketLoggingEnabled']));
+  });
+
+  test('an internal gateway in a VPC of the user has no finding under the gateway', () => {
+    const stack = newEmptyStack();
+    const vpc = new ec2.Vpc(stack, 'UserVpc', { maxAzs: 2 });
+    const gateway = new LookerGateway(stack, 'Gateway', {
+      domainName: 'looker.example.com',
+      identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'idp') },
+      mappingRules: { rules: [{ name: 'all', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } }] },
+      looker: LookerBackend.fromDnsName('looker.internal.example.com'),
+      vpc,
+      internetFacing: false,
+    });
+    const underGateway = nagFindings(stack).filter((f) => f.resources.some((r) => r.startsWith(`${gateway.node.path}/`)));
+    expect(underGateway).toEqual([]);
   });
 
   test('every acknowledgement is on a resource below the stack, with a real reason', () => {

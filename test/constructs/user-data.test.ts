@@ -108,9 +108,9 @@ async function startFakeCloudFormation(metadataByLogicalId: Record<string, unkno
 async function startFakeImds(): Promise<Server> {
   const token = randomUUID();
   const server = createHttpServer((req, res) => {
-    if (req.method === 'PUT' && req.url === '/latest/api/token') return res.end(token);
-    if (req.method === 'GET' && req.url === '/latest/meta-data/instance-id' && req.headers['x-aws-ec2-metadata-token'] === token) return res.end(INSTANCE_ID);
-    res.writeHead(401).end();
+    if (req.method === 'PUT' && req.url === '/latest/api/token') res.end(token);
+    else if (req.method === 'GET' && req.url === '/latest/meta-data/instance-id' && req.headers['x-aws-ec2-metadata-token'] === token) res.end(INSTANCE_ID);
+    else res.writeHead(401).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
