@@ -37,6 +37,7 @@ export async function bundleLambda(name: LambdaBundleName, outDir: string): Prom
     minify: BUNDLING.minify,
     sourcemap: BUNDLING.sourceMap,
     external: [...BUNDLING.externalModules],
+    mainFields: [...BUNDLING.mainFields],
     logLevel: 'silent',
   });
   return { name, file, bytes: statSync(file).size, maxBytes: spec.maxBytes };

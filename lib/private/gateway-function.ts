@@ -52,6 +52,7 @@ export function newGatewayFunction(scope: Construct, id: string, options: Gatewa
       target: BUNDLING.target,
       format: BUNDLING.format === 'cjs' ? nodejs.OutputFormat.CJS : nodejs.OutputFormat.ESM,
       externalModules: [...BUNDLING.externalModules],
+      mainFields: [...BUNDLING.mainFields],
     },
   });
 }

@@ -16,7 +16,7 @@ export interface LambdaBundle {
 
 export const LAMBDA_BUNDLES = {
   auth: { entry: 'lambda/auth/index.ts', maxBytes: 250 * 1024 },
-  rotation: { entry: 'lambda/rotation/index.ts', maxBytes: 400 * 1024 },
+  rotation: { entry: 'lambda/rotation/index.ts', maxBytes: 320 * 1024 },
 } as const satisfies Record<string, LambdaBundle>;
 
 /**
@@ -31,4 +31,9 @@ export const BUNDLING = {
   minify: true,
   sourceMap: false,
   externalModules: ['@aws-sdk/*'],
+  /**
+   * Prefer packages' ES builds: esbuild can drop what an ES module does not use, which
+   * takes the rotation bundle from 421 KB to 286 KB (@peculiar/x509 and its ASN.1 stack).
+   */
+  mainFields: ['module', 'main'],
 } as const;
