@@ -109,6 +109,12 @@ function words(...parts: Array<string | false | undefined>): string {
   return parts.filter((part): part is string => typeof part === 'string' && part.length > 0).join(' ');
 }
 
+/** `^(?i)(?:name|name|prefix.*)$`: the header names (and prefixes) hygiene deletes, as one regex. */
+export function strippedHeaderRegex(names: readonly string[], prefixes: readonly string[]): string {
+  const alternatives = [...names.map((name) => escapeRegex(name.toLowerCase())), ...prefixes.map((prefix) => `${escapeRegex(prefix.toLowerCase())}.*`)];
+  return `^(?i)(?:${alternatives.join('|')})$`;
+}
+
 function escapeRegex(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, (c) => `\\${c}`);
 }
@@ -323,9 +329,10 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     .filter(Boolean)
     .join(' || ');
 
-  f.note('1. Header hygiene first: no identity header a client sends survives.');
-  for (const name of [...DEFAULT_STRIPPED_HEADERS, ...o.strippedHeaders]) f.add(`http-request del-header ${name}`);
-  for (const prefix of [...DEFAULT_STRIPPED_HEADER_PREFIXES, ...o.strippedHeaderPrefixes]) f.add(`http-request del-header ${prefix} -m beg`);
+  f.note(
+    `1. Header hygiene first: no identity header a client sends survives. One case-insensitive\nregex over the header names (one pass) deletes these names:\n  ${[...DEFAULT_STRIPPED_HEADERS, ...o.strippedHeaders].join(', ')}\nand every name starting with:\n  ${[...DEFAULT_STRIPPED_HEADER_PREFIXES, ...o.strippedHeaderPrefixes].join(', ')}`,
+  );
+  f.add(`http-request del-header ${strippedHeaderRegex([...DEFAULT_STRIPPED_HEADERS, ...o.strippedHeaders], [...DEFAULT_STRIPPED_HEADER_PREFIXES, ...o.strippedHeaderPrefixes])} -m reg`);
   f.add(
     'http-request set-header X-Forwarded-For %[src]',
     'http-request set-header X-Forwarded-Proto https',
@@ -342,11 +349,10 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     );
   }
   f.note('RFC 6265: one Cookie line per request. Two lines could hide a second session cookie.').add(
-    `http-request set-var(txn.decision) str(${DECISIONS.malformedSession})`,
-    'http-request set-var-fmt(txn.reason) "more than one Cookie header line"',
-    `http-request return status 400 content-type application/json hdr Cache-Control no-store lf-string ${jsonError('bad_request', '%[var(txn.reason)]')} if { req.hdr_cnt(cookie) gt 1 }`,
-    'http-request unset-var(txn.decision)',
-    'http-request unset-var(txn.reason)',
+    'acl has_two_cookie_lines req.hdr_cnt(cookie) gt 1',
+    `http-request set-var(txn.decision) str(${DECISIONS.malformedSession}) if has_two_cookie_lines`,
+    'http-request set-var-fmt(txn.reason) "more than one Cookie header line" if has_two_cookie_lines',
+    `http-request return status 400 content-type application/json hdr Cache-Control no-store lf-string ${jsonError('bad_request', '%[var(txn.reason)]')} if has_two_cookie_lines`,
   );
 
   f.note(`2. The auth service owns ${AUTH_PATH_PREFIX}*: rate-limited per client address, then passed with its cookies.`)

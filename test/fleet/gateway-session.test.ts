@@ -20,6 +20,7 @@ beforeAll(async () => {
       // A 1 s skew lets the cache test see a token expire within seconds.
       session: { ...base.session, clockSkewSeconds: 1 },
       authRateLimit: { requestsPerPeriod: 5, periodSeconds: 10 },
+      headerHygiene: { extraStrippedHeaders: ['X-Debug-User'], extraStrippedHeaderPrefixes: ['X-Corp-'] },
     }),
   });
   client = env.client();
@@ -144,6 +145,8 @@ describe('header hygiene', () => {
     forwarded: 'for=10.9.9.9',
     'x-real-ip': '10.9.9.9',
     'x-remote-user': 'admin',
+    'X-Debug-User': 'admin',
+    'x-corp-identity': 'admin',
   };
 
   test('spoofed identity headers are replaced when a session is present', async () => {
@@ -156,7 +159,8 @@ describe('header hygiene', () => {
     expect(headers['x-gateway-assertion']).toBe(token);
     expect(headers['x-request-id']).not.toBe('client-chosen');
     expect(headers['x-forwarded-for']).toBe('192.0.2.10');
-    for (const name of ['x-looker-attr-evil', 'forwarded', 'x-real-ip', 'x-remote-user']) expect(headers[name]).toBeUndefined();
+    for (const name of ['x-looker-attr-evil', 'forwarded', 'x-real-ip', 'x-remote-user', 'x-debug-user', 'x-corp-identity']) expect(headers[name]).toBeUndefined();
+    expect(headers['x-forwarded-proto']).toBe('https');
   });
 
   test('spoofed identity headers never reach the auth service, and without a session nothing reaches Looker', async () => {
@@ -164,7 +168,7 @@ describe('header hygiene', () => {
     expect(response.status).toBe(200);
     expect(response.json()).toMatchObject({ authService: true, url: '/prod/oauth2/start?rd=%2F', host: 'auth.test' });
     const seen = env.auth.calls[env.auth.calls.length - 1].headers;
-    for (const name of Object.keys(spoofed).filter((n) => n !== 'x-request-id' && n !== 'x-forwarded-for')) expect(seen[name]).toBeUndefined();
+    for (const name of Object.keys(spoofed).filter((n) => n !== 'x-request-id' && n !== 'x-forwarded-for')) expect(seen[name.toLowerCase()]).toBeUndefined();
     expect(seen['x-forwarded-for']).toBe('192.0.2.10');
     const denied = await client.request('/', { headers: { ...spoofed, ...xhr } });
     expect(denied.status).toBe(401);
