@@ -6,14 +6,20 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import { readRotationSettings } from '../../lib/keys/rotation-contract';
+import { stdoutSink } from '../shared/audit';
 import type { LogEntry } from './kind';
 import { rotate } from './protocol';
 import { SecretStore } from './secret-store';
 
 let client: SecretsManagerClient | undefined;
 
+/**
+ * Raw JSON lines on stdout, like the auth service's audit events: the Lambda's JSON log
+ * format wraps console.log() output as a string in `message`, where metric filters on
+ * `$.outcome` could not see it.
+ */
 function writeLog(entry: LogEntry): void {
-  console.log(JSON.stringify({ time: new Date().toISOString(), source: 'lg-rotation', ...entry }));
+  stdoutSink.write(JSON.stringify({ time: new Date().toISOString(), source: 'lg-rotation', ...entry }));
 }
 
 export async function handler(event: SecretsManagerRotationEvent): Promise<void> {

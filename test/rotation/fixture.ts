@@ -47,9 +47,9 @@ export function attachRotation(model: SecretsManagerModel, arns: GatewaySecretAr
   for (const arn of [arns.signingKeys, arns.cookieKeys, arns.backendClientCertificate, arns.frontendCertificate]) model.setRotationFunction(arn, fn);
 }
 
-/** Collects the handler's JSON log lines (console.log) while `run` runs. */
+/** Collects the handler's JSON log lines (raw lines on stdout) while `run` runs. */
 export async function captureLogs<T>(run: () => Promise<T>): Promise<{ result?: T; error?: unknown; lines: Record<string, unknown>[]; raw: string }> {
-  const spy = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
   try {
     let result: T | undefined;
     let error: unknown;
@@ -58,8 +58,11 @@ export async function captureLogs<T>(run: () => Promise<T>): Promise<{ result?: 
     } catch (e) {
       error = e;
     }
-    const raw = spy.mock.calls.map((args) => args.join(' ')).join('\n');
-    const lines = spy.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>);
+    const raw = spy.mock.calls.map((args) => String(args[0])).join('');
+    const lines = raw
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     return { result, error, lines, raw };
   } finally {
     spy.mockRestore();
