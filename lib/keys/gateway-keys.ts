@@ -150,7 +150,7 @@ export class GatewayKeys extends Construct {
     });
     acknowledgeLambdaFindings(this.rotationFunction, {
       inVpc: props.vpc !== undefined,
-      deadLetterReason: 'Secrets Manager invokes rotation synchronously per step and retries failed rotations itself; failures surface in the rotation alarm.',
+      deadLetterReason: 'Secrets Manager drives every rotation step itself: a failed rotation leaves the secret on its current value and is resumed by the next rotation, so a dead-letter queue would hold nothing to replay. Failures raise the rotation alarm.',
     });
 
     const days = ROTATION_SCHEDULE_DEFAULTS_DAYS;

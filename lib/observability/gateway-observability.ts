@@ -221,9 +221,9 @@ export class GatewayObservability extends Construct {
 
   private addAuditMetrics(): void {
     const f = AUDIT_EVENT_FIELDS;
-    const loginFailures = this.filterMetric('LoginFailures', this.auditLogGroup, `{ $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
-    const refreshFailures = this.filterMetric('RefreshFailures', this.auditLogGroup, `{ $.${f.event} = "${AUDIT_EVENTS.refresh}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
-    const logins = this.filterMetric('Logins', this.auditLogGroup, `{ $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} = "${AUDIT_EVENTS.success}" }`);
+    const loginFailures = this.filterMetric('LoginFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
+    const refreshFailures = this.filterMetric('RefreshFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.refresh}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
+    const logins = this.filterMetric('Logins', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} = "${AUDIT_EVENTS.success}" }`);
     this.alarm('LoginFailures', loginFailures, {
       threshold: this.props.loginFailureThreshold ?? 10,
       evaluationPeriods: 1,
@@ -264,7 +264,7 @@ export class GatewayObservability extends Construct {
       queryDefinitionName: `${this.metricNamespace}/denied-users`,
       logGroups: [this.auditLogGroup],
       queryString: new logs.QueryString({
-        filterStatements: [`${f.outcome} != "${AUDIT_EVENTS.success}"`],
+        filterStatements: [`${f.type} = "${AUDIT_EVENTS.audit}" and ${f.outcome} != "${AUDIT_EVENTS.success}"`],
         statsStatements: [`count(*) as denials by ${f.subject}, ${f.event}, ${f.reason}`],
         sort: 'denials desc',
       }),

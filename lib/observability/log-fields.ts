@@ -26,16 +26,22 @@ export const ACCESS_LOG_FIELDS = {
 /** The reason HAProxy logs with its 503 when no Looker node passes its health check. */
 export const NO_LOOKER_NODE_REASON = 'no Looker server is available';
 
-// SEAM(issue 3): the audit event fields of lambda/auth. Replace with the names it exports.
+/**
+ * Fields of the auth service's audit events (lambda/auth writes them through
+ * lambda/shared/audit.ts, one raw JSON line each; lib/ may not import lambda/, so
+ * test/constructs/log-fields.test.ts checks these names against that logger).
+ */
 export const AUDIT_EVENT_FIELDS = {
+  type: 'type',
   event: 'event',
   outcome: 'outcome',
   requestId: 'requestId',
-  subject: 'sub',
+  subject: 'user.sub',
   reason: 'reason',
 } as const;
 
 export const AUDIT_EVENTS = {
+  audit: 'audit',
   login: 'login',
   refresh: 'refresh',
   success: 'success',
