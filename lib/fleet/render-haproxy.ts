@@ -25,7 +25,28 @@ import { ResolvedGatewayOptions } from './validate';
 /** Files of this renderer that lib/fleet/layout.ts does not list (they never change at run time). */
 export const RENDERED_FILES = {
   errorPage: (status: number): string => `errors/${status}.http`,
+  /** Only when machine clients have a host name of their own: asks for client certificates on that SNI only. */
+  frontendCrtList: 'tls/frontend.crt-list',
 } as const;
+
+/**
+ * Client certificates are asked for on a separate host name only (a crt-list line with its
+ * own `verify optional`), so browsers on the main host never see a certificate picker. True
+ * when machine clients have a host name and no path prefixes on the main host.
+ */
+export function usesMachineHostCrtList(o: ResolvedGatewayOptions): boolean {
+  return o.machineRoutes.hostName !== undefined && o.machineRoutes.pathPrefixes.length === 0;
+}
+
+/** The crt-list: the frontend certificate for every name, with client-certificate options on the machine host. */
+export function renderFrontendCrtList(o: ResolvedGatewayOptions): string {
+  const file = (relative: string) => path.posix.join(o.configDir, relative);
+  const certificate = file(GATEWAY_FILES.frontendCertificate);
+  const options = words(`verify optional ca-file ${file(GATEWAY_FILES.clientCa)}`, o.clientCrl && `crl-file ${file(GATEWAY_FILES.clientCrl)}`);
+  // The first line serves every name of the certificate except the machine host (names
+  // taken from the certificate would otherwise win over the second line's filter).
+  return `${certificate} !${o.machineRoutes.hostName}\n${certificate} [${options}] ${o.machineRoutes.hostName}\n`;
+}
 
 /** Statuses HAProxy itself may answer with; each gets a JSON body. */
 export const ERROR_STATUSES = [400, 403, 405, 408, 500, 502, 503, 504] as const;
@@ -298,6 +319,15 @@ function renderResolvers(o: ResolvedGatewayOptions): Section {
 }
 
 function tlsBind(o: ResolvedGatewayOptions, file: (relative: string) => string): string {
+  if (usesMachineHostCrtList(o)) {
+    return words(
+      `bind ${o.listener.bindAddress}:${o.listener.port}`,
+      o.listener.acceptProxyProtocol && 'accept-proxy',
+      `ssl crt-list ${file(RENDERED_FILES.frontendCrtList)}`,
+      'alpn h2,http/1.1',
+      'ca-ignore-err all crt-ignore-err all',
+    );
+  }
   const machine = o.machineRoutes.pathPrefixes.length > 0 || o.machineRoutes.hostName !== undefined;
   return words(
     `bind ${o.listener.bindAddress}:${o.listener.port}`,
@@ -316,7 +346,9 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   const hasMachineRoutes = o.machineRoutes.pathPrefixes.length > 0 || o.machineRoutes.hostName !== undefined;
   const f = new Section(`frontend ${PROXY_NAMES.gateway}`, 'The public listener: every request is checked here before it reaches Looker.');
   f.add(tlsBind(o, file));
-  if (hasMachineRoutes) {
+  if (usesMachineHostCrtList(o)) {
+    f.note(`Client certificates are asked for only on ${o.machineRoutes.hostName} (crt-list), and optional at the\nhandshake there, so a bad one does not abort it: the machine-route rules below decide.`);
+  } else if (hasMachineRoutes) {
     f.note('Client certificates are asked for but optional at the handshake, so a bad one does not\nabort it: the machine-route rules below decide (ssl_c_verify is 0 without a certificate,\nso it is always paired with ssl_c_used).');
   }
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { GATEWAY_FILES } from './layout';
 import { GatewayConfigOptions } from './gateway-options';
 import { renderSessionKeyFiles } from './key-files';
-import { ERROR_STATUSES, RENDERED_FILES, adminSocket, refreshRelaySocket, renderErrorPage, renderHaproxyConfig } from './render-haproxy';
+import { ERROR_STATUSES, RENDERED_FILES, adminSocket, refreshRelaySocket, renderErrorPage, renderFrontendCrtList, renderHaproxyConfig, usesMachineHostCrtList } from './render-haproxy';
 import { renderRefreshLua } from './render-lua';
 import { ResolvedGatewayOptions, validateGatewayOptions } from './validate';
 import { SIGNING_KEY_STATUSES } from '../key-material';
@@ -51,6 +51,7 @@ function fileNames(o: ResolvedGatewayOptions): string[] {
     ...SIGNING_KEY_STATUSES.map((slot) => GATEWAY_FILES.sessionKey(slot)),
     GATEWAY_FILES.sessionKidMap,
     GATEWAY_FILES.frontendCertificate,
+    ...(usesMachineHostCrtList(o) ? [RENDERED_FILES.frontendCrtList] : []),
     ...(machine ? [GATEWAY_FILES.clientCa, GATEWAY_FILES.machineClientMap] : []),
     ...(machine && o.clientCrl ? [GATEWAY_FILES.clientCrl] : []),
     GATEWAY_FILES.backendClientCertificate,
@@ -86,6 +87,7 @@ export function renderGatewayConfig(options: GatewayConfigOptions): RenderedGate
   ];
   const machine = o.machineRoutes.pathPrefixes.length > 0 || o.machineRoutes.hostName !== undefined;
   if (machine) files.push({ path: GATEWAY_FILES.machineClientMap, content: renderMachineClientMap(o), mode: PUBLIC });
+  if (usesMachineHostCrtList(o)) files.push({ path: RENDERED_FILES.frontendCrtList, content: renderFrontendCrtList(o), mode: PUBLIC });
   const m = o.material;
   if (m.sessionKeys) for (const keyFile of renderSessionKeyFiles(m.sessionKeys, o.configDir).files) files.push({ ...keyFile, mode: PUBLIC });
   const pem = (name: string, content: string | undefined, mode: number) => {

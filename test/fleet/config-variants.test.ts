@@ -66,6 +66,13 @@ const variants: Array<[string, (base: GatewayConfigOptions) => GatewayConfigOpti
   ['verification cache off', (b) => ({ ...b, session: { ...b.session, verificationCache: false } })],
   ['RS256, email as the user, no attributes', (b) => ({ ...b, session: { ...b.session, algorithm: 'RS256', userClaim: UserClaim.EMAIL, attributeNames: [] } })],
   ['machine routes with a CRL', (b) => ({ ...machine(b), clientCrl: true, material: { ...b.material, clientCrlPem: crl } })],
+  ['machine clients on a host name of their own (crt-list), with a CRL', (b) => ({
+    ...b,
+    machineRoutes: { hostName: 'machines.gateway.test' },
+    machineClients: [{ name: 'a', certificateSha256: pki.machineClient.fingerprint, allowedPathPrefixes: ['/api/'] }],
+    clientCrl: true,
+    material: { ...b.material, clientCrlPem: crl },
+  })],
   ['log to a unix socket', (b) => ({ ...b, logging: { destination: LogDestination.UNIX_SOCKET, target: '/dev/log', facility: 'local1' } })],
   ['log to a syslog receiver over UDP', (b) => ({ ...b, logging: { destination: LogDestination.UDP, target: '127.0.0.1:514' } })],
   ['no PROXY protocol, framing by an embedding portal, no HSTS, extra stripped headers', (b) => ({
