@@ -14,6 +14,7 @@ export {
   PROXY_NAMES,
   adminSocket,
   refreshRelaySocket,
+  strippedHeaderRegex,
 } from './render-haproxy';
 export { MAX_REFRESH_SET_COOKIES } from './render-lua';
 export { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from './layout';

@@ -4,6 +4,7 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import * as path from 'node:path';
 import { GATEWAY_FILES } from '../../lib/fleet';
 import { LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
@@ -363,6 +364,27 @@ describe('the verification cache', () => {
     expect(decisions[String(first.headers['x-request-id'])]).toBe('session-valid');
     expect(decisions[String(second.headers['x-request-id'])]).toBe('cache-hit');
     expect(decisions[String(late.headers['x-request-id'])]).toBe('expired');
+  });
+});
+
+describe('revoking a key at run time', () => {
+  test('"del map" on the kid map refuses the kid at once, even for a token already in the cache', async () => {
+    const token = await env.mint({ ...DEFAULT_CLAIMS, sid: randomUUID() }, { key: env.keys.next });
+    expect((await client.request('/', { headers: { cookie: sessionCookies(token) } })).status).toBe(200);
+    expect((await client.request('/', { headers: { cookie: sessionCookies(token) } })).status).toBe(200);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = createConnection(env.rendered.adminSocket);
+      let out = '';
+      socket.on('data', (data) => (out += data.toString()));
+      socket.on('end', () => resolve(out));
+      socket.on('error', reject);
+      socket.end(`del map ${path.join(env.dir, GATEWAY_FILES.sessionKidMap)} ${env.keys.next.kid}\n`);
+    });
+    expect(answer.trim()).toBe('');
+    const revoked = await client.request('/', { headers: { ...xhr, cookie: sessionCookies(token) } });
+    expect(revoked.status).toBe(401);
+    expect(revoked.json().reason).toBe('session signed by an unknown key');
+    expect((await client.request('/', { headers: { cookie: sessionCookies(await env.mint()) } })).status).toBe(200);
   });
 });
 
