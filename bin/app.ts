@@ -7,6 +7,10 @@ import { App } from 'aws-cdk-lib';
 import { addGatewayNagPacks } from '../lib/nag';
 import { LookerGatewayStack, settingsFromContext } from '../lib/stack';
 
+// aws-cdk-lib warns about a deprecated property that its own step scaling policy passes
+// internally (cooldown); nothing here sets it, and the noise buries real warnings.
+process.env.JSII_DEPRECATED ??= 'quiet';
+
 const app = new App();
 const stackName = (app.node.tryGetContext('stackName') as string | undefined) ?? 'LookerGateway';
 new LookerGatewayStack(app, stackName, {

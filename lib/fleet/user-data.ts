@@ -14,6 +14,7 @@
  * Switches for running outside EC2 (the tests run this script in a Debian 13 root):
  *   LG_NO_SYSTEMD=1              treat the host as having no systemd (also detected)
  *   LG_SKIP_CLOUDWATCH_AGENT=1   do not download/install the CloudWatch agent
+ *   LG_SKIP_SSM_AGENT=1          do not download/install the SSM agent (Session Manager)
  *   LG_IMDS_ENDPOINT=http://...  instance metadata endpoint (default http://169.254.169.254)
  * AWS endpoints are the CLI's own: AWS_ENDPOINT_URL_CLOUDFORMATION, AWS_ENDPOINT_URL_SECRETS_MANAGER.
  */
@@ -129,13 +130,22 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     '  apt-get install -y -q --no-install-recommends "${missing[@]}"',
     'fi',
     '',
-    '# 2. The CloudWatch agent is not packaged by Debian: AWS publishes it per region.',
+    '# 2. The CloudWatch agent and the SSM agent are not packaged by Debian: AWS publishes them per region.',
     'if [[ ${LG_SKIP_CLOUDWATCH_AGENT:-0} != 1 ]] && ! dpkg-query -W amazon-cloudwatch-agent >/dev/null 2>&1; then',
     '  arch=$(dpkg --print-architecture)',
     '  curl -fsSL --retry 5 -o /tmp/amazon-cloudwatch-agent.deb \\',
     '    "https://amazoncloudwatch-agent-${AWS_REGION}.s3.${AWS_REGION}.amazonaws.com/debian/${arch}/latest/amazon-cloudwatch-agent.deb"',
     '  dpkg -i /tmp/amazon-cloudwatch-agent.deb',
     '  rm -f /tmp/amazon-cloudwatch-agent.deb',
+    'fi',
+    '# Session Manager (no SSH): the SSM agent, also published per region, when the AMI lacks it.',
+    'if [[ ${LG_SKIP_SSM_AGENT:-0} != 1 ]] && ! dpkg-query -W amazon-ssm-agent >/dev/null 2>&1; then',
+    '  arch=$(dpkg --print-architecture)',
+    '  curl -fsSL --retry 5 -o /tmp/amazon-ssm-agent.deb \\',
+    '    "https://s3.${AWS_REGION}.amazonaws.com/amazon-ssm-${AWS_REGION}/latest/debian_${arch}/amazon-ssm-agent.deb"',
+    '  dpkg -i /tmp/amazon-ssm-agent.deb',
+    '  rm -f /tmp/amazon-ssm-agent.deb',
+    '  if ((HAS_SYSTEMD)); then systemctl enable --now amazon-ssm-agent; fi',
     'fi',
     '',
     '# 3. Files (haproxy.cfg, the Lua action, key-sync, agent and service settings) from the',

@@ -199,6 +199,7 @@ beforeAll(async () => {
     `AWS_ENDPOINT_URL_CLOUDFORMATION=${cloudFormation.url}`,
     `LG_IMDS_ENDPOINT=http://127.0.0.1:${(imds.address() as AddressInfo).port}`,
     'LG_SKIP_CLOUDWATCH_AGENT=1',
+    'LG_SKIP_SSM_AGENT=1',
     'LG_NO_SYSTEMD=1',
   ];
   const merged = path.join(workDir, 'merged');
