@@ -1,16 +1,25 @@
-// The development OpenID provider of `npm run local`: oidc-provider 9 (a certified
-// OpenID provider) with a real username/password login page, served over HTTPS on
-// 127.0.0.1. oidc-provider is ESM-only, so this file runs as a child process under
-// plain `node`; the parent (local/dev-idp.ts) passes its settings as a JSON file:
+// The OpenID provider of `npm run local`, of the browser tests and of the auth-service
+// tests: oidc-provider 9 (a certified OpenID provider) with a real username/password
+// login page, served over HTTPS on 127.0.0.1. oidc-provider is ESM-only, so this file
+// runs as a child process under plain `node`; the parent (local/dev-idp.ts) passes its
+// settings as a JSON file:
 //
 //   node local/dev-idp-server.mjs <settings.json>
 //
-// settings: { port, certFile, keyFile, users: [{username, password, name, email, groups}],
+// settings: { port, certFile, keyFile,
+//             users: [{ username, password, claims: { name, email, groups, ... } }],
 //             client: {clientId, clientSecret, redirectUris, postLogoutRedirectUris},
-//             accessTokenTtlSeconds, refreshTokenTtlSeconds }
+//             accessTokenTtlSeconds, refreshTokenTtlSeconds,
+//             idTokenClaims (default true: name, e-mail and groups ride in the ID token;
+//               false: the ID token carries `sub` only, so the relying party reads userinfo),
+//             testAdminEndpoints (default false; see below) }
 //
 // When it listens it prints one JSON line `{"ready": true, "issuer": "https://127.0.0.1:<port>"}`.
-// GET /dev/stats answers the counts the end-to-end tests read (logins, refreshes).
+// GET /dev/stats answers what it counted (logins, refreshes, userinfo calls, ...).
+// Test-only endpoints (JSON), served only when `testAdminEndpoints` is true:
+//   POST /test-admin/users/<username>   body: claims to merge (e.g. {"groups": [...]})
+//   POST /test-admin/revoke/<username>  destroys every grant of the user (refresh tokens stop working)
+//   POST /test-admin/delay              body: {"ms": 3000, "paths": ["/token"]}; {"ms": 0} to clear
 import { createServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { timingSafeEqual, createHash, randomBytes } from 'node:crypto';
@@ -23,7 +32,11 @@ if (!settingsFile) {
 }
 const settings = JSON.parse(readFileSync(settingsFile, 'utf8'));
 const users = new Map(settings.users.map((user) => [user.username, user]));
-const stats = { logins: 0, failedLogins: 0, codeExchanges: 0, refreshes: 0, failedRefreshes: 0, logouts: 0 };
+const claimsInIdToken = settings.idTokenClaims ?? true;
+const stats = { logins: 0, failedLogins: 0, codeExchanges: 0, refreshes: 0, failedRefreshes: 0, logouts: 0, revocations: 0, userinfo: 0 };
+/** The grants this IdP made, by account, so that a test can revoke them. */
+const grantsByAccount = new Map();
+let delay = { ms: 0, paths: [] };
 
 const server = createServer({ cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) });
 server.listen(settings.port ?? 0, '127.0.0.1', () => {
@@ -59,18 +72,19 @@ function createProvider(issuer) {
     ],
     // The session cookies of the IdP itself: dev-only keys, fresh at every start.
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    // Groups, name and e-mail travel with the `openid` scope too, so the gateway gets
-    // them whichever scopes it asks for.
+    // By default groups, name and e-mail travel with the `openid` scope too, so the
+    // gateway gets them whichever scopes it asks for.
     claims: {
-      openid: ['sub', 'groups', 'name', 'email'],
+      openid: claimsInIdToken ? ['sub', 'groups', 'name', 'email'] : ['sub'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
       groups: ['groups'],
+      org: ['department', 'region'],
     },
-    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
-    // Put the requested claims in the ID token as well as userinfo, as most company
-    // IdPs do, so a refresh that returns an ID token carries the current groups.
-    conformIdTokenClaims: false,
+    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', 'org'],
+    // By default put the requested claims in the ID token as well as userinfo, as most
+    // company IdPs do, so a refresh that returns an ID token carries the current groups.
+    conformIdTokenClaims: !claimsInIdToken,
     features: {
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
@@ -93,27 +107,22 @@ function createProvider(issuer) {
     // Consent is skipped for the gateway's own client: the grant is made on the spot.
     loadExistingGrant: async (ctx) => {
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      if (ctx.oidc.client.clientId !== client.clientId || !ctx.oidc.session.accountId) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+      // A revoked grant is gone: a new login makes a new one.
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (existing) return existing;
+      const { accountId } = ctx.oidc.session;
+      if (ctx.oidc.client.clientId !== client.clientId || !accountId) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId });
       grant.addOIDCScope([...new Set(['openid', 'email', 'profile', 'groups', 'offline_access', ...String(ctx.oidc.params.scope ?? '').split(' ')])].filter(Boolean).join(' '));
       await grant.save();
+      if (!grantsByAccount.has(accountId)) grantsByAccount.set(accountId, new Set());
+      grantsByAccount.get(accountId).add(grant);
       return grant;
     },
     findAccount: async (_ctx, sub) => {
       const user = users.get(sub);
       if (!user) return undefined;
-      return {
-        accountId: sub,
-        claims: async () => ({
-          sub,
-          name: user.name,
-          preferred_username: user.username,
-          email: user.email,
-          email_verified: true,
-          groups: user.groups,
-        }),
-      };
+      return { accountId: sub, claims: async () => ({ ...user.claims, sub }) };
     },
     renderError,
   });
@@ -127,6 +136,18 @@ function createProvider(issuer) {
   provider.on('end_session.success', () => {
     stats.logouts += 1;
   });
+  provider.on('revocation.success', () => {
+    stats.revocations += 1;
+  });
+  provider.on('userinfo.success', () => {
+    stats.userinfo += 1;
+  });
+  if (settings.testAdminEndpoints) {
+    provider.use(async (ctx, next) => {
+      if (delay.ms > 0 && delay.paths.some((p) => ctx.path.startsWith(p))) await new Promise((r) => setTimeout(r, delay.ms));
+      await next();
+    });
+  }
   return provider;
 }
 
@@ -136,6 +157,7 @@ async function route(provider, callback, req, res) {
     if (req.method === 'GET' && url.pathname === '/dev/stats') {
       return send(res, 200, 'application/json', JSON.stringify(stats));
     }
+    if (settings.testAdminEndpoints && url.pathname.startsWith('/test-admin/')) return await testAdmin(req, res, url.pathname);
     const interaction = /^\/interaction\/([\w-]+)(\/login|\/abort)?$/.exec(url.pathname);
     if (interaction) return await handleInteraction(provider, req, res, interaction[2] ?? '');
     return callback(req, res);
@@ -143,6 +165,31 @@ async function route(provider, callback, req, res) {
     console.error(JSON.stringify({ event: 'dev-idp-error', message: String(error?.message ?? error) }));
     if (!res.headersSent) send(res, error?.statusCode ?? 500, 'text/html', page('Something went wrong', `<p class="error">${escapeHtml(error?.error_description ?? error?.message ?? 'error')}</p>`));
   }
+}
+
+async function testAdmin(req, res, path) {
+  const json = (status, value) => send(res, status, 'application/json', JSON.stringify(value));
+  if (req.method !== 'POST') return json(405, { error: 'test-admin endpoints take POST' });
+  const body = JSON.parse((await readBody(req)) || '{}');
+  let match = /^\/test-admin\/users\/([\w.@-]+)$/.exec(path);
+  if (match) {
+    const user = users.get(match[1]);
+    if (!user) return json(404, { error: `no user ${match[1]}` });
+    user.claims = { ...user.claims, ...body };
+    return json(200, user.claims);
+  }
+  match = /^\/test-admin\/revoke\/([\w.@-]+)$/.exec(path);
+  if (match) {
+    const grants = grantsByAccount.get(match[1]) ?? new Set();
+    for (const grant of grants) await grant.destroy();
+    grantsByAccount.delete(match[1]);
+    return json(200, { revoked: grants.size });
+  }
+  if (path === '/test-admin/delay') {
+    delay = { ms: Number(body.ms ?? 0), paths: body.paths ?? ['/'] };
+    return json(200, delay);
+  }
+  return json(404, { error: 'no such test-admin endpoint' });
 }
 
 async function handleInteraction(provider, req, res, action) {

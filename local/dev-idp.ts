@@ -1,6 +1,7 @@
 /**
  * Starts the development OpenID provider (local/dev-idp-server.mjs) as a child process under
- * plain `node`, because oidc-provider is ESM-only.
+ * plain `node`, because oidc-provider is ESM-only. `npm run local`, the browser tests and
+ * the auth-service tests (with its test-only admin endpoints) all run this one provider.
  */
 import { writeFileSync } from 'node:fs';
 import * as https from 'node:https';
@@ -15,13 +16,39 @@ export interface DevIdpOptions {
   readonly keyFile: string;
   /** CA that signed the IdP's certificate, PEM (used to read /dev/stats). */
   readonly caPem: string;
-  readonly users: readonly DevUser[];
+  readonly accounts: readonly DevIdpAccount[];
   readonly clientId: string;
   readonly clientSecret: string;
   readonly redirectUris: readonly string[];
   readonly postLogoutRedirectUris: readonly string[];
   /** @default 0 - a free port chosen by the kernel */
   readonly port?: number;
+  /**
+   * Whether name, e-mail and groups ride in the ID token whatever the scopes.
+   * @default true - as most company IdPs do; false leaves only `sub` in the ID token, so the relying party has to read userinfo
+   */
+  readonly idTokenClaims?: boolean;
+  /**
+   * Serve the test-only endpoints under /test-admin/ (change a user's claims, revoke a user's grants, delay answers).
+   * @default false - never for `npm run local`
+   */
+  readonly testAdminEndpoints?: boolean;
+}
+
+/** One account of the IdP: the login it accepts and the claims it gives out besides `sub` (the username). */
+export interface DevIdpAccount {
+  readonly username: string;
+  readonly password: string;
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** The IdP account of a documented dev user: name, username, verified e-mail and groups. */
+export function devUserAccount(user: DevUser): DevIdpAccount {
+  return {
+    username: user.username,
+    password: user.password,
+    claims: { name: user.name, preferred_username: user.username, email: user.email, email_verified: true, groups: user.groups },
+  };
 }
 
 /** What the IdP counted since it started. */
@@ -33,6 +60,9 @@ export interface DevIdpStats {
   readonly refreshes: number;
   readonly failedRefreshes: number;
   readonly logouts: number;
+  /** Successful token revocations (the gateway's logout revokes the refresh token). */
+  readonly revocations: number;
+  readonly userinfo: number;
 }
 
 export interface RunningDevIdp {
@@ -53,7 +83,9 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
       port: options.port ?? 0,
       certFile: options.certFile,
       keyFile: options.keyFile,
-      users: options.users,
+      users: options.accounts,
+      idTokenClaims: options.idTokenClaims ?? true,
+      testAdminEndpoints: options.testAdminEndpoints ?? false,
       client: {
         clientId: options.clientId,
         clientSecret: options.clientSecret,

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { AUTH_PATHS } from '../lib/session-contract';
 import { checkLocalAuthSettings, LocalAuthSettings, startLocalAuth, RunningLocalAuth } from './auth-service';
-import { DevIdpStats, startDevIdp } from './dev-idp';
+import { DevIdpStats, devUserAccount, startDevIdp } from './dev-idp';
 import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from './dev-users';
 import { createLocalFolder } from './files';
 import { startLocalHaproxy } from './haproxy';
@@ -97,7 +97,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       certFile: folder.write('idp/cert.pem', pemChain(pki.idp.cert, pki.ca.cert)),
       keyFile: folder.write('idp/key.pem', pki.idp.key),
       caPem: pki.ca.cert,
-      users: Object.values(DEV_USERS),
+      accounts: Object.values(DEV_USERS).map(devUserAccount),
       clientId: DEV_CLIENT_ID,
       clientSecret: idpClientSecret,
       redirectUris: [`${url}${AUTH_PATHS.callback}`],

@@ -11,7 +11,7 @@ import { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { Browser } from 'playwright-core';
-import { startDevIdp, RunningDevIdp } from '../../local/dev-idp';
+import { devUserAccount, startDevIdp, RunningDevIdp } from '../../local/dev-idp';
 import { DEV_USERS } from '../../local/dev-users';
 import { createLocalFolder, LocalFolder } from '../../local/files';
 import { createLocalPki, LocalPki, spkiSha256Base64 } from '../../local/pki';
@@ -44,7 +44,7 @@ beforeAll(async () => {
     certFile: folder.write('idp/cert.pem', pki.idp.cert),
     keyFile: folder.write('idp/key.pem', pki.idp.key),
     caPem: pki.ca.cert,
-    users: Object.values(DEV_USERS),
+    accounts: Object.values(DEV_USERS).map(devUserAccount),
     clientId: CLIENT_ID,
     clientSecret: CLIENT_SECRET,
     redirectUris: [redirectUri],

@@ -4,7 +4,6 @@
  * by its local adapter, a cookie-jar HTTP client and the captured log lines.
  */
 import 'reflect-metadata'; // @peculiar/x509 (test/support/pki.ts) needs it loaded first
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -15,21 +14,28 @@ import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type Sign
 import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
 import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
+import { startDevIdp, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
 import { createCa, issueCertificate, type TestCa } from '../../support/pki';
 import { freePort } from '../../support/ports';
 import { installSecretsManagerFake, SecretsManagerModel } from '../../support/secrets-manager-model';
 
 export type TestUsers = Record<string, Record<string, unknown>>;
 
+/** The password the harness logs `user` in with at the IdP's login form. */
+export function testPassword(user: string): string {
+  return `${user}-test-password`;
+}
+
 export interface RunningIdp {
   readonly issuer: string;
   setUser(id: string, claims: Record<string, unknown>): Promise<void>;
   revoke(id: string): Promise<void>;
   delay(ms: number, paths?: string[]): Promise<void>;
-  stats(): Promise<Record<string, number>>;
+  stats(): Promise<DevIdpStats>;
   stop(): Promise<void>;
 }
 
+/** The development IdP (local/dev-idp-server.mjs) with the test users and its test-only admin endpoints. */
 export async function startTestIdp(options: {
   ca: TestCa;
   users: TestUsers;
@@ -43,56 +49,39 @@ export async function startTestIdp(options: {
   const dir = mkdtempSync(path.join(tmpdir(), 'lg-idp-'));
   const cert = await issueCertificate(options.ca, { commonName: '127.0.0.1', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usages: ['server'] });
   writeFileSync(path.join(dir, 'cert.pem'), cert.cert);
-  writeFileSync(path.join(dir, 'key.pem'), cert.key);
-  writeFileSync(
-    path.join(dir, 'settings.json'),
-    JSON.stringify({
+  writeFileSync(path.join(dir, 'key.pem'), cert.key, { mode: 0o600 });
+  let idp: RunningDevIdp;
+  try {
+    idp = await startDevIdp({
+      workDir: dir,
       certFile: path.join(dir, 'cert.pem'),
       keyFile: path.join(dir, 'key.pem'),
-      users: options.users,
+      caPem: options.ca.cert,
+      accounts: Object.entries(options.users).map(([username, claims]) => ({ username, password: testPassword(username), claims })),
+      clientId: options.clientId,
+      clientSecret: options.clientSecret,
+      redirectUris: options.redirectUris,
+      postLogoutRedirectUris: options.postLogoutRedirectUris,
+      // Unlike `npm run local`, the tests' IdP makes the gateway read userinfo unless told otherwise.
       idTokenClaims: options.idTokenClaims ?? false,
-      client: { clientId: options.clientId, clientSecret: options.clientSecret, redirectUris: options.redirectUris, postLogoutRedirectUris: options.postLogoutRedirectUris },
-    }),
-  );
-  const child: ChildProcess = spawn(process.execPath, ['--no-warnings', path.join(__dirname, 'test-idp-server.mjs'), path.join(dir, 'settings.json')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const issuer = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the test IdP did not start within 15 s:\n${output}`)), 15_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const line = output.split('\n').find((l) => l.includes('"ready"'));
-      if (line) {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { issuer: string }).issuer);
-      }
+      testAdminEndpoints: true,
     });
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the test IdP exited with ${code}:\n${output}`));
-    });
-  });
-  const call = async (method: string, adminPath: string, body?: unknown) => {
-    const answer = await options.fetch(`${issuer}${adminPath}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
-    if (answer.status !== 200) throw new Error(`IdP admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
-    return answer.json() as Promise<Record<string, number>>;
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const admin = async (adminPath: string, body: unknown) => {
+    const answer = await options.fetch(`${idp.issuer}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
+    if (answer.status !== 200) throw new Error(`IdP test-admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
   };
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
-    issuer,
-    setUser: async (id, claims) => void (await call('POST', `/admin/users/${id}`, claims)),
-    revoke: async (id) => void (await call('POST', `/admin/revoke/${id}`, {})),
-    delay: async (ms, paths = ['/']) => void (await call('POST', '/admin/delay', { ms, paths })),
-    stats: () => call('GET', '/admin/stats'),
+    issuer: idp.issuer,
+    setUser: (id, claims) => admin(`/users/${id}`, claims),
+    revoke: (id) => admin(`/revoke/${id}`, {}),
+    delay: (ms, paths = ['/']) => admin('/delay', { ms, paths }),
+    stats: () => idp.stats(),
     stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await idp.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -337,7 +326,9 @@ export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizati
     if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);
     if (answer.location.includes('/oauth2/callback')) return answer.location;
     if (/\/interaction\/[\w-]+$/.test(new URL(answer.location).pathname)) {
-      answer = await request(fetchFn, jar, answer.location, { method: 'POST', body: new URLSearchParams({ login: user }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      // What the IdP's login form posts.
+      const form = new URLSearchParams({ username: user, password: testPassword(user) });
+      answer = await request(fetchFn, jar, `${answer.location}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     } else {
       answer = await request(fetchFn, jar, answer.location);
     }
