@@ -21,7 +21,7 @@ import { publicKeyPemFromJwk, renderGatewayConfig } from '../lib/fleet';
 import { SESSION_COOKIE } from '../lib/session-contract';
 import { haproxyCommand, RunningHaproxy } from '../test/support/haproxy';
 import { freePorts } from '../test/support/ports';
-import { startMasterWorker } from '../test/fleet/support/haproxy-process';
+import { startHaproxy } from '../test/support/haproxy';
 import { baseGatewayOptions, createSigningKeys, createTestPki, DEFAULT_CLAIMS, ISSUER, AUDIENCE, LOOKER_TLS_NAME, writeRenderedFiles } from '../test/fleet/support/gateway-env';
 import { SignJWT } from 'jose';
 
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
       path.join(standIn, 'haproxy.cfg'),
       `global\n  nbthread 1\ndefaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\nfrontend looker\n  bind 127.0.0.1:${lookerPort} ssl crt ${standIn}/looker.pem verify required ca-file ${standIn}/ca.pem alpn http/1.1\n  http-request return status 200 content-type application/json string '{"ok":true}'\n`,
     );
-    running.push(await startMasterWorker(standIn, path.join(standIn, 'haproxy.cfg'), [lookerPort]));
+    running.push(await startHaproxy(path.join(standIn, 'haproxy.cfg'), [lookerPort]));
 
     // The plain reverse proxy: the same TLS in and mTLS out, no session check.
     const plain = path.join(dir, 'plain');
@@ -207,19 +207,19 @@ async function main(): Promise<void> {
       .sign(keys.current.privateKey);
     const sessionHeader = [`Cookie: ${SESSION_COOKIE}=${token}; looker_own=1`, 'Accept: application/json'];
 
-    const quiet = async (cfgDir: string, file: string, port: number) => {
-      const haproxy = await startMasterWorker(cfgDir, file, [port]);
+    const quiet = async (file: string, port: number) => {
+      const haproxy = await startHaproxy(file, [port]);
       haproxy.process.stdout!.removeAllListeners('data');
       haproxy.process.stdout!.resume();
       running.push(haproxy);
       return haproxy;
     };
 
-    const plainPid = (await quiet(plain, path.join(plain, 'haproxy.cfg'), plainPort)).process.pid!;
+    const plainPid = (await quiet(path.join(plain, 'haproxy.cfg'), plainPort)).process.pid!;
     const cached = gatewayConfig(true, gatewayPort, gatewayHealth, gatewayMetrics);
-    const gatewayPid = (await quiet(cached.dir, cached.file, gatewayPort)).process.pid!;
+    const gatewayPid = (await quiet(cached.file, gatewayPort)).process.pid!;
     const uncached = gatewayConfig(false, noCachePort, noCacheHealth, noCacheMetrics);
-    const noCachePid = (await quiet(uncached.dir, uncached.file, noCachePort)).process.pid!;
+    const noCachePid = (await quiet(uncached.file, noCachePort)).process.pid!;
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const loadBefore = loadavg();
     const runs = { plain: [] as WrkResult[], gateway: [] as WrkResult[], gatewayNoCache: [] as WrkResult[] };

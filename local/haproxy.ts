@@ -6,12 +6,12 @@ import { createWriteStream, WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { GatewayConfigOptions, LogDestination, renderGatewayConfig } from '../lib/fleet';
 import { SigningKeySetSecret } from '../lib/key-material';
-import { haproxyProgram } from '../test/fleet/support/haproxy-process';
+import { haproxyProgram } from '../test/support/haproxy';
+import { ManagedProcess, startProcess, waitForPorts } from '../test/support/processes';
 import { LocalFolder } from './files';
 import { verificationKeysOf } from './keys';
 import { AUTH_TLS_NAME, LocalPki, LOOKER_TLS_NAME, pemChain } from './pki';
-import { ManagedProcess, startProcess } from './processes';
-import { freePort, waitForPorts } from './readiness';
+import { freePort } from './readiness';
 
 /** The machine client of the local setup and what it may call. */
 export const LOCAL_AGENT = {
@@ -124,7 +124,7 @@ const HAPROXY_READY_TIMEOUT_MS = 10_000;
 
 /**
  * Starts haproxy in master-worker mode (`-Ws`, as on instances; the rendered config says
- * `master-worker`), through the fleet tests' wrapper that survives the master's re-exec
+ * `master-worker`), through the test support's wrapper that survives the master's re-exec
  * when the binary runs through the Debian 13 root's own loader.
  */
 function startMasterWorker(folder: LocalFolder, configFile: string): ManagedProcess {

@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { checkConfig, haproxyCommand } from './support/haproxy';
+import { checkConfig, haproxyCommand, startHaproxy } from './support/haproxy';
+import { freePort } from './support/ports';
 
 test('the haproxy under test is 3.0 or newer and checks a config', () => {
   expect(haproxyCommand().file).toBeTruthy();
@@ -18,8 +19,6 @@ test('the haproxy under test is 3.0 or newer and checks a config', () => {
 });
 
 test('startHaproxy runs master-worker with Lua through the re-exec wrapper and stops cleanly', async () => {
-  const { freePort } = await import('./support/ports');
-  const { startHaproxy } = await import('./support/haproxy');
   const dir = mkdtempSync(path.join(tmpdir(), 'lg-smoke-'));
   const port = await freePort();
   try {

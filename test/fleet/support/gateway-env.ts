@@ -16,7 +16,7 @@ import { GatewayConfigOptions, RenderedGatewayConfig, publicKeyPemFromJwk, rende
 import { createCa, issueCertificate, Pem, TestCa } from '../../support/pki';
 import { freePorts } from '../../support/ports';
 import type { RunningHaproxy } from '../../support/haproxy';
-import { startMasterWorker } from './haproxy-process';
+import { startHaproxy } from '../../support/haproxy';
 import { AuthStandIn, LookerStandIn, startAuthStandIn, startLookerStandIn } from './stand-ins';
 import { ClientIdentity, GatewayClient, GatewayClientOptions } from './proxy-client';
 
@@ -227,7 +227,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
     if (options.overrides) gatewayOptions = await options.overrides(gatewayOptions, { pki });
     const rendered = renderGatewayConfig(gatewayOptions);
     writeRenderedFiles(dir, rendered);
-    const haproxy = await startMasterWorker(dir, rendered.configFile, [gateway, health]);
+    const haproxy = await startHaproxy(rendered.configFile, [gateway, health]);
     stops.push(() => haproxy.stop());
     // Wait until the health checks have found the Looker nodes.
     const deadline = Date.now() + 10_000;
