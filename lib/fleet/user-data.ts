@@ -23,10 +23,8 @@ import type { LookerBackendConfig } from '../looker/looker-backend';
 import { isIpv4Address } from '../private/validation';
 import { GatewayConfigOptions, LogDestination } from './gateway-options';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from './layout';
-import { ERROR_STATUSES, refreshRelaySocket, renderErrorPage, renderHaproxyConfig, RENDERED_FILES } from './render-haproxy';
-import { renderRefreshLua } from './render-lua';
+import { renderGatewayConfig, RenderedGatewayConfig } from './render';
 import { KeySyncUnit, renderKeySyncUnit } from './key-sync';
-import { validateGatewayOptions } from './validate';
 
 export interface BootstrapFile {
   /** Absolute path on the instance. */
@@ -248,32 +246,33 @@ export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOp
   };
 }
 
+/** Every file an instance needs: lib/fleet's rendered gateway files, the key-sync unit, agent and service settings. */
 export function renderInstanceFiles(input: InstanceFilesInput): BootstrapFile[] {
-  const options = validateGatewayOptions(gatewayConfigOptions(input));
-  const inConfigDir = (relative: string) => path.posix.join(options.configDir, relative);
-  const files: BootstrapFile[] = [
-    { path: inConfigDir(GATEWAY_FILES.haproxyConfig), mode: '0644', content: renderHaproxyConfig(options) },
-    {
-      path: inConfigDir(GATEWAY_FILES.refreshLua),
-      mode: '0644',
-      content: renderRefreshLua({ relayAddress: `unix@${refreshRelaySocket(options.runtimeDir)}`, timeoutSeconds: options.refresh.timeoutSeconds, graceSeconds: options.refresh.graceSeconds }),
-    },
-    ...ERROR_STATUSES.map((status) => ({ path: inConfigDir(RENDERED_FILES.errorPage(status)), mode: '0644', content: renderErrorPage(status) })),
-    ...(input.looker.caCertificatePem ? [{ path: inConfigDir(GATEWAY_FILES.backendCa), mode: '0644', content: input.looker.caCertificatePem }] : []),
+  const rendered = renderGateway(input);
+  const inConfigDir = (relative: string) => path.posix.join(DEFAULT_CONFIG_DIR, relative);
+  return [
+    ...rendered.files.map((file) => ({ path: inConfigDir(file.path), mode: `0${file.mode.toString(8)}`, content: file.content })),
     { path: CLOUDWATCH_AGENT_CONFIG_PATH, mode: '0644', content: cloudWatchAgentConfig(input.accessLogGroupName) },
-    { path: '/etc/systemd/system/haproxy.service.d/looker-gateway.conf', mode: '0644', content: haproxyServiceDropIn(inConfigDir(GATEWAY_FILES.haproxyConfig)) },
+    { path: '/etc/systemd/system/haproxy.service.d/looker-gateway.conf', mode: '0644', content: haproxyServiceDropIn(rendered.configFile) },
     { path: '/etc/logrotate.d/looker-gateway', mode: '0644', content: logrotateConfig() },
     ...keySyncUnit(input).files,
   ];
-  return files;
+}
+
+/** lib/fleet's renderer, with Looker's CA as material when it was given (key-sync writes the rest). */
+function renderGateway(input: InstanceFilesInput): RenderedGatewayConfig {
+  const options = gatewayConfigOptions(input);
+  return renderGatewayConfig({ ...options, material: input.looker.caCertificatePem ? { backendCaPem: input.looker.caCertificatePem } : undefined });
 }
 
 /** Commands that bring the instance up, with and without systemd. */
 export function startCommands(input: InstanceFilesInput): { startWithSystemd: string[]; startWithoutSystemd: string[] } {
   const keySync = keySyncUnit(input);
-  const config = path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.haproxyConfig);
+  const rendered = renderGateway(input);
+  const config = rendered.configFile;
+  const checkRequiredFiles = `for f in ${rendered.requiredFiles.join(' ')}; do [[ -s $f ]] || { log "missing $f"; false; }; done`;
   const defaultCas = [
-    `install -d -m 0755 ${path.posix.dirname(path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa))} /run/haproxy $(dirname ${ACCESS_LOG_PATH})`,
+    `install -d -m 0755 ${rendered.directories.join(' ')} $(dirname ${ACCESS_LOG_PATH})`,
     // Looker's CA when none was given, and the auth service's (a public Amazon certificate): the system store.
     `[[ -s ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa)} ]] || cp ${SYSTEM_CA_BUNDLE} ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa)}`,
     `cp ${SYSTEM_CA_BUNDLE} ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.authServiceCa)}`,
@@ -284,6 +283,7 @@ export function startCommands(input: InstanceFilesInput): { startWithSystemd: st
       'systemctl daemon-reload',
       // The boot unit fetches the keys and certificates before haproxy starts; the timer keeps them current.
       `systemctl enable --now ${keySync.enableUnits.join(' ')}`,
+      checkRequiredFiles,
       `haproxy -c -q -f ${config}`,
       'systemctl enable haproxy',
       'systemctl restart haproxy',
@@ -291,6 +291,7 @@ export function startCommands(input: InstanceFilesInput): { startWithSystemd: st
     startWithoutSystemd: [
       ...defaultCas,
       keySync.runOnceCommand,
+      checkRequiredFiles,
       `haproxy -c -q -f ${config}`,
       // In the foreground of its own session, so its JSON access log (stdout) lands in the file.
       `setsid haproxy -Ws -db -f ${config} -p /run/haproxy/haproxy.pid >>${ACCESS_LOG_PATH} 2>&1 </dev/null &`,
