@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { DevUser } from './dev-users';
-import { ManagedProcess, startProcess } from './processes';
+import { ManagedProcess, startProcess } from '../test/support/processes';
 
 export interface DevIdpOptions {
   /** Folder for the settings file (deleted with it). */

@@ -2,8 +2,7 @@
  * "Everything answers": the checks the runner makes before it prints `Gateway ready`.
  */
 import * as https from 'node:https';
-import { connect, createServer } from 'node:net';
-import type { ManagedProcess } from './processes';
+import { createServer } from 'node:net';
 import { AUTH_PATHS } from '../lib/session-contract';
 
 export { freePort } from '../test/support/ports';
@@ -92,31 +91,6 @@ export async function waitUntilReady(targets: ReadinessTargets): Promise<void> {
 
 function expectStatus(answer: HttpAnswer, status: number): string | undefined {
   return answer.status === status ? undefined : `answered ${answer.status}: ${answer.body.slice(0, 200)}`;
-}
-
-/** Waits until every port accepts TCP connections on 127.0.0.1; fails early if `owner` exits. */
-export async function waitForPorts(ports: readonly number[], owner: ManagedProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (const port of ports) {
-    while (!(await canConnect(port))) {
-      if (owner.child.exitCode !== null || owner.child.signalCode !== null) {
-        throw new Error(`${owner.name} exited (${owner.child.exitCode ?? owner.child.signalCode}) before it listened on ${port}:\n${owner.output()}`);
-      }
-      if (Date.now() > deadline) throw new Error(`${owner.name} did not listen on ${port} within ${timeoutMs / 1000} s:\n${owner.output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Throws with the fix when `port` on 127.0.0.1 is taken (HAProxy's own message is harder to read). */

@@ -3,13 +3,14 @@
  * there with chroot against the fake Secrets Manager endpoint, haproxy started in the
  * same root, its master CLI, and a keep-alive load generator on loopback.
  */
-import { execFile, spawn, ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import * as path from 'node:path';
-import { TRIXIE_ROOT } from '../support/haproxy';
+import { RunningHaproxy, TRIXIE_ROOT } from '../support/haproxy';
+import { startProcess, waitForPorts } from '../support/processes';
 
 export { TRIXIE_ROOT };
 
@@ -48,52 +49,20 @@ export async function runKeySync(script: string, config: string, env: Record<str
   return { ...result, lines };
 }
 
-export interface RootHaproxy {
-  readonly process: ChildProcess;
-  output(): string;
-  stop(): Promise<void>;
-}
-
 /** Starts `haproxy -Ws` inside the root (master-worker, master CLI on a socket) and waits for `port`. */
-export async function startHaproxyInRoot(configFile: string, pidFile: string, masterSocket: string, port: number): Promise<RootHaproxy> {
-  const child = spawn('chroot', [TRIXIE_ROOT, '/usr/sbin/haproxy', '-Ws', '-db', '-f', configFile, '-p', pidFile, '-S', `${masterSocket},mode,600`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c) => (output += c.toString()));
-  child.stderr!.on('data', (c) => (output += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
-  const deadline = Date.now() + 15_000;
-  while (!(await canConnect(port))) {
-    if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}:\n${output}`);
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`haproxy did not listen on ${port}:\n${output}`);
-    }
-    await sleep(25);
+export async function startHaproxyInRoot(configFile: string, pidFile: string, masterSocket: string, port: number): Promise<RunningHaproxy> {
+  const haproxy = startProcess('haproxy', 'chroot', [TRIXIE_ROOT, '/usr/sbin/haproxy', '-Ws', '-db', '-f', configFile, '-p', pidFile, '-S', `${masterSocket},mode,600`]);
+  try {
+    await waitForPorts([port], haproxy, 15_000);
+  } catch (error) {
+    await haproxy.stop();
+    throw error;
   }
-  return { process: child, output: () => output, stop };
+  return { process: haproxy.child, output: haproxy.output, stop: haproxy.stop };
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Sends one command to haproxy's master CLI and returns the answer (waits for the socket to accept). */

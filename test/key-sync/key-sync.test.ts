@@ -14,11 +14,12 @@ import { renderSessionKeyFiles } from '../../lib/fleet/key-files';
 import { GATEWAY_FILES } from '../../lib/fleet/layout';
 import { SESSION_COOKIE } from '../../lib/session-contract';
 import { handler } from '../../lambda/rotation/index';
+import type { RunningHaproxy } from '../support/haproxy';
 import { freePorts } from '../support/ports';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
 import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
 import { attachRotation, captureLogs, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
-import { getWithSession, reloadCount, RootHaproxy, rootScratchDir, runKeySync, SyncRun, sleep, startHaproxyInRoot, startLoad } from './harness';
+import { getWithSession, reloadCount, rootScratchDir, runKeySync, SyncRun, sleep, startHaproxyInRoot, startLoad } from './harness';
 
 jest.setTimeout(180_000);
 
@@ -28,7 +29,7 @@ let arns: GatewaySecretArns;
 let restoreEnv: () => void;
 let endpoint: SecretsManagerEndpoint;
 let scratch: ReturnType<typeof rootScratchDir>;
-let haproxy: RootHaproxy | undefined;
+let haproxy: RunningHaproxy | undefined;
 let httpPort: number;
 let httpsPort: number;
 let configDirInside: string;

@@ -3,10 +3,10 @@
  * scripts/install-test-deps.sh caches in .cache/trixie-root, started through that
  * root's own loader, or the binary named by LG_HAPROXY_BIN (which must be >= 3.0).
  */
-import { execFileSync, spawn, spawnSync, ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import * as path from 'node:path';
+import { startProcess, waitForPorts } from './processes';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const TRIXIE_ROOT = process.env.LG_TRIXIE_ROOT ?? path.join(REPO_ROOT, '.cache', 'trixie-root');
@@ -93,49 +93,16 @@ export function haproxyProgram(dir: string): string {
 
 /**
  * Starts haproxy in the foreground in master-worker mode (`-Ws`, as on instances) and
- * waits until every port in `waitForPorts` accepts connections on 127.0.0.1. The
- * re-exec wrapper is written next to the config file.
+ * waits until every port in `ports` accepts connections on 127.0.0.1. The re-exec
+ * wrapper is written next to the config file.
  */
-export async function startHaproxy(configFile: string, waitForPorts: number[], extraArgs: string[] = []): Promise<RunningHaproxy> {
-  const program = haproxyProgram(path.dirname(configFile));
-  const child = spawn(program, ['-Ws', '-db', '-f', configFile, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
+export async function startHaproxy(configFile: string, ports: number[], extraArgs: string[] = []): Promise<RunningHaproxy> {
+  const haproxy = startProcess('haproxy', haproxyProgram(path.dirname(configFile)), ['-Ws', '-db', '-f', configFile, ...extraArgs]);
   try {
-    const deadline = Date.now() + 10_000;
-    for (const port of waitForPorts) {
-      while (!(await canConnect(port))) {
-        if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}:\n${output}`);
-        if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port} within 10 s:\n${output}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
+    await waitForPorts(ports, haproxy, 10_000);
   } catch (error) {
-    await stop();
+    await haproxy.stop();
     throw error;
   }
-  return { process: child, output: () => output, stop };
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+  return { process: haproxy.child, output: haproxy.output, stop: haproxy.stop };
 }
