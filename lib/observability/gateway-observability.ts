@@ -281,7 +281,8 @@ export class GatewayObservability extends Construct {
     new logs.QueryDefinition(this, 'RotationFailures', {
       queryDefinitionName: `${this.metricNamespace}/rotation-failures`,
       logGroups: [this.rotationLogGroup],
-      queryString: new logs.QueryString({ fields: ['@timestamp', '@message'], filterStatements: ['level = "ERROR"'], sort: '@timestamp desc', limit: 100 }),
+      // The rotation Lambda writes one raw JSON line per step: { step, secretArn, outcome, error? }.
+      queryString: new logs.QueryString({ fields: ['@timestamp', 'step', 'secretArn', 'error'], filterStatements: ['outcome = "error"'], sort: '@timestamp desc', limit: 100 }),
     });
   }
 
