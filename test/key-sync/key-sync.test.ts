@@ -17,16 +17,15 @@ import { handler } from '../../lambda/rotation/index';
 import type { RunningHaproxy } from '../support/haproxy';
 import { freePorts } from '../support/ports';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { attachRotation, captureLogs, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
+import type { SecretsManagerModel } from '../support/secrets-manager-model';
+import { GatewaySecretArns, RotationWorld, startRotationWorld } from '../rotation/fixture';
 import { getWithSession, reloadCount, rootScratchDir, runKeySync, SyncRun, sleep, startHaproxyInRoot, startLoad } from './harness';
 
 jest.setTimeout(180_000);
 
+let world: RotationWorld | undefined;
 let model: SecretsManagerModel;
-let fake: ReturnType<typeof installSecretsManagerFake>;
 let arns: GatewaySecretArns;
-let restoreEnv: () => void;
 let endpoint: SecretsManagerEndpoint;
 let scratch: ReturnType<typeof rootScratchDir>;
 let haproxy: RunningHaproxy | undefined;
@@ -53,10 +52,7 @@ function sync(extraArgs: string[] = [], url?: string): Promise<SyncRun> {
   return runKeySync(scriptInside, configInside, awsEnv(url), extraArgs);
 }
 
-async function rotate(arn: string): Promise<void> {
-  const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
-  if (error) throw error;
-}
+const rotate = (arn: string) => world!.rotate(arn);
 
 function signingKeys(): SigningKeySetSecret {
   return parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 'signing');
@@ -113,11 +109,8 @@ backend looker
 }
 
 beforeAll(async () => {
-  model = new SecretsManagerModel();
-  fake = installSecretsManagerFake(model);
-  arns = seedGatewaySecrets(model);
-  restoreEnv = setRotationEnvironment(rotationSettings(arns, { frontendDomainName: 'localhost' }));
-  attachRotation(model, arns, handler);
+  world = startRotationWorld(handler, { frontendDomainName: 'localhost' });
+  ({ model, arns } = world);
   for (const arn of [arns.signingKeys, arns.backendClientCertificate, arns.frontendCertificate]) await rotate(arn);
   endpoint = await startSecretsManagerEndpoint(model);
   [httpPort, httpsPort] = await freePorts(2);
@@ -156,8 +149,7 @@ afterAll(async () => {
   await haproxy?.stop();
   await endpoint?.close();
   scratch?.remove();
-  restoreEnv?.();
-  fake?.restore();
+  world?.stop();
 });
 
 test('the boot run writes the slot files, kid map and certificates with the right modes; haproxy starts on them', async () => {

@@ -9,8 +9,7 @@ import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
 import { REPO_ROOT } from '../../lib/private/lambda-bundling';
 import { bundleLambda } from '../../scripts/bundle-lambdas';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { attachRotation, captureLogs, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from './fixture';
+import { captureLogs, startRotationWorld } from './fixture';
 
 let dir: string;
 let bundled: { handler: (event: SecretsManagerRotationEvent) => Promise<void> };
@@ -34,12 +33,9 @@ test('the bundle keeps the AWS SDK external and carries jose and @peculiar/x509 
 });
 
 test('the bundled handler rotates every kind of secret from the seed, twice', async () => {
-  const model = new SecretsManagerModel();
-  const fake = installSecretsManagerFake(model);
-  const arns = seedGatewaySecrets(model);
-  const restoreEnv = setRotationEnvironment(rotationSettings(arns));
+  const world = startRotationWorld((event) => bundled.handler(event));
+  const { model, arns } = world;
   try {
-    attachRotation(model, arns, (event) => bundled.handler(event));
     const logs = await captureLogs(async () => {
       for (let round = 0; round < 2; round += 1) {
         for (const name of ['backendClientCertificate', 'frontendCertificate', 'cookieKeys', 'signingKeys'] as const) {
@@ -58,7 +54,6 @@ test('the bundled handler rotates every kind of secret from the seed, twice', as
     expect(client.chainPem).toBe(parseGatewaySecret(model.valueAt(arns.backendCa), SECRET_KINDS.backendCa, 'ca').certificatePem);
     expect(parseGatewaySecret(model.valueAt(arns.frontendCertificate), SECRET_KINDS.frontendCertificate, 'f').certificatePem).toContain('BEGIN CERTIFICATE');
   } finally {
-    restoreEnv();
-    fake.restore();
+    world.stop();
   }
 });

@@ -7,32 +7,22 @@ import { parseGatewaySecret, SECRET_KINDS, seedSecretValue } from '../../lib/key
 import { caCreationToken } from '../../lambda/rotation/certificates';
 import { handler } from '../../lambda/rotation/index';
 import { checkCertificate } from '../../lambda/rotation/pki';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { attachRotation, captureLogs, DOMAIN, event, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from './fixture';
+import type { SecretsManagerModel } from '../support/secrets-manager-model';
+import { captureLogs, DOMAIN, event, GatewaySecretArns, RotationWorld, rotationSettings, startRotationWorld } from './fixture';
 
 const DAY_MS = 24 * 3600 * 1000;
 
+let world: RotationWorld;
 let model: SecretsManagerModel;
 let arns: GatewaySecretArns;
-let fake: ReturnType<typeof installSecretsManagerFake>;
-let restoreEnv: () => void;
 
 beforeEach(() => {
-  model = new SecretsManagerModel();
-  fake = installSecretsManagerFake(model);
-  arns = seedGatewaySecrets(model);
-  restoreEnv = setRotationEnvironment(rotationSettings(arns, { backendClientCommonName: 'gateway-fleet', backendClientValidityDays: 14, frontendValidityDays: 90 }));
-  attachRotation(model, arns, handler);
+  world = startRotationWorld(handler, { backendClientCommonName: 'gateway-fleet', backendClientValidityDays: 14, frontendValidityDays: 90 });
+  ({ model, arns } = world);
 });
-afterEach(() => {
-  restoreEnv();
-  fake.restore();
-});
+afterEach(() => world.stop());
 
-async function rotate(arn: string): Promise<void> {
-  const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
-  if (error) throw error;
-}
+const rotate = (arn: string) => world.rotate(arn);
 
 function clientSecret() {
   return parseGatewaySecret(model.valueAt(arns.backendClientCertificate), SECRET_KINDS.backendClientCertificate, 'client');
@@ -123,8 +113,7 @@ describe('backend client certificate', () => {
   });
 
   test('a CA secret ARN that points at another kind of secret is refused', async () => {
-    restoreEnv();
-    restoreEnv = setRotationEnvironment(rotationSettings(arns, { backendCaSecretArn: arns.cookieKeys }));
+    world.setEnvironment(rotationSettings(arns, { backendCaSecretArn: arns.cookieKeys }));
     const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arns.backendClientCertificate }));
     expect((error as Error).message).toBe(
       `The backend CA secret ${arns.cookieKeys} is tagged cdk-looker-gateway:kind="cookie-encryption-keys", expected "backend-ca": check the CA secret ARN given to the rotation.`,

@@ -6,7 +6,7 @@ import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../lib/key-material';
 import { rotationEnvironment, RotationSettings } from '../../lib/keys/rotation-contract';
 import type { SessionAlgorithm } from '../../lib/session-contract';
-import { RotationFunction, SecretsManagerModel } from '../support/secrets-manager-model';
+import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../support/secrets-manager-model';
 
 export type GatewaySecretArns = Record<keyof typeof SECRET_KINDS, string>;
 
@@ -71,4 +71,51 @@ export async function captureLogs<T>(run: () => Promise<T>): Promise<{ result?: 
 
 export function event(secretId: string, token: string, step: SecretsManagerRotationEvent['Step']): SecretsManagerRotationEvent {
   return { SecretId: secretId, ClientRequestToken: token, Step: step };
+}
+
+/**
+ * A fresh model with the SDK fake installed, the gateway's secrets seeded (with the
+ * settings' session algorithm), the handler's environment set and `handler` attached
+ * as the rotation function of every rotated secret.
+ */
+export interface RotationWorld {
+  readonly model: SecretsManagerModel;
+  readonly arns: GatewaySecretArns;
+  /** Rotates one secret through all four steps; throws what the handler threw. */
+  rotate(arn: string): Promise<void>;
+  /** Replaces the handler's environment by the one of `settings`. */
+  setEnvironment(settings: RotationSettings): void;
+  /** Puts the environment back as it was before the world started (the handler then lacks its variables). */
+  restoreEnvironment(): void;
+  /** Restores the environment and the real SDK client. */
+  stop(): void;
+}
+
+export function startRotationWorld(handler: RotationFunction, overrides: Partial<RotationSettings> = {}): RotationWorld {
+  const model = new SecretsManagerModel();
+  const fake = installSecretsManagerFake(model);
+  const arns = seedGatewaySecrets(model, overrides.sessionAlgorithm);
+  let restoreEnv = setRotationEnvironment(rotationSettings(arns, overrides));
+  attachRotation(model, arns, handler);
+  const restoreEnvironment = () => restoreEnv();
+  return {
+    model,
+    arns,
+    rotate: (arn) => rotateSecret(model, arn),
+    setEnvironment: (settings) => {
+      restoreEnv();
+      restoreEnv = setRotationEnvironment(settings);
+    },
+    restoreEnvironment,
+    stop: () => {
+      restoreEnvironment();
+      fake.restore();
+    },
+  };
+}
+
+/** Rotates one secret through all four steps (the handler's log lines captured); throws what the handler threw. */
+export async function rotateSecret(model: SecretsManagerModel, arn: string): Promise<void> {
+  const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
+  if (error) throw error;
 }

@@ -16,30 +16,20 @@ import {
 import type { SessionAlgorithm } from '../../lib/session-contract';
 import { decryptWith, encryptWith } from '../../lambda/rotation/cookie-keys';
 import { handler } from '../../lambda/rotation/index';
-import { ROTATION_STEPS, installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { attachRotation, captureLogs, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from './fixture';
+import { ROTATION_STEPS, SecretsManagerModel } from '../support/secrets-manager-model';
+import { captureLogs, GatewaySecretArns, RotationWorld, startRotationWorld } from './fixture';
 
+let world: RotationWorld;
 let model: SecretsManagerModel;
 let arns: GatewaySecretArns;
-let fake: ReturnType<typeof installSecretsManagerFake>;
-let restoreEnv: () => void;
 
 function setUp(alg: SessionAlgorithm): void {
-  model = new SecretsManagerModel();
-  fake = installSecretsManagerFake(model);
-  arns = seedGatewaySecrets(model, alg);
-  restoreEnv = setRotationEnvironment(rotationSettings(arns, { sessionAlgorithm: alg }));
-  attachRotation(model, arns, handler);
+  world = startRotationWorld(handler, { sessionAlgorithm: alg });
+  ({ model, arns } = world);
 }
-afterEach(() => {
-  restoreEnv();
-  fake.restore();
-});
+afterEach(() => world.stop());
 
-async function rotate(arn: string): Promise<void> {
-  const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
-  if (error) throw error;
-}
+const rotate = (arn: string) => world.rotate(arn);
 
 /** What the auth service signs with: the current key of the AWSCURRENT signing set. */
 async function signSession(sub: string): Promise<string> {

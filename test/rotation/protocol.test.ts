@@ -6,25 +6,18 @@
 import { randomUUID } from 'node:crypto';
 import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeySetSecret } from '../../lib/key-material';
 import { handler } from '../../lambda/rotation/index';
-import { ROTATION_STEPS, RotationStep, installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { attachRotation, captureLogs, event, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from './fixture';
+import { ROTATION_STEPS, RotationStep, SecretsManagerModel } from '../support/secrets-manager-model';
+import { captureLogs, event, GatewaySecretArns, RotationWorld, startRotationWorld } from './fixture';
 
+let world: RotationWorld;
 let model: SecretsManagerModel;
 let arns: GatewaySecretArns;
-let fake: ReturnType<typeof installSecretsManagerFake>;
-let restoreEnv: () => void;
 
 beforeEach(() => {
-  model = new SecretsManagerModel();
-  fake = installSecretsManagerFake(model);
-  arns = seedGatewaySecrets(model);
-  restoreEnv = setRotationEnvironment(rotationSettings(arns));
-  attachRotation(model, arns, handler);
+  world = startRotationWorld(handler);
+  ({ model, arns } = world);
 });
-afterEach(() => {
-  restoreEnv();
-  fake.restore();
-});
+afterEach(() => world.stop());
 
 const rotated = ['signingKeys', 'cookieKeys', 'backendClientCertificate', 'frontendCertificate'] as const;
 
@@ -239,7 +232,7 @@ describe('refusals', () => {
   });
 
   test('a missing environment variable names the variable', async () => {
-    restoreEnv();
+    world.restoreEnvironment();
     const { error } = await captureLogs(() => handler(event(arns.cookieKeys, randomUUID(), 'createSecret')));
     expect((error as Error).message).toMatch(/^Environment variable LG_VERIFICATION_KEYS_SECRET_ARN is not set/);
   });
