@@ -365,13 +365,15 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `1. Header hygiene first: no identity header a client sends survives. One case-insensitive\nregex over the header names (one pass) deletes these names:\n  ${[...DEFAULT_STRIPPED_HEADERS, ...o.strippedHeaders].join(', ')}\nand every name starting with:\n  ${[...DEFAULT_STRIPPED_HEADER_PREFIXES, ...o.strippedHeaderPrefixes].join(', ')}`,
   );
   f.add(`http-request del-header ${strippedHeaderRegex([...DEFAULT_STRIPPED_HEADERS, ...o.strippedHeaders], [...DEFAULT_STRIPPED_HEADER_PREFIXES, ...o.strippedHeaderPrefixes])} -m reg`);
+  // Every header the gateway sets on the request was deleted just above, so `add-header`
+  // (no search for an old value) does what `set-header` would, for less.
   f.add(
-    'http-request set-header X-Forwarded-For %[src]',
-    'http-request set-header X-Forwarded-Proto https',
-    'http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found }',
-    'http-request set-var(txn.request_id) unique-id',
-    `http-request set-header ${HEADERS.requestId} %[unique-id]`,
     'http-request set-var(txn.host) req.hdr(host)',
+    'http-request add-header X-Forwarded-For %[src]',
+    'http-request add-header X-Forwarded-Proto https',
+    'http-request add-header X-Forwarded-Host %[var(txn.host)] if { var(txn.host) -m found }',
+    'http-request set-var(txn.request_id) unique-id',
+    `http-request add-header ${HEADERS.requestId} %[var(txn.request_id)]`,
     'http-request set-var(txn.route) str(looker)',
   );
   if (hasMachineRoutes) {
@@ -402,12 +404,16 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   f.note('3. Take the gateway\'s cookies out of the request: they are read into variables here and\nnever reach Looker, while Looker\'s own cookies pass untouched.')
     .add(
       `http-request set-var(txn.session_cookie_count) req.cook_cnt(${SESSION_COOKIE})`,
-      `http-request set-var(txn.session_token) req.cook(${SESSION_COOKIE}) if { var(txn.session_cookie_count) -m int eq 1 } { req.cook(${SESSION_COOKIE}) -m len 16:${s.maxTokenBytes} }`,
-      `http-request set-var(${REFRESH_VARS.cookie}) req.cook(${REFRESH_COOKIE}) if { req.cook_cnt(${REFRESH_COOKIE}) -m int eq 1 } { req.cook(${REFRESH_COOKIE}) -m len 16:8192 }`,
-      `http-request set-var(${REFRESH_VARS.key}) var(${REFRESH_VARS.cookie}),digest(sha256),hex if { var(${REFRESH_VARS.cookie}) -m found }`,
-      `http-request set-var(txn.upstream_cookie) "req.fhdr(cookie),regsub('(^|;) *(${GATEWAY_COOKIES.map(escapeRegex).join('|')})=[^;]*','',g),regsub('^[; ]+','')" if { req.hdr_cnt(cookie) eq 1 }`,
+      // Each req.cook walks the whole Cookie header: read each cookie once, then check the
+      // variable's length (a token of the wrong length is dropped as if it was never sent).
+      `http-request set-var(txn.session_token) req.cook(${SESSION_COOKIE}) if { var(txn.session_cookie_count) -m int eq 1 }`,
+      `http-request unset-var(txn.session_token) if !{ var(txn.session_token) -m len 16:${s.maxTokenBytes} }`,
+      `http-request set-var(${REFRESH_VARS.cookie}) req.cook(${REFRESH_COOKIE}) if { req.cook_cnt(${REFRESH_COOKIE}) -m int eq 1 }`,
+      `http-request unset-var(${REFRESH_VARS.cookie}) if !{ var(${REFRESH_VARS.cookie}) -m len 16:8192 }`,
+      // Two Cookie lines were refused above, so there is at most one here (none: no variable).
+      `http-request set-var(txn.upstream_cookie) "req.fhdr(cookie),regsub('(^|;) *(${GATEWAY_COOKIES.map(escapeRegex).join('|')})=[^;]*','',g),regsub('^[; ]+','')"`,
       'http-request del-header Cookie',
-      'http-request set-header Cookie %[var(txn.upstream_cookie)] if { var(txn.upstream_cookie) -m len 1:100000 }',
+      'http-request add-header Cookie %[var(txn.upstream_cookie)] if { var(txn.upstream_cookie) -m len 1:100000 }',
     );
 
   if (hasMachineRoutes) renderMachineRules(f, o, file, machineCondition);
@@ -438,7 +444,14 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   renderSignatureCheck(f, s.algorithm, kidMap, s.verificationCache, '');
   f.note(
     `Expired, or expiring within ${s.refreshWindowSeconds} s, with a good signature and a refresh cookie: refresh inline\n(Lua, single flight per refresh cookie), then check the new token exactly like a cookie.`,
-  ).add(`http-request lua.${REFRESH_ACTION} if has_session_token session_signature_valid session_exp_present session_nbf_present session_expiring session_issuer_valid session_audience_valid refresh_cookie_present`);
+  );
+  // The cheap, usually false, tests come first; the refresh cookie's digest (the single-flight
+  // key) is only worked out when a refresh is about to happen.
+  const refreshCondition = 'session_expiring refresh_cookie_present has_session_token session_signature_valid session_exp_present session_nbf_present session_issuer_valid session_audience_valid';
+  f.add(
+    `http-request set-var(${REFRESH_VARS.key}) var(${REFRESH_VARS.cookie}),digest(sha256),hex if ${refreshCondition}`,
+    `http-request lua.${REFRESH_ACTION} if ${refreshCondition}`,
+  );
   renderSignatureCheck(f, s.algorithm, kidMap, false, 'session_refreshed');
 
   f.note('The decision. A valid session takes the short path and leaves the rules with `allow`.').add(
