@@ -146,6 +146,13 @@ export class LookerGateway extends Construct {
       deletionProtection: props.deletionProtection,
     });
     this.authService.allowAccessFrom(this.fleet);
+    // Instances (key-sync at boot) and the auth service read key material that the first
+    // rotations write: start those rotations before either comes up.
+    // Only the group and the function resources: their roles are named in the key policy.
+    for (const schedule of this.keys.rotationSchedules) {
+      this.fleet.autoScalingGroup.node.defaultChild!.node.addDependency(schedule);
+      this.authService.function.node.defaultChild!.node.addDependency(schedule);
+    }
 
     this.observability.monitorFleet(this.fleet);
     this.observability.monitorAuthService(this.authService.function);

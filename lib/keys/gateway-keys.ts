@@ -101,6 +101,8 @@ export class GatewayKeys extends Construct {
   /** True when the frontend certificate is self-signed (no certificate given). */
   public readonly frontendCertificateIsSelfSigned: boolean;
   public readonly rotationFunction: lambda.Function;
+  /** The rotation schedules; their first rotation (on deploy) replaces the seed values. */
+  public readonly rotationSchedules: secretsmanager.RotationSchedule[] = [];
   public readonly rotationLogGroup: logs.ILogGroup;
 
   constructor(scope: Construct, id: string, props: GatewayKeysProps = {}) {
@@ -248,13 +250,15 @@ export class GatewayKeys extends Construct {
     if (!every.isUnresolved() && every.toMinutes({ integral: false }) < 240) {
       throw new GatewayPropsError(`GatewayKeys ${this.node.path}`, `rotation of ${id} every ${every.toHumanString()} is too often: Secrets Manager rotates at most every 4 hours.`);
     }
-    return new secretsmanager.RotationSchedule(this, `${id}Rotation`, {
+    const schedule = new secretsmanager.RotationSchedule(this, `${id}Rotation`, {
       secret,
       rotationLambda: this.rotationFunction,
       automaticallyAfter: every,
       // The first deploy starts a rotation at once, which replaces the seed value.
       rotateImmediatelyOnUpdate: true,
     });
+    this.rotationSchedules.push(schedule);
+    return schedule;
   }
 }
 

@@ -66,6 +66,13 @@ describe('GatewayFleet', () => {
     expect(group.CreationPolicy.ResourceSignal).toMatchObject({ Count: 2, Timeout: 'PT15M' });
   });
 
+  test('instances and the auth function start after the first rotations replaced the seed values', () => {
+    const schedules = resourcesOfType('AWS::SecretsManager::RotationSchedule').map(([id]) => id);
+    const dependsOn = (id: string) => (json.Resources[id] as { DependsOn?: string[] }).DependsOn ?? [];
+    expect(dependsOn(resourcesOfType('AWS::AutoScaling::AutoScalingGroup')[0][0])).toEqual(expect.arrayContaining(schedules));
+    expect(dependsOn(logicalIdOf('/AuthService/Function/Resource'))).toEqual(expect.arrayContaining(schedules));
+  });
+
   test('scales on CPU (target tracking) and on connections per instance (step scaling)', () => {
     template.hasResourceProperties('AWS::AutoScaling::ScalingPolicy', {
       PolicyType: 'TargetTrackingScaling',
