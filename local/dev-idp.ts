@@ -4,9 +4,9 @@
  * the auth-service tests (with its test-only admin endpoints) all run this one provider.
  */
 import { writeFileSync } from 'node:fs';
-import * as https from 'node:https';
 import * as path from 'node:path';
 import { DevUser } from './dev-users';
+import { httpsRequest } from './readiness';
 import { ManagedProcess, startProcess } from '../test/support/processes';
 
 export interface DevIdpOptions {
@@ -114,18 +114,8 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
   };
 }
 
-function getJson<T>(url: string, ca: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    https
-      .get(url, { ca }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => {
-          if (res.statusCode !== 200) reject(new Error(`GET ${url} answered ${res.statusCode}: ${body.slice(0, 200)}`));
-          else resolve(JSON.parse(body) as T);
-        });
-      })
-      .on('error', reject);
-  });
+async function getJson<T>(url: string, ca: string): Promise<T> {
+  const answer = await httpsRequest(url, ca);
+  if (answer.status !== 200) throw new Error(`GET ${url} answered ${answer.status}: ${answer.body.slice(0, 200)}`);
+  return JSON.parse(answer.body) as T;
 }

@@ -15,6 +15,7 @@ import { devUserAccount, startDevIdp, RunningDevIdp } from '../../local/dev-idp'
 import { DEV_USERS } from '../../local/dev-users';
 import { createLocalFolder, LocalFolder } from '../../local/files';
 import { createLocalPki, LocalPki, spkiSha256Base64 } from '../../local/pki';
+import { httpsRequest } from '../../local/readiness';
 import { launchChromium } from './support/browser';
 import { submitLogin, VIEWPORT } from './support/flows';
 
@@ -96,6 +97,15 @@ async function authorize(username: string, password: string): Promise<{ callback
 }
 
 describe('the development IdP', () => {
+  test('serves no test-admin endpoints unless started with testAdminEndpoints', async () => {
+    const answer = await httpsRequest(`${idp.issuer}/test-admin/users/alice`, pki.ca.cert, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ groups: ['looker-admins'] }),
+    });
+    expect(answer.status).toBe(404);
+  });
+
   test('refuses a wrong password on its login form', async () => {
     const before = await idp.stats();
     const attempt = await authorize('alice', 'guessed');
