@@ -7,4 +7,5 @@ export * from './keys/gateway-keys';
 export * from './observability/gateway-observability';
 export * from './looker/looker-backend';
 export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from './auth/mapping-rules';
+export { AttributeConflictPolicy } from './auth/mapping-rules';
 export { GatewayPropsError } from './private/validation';

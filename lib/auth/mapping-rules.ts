@@ -71,16 +71,27 @@ export interface MappingRule {
   readonly grant: RuleGrant;
 }
 
-/** What happens when two matching rules set the same attribute to different values. */
-export const ATTRIBUTE_CONFLICT_POLICIES = {
+/**
+ * What happens when two matching rules set the same attribute to different values.
+ * A string enum (jsii-friendly): its values are the strings of the JSON form of rules
+ * (cdk.json, LG_MAPPING_RULES), so `"join"` in JSON and `AttributeConflictPolicy.JOIN`
+ * in code are the same value.
+ */
+export enum AttributeConflictPolicy {
   /** The first matching rule (in list order) wins. */
-  firstMatch: 'first-match',
+  FIRST_MATCH = 'first-match',
   /** Values are joined with a comma, in rule order (Looker reads it as a multi-value filter). */
-  join: 'join',
+  JOIN = 'join',
   /** The user is denied with reason `attribute-conflict`. */
-  deny: 'deny',
+  DENY = 'deny',
+}
+
+/** The policies by their former camel-case names (kept for callers of earlier versions). */
+export const ATTRIBUTE_CONFLICT_POLICIES = {
+  firstMatch: AttributeConflictPolicy.FIRST_MATCH,
+  join: AttributeConflictPolicy.JOIN,
+  deny: AttributeConflictPolicy.DENY,
 } as const;
-export type AttributeConflictPolicy = (typeof ATTRIBUTE_CONFLICT_POLICIES)[keyof typeof ATTRIBUTE_CONFLICT_POLICIES];
 
 export interface MappingRuleSet {
   /** Evaluated in order; every matching rule contributes. */

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { evaluateMappingRules, globToRegExp, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
 import { MAX_SESSION_TOKEN_BYTES } from '../../lib/session-contract';
 import { SessionSigner } from '../../lambda/auth/keys';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
@@ -103,6 +103,23 @@ describe('evaluateMappingRules', () => {
     expect(evaluateMappingRules(rules('join'), both)).toMatchObject({ allowed: true, attributes: { region: 'emea,us' } });
     expect(evaluateMappingRules(rules('deny'), both)).toMatchObject({ allowed: false, reason: 'attribute-conflict' });
     expect(evaluateMappingRules(rules('deny'), { groups: ['b'], claims: {} })).toMatchObject({ allowed: true, attributes: { region: 'us' } });
+  });
+
+  test('AttributeConflictPolicy values are the strings of the JSON form: a rule set from JSON (cdk.json, LG_MAPPING_RULES) and one written with the enum behave alike', () => {
+    expect(Object.values(AttributeConflictPolicy)).toEqual(['first-match', 'join', 'deny']);
+    const rules = [
+      { name: 'one', match: { groups: ['a'] }, grant: { attributes: { region: 'emea' } } },
+      { name: 'two', match: { groups: ['b'] }, grant: { attributes: { region: 'us' } } },
+    ];
+    const both = { groups: ['a', 'b'], claims: {} };
+    for (const policy of Object.values(AttributeConflictPolicy)) {
+      const fromJson = validateMappingRules(JSON.parse(JSON.stringify({ rules, attributeConflicts: policy.toString() })));
+      const fromCode = validateMappingRules({ rules, attributeConflicts: policy });
+      expect(fromJson).toEqual(fromCode);
+      expect(JSON.parse(JSON.stringify(fromCode)).attributeConflicts).toBe(policy.toString());
+      expect(evaluateMappingRules(fromJson, both)).toEqual(evaluateMappingRules(fromCode, both));
+    }
+    expect(evaluateMappingRules(validateMappingRules({ rules, attributeConflicts: AttributeConflictPolicy.JOIN }), both)).toMatchObject({ attributes: { region: 'emea,us' } });
   });
 });
 
