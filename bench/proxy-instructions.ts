@@ -77,10 +77,17 @@ interface InstructionResult {
   readonly instructions: number;
 }
 
-/** The callgrind config: the scenario's own, without master-worker (one process to count). */
+/**
+ * The callgrind config: the scenario's own, without master-worker (one process to count).
+ * BENCH_CONFIG_EDITS (JSON list of [regex, replacement], multiline) tries a change by hand
+ * before it goes into the renderer; results are then not written.
+ */
+const EDITS = JSON.parse(process.env.BENCH_CONFIG_EDITS ?? '[]') as Array<[string, string]>;
 function callgrindConfig(scenario: Scenario): string {
   const file = `${scenario.configFile}.callgrind`;
-  writeFileSync(file, readFileSync(scenario.configFile, 'utf8').replace(/^\s*master-worker\s*$/m, ''));
+  let text = readFileSync(scenario.configFile, 'utf8').replace(/^\s*master-worker\s*$/m, '');
+  for (const [pattern, replacement] of EDITS) text = text.replace(new RegExp(pattern, 'gm'), replacement);
+  writeFileSync(file, text);
   return file;
 }
 
@@ -147,7 +154,7 @@ async function main(): Promise<void> {
       instructionRatio: ratio(results.gateway),
       instructionRatioNoCache: ratio(results.gatewayNoCache),
     };
-    if (!ONLY) {
+    if (!ONLY && EDITS.length === 0) {
       mkdirSync(path.dirname(RESULTS), { recursive: true });
       writeFileSync(RESULTS, `${JSON.stringify(summary, null, 2)}\n`);
       console.log(`instructionRatio (plain/gateway) ${summary.instructionRatio}, no cache ${summary.instructionRatioNoCache}; written to ${path.relative(process.cwd(), RESULTS)}`);

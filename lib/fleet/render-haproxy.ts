@@ -470,7 +470,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   f.add(
     `http-request set-var(txn.user) ${claim(s.userClaim)} if session_valid`,
     `http-request set-var(txn.auth_method) str(${AUTH_METHODS.session}) if session_valid`,
-    `http-request set-header ${HEADERS.user} %[var(txn.user)] if session_valid { var(txn.user) -m found }`,
+    `http-request add-header ${HEADERS.user} %[var(txn.user)] if session_valid { var(txn.user) -m found }`,
   );
   const claimHeaders: Array<[string, string]> = [
     [HEADERS.email, CLAIMS.email],
@@ -480,11 +480,11 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   ];
   for (const [header, name] of claimHeaders) {
     const variable = `txn.claim_${name}`;
-    f.add(`http-request set-var(${variable}) ${claim(name)} if session_valid`, `http-request set-header ${header} %[var(${variable})] if session_valid { var(${variable}) -m found }`);
+    f.add(`http-request set-var(${variable}) ${claim(name)} if session_valid`, `http-request add-header ${header} %[var(${variable})] if session_valid { var(${variable}) -m found }`);
   }
   f.add(
-    `http-request set-header ${HEADERS.assertion} %[var(txn.session_token)] if session_valid`,
-    `http-request set-header ${HEADERS.authMethod} ${AUTH_METHODS.session} if session_valid`,
+    `http-request add-header ${HEADERS.assertion} %[var(txn.session_token)] if session_valid`,
+    `http-request add-header ${HEADERS.authMethod} ${AUTH_METHODS.session} if session_valid`,
   );
   f.note('No Looker node up: say so in JSON rather than queueing.').add(
     `http-request set-var-fmt(txn.reason) "no Looker server is available" if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
@@ -562,7 +562,9 @@ function renderSignatureCheck(f: Section, algorithm: string, kidMap: string, cac
   f.add(
     // Claims are read only once the signature passed; the payload is decoded once here
     // rather than by one jwt_payload_query per claim (base64 decoding was a visible cost).
-    `http-request set-var(txn.session_claims) var(txn.session_token),field(2,.),ub64dec${when('session_signature_valid')}`,
+    // concat() turns the decoded bytes into a string once; json_query would otherwise cast
+    // the binary payload to a string again on each of its ten calls.
+    `http-request set-var(txn.session_claims) var(txn.session_token),field(2,.),ub64dec,concat()${when('session_signature_valid')}`,
     `http-request set-var(txn.session_exp) var(txn.session_claims),json_query('$.${CLAIMS.expiresAt}','int')${when('session_signature_valid')}`,
     `http-request set-var(txn.session_nbf) var(txn.session_claims),json_query('$.${CLAIMS.notBefore}','int')${when('session_signature_valid')}`,
   );
@@ -602,8 +604,8 @@ function renderMachineRules(f: Section, o: ResolvedGatewayOptions, file: (relati
     `http-request set-var(txn.decision) str(${DECISIONS.machineAllowed}) if is_machine_route`,
     'http-request set-var(txn.user) var(txn.machine_identity) if is_machine_route',
     `http-request set-var(txn.auth_method) str(${AUTH_METHODS.clientCertificate}) if is_machine_route`,
-    `http-request set-header ${HEADERS.user} %[var(txn.machine_identity)] if is_machine_route`,
-    `http-request set-header ${HEADERS.authMethod} ${AUTH_METHODS.clientCertificate} if is_machine_route`,
+    `http-request add-header ${HEADERS.user} %[var(txn.machine_identity)] if is_machine_route`,
+    `http-request add-header ${HEADERS.authMethod} ${AUTH_METHODS.clientCertificate} if is_machine_route`,
     'http-request allow if is_machine_route',
   );
 }
