@@ -1,29 +1,34 @@
 /**
- * npm run bench:proxy — what the session check costs, on loopback, in one run:
- *   plain:            HAProxy as a plain TLS reverse proxy (TLS in, mTLS out) to the stand-in;
+ * npm run bench:proxy — what the session check costs, on loopback, in one run, measured two ways.
+ * The scenarios (bench/support/proxy-setup.ts):
+ *   plain:            an operator's plain HAProxy TLS reverse proxy: same certificate, ciphers
+ *                     and ALPN in, same mTLS out (client certificate, CA, SNI, name check,
+ *                     health check), X-Forwarded-For/-Proto, an `option httplog` access line;
  *   gateway:          the rendered gateway config, every request carrying a valid session;
  *   gateway-no-cache: the same with the verification cache off (jwt_verify on every request).
  * The stand-in Looker is a second haproxy (TLS, client certificate required, `http-request
- * return`) so the proxy under test is the bottleneck, not a Node server. Both proxies run
- * one thread (nbthread 1) and log one line per request to stdout, which is discarded.
- * wrk: 2 threads, 50 connections, keep-alive HTTP/1.1; each scenario gets a 2 s warm-up then
- * 10 s measured, and the three scenarios are interleaved over BENCH_ROUNDS rounds (default 3)
- * whose medians are reported, so a load change on a shared machine hits all three alike.
- * Writes bench/results/proxy.json (with the load average, to judge how quiet the machine was).
+ * return`) so the proxy under test is the bottleneck, not a Node server. Every proxy under
+ * test runs one thread (nbthread 1) and logs one line per request to stdout (a pipe this
+ * script drains), the gateway's JSON line and plain's httplog line alike.
+ *
+ * 1. Wall clock (wrk): 2 threads, 50 connections, keep-alive HTTP/1.1; each scenario gets a
+ *    2 s warm-up then 10 s measured, the three scenarios interleaved over BENCH_ROUNDS rounds
+ *    (default 3) whose medians are reported, so a load change hits all three alike. Also the
+ *    CPU time haproxy used per request. Noisy on a shared machine: the load average is kept.
+ * 2. Instructions per request (callgrind, bench/support/callgrind.ts): load-independent.
+ *    BENCH_PROXY_PARTS=wallclock or =instructions runs one part only.
+ * Writes bench/results/proxy.json.
  */
 import 'reflect-metadata';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { publicKeyPemFromJwk, renderGatewayConfig } from '../lib/fleet';
-import { SESSION_COOKIE } from '../lib/session-contract';
-import { haproxyCommand, RunningHaproxy } from '../test/support/haproxy';
-import { freePorts } from '../test/support/ports';
-import { startHaproxy } from '../test/support/haproxy';
-import { baseGatewayOptions, createSigningKeys, createTestPki, DEFAULT_CLAIMS, ISSUER, AUDIENCE, LOOKER_TLS_NAME, writeRenderedFiles } from '../test/fleet/support/gateway-env';
-import { SignJWT } from 'jose';
+import { haproxyCommand, RunningHaproxy, startHaproxy } from '../test/support/haproxy';
+import { ProxyBenchSetup, writeProxyBenchSetup } from './support/proxy-setup';
+import { CALLGRIND_SETTINGS, InstructionResult, countInstructions, valgrindVersion } from './support/callgrind';
 
 const WRK = process.env.WRK ?? '/usr/bin/wrk';
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -32,6 +37,7 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const DURATION_SECONDS = Number(process.env.BENCH_DURATION_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RESULTS = path.join(__dirname, 'results', 'proxy.json');
+const PARTS = (process.env.BENCH_PROXY_PARTS ?? 'wallclock,instructions').split(',');
 
 interface WrkResult {
   readonly requestsPerSecond: number;
@@ -124,142 +130,93 @@ function medianResult(results: WrkResult[]): WrkResult & { rounds: WrkResult[] }
   };
 }
 
-async function main(): Promise<void> {
+interface WallClock {
+  readonly loadBefore: number[];
+  readonly loadAfter: number[];
+  readonly plain: ReturnType<typeof medianResult>;
+  readonly gateway: ReturnType<typeof medianResult>;
+  readonly gatewayNoCache: ReturnType<typeof medianResult>;
+}
+
+async function wallClock(setup: ProxyBenchSetup): Promise<WallClock> {
   if (spawnSync(WRK, ['--version']).error) throw new Error(`wrk not found at ${WRK}: install it (apt-get install wrk) or set WRK=/path/to/wrk.`);
-  const dir = mkdtempSync(path.join(tmpdir(), 'lg-bench-'));
   const running: RunningHaproxy[] = [];
   try {
-    const pki = await createTestPki();
-    const keys = await createSigningKeys('ES256');
-    const [lookerPort, plainPort, authPort, gatewayPort, gatewayHealth, gatewayMetrics, noCachePort, noCacheHealth, noCacheMetrics] = await freePorts(9);
-
-    // The stand-in Looker: a second haproxy that answers at once, mTLS required.
-    const standIn = path.join(dir, 'stand-in');
-    mkdirSync(standIn, { recursive: true });
-    writeFileSync(path.join(standIn, 'looker.pem'), pki.looker.bundle);
-    writeFileSync(path.join(standIn, 'ca.pem'), pki.ca.cert);
-    writeFileSync(
-      path.join(standIn, 'haproxy.cfg'),
-      `global\n  nbthread 1\ndefaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\nfrontend looker\n  bind 127.0.0.1:${lookerPort} ssl crt ${standIn}/looker.pem verify required ca-file ${standIn}/ca.pem alpn http/1.1\n  http-request return status 200 content-type application/json string '{"ok":true}'\n`,
-    );
-    running.push(await startHaproxy(path.join(standIn, 'haproxy.cfg'), [lookerPort]));
-
-    // The plain reverse proxy: the same TLS in and mTLS out, no session check.
-    const plain = path.join(dir, 'plain');
-    mkdirSync(plain, { recursive: true });
-    writeFileSync(path.join(plain, 'frontend.pem'), pki.gatewayServer.bundle);
-    writeFileSync(path.join(plain, 'backend-client.pem'), pki.gatewayBackendClient.bundle);
-    writeFileSync(path.join(plain, 'ca.pem'), pki.ca.cert);
-    writeFileSync(
-      path.join(plain, 'haproxy.cfg'),
-      [
-        'global',
-        '  nbthread 1',
-        '  log stdout len 16384 format raw local0',
-        '  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets',
-        'defaults',
-        '  mode http',
-        '  log global',
-        '  option httplog',
-        '  timeout client 3600s',
-        '  timeout server 3600s',
-        '  timeout connect 5s',
-        'frontend plain',
-        `  bind 127.0.0.1:${plainPort} ssl crt ${plain}/frontend.pem alpn h2,http/1.1`,
-        '  http-request set-header X-Forwarded-For %[src]',
-        '  default_backend looker',
-        'backend looker',
-        `  server looker1 127.0.0.1:${lookerPort} ssl verify required ca-file ${plain}/ca.pem crt ${plain}/backend-client.pem sni str(${LOOKER_TLS_NAME}) verifyhost ${LOOKER_TLS_NAME}`,
-        '',
-      ].join('\n'),
-    );
-
-    const sessionKeys = (['previous', 'current', 'next'] as const).map((slot) => ({
-      kid: keys[slot].kid,
-      status: slot,
-      publicJwk: keys[slot].publicJwk,
-      publicKeyPem: publicKeyPemFromJwk(keys[slot].publicJwk),
-    }));
-    const gatewayConfig = (verificationCache: boolean, port: number, health: number, metrics: number) => {
-      const gatewayDir = path.join(dir, verificationCache ? 'gateway' : 'gateway-no-cache');
-      mkdirSync(gatewayDir, { recursive: true });
-      const base = baseGatewayOptions({ dir: gatewayDir, ports: { gateway: port, health, metrics }, lookerPorts: [lookerPort], authPort, pki, sessionKeys });
-      const rendered = renderGatewayConfig({
-        ...base,
-        // wrk cannot send a PROXY header; the PROXY listener itself is tested in test/fleet.
-        listener: { ...base.listener, acceptProxyProtocol: false },
-        session: { ...base.session, verificationCache },
-        looker: { ...base.looker, healthCheckIntervalSeconds: 5 },
-        process: { nbthread: 1 },
-      });
-      writeRenderedFiles(gatewayDir, rendered);
-      return { dir: gatewayDir, file: rendered.configFile };
-    };
-
-    const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({ ...DEFAULT_CLAIMS })
-      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: keys.current.kid })
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt(now)
-      .setNotBefore(now - 5)
-      .setExpirationTime(now + 3600)
-      .sign(keys.current.privateKey);
-    const sessionHeader = [`Cookie: ${SESSION_COOKIE}=${token}; looker_own=1`, 'Accept: application/json'];
-
     const quiet = async (file: string, port: number) => {
       const haproxy = await startHaproxy(file, [port]);
       haproxy.process.stdout!.removeAllListeners('data');
       haproxy.process.stdout!.resume();
       running.push(haproxy);
-      return haproxy;
+      return haproxy.process.pid!;
     };
-
-    const plainPid = (await quiet(path.join(plain, 'haproxy.cfg'), plainPort)).process.pid!;
-    const cached = gatewayConfig(true, gatewayPort, gatewayHealth, gatewayMetrics);
-    const gatewayPid = (await quiet(cached.file, gatewayPort)).process.pid!;
-    const uncached = gatewayConfig(false, noCachePort, noCacheHealth, noCacheMetrics);
-    const noCachePid = (await quiet(uncached.file, noCachePort)).process.pid!;
+    const { plain, gateway, gatewayNoCache } = setup.scenarios;
+    const plainPid = await quiet(plain.configFile, plain.port);
+    const gatewayPid = await quiet(gateway.configFile, gateway.port);
+    const noCachePid = await quiet(gatewayNoCache.configFile, gatewayNoCache.port);
     await new Promise((resolve) => setTimeout(resolve, 1000));
+    const headers = Object.entries(setup.headers).map(([name, value]) => `${name}: ${value}`);
     const loadBefore = loadavg();
     const runs = { plain: [] as WrkResult[], gateway: [] as WrkResult[], gatewayNoCache: [] as WrkResult[] };
     for (let round = 1; round <= ROUNDS; round += 1) {
       console.log(`round ${round} of ${ROUNDS}`);
-      runs.plain.push(measure('plain', `https://127.0.0.1:${plainPort}/`, sessionHeader, plainPid));
-      runs.gateway.push(measure('gateway', `https://127.0.0.1:${gatewayPort}/`, sessionHeader, gatewayPid));
-      runs.gatewayNoCache.push(measure('gateway-no-cache', `https://127.0.0.1:${noCachePort}/`, sessionHeader, noCachePid));
+      runs.plain.push(measure('plain', `https://127.0.0.1:${plain.port}/`, headers, plainPid));
+      runs.gateway.push(measure('gateway', `https://127.0.0.1:${gateway.port}/`, headers, gatewayPid));
+      runs.gatewayNoCache.push(measure('gateway-no-cache', `https://127.0.0.1:${gatewayNoCache.port}/`, headers, noCachePid));
     }
-    const loadAfter = loadavg();
-    const plainResult = medianResult(runs.plain);
-    const gatewayResult = medianResult(runs.gateway);
-    const noCacheResult = medianResult(runs.gatewayNoCache);
+    return { loadBefore, loadAfter: loadavg(), plain: medianResult(runs.plain), gateway: medianResult(runs.gateway), gatewayNoCache: medianResult(runs.gatewayNoCache) };
+  } finally {
+    for (const haproxy of running) await haproxy.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lg-bench-'));
+  let standIn: RunningHaproxy | undefined;
+  try {
+    // Health checks every 300 s: none falls inside a callgrind window (one every 5 s would
+    // not change the wall-clock figures either: one handshake per 5 s).
+    const setup = await writeProxyBenchSetup(dir, 300);
+    standIn = await startHaproxy(setup.standInConfig, [setup.standInPort]);
+    const wall = PARTS.includes('wallclock') ? await wallClock(setup) : undefined;
+    const instructions = PARTS.includes('instructions') ? await countInstructions(setup, dir) : undefined;
 
     const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+    const ir = (name: 'plain' | 'gateway' | 'gatewayNoCache'): InstructionResult | undefined => instructions?.[name];
+    const scenario = (name: 'plain' | 'gateway' | 'gatewayNoCache') => ({ ...(wall ? wall[name] : {}), instructionsPerRequest: ir(name)?.instructionsPerRequest });
     const results = {
       command: 'npm run bench:proxy',
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown' },
       haproxy: execFileSync(haproxyCommand().file, [...haproxyCommand().prefixArgs, '-v'], { encoding: 'utf8' }).split('\n')[0],
-      load: { before: loadBefore.map((n) => round(n, 2)), after: loadAfter.map((n) => round(n, 2)) },
-      settings: { rounds: ROUNDS, statistic: 'median over rounds', tool: 'wrk', threads: THREADS, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS, durationSeconds: DURATION_SECONDS, haproxyThreads: 1, http: 'HTTP/1.1 keep-alive over TLS' },
-      scenarios: { plain: plainResult, gateway: gatewayResult, gatewayNoCache: noCacheResult },
-      ratio: round(gatewayResult.requestsPerSecond / plainResult.requestsPerSecond),
-      ratioNoCache: round(noCacheResult.requestsPerSecond / plainResult.requestsPerSecond),
-      p99AddedMs: round(gatewayResult.latencyP99Ms - plainResult.latencyP99Ms),
-      cpuRatio: round(plainResult.cpuMicrosPerRequest! / gatewayResult.cpuMicrosPerRequest!),
-      cpuRatioNoCache: round(plainResult.cpuMicrosPerRequest! / noCacheResult.cpuMicrosPerRequest!),
-      cpuMicrosAddedPerRequest: round(gatewayResult.cpuMicrosPerRequest! - plainResult.cpuMicrosPerRequest!, 1),
-      cpuMicrosAddedPerRequestNoCache: round(noCacheResult.cpuMicrosPerRequest! - plainResult.cpuMicrosPerRequest!, 1),
-      p99AddedMsNoCache: round(noCacheResult.latencyP99Ms - plainResult.latencyP99Ms),
+      load: wall ? { before: wall.loadBefore.map((n) => round(n, 2)), after: wall.loadAfter.map((n) => round(n, 2)) } : undefined,
+      settings: {
+        wallClock: { rounds: ROUNDS, statistic: 'median over rounds', tool: 'wrk', threads: THREADS, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS, durationSeconds: DURATION_SECONDS, haproxyThreads: 1, http: 'HTTP/1.1 keep-alive over TLS' },
+        instructions: instructions ? { tool: `${valgrindVersion()} --tool=callgrind`, ...CALLGRIND_SETTINGS } : undefined,
+      },
+      scenarios: { plain: scenario('plain'), gateway: scenario('gateway'), gatewayNoCache: scenario('gatewayNoCache') },
+      instructionRatio: instructions ? round(ir('plain')!.instructionsPerRequest / ir('gateway')!.instructionsPerRequest) : undefined,
+      instructionRatioNoCache: instructions ? round(ir('plain')!.instructionsPerRequest / ir('gatewayNoCache')!.instructionsPerRequest) : undefined,
+      instructionsAddedPerRequest: instructions ? ir('gateway')!.instructionsPerRequest - ir('plain')!.instructionsPerRequest : undefined,
+      ratio: wall ? round(wall.gateway.requestsPerSecond / wall.plain.requestsPerSecond) : undefined,
+      ratioNoCache: wall ? round(wall.gatewayNoCache.requestsPerSecond / wall.plain.requestsPerSecond) : undefined,
+      p99AddedMs: wall ? round(wall.gateway.latencyP99Ms - wall.plain.latencyP99Ms) : undefined,
+      p99AddedMsNoCache: wall ? round(wall.gatewayNoCache.latencyP99Ms - wall.plain.latencyP99Ms) : undefined,
+      cpuRatio: wall ? round(wall.plain.cpuMicrosPerRequest! / wall.gateway.cpuMicrosPerRequest!) : undefined,
+      cpuRatioNoCache: wall ? round(wall.plain.cpuMicrosPerRequest! / wall.gatewayNoCache.cpuMicrosPerRequest!) : undefined,
+      cpuMicrosAddedPerRequest: wall ? round(wall.gateway.cpuMicrosPerRequest! - wall.plain.cpuMicrosPerRequest!, 1) : undefined,
+      cpuMicrosAddedPerRequestNoCache: wall ? round(wall.gatewayNoCache.cpuMicrosPerRequest! - wall.plain.cpuMicrosPerRequest!, 1) : undefined,
       goal: { ratioAtLeast: 0.9, p99AddedMsBelow: 0.5 },
     };
     mkdirSync(path.dirname(RESULTS), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
-    console.log(`ratio ${results.ratio} (no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms)`);
-    console.log(`CPU per request: plain ${plainResult.cpuMicrosPerRequest} us, gateway +${results.cpuMicrosAddedPerRequest} us (capacity ratio ${results.cpuRatio}), no cache +${results.cpuMicrosAddedPerRequestNoCache} us (${results.cpuRatioNoCache})`);
+    if (wall) {
+      console.log(`wall clock: ratio ${results.ratio} (no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms), load ${results.load!.before[0]} -> ${results.load!.after[0]}`);
+      console.log(`CPU per request: plain ${wall.plain.cpuMicrosPerRequest} us, gateway +${results.cpuMicrosAddedPerRequest} us (capacity ratio ${results.cpuRatio}), no cache +${results.cpuMicrosAddedPerRequestNoCache} us (${results.cpuRatioNoCache})`);
+    }
+    if (instructions) console.log(`instructions: plain/gateway ${results.instructionRatio}, plain/no-cache ${results.instructionRatioNoCache}, gateway adds ${results.instructionsAddedPerRequest} per request`);
     console.log(`written to ${path.relative(process.cwd(), RESULTS)}`);
   } finally {
-    for (const haproxy of running) await haproxy.stop();
+    await standIn?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

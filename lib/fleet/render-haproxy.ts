@@ -461,9 +461,13 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   );
   const decide = (decision: string, reason: string, condition: string) =>
     f.add(`http-request set-var(txn.decision) str(${decision}) if !decided ${condition}`, `http-request set-var-fmt(txn.reason) "${reason}" if { var(txn.decision) -m str ${decision} } !{ var(txn.reason) -m found }`);
-  decide(DECISIONS.sessionRefreshed, 'session refreshed inline', 'session_valid session_refreshed');
-  decide(DECISIONS.cacheHit, 'session valid (signature cached)', 'session_valid session_cache_hit');
-  decide(DECISIONS.sessionValid, 'session valid', 'session_valid');
+  // Allowed requests get a decision and no reason (as machine-allowed and auth-route): the
+  // reason says why a request was refused, and three set-var-fmt rules cost 1% of a request.
+  f.add(
+    `http-request set-var(txn.decision) str(${DECISIONS.sessionRefreshed}) if session_valid session_refreshed`,
+    `http-request set-var(txn.decision) str(${DECISIONS.cacheHit}) if session_valid session_cache_hit !decided`,
+    `http-request set-var(txn.decision) str(${DECISIONS.sessionValid}) if session_valid !decided`,
+  );
 
   f.note('Valid: identity headers from the verified claims.');
   const claim = (name: string) => `var(txn.session_claims),json_query('$.${name}')`;

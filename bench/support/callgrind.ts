@@ -1,19 +1,21 @@
 /**
- * npm run bench:proxy-instructions — what the session check costs in CPU instructions per
- * request, a measure that does not depend on what else runs on the machine (wall-clock
- * figures on a shared 2-core box swing with other people's test suites).
+ * Instructions per request: a measure of the proxies' cost that does not depend on what
+ * else runs on the machine (wall-clock figures on a shared 2-core box swing with other
+ * people's test suites). Used by bench/proxy.ts.
  *
- * For each scenario of bench/support/proxy-setup.ts (plain, gateway, gateway without the
- * verification cache) the proxy under test runs single-threaded (nbthread 1, in the
- * foreground without master-worker) under `valgrind --tool=callgrind --instr-atstart=no`.
- * One keep-alive HTTP/1.1-over-TLS connection sends WARMUP requests (TLS handshake, the
- * backend connection, caches filled), then `callgrind_control -i on` starts counting,
- * MEASURED requests go through one after another, `callgrind_control -i off` stops it, and
- * the counted instructions (Ir) divided by MEASURED give instructions per request. Start-up,
- * handshakes and health checks (interval 300 s) fall outside the window.
+ * For each scenario of ./proxy-setup.ts (plain, gateway, gateway without the verification
+ * cache) the proxy under test runs single-threaded (nbthread 1, in the foreground without
+ * master-worker) under `valgrind --tool=callgrind --instr-atstart=no`. One keep-alive
+ * HTTP/1.1-over-TLS connection sends WARMUP requests (TLS handshake, the backend
+ * connection, the verification cache filled), then `callgrind_control -i on` starts
+ * counting, MEASURED requests go through one after another, `callgrind_control -i off`
+ * stops it, and the instructions counted (Ir) divided by MEASURED give instructions per
+ * request. Start-up, handshakes and health checks (interval 300 s) fall outside the window.
+ * The top of `callgrind_annotate` (instructions per function) goes to bench/results/callgrind/.
  *
- * Writes bench/results/proxy-instructions.json and, per scenario, the top of
- * `callgrind_annotate` (exclusive instructions per function) to bench/results/callgrind/.
+ * Run it alone while trying changes: `npx tsx bench/support/callgrind.ts`, with
+ * BENCH_SCENARIOS=gateway to count one scenario and BENCH_CONFIG_EDITS='[["regex","repl"]]'
+ * to try an edit of the rendered config before it goes into the renderer.
  */
 import 'reflect-metadata';
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
@@ -22,9 +24,9 @@ import { Agent, request } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { haproxyCommand, RunningHaproxy, startHaproxy } from '../test/support/haproxy';
-import { GATEWAY_HOST } from '../test/fleet/support/gateway-env';
-import { ProxyBenchSetup, SCENARIOS, Scenario, ScenarioName, writeProxyBenchSetup } from './support/proxy-setup';
+import { haproxyCommand, RunningHaproxy, startHaproxy } from '../../test/support/haproxy';
+import { GATEWAY_HOST } from '../../test/fleet/support/gateway-env';
+import { ProxyBenchSetup, SCENARIOS, Scenario, ScenarioName, writeProxyBenchSetup } from './proxy-setup';
 
 const VALGRIND = process.env.VALGRIND ?? '/usr/bin/valgrind';
 const CALLGRIND_CONTROL = process.env.CALLGRIND_CONTROL ?? '/usr/bin/callgrind_control';
@@ -32,8 +34,7 @@ const CALLGRIND_ANNOTATE = process.env.CALLGRIND_ANNOTATE ?? '/usr/bin/callgrind
 const WARMUP = Number(process.env.BENCH_WARMUP_REQUESTS ?? 200);
 const MEASURED = Number(process.env.BENCH_MEASURED_REQUESTS ?? 2000);
 const ONLY = process.env.BENCH_SCENARIOS?.split(',') as ScenarioName[] | undefined;
-const RESULTS = path.join(__dirname, 'results', 'proxy-instructions.json');
-const ANNOTATIONS = path.join(__dirname, 'results', 'callgrind');
+const ANNOTATIONS = path.join(__dirname, '..', 'results', 'callgrind');
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -69,7 +70,7 @@ function get(agent: Agent, port: number, headers: Record<string, string>): Promi
   });
 }
 
-interface InstructionResult {
+export interface InstructionResult {
   readonly instructionsPerRequest: number;
   readonly measuredRequests: number;
   readonly warmupRequests: number;
@@ -98,7 +99,7 @@ function totalIr(outFile: string): number {
   return Number(totals[1]);
 }
 
-async function countScenario(setup: ProxyBenchSetup, scenario: Scenario, dir: string): Promise<InstructionResult> {
+export async function countScenario(setup: ProxyBenchSetup, scenario: Scenario, dir: string): Promise<InstructionResult> {
   const command = haproxyCommand();
   const outFile = path.join(dir, `callgrind.${scenario.name}.out`);
   const args = ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${outFile}`, command.file, ...command.prefixArgs, '-db', '-f', callgrindConfig(scenario)];
@@ -128,37 +129,38 @@ async function countScenario(setup: ProxyBenchSetup, scenario: Scenario, dir: st
   return { instructionsPerRequest: Math.round(instructions / MEASURED), measuredRequests: MEASURED, warmupRequests: WARMUP, instructions };
 }
 
-async function main(): Promise<void> {
+export const CALLGRIND_SETTINGS = { warmupRequests: WARMUP, measuredRequests: MEASURED, connections: 1, haproxyThreads: 1, http: 'HTTP/1.1 keep-alive over TLS, one request at a time' };
+
+export function checkCallgrindTools(): void {
   for (const tool of [VALGRIND, CALLGRIND_CONTROL, CALLGRIND_ANNOTATE]) {
     if (!existsSync(tool)) throw new Error(`${tool} not found: install valgrind (apt-get install valgrind) or set VALGRIND/CALLGRIND_CONTROL/CALLGRIND_ANNOTATE.`);
   }
+}
+
+export function valgrindVersion(): string {
+  return execFileSync(VALGRIND, ['--version'], { encoding: 'utf8' }).trim();
+}
+
+/** Counts each scenario in turn (the scenario's ports must be free: nothing else may run its config). */
+export async function countInstructions(setup: ProxyBenchSetup, dir: string, names: readonly ScenarioName[] = SCENARIOS): Promise<Partial<Record<ScenarioName, InstructionResult>>> {
+  checkCallgrindTools();
+  const results: Partial<Record<ScenarioName, InstructionResult>> = {};
+  for (const name of names) {
+    results[name] = await countScenario(setup, setup.scenarios[name], dir);
+    console.log(`${name.padEnd(18)} ${results[name]!.instructionsPerRequest.toLocaleString('en').padStart(12)} instructions/request (callgrind)`);
+  }
+  return results;
+}
+
+/** Alone: counts the scenarios (or BENCH_SCENARIOS) and prints, writing nothing but the annotations. */
+async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'lg-bench-ir-'));
   let standIn: RunningHaproxy | undefined;
   try {
     const setup = await writeProxyBenchSetup(dir, 300);
     standIn = await startHaproxy(setup.standInConfig, [setup.standInPort]);
-    const results: Partial<Record<ScenarioName, InstructionResult>> = {};
-    for (const name of SCENARIOS.filter((n) => !ONLY || ONLY.includes(n))) {
-      results[name] = await countScenario(setup, setup.scenarios[name], dir);
-      console.log(`${name.padEnd(16)} ${results[name]!.instructionsPerRequest.toLocaleString('en').padStart(12)} instructions/request`);
-    }
-    const plain = results.plain?.instructionsPerRequest;
-    const ratio = (other?: InstructionResult) => (plain && other ? Number((plain / other.instructionsPerRequest).toFixed(3)) : undefined);
-    const summary = {
-      command: 'npm run bench:proxy-instructions',
-      date: new Date().toISOString(),
-      haproxy: execFileSync(haproxyCommand().file, [...haproxyCommand().prefixArgs, '-v'], { encoding: 'utf8' }).split('\n')[0],
-      tool: execFileSync(VALGRIND, ['--version'], { encoding: 'utf8' }).trim() + ' --tool=callgrind (Ir: instructions executed by the proxy under test)',
-      settings: { warmupRequests: WARMUP, measuredRequests: MEASURED, connections: 1, haproxyThreads: 1, http: 'HTTP/1.1 keep-alive over TLS, one request at a time' },
-      scenarios: results,
-      instructionRatio: ratio(results.gateway),
-      instructionRatioNoCache: ratio(results.gatewayNoCache),
-    };
-    if (!ONLY && EDITS.length === 0) {
-      mkdirSync(path.dirname(RESULTS), { recursive: true });
-      writeFileSync(RESULTS, `${JSON.stringify(summary, null, 2)}\n`);
-      console.log(`instructionRatio (plain/gateway) ${summary.instructionRatio}, no cache ${summary.instructionRatioNoCache}; written to ${path.relative(process.cwd(), RESULTS)}`);
-    }
+    await countInstructions(setup, dir, SCENARIOS.filter((n) => !ONLY || ONLY.includes(n)));
+    if (EDITS.length > 0) console.log('(with BENCH_CONFIG_EDITS applied)');
   } finally {
     await standIn?.stop();
     if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
@@ -166,7 +168,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}
