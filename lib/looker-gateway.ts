@@ -11,7 +11,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/auth-service';
 import { MappingRuleSet } from './auth/mapping-rules';
-import { GatewayFleet } from './fleet/gateway-fleet';
+import { ClientCertificateAuthority, GatewayFleet, MachineClient, MachineRoutes } from './fleet/gateway-fleet';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { GatewayKeys } from './keys/gateway-keys';
 import { LookerBackend } from './looker/looker-backend';
@@ -83,6 +83,25 @@ export interface LookerGatewayProps {
   readonly logRetention?: logs.RetentionDays;
   /** Protect the load balancer against deletion. @default false */
   readonly deletionProtection?: boolean;
+  /**
+   * Scripts and AI agents admitted by client certificate instead of a browser session:
+   * an identity per certificate SHA-256 with the methods and path prefixes it may call
+   * (sent to Looker as `X-Forwarded-User`). Needs `machineRoutes` and `clientCertificateAuthority`.
+   * @default - none
+   */
+  readonly machineClients?: MachineClient[];
+  /**
+   * Where a client certificate is required instead of a session: path prefixes (such as
+   * "/api/4.0/") and/or a host name of their own.
+   * @default - no machine routes: HAProxy never asks for a client certificate
+   */
+  readonly machineRoutes?: MachineRoutes;
+  /**
+   * The CA that machine clients' certificates must chain to, and an optional CRL
+   * (`ClientCertificateAuthority.fromFile(...)` or `.fromPem(...)`). Required with `machineRoutes`.
+   * @default - none (only allowed without machine routes)
+   */
+  readonly clientCertificateAuthority?: ClientCertificateAuthority;
 }
 
 export class LookerGateway extends Construct {
@@ -144,6 +163,9 @@ export class LookerGateway extends Construct {
       healthCheckPort: props.healthCheckPort,
       metricsPort: props.metricsPort,
       deletionProtection: props.deletionProtection,
+      machineClients: props.machineClients,
+      machineRoutes: props.machineRoutes,
+      clientCertificateAuthority: props.clientCertificateAuthority,
     });
     this.authService.allowAccessFrom(this.fleet);
     // Instances (key-sync at boot) and the auth service read key material that the first

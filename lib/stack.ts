@@ -10,9 +10,10 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct, Node } from 'constructs';
 import { MappingRuleSet } from './auth/mapping-rules';
+import { ClientCertificateAuthority, MachineClient } from './fleet/gateway-fleet';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { LookerBackend } from './looker/looker-backend';
-import { LookerGateway } from './looker-gateway';
+import { LookerGateway, LookerGatewayProps } from './looker-gateway';
 import { acknowledge } from './private/nag-acknowledgements';
 import { GatewayPropsError } from './private/validation';
 
@@ -57,6 +58,16 @@ export interface GatewayAppSettings {
   readonly alarmEmail?: string;
   /** @default false */
   readonly deletionProtection?: boolean;
+  /** Scripts and agents admitted by client certificate: `[{ name, certificateSha256, allowedMethods?, allowedPathPrefixes }]`. @default - none */
+  readonly machineClients?: MachineClient[];
+  /** Path prefixes where a client certificate is required, for example ["/api/4.0/"]. @default - none */
+  readonly machineRoutePathPrefixes?: string[];
+  /** A host name of its own for machine clients. @default - none */
+  readonly machineHostName?: string;
+  /** PEM file (read at synth, relative to the directory cdk runs in) with the CA of the machine clients' certificates. @default - none; required with machine routes */
+  readonly machineClientCaFile?: string;
+  /** PEM file with a CRL of that CA. @default - no CRL */
+  readonly machineClientCrlFile?: string;
 }
 
 /** Context keys, in the order docs/constructs.md documents them. */
@@ -83,6 +94,11 @@ export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'frontendCertificateSecretArn',
   'alarmEmail',
   'deletionProtection',
+  'machineClients',
+  'machineRoutePathPrefixes',
+  'machineHostName',
+  'machineClientCaFile',
+  'machineClientCrlFile',
 ];
 
 /**
@@ -133,6 +149,17 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     if (value === false || value === 'false') return false;
     throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; use true or false.`);
   };
+  const machineClients = (): MachineClient[] | undefined => {
+    const value = json('machineClients');
+    if (value === undefined || value === null || value === '') return undefined;
+    if (!Array.isArray(value) || !value.every((item) => item !== null && typeof item === 'object' && !Array.isArray(item))) {
+      throw new GatewayPropsError(
+        where,
+        `"machineClients" is ${JSON.stringify(value)}; give a JSON list of objects, for example [{"name":"reporting-bot","certificateSha256":"<64 hex>","allowedMethods":["GET"],"allowedPathPrefixes":["/api/4.0/queries/"]}].`,
+      );
+    }
+    return value as MachineClient[];
+  };
   const rules = json('mappingRules');
   if (rules === undefined || rules === null || typeof rules !== 'object') {
     throw new GatewayPropsError(where, '"mappingRules" is not set: give a rule set {"rules": [...]} (see docs/constructs.md). Without rules every user is denied.');
@@ -160,6 +187,11 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     frontendCertificateSecretArn: text('frontendCertificateSecretArn', false),
     alarmEmail: text('alarmEmail', false),
     deletionProtection: flag('deletionProtection'),
+    machineClients: machineClients(),
+    machineRoutePathPrefixes: list('machineRoutePathPrefixes'),
+    machineHostName: text('machineHostName', false),
+    machineClientCaFile: text('machineClientCaFile', false),
+    machineClientCrlFile: text('machineClientCrlFile', false),
   };
 }
 
@@ -195,6 +227,7 @@ export class LookerGatewayStack extends Stack {
       internetFacing: s.internetFacing,
       clientCidrs: s.clientCidrs,
       deletionProtection: s.deletionProtection,
+      ...machineClientsFrom(where, s),
     });
     if (s.alarmEmail) this.gateway.observability.alarmTopic?.addSubscription(new subscriptions.EmailSubscription(s.alarmEmail));
 
@@ -233,4 +266,16 @@ function lookerBackendFrom(where: string, s: GatewayAppSettings): LookerBackend 
     throw new GatewayPropsError(where, 'no Looker backend: set lookerHosts (list of host names or IPv4 addresses) or lookerDnsName.');
   }
   return LookerBackend.fromHosts(s.lookerHosts, options);
+}
+
+function machineClientsFrom(where: string, s: GatewayAppSettings): Pick<LookerGatewayProps, 'machineClients' | 'machineRoutes' | 'clientCertificateAuthority'> {
+  if (s.machineClientCrlFile && !s.machineClientCaFile) {
+    throw new GatewayPropsError(where, 'machineClientCrlFile is set but machineClientCaFile is not: a CRL belongs to the CA of the machine clients; set machineClientCaFile too.');
+  }
+  const hasRoutes = (s.machineRoutePathPrefixes?.length ?? 0) > 0 || s.machineHostName !== undefined;
+  return {
+    machineClients: s.machineClients,
+    machineRoutes: hasRoutes ? { pathPrefixes: s.machineRoutePathPrefixes, hostName: s.machineHostName } : undefined,
+    clientCertificateAuthority: s.machineClientCaFile ? ClientCertificateAuthority.fromFile(s.machineClientCaFile, { crlFile: s.machineClientCrlFile }) : undefined,
+  };
 }

@@ -3,7 +3,8 @@
  * Network Load Balancer that passes TLS through (PROXY protocol v2 to the instances).
  */
 import { createHash } from 'node:crypto';
-import { Aws, CfnElement, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { readFileSync } from 'node:fs';
+import { Annotations, Aws, CfnElement, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -15,13 +16,118 @@ import { Construct } from 'constructs';
 import { GatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
 import { acknowledge, acknowledgeDefaultPolicy } from '../private/nag-acknowledgements';
+import { clientCaProblems, clientCrlProblems } from '../private/client-certificates';
 import { assertIntegerInRange, assertPort, GatewayPropsError } from '../private/validation';
-import { CLOUDWATCH_AGENT_CONFIG_PATH, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
+import { GatewayConfigError } from './validate';
+import { CLOUDWATCH_AGENT_CONFIG_PATH, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, InstanceMachineClients, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
 
 /** The public SSM parameter with the newest official Debian 13 arm64 AMI. */
 export const DEBIAN_13_ARM64_AMI_PARAMETER = '/aws/service/debian/release/13/latest/arm64';
 /** The same for x86_64 instance types. */
 export const DEBIAN_13_AMD64_AMI_PARAMETER = '/aws/service/debian/release/13/latest/amd64';
+
+/**
+ * A script or AI agent that calls Looker with a client certificate instead of a browser
+ * session. HAProxy looks the certificate up by its SHA-256 fingerprint and sends `name` to
+ * Looker as `X-Forwarded-User`.
+ */
+export interface MachineClient {
+  /** Identity sent as `X-Forwarded-User`: letters, digits, ".", "_", "@" and "-" (at most 128). */
+  readonly name: string;
+  /**
+   * SHA-256 of the client certificate's DER, 64 hex digits, colons allowed
+   * (`openssl x509 -in client.crt -noout -fingerprint -sha256`).
+   */
+  readonly certificateSha256: string;
+  /**
+   * Upper-case HTTP methods this client may use.
+   * @default ["GET"]
+   */
+  readonly allowedMethods?: string[];
+  /** Path prefixes this client may call; each must lie inside one of `MachineRoutes.pathPrefixes` (unless the routes are a host name of their own). */
+  readonly allowedPathPrefixes: string[];
+}
+
+/** Where a client certificate, not a session, is required. */
+export interface MachineRoutes {
+  /**
+   * Path prefixes on the gateway's host name reserved for machine clients, for example
+   * "/api/4.0/". They must not overlap /oauth2/. Browsers that hold client certificates
+   * may show a certificate picker on this host; use `hostName` alone to avoid that.
+   * @default - none: give `hostName`
+   */
+  readonly pathPrefixes?: string[];
+  /**
+   * A host name of its own for machine clients, on which every path is a machine route and
+   * the only one where HAProxy asks for a client certificate (when `pathPrefixes` is
+   * empty). Point it at the load balancer too; the frontend certificate must carry it.
+   * @default - none: give `pathPrefixes`
+   */
+  readonly hostName?: string;
+}
+
+export interface ClientCertificateAuthorityPemOptions {
+  /**
+   * A certificate revocation list in PEM, checked on every handshake. OpenSSL treats a
+   * CRL past its nextUpdate as a verification error, so redeploy a fresh CRL before then.
+   * @default - no CRL: remove a client from `machineClients` to revoke it
+   */
+  readonly crlPem?: string;
+}
+
+export interface ClientCertificateAuthorityFileOptions {
+  /**
+   * A file with a certificate revocation list in PEM, read at synth (see `crlPem`).
+   * @default - no CRL: remove a client from `machineClients` to revoke it
+   */
+  readonly crlFile?: string;
+}
+
+/**
+ * The CA(s) that machine clients' certificates must chain to, and an optional CRL. Both are
+ * public data: they travel in the launch template with the rest of HAProxy's files, are
+ * checked at synth, and a change rolls the fleet.
+ */
+export class ClientCertificateAuthority {
+  /**
+   * From PEM text: one or more CA certificates. A token (for example an SSM parameter's
+   * value) is accepted but not checked at synth, and changing its value later does not
+   * roll the fleet.
+   */
+  public static fromPem(caPem: string, options: ClientCertificateAuthorityPemOptions = {}): ClientCertificateAuthority {
+    return new ClientCertificateAuthority('ClientCertificateAuthority.fromPem', caPem, options.crlPem);
+  }
+
+  /** From files read at synth (relative paths from the directory `cdk` runs in), for example a CA bundle kept in the repository. */
+  public static fromFile(caFile: string, options: ClientCertificateAuthorityFileOptions = {}): ClientCertificateAuthority {
+    const read = (what: string, file: string): string => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new GatewayPropsError('ClientCertificateAuthority.fromFile', `${what} ${JSON.stringify(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): give the path of a PEM file, relative to the directory cdk runs in or absolute.`);
+      }
+    };
+    return new ClientCertificateAuthority(`ClientCertificateAuthority.fromFile(${JSON.stringify(caFile)})`, read('caFile', caFile), options.crlFile === undefined ? undefined : read('crlFile', options.crlFile));
+  }
+
+  /** The CA certificates, PEM (rendered as tls/client-ca.pem on instances). */
+  public readonly caPem: string;
+  /** The CRL, PEM (rendered as tls/client-crl.pem). */
+  public readonly crlPem?: string;
+
+  private constructor(where: string, caPem: string, crlPem: string | undefined) {
+    if (!Token.isUnresolved(caPem)) {
+      const problems = clientCaProblems(caPem);
+      if (problems.length > 0) throw new GatewayPropsError(where, `the client CA PEM is not usable: ${problems.join(' ')}`);
+    }
+    if (crlPem !== undefined && !Token.isUnresolved(crlPem)) {
+      const problems = clientCrlProblems(crlPem);
+      if (problems.length > 0) throw new GatewayPropsError(where, `the client CRL PEM is not usable: ${problems.join(' ')}`);
+    }
+    this.caPem = caPem;
+    this.crlPem = crlPem;
+  }
+}
 
 export interface GatewayFleetProps {
   readonly vpc: ec2.IVpc;
@@ -78,6 +184,23 @@ export interface GatewayFleetProps {
    * @default 365
    */
   readonly accessLogRetentionDays?: number;
+  /**
+   * Scripts and AI agents admitted by client certificate on `machineRoutes`, each with the
+   * methods and path prefixes it may call. Needs `machineRoutes` and `clientCertificateAuthority`.
+   * @default - none
+   */
+  readonly machineClients?: MachineClient[];
+  /**
+   * Where a client certificate is required instead of a session.
+   * @default - no machine routes: HAProxy never asks for a client certificate
+   */
+  readonly machineRoutes?: MachineRoutes;
+  /**
+   * The CA that machine clients' certificates must chain to, and an optional CRL.
+   * Required with `machineRoutes`.
+   * @default - none (only allowed without machine routes)
+   */
+  readonly clientCertificateAuthority?: ClientCertificateAuthority;
 }
 
 /** Where the auth service answers, as the fleet needs it. */
@@ -200,10 +323,19 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
         backendClientCertificate: deployTime.placeholderFor(props.keys.backendClientCertificate.secretArn, token),
         frontendCertificate: deployTime.placeholderFor(props.keys.frontendCertificate.secretArn, token),
       },
+      machineClients: machineClientsInput(where, props, (value) => deployTime.placeholderFor(value, token)),
     };
+    if (props.machineRoutes?.hostName && props.keys.frontendCertificateIsSelfSigned && props.machineRoutes.hostName !== props.domainName) {
+      Annotations.of(this).addWarningV2(
+        'cdk-looker-gateway:machine-host-certificate',
+        `machineRoutes.hostName ${JSON.stringify(props.machineRoutes.hostName)} is not in the self-signed frontend certificate (it names ${props.domainName} only): machine clients will fail to verify the server. Give a frontendCertificate that carries both names.`,
+      );
+    }
     // Rendered with placeholders for deploy-time values, which then go back in as tokens
-    // that CloudFormation resolves in the launch template Metadata.
-    const files = renderInstanceFiles(filesInput).map((file) => ({ ...file, content: deployTime.restore(file.content) }));
+    // that CloudFormation resolves in the launch template Metadata. The renderer checks the
+    // gateway options (machine clients included): its errors name the prop and the fix.
+    const rendered = withPropsErrors(where, () => ({ files: renderInstanceFiles(filesInput), start: startCommands(filesInput) }));
+    const files = rendered.files.map((file) => ({ ...file, content: deployTime.restore(file.content) }));
     const metadata = filesMetadata(files);
     const stack = Stack.of(this);
     const logicalId = (id: string) => Lazy.string({ produce: () => stack.getLogicalId(this.node.findChild(id).node.defaultChild as CfnElement) });
@@ -215,7 +347,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       filesDigest: Lazy.string({ produce: () => createHash('sha256').update(JSON.stringify(stack.resolve(metadata))).digest('hex') }),
       packages: INSTANCE_PACKAGES,
       cloudWatchAgentConfigPath: CLOUDWATCH_AGENT_CONFIG_PATH,
-      ...startCommands(filesInput),
+      ...rendered.start,
       readinessUrl: `http://127.0.0.1:${healthCheckPort}/`,
     });
     this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
@@ -421,6 +553,45 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     });
     for (const [ids, reason] of logBucketReasons) acknowledge(bucket, ids, reason);
     return bucket;
+  }
+}
+
+/** The machine-client part of the instance files, after the checks only the construct can make (the renderer checks the rest). */
+function machineClientsInput(where: string, props: GatewayFleetProps, placeholder: (value: string) => string): InstanceMachineClients | undefined {
+  const routes = props.machineRoutes;
+  const clients = props.machineClients ?? [];
+  const ca = props.clientCertificateAuthority;
+  const hasRoutes = routes !== undefined && ((routes.pathPrefixes?.length ?? 0) > 0 || routes.hostName !== undefined);
+  if (routes !== undefined && !hasRoutes) {
+    throw new GatewayPropsError(where, 'machineRoutes has neither pathPrefixes nor hostName: give one of them, or leave machineRoutes unset.');
+  }
+  // Clients without routes: the renderer rejects them with its own message.
+  if (clients.length > 0 && !hasRoutes) return { clients, routes: {} };
+  if (!hasRoutes) {
+    if (ca) throw new GatewayPropsError(where, 'clientCertificateAuthority is set but there are no machineRoutes: add machineRoutes and machineClients, or leave clientCertificateAuthority unset.');
+    return undefined;
+  }
+  if (!ca) {
+    throw new GatewayPropsError(
+      where,
+      'machineRoutes are set but clientCertificateAuthority is not: HAProxy needs the CA that client certificates chain to. Give clientCertificateAuthority: ClientCertificateAuthority.fromFile("certs/machine-ca.pem") (or .fromPem(pem)).',
+    );
+  }
+  return {
+    clients,
+    routes: { pathPrefixes: routes!.pathPrefixes, hostName: routes!.hostName === undefined ? undefined : placeholder(routes!.hostName) },
+    caPem: placeholder(ca.caPem),
+    crlPem: ca.crlPem === undefined ? undefined : placeholder(ca.crlPem),
+  };
+}
+
+/** Runs the renderer; its GatewayConfigError (which names the option and the fix) becomes a props error of this construct. */
+function withPropsErrors<T>(where: string, render: () => T): T {
+  try {
+    return render();
+  } catch (error) {
+    if (error instanceof GatewayConfigError) throw new GatewayPropsError(where, error.message);
+    throw error;
   }
 }
 

@@ -21,7 +21,7 @@
 import * as path from 'node:path';
 import type { LookerBackendConfig } from '../looker/looker-backend';
 import { isIpv4Address } from '../private/validation';
-import { GatewayConfigOptions, LogDestination } from './gateway-options';
+import { GatewayConfigOptions, LogDestination, MachineClientOptions, MachineRouteOptions } from './gateway-options';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from './layout';
 import { renderGatewayConfig, RenderedGatewayConfig } from './render';
 import { KeySyncUnit, renderKeySyncUnit } from './key-sync';
@@ -216,6 +216,17 @@ export interface InstanceFilesInput {
   readonly metricsPort: number;
   readonly accessLogGroupName: string;
   readonly secrets: { readonly verificationKeys: string; readonly backendClientCertificate: string; readonly frontendCertificate: string };
+  /** Client-certificate routes for scripts and agents, with the CA (and CRL) their certificates are checked against. */
+  readonly machineClients?: InstanceMachineClients;
+}
+
+export interface InstanceMachineClients {
+  readonly clients: readonly MachineClientOptions[];
+  readonly routes: MachineRouteOptions;
+  /** CAs that client certificates must chain to, PEM: rendered as tls/client-ca.pem. Absent only in options the renderer rejects (clients without routes). */
+  readonly caPem?: string;
+  /** CRL, PEM: rendered as tls/client-crl.pem and checked by HAProxy. */
+  readonly crlPem?: string;
 }
 
 /** The gateway options handed to the lib/fleet renderer, from the fleet's settings. */
@@ -243,6 +254,13 @@ export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOp
       ? { dnsName: looker.hosts[0], dnsPort: looker.webPort, tlsServerName: serverName, healthCheckPath: looker.healthPath }
       : { servers: looker.hosts.map((address) => ({ address, port: looker.webPort })), tlsServerName: serverName, healthCheckPath: looker.healthPath },
     logging: { destination: LogDestination.STDOUT },
+    ...(input.machineClients
+      ? {
+          machineClients: input.machineClients.clients.map((client) => ({ ...client })),
+          machineRoutes: input.machineClients.routes,
+          clientCrl: input.machineClients.crlPem !== undefined,
+        }
+      : {}),
   };
 }
 
@@ -259,10 +277,17 @@ export function renderInstanceFiles(input: InstanceFilesInput): BootstrapFile[] 
   ];
 }
 
-/** lib/fleet's renderer, with Looker's CA as material when it was given (key-sync writes the rest). */
+/**
+ * lib/fleet's renderer, with the material known at synth: Looker's CA when it was given and
+ * the machine clients' CA and CRL (key-sync writes the rest).
+ */
 function renderGateway(input: InstanceFilesInput): RenderedGatewayConfig {
   const options = gatewayConfigOptions(input);
-  return renderGatewayConfig({ ...options, material: input.looker.caCertificatePem ? { backendCaPem: input.looker.caCertificatePem } : undefined });
+  const material = {
+    ...(input.looker.caCertificatePem ? { backendCaPem: input.looker.caCertificatePem } : {}),
+    ...(input.machineClients ? { clientCaPem: input.machineClients.caPem, clientCrlPem: input.machineClients.crlPem } : {}),
+  };
+  return renderGatewayConfig({ ...options, material: Object.keys(material).length > 0 ? material : undefined });
 }
 
 /** Commands that bring the instance up, with and without systemd. */

@@ -6,7 +6,8 @@
  * 127.0.0.1: the Secrets Manager endpoint over the stateful model (seeded by the real
  * rotation handler), a CloudFormation endpoint (DescribeStackResource, SignalResource)
  * and an instance metadata service. Then a request with a valid session goes through the
- * haproxy the script started and reaches a Looker stand-in over mutual TLS.
+ * haproxy the script started and reaches a Looker stand-in over mutual TLS, and so does a
+ * machine client's request with its client certificate on its machine route.
  *
  * Isolation: the root is mounted read-only under an overlay in a private mount namespace
  * (unshare -m), so every file the script writes lands in this test's own upper directory,
@@ -27,12 +28,13 @@ import { importJWK, SignJWT } from 'jose';
 import { buildSessionClaims } from '../../lib/auth/session-claims';
 import { FILES_METADATA_KEY } from '../../lib/fleet/user-data';
 import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
+import { ClientCertificateAuthority } from '../../lib/fleet/gateway-fleet';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
 import { HEADERS, SESSION_COOKIE } from '../../lib/session-contract';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
 import { TRIXIE_ROOT } from '../support/haproxy';
-import { createCa, issueCertificate } from '../support/pki';
+import { createCa, issueCertificate, Pem } from '../support/pki';
 import { freePorts } from '../support/ports';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
 import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
@@ -44,6 +46,7 @@ jest.setTimeout(240_000);
 
 const INSTANCE_ID = 'i-0123456789abcdef0';
 const LOOKER_NAME = 'looker.internal.test';
+const MACHINE_ROUTE = '/api/4.0/queries/';
 
 interface Template {
   Resources: Record<string, { Type: string; Properties: any; Metadata?: any }>;
@@ -61,6 +64,7 @@ const lookerRequests: Array<{ path: string; headers: IncomingHttpHeaders; client
 let ports: { https: number; health: number; metrics: number; looker: number };
 let workDir: string;
 let bootstrap: { code: number; output: string };
+let machineClient: Pem;
 
 interface FakeCloudFormation {
   readonly url: string;
@@ -158,6 +162,10 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => looker.listen(lookerPort, '127.0.0.1', resolve));
 
+  // AND a machine client (a script) with a certificate from its own CA
+  const machineCa = await createCa('Machine Clients CA');
+  machineClient = await issueCertificate(machineCa, { commonName: 'reporting-bot', usages: ['client'] });
+
   // AND the template of a gateway whose Looker is that stand-in
   const app = newTestApp();
   const stack = new Stack(app, 'UserDataTest');
@@ -169,6 +177,9 @@ beforeAll(async () => {
     instancePort: https,
     healthCheckPort: health,
     metricsPort: metrics,
+    machineRoutes: { pathPrefixes: [MACHINE_ROUTE] },
+    machineClients: [{ name: 'reporting-bot', certificateSha256: machineClient.fingerprint, allowedMethods: ['GET'], allowedPathPrefixes: [MACHINE_ROUTE] }],
+    clientCertificateAuthority: ClientCertificateAuthority.fromPem(machineCa.cert),
   });
   const template = app.synth().getStackByName(stack.stackName).template as Template;
 
@@ -270,7 +281,7 @@ test('the user data from the template bootstraps the instance: files, keys, hapr
   expect({ code: bootstrap.code, output: bootstrap.code === 0 ? '' : bootstrap.output }).toEqual({ code: 0, output: '' });
   expect(bootstrap.output).toContain('[lg-bootstrap] ready');
   const upper = path.join(workDir, 'upper');
-  for (const file of ['etc/haproxy/gateway/haproxy.cfg', 'etc/haproxy/gateway/keys/session-current.pem', 'etc/haproxy/gateway/tls/frontend.pem', 'etc/haproxy/gateway/tls/backend-client.pem', 'usr/local/sbin/lg-key-sync', 'etc/systemd/system/lg-key-sync.timer']) {
+  for (const file of ['etc/haproxy/gateway/haproxy.cfg', 'etc/haproxy/gateway/tls/client-ca.pem', 'etc/haproxy/gateway/maps/machine-clients.map', 'etc/haproxy/gateway/keys/session-current.pem', 'etc/haproxy/gateway/tls/frontend.pem', 'etc/haproxy/gateway/tls/backend-client.pem', 'usr/local/sbin/lg-key-sync', 'etc/systemd/system/lg-key-sync.timer']) {
     expect(existsSync(path.join(upper, file))).toBe(true);
   }
   expect(cloudFormation.calls.map((c) => c.Action)).toEqual(['DescribeStackResource', 'SignalResource']);
@@ -319,6 +330,54 @@ test('a request without a session is not forwarded', async () => {
   const result = await curl(['--haproxy-protocol', '--resolve', `${DOMAIN}:${ports.https}:127.0.0.1`, '--cacert', frontendCa(), '-H', 'Accept: application/json', '-o', '/dev/null', '-w', '%{http_code}', `https://${DOMAIN}:${ports.https}/api/4.0/user`]);
   expect(result.stdout).toBe('401');
   expect(lookerRequests.length).toBe(before);
+});
+
+describe('a machine client on its route', () => {
+  function machineRequest(method: string, requestPath: string, withCertificate: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
+    const certificate = path.join(workDir, 'machine-client.pem');
+    const key = path.join(workDir, 'machine-client.key');
+    writeFileSync(certificate, machineClient.cert);
+    writeFileSync(key, machineClient.key, { mode: 0o600 });
+    return curl([
+      '--haproxy-protocol',
+      '--resolve',
+      `${DOMAIN}:${ports.https}:127.0.0.1`,
+      '--cacert',
+      frontendCa(),
+      ...(withCertificate ? ['--cert', certificate, '--key', key] : []),
+      '-H',
+      `${HEADERS.user}: mallory`,
+      '-X',
+      method,
+      '-w',
+      '\n%{http_code}',
+      `https://${DOMAIN}:${ports.https}${requestPath}`,
+    ]);
+  }
+
+  test('with its certificate, inside its policy: reaches Looker as its identity', async () => {
+    const result = await machineRequest('GET', `${MACHINE_ROUTE}42`, true);
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split('\n').pop()).toBe('200');
+    const seen = lookerRequests.find((r) => r.path === `${MACHINE_ROUTE}42`);
+    expect(seen).toBeDefined();
+    expect(seen!.headers[HEADERS.user.toLowerCase()]).toBe('reporting-bot');
+    expect(seen!.clientCertificate).toBe('looker-gateway');
+  });
+
+  test('with its certificate, outside its policy (a method it may not use): 403, not forwarded', async () => {
+    const before = lookerRequests.length;
+    const result = await machineRequest('DELETE', `${MACHINE_ROUTE}42`, true);
+    expect(result.stdout.trim().split('\n').pop()).toBe('403');
+    expect(lookerRequests.length).toBe(before);
+  });
+
+  test('without a certificate on the machine route: 401, not forwarded', async () => {
+    const before = lookerRequests.length;
+    const result = await machineRequest('GET', `${MACHINE_ROUTE}42`, false);
+    expect(result.stdout.trim().split('\n').pop()).toBe('401');
+    expect(lookerRequests.length).toBe(before);
+  });
 });
 
 test('the access log is JSON lines in the file the CloudWatch agent ships', () => {
