@@ -198,6 +198,10 @@ async function main(): Promise<void> {
       instructionRatioNoCache: instructions ? round(ir('plain')!.instructionsPerRequest / ir('gatewayNoCache')!.instructionsPerRequest) : undefined,
       instructionsAddedPerRequest: instructions ? ir('gateway')!.instructionsPerRequest - ir('plain')!.instructionsPerRequest : undefined,
       ratio: wall ? round(wall.gateway.requestsPerSecond / wall.plain.requestsPerSecond) : undefined,
+      // Each round runs the three scenarios back to back, so a round's ratio compares them
+      // under about the same load; the median of those is steadier than a ratio of medians.
+      ratioMedianOfRounds: wall ? round(median(wall.gateway.rounds.map((g, i) => g.requestsPerSecond / wall.plain.rounds[i].requestsPerSecond))) : undefined,
+      ratioPerRound: wall ? wall.gateway.rounds.map((g, i) => round(g.requestsPerSecond / wall.plain.rounds[i].requestsPerSecond)) : undefined,
       ratioNoCache: wall ? round(wall.gatewayNoCache.requestsPerSecond / wall.plain.requestsPerSecond) : undefined,
       p99AddedMs: wall ? round(wall.gateway.latencyP99Ms - wall.plain.latencyP99Ms) : undefined,
       p99AddedMsNoCache: wall ? round(wall.gatewayNoCache.latencyP99Ms - wall.plain.latencyP99Ms) : undefined,
@@ -210,7 +214,7 @@ async function main(): Promise<void> {
     mkdirSync(path.dirname(RESULTS), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
     if (wall) {
-      console.log(`wall clock: ratio ${results.ratio} (no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms), load ${results.load!.before[0]} -> ${results.load!.after[0]}`);
+      console.log(`wall clock: ratio ${results.ratio} (per round ${results.ratioPerRound!.join(', ')}; no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms), load ${results.load!.before[0]} -> ${results.load!.after[0]}`);
       console.log(`CPU per request: plain ${wall.plain.cpuMicrosPerRequest} us, gateway +${results.cpuMicrosAddedPerRequest} us (capacity ratio ${results.cpuRatio}), no cache +${results.cpuMicrosAddedPerRequestNoCache} us (${results.cpuRatioNoCache})`);
     }
     if (instructions) console.log(`instructions: plain/gateway ${results.instructionRatio}, plain/no-cache ${results.instructionRatioNoCache}, gateway adds ${results.instructionsAddedPerRequest} per request`);
