@@ -36,6 +36,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const DURATION_SECONDS = Number(process.env.BENCH_DURATION_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ONE_CONNECTION_SECONDS = Number(process.env.BENCH_ONE_CONNECTION_SECONDS ?? 5);
 const RESULTS = path.join(__dirname, 'results', 'proxy.json');
 const PARTS = (process.env.BENCH_PROXY_PARTS ?? 'wallclock,instructions').split(',');
 
@@ -59,8 +60,8 @@ function toMs(value: string): number {
   return { us: n / 1000, ms: n, s: n * 1000, m: n * 60_000 }[match[2] as 'us' | 'ms' | 's' | 'm'];
 }
 
-function runWrk(url: string, seconds: number, headers: string[]): WrkResult {
-  const args = ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+function runWrk(url: string, seconds: number, headers: string[], threads = THREADS, connections = CONNECTIONS): WrkResult {
+  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
   const out = execFileSync(WRK, args, { encoding: 'utf8' });
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
   const p50 = /^\s+50%\s+(\S+)/m.exec(out);
@@ -136,6 +137,21 @@ interface WallClock {
   readonly plain: ReturnType<typeof medianResult>;
   readonly gateway: ReturnType<typeof medianResult>;
   readonly gatewayNoCache: ReturnType<typeof medianResult>;
+  /** One connection, one request at a time: latency without queueing on a saturated machine. */
+  readonly oneConnection: { plain: ReturnType<typeof medianResult>; gateway: ReturnType<typeof medianResult>; gatewayNoCache: ReturnType<typeof medianResult> };
+}
+
+/**
+ * Latency added per request, without queueing: at 50 connections on 2 cores shared by wrk,
+ * the proxy and the backend, p99 measures the queue, not the proxy. One connection sending
+ * one request at a time (wrk -t1 -c1) shows what the session check adds to each request.
+ */
+function measureOneConnection(name: string, url: string, headers: string[]): WrkResult {
+  runWrk(url, 1, headers, 1, 1);
+  const result = runWrk(url, ONE_CONNECTION_SECONDS, headers, 1, 1);
+  if (result.errors > 0) throw new Error(`${name}: ${result.errors} non-2xx answers out of ${result.requests}: the setup is broken.`);
+  console.log(`${`${name} (1 conn)`.padEnd(27)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms`);
+  return result;
 }
 
 async function wallClock(setup: ProxyBenchSetup): Promise<WallClock> {
@@ -157,13 +173,24 @@ async function wallClock(setup: ProxyBenchSetup): Promise<WallClock> {
     const headers = Object.entries(setup.headers).map(([name, value]) => `${name}: ${value}`);
     const loadBefore = loadavg();
     const runs = { plain: [] as WrkResult[], gateway: [] as WrkResult[], gatewayNoCache: [] as WrkResult[] };
+    const single = { plain: [] as WrkResult[], gateway: [] as WrkResult[], gatewayNoCache: [] as WrkResult[] };
     for (let round = 1; round <= ROUNDS; round += 1) {
       console.log(`round ${round} of ${ROUNDS}`);
       runs.plain.push(measure('plain', `https://127.0.0.1:${plain.port}/`, headers, plainPid));
       runs.gateway.push(measure('gateway', `https://127.0.0.1:${gateway.port}/`, headers, gatewayPid));
       runs.gatewayNoCache.push(measure('gateway-no-cache', `https://127.0.0.1:${gatewayNoCache.port}/`, headers, noCachePid));
+      single.plain.push(measureOneConnection('plain', `https://127.0.0.1:${plain.port}/`, headers));
+      single.gateway.push(measureOneConnection('gateway', `https://127.0.0.1:${gateway.port}/`, headers));
+      single.gatewayNoCache.push(measureOneConnection('gateway-no-cache', `https://127.0.0.1:${gatewayNoCache.port}/`, headers));
     }
-    return { loadBefore, loadAfter: loadavg(), plain: medianResult(runs.plain), gateway: medianResult(runs.gateway), gatewayNoCache: medianResult(runs.gatewayNoCache) };
+    return {
+      loadBefore,
+      loadAfter: loadavg(),
+      plain: medianResult(runs.plain),
+      gateway: medianResult(runs.gateway),
+      gatewayNoCache: medianResult(runs.gatewayNoCache),
+      oneConnection: { plain: medianResult(single.plain), gateway: medianResult(single.gateway), gatewayNoCache: medianResult(single.gatewayNoCache) },
+    };
   } finally {
     for (const haproxy of running) await haproxy.stop();
   }
@@ -205,6 +232,17 @@ async function main(): Promise<void> {
       ratioNoCache: wall ? round(wall.gatewayNoCache.requestsPerSecond / wall.plain.requestsPerSecond) : undefined,
       p99AddedMs: wall ? round(wall.gateway.latencyP99Ms - wall.plain.latencyP99Ms) : undefined,
       p99AddedMsNoCache: wall ? round(wall.gatewayNoCache.latencyP99Ms - wall.plain.latencyP99Ms) : undefined,
+      oneConnection: wall
+        ? {
+            seconds: ONE_CONNECTION_SECONDS,
+            plain: { p50Ms: wall.oneConnection.plain.latencyP50Ms, p99Ms: wall.oneConnection.plain.latencyP99Ms },
+            gateway: { p50Ms: wall.oneConnection.gateway.latencyP50Ms, p99Ms: wall.oneConnection.gateway.latencyP99Ms },
+            gatewayNoCache: { p50Ms: wall.oneConnection.gatewayNoCache.latencyP50Ms, p99Ms: wall.oneConnection.gatewayNoCache.latencyP99Ms },
+            p50AddedMs: round(wall.oneConnection.gateway.latencyP50Ms - wall.oneConnection.plain.latencyP50Ms),
+            p99AddedMs: round(wall.oneConnection.gateway.latencyP99Ms - wall.oneConnection.plain.latencyP99Ms),
+            p99AddedMsNoCache: round(wall.oneConnection.gatewayNoCache.latencyP99Ms - wall.oneConnection.plain.latencyP99Ms),
+          }
+        : undefined,
       cpuRatio: wall ? round(wall.plain.cpuMicrosPerRequest! / wall.gateway.cpuMicrosPerRequest!) : undefined,
       cpuRatioNoCache: wall ? round(wall.plain.cpuMicrosPerRequest! / wall.gatewayNoCache.cpuMicrosPerRequest!) : undefined,
       cpuMicrosAddedPerRequest: wall ? round(wall.gateway.cpuMicrosPerRequest! - wall.plain.cpuMicrosPerRequest!, 1) : undefined,
@@ -215,6 +253,7 @@ async function main(): Promise<void> {
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
     if (wall) {
       console.log(`wall clock: ratio ${results.ratio} (per round ${results.ratioPerRound!.join(', ')}; no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms), load ${results.load!.before[0]} -> ${results.load!.after[0]}`);
+      console.log(`one connection: p99 plain ${results.oneConnection!.plain.p99Ms} ms, gateway ${results.oneConnection!.gateway.p99Ms} ms (added ${results.oneConnection!.p99AddedMs} ms; no cache ${results.oneConnection!.p99AddedMsNoCache} ms)`);
       console.log(`CPU per request: plain ${wall.plain.cpuMicrosPerRequest} us, gateway +${results.cpuMicrosAddedPerRequest} us (capacity ratio ${results.cpuRatio}), no cache +${results.cpuMicrosAddedPerRequestNoCache} us (${results.cpuRatioNoCache})`);
     }
     if (instructions) console.log(`instructions: plain/gateway ${results.instructionRatio}, plain/no-cache ${results.instructionRatioNoCache}, gateway adds ${results.instructionsAddedPerRequest} per request`);

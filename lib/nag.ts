@@ -1,6 +1,6 @@
 /**
  * The cdk-nag rule packs the gateway is checked against (cdk-nag 3: validation plugins).
- * Every finding is fixed or acknowledged at its resource with a reason (docs/constructs.md
+ * Every finding is fixed or acknowledged at its resource with a reason (README.md, "cdk-nag findings"
  * lists them); nothing is acknowledged at stack level.
  */
 import { PolicyValidationPluginReport, Validations } from 'aws-cdk-lib';

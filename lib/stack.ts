@@ -70,7 +70,7 @@ export interface GatewayAppSettings {
   readonly machineClientCrlFile?: string;
 }
 
-/** Context keys, in the order docs/constructs.md documents them. */
+/** Context keys, in the order README.md ("The deployable app: cdk.json settings") documents them. */
 export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'domainName',
   'idpIssuer',
@@ -111,7 +111,7 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
   const text = (key: keyof GatewayAppSettings, required: boolean): string | undefined => {
     const value = raw(key);
     if (value === undefined || value === null || value === '') {
-      if (required) throw new GatewayPropsError(where, `"${key}" is not set. Add it to cdk.json "context" or pass -c ${key}=... (see docs/constructs.md).`);
+      if (required) throw new GatewayPropsError(where, `"${key}" is not set. Add it to cdk.json "context" or pass -c ${key}=... (see "The deployable app: cdk.json settings" in README.md).`);
       return undefined;
     }
     if (typeof value !== 'string') throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; it must be a string.`);
@@ -162,7 +162,7 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
   };
   const rules = json('mappingRules');
   if (rules === undefined || rules === null || typeof rules !== 'object') {
-    throw new GatewayPropsError(where, '"mappingRules" is not set: give a rule set {"rules": [...]} (see docs/constructs.md). Without rules every user is denied.');
+    throw new GatewayPropsError(where, '"mappingRules" is not set: give a rule set {"rules": [...]} (see "The deployable app: cdk.json settings" in README.md). Without rules every user is denied.');
   }
   return {
     domainName: text('domainName', true)!,

@@ -61,6 +61,7 @@ if [[ -z ${LG_HAPROXY_BIN:-} ]]; then
     chroot "$ROOT_DIR" apt-get update -qq
     chroot "$ROOT_DIR" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  chroot "$ROOT_DIR" apt-get clean   # the downloaded .debs are not needed again
 fi
 
 if [[ -z ${LG_HAPROXY_BIN:-} ]]; then
