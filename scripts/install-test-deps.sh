@@ -45,7 +45,9 @@ else
   rm -rf "$ROOT_DIR"
   mkdir -p "$(dirname "$ROOT_DIR")"
   mirror=${LG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-  debootstrap --variant=minbase --include="$(IFS=,; echo "${ROOT_PACKAGES[*]}")" trixie "$ROOT_DIR" "$mirror" >"$ROOT_DIR.log" 2>&1 \
+  # debootstrap's own resolver does not follow virtual packages (awscli needs one), so it
+  # lays down haproxy only and apt-get, below, adds the rest of ROOT_PACKAGES.
+  debootstrap --variant=minbase --include=haproxy,ca-certificates trixie "$ROOT_DIR" "$mirror" >"$ROOT_DIR.log" 2>&1 \
     || { tail -20 "$ROOT_DIR.log" >&2; exit 1; }
   touch "$ROOT_DIR/.complete"
 fi
