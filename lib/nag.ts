@@ -23,7 +23,7 @@ export interface NagFinding {
   readonly pack: string;
   readonly rule: string;
   readonly severity: string;
-  readonly resources: readonly string[];
+  readonly resources: string[];
 }
 
 /** Runs the four packs on `scope` directly (tests) and lists every unacknowledged finding. */

@@ -15,7 +15,7 @@ export interface ClaimCondition {
    * of its elements). Exact text, or a glob where `*` matches any run of characters
    * and `?` exactly one. Matching is case-sensitive.
    */
-  readonly values: readonly string[];
+  readonly values: string[];
 }
 
 /**
@@ -29,19 +29,19 @@ export interface RuleMatch {
    * Case-sensitive, exact or glob (`*`, `?`).
    * @default - groups are not checked
    */
-  readonly groups?: readonly string[];
+  readonly groups?: string[];
   /**
    * Domains of the user's e-mail address (the part after `@`), exact or glob, compared
    * case-insensitively. Only a verified address counts: an ID token with
    * `email_verified: false` never matches.
    * @default - the e-mail domain is not checked
    */
-  readonly emailDomains?: readonly string[];
+  readonly emailDomains?: string[];
   /**
    * Conditions on other claims; all of them must hold.
    * @default - no other claim is checked
    */
-  readonly claims?: readonly ClaimCondition[];
+  readonly claims?: ClaimCondition[];
 }
 
 /** What a matching rule gives the user. At least one role, group or attribute. */
@@ -50,18 +50,18 @@ export interface RuleGrant {
    * Looker roles.
    * @default - no roles
    */
-  readonly roles?: readonly string[];
+  readonly roles?: string[];
   /**
    * Looker groups.
    * @default - no groups
    */
-  readonly groups?: readonly string[];
+  readonly groups?: string[];
   /**
    * Looker user attributes, name to value (for example `{ "team": "finance" }`).
    * Names: lower case letters, digits and `_`, starting with a letter.
    * @default - no attributes
    */
-  readonly attributes?: Readonly<Record<string, string>>;
+  readonly attributes?: { [name: string]: string };
 }
 
 export interface MappingRule {
@@ -95,7 +95,7 @@ export const ATTRIBUTE_CONFLICT_POLICIES = {
 
 export interface MappingRuleSet {
   /** Evaluated in order; every matching rule contributes. */
-  readonly rules: readonly MappingRule[];
+  readonly rules: MappingRule[];
   /**
    * Required as soon as two rules can set the same attribute to different values.
    * @default - no conflicts are allowed: validation fails if rules set one attribute to different values

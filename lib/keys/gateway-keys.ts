@@ -85,7 +85,8 @@ const MIN_SIGNING_KEY_ROTATION = Duration.days(1);
 
 export class GatewayKeys extends Construct {
   public readonly encryptionKey: kms.IKey;
-  public readonly sessionAlgorithm: SessionAlgorithm;
+  /** `ES256` or `RS256`: the algorithm every session token is signed with. */
+  public readonly sessionAlgorithm: string;
   /** Private session signing keys (previous/current/next): auth service only. */
   public readonly signingKeys: secretsmanager.Secret;
   /** Public half of the signing keys, published by the rotation: instances and verifiers. */
@@ -112,7 +113,8 @@ export class GatewayKeys extends Construct {
     if (!(SESSION_ALGORITHMS as readonly string[]).includes(algorithm)) {
       throw new GatewayPropsError(where, `sessionAlgorithm ${JSON.stringify(algorithm)} is not supported; use one of ${SESSION_ALGORITHMS.join(', ')} (ES256 is the default).`);
     }
-    this.sessionAlgorithm = algorithm as SessionAlgorithm;
+    const sessionAlgorithm = algorithm as SessionAlgorithm;
+    this.sessionAlgorithm = sessionAlgorithm;
     const signingRotation = props.signingKeyRotation ?? Duration.days(7);
     if (!signingRotation.isUnresolved() && signingRotation.toMinutes() < MIN_SIGNING_KEY_ROTATION.toMinutes()) {
       throw new GatewayPropsError(
@@ -133,7 +135,7 @@ export class GatewayKeys extends Construct {
 
     const environment = withPropsContext(where, () =>
       rotationEnvironment({
-        sessionAlgorithm: this.sessionAlgorithm,
+        sessionAlgorithm,
         verificationKeysSecretArn: this.verificationKeys.secretArn,
         backendCaSecretArn: this.backendCa.secretArn,
         frontendDomainName: props.domainName ?? 'localhost',
@@ -240,7 +242,7 @@ export class GatewayKeys extends Construct {
       encryptionKey: this.encryptionKey,
       // The seed holds no key material (empty key lists and PEMs): the first rotation,
       // started by the schedule on deploy, writes the real value.
-      secretStringValue: SecretValue.unsafePlainText(seedSecretValue(kind, this.sessionAlgorithm)),
+      secretStringValue: SecretValue.unsafePlainText(seedSecretValue(kind, this.sessionAlgorithm as SessionAlgorithm)),
     });
     Tags.of(secret).add(SECRET_KIND_TAG, kind);
     return secret;

@@ -49,7 +49,7 @@ export interface LookerBackendOptions {
 /** The resolved description of a Looker backend, read by the fleet and the config renderer. */
 export interface LookerBackendConfig {
   /** Host names or IPv4 addresses of the Looker nodes (one entry for a DNS name). */
-  readonly hosts: readonly string[];
+  readonly hosts: string[];
   /** True when `hosts` is one DNS name that resolves to every node (HAProxy resolves it at run time). */
   readonly resolvesByDns: boolean;
   readonly webPort: number;

@@ -2,8 +2,8 @@
  * The public API's jsii rule: no union-typed or function-typed props. Walks, with the
  * TypeScript checker, every interface exported from lib/index.ts and the parameters of
  * every exported class's constructor and static methods (the props and the structs they
- * hold), and lists each property whose type is a union (other than `T | undefined`,
- * booleans and enums) or a function.
+ * hold) and its public properties, and lists each property whose type is a union (other
+ * than `T | undefined`, booleans and enums), a function or a readonly array.
  */
 import * as path from 'node:path';
 import ts from 'typescript';
@@ -37,6 +37,7 @@ function publicApiFindings(): { findings: Finding[]; checked: string[] } {
       return undefined;
     }
     if (type.getCallSignatures().length > 0 || type.getConstructSignatures().length > 0) return 'function type';
+    if (type.getSymbol()?.getName() === 'ReadonlyArray') return 'readonly array (jsii takes T[])';
     return undefined;
   };
 
@@ -74,6 +75,15 @@ function publicApiFindings(): { findings: Finding[]; checked: string[] } {
           .filter((p) => p.flags & ts.SymbolFlags.Method && !(ts.getCombinedModifierFlags(p.valueDeclaration as ts.Declaration) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)))
           .flatMap((p) => checker.getTypeOfSymbolAtLocation(p, declaration).getCallSignatures().map((s) => ({ name: p.getName(), s }))),
       ];
+      // Public instance properties (what users read off a construct) follow the same rule.
+      for (const property of checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(symbol))) {
+        const propertyDeclaration = property.valueDeclaration;
+        if (!propertyDeclaration || !ts.isPropertyDeclaration(propertyDeclaration)) continue;
+        if (ts.getCombinedModifierFlags(propertyDeclaration) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)) continue;
+        const propertyType = checker.getTypeOfSymbolAtLocation(property, propertyDeclaration);
+        const problem = problemOf(propertyType);
+        if (problem) findings.push({ where: `${symbol.getName()}.${property.getName()}`, type: checker.typeToString(propertyType), problem });
+      }
       for (const { name, s } of signatures) {
         for (const parameter of s.getParameters()) {
           const parameterType = checker.getTypeOfSymbolAtLocation(parameter, declaration);
@@ -96,6 +106,6 @@ test('the walk reaches the props and the structs they hold (so an empty finding 
   );
 });
 
-test('no public prop is union-typed or function-typed (jsii)', () => {
+test('no public prop or property is union-typed, function-typed or a readonly array (jsii)', () => {
   expect(findings).toEqual([]);
 });
