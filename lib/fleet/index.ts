@@ -8,6 +8,7 @@ export { publicKeyPemFromJwk, renderKidMap, renderSessionKeyFiles } from './key-
 export type { KidMapEntry } from './key-files';
 export {
   DECISIONS,
+  NO_LOOKER_SERVER_REASON,
   DEFAULT_STRIPPED_HEADERS,
   DEFAULT_STRIPPED_HEADER_PREFIXES,
   LOG_FIELDS,

@@ -30,6 +30,37 @@ export const KEY_SYNC_DEFAULTS = {
   haproxyGroup: 'haproxy',
 } as const;
 
+/**
+ * The files key-sync writes, relative to the config directory, named once here from the
+ * shared layout: the script's placeholders are filled from these, and the renderer names
+ * the same files in haproxy.cfg.
+ */
+const KEY_SYNC_FILE_NAMES = {
+  SESSION_KEY_PREVIOUS: GATEWAY_FILES.sessionKey('previous'),
+  SESSION_KEY_CURRENT: GATEWAY_FILES.sessionKey('current'),
+  SESSION_KEY_NEXT: GATEWAY_FILES.sessionKey('next'),
+  SESSION_KID_MAP: GATEWAY_FILES.sessionKidMap,
+  BACKEND_CLIENT_CERTIFICATE: GATEWAY_FILES.backendClientCertificate,
+  FRONTEND_CERTIFICATE: GATEWAY_FILES.frontendCertificate,
+} as const;
+
+/** The directories the script prepares (tls/ for private material, readable by the haproxy group only). */
+const KEY_SYNC_DIRECTORIES = ['keys', 'maps', 'tls'];
+
+function renderKeySyncScript(): string {
+  for (const name of Object.values(KEY_SYNC_FILE_NAMES)) {
+    if (!KEY_SYNC_DIRECTORIES.includes(path.posix.dirname(name)) || !SAFE_PATH.test(`/${name}`)) {
+      throw new Error(`key-sync cannot write ${JSON.stringify(name)}: its files must be plain names in ${KEY_SYNC_DIRECTORIES.join('/, ')}/ of the config directory (lib/fleet/layout.ts).`);
+    }
+  }
+  const script = KEY_SYNC_SCRIPT.replace(/@([A-Z_]+)@/g, (placeholder, name: string) => {
+    const value = (KEY_SYNC_FILE_NAMES as Record<string, string>)[name];
+    if (value === undefined) throw new Error(`key-sync script placeholder ${placeholder} has no value.`);
+    return value;
+  });
+  return script;
+}
+
 export const KEY_SYNC_UNITS = {
   service: 'lg-key-sync.service',
   bootService: 'lg-key-sync-boot.service',
@@ -195,7 +226,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
 
   return {
     files: [
-      { path: settings.scriptPath, content: KEY_SYNC_SCRIPT, mode: '0755' },
+      { path: settings.scriptPath, content: renderKeySyncScript(), mode: '0755' },
       { path: settings.configPath, content: config, mode: '0640' },
       { path: `/etc/systemd/system/${KEY_SYNC_UNITS.service}`, content: service, mode: '0644' },
       { path: `/etc/systemd/system/${KEY_SYNC_UNITS.bootService}`, content: bootService, mode: '0644' },
@@ -203,14 +234,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     ],
     enableUnits: [KEY_SYNC_UNITS.bootService, KEY_SYNC_UNITS.timer],
     runOnceCommand: `${settings.scriptPath} ${settings.configPath} --no-reload`,
-    managedFiles: [
-      GATEWAY_FILES.sessionKey('previous'),
-      GATEWAY_FILES.sessionKey('current'),
-      GATEWAY_FILES.sessionKey('next'),
-      GATEWAY_FILES.sessionKidMap,
-      GATEWAY_FILES.backendClientCertificate,
-      GATEWAY_FILES.frontendCertificate,
-    ],
+    managedFiles: Object.values(KEY_SYNC_FILE_NAMES),
   };
 }
 

@@ -86,6 +86,9 @@ export const PROXY_NAMES = {
 } as const;
 
 /** Decisions written to the access log (field `decision`). */
+/** The reason the gateway gives (answer and access log) when no Looker node passes its health check; alarms match it. */
+export const NO_LOOKER_SERVER_REASON = 'no Looker server is available';
+
 export const DECISIONS = {
   sessionValid: 'session-valid',
   sessionRefreshed: 'session-refreshed',
@@ -292,7 +295,7 @@ const ERROR_TEXT: Record<number, [string, string]> = {
   408: ['Request Timeout', 'the request was not received in time'],
   500: ['Internal Server Error', 'the gateway failed'],
   502: ['Bad Gateway', 'Looker sent an invalid response'],
-  503: ['Service Unavailable', 'no Looker server is available'],
+  503: ['Service Unavailable', NO_LOOKER_SERVER_REASON],
   504: ['Gateway Timeout', 'Looker did not answer in time'],
 };
 
@@ -491,7 +494,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `http-request add-header ${HEADERS.authMethod} ${AUTH_METHODS.session} if session_valid`,
   );
   f.note('No Looker node up: say so in JSON rather than queueing.').add(
-    `http-request set-var-fmt(txn.reason) "no Looker server is available" if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+    `http-request set-var-fmt(txn.reason) "${NO_LOOKER_SERVER_REASON}" if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
     `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string ${jsonError('service_unavailable', '%[var(txn.reason)]')} if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
     'http-request allow if session_valid',
   );
@@ -622,7 +625,7 @@ function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
     `bind ${o.healthCheck.bindAddress}:${o.healthCheck.port}`,
     'http-request set-log-level silent',
     `http-request return status 200 content-type application/json string '{"status":"ok"}' if { nbsrv(${PROXY_NAMES.looker}) gt 0 }`,
-    `http-request return status 503 content-type application/json string '{"status":"unavailable","reason":"no Looker server is available"}'`,
+    `http-request return status 503 content-type application/json string '{"status":"unavailable","reason":"${NO_LOOKER_SERVER_REASON}"}'`,
   );
 }
 

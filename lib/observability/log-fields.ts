@@ -3,7 +3,7 @@
  * come from the renderer's LOG_FIELDS (checked here, so a renamed field fails at synth
  * rather than silently breaking a metric filter).
  */
-import { LOG_FIELDS } from '../fleet/render-haproxy';
+import { LOG_FIELDS, NO_LOOKER_SERVER_REASON } from '../fleet/render-haproxy';
 
 function accessLogField<N extends string>(name: N): N {
   if (!LOG_FIELDS.some(([field]) => field === name)) {
@@ -23,8 +23,8 @@ export const ACCESS_LOG_FIELDS = {
   totalTime: accessLogField('time_total_ms'),
 } as const;
 
-/** The reason HAProxy logs with its 503 when no Looker node passes its health check. */
-export const NO_LOOKER_NODE_REASON = 'no Looker server is available';
+/** The reason HAProxy logs with its 503 when no Looker node passes its health check (the renderer's own constant). */
+export const NO_LOOKER_NODE_REASON = NO_LOOKER_SERVER_REASON;
 
 /**
  * Fields of the auth service's audit events (lambda/auth writes them through

@@ -9,7 +9,7 @@ import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { importJWK, SignJWT } from 'jose';
 import { parseGatewaySecret, SECRET_KINDS, SigningKeyEntry, SigningKeySetSecret } from '../../lib/key-material';
-import { renderKeySyncUnit } from '../../lib/fleet/key-sync';
+import { KeySyncUnit, renderKeySyncUnit } from '../../lib/fleet/key-sync';
 import { renderSessionKeyFiles } from '../../lib/fleet/key-files';
 import { GATEWAY_FILES } from '../../lib/fleet/layout';
 import { SESSION_COOKIE } from '../../lib/session-contract';
@@ -37,7 +37,8 @@ let scriptInside: string;
 let configInside: string;
 let masterSocketHost: string;
 
-const SLOTS = ['previous', 'current', 'next'] as const;
+/** The rendered unit: the files it manages are the ones these tests read back. */
+let unit: KeySyncUnit;
 
 function awsEnv(url = endpoint.url): Record<string, string> {
   return {
@@ -68,7 +69,7 @@ function keyWithStatus(status: 'previous' | 'current' | 'next'): SigningKeyEntry
 
 function managedFiles(): Record<string, string> {
   return Object.fromEntries(
-    [...SLOTS.map((s) => GATEWAY_FILES.sessionKey(s)), GATEWAY_FILES.sessionKidMap, GATEWAY_FILES.frontendCertificate, GATEWAY_FILES.backendClientCertificate].map((rel) => [
+    unit.managedFiles.map((rel) => [
       rel,
       readFileSync(path.join(configDirHost, rel), 'utf8'),
     ]),
@@ -123,7 +124,7 @@ beforeAll(async () => {
   mkdirSync(path.join(scratch.host, 'home'), { recursive: true });
   writeFileSync(path.join(configDirHost, GATEWAY_FILES.haproxyConfig), haproxyConfig());
 
-  const unit = renderKeySyncUnit({
+  unit = renderKeySyncUnit({
     region: model.region,
     verificationKeysSecretArn: arns.verificationKeys,
     backendClientCertificateSecretArn: arns.backendClientCertificate,

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { KEY_SYNC_DEFAULTS, KeySyncOptions, renderKeySyncUnit } from '../../lib/fleet/key-sync';
-import { GATEWAY_FILES } from '../../lib/fleet/layout';
+import { renderGatewayConfig } from '../../lib/fleet';
+import { DEFAULT_CONFIG_DIR } from '../../lib/fleet/layout';
 
 const OPTIONS: KeySyncOptions = {
   region: 'eu-west-1',
@@ -53,14 +54,19 @@ describe('renderKeySyncUnit', () => {
     // The periodic service reloads haproxy, so it must not be ordered against it (the reload job would wait for it).
     expect(file(unit, '/etc/systemd/system/lg-key-sync.service')).not.toMatch(/haproxy\.service/);
     expect(unit.enableUnits).toEqual(['lg-key-sync-boot.service', 'lg-key-sync.timer']);
-    expect(unit.managedFiles).toEqual([
-      GATEWAY_FILES.sessionKey('previous'),
-      GATEWAY_FILES.sessionKey('current'),
-      GATEWAY_FILES.sessionKey('next'),
-      GATEWAY_FILES.sessionKidMap,
-      GATEWAY_FILES.backendClientCertificate,
-      GATEWAY_FILES.frontendCertificate,
-    ]);
+    // key-sync writes exactly the secret-backed files that haproxy.cfg names (the renderer
+    // lists every file the config needs); the script carries their names, no placeholder left.
+    const rendered = renderGatewayConfig({
+      session: { issuer: 'https://gateway.example.com/oauth2', audience: 'looker-gateway' },
+      authService: { host: 'api.example.com' },
+      looker: { servers: [{ address: '10.0.0.10' }], tlsServerName: 'looker.internal' },
+    });
+    const requiredRelative = rendered.requiredFiles.map((f) => path.posix.relative(DEFAULT_CONFIG_DIR, f));
+    expect(requiredRelative).toEqual(expect.arrayContaining(unit.managedFiles));
+    const script = file(unit, '/usr/local/sbin/lg-key-sync');
+    for (const name of unit.managedFiles) expect(script).toContain(name);
+    expect(script).not.toMatch(/@[A-Z_]+@/);
+    expect(unit.managedFiles).toHaveLength(6);
     expect(KEY_SYNC_DEFAULTS.intervalSeconds).toBe(300);
   });
 

@@ -3,7 +3,9 @@
  * openssl, flock: all from Debian 13). Its settings come from the config file that
  * lib/fleet/key-sync.ts renders; the script itself is the same everywhere.
  *
- * Written without "${" and backticks so it can live in a String.raw template as is.
+ * Written without "${" and backticks so it can live in a String.raw template as is. The
+ * file names are placeholders (@NAME@) that lib/fleet/key-sync.ts fills from
+ * lib/fleet/layout.ts, so the script writes exactly the files haproxy.cfg names.
  */
 export const KEY_SYNC_SCRIPT = String.raw`#!/bin/bash
 # lg-key-sync (cdk-looker-gateway): copies the gateway's rotated public session keys and
@@ -111,9 +113,17 @@ arn_of() {
 
 files_of() {
   case $1 in
-    verification-keys) printf '%s\n' keys/session-previous.pem keys/session-current.pem keys/session-next.pem maps/session-kids.map ;;
-    backend-client-certificate) printf '%s\n' tls/backend-client.pem ;;
-    frontend-certificate) printf '%s\n' tls/frontend.pem ;;
+    verification-keys) printf '%s\n' @SESSION_KEY_PREVIOUS@ @SESSION_KEY_CURRENT@ @SESSION_KEY_NEXT@ @SESSION_KID_MAP@ ;;
+    backend-client-certificate) printf '%s\n' @BACKEND_CLIENT_CERTIFICATE@ ;;
+    frontend-certificate) printf '%s\n' @FRONTEND_CERTIFICATE@ ;;
+  esac
+}
+
+slot_file() {
+  case $1 in
+    previous) printf '%s' @SESSION_KEY_PREVIOUS@ ;;
+    current) printf '%s' @SESSION_KEY_CURRENT@ ;;
+    next) printf '%s' @SESSION_KEY_NEXT@ ;;
   esac
 }
 
@@ -158,17 +168,17 @@ render_verification_keys() {
     fi
     if [ "$count" -gt 1 ]; then fail "the verification-keys secret has $count $slot keys, expected at most 1"; fi
   done
-  : > "$WORK/new/maps/session-kids.map"
+  : > "$WORK/new/@SESSION_KID_MAP@"
   for slot in $SLOTS; do
     source_slot=$slot
     if ! jq -e --arg s "$slot" 'any(.keys[]; .status == $s)' "$doc" >/dev/null; then
       # An empty slot holds a copy of the current key and has no kid map line.
       source_slot=current
     else
-      jq -r --arg s "$slot" --arg path "$CONFIG_DIR/keys/session-$slot.pem" '.keys[] | select(.status == $s) | "\(.kid) \($path)"' "$doc" >> "$WORK/new/maps/session-kids.map"
+      jq -r --arg s "$slot" --arg path "$CONFIG_DIR/$(slot_file "$slot")" '.keys[] | select(.status == $s) | "\(.kid) \($path)"' "$doc" >> "$WORK/new/@SESSION_KID_MAP@"
       KIDS="$KIDS $slot:$(jq -r --arg s "$slot" '.keys[] | select(.status == $s) | .kid' "$doc")"
     fi
-    target="$WORK/new/keys/session-$slot.pem"
+    target="$WORK/new/$(slot_file "$slot")"
     jq -j --arg s "$source_slot" ".keys[] | select(.status == \$s) | .publicKeyPem | $with_final_newline" "$doc" > "$target"
     openssl pkey -pubin -in "$target" -noout >/dev/null 2>&1 \
       || fail "the $slot session key in the verification-keys secret is not a valid PEM public key"
@@ -204,8 +214,8 @@ for secret in $SECRETS; do
   FETCHED="$FETCHED $secret"
   case $secret in
     verification-keys) render_verification_keys ;;
-    backend-client-certificate) render_certificate "$secret" backend-client-certificate tls/backend-client.pem ;;
-    frontend-certificate) render_certificate "$secret" frontend-certificate tls/frontend.pem ;;
+    backend-client-certificate) render_certificate "$secret" backend-client-certificate @BACKEND_CLIENT_CERTIFICATE@ ;;
+    frontend-certificate) render_certificate "$secret" frontend-certificate @FRONTEND_CERTIFICATE@ ;;
   esac
   for rel in $(files_of "$secret"); do
     if ! cmp -s "$WORK/new/$rel" "$CONFIG_DIR/$rel"; then CHANGED="$CHANGED $rel"; fi
