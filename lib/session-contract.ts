@@ -10,8 +10,16 @@ export const SESSION_COOKIE = '__Host-lg_session';
 export const REFRESH_COOKIE = '__Host-lg_refresh';
 /** The short-lived, encrypted login-state cookie (state, nonce, PKCE verifier, rd). */
 export const LOGIN_STATE_COOKIE = '__Host-lg_login';
+/**
+ * The upstream assertion cookie: a compact JWS of its own, minted by the auth service next
+ * to every session token (same claims, same lifetime, same signing key), with its own `typ`
+ * ({@link ASSERTION_TOKEN_TYPE}) and `aud` ({@link assertionAudience}). HAProxy verifies it
+ * and forwards it as `X-Gateway-Assertion`; it never accepts it as a session, so anything
+ * upstream that logs the header holds no usable session.
+ */
+export const ASSERTION_COOKIE = '__Host-lg_assert';
 /** Every cookie the gateway owns; HAProxy removes all of them from the Cookie header sent to Looker. */
-export const GATEWAY_COOKIES = [SESSION_COOKIE, REFRESH_COOKIE, LOGIN_STATE_COOKIE] as const;
+export const GATEWAY_COOKIES = [SESSION_COOKIE, REFRESH_COOKIE, LOGIN_STATE_COOKIE, ASSERTION_COOKIE] as const;
 
 /** Signing algorithms the gateway supports; the algorithm is fixed per deployment. */
 export const SESSION_ALGORITHMS = ['ES256', 'RS256'] as const;
@@ -19,6 +27,13 @@ export type SessionAlgorithm = (typeof SESSION_ALGORITHMS)[number];
 export const DEFAULT_SESSION_ALGORITHM: SessionAlgorithm = 'ES256';
 /** The `typ` header of a session token. */
 export const SESSION_TOKEN_TYPE = 'JWT';
+/** The `typ` header of an upstream assertion (never accepted as a session). */
+export const ASSERTION_TOKEN_TYPE = 'gateway-assertion+jwt';
+
+/** The `aud` of an upstream assertion: the session audience with `/upstream` appended. */
+export function assertionAudience(sessionAudience: string): string {
+  return `${sessionAudience.replace(/\/+$/, '')}/upstream`;
+}
 
 /** Default session lifetime (seconds): short, refreshed inline. */
 export const DEFAULT_SESSION_TTL_SECONDS = 600;
@@ -89,7 +104,7 @@ export const HEADERS = {
   /** Prefix of one header per user attribute. */
   attributePrefix: 'X-Looker-Attr-',
   requestId: 'X-Request-Id',
-  /** The verified session token, so upstreams can check it against the JWKS. */
+  /** The verified upstream assertion (never the session token), so upstreams can check it against the JWKS. */
   assertion: 'X-Gateway-Assertion',
   /** Machine clients: the identity their certificate maps to is sent as `user`; this says how it was authenticated. */
   authMethod: 'X-Gateway-Auth',
@@ -109,7 +124,28 @@ export const AUTH_PATHS = {
   logout: '/oauth2/logout',
   jwks: '/oauth2/jwks.json',
   health: '/oauth2/healthz',
+  /**
+   * The revoked session ids, polled by every HAProxy instance through its local relay
+   * socket (GET, answers {@link RevocationList}); the public listener refuses this path.
+   */
+  revocations: '/oauth2/revocations',
 } as const;
+
+/** How often each HAProxy instance polls {@link AUTH_PATHS.revocations} by default (seconds). */
+export const DEFAULT_REVOCATION_POLL_SECONDS = 5;
+
+/**
+ * Body of a 200 answer of `GET /oauth2/revocations`: every session id revoked (logout,
+ * administrator) whose tokens could still be valid somewhere. An entry is listed until
+ * `until` (epoch seconds): the `exp` of the last token that can carry that `sid` plus the
+ * clock skew, since the auth service refuses to refresh a revoked `sid` from then on.
+ * The list is complete at every answer (no cursor), so a reloaded HAProxy needs one poll.
+ */
+export interface RevocationList {
+  readonly revoked: ReadonlyArray<{ readonly sid: string; readonly until: number }>;
+  /** Epoch seconds at which the list was read. */
+  readonly asOf: number;
+}
 
 /** Query parameter of /oauth2/start that carries the path to return to. */
 export const RETURN_TO_PARAM = 'rd';
