@@ -4,39 +4,54 @@
  * encrypted with the cookie key set (JWE dir + A256GCM, `kid` in the header).
  */
 import { EncryptJWT, errors as joseErrors, importJWK, jwtDecrypt, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { SESSION_TOKEN_TYPE } from '../../lib/session-contract';
+import { ASSERTION_TOKEN_TYPE, SESSION_TOKEN_TYPE } from '../../lib/session-contract';
 import type { CookieKeySetSecret, SigningKeySetSecret } from '../../lib/key-material';
-import { buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
+import { buildAssertionClaims, buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
 import { CLAIMS } from '../../lib/session-contract';
 import type { CachedSecret } from '../shared/secrets';
 
 export class KeysNotReadyError extends Error {}
 
 export type MintedSession =
-  | { readonly ok: true; readonly token: string; readonly bytes: number; readonly expiresAt: number }
+  | {
+      readonly ok: true;
+      readonly token: string;
+      /** The upstream assertion: same claims and key, `typ` ASSERTION_TOKEN_TYPE, `aud` assertionAudience(aud). */
+      readonly assertion: string;
+      /** Size of the larger of the two tokens. */
+      readonly bytes: number;
+      readonly expiresAt: number;
+    }
   | { readonly ok: false; readonly bytes: number };
 
 export class SessionSigner {
   constructor(private readonly keySet: CachedSecret<SigningKeySetSecret>) {}
 
-  async sign(claims: SessionClaims): Promise<string> {
+  private async signer(): Promise<(claims: SessionClaims, type: string) => Promise<string>> {
     const set = await this.keySet.get();
     const current = set.keys.find((key) => key.status === 'current');
     if (!current) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
     const key = await importJWK(current.privateJwk as JWK, set.alg);
-    return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: SESSION_TOKEN_TYPE }).sign(key);
+    return (claims, type) => new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: type }).sign(key);
+  }
+
+  async sign(claims: SessionClaims): Promise<string> {
+    return (await this.signer())(claims, SESSION_TOKEN_TYPE);
   }
 
   /**
-   * Builds, signs and measures a session token. A token over `maxBytes` is never
-   * returned (fail closed): the caller gets its size to report instead.
+   * Builds, signs and measures a session token and its upstream assertion (one key for
+   * both). Tokens over `maxBytes` are never returned (fail closed): the caller gets the
+   * size to report instead.
    */
   async mint(input: SessionClaimsInput, maxBytes: number): Promise<MintedSession> {
     const claims = buildSessionClaims(input);
-    const token = await this.sign(claims);
-    const bytes = Buffer.byteLength(token);
+    const sign = await this.signer();
+    const token = await sign(claims, SESSION_TOKEN_TYPE);
+    const assertion = await sign(buildAssertionClaims(claims), ASSERTION_TOKEN_TYPE);
+    const bytes = Math.max(Buffer.byteLength(token), Buffer.byteLength(assertion));
     if (bytes > maxBytes) return { ok: false, bytes };
-    return { ok: true, token, bytes, expiresAt: claims[CLAIMS.expiresAt] as number };
+    return { ok: true, token, assertion, bytes, expiresAt: claims[CLAIMS.expiresAt] as number };
   }
 
   /** Public keys of every slot (previous, current, next) for `jwks.json`. */
