@@ -67,7 +67,12 @@ export class SessionSigner {
     };
   }
 
-  /** Verifies a session token of this service; undefined when it is not valid. */
+  /**
+   * Verifies a session token of this service: signature under a kid of the set with the
+   * set's algorithm (never the token's choice), `typ` JWT (an upstream assertion is
+   * refused), `iss`, `aud`, `exp` and `nbf` with the skew, and `sub` and `sid` present.
+   * Undefined when it is not valid. Header keys (jwk, jku, x5c, x5u) are never used.
+   */
   async verify(token: string, issuer: string, audience: string, clockSkewSeconds: number): Promise<JWTPayload | undefined> {
     try {
       const set = await this.keySet.get();
@@ -78,7 +83,7 @@ export class SessionSigner {
           if (!entry) throw new Error('unknown kid');
           return importJWK(entry.publicJwk as JWK, set.alg);
         },
-        { algorithms: [set.alg], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE },
+        { algorithms: [set.alg], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE, requiredClaims: ['exp', 'sub', 'sid'] },
       );
       return payload;
     } catch {
