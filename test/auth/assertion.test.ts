@@ -6,7 +6,7 @@
  */
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, assertionAudience, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, SESSION_TOKEN_TYPE, type InlineRefreshResponse } from '../../lib/session-contract';
-import { CookieJar, Harness, idpLogin, login, request, startHarness } from './support/harness';
+import { CookieJar, Harness, login, loginAt, request, startHarness } from './support/harness';
 
 let h: Harness;
 const AUDIENCE = 'looker-gateway';
@@ -124,10 +124,7 @@ test('the session budget counts the assertion: a budget the session fits but the
   const tight = await h.startAnother({ LG_SESSION_MAX_BYTES: String(sessionBytes) });
   try {
     const tightJar = new CookieJar();
-    const start = await request(h.fetch, tightJar, `${tight.url}${AUTH_PATHS.start}`);
-    // The IdP sends the browser to the registered redirect URI; this instance listens on another port.
-    const callbackUrl = new URL(await idpLogin(h.fetch, tightJar, start.location!, 'alice'));
-    const callback = await request(h.fetch, tightJar, `${tight.url}${callbackUrl.pathname}${callbackUrl.search}`);
+    const callback = await loginAt(h, tight.url, tightJar, 'alice');
     expect(callback.status).toBe(403);
     expect(JSON.parse(callback.body)).toMatchObject({ reason: 'session-too-large' });
     expect(tight.logs.audits().find((e) => e.reason === 'session-too-large')).toMatchObject({ detail: `login: the session (or its assertion) would be ${assertionBytes} bytes, over the budget of ${sessionBytes}` });

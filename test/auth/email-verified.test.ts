@@ -8,7 +8,7 @@
  */
 import { decodeJwt } from 'jose';
 import { SESSION_COOKIE } from '../../lib/session-contract';
-import { CookieJar, Harness, idpLogin, request, startHarness, type TestUsers } from './support/harness';
+import { CookieJar, Harness, loginAt, startHarness, type TestUsers } from './support/harness';
 
 const RULES = {
   rules: [
@@ -38,12 +38,10 @@ const USERS: TestUsers = {
   'boss-missing': { email: 'boss@example.org', name: 'Boss', groups: [] },
 };
 
-/** Logs in at `base` (a service of the harness, maybe on another port than the registered redirect URI). */
-async function loginAt(h: Harness, base: string, user: string) {
+/** Logs `user` in at `base`; the session's claims when one was set. */
+async function loginClaims(h: Harness, base: string, user: string) {
   const jar = new CookieJar();
-  const start = await request(h.fetch, jar, `${base}/oauth2/start`);
-  const callbackUrl = new URL(await idpLogin(h.fetch, jar, start.location!, user));
-  const callback = await request(h.fetch, jar, `${base}${callbackUrl.pathname}${callbackUrl.search}`);
+  const callback = await loginAt(h, base, jar, user);
   const session = jar.get(base, SESSION_COOKIE);
   return { callback, claims: session ? decodeJwt(session) : undefined };
 }
@@ -70,7 +68,7 @@ describe.each([
         [h.gatewayUrl, byDefault],
         [trusting.url, whenTrusting],
       ] as const) {
-        const { callback, claims } = await loginAt(h, base, `v-${shape}`);
+        const { callback, claims } = await loginClaims(h, base, `v-${shape}`);
         if (admitted) {
           expect({ base, status: callback.status }).toEqual({ base, status: 302 });
           expect(claims).toMatchObject({ email: `v-${shape}@example.com`, roles: ['Viewer'] });
@@ -86,19 +84,19 @@ describe.each([
   );
 
   test('a user admitted by group keeps an unverified address out of the session (no X-Forwarded-Email or e-mail user from it)', async () => {
-    const { callback, claims } = await loginAt(h, h.gatewayUrl, 'staff-unverified');
+    const { callback, claims } = await loginClaims(h, h.gatewayUrl, 'staff-unverified');
     expect(callback.status).toBe(302);
     expect(claims).toMatchObject({ sub: 'staff-unverified', email: '', groups_csv: 'Staff' });
     const audit = h.logs.audits().find((e) => e.event === 'login' && (e.user as { sub?: string }).sub === 'staff-unverified');
     expect(audit?.user).toEqual({ sub: 'staff-unverified' });
     // Trusting missing claims, the address travels.
-    expect((await loginAt(h, trusting.url, 'staff-unverified')).claims).toMatchObject({ email: 'someone-else@example.com' });
+    expect((await loginClaims(h, trusting.url, 'staff-unverified')).claims).toMatchObject({ email: 'someone-else@example.com' });
   });
 
   test('a claims condition on `email` only sees a verified address', async () => {
-    expect((await loginAt(h, h.gatewayUrl, 'boss-unverified')).callback.status).toBe(403);
-    expect((await loginAt(h, h.gatewayUrl, 'boss-missing')).callback.status).toBe(403);
-    expect((await loginAt(h, trusting.url, 'boss-unverified')).callback.status).toBe(403);
-    expect((await loginAt(h, trusting.url, 'boss-missing')).claims).toMatchObject({ roles: ['Admin'] });
+    expect((await loginClaims(h, h.gatewayUrl, 'boss-unverified')).callback.status).toBe(403);
+    expect((await loginClaims(h, h.gatewayUrl, 'boss-missing')).callback.status).toBe(403);
+    expect((await loginClaims(h, trusting.url, 'boss-unverified')).callback.status).toBe(403);
+    expect((await loginClaims(h, trusting.url, 'boss-missing')).claims).toMatchObject({ roles: ['Admin'] });
   });
 });

@@ -362,3 +362,15 @@ export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizati
   }
   throw new Error('too many redirects at the IdP');
 }
+
+/**
+ * A full login at another service of the harness (`startAnother`, on another port than
+ * the redirect URI registered at the IdP): the IdP's redirect to the callback is replayed
+ * at `base`. Returns the callback answer.
+ */
+export async function loginAt(h: Pick<Harness, 'fetch'>, base: string, jar: CookieJar, user: string): Promise<HttpAnswer> {
+  const start = await request(h.fetch, jar, `${base}/oauth2/start`);
+  if (start.status !== 302 || !start.location) throw new Error(`start at ${base} answered ${start.status}: ${start.body}`);
+  const callbackUrl = new URL(await idpLogin(h.fetch, jar, start.location, user));
+  return request(h.fetch, jar, `${base}${callbackUrl.pathname}${callbackUrl.search}`);
+}
