@@ -16,7 +16,7 @@ export type MintedSession =
   | {
       readonly ok: true;
       readonly token: string;
-      /** The upstream assertion: same claims and key, `typ` ASSERTION_TOKEN_TYPE, `aud` assertionAudience(aud). */
+      /** The upstream assertion: the same claims, `typ` ASSERTION_TOKEN_TYPE, `aud` assertionAudience(aud). */
       readonly assertion: string;
       /** Size of the larger of the two tokens. */
       readonly bytes: number;
@@ -27,28 +27,25 @@ export type MintedSession =
 export class SessionSigner {
   constructor(private readonly keySet: CachedSecret<SigningKeySetSecret>) {}
 
-  private async signer(): Promise<(claims: SessionClaims, type: string) => Promise<string>> {
+  /** Signs with the `current` key; `type` is the `typ` header (a session's, or an upstream assertion's). */
+  async sign(claims: SessionClaims, type: string = SESSION_TOKEN_TYPE): Promise<string> {
     const set = await this.keySet.get();
     const current = set.keys.find((key) => key.status === 'current');
     if (!current) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
     const key = await importJWK(current.privateJwk as JWK, set.alg);
-    return (claims, type) => new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: type }).sign(key);
-  }
-
-  async sign(claims: SessionClaims): Promise<string> {
-    return (await this.signer())(claims, SESSION_TOKEN_TYPE);
+    return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: type }).sign(key);
   }
 
   /**
-   * Builds, signs and measures a session token and its upstream assertion (one key for
-   * both). Tokens over `maxBytes` are never returned (fail closed): the caller gets the
-   * size to report instead.
+   * Builds, signs and measures a session token and its upstream assertion (the cached
+   * key set, so the same `current` key, but across a rotation both are valid anyway).
+   * Tokens over `maxBytes` are never returned (fail closed): the caller gets the size to
+   * report instead.
    */
   async mint(input: SessionClaimsInput, maxBytes: number): Promise<MintedSession> {
     const claims = buildSessionClaims(input);
-    const sign = await this.signer();
-    const token = await sign(claims, SESSION_TOKEN_TYPE);
-    const assertion = await sign(buildAssertionClaims(claims), ASSERTION_TOKEN_TYPE);
+    const token = await this.sign(claims);
+    const assertion = await this.sign(buildAssertionClaims(claims), ASSERTION_TOKEN_TYPE);
     const bytes = Math.max(Buffer.byteLength(token), Buffer.byteLength(assertion));
     if (bytes > maxBytes) return { ok: false, bytes };
     return { ok: true, token, assertion, bytes, expiresAt: claims[CLAIMS.expiresAt] as number };

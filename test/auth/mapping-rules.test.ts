@@ -195,6 +195,7 @@ describe('properties', () => {
           if (minted.ok) {
             fits += 1;
             expect(Buffer.byteLength(minted.token)).toBeLessThanOrEqual(budget);
+            expect(Buffer.byteLength(minted.assertion)).toBeLessThanOrEqual(budget);
             expect(decodeJwt(minted.token).roles).toEqual([...new Set(roles)]);
           } else {
             overflows += 1;
