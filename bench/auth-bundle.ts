@@ -1,8 +1,8 @@
 /**
  * Auth-service bundle benchmark: builds the bundle exactly as the construct does and
  * measures its size (minified and gzipped) and module init time (require of the bundle,
- * which parses the configuration and creates the Secrets Manager client) in fresh Node
- * processes. Writes bench/results/auth-bundle.json.
+ * which parses the configuration and creates the Secrets Manager and DynamoDB clients) in
+ * fresh Node processes. Writes bench/results/auth-bundle.json.
  *
  *   npx tsx bench/auth-bundle.ts      (also run by `npm run bench`)
  */
@@ -28,20 +28,25 @@ const environment: AuthServiceEnvironment = {
   LG_MAPPING_RULES: JSON.stringify({ rules: [{ name: 'analysts', match: { groups: ['looker-analysts'] }, grant: { roles: ['Viewer'] } }] }),
   LG_SIGNING_KEYS_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing-AbCdEf',
   LG_COOKIE_KEYS_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:cookie-AbCdEf',
+  LG_REVOCATION_TABLE_NAME: 'LookerGateway-RevocationTable-ABC123',
 };
+
+/** The AWS SDK clients the bundle requires: the Lambda runtime provides them, so their load time is not the bundle's. */
+const RUNTIME_SDK_CLIENTS = ['@aws-sdk/client-secrets-manager', '@aws-sdk/client-dynamodb'];
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 async function main(): Promise<void> {
-  const outDir = path.join(REPO_ROOT, '.cache', 'bench-bundles');
+  // In this checkout's node_modules, so the bundle's external @aws-sdk/* resolve from this checkout.
+  const outDir = path.join(REPO_ROOT, 'node_modules', '.cache', 'bench-bundles');
   const built = await bundleLambda('auth', outDir);
   const source = readFileSync(built.file);
-  // One fresh process per run: loads the AWS SDK client (the Lambda runtime ships it, so
-  // its load time is not the bundle's), then times require() of the bundle itself.
+  // One fresh process per run: loads the AWS SDK clients (the Lambda runtime ships them, so
+  // their load time is not the bundle's), then times require() of the bundle itself.
   const probe = [
-    `let t=process.hrtime.bigint();require('@aws-sdk/client-secrets-manager');const sdk=Number(process.hrtime.bigint()-t)/1e6;`,
+    `let t=process.hrtime.bigint();${RUNTIME_SDK_CLIENTS.map((name) => `require(${JSON.stringify(name)});`).join('')}const sdk=Number(process.hrtime.bigint()-t)/1e6;`,
     `t=process.hrtime.bigint();require(${JSON.stringify(built.file)});const own=Number(process.hrtime.bigint()-t)/1e6;`,
     `process.stdout.write(JSON.stringify({sdk,own}));`,
   ].join('');
@@ -72,7 +77,7 @@ async function main(): Promise<void> {
       goalMs: INIT_BUDGET_MS,
       /** require() of the bundle once the SDK is loaded: parses the configuration, creates the clients. */
       bundle: stats(ownMs),
-      /** The same plus loading @aws-sdk/client-secrets-manager from node_modules (the runtime's copy in Lambda). */
+      /** The same plus loading the SDK clients from node_modules (the runtime's copy in Lambda). */
       includingAwsSdk: stats(totalMs),
       cpus: os.cpus().length,
       loadAverage1m: Number(os.loadavg()[0].toFixed(2)),

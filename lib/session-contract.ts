@@ -159,4 +159,10 @@ export interface InlineRefreshResponse {
   readonly session: string;
   /** Its `exp`, epoch seconds. */
   readonly expiresAt: number;
+  /**
+   * The upstream assertion minted with it (also set as {@link ASSERTION_COOKIE}), for
+   * HAProxy to forward on the request being refreshed. Optional: absent from an answer of
+   * an auth service that predates it.
+   */
+  readonly assertion?: string;
 }

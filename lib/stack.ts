@@ -28,6 +28,11 @@ export interface GatewayAppSettings {
   readonly idpScopes?: string[];
   /** @default "groups" */
   readonly idpGroupsClaim?: string;
+  /**
+   * Count an e-mail address the IdP sends without `email_verified` as verified (Entra ID).
+   * @default false
+   */
+  readonly idpTrustUnverifiedEmail?: boolean;
   readonly mappingRules: MappingRuleSet;
   /** Looker nodes (host names or IPv4 addresses); or lookerDnsName. */
   readonly lookerHosts?: string[];
@@ -78,6 +83,7 @@ export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'idpClientSecretArn',
   'idpScopes',
   'idpGroupsClaim',
+  'idpTrustUnverifiedEmail',
   'mappingRules',
   'lookerHosts',
   'lookerDnsName',
@@ -171,6 +177,7 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     idpClientSecretArn: text('idpClientSecretArn', false),
     idpScopes: list('idpScopes'),
     idpGroupsClaim: text('idpGroupsClaim', false),
+    idpTrustUnverifiedEmail: flag('idpTrustUnverifiedEmail'),
     mappingRules: rules as MappingRuleSet,
     lookerHosts: list('lookerHosts'),
     lookerDnsName: text('lookerDnsName', false),
@@ -214,7 +221,14 @@ export class LookerGatewayStack extends Stack {
 
     this.gateway = new LookerGateway(this, 'Gateway', {
       domainName: s.domainName,
-      identityProvider: { issuer: s.idpIssuer, clientId: s.idpClientId, clientSecret, scopes: s.idpScopes, groupsClaim: s.idpGroupsClaim },
+      identityProvider: {
+        issuer: s.idpIssuer,
+        clientId: s.idpClientId,
+        clientSecret,
+        scopes: s.idpScopes,
+        groupsClaim: s.idpGroupsClaim,
+        trustUnverifiedEmail: s.idpTrustUnverifiedEmail,
+      },
       mappingRules: s.mappingRules,
       looker,
       encryptionKey,

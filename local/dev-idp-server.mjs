@@ -136,11 +136,13 @@ function createProvider(issuer) {
   provider.on('end_session.success', () => {
     stats.logouts += 1;
   });
-  provider.on('revocation.success', () => {
-    stats.revocations += 1;
-  });
-  provider.on('userinfo.success', () => {
-    stats.userinfo += 1;
+  // oidc-provider 9 emits no event for a revocation (RFC 7009) or a userinfo answer:
+  // count the successful answers of those endpoints instead.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status !== 200) return;
+    if (ctx.method === 'POST' && ctx.path === '/token/revocation') stats.revocations += 1;
+    if (ctx.path === '/me') stats.userinfo += 1;
   });
   if (settings.testAdminEndpoints) {
     provider.use(async (ctx, next) => {

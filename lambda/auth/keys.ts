@@ -4,39 +4,51 @@
  * encrypted with the cookie key set (JWE dir + A256GCM, `kid` in the header).
  */
 import { EncryptJWT, errors as joseErrors, importJWK, jwtDecrypt, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { SESSION_TOKEN_TYPE } from '../../lib/session-contract';
+import { ASSERTION_TOKEN_TYPE, SESSION_TOKEN_TYPE } from '../../lib/session-contract';
 import type { CookieKeySetSecret, SigningKeySetSecret } from '../../lib/key-material';
-import { buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
+import { buildAssertionClaims, buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
 import { CLAIMS } from '../../lib/session-contract';
 import type { CachedSecret } from '../shared/secrets';
 
 export class KeysNotReadyError extends Error {}
 
 export type MintedSession =
-  | { readonly ok: true; readonly token: string; readonly bytes: number; readonly expiresAt: number }
+  | {
+      readonly ok: true;
+      readonly token: string;
+      /** The upstream assertion: the same claims, `typ` ASSERTION_TOKEN_TYPE, `aud` assertionAudience(aud). */
+      readonly assertion: string;
+      /** Size of the larger of the two tokens. */
+      readonly bytes: number;
+      readonly expiresAt: number;
+    }
   | { readonly ok: false; readonly bytes: number };
 
 export class SessionSigner {
   constructor(private readonly keySet: CachedSecret<SigningKeySetSecret>) {}
 
-  async sign(claims: SessionClaims): Promise<string> {
+  /** Signs with the `current` key; `type` is the `typ` header (a session's, or an upstream assertion's). */
+  async sign(claims: SessionClaims, type: string = SESSION_TOKEN_TYPE): Promise<string> {
     const set = await this.keySet.get();
     const current = set.keys.find((key) => key.status === 'current');
     if (!current) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
     const key = await importJWK(current.privateJwk as JWK, set.alg);
-    return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: SESSION_TOKEN_TYPE }).sign(key);
+    return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: type }).sign(key);
   }
 
   /**
-   * Builds, signs and measures a session token. A token over `maxBytes` is never
-   * returned (fail closed): the caller gets its size to report instead.
+   * Builds, signs and measures a session token and its upstream assertion (the cached
+   * key set, so the same `current` key, but across a rotation both are valid anyway).
+   * Tokens over `maxBytes` are never returned (fail closed): the caller gets the size to
+   * report instead.
    */
   async mint(input: SessionClaimsInput, maxBytes: number): Promise<MintedSession> {
     const claims = buildSessionClaims(input);
     const token = await this.sign(claims);
-    const bytes = Buffer.byteLength(token);
+    const assertion = await this.sign(buildAssertionClaims(claims), ASSERTION_TOKEN_TYPE);
+    const bytes = Math.max(Buffer.byteLength(token), Buffer.byteLength(assertion));
     if (bytes > maxBytes) return { ok: false, bytes };
-    return { ok: true, token, bytes, expiresAt: claims[CLAIMS.expiresAt] as number };
+    return { ok: true, token, assertion, bytes, expiresAt: claims[CLAIMS.expiresAt] as number };
   }
 
   /** Public keys of every slot (previous, current, next) for `jwks.json`. */
@@ -52,7 +64,12 @@ export class SessionSigner {
     };
   }
 
-  /** Verifies a session token of this service; undefined when it is not valid. */
+  /**
+   * Verifies a session token of this service: signature under a kid of the set with the
+   * set's algorithm (never the token's choice), `typ` JWT (an upstream assertion is
+   * refused), `iss`, `aud`, `exp` and `nbf` with the skew, and `sub` and `sid` present.
+   * Undefined when it is not valid. Header keys (jwk, jku, x5c, x5u) are never used.
+   */
   async verify(token: string, issuer: string, audience: string, clockSkewSeconds: number): Promise<JWTPayload | undefined> {
     try {
       const set = await this.keySet.get();
@@ -63,7 +80,7 @@ export class SessionSigner {
           if (!entry) throw new Error('unknown kid');
           return importJWK(entry.publicJwk as JWK, set.alg);
         },
-        { algorithms: [set.alg], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE },
+        { algorithms: [set.alg], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE, requiredClaims: ['exp', 'sub', 'sid'] },
       );
       return payload;
     } catch {

@@ -18,6 +18,7 @@ import type { CustomFetch } from 'openid-client';
 import type { AuthServiceEnvironment } from '../../lib/auth/environment';
 import type { LogSink } from '../shared/audit';
 import { JsonFileSecretSource, type SecretSource } from '../shared/secrets';
+import type { SessionRevocationStore } from './revocations';
 import { createAuthService } from './service';
 
 /** Anything with the Lambda handler's shape: the service, or a bundled handler. */
@@ -40,6 +41,10 @@ export interface LocalAuthServiceOptions {
   readonly idpFetch?: CustomFetch;
   /** Where log and audit lines go. @default stdout */
   readonly logSink?: LogSink;
+  /** Where revoked sessions are kept. @default - as the environment says (LG_REVOCATION_TABLE_NAME, else memory) */
+  readonly revocationStore?: SessionRevocationStore;
+  /** Clock of the service, epoch milliseconds (tests). @default Date.now */
+  readonly now?: () => number;
   /**
    * Serve this handler instead of building the service from `environment` (for example the
    * esbuild bundle's handler, wrapped).
@@ -138,7 +143,13 @@ export async function startLocalAuthService(options: LocalAuthServiceOptions): P
     if (!options.environment || !options.secretsSource) {
       throw new Error('startLocalAuthService needs `environment` and `secretsSource` (or a ready `handler`).');
     }
-    service = createAuthService(options.environment, { secretSource: options.secretsSource, idpFetch: options.idpFetch, logSink: options.logSink });
+    service = createAuthService(options.environment, {
+      secretSource: options.secretsSource,
+      idpFetch: options.idpFetch,
+      logSink: options.logSink,
+      revocationStore: options.revocationStore,
+      now: options.now,
+    });
   }
   const handler = service;
   const stage = options.stage ?? 'local';

@@ -6,11 +6,12 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
+import type { JWTPayload } from 'jose';
 import type { Context } from 'aws-lambda';
-import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM } from '../../lib/session-contract';
+import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM, type RevocationList } from '../../lib/session-contract';
 import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
 import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../lib/auth/environment';
-import { claimValues, evaluateMappingRules, type IdentityFacts, type MappingGrant } from '../../lib/auth/mapping-rules';
+import { evaluateMappingRules, identityFacts, type IdentityFacts, type MappingDenial, type MappingGrant } from '../../lib/auth/mapping-rules';
 import { checkReturnTo } from '../../lib/auth/return-to';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
 import { CachedSecret, SecretReadError, type SecretSource } from '../shared/secrets';
@@ -30,6 +31,7 @@ import {
 } from '../shared/http';
 import { CookieSealer, KeysNotReadyError, SessionSigner, type MintedSession } from './keys';
 import { IdpClient, IdpError, type IdpTokens } from './oidc';
+import { DynamoDbRevocationStore, InMemoryRevocationStore, logoutRevocations, RevocationStoreError, type SessionRevocationStore } from './revocations';
 
 export interface AuthServiceDependencies {
   /** Where secrets come from: Secrets Manager in Lambda, a JSON file or map locally. */
@@ -40,6 +42,11 @@ export interface AuthServiceDependencies {
   readonly idpFetch?: client.CustomFetch;
   /** Clock, epoch milliseconds. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Where revoked sessions are kept.
+   * @default - the DynamoDB table LG_REVOCATION_TABLE_NAME names, else this process's memory
+   */
+  readonly revocationStore?: SessionRevocationStore;
 }
 
 export interface AuthService {
@@ -136,10 +143,21 @@ interface RefreshState {
 
 interface UserIdentity {
   readonly subject: string;
+  /** Only an address the IdP vouches for (see identityFacts). */
   readonly email?: string;
   readonly name?: string;
   readonly facts: IdentityFacts;
+  /** The IdP sent an address it does not vouch for, which was left out. */
+  readonly unverifiedEmail: boolean;
 }
+
+/**
+ * Largest `name=value` a browser keeps for one cookie (RFC 6265 section 6.1 asks for at
+ * least 4096 bytes; Chrome and Firefox cap name plus value there and drop larger ones).
+ */
+const BROWSER_COOKIE_BYTES = 4096;
+
+type Minted = { readonly ok: true; readonly token: string; readonly assertion: string; readonly expiresAt: number } | { readonly ok: false; readonly bytes: number; readonly limit: number };
 
 
 class ConfiguredAuthService implements AuthService {
@@ -147,6 +165,7 @@ class ConfiguredAuthService implements AuthService {
   private readonly sealer: CookieSealer;
   private readonly idp: IdpClient;
   private readonly clientSecret: CachedSecret<string>;
+  private readonly revocations: SessionRevocationStore;
   private readonly now: () => number;
 
   constructor(
@@ -169,6 +188,7 @@ class ConfiguredAuthService implements AuthService {
       cacheOptions,
     );
     this.clientSecret = new CachedSecret<string>(deps.secretSource, config.idp.clientSecretId, parseClientSecret, cacheOptions);
+    this.revocations = deps.revocationStore ?? this.defaultRevocationStore();
     this.signer = new SessionSigner(signingKeys);
     this.sealer = new CookieSealer(cookieKeys, config.clockSkewSeconds);
     this.idp = new IdpClient({
@@ -180,6 +200,12 @@ class ConfiguredAuthService implements AuthService {
       clockSkewSeconds: config.clockSkewSeconds,
       fetch: deps.idpFetch,
     });
+  }
+
+  private defaultRevocationStore(): SessionRevocationStore {
+    if (this.config.revocationTableName) return new DynamoDbRevocationStore(this.config.revocationTableName);
+    this.logger.log('info', 'LG_REVOCATION_TABLE_NAME is not set: revoked sessions are kept in this process only (fine for one local process, not for Lambda).');
+    return new InMemoryRevocationStore();
   }
 
   private seconds(): number {
@@ -217,6 +243,8 @@ class ConfiguredAuthService implements AuthService {
         return gate(['POST'], () => this.inlineRefresh(ctx));
       case AUTH_PATHS.logout:
         return gate(['GET', 'POST'], () => (method === 'POST' ? this.logout(ctx) : this.logoutPage(ctx)));
+      case AUTH_PATHS.revocations:
+        return gate(['GET', 'HEAD'], () => this.revocationList());
       default:
         return errorAnswer(ctx, 404, 'not_found', 'unknown-route', `There is no sign-in endpoint at ${ctx.event.path ?? '?'}.`);
     }
@@ -232,6 +260,11 @@ class ConfiguredAuthService implements AuthService {
       this.logger.log('error', error.message, { requestId: ctx.requestId });
       this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'keys-not-ready', status: 503 });
       return errorAnswer(ctx, 503, 'keys_not_ready', 'keys-not-ready', 'The sign-in keys are not provisioned yet. Try again in a few minutes.');
+    }
+    if (error instanceof RevocationStoreError) {
+      this.logger.log('error', error.message, { requestId: ctx.requestId });
+      this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'revocation-store-unavailable', status: 503 });
+      return errorAnswer(ctx, 503, 'temporarily_unavailable', 'revocation-store-unavailable', 'The sign-in service cannot check signed-out sessions right now. Try again in a moment.');
     }
     if (error instanceof SecretReadError) {
       this.logger.log('error', error.message, { requestId: ctx.requestId });
@@ -253,12 +286,16 @@ class ConfiguredAuthService implements AuthService {
   // ---- cookies ---------------------------------------------------------------------
 
   private clearAll(): string[] {
-    return [clearCookie(this.config.cookies.session), clearCookie(this.config.cookies.refresh), clearCookie(this.config.cookies.login)];
+    const { session, refresh, login, assertion } = this.config.cookies;
+    return [clearCookie(session), clearCookie(refresh), clearCookie(login), clearCookie(assertion)];
   }
 
-  /** The session cookie outlives the token: HAProxy needs it (expired) with the refresh cookie to refresh inline. */
-  private sessionCookie(token: string, maxAgeSeconds: number): string {
-    return setCookie(this.config.cookies.session, token, { maxAgeSeconds });
+  /**
+   * The session cookie and the assertion cookie, with one lifetime. They outlive the
+   * tokens: HAProxy needs the session (expired) with the refresh cookie to refresh inline.
+   */
+  private sessionCookies(minted: { token: string; assertion: string }, maxAgeSeconds: number): string[] {
+    return [setCookie(this.config.cookies.session, minted.token, { maxAgeSeconds }), setCookie(this.config.cookies.assertion, minted.assertion, { maxAgeSeconds })];
   }
 
   private async refreshCookie(state: RefreshState, expiresAt: number): Promise<string> {
@@ -268,8 +305,9 @@ class ConfiguredAuthService implements AuthService {
 
   // ---- session -----------------------------------------------------------------------
 
-  private mint(identity: UserIdentity, grant: MappingGrant, sessionId: string): Promise<MintedSession> {
-    return this.signer.mint(
+  /** The session and its assertion, within the token budget and the browser's cookie size. */
+  private async mint(identity: UserIdentity, grant: MappingGrant, sessionId: string): Promise<Minted> {
+    const minted: MintedSession = await this.signer.mint(
       {
         issuer: this.config.session.issuer,
         audience: this.config.session.audience,
@@ -280,6 +318,13 @@ class ConfiguredAuthService implements AuthService {
       },
       this.config.session.maxBytes,
     );
+    if (!minted.ok) return { ok: false, bytes: minted.bytes, limit: this.config.session.maxBytes };
+    const cookieBytes = Math.max(
+      Buffer.byteLength(`${this.config.cookies.session}=${minted.token}`),
+      Buffer.byteLength(`${this.config.cookies.assertion}=${minted.assertion}`),
+    );
+    if (cookieBytes > BROWSER_COOKIE_BYTES) return { ok: false, bytes: cookieBytes, limit: BROWSER_COOKIE_BYTES };
+    return minted;
   }
 
   /** Claims from the ID token, completed from userinfo when the groups claim (or the whole ID token) is missing. */
@@ -292,19 +337,9 @@ class ConfiguredAuthService implements AuthService {
       const userinfo = await this.idp.userinfo(tokens.accessToken, subject);
       if (userinfo) claims = { ...claims, ...userinfo };
     }
-    const email = typeof claims.email === 'string' ? claims.email : undefined;
     const name = typeof claims.name === 'string' ? claims.name : typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined;
-    return {
-      subject,
-      email,
-      name,
-      facts: {
-        groups: claimValues(claims[this.config.idp.groupsClaim]),
-        email,
-        emailVerified: typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined,
-        claims,
-      },
-    };
+    const { unverifiedEmail, ...facts } = identityFacts(claims, { groupsClaim: this.config.idp.groupsClaim, trustUnverifiedEmail: this.config.idp.trustUnverifiedEmail });
+    return { subject, email: facts.email, name, facts, unverifiedEmail };
   }
 
   // ---- routes ------------------------------------------------------------------------
@@ -319,18 +354,7 @@ class ConfiguredAuthService implements AuthService {
 
   private async start(ctx: RequestContext): Promise<ProxyResult> {
     const returnTo = checkReturnTo(queryParam(ctx.event, RETURN_TO_PARAM));
-    if (!returnTo.ok) {
-      this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'bad-return-to', status: 400, detail: returnTo.reason });
-      return errorAnswer(
-        ctx,
-        400,
-        'invalid_request',
-        'bad-return-to',
-        `The return address is not accepted: ${returnTo.reason}. Only a path on this site can be returned to.`,
-        [],
-        `<p><a href="${AUTH_PATHS.start}">Sign in and go to the home page</a></p>`,
-      );
-    }
+    if (!returnTo.ok) return this.badReturnTo(ctx, returnTo.reason);
     const state = client.randomState();
     const nonce = client.randomNonce();
     const verifier = client.randomPKCECodeVerifier();
@@ -390,25 +414,33 @@ class ConfiguredAuthService implements AuthService {
     }
     const user = { sub: identity.subject, email: identity.email };
     const decision = evaluateMappingRules(this.config.mappingRules, identity.facts);
-    if (!decision.allowed) {
-      this.audit(ctx, { event: 'deny', outcome: 'denied', reason: decision.reason, status: 403, user, matchedRules: decision.matchedRules, detail: decision.detail });
-      return errorAnswer(ctx, 403, 'access_denied', decision.reason, `${decision.detail} Ask your administrator for access to Looker.`, this.clearAll());
-    }
+    if (!decision.allowed) return this.denied(ctx, decision, identity, user);
     const sessionId = randomBytes(16).toString('base64url');
     const minted = await this.mint(identity, decision, sessionId);
-    if (!minted.ok) return this.tooLarge(ctx, 'login', user, decision, minted.bytes, this.clearAll());
+    if (!minted.ok) return this.tooLarge(ctx, 'login', user, decision, minted, this.clearAll());
     const canRefresh = tokens.refreshToken !== undefined;
-    const cookies = [this.sessionCookie(minted.token, canRefresh ? this.config.refreshCookieMaxAgeSeconds : this.config.session.ttlSeconds), clearLogin];
+    const cookies = [...this.sessionCookies(minted, canRefresh ? this.config.refreshCookieMaxAgeSeconds : this.config.session.ttlSeconds), clearLogin];
     if (tokens.refreshToken) {
       cookies.push(await this.refreshCookie({ rt: tokens.refreshToken, sid: sessionId, sub: identity.subject }, this.seconds() + this.config.refreshCookieMaxAgeSeconds));
     } else {
       cookies.push(clearCookie(this.config.cookies.refresh));
     }
     this.audit(ctx, { event: 'login', outcome: 'success', reason: 'authenticated', status: 302, user, sessionId, ...grantFields(decision) });
-    return redirect(login.rd, cookies);
+    // rd was checked at start and sealed in the login cookie; the target is checked again as sent.
+    const returnTo = checkReturnTo(login.rd);
+    return redirect(returnTo.ok ? returnTo.path : '/', cookies);
   }
 
-  private tooLarge(ctx: RequestContext, event: AuditEvent['event'], user: AuditEvent['user'], grant: MappingGrant, bytes: number, cookies: readonly string[]): ProxyResult {
+  /** 403 for a user no rule admits; says so when an unverified address kept e-mail rules from applying. */
+  private denied(ctx: RequestContext, decision: MappingDenial, identity: UserIdentity, user: AuditEvent['user']): ProxyResult {
+    const detail = identity.unverifiedEmail
+      ? `${decision.detail} The identity provider did not mark the e-mail address as verified, so rules on the e-mail address did not apply.`
+      : decision.detail;
+    this.audit(ctx, { event: 'deny', outcome: 'denied', reason: decision.reason, status: 403, user, matchedRules: decision.matchedRules, detail });
+    return errorAnswer(ctx, 403, 'access_denied', decision.reason, `${detail} Ask your administrator for access to Looker.`, this.clearAll());
+  }
+
+  private tooLarge(ctx: RequestContext, event: AuditEvent['event'], user: AuditEvent['user'], grant: MappingGrant, size: { bytes: number; limit: number }, cookies: readonly string[]): ProxyResult {
     this.audit(ctx, {
       event: 'deny',
       outcome: 'denied',
@@ -416,7 +448,7 @@ class ConfiguredAuthService implements AuthService {
       status: 403,
       user,
       ...grantFields(grant),
-      detail: `${event}: the session token would be ${bytes} bytes, over the budget of ${this.config.session.maxBytes}`,
+      detail: `${event}: the session (or its assertion) would be ${size.bytes} bytes, over the budget of ${size.limit}`,
     });
     return errorAnswer(
       ctx,
@@ -430,11 +462,11 @@ class ConfiguredAuthService implements AuthService {
 
   /** Redeems the refresh cookie; shared by the inline and navigation refresh. */
   private async redeem(ctx: RequestContext): Promise<
-    | { ok: true; minted: { token: string; expiresAt: number }; cookies: string[] }
+    | { ok: true; minted: { token: string; assertion: string; expiresAt: number }; cookies: string[] }
     | { ok: false; kind: 'login-required' | 'denied' | 'idp'; result: ProxyResult; reason: string }
   > {
-    const loginRequired = (reason: string, user?: AuditEvent['user']) => {
-      this.audit(ctx, { event: 'refresh', outcome: 'failure', reason, status: 401, user });
+    const loginRequired = (reason: string, user?: AuditEvent['user'], sessionId?: string) => {
+      this.audit(ctx, { event: 'refresh', outcome: 'failure', reason, status: 401, user, sessionId });
       return {
         ok: false as const,
         kind: 'login-required' as const,
@@ -448,6 +480,9 @@ class ConfiguredAuthService implements AuthService {
     if (!opened.ok) return loginRequired(`refresh-cookie-${opened.reason}`);
     const state = opened.payload;
     const user = { sub: state.sub };
+    // Signed out: the refresh cookie of an ended session never mints again (checked
+    // before spending the refresh token, and again after minting, below).
+    if (await this.revocations.isRevoked(state.sid, this.seconds())) return loginRequired('session-revoked', user, state.sid);
     let tokens: IdpTokens;
     let identity: UserIdentity;
     try {
@@ -461,19 +496,15 @@ class ConfiguredAuthService implements AuthService {
     }
     const fullUser = { sub: identity.subject, email: identity.email };
     const decision = evaluateMappingRules(this.config.mappingRules, identity.facts);
-    if (!decision.allowed) {
-      this.audit(ctx, { event: 'deny', outcome: 'denied', reason: decision.reason, status: 403, user: fullUser, matchedRules: decision.matchedRules, detail: decision.detail });
-      return {
-        ok: false,
-        kind: 'denied',
-        reason: decision.reason,
-        result: errorAnswer(ctx, 403, 'access_denied', decision.reason, `${decision.detail} Ask your administrator for access to Looker.`, this.clearAll()),
-      };
-    }
+    if (!decision.allowed) return { ok: false, kind: 'denied', reason: decision.reason, result: this.denied(ctx, decision, identity, fullUser) };
     const minted = await this.mint(identity, decision, state.sid);
-    if (!minted.ok) return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', fullUser, decision, minted.bytes, this.clearAll()) };
+    if (!minted.ok) return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', fullUser, decision, minted, this.clearAll()) };
+    // A logout recorded while the IdP answered: the token just minted is never handed
+    // out. Every token that is handed out was minted before its sid was found unrevoked,
+    // which is what bounds the revocation list's `until` (see logout).
+    if (await this.revocations.isRevoked(state.sid, this.seconds())) return loginRequired('session-revoked', fullUser, state.sid);
     const refreshExpiresAt = opened.payload.exp ?? this.seconds();
-    const cookies = [this.sessionCookie(minted.token, refreshExpiresAt - this.seconds())];
+    const cookies = this.sessionCookies(minted, refreshExpiresAt - this.seconds());
     const rotated = tokens.refreshToken !== undefined && tokens.refreshToken !== state.rt;
     if (rotated || opened.kid !== opened.currentKid) {
       cookies.push(await this.refreshCookie({ rt: tokens.refreshToken ?? state.rt, sid: state.sid, sub: state.sub }, refreshExpiresAt));
@@ -485,22 +516,50 @@ class ConfiguredAuthService implements AuthService {
   private async inlineRefresh(ctx: RequestContext): Promise<ProxyResult> {
     const outcome = await this.redeem(ctx);
     if (!outcome.ok) return outcome.result;
-    const body: InlineRefreshResponse = { session: outcome.minted.token, expiresAt: outcome.minted.expiresAt };
+    const body: InlineRefreshResponse = { session: outcome.minted.token, expiresAt: outcome.minted.expiresAt, assertion: outcome.minted.assertion };
     return jsonResponse(200, body, { cookies: outcome.cookies });
+  }
+
+  private badReturnTo(ctx: RequestContext, reason: string): ProxyResult {
+    this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'bad-return-to', status: 400, detail: reason });
+    return errorAnswer(
+      ctx,
+      400,
+      'invalid_request',
+      'bad-return-to',
+      `The return address is not accepted: ${reason}. Only a path on this site can be returned to.`,
+      [],
+      `<p><a href="${AUTH_PATHS.start}">Sign in and go to the home page</a></p>`,
+    );
+  }
+
+  /** The session token of the request when this service signed it and it is current (typ, iss, aud, exp checked). */
+  private async currentSession(ctx: RequestContext): Promise<JWTPayload | undefined> {
+    const token = requestCookies(ctx.event).get(this.config.cookies.session);
+    if (!token) return undefined;
+    return this.signer.verify(token, this.config.session.issuer, this.config.session.audience, this.config.clockSkewSeconds);
   }
 
   private async refreshNavigation(ctx: RequestContext): Promise<ProxyResult> {
     const returnTo = checkReturnTo(queryParam(ctx.event, RETURN_TO_PARAM));
-    const rd = returnTo.ok ? returnTo.path : '/';
-    const current = requestCookies(ctx.event).get(this.config.cookies.session);
-    if (current) {
-      const payload = await this.signer.verify(current, this.config.session.issuer, this.config.session.audience, 0);
-      if (payload?.exp && payload.exp > this.seconds() + this.config.session.refreshWindowSeconds) return redirect(rd);
+    if (!returnTo.ok) return this.badReturnTo(ctx, returnTo.reason);
+    const rd = returnTo.path;
+    const current = await this.currentSession(ctx);
+    const sid = typeof current?.sid === 'string' ? current.sid : undefined;
+    if (current?.exp && current.exp > this.seconds() + this.config.session.refreshWindowSeconds && sid && !(await this.revocations.isRevoked(sid, this.seconds()))) {
+      return redirect(rd);
     }
     const outcome = await this.redeem(ctx);
     if (outcome.ok) return redirect(rd, outcome.cookies);
     if (outcome.kind === 'login-required') return redirect(`${AUTH_PATHS.start}?${RETURN_TO_PARAM}=${encodeURIComponent(rd)}`, this.clearAll());
     return outcome.result;
+  }
+
+  /** `GET /oauth2/revocations`: the complete list HAProxy polls (the public listener refuses this path). */
+  private async revocationList(): Promise<ProxyResult> {
+    const asOf = this.seconds();
+    const body: RevocationList = { revoked: await this.revocations.listRevoked(asOf), asOf };
+    return jsonResponse(200, body);
   }
 
   private logoutPage(ctx: RequestContext): ProxyResult {
@@ -527,25 +586,59 @@ class ConfiguredAuthService implements AuthService {
       this.audit(ctx, { event: 'logout', outcome: 'denied', reason: 'cross-site-refused', status: 403 });
       return errorAnswer(ctx, 403, 'forbidden', 'cross-site-refused', 'Sign-out must be confirmed on this site.', [], `<p><a href="${AUTH_PATHS.logout}">Go to the sign-out page</a></p>`);
     }
-    const cookies = requestCookies(ctx.event);
-    const session = cookies.get(this.config.cookies.session);
-    const payload = session ? await this.signer.verify(session, this.config.session.issuer, this.config.session.audience, 86_400 * 365) : undefined;
-    const user = payload ? { sub: payload.sub, email: typeof payload.email === 'string' ? payload.email : undefined } : undefined;
+    // Only a session this service signed (checked like any other: typ, iss, aud, exp) or
+    // its own encrypted refresh cookie names a sid to revoke: a forged token must not
+    // be able to sign someone else out.
+    const session = await this.currentSession(ctx);
+    const sealedRefresh = requestCookies(ctx.event).get(this.config.cookies.refresh);
+    const opened = sealedRefresh ? await this.sealer.open<RefreshState>('refresh', sealedRefresh) : undefined;
+    const refresh = opened?.ok ? opened.payload : undefined;
+    const user = session ? { sub: session.sub, email: typeof session.email === 'string' && session.email ? session.email : undefined } : refresh ? { sub: refresh.sub } : undefined;
+    const revocations = logoutRevocations({
+      now: this.seconds(),
+      sessionTtlSeconds: this.config.session.ttlSeconds,
+      clockSkewSeconds: this.config.clockSkewSeconds,
+      refreshCookieMaxAgeSeconds: this.config.refreshCookieMaxAgeSeconds,
+      session: typeof session?.sid === 'string' ? { sid: session.sid, exp: session.exp } : undefined,
+      refresh: refresh ? { sid: refresh.sid, exp: refresh.exp } : undefined,
+    });
+    const sessionId = revocations[0]?.sid;
+    try {
+      for (const revocation of revocations) await this.revocations.revoke(revocation);
+    } catch (error) {
+      if (!(error instanceof RevocationStoreError)) throw error;
+      // The cookies stay, so that "Sign out" can be tried again: a sign-out that other
+      // copies of the session would survive is not reported as done.
+      this.logger.log('error', error.message, { requestId: ctx.requestId });
+      this.audit(ctx, { event: 'logout', outcome: 'failure', reason: 'revocation-store-unavailable', status: 503, user, sessionId });
+      return errorAnswer(
+        ctx,
+        503,
+        'temporarily_unavailable',
+        'revocation-store-unavailable',
+        'Sign-out could not be recorded right now, so you are still signed in. Try again in a moment.',
+        [],
+        `<form method="post" action="${AUTH_PATHS.logout}"><button type="submit">Try again</button></form>`,
+      );
+    }
     let location = this.config.postLogoutRedirectUrl;
     let reason = 'local-only';
+    let idpRevocation = 'no refresh token';
     try {
-      const sealedRefresh = cookies.get(this.config.cookies.refresh);
-      const refresh = sealedRefresh ? await this.sealer.open<RefreshState>('refresh', sealedRefresh) : undefined;
-      if (refresh?.ok) await this.idp.revoke(refresh.payload.rt).catch(() => false);
+      if (refresh) {
+        const revoked = await this.idp.revoke(refresh.rt).catch(() => undefined);
+        idpRevocation = revoked === undefined ? 'failed' : revoked ? 'done' : 'not offered by the IdP';
+      }
       const endSession = await this.idp.endSessionUrl(this.config.postLogoutRedirectUrl);
       if (endSession) {
         location = endSession;
         reason = 'idp-end-session';
       }
     } catch (error) {
-      this.logger.log('warn', 'Logout could not reach the IdP; the local session is cleared anyway.', { requestId: ctx.requestId, error: (error as Error).message });
+      this.logger.log('warn', 'Logout could not reach the IdP; the session is revoked and the cookies cleared anyway.', { requestId: ctx.requestId, error: (error as Error).message });
     }
-    this.audit(ctx, { event: 'logout', outcome: 'success', reason, status: 303, user, sessionId: typeof payload?.sid === 'string' ? payload.sid : undefined });
+    const detail = `revoked ${revocations.length} session id(s) until ${revocations.map((r) => r.listUntil).join(', ') || '-'}; refresh token revocation at the IdP: ${idpRevocation}`;
+    this.audit(ctx, { event: 'logout', outcome: 'success', reason, status: 303, user, sessionId, detail });
     return redirect(location, this.clearAll(), 303);
   }
 }

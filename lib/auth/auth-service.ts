@@ -3,8 +3,9 @@
  * REST API that only the gateway fleet can reach, through an interface VPC endpoint
  * whose security group admits the fleet's security group and nothing else.
  */
-import { Aws, Duration, Token } from 'aws-cdk-lib';
+import { Annotations, Aws, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -21,6 +22,7 @@ import { assertDomainName, assertDurationInRange, assertHttpsUrl, assertIntegerI
 import { DEFAULT_SESSION_TTL_SECONDS } from '../session-contract';
 import { AuthServiceConfigError, AuthServiceEnvironment, parseAuthServiceEnvironment } from './environment';
 import { MappingRuleSet, validateMappingRules } from './mapping-rules';
+import { REVOCATION_TABLE } from './revocation-table';
 
 /** The IdP the gateway logs users in with (OpenID Connect, authorization code + PKCE). */
 export interface IdentityProviderSettings {
@@ -40,6 +42,16 @@ export interface IdentityProviderSettings {
    * @default "groups"
    */
   readonly groupsClaim?: string;
+  /**
+   * Treat an e-mail address that comes WITHOUT an `email_verified` claim as verified.
+   * Only for IdPs that never send the claim and where users cannot set their own address
+   * (Microsoft Entra ID with admin-managed mail). By default only `email_verified: true`
+   * counts; an explicit `false` never counts. Unverified addresses are ignored by
+   * `emailDomains` rules, by `claims` conditions on `email`, and are left out of the
+   * session (so never X-Forwarded-Email or an e-mail X-Forwarded-User).
+   * @default false
+   */
+  readonly trustUnverifiedEmail?: boolean;
 }
 
 export interface AuthServiceProps {
@@ -101,6 +113,12 @@ export class AuthService extends Construct {
   /** Path prefix of the stage that HAProxy puts before /oauth2/... */
   public readonly stagePath: string;
   public readonly sessionLifetime: Duration;
+  /**
+   * Revoked sessions (logout): read and written by the function, listed to the fleet
+   * through `/oauth2/revocations`. On demand, encrypted with the gateway's key,
+   * point-in-time recovery on, items expire through TTL.
+   */
+  public readonly revocationTable: dynamodb.Table;
 
   constructor(scope: Construct, id: string, props: AuthServiceProps) {
     super(scope, id);
@@ -109,14 +127,22 @@ export class AuthService extends Construct {
     this.sessionLifetime = props.sessionLifetime ?? Duration.seconds(DEFAULT_SESSION_TTL_SECONDS);
     const encryptionKey: kms.IKey = props.keys.encryptionKey;
     const subnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+    this.revocationTable = newRevocationTable(this, encryptionKey);
     const environment = authFunctionEnvironment({
       domainName: props.domainName,
       identityProvider: props.identityProvider,
       mappingRules: props.mappingRules,
       sessionLifetime: this.sessionLifetime,
       keys: props.keys,
+      revocationTable: this.revocationTable,
     });
     checkEnvironmentWithTheServiceParser(where, environment);
+    if (props.identityProvider.trustUnverifiedEmail === true) {
+      Annotations.of(this).addWarningV2(
+        'cdk-looker-gateway:trust-unverified-email',
+        'identityProvider.trustUnverifiedEmail is true: an e-mail address without an email_verified claim counts as verified for emailDomains rules and the session. Use it only with an IdP whose users cannot set their own address.',
+      );
+    }
 
     this.auditLogGroup = props.auditLogGroup ?? newEncryptedLogGroup(this, 'AuditLogs', encryptionKey, logs.RetentionDays.ONE_YEAR);
     this.function = newGatewayFunction(this, 'Function', {
@@ -132,6 +158,7 @@ export class AuthService extends Construct {
     });
     props.keys.grantReadAuthServiceMaterial(this.function);
     props.identityProvider.clientSecret.grantRead(this.function);
+    grantRevocationTableUse(this.revocationTable, encryptionKey, this.function);
     acknowledgeLambdaFindings(this.function, {
       inVpc: true,
       deadLetterReason: 'Invoked synchronously by API Gateway: a failed request is answered (502) and retried by the browser, there is no event to park.',
@@ -250,6 +277,10 @@ function privateApiPolicy(endpoint: ec2.IInterfaceVpcEndpoint): iam.PolicyDocume
 
 function validateAuthServiceProps(where: string, props: AuthServiceProps): void {
   assertDomainName(where, 'domainName', props.domainName);
+  const trust: unknown = props.identityProvider.trustUnverifiedEmail;
+  if (trust !== undefined && typeof trust !== 'boolean') {
+    throw new GatewayPropsError(where, `identityProvider.trustUnverifiedEmail is ${JSON.stringify(trust)}: use true or false (default false: only addresses the IdP marks email_verified count).`);
+  }
   assertHttpsUrl(where, 'identityProvider.issuer', props.identityProvider.issuer);
   assertNonEmptyString(where, 'identityProvider.clientId', props.identityProvider.clientId);
   if (props.sessionLifetime) {
@@ -276,6 +307,7 @@ interface AuthEnvironmentInput {
   readonly mappingRules: MappingRuleSet;
   readonly sessionLifetime: Duration;
   readonly keys: GatewayKeys;
+  readonly revocationTable: dynamodb.ITable;
 }
 
 /** The gateway's public origin; also the `iss` and `aud` of its session tokens. */
@@ -293,6 +325,7 @@ export function authFunctionEnvironment(input: AuthEnvironmentInput): AuthServic
     LG_IDP_CLIENT_SECRET_ARN: idp.clientSecret.secretArn,
     ...(idp.scopes ? { LG_IDP_SCOPES: idp.scopes.join(' ') } : {}),
     ...(idp.groupsClaim ? { LG_IDP_GROUPS_CLAIM: idp.groupsClaim } : {}),
+    ...(idp.trustUnverifiedEmail === true ? { LG_IDP_TRUST_UNVERIFIED_EMAIL: 'true' } : {}),
     LG_PUBLIC_BASE_URL: origin,
     LG_SESSION_ISSUER: origin,
     LG_SESSION_AUDIENCE: origin,
@@ -300,14 +333,56 @@ export function authFunctionEnvironment(input: AuthEnvironmentInput): AuthServic
     LG_MAPPING_RULES: JSON.stringify(input.mappingRules),
     LG_SIGNING_KEYS_SECRET_ARN: input.keys.signingKeys.secretArn,
     LG_COOKIE_KEYS_SECRET_ARN: input.keys.cookieKeys.secretArn,
+    LG_REVOCATION_TABLE_NAME: input.revocationTable.tableName,
   };
+}
+
+/**
+ * The session revocation table. Its items matter for at most the refresh-cookie lifetime
+ * (they expire through TTL), so it is destroyed with the stack: nothing in it outlives
+ * the gateway that reads it.
+ */
+function newRevocationTable(scope: Construct, encryptionKey: kms.IKey): dynamodb.Table {
+  const table = new dynamodb.Table(scope, 'RevocationTable', {
+    partitionKey: { name: REVOCATION_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+    sortKey: { name: REVOCATION_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
+    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+    encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+    encryptionKey,
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  acknowledge(
+    table,
+    ['NIST.800.53.R5-DynamoDBInBackupPlan', 'HIPAA.Security-DynamoDBInBackupPlan'],
+    'Short-lived revocation records (each expires within the refresh-cookie lifetime): point-in-time recovery is on; an AWS Backup plan would keep copies of records that are void by the time they could be restored.',
+  );
+  return table;
+}
+
+/**
+ * The function reads and writes items (GetItem, PutItem, Query: no Scan, no delete) and
+ * may use the table's key only through DynamoDB.
+ */
+function grantRevocationTableUse(table: dynamodb.ITable, key: kms.IKey, grantee: iam.IGrantable): void {
+  iam.Grant.addToPrincipal({ grantee, actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], resourceArns: [table.tableArn] });
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+      resources: [key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Aws.REGION}.amazonaws.com` } },
+    }),
+  );
 }
 
 /** Runs the auth service's own parser at synth, so what the Lambda would refuse at cold start fails here. */
 function checkEnvironmentWithTheServiceParser(where: string, environment: AuthServiceEnvironment): void {
   if (Token.isUnresolved(environment.LG_IDP_ISSUER) || Token.isUnresolved(environment.LG_PUBLIC_BASE_URL)) return;
+  // The table's name is CloudFormation's to choose: a token here, a valid name at deploy.
+  const tableName = environment.LG_REVOCATION_TABLE_NAME;
   try {
-    parseAuthServiceEnvironment({ ...environment });
+    parseAuthServiceEnvironment({ ...environment, LG_REVOCATION_TABLE_NAME: tableName && Token.isUnresolved(tableName) ? 'named-by-cloudformation' : tableName });
   } catch (error) {
     if (error instanceof AuthServiceConfigError) {
       throw new GatewayPropsError(where, `the auth service would refuse this configuration:\n- ${error.problems.join('\n- ')}`);

@@ -5,6 +5,7 @@
  * synth time (to validate early) and by the Lambda at run time.
  */
 import {
+  ASSERTION_COOKIE,
   DEFAULT_CLOCK_SKEW_SECONDS,
   DEFAULT_REFRESH_WINDOW_SECONDS,
   DEFAULT_SESSION_ALGORITHM,
@@ -60,6 +61,17 @@ export interface AuthServiceEnvironment {
    */
   readonly LG_IDP_TIMEOUT_MS?: string;
   /**
+   * `"true"`: an e-mail address the IdP sends WITHOUT an `email_verified` claim counts as
+   * verified (for IdPs such as Entra ID that never send the claim and whose addresses
+   * only administrators set). `"false"`: only `email_verified: true` (or the string
+   * `"true"`, as Cognito's userinfo sends it) counts. An explicit `false` never counts.
+   * Unverified addresses are ignored by every e-mail-based decision: `emailDomains`
+   * rules, `claims` conditions on `email`, and the session's `email` claim (which HAProxy
+   * forwards as X-Forwarded-Email, and as X-Forwarded-User with userClaim email).
+   * @default "false"
+   */
+  readonly LG_IDP_TRUST_UNVERIFIED_EMAIL?: string;
+  /**
    * The gateway's public origin as users type it, e.g. `https://looker.example.com`.
    * The redirect URI registered at the IdP is this plus `/oauth2/callback`. https
    * (http only for localhost / 127.0.0.1), no path.
@@ -114,6 +126,8 @@ export interface AuthServiceEnvironment {
   readonly LG_REFRESH_COOKIE_NAME?: string;
   /** @default "__Host-lg_login" (the session contract) */
   readonly LG_LOGIN_COOKIE_NAME?: string;
+  /** @default "__Host-lg_assert" (the session contract) */
+  readonly LG_ASSERTION_COOKIE_NAME?: string;
   /** The claim mapping rule set, JSON `{"rules": [...], "attributeConflicts"?: ...}` (see validateMappingRules). */
   readonly LG_MAPPING_RULES: string;
   /** ARN (or name) of the session signing key set secret (SigningKeySetSecret). */
@@ -132,6 +146,13 @@ export interface AuthServiceEnvironment {
    * @default "30"
    */
   readonly LG_UNKNOWN_KID_REREAD_SECONDS?: string;
+  /**
+   * Name of the DynamoDB table of revoked sessions (logout). Every container of the
+   * function reads and writes it, and HAProxy polls its list through
+   * `/oauth2/revocations`.
+   * @default - revocations are kept in the memory of this process only (`npm run local`, tests)
+   */
+  readonly LG_REVOCATION_TABLE_NAME?: string;
 }
 
 /** The checked configuration. */
@@ -144,6 +165,8 @@ export interface AuthServiceConfig {
     readonly groupsClaim: string;
     readonly timeoutMs: number;
     readonly authorizationParams: Readonly<Record<string, string>>;
+    /** Whether an address without an `email_verified` claim counts as verified. */
+    readonly trustUnverifiedEmail: boolean;
   };
   readonly publicBaseUrl: string;
   readonly redirectUri: string;
@@ -159,12 +182,14 @@ export interface AuthServiceConfig {
   readonly clockSkewSeconds: number;
   readonly refreshCookieMaxAgeSeconds: number;
   readonly loginTimeoutSeconds: number;
-  readonly cookies: { readonly session: string; readonly refresh: string; readonly login: string };
+  readonly cookies: { readonly session: string; readonly refresh: string; readonly login: string; readonly assertion: string };
   readonly mappingRules: MappingRuleSet;
   readonly signingKeysSecretId: string;
   readonly cookieKeysSecretId: string;
   readonly secretsCacheSeconds: number;
   readonly unknownKidRereadSeconds: number;
+  /** The DynamoDB table of revoked sessions; undefined: in memory. */
+  readonly revocationTableName?: string;
 }
 
 export class AuthServiceConfigError extends Error {
@@ -223,6 +248,13 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
     if (parsed.username || parsed.password) problems.push(`${name}=${JSON.stringify(value)} must not contain user info.`);
     return parsed;
   };
+  const flag = (name: keyof AuthServiceEnvironment, fallback: boolean): boolean => {
+    const raw = env[name]?.trim();
+    if (!raw) return fallback;
+    if (raw === 'true' || raw === 'false') return raw === 'true';
+    problems.push(`${name}=${JSON.stringify(raw)} is invalid: expected "true" or "false" (default "${fallback}").`);
+    return fallback;
+  };
   const cookieName = (name: keyof AuthServiceEnvironment, fallback: string): string => {
     const value = text(name, fallback);
     if (!COOKIE_NAME.test(value)) problems.push(`${name}=${JSON.stringify(value)} is not a valid cookie name: use letters, digits and - _ . (default ${fallback}).`);
@@ -266,7 +298,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   }
 
   const config: AuthServiceConfig = {
-    idp: { issuer, clientId, clientSecretId, scopes, groupsClaim, timeoutMs, authorizationParams },
+    idp: { issuer, clientId, clientSecretId, scopes, groupsClaim, timeoutMs, authorizationParams, trustUnverifiedEmail: flag('LG_IDP_TRUST_UNVERIFIED_EMAIL', false) },
     publicBaseUrl,
     redirectUri: `${publicBaseUrl}${AUTH_PATHS.callback}`,
     postLogoutRedirectUrl: postLogout,
@@ -285,17 +317,30 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
       session: cookieName('LG_SESSION_COOKIE_NAME', SESSION_COOKIE),
       refresh: cookieName('LG_REFRESH_COOKIE_NAME', REFRESH_COOKIE),
       login: cookieName('LG_LOGIN_COOKIE_NAME', LOGIN_STATE_COOKIE),
+      assertion: cookieName('LG_ASSERTION_COOKIE_NAME', ASSERTION_COOKIE),
     },
     mappingRules,
     signingKeysSecretId: text('LG_SIGNING_KEYS_SECRET_ARN'),
     cookieKeysSecretId: text('LG_COOKIE_KEYS_SECRET_ARN'),
     secretsCacheSeconds: integer('LG_SECRETS_CACHE_SECONDS', 300, 10, 3600),
     unknownKidRereadSeconds: integer('LG_UNKNOWN_KID_REREAD_SECONDS', 30, 1, 3600),
+    revocationTableName: revocationTableName(env.LG_REVOCATION_TABLE_NAME, problems),
   };
   const names = Object.values(config.cookies);
   if (new Set(names).size !== names.length) problems.push(`The cookie names must differ, got ${names.join(', ')}.`);
   if (problems.length > 0) throw new AuthServiceConfigError(problems);
   return config;
+}
+
+/** DynamoDB table names: 3 to 255 of letters, digits, `_`, `-`, `.`. */
+function revocationTableName(raw: string | undefined, problems: string[]): string | undefined {
+  const value = raw?.trim();
+  if (!value) return undefined;
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(value)) {
+    problems.push(`LG_REVOCATION_TABLE_NAME=${JSON.stringify(value)} is not a DynamoDB table name: 3 to 255 letters, digits, "_", "-" or ".".`);
+    return undefined;
+  }
+  return value;
 }
 
 const RESERVED_AUTHORIZATION_PARAMS = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method'];

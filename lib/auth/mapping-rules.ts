@@ -32,8 +32,9 @@ export interface RuleMatch {
   readonly groups?: string[];
   /**
    * Domains of the user's e-mail address (the part after `@`), exact or glob, compared
-   * case-insensitively. Only a verified address counts: an ID token with
-   * `email_verified: false` never matches.
+   * case-insensitively. Only an address the IdP marks verified counts
+   * (`email_verified: true`); a missing or false `email_verified` never matches unless
+   * the IdP is configured to trust addresses without the claim.
    * @default - the e-mail domain is not checked
    */
   readonly emailDomains?: string[];
@@ -109,7 +110,10 @@ export interface IdentityFacts {
   readonly groups: readonly string[];
   /** E-mail address, when the IdP gave one. */
   readonly email?: string;
-  /** `email_verified` as the IdP stated it; `false` disables e-mail domain rules. */
+  /**
+   * Whether the IdP vouches for the address (see {@link isEmailVerified}). Anything but
+   * `true` disables e-mail domain rules.
+   */
   readonly emailVerified?: boolean;
   /** Every claim, for `claims` conditions. */
   readonly claims: Readonly<Record<string, unknown>>;
@@ -310,9 +314,46 @@ export function claimValues(value: unknown): string[] {
 }
 
 function emailDomain(facts: IdentityFacts): string[] {
-  if (facts.emailVerified === false || typeof facts.email !== 'string') return [];
+  if (facts.emailVerified !== true || typeof facts.email !== 'string') return [];
   const at = facts.email.lastIndexOf('@');
   return at > 0 && at < facts.email.length - 1 ? [facts.email.slice(at + 1)] : [];
+}
+
+/**
+ * Whether an IdP's `email_verified` claim vouches for the address: boolean `true`, or the
+ * string `"true"` (Cognito's userinfo sends strings). A missing claim counts only when
+ * `trustUnverifiedEmail` is set (IdPs such as Entra ID never send it); `false`, `"false"`
+ * and anything else never count.
+ */
+export function isEmailVerified(claim: unknown, trustUnverifiedEmail: boolean): boolean {
+  if (claim === true || claim === 'true') return true;
+  return claim === undefined && trustUnverifiedEmail;
+}
+
+export interface IdentityFactsOptions {
+  /** The claim that lists the user's groups. */
+  readonly groupsClaim: string;
+  /** Whether an address without `email_verified` counts as verified. */
+  readonly trustUnverifiedEmail: boolean;
+}
+
+/**
+ * The facts rules look at, from the IdP's claims (ID token and userinfo merged). An
+ * address the IdP does not vouch for is left out entirely, also from `claims`, so no
+ * rule (not even a `claims` condition on `email`) and no header can rely on it.
+ */
+export function identityFacts(claims: Readonly<Record<string, unknown>>, options: IdentityFactsOptions): IdentityFacts & { readonly unverifiedEmail: boolean } {
+  const address = typeof claims.email === 'string' && claims.email !== '' ? claims.email : undefined;
+  const verified = address !== undefined && isEmailVerified(claims.email_verified, options.trustUnverifiedEmail);
+  const trusted: Record<string, unknown> = { ...claims };
+  if (!verified) delete trusted.email;
+  return {
+    groups: claimValues(claims[options.groupsClaim]),
+    email: verified ? address : undefined,
+    emailVerified: verified,
+    claims: trusted,
+    unverifiedEmail: address !== undefined && !verified,
+  };
 }
 
 export function ruleMatches(rule: MappingRule, facts: IdentityFacts): boolean {

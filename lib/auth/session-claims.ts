@@ -2,7 +2,7 @@
  * The claims of a session token, built from a user's identity and mapping result. Pure:
  * the auth service signs them, and a later OpenID-provider mode can reuse them.
  */
-import { ATTRIBUTE_CLAIM_PREFIX, CLAIMS } from '../session-contract';
+import { assertionAudience, ATTRIBUTE_CLAIM_PREFIX, CLAIMS } from '../session-contract';
 import type { MappingGrant } from './mapping-rules';
 
 export interface SessionIdentity {
@@ -48,4 +48,12 @@ export function buildSessionClaims(input: SessionClaimsInput): SessionClaims {
   };
   for (const [name, value] of Object.entries(grant.attributes)) claims[`${ATTRIBUTE_CLAIM_PREFIX}${name}`] = value;
   return claims;
+}
+
+/**
+ * The claims of the upstream assertion minted next to a session: the same claims and
+ * lifetime, with the assertion audience, so that a verifier of sessions refuses it.
+ */
+export function buildAssertionClaims(session: SessionClaims): SessionClaims {
+  return { ...session, [CLAIMS.audience]: assertionAudience(String(session[CLAIMS.audience])) };
 }

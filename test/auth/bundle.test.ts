@@ -4,61 +4,35 @@
  * refresh run through the bundled handler, with its own Secrets Manager client (answered
  * by the model) and its own stdout audit log.
  */
-import { readFileSync, rmSync } from 'node:fs';
-import * as path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { LAMBDA_BUNDLES, REPO_ROOT } from '../../lib/private/lambda-bundling';
+import { LAMBDA_BUNDLES } from '../../lib/private/lambda-bundling';
 import { REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { fetchTrustingCa } from '../../lambda/auth/local-server';
-import { bundleLambda, type BuiltBundle } from '../../scripts/bundle-lambdas';
-import { CookieJar, Harness, login, request, startHarness } from './support/harness';
+import { startBundledHarness, type BundledHarness } from './support/bundle';
+import { CookieJar, login, request } from './support/harness';
 
-// Inside the repository, so the bundle's external `@aws-sdk/*` resolves as the Lambda runtime's would.
-const OUT_DIR = path.join(REPO_ROOT, '.cache', 'test-bundles', `auth-${process.pid}`);
-const savedEnv = { ...process.env };
-const savedFetch = globalThis.fetch;
-let built: BuiltBundle;
-let h: Harness;
-const stdout: string[] = [];
+let b: BundledHarness;
 
 beforeAll(async () => {
-  built = await bundleLambda('auth', OUT_DIR);
-  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout.push(chunk.toString());
-    return true;
-  });
-  h = await startHarness({
-    handler: async (environment, caPem) => {
-      Object.assign(process.env, environment, { AWS_REGION: 'eu-west-1' });
-      // The bundle calls the IdP with the global fetch, as in Lambda; here it must trust the test CA.
-      globalThis.fetch = (await fetchTrustingCa(caPem)) as unknown as typeof fetch;
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const bundle = require(built.file) as { handler: (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult> };
-      return { handle: (event, context) => bundle.handler(event, (context ?? {}) as Context) };
-    },
-  });
+  b = await startBundledHarness();
 });
 
 afterAll(async () => {
-  await h?.stop();
-  globalThis.fetch = savedFetch;
-  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
-  Object.assign(process.env, savedEnv);
-  jest.restoreAllMocks();
-  rmSync(OUT_DIR, { recursive: true, force: true });
+  await b?.stop();
 });
 
 test('the minified bundle stays within its budget and leaves the AWS SDK and aws-cdk-lib out', () => {
-  expect(built.maxBytes).toBe(LAMBDA_BUNDLES.auth.maxBytes);
-  expect(built.bytes).toBeGreaterThan(10_000);
-  expect(built.bytes).toBeLessThanOrEqual(LAMBDA_BUNDLES.auth.maxBytes);
-  const source = readFileSync(built.file, 'utf8');
+  expect(b.built.maxBytes).toBe(LAMBDA_BUNDLES.auth.maxBytes);
+  expect(b.built.bytes).toBeGreaterThan(10_000);
+  expect(b.built.bytes).toBeLessThanOrEqual(LAMBDA_BUNDLES.auth.maxBytes);
+  const source = readFileSync(b.built.file, 'utf8');
   expect(source).toContain('require("@aws-sdk/client-secrets-manager")');
+  expect(source).toContain('require("@aws-sdk/client-dynamodb")');
   expect(source).not.toContain('aws-cdk-lib');
 });
 
 test('a login and an inline refresh run through the bundled handler', async () => {
+  const { h } = b;
   const jar = new CookieJar();
   const { callback } = await login(h, jar, 'alice', '/dashboards/1');
   expect(callback.status).toBe(302);
@@ -71,7 +45,7 @@ test('a login and an inline refresh run through the bundled handler', async () =
   expect(jar.get(h.gatewayUrl, REFRESH_COOKIE)).not.toBe(firstRefresh);
 
   // The bundle's audit log goes to stdout, as in Lambda.
-  const audits = stdout.join('').split('\n').filter((l) => l.startsWith('{"type":"audit"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audits = b.audits();
   expect(audits.find((e) => e.requestId === 'bundle-refresh-1')).toMatchObject({ event: 'refresh', outcome: 'success' });
   expect(audits.some((e) => e.event === 'login' && e.outcome === 'success')).toBe(true);
   // The handler read its secrets through Secrets Manager (the model).

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { parseGatewaySecret, SECRET_KINDS, seedSecretValue, type CookieKeySetSecret } from '../../lib/key-material';
-import { LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
 import { CookieSealer } from '../../lambda/auth/keys';
 import { createAuthService, resolveRoute } from '../../lambda/auth/service';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
@@ -35,7 +35,7 @@ function sealerFor(keys: CookieKeySetSecret): CookieSealer {
 }
 
 function remember(jar: CookieJar): void {
-  for (const name of [SESSION_COOKIE, REFRESH_COOKIE, LOGIN_STATE_COOKIE]) {
+  for (const name of [SESSION_COOKIE, REFRESH_COOKIE, LOGIN_STATE_COOKIE, ASSERTION_COOKIE]) {
     const value = jar.get(h.gatewayUrl, name);
     if (value) sensitive.add(value);
   }
@@ -358,7 +358,8 @@ describe('routes behind a stage or base path', () => {
     const jar = new CookieJar();
     const { callback } = await login(h, jar, 'alice');
     remember(jar);
-    expect(callback.setCookies.length).toBe(3);
+    // Session, assertion, the cleared login cookie, refresh.
+    expect(callback.setCookies.map((c) => c.split('=')[0]).sort()).toEqual([ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE].sort());
   });
 });
 

@@ -129,7 +129,7 @@ describe('configuration parsing', () => {
 
   test('defaults come from the session contract', () => {
     const config = parseAuthServiceEnvironment(minimal);
-    expect(config.cookies).toEqual({ session: '__Host-lg_session', refresh: '__Host-lg_refresh', login: '__Host-lg_login' });
+    expect(config.cookies).toEqual({ session: '__Host-lg_session', refresh: '__Host-lg_refresh', login: '__Host-lg_login', assertion: '__Host-lg_assert' });
     expect(config.session).toMatchObject({ ttlSeconds: 600, refreshWindowSeconds: 60, maxBytes: 4096 });
     expect(config.clockSkewSeconds).toBe(30);
     expect(config.redirectUri).toBe('https://looker.example.com/oauth2/callback');

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, identityFacts, isEmailVerified, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
 import { MAX_SESSION_TOKEN_BYTES } from '../../lib/session-contract';
 import { SessionSigner } from '../../lambda/auth/keys';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
@@ -70,15 +70,18 @@ describe('evaluateMappingRules', () => {
     const result = evaluateMappingRules(ruleSet, {
       groups: ['looker-analysts', 'looker-admins', 'other'],
       email: 'a@lon.EMEA.example.com',
+      emailVerified: true,
       claims: { employee_type: ['contractor', 'staff'] },
     });
     expect(result).toEqual({ allowed: true, matchedRules: ['analysts', 'admins', 'emea-staff'], roles: ['Viewer', 'Admin'], groups: ['Analysts'], attributes: { team: 'analytics', region: 'emea' } });
   });
 
-  test('every condition of a rule must hold; an unverified e-mail never matches', () => {
-    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', claims: { employee_type: 'contractor' } }).allowed).toBe(false);
+  test('every condition of a rule must hold; only a verified e-mail matches (missing email_verified is not verified)', () => {
+    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: true, claims: { employee_type: 'contractor' } }).allowed).toBe(false);
     expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: false, claims: { employee_type: 'staff' } }).allowed).toBe(false);
-    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', claims: { employee_type: 'staff' } }).allowed).toBe(true);
+    // Issue 11 item 9: an IdP that omits email_verified (Entra ID) used to count as verified.
+    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', claims: { employee_type: 'staff' } }).allowed).toBe(false);
+    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: true, claims: { employee_type: 'staff' } }).allowed).toBe(true);
   });
 
   test('groups match exactly (case-sensitive) or by glob; glob metacharacters of regular expressions are literal', () => {
@@ -192,6 +195,7 @@ describe('properties', () => {
           if (minted.ok) {
             fits += 1;
             expect(Buffer.byteLength(minted.token)).toBeLessThanOrEqual(budget);
+            expect(Buffer.byteLength(minted.assertion)).toBeLessThanOrEqual(budget);
             expect(decodeJwt(minted.token).roles).toEqual([...new Set(roles)]);
           } else {
             overflows += 1;
@@ -205,5 +209,34 @@ describe('properties', () => {
     // Both sides of the budget were exercised.
     expect(fits).toBeGreaterThan(0);
     expect(overflows).toBeGreaterThan(0);
+  });
+});
+
+describe('e-mail verification (issue 11 item 9)', () => {
+  // Each shape of `email_verified` an IdP may send, and whether it counts, without and with trustUnverifiedEmail.
+  test.each([
+    ['boolean true', true, true, true],
+    ['string "true" (Cognito userinfo)', 'true', true, true],
+    ['missing (Entra ID)', undefined, false, true],
+    ['boolean false', false, false, false],
+    ['string "false"', 'false', false, false],
+    ['string "TRUE"', 'TRUE', false, false],
+    ['number 1', 1, false, false],
+    ['null', null, false, false],
+    ['string "yes"', 'yes', false, false],
+  ])('email_verified %s: verified %s by default, %s when trusting unverified addresses', (_label, claim, byDefault, trusting) => {
+    expect(isEmailVerified(claim, false)).toBe(byDefault);
+    expect(isEmailVerified(claim, true)).toBe(trusting);
+  });
+
+  test('an address the IdP does not vouch for is left out of the facts, the claims included', () => {
+    const claims = { sub: 'u', email: 'mallory@example.com', groups: ['g'] };
+    const facts = identityFacts(claims, { groupsClaim: 'groups', trustUnverifiedEmail: false });
+    expect(facts).toEqual({ groups: ['g'], email: undefined, emailVerified: false, claims: { sub: 'u', groups: ['g'] }, unverifiedEmail: true });
+    const rules = validateMappingRules({ rules: [{ name: 'by-address', match: { claims: [{ claim: 'email', values: ['mallory@example.com'] }] }, grant: { roles: ['Admin'] } }] });
+    expect(evaluateMappingRules(rules, facts).allowed).toBe(false);
+    const trusted = identityFacts(claims, { groupsClaim: 'groups', trustUnverifiedEmail: true });
+    expect(trusted).toMatchObject({ email: 'mallory@example.com', emailVerified: true, unverifiedEmail: false });
+    expect(evaluateMappingRules(rules, trusted).allowed).toBe(true);
   });
 });

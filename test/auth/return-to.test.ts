@@ -1,79 +1,57 @@
 /**
- * `rd` open-redirect corpus: every payload is rejected by the check and, over HTTP, by
- * /oauth2/start with a 400 that says why (no IdP call, no login cookie).
+ * `rd` open-redirect corpus (test/auth/corpus/open-redirect.ts): every case gets the
+ * answer it states from the check itself and, over HTTP, from /oauth2/start of the
+ * service (400 with the reason and no login cookie, or a redirect to the IdP that carries
+ * exactly the stated path back). The bundled handler runs the corpus through /oauth2/start
+ * and /oauth2/refresh in security-bundle.test.ts.
  */
+import { jwtDecrypt } from 'jose';
 import { checkReturnTo } from '../../lib/auth/return-to';
 import { LOGIN_STATE_COOKIE } from '../../lib/session-contract';
+import { OPEN_REDIRECT_CASES } from './corpus/open-redirect';
 import { CookieJar, Harness, request, startHarness } from './support/harness';
 
-/** Values as the handler receives them (API Gateway has decoded the query string once). */
-export const OPEN_REDIRECT_PAYLOADS: readonly string[] = [
-  '//evil.example',
-  '///evil.example',
-  '////evil.example/x',
-  '/\\evil.example',
-  '\\/evil.example',
-  '\\\\evil.example',
-  '/\\/evil.example',
-  'http://evil.example',
-  'https://evil.example/path',
-  'HTTPS://evil.example',
-  'javascript:alert(1)',
-  'JaVaScRiPt:alert(1)',
-  'data:text/html,<script>alert(1)</script>',
-  'vbscript:msgbox(1)',
-  'evil.example',
-  '@evil.example',
-  'user@evil.example',
-  '%2F%2Fevil.example',
-  '/%2Fevil.example',
-  '%2f%2fevil.example',
-  '/%5Cevil.example',
-  '%5C%5Cevil.example',
-  '%252F%252Fevil.example',
-  '/%252Fevil.example',
-  '/%255Cevil.example',
-  '%25252F%25252Fevil.example',
-  '/\t/evil.example',
-  '/%09/evil.example',
-  '/%0A/evil.example',
-  '/%0D%0ALocation:%20https://evil.example',
-  '/%00/evil.example',
-  ' //evil.example',
-  '/ /evil.example',
-  '\t//evil.example',
-  '/\u3002evil.example',
-  '/%EF%BC%8Fevil.example',
-  '/\uff0fevil.example',
-  '/%E2%80%AE/evil.example',
-  '/%E2%81%A0/evil.example',
-  'http:evil.example',
-  'https:/evil.example',
-  '/%',
-  '/%E0%A4%A',
-  `/${'a'.repeat(2100)}`,
-];
+const refused = OPEN_REDIRECT_CASES.filter((c) => 'refuse' in c.expected);
+const accepted = OPEN_REDIRECT_CASES.filter((c) => 'path' in c.expected);
+const label = (payload: string) => JSON.stringify(payload).slice(0, 70);
 
-describe('checkReturnTo', () => {
-  test('the corpus has at least 30 payloads', () => {
-    expect(OPEN_REDIRECT_PAYLOADS.length).toBeGreaterThanOrEqual(30);
+describe('checkReturnTo over the corpus', () => {
+  test('the corpus has hundreds of attack payloads in every class, and same-origin paths', () => {
+    expect(refused.length).toBeGreaterThanOrEqual(500);
+    expect(accepted.length).toBeGreaterThanOrEqual(15);
+    const classes = new Set(refused.map((c) => c.class));
+    for (const klass of ['scheme-relative', 'backslash', 'encoded slash', 'double-encoded', 'triple-encoded', 'dot-segment', 'encoded dot-segment', 'whitespace', 'newline', 'NUL', 'unicode look-alike', 'absolute or pseudo scheme', 'issue 11', 'user-info']) {
+      expect(classes).toContain(klass);
+    }
   });
 
-  test.each(OPEN_REDIRECT_PAYLOADS.map((p) => [JSON.stringify(p).slice(0, 60), p]))('rejects %s', (_label, payload) => {
+  test.each(refused.map((c) => [c.class, label(c.payload), c.payload]))('%s: refuses %s', (_class, _label, payload) => {
     const result = checkReturnTo(payload);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.reason).toMatch(/^rd /);
   });
 
-  test.each([
-    ['/', '/'],
-    ['/dashboards/12', '/dashboards/12'],
-    ['/explore/model/view?fields=a.b&f[x]=%2Fpath', '/explore/model/view?fields=a.b&f[x]=%2Fpath'],
-    ['/looks/3?q=a%20b#frag', '/looks/3?q=a%20b#frag'],
-    ['/x?next=https://elsewhere.example', '/x?next=https://elsewhere.example'],
-    ['/caf%C3%A9', '/caf%C3%A9'],
-  ])('accepts the same-origin path %s', (value, expected) => {
-    expect(checkReturnTo(value)).toEqual({ ok: true, path: expected });
+  test.each(accepted.map((c) => [label(c.payload), c.payload, (c.expected as { path: string }).path]))('accepts %s as is', (_label, payload, path) => {
+    expect(checkReturnTo(payload)).toEqual({ ok: true, path });
+  });
+
+  test('issue 11: dot-segments resolved after the checks no longer yield //evil.com', () => {
+    for (const payload of ['/.//evil.com', '/a/..//evil.com', '/%2e//evil.com']) {
+      // What the old check returned: new URL(value, base).pathname, i.e. "//evil.com".
+      expect(new URL(payload, 'https://gateway.invalid').pathname).toBe('//evil.com');
+      expect(checkReturnTo(payload)).toMatchObject({ ok: false });
+    }
+  });
+
+  test('whatever is accepted, the target is the value itself and resolves on the same origin from any page', () => {
+    for (const c of accepted) {
+      const result = checkReturnTo(c.payload);
+      if (!result.ok) throw new Error(`${c.payload} was refused: ${result.reason}`);
+      expect(result.path).toBe(c.payload);
+      for (const base of ['https://gw.example.com/', 'https://gw.example.com/oauth2/callback?code=x', 'https://gw.example.com/a/b/c']) {
+        expect(new URL(result.path, base).origin).toBe('https://gw.example.com');
+      }
+    }
   });
 
   test('a missing rd means the home page', () => {
@@ -82,7 +60,7 @@ describe('checkReturnTo', () => {
   });
 });
 
-describe('/oauth2/start with a bad rd', () => {
+describe('/oauth2/start with the corpus', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness();
@@ -91,11 +69,11 @@ describe('/oauth2/start with a bad rd', () => {
     await h?.stop();
   });
 
-  test('every payload gets 400 with the reason, and no login cookie', async () => {
-    for (const payload of OPEN_REDIRECT_PAYLOADS) {
+  test('every refused payload gets 400 with the reason, no redirect and no login cookie; one audit event each', async () => {
+    for (const c of refused) {
       const jar = new CookieJar();
-      const answer = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent(payload)}`);
-      expect({ payload, status: answer.status }).toEqual({ payload, status: 400 });
+      const answer = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent(c.payload)}`);
+      expect({ payload: c.payload, status: answer.status }).toEqual({ payload: c.payload, status: 400 });
       const body = JSON.parse(answer.body) as { error: string; reason: string; message: string };
       expect(body).toMatchObject({ error: 'invalid_request', reason: 'bad-return-to' });
       expect(body.message).toMatch(/The return address is not accepted: rd /);
@@ -103,7 +81,20 @@ describe('/oauth2/start with a bad rd', () => {
       expect(jar.get(h.gatewayUrl, LOGIN_STATE_COOKIE)).toBeUndefined();
     }
     const audits = h.logs.audits().filter((e) => e.reason === 'bad-return-to');
-    expect(audits).toHaveLength(OPEN_REDIRECT_PAYLOADS.length);
+    expect(audits).toHaveLength(refused.length);
+    expect(audits.every((e) => e.status === 400 && typeof e.detail === 'string')).toBe(true);
+  });
+
+  test('every accepted path is sealed in the login cookie exactly as stated', async () => {
+    const key = Buffer.from(h.cookieKeys.keys.find((k) => k.status === 'current')!.k, 'base64url');
+    for (const c of accepted) {
+      const jar = new CookieJar();
+      const answer = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent(c.payload)}`);
+      expect({ payload: c.payload, status: answer.status }).toEqual({ payload: c.payload, status: 302 });
+      expect(new URL(answer.location!).origin).toBe(h.idp.issuer);
+      const { payload } = await jwtDecrypt(jar.get(h.gatewayUrl, LOGIN_STATE_COOKIE)!, key);
+      expect(payload.rd).toBe((c.expected as { path: string }).path);
+    }
   });
 
   test('a browser gets the reason on an HTML page', async () => {

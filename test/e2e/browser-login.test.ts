@@ -95,6 +95,7 @@ describe('browser login through the local gateway', () => {
     const { context, page } = await newPage();
     await loginFromDeepLink(page, gateway.url, '/dashboards/42', DEV_USERS.alice);
     await expect(field(page, 'user').textContent()).resolves.toBe('alice');
+    const sid = decodeJwt((await context.cookies(gateway.url)).find((c) => c.name === SESSION_COOKIE)!.value).sid;
 
     const answer = await page.reload();
     expect(answer?.headers()['cache-control']).toContain('no-store');
@@ -107,6 +108,13 @@ describe('browser login through the local gateway', () => {
     expect(page.url()).toBe(`${gateway.url}${AUTH_PATHS.logout}?signed_out=1`);
     expect((await gateway.idp.stats()).logouts).toBeGreaterThan(0);
     expect((await context.cookies(gateway.url)).map((c) => c.name)).not.toContain(SESSION_COOKIE);
+    // `npm run local` keeps revocations in the auth service's memory: the sid was recorded there.
+    const audits = gateway
+      .authLog()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(audits.find((e) => e.type === 'audit' && e.event === 'logout' && e.sessionId === sid)).toMatchObject({ outcome: 'success', detail: expect.stringMatching(/^revoked 1 session id/) });
 
     await page.goBack();
     await page.waitForLoadState('networkidle');

@@ -15,6 +15,8 @@ import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
 import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
 import { startDevIdp, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
+import { REVOCATION_TABLE } from '../../../lib/auth/revocation-table';
+import { DynamoDbModel, installDynamoDbFake } from '../../support/dynamodb-model';
 import { createCa, issueCertificate, type TestCa } from '../../support/pki';
 import { freePort } from '../../support/ports';
 import { installSecretsManagerFake, SecretsManagerModel } from '../../support/secrets-manager-model';
@@ -215,6 +217,8 @@ export interface Harness {
   readonly signingKeys: SigningKeySetSecret;
   readonly cookieKeys: CookieKeySetSecret;
   readonly environment: AuthServiceEnvironment;
+  /** The DynamoDB model holding the revocation table, when `revocationTable` was asked for. */
+  readonly dynamo?: DynamoDbModel;
   /** Starts one more auth service on the same IdP and secrets with changed variables (or a given handler). */
   startAnother(overrides: Partial<Record<keyof AuthServiceEnvironment, string>>, handler?: ProxyHandler): Promise<RunningLocalAuthService & { logs: CapturedLogs }>;
   stop(): Promise<void>;
@@ -227,7 +231,17 @@ export interface HarnessOptions {
   readonly idTokenClaims?: boolean;
   /** Serve this handler (e.g. the bundle's) instead of the service from source. */
   readonly handler?: (env: AuthServiceEnvironment, caPem: string) => Promise<ProxyHandler>;
+  /**
+   * Keep revocations in a DynamoDB table (the model, through the SDK fake) named by
+   * LG_REVOCATION_TABLE_NAME, as the construct deploys it.
+   * @default false - in the service's memory
+   */
+  readonly revocationTable?: boolean;
+  /** Clock of the services from source (and of the DynamoDB model), epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
 }
+
+export const REVOCATION_TABLE_NAME = 'lg-test-session-revocations';
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const ca = await createCa();
@@ -246,6 +260,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const model = new SecretsManagerModel();
   const mock = installSecretsManagerFake(model);
+  const dynamo = options.revocationTable ? new DynamoDbModel({ now: options.now }) : undefined;
+  dynamo?.createTable({
+    name: REVOCATION_TABLE_NAME,
+    partitionKey: { name: REVOCATION_TABLE.partitionKey, type: 'S' },
+    sortKey: { name: REVOCATION_TABLE.sortKey, type: 'S' },
+    timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
+  });
+  const dynamoMock = dynamo ? installDynamoDbFake(dynamo) : undefined;
   const signingKeys = await generateSigningKeySet();
   const cookieKeys = generateCookieKeySet();
   const secretArns = {
@@ -265,6 +287,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     LG_MAPPING_RULES: JSON.stringify(options.rules ?? DEFAULT_RULES),
     LG_SIGNING_KEYS_SECRET_ARN: secretArns.signing,
     LG_COOKIE_KEYS_SECRET_ARN: secretArns.cookie,
+    ...(dynamo ? { LG_REVOCATION_TABLE_NAME: REVOCATION_TABLE_NAME } : {}),
     ...(options.environment ?? {}),
   } as AuthServiceEnvironment;
   const logs = captureLogs();
@@ -275,6 +298,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     secretsSource: new SecretsManagerSource(),
     idpFetch: fetchFn,
     logSink: logs,
+    now: options.now,
     handler: options.handler ? await options.handler(environment, ca.cert) : undefined,
   });
   started.push(gateway);
@@ -290,6 +314,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     signingKeys,
     cookieKeys,
     environment,
+    dynamo,
     startAnother: async (overrides, handler) => {
       const anotherLogs = captureLogs();
       const another = await startLocalAuthService({
@@ -297,6 +322,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         secretsSource: new SecretsManagerSource(),
         idpFetch: fetchFn,
         logSink: anotherLogs,
+        now: options.now,
         handler,
       });
       started.push(another);
@@ -306,6 +332,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       for (const server of started) await server.stop();
       await idp.stop();
       mock.restore();
+      dynamoMock?.restore();
     },
   };
 }
@@ -334,4 +361,16 @@ export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizati
     }
   }
   throw new Error('too many redirects at the IdP');
+}
+
+/**
+ * A full login at another service of the harness (`startAnother`, on another port than
+ * the redirect URI registered at the IdP): the IdP's redirect to the callback is replayed
+ * at `base`. Returns the callback answer.
+ */
+export async function loginAt(h: Pick<Harness, 'fetch'>, base: string, jar: CookieJar, user: string): Promise<HttpAnswer> {
+  const start = await request(h.fetch, jar, `${base}/oauth2/start`);
+  if (start.status !== 302 || !start.location) throw new Error(`start at ${base} answered ${start.status}: ${start.body}`);
+  const callbackUrl = new URL(await idpLogin(h.fetch, jar, start.location, user));
+  return request(h.fetch, jar, `${base}${callbackUrl.pathname}${callbackUrl.search}`);
 }

@@ -1,0 +1,102 @@
+/**
+ * `email_verified` (issue 11 item 9): the dev IdP sends each shape of the claim, in the
+ * ID token and through userinfo; only `true` (or the string "true", as Cognito's userinfo
+ * sends it) makes the address count for `emailDomains` rules, `claims` conditions on
+ * `email`, and the session's `email` claim (X-Forwarded-Email, and X-Forwarded-User with
+ * userClaim email). LG_IDP_TRUST_UNVERIFIED_EMAIL=true makes a missing claim count (Entra
+ * ID), never an explicit false.
+ */
+import { decodeJwt } from 'jose';
+import { SESSION_COOKIE } from '../../lib/session-contract';
+import { CookieJar, Harness, loginAt, startHarness, type TestUsers } from './support/harness';
+
+const RULES = {
+  rules: [
+    { name: 'company-domain', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } },
+    { name: 'named-admin', match: { claims: [{ claim: 'email', values: ['boss@example.org'] }] }, grant: { roles: ['Admin'] } },
+    { name: 'staff-group', match: { groups: ['staff'] }, grant: { groups: ['Staff'] } },
+  ],
+};
+
+/** One user per shape of email_verified; each tries the domain rule. */
+const SHAPES: ReadonlyArray<readonly [string, unknown, { byDefault: boolean; trusting: boolean }]> = [
+  ['true', true, { byDefault: true, trusting: true }],
+  ['string-true', 'true', { byDefault: true, trusting: true }],
+  ['missing', undefined, { byDefault: false, trusting: true }],
+  ['false', false, { byDefault: false, trusting: false }],
+  ['string-false', 'false', { byDefault: false, trusting: false }],
+];
+
+const USERS: TestUsers = {
+  ...Object.fromEntries(
+    SHAPES.map(([shape, claim]) => [`v-${shape}`, { email: `v-${shape}@example.com`, name: shape, groups: [], ...(claim === undefined ? {} : { email_verified: claim }) }]),
+  ),
+  // Admitted by group; the address must still not reach the session unless verified.
+  'staff-unverified': { email: 'someone-else@example.com', name: 'Staff', groups: ['staff'] },
+  // A rule on the `email` claim itself is an e-mail decision too.
+  'boss-unverified': { email: 'boss@example.org', name: 'Boss', groups: [], email_verified: false },
+  'boss-missing': { email: 'boss@example.org', name: 'Boss', groups: [] },
+};
+
+/** Logs `user` in at `base`; the session's claims when one was set. */
+async function loginClaims(h: Harness, base: string, user: string) {
+  const jar = new CookieJar();
+  const callback = await loginAt(h, base, jar, user);
+  const session = jar.get(base, SESSION_COOKIE);
+  return { callback, claims: session ? decodeJwt(session) : undefined };
+}
+
+describe.each([
+  ['claims from userinfo', false],
+  ['claims in the ID token', true],
+])('%s', (_label, idTokenClaims) => {
+  let h: Harness;
+  let trusting: Awaited<ReturnType<Harness['startAnother']>>;
+  beforeAll(async () => {
+    h = await startHarness({ rules: RULES, users: USERS, idTokenClaims });
+    trusting = await h.startAnother({ LG_IDP_TRUST_UNVERIFIED_EMAIL: 'true' });
+  });
+  afterAll(async () => {
+    await trusting?.stop();
+    await h?.stop();
+  });
+
+  test.each(SHAPES.map(([shape, , expected]) => [shape, expected.byDefault, expected.trusting]))(
+    'email_verified %s: domain rule applies by default %s, when trusting unverified addresses %s',
+    async (shape, byDefault, whenTrusting) => {
+      for (const [base, admitted] of [
+        [h.gatewayUrl, byDefault],
+        [trusting.url, whenTrusting],
+      ] as const) {
+        const { callback, claims } = await loginClaims(h, base, `v-${shape}`);
+        if (admitted) {
+          expect({ base, status: callback.status }).toEqual({ base, status: 302 });
+          expect(claims).toMatchObject({ email: `v-${shape}@example.com`, roles: ['Viewer'] });
+        } else {
+          expect({ base, status: callback.status }).toEqual({ base, status: 403 });
+          const body = JSON.parse(callback.body) as { reason: string; message: string };
+          expect(body.reason).toBe('no-rule-matched');
+          expect(body.message).toContain('did not mark the e-mail address as verified');
+          expect(claims).toBeUndefined();
+        }
+      }
+    },
+  );
+
+  test('a user admitted by group keeps an unverified address out of the session (no X-Forwarded-Email or e-mail user from it)', async () => {
+    const { callback, claims } = await loginClaims(h, h.gatewayUrl, 'staff-unverified');
+    expect(callback.status).toBe(302);
+    expect(claims).toMatchObject({ sub: 'staff-unverified', email: '', groups_csv: 'Staff' });
+    const audit = h.logs.audits().find((e) => e.event === 'login' && (e.user as { sub?: string }).sub === 'staff-unverified');
+    expect(audit?.user).toEqual({ sub: 'staff-unverified' });
+    // Trusting missing claims, the address travels.
+    expect((await loginClaims(h, trusting.url, 'staff-unverified')).claims).toMatchObject({ email: 'someone-else@example.com' });
+  });
+
+  test('a claims condition on `email` only sees a verified address', async () => {
+    expect((await loginClaims(h, h.gatewayUrl, 'boss-unverified')).callback.status).toBe(403);
+    expect((await loginClaims(h, h.gatewayUrl, 'boss-missing')).callback.status).toBe(403);
+    expect((await loginClaims(h, trusting.url, 'boss-unverified')).callback.status).toBe(403);
+    expect((await loginClaims(h, trusting.url, 'boss-missing')).claims).toMatchObject({ roles: ['Admin'] });
+  });
+});
