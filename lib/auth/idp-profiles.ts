@@ -112,6 +112,7 @@ const DOCS = {
   oktaGroups: 'https://developer.okta.com/docs/guides/customize-tokens-groups-claim/',
   auth0Claims: 'https://auth0.com/docs/secure/tokens/json-web-tokens/create-custom-claims',
   auth0Logout: 'https://auth0.com/docs/authenticate/login/logout/log-users-out-of-auth0',
+  auth0Discovery: 'https://auth0.com/docs/get-started/applications/configure-applications-with-oidc-discovery',
   auth0Rotation: 'https://auth0.com/docs/secure/tokens/refresh-tokens/refresh-token-rotation',
   keycloakMapper: 'https://www.keycloak.org/docs/latest/server_admin/#_protocol-mappers',
   keycloakLogout: 'https://www.keycloak.org/docs-api/latest/javadocs/org/keycloak/protocol/oidc/endpoints/LogoutEndpoint.html',
@@ -226,7 +227,7 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     revocation: true,
     quirks: [
       { id: 'namespaced-groups-claim', summary: 'An Action adds groups under a namespaced URL claim (groups and roles are restricted names): set the groups claim to a pointer such as /https:~1~1example.com~1groups.', source: DOCS.auth0Claims },
-      { id: 'issuer-trailing-slash', summary: 'The issuer ends with "/": without it discovery fails the issuer check.', source: DOCS.auth0Logout },
+      { id: 'issuer-trailing-slash', summary: 'The issuer ends with "/": without it discovery fails the issuer check.', source: DOCS.auth0Discovery },
       { id: 'end-session-flag', summary: 'end_session_endpoint is in discovery only with "RP-Initiated Logout End Session Endpoint Discovery" on (default for tenants since 14 November 2023); otherwise only /v2/logout exists.', source: DOCS.auth0Logout },
       { id: 'rotation-reuse-revokes', summary: 'With rotation on, reusing a spent refresh token outside the reuse interval revokes the family.', source: DOCS.auth0Rotation },
       { id: 'auth-method-enforced', summary: 'The token endpoint accepts only the application\'s registered authentication method.', source: DOCS.auth0Rotation },
