@@ -79,7 +79,8 @@ const SOURCES = {
 
 /** Each IdP as its documentation describes it (SOURCES; docs/idps.md has the details). */
 export const PRESETS = {
-  generic: {},
+  // Standard OpenID Connect: the ID token carries the profile claims; everything else as the dev IdP does.
+  generic: { idTokenClaims: true },
   okta: {
     refreshTokens: 'offline_access',
     refreshTokenRotation: 'rotate-reuse-detection',

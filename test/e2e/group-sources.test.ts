@@ -37,7 +37,7 @@ describe('Microsoft Graph stand-in (Entra groups overage)', () => {
     });
     fetchFn = idp.fetch as unknown as Fetch;
     const cert = await serverCert(idp);
-    graph = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, port, issuer: idp.idp.issuer, tenantId: TENANT, memberships: { [BOB_OID]: MANY }, fetch: fetchFn });
+    graph = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, port, issuer: idp.issuer, tenantId: TENANT, memberships: { [BOB_OID]: MANY }, fetch: fetchFn });
     config = await idp.configuration(client.ClientSecretPost(CLIENT_SECRET));
   });
   afterAll(async () => {
@@ -57,7 +57,7 @@ describe('Microsoft Graph stand-in (Entra groups overage)', () => {
   test('the Entra emulation issues an app-only token for Graph: a JWT for the Graph audience with the application permissions in roles', async () => {
     const tokens = await client.clientCredentialsGrant(config, { scope: `${graph.url}/.default` });
     const payload = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
-    expect(payload).toMatchObject({ aud: graph.url, iss: idp.idp.issuer, tid: TENANT, roles: ['User.Read.All', 'GroupMember.Read.All'], idtyp: 'app' });
+    expect(payload).toMatchObject({ aud: graph.url, iss: idp.issuer, tid: TENANT, roles: ['User.Read.All', 'GroupMember.Read.All'], idtyp: 'app' });
   });
 
   // https://learn.microsoft.com/graph/api/directoryobject-getmembergroups
@@ -82,7 +82,7 @@ describe('Microsoft Graph stand-in (Entra groups overage)', () => {
     expect((await getMemberGroups(tokens.id_token)).status).toBe(401);
 
     const cert = await serverCert(idp);
-    const otherTenant = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, issuer: idp.idp.issuer, tenantId: '11111111-2222-4333-8444-555555555555', audience: graph.url, memberships: {}, fetch: fetchFn });
+    const otherTenant = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, issuer: idp.issuer, tenantId: '11111111-2222-4333-8444-555555555555', audience: graph.url, memberships: {}, fetch: fetchFn });
     try {
       const app = await client.clientCredentialsGrant(config, { scope: `${graph.url}/.default` });
       const answer = await fetchFn(`${otherTenant.url}/v1.0/users/${BOB_OID}/getMemberGroups`, { method: 'POST', headers: { authorization: `Bearer ${app.access_token}`, 'content-type': 'application/json' }, body: '{"securityEnabledOnly":false}' });
@@ -110,7 +110,7 @@ describe('Microsoft Graph stand-in: an app without GroupMember.Read.All', () => 
     const resource = `https://127.0.0.1:${port}`;
     const idp = await startQuirkyIdp({ quirks: { profile: 'entra', graph: { resource, roles: ['User.Read.All'] } }, users: { bigbob: { oid: BOB_OID, groups: [] } } });
     const cert = await serverCert(idp);
-    const graph = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, port, issuer: idp.idp.issuer, tenantId: TENANT, memberships: { [BOB_OID]: MANY }, fetch: idp.fetch as unknown as Fetch });
+    const graph = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, port, issuer: idp.issuer, tenantId: TENANT, memberships: { [BOB_OID]: MANY }, fetch: idp.fetch as unknown as Fetch });
     try {
       const config = await idp.configuration(client.ClientSecretPost(CLIENT_SECRET));
       const app = await client.clientCredentialsGrant(config, { scope: `${resource}/.default` });

@@ -39,7 +39,7 @@ describe.each(IDP_PROVIDERS)('the %s profile against its emulated IdP', (provide
         carol: { name: 'Carol', email: 'carol@example.com', email_verified: false, groups: GROUPS[provider] },
       },
     });
-    settings = resolveIdpSettings({ provider, issuer: idp.idp.issuer, ...SETTINGS[provider] });
+    settings = resolveIdpSettings({ provider, issuer: idp.issuer, ...SETTINGS[provider] });
     const auth = settings.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(CLIENT_SECRET) : client.ClientSecretBasic(CLIENT_SECRET);
     config = await idp.configuration(auth);
   });

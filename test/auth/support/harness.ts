@@ -14,7 +14,7 @@ import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type Sign
 import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
 import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
-import { startDevIdp, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
+import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
 import { createCa, issueCertificate, type TestCa } from '../../support/pki';
 import { freePort } from '../../support/ports';
 import { installSecretsManagerFake, SecretsManagerModel } from '../../support/secrets-manager-model';
@@ -28,9 +28,13 @@ export function testPassword(user: string): string {
 
 export interface RunningIdp {
   readonly issuer: string;
+  /** `https://127.0.0.1:<port>` (the issuer has a path for an Entra profile). */
+  readonly origin: string;
   setUser(id: string, claims: Record<string, unknown>): Promise<void>;
   revoke(id: string): Promise<void>;
   delay(ms: number, paths?: string[]): Promise<void>;
+  /** From now on the IdP accepts only this client secret (a rotation at the IdP); needs `quirks`. */
+  rotateClientSecret(secret: string): Promise<void>;
   stats(): Promise<DevIdpStats>;
   stop(): Promise<void>;
 }
@@ -45,6 +49,8 @@ export async function startTestIdp(options: {
   postLogoutRedirectUris: string[];
   idTokenClaims?: boolean;
   fetch: CustomFetch;
+  /** Answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  quirks?: DevIdpQuirks;
 }): Promise<RunningIdp> {
   const dir = mkdtempSync(path.join(tmpdir(), 'lg-idp-'));
   const cert = await issueCertificate(options.ca, { commonName: '127.0.0.1', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usages: ['server'] });
@@ -65,20 +71,23 @@ export async function startTestIdp(options: {
       // Unlike `npm run local`, the tests' IdP makes the gateway read userinfo unless told otherwise.
       idTokenClaims: options.idTokenClaims ?? false,
       testAdminEndpoints: true,
+      quirks: options.quirks,
     });
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
   const admin = async (adminPath: string, body: unknown) => {
-    const answer = await options.fetch(`${idp.issuer}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
+    const answer = await options.fetch(`${idp.origin}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
     if (answer.status !== 200) throw new Error(`IdP test-admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
   };
   return {
     issuer: idp.issuer,
+    origin: idp.origin,
     setUser: (id, claims) => admin(`/users/${id}`, claims),
     revoke: (id) => admin(`/revoke/${id}`, {}),
     delay: (ms, paths = ['/']) => admin('/delay', { ms, paths }),
+    rotateClientSecret: (secret) => admin('/quirks/client-secret', { clientSecret: secret }),
     stats: () => idp.stats(),
     stop: async () => {
       await idp.stop();

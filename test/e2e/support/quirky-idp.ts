@@ -5,16 +5,13 @@
  */
 import 'reflect-metadata';
 import { createHash, webcrypto } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { exportJWK } from 'jose';
 import * as client from 'openid-client';
 import { fetchTrustingCa } from '../../../lambda/auth/local-server';
-import { startDevIdp, type DevIdpQuirks, type RunningDevIdp } from '../../../local/dev-idp';
-import { CookieJar, request, testPassword, type HttpAnswer } from '../../auth/support/harness';
-import { createCa, issueCertificate, type TestCa } from '../../support/pki';
+import type { DevIdpQuirks } from '../../../local/dev-idp';
+import { CookieJar, request, startTestIdp, testPassword, type HttpAnswer } from '../../auth/support/harness';
+import { createCa, type TestCa } from '../../support/pki';
 
 export const CLIENT_ID = 'looker-gateway';
 export const CLIENT_SECRET = 'quirky-client-secret';
@@ -37,7 +34,10 @@ export interface LoginResult {
 }
 
 export interface QuirkyIdp {
-  readonly idp: RunningDevIdp;
+  /** The issuer (with the tenant path for Entra). */
+  readonly issuer: string;
+  /** `https://127.0.0.1:<port>` */
+  readonly origin: string;
   readonly ca: TestCa;
   readonly fetch: client.CustomFetch;
   /** A relying party configuration (discovery against the IdP's issuer) with the given client authentication. */
@@ -50,7 +50,8 @@ export interface QuirkyIdp {
   get(url: string, jar: CookieJar): Promise<HttpAnswer>;
   /** Posts the IdP's logout confirmation form (what its page's script, or the user, submits). */
   submitLogoutForm(page: HttpAnswer, pageUrl: string, jar: CookieJar): Promise<HttpAnswer>;
-  admin(adminPath: string, body: unknown): Promise<void>;
+  /** The IdP accepts only this client secret from now on. */
+  rotateClientSecret(secret: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,29 +66,16 @@ export interface Authorization {
 export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Users; postLogoutRedirectUris?: string[] }): Promise<QuirkyIdp> {
   const ca = await createCa();
   const fetchFn = await fetchTrustingCa(ca.cert);
-  const dir = mkdtempSync(path.join(tmpdir(), 'lg-quirky-idp-'));
-  const cert = await issueCertificate(ca, { commonName: '127.0.0.1', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usages: ['server'] });
-  writeFileSync(path.join(dir, 'cert.pem'), cert.cert);
-  writeFileSync(path.join(dir, 'key.pem'), cert.key, { mode: 0o600 });
-  let idp: RunningDevIdp;
-  try {
-    idp = await startDevIdp({
-      workDir: dir,
-      certFile: path.join(dir, 'cert.pem'),
-      keyFile: path.join(dir, 'key.pem'),
-      caPem: ca.cert,
-      accounts: Object.entries(options.users).map(([username, claims]) => ({ username, password: testPassword(username), claims })),
-      clientId: CLIENT_ID,
-      clientSecret: CLIENT_SECRET,
-      redirectUris: [REDIRECT_URI],
-      postLogoutRedirectUris: options.postLogoutRedirectUris ?? [POST_LOGOUT_URI],
-      testAdminEndpoints: true,
-      quirks: options.quirks,
-    });
-  } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
+  const idp = await startTestIdp({
+    ca,
+    users: options.users,
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    redirectUris: [REDIRECT_URI],
+    postLogoutRedirectUris: options.postLogoutRedirectUris ?? [POST_LOGOUT_URI],
+    fetch: fetchFn,
+    quirks: options.quirks,
+  });
 
   const configuration = async (auth: client.ClientAuth = client.ClientSecretBasic(CLIENT_SECRET)) => {
     const config = await client.discovery(new URL(idp.issuer), CLIENT_ID, {}, auth, { [client.customFetch]: fetchFn });
@@ -113,7 +101,8 @@ export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Use
   };
 
   return {
-    idp,
+    issuer: idp.issuer,
+    origin: idp.origin,
     ca,
     fetch: fetchFn,
     configuration,
@@ -133,14 +122,8 @@ export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Use
       fields.set('logout', 'yes');
       return request(fetchFn, jar, new URL(form[1], pageUrl).href, { method: 'POST', body: fields.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     },
-    admin: async (adminPath, body) => {
-      const answer = await fetchFn(`${idp.origin}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<client.CustomFetch>[1]);
-      if (answer.status !== 200) throw new Error(`test-admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
-    },
-    stop: async () => {
-      await idp.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    rotateClientSecret: (secret) => idp.rotateClientSecret(secret),
+    stop: () => idp.stop(),
   };
 }
 
