@@ -234,6 +234,8 @@ export interface HarnessOptions {
   readonly users?: TestUsers;
   readonly environment?: Partial<Record<keyof AuthServiceEnvironment, string>>;
   readonly idTokenClaims?: boolean;
+  /** Make the IdP answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  readonly quirks?: DevIdpQuirks;
   /** Serve this handler (e.g. the bundle's) instead of the service from source. */
   readonly handler?: (env: AuthServiceEnvironment, caPem: string) => Promise<ProxyHandler>;
 }
@@ -252,6 +254,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     postLogoutRedirectUris: [`${gatewayUrl}/oauth2/logout?signed_out=1`],
     idTokenClaims: options.idTokenClaims,
     fetch: fetchFn,
+    quirks: options.quirks,
   });
   const model = new SecretsManagerModel();
   const mock = installSecretsManagerFake(model);
@@ -328,19 +331,26 @@ export async function login(h: Pick<Harness, 'gatewayUrl' | 'fetch'>, jar: Cooki
   return { callback, callbackUrl };
 }
 
-/** From the authorization URL to the redirect back to the gateway callback (not followed). */
+/**
+ * From the authorization URL to the redirect back to the gateway callback (not followed),
+ * as a browser goes: every page is loaded, and the login form is filled in where the IdP
+ * shows it (other interactions, such as a consent asked for with prompt=consent, the dev
+ * IdP completes by itself for the gateway's client).
+ */
 export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizationUrl: string, user: string): Promise<string> {
-  let answer = await request(fetchFn, jar, authorizationUrl);
-  for (let hops = 0; hops < 10; hops += 1) {
-    if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);
-    if (answer.location.includes('/oauth2/callback')) return answer.location;
-    if (/\/interaction\/[\w-]+$/.test(new URL(answer.location).pathname)) {
+  let at = authorizationUrl;
+  let answer = await request(fetchFn, jar, at);
+  for (let hops = 0; hops < 12; hops += 1) {
+    if (answer.status === 200 && /\/interaction\/[\w-]+$/.test(new URL(at).pathname) && answer.body.includes('name="username"')) {
       // What the IdP's login form posts.
       const form = new URLSearchParams({ username: user, password: testPassword(user) });
-      answer = await request(fetchFn, jar, `${answer.location}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    } else {
-      answer = await request(fetchFn, jar, answer.location);
+      answer = await request(fetchFn, jar, `${at}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      continue;
     }
+    if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);
+    if (answer.location.includes('/oauth2/callback')) return answer.location;
+    at = answer.location;
+    answer = await request(fetchFn, jar, at);
   }
-  throw new Error('too many redirects at the IdP');
+  throw new Error(`too many redirects at the IdP (last at ${at})`);
 }

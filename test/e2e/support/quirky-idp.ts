@@ -10,12 +10,12 @@ import { exportJWK } from 'jose';
 import * as client from 'openid-client';
 import { fetchTrustingCa } from '../../../lambda/auth/local-server';
 import type { DevIdpQuirks } from '../../../local/dev-idp';
-import { CookieJar, request, startTestIdp, testPassword, type HttpAnswer } from '../../auth/support/harness';
+import { CookieJar, idpLogin, request, startTestIdp, type HttpAnswer } from '../../auth/support/harness';
 import { createCa, type TestCa } from '../../support/pki';
 
 export const CLIENT_ID = 'looker-gateway';
 export const CLIENT_SECRET = 'quirky-client-secret';
-/** Never served: the login stops at the redirect back to it (the harness's idpLogin looks for /oauth2/callback). */
+/** Never served: the login stops at the redirect back to it (the harness's idpLogin stops at /oauth2/callback). */
 export const REDIRECT_URI = 'https://gateway.invalid/oauth2/callback';
 export const POST_LOGOUT_URI = 'https://gateway.invalid/oauth2/logout?signed_out=1';
 
@@ -96,7 +96,7 @@ export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Use
       nonce,
       ...params,
     });
-    const callback = await loginAtIdp(fetchFn, jar, url.href, user);
+    const callback = await idpLogin(fetchFn, jar, url.href, user);
     return { callbackUrl: new URL(callback), verifier, state, nonce };
   };
 
@@ -125,28 +125,6 @@ export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Use
     rotateClientSecret: (secret) => idp.rotateClientSecret(secret),
     stop: () => idp.stop(),
   };
-}
-
-/**
- * From the authorization URL to the redirect back to the client (not followed), as a
- * browser goes: each interaction page is loaded, and only the login form is filled in
- * (the dev IdP grants consent for the gateway's client on its own).
- */
-async function loginAtIdp(fetchFn: client.CustomFetch, jar: CookieJar, authorizationUrl: string, user: string): Promise<string> {
-  let answer = await request(fetchFn, jar, authorizationUrl);
-  let at = authorizationUrl;
-  for (let hops = 0; hops < 12; hops += 1) {
-    if (answer.status === 200 && answer.body.includes('name="username"')) {
-      const form = new URLSearchParams({ username: user, password: testPassword(user) });
-      answer = await request(fetchFn, jar, `${at}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-      continue;
-    }
-    if (!answer.location) throw new Error(`the IdP answered ${answer.status} without a redirect at ${at}: ${answer.body.slice(0, 300)}`);
-    if (new URL(answer.location).pathname === new URL(REDIRECT_URI).pathname) return answer.location;
-    at = answer.location;
-    answer = await request(fetchFn, jar, at);
-  }
-  throw new Error(`no redirect back to the client within 12 hops (last at ${at})`);
 }
 
 /** An RSA key and a self-signed certificate for it, registered as the client's JWK (Entra certificate credentials). */
