@@ -12,7 +12,8 @@
 //             accessTokenTtlSeconds, refreshTokenTtlSeconds,
 //             idTokenClaims (default true: name, e-mail and groups ride in the ID token;
 //               false: the ID token carries `sub` only, so the relying party reads userinfo),
-//             testAdminEndpoints (default false; see below) }
+//             testAdminEndpoints (default false; see below),
+//             quirks (default none: answer as one IdP does, see local/dev-idp-quirks.mjs) }
 //
 // When it listens it prints one JSON line `{"ready": true, "issuer": "https://127.0.0.1:<port>"}`.
 // GET /dev/stats answers what it counted (logins, refreshes, userinfo calls, ...).
@@ -24,6 +25,7 @@ import { createServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { timingSafeEqual, createHash, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
+import { createQuirks } from './dev-idp-quirks.mjs';
 
 const settingsFile = process.argv[2];
 if (!settingsFile) {
@@ -37,11 +39,12 @@ const stats = { logins: 0, failedLogins: 0, codeExchanges: 0, refreshes: 0, fail
 /** The grants this IdP made, by account, so that a test can revoke them. */
 const grantsByAccount = new Map();
 let delay = { ms: 0, paths: [] };
+const quirks = createQuirks(settings.quirks, { client: settings.client, testAdminEndpoints: settings.testAdminEndpoints ?? false });
 
 const server = createServer({ cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) });
 server.listen(settings.port ?? 0, '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = `https://127.0.0.1:${port}`;
+  const issuer = quirks.issuerFor(`https://127.0.0.1:${port}`);
   const provider = createProvider(issuer);
   const callback = provider.callback();
   server.on('request', (req, res) => route(provider, callback, req, res));
@@ -57,7 +60,7 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
 
 function createProvider(issuer) {
   const { client } = settings;
-  const provider = new Provider(issuer, {
+  const provider = new Provider(issuer, quirks.configure({
     clients: [
       {
         client_id: client.clientId,
@@ -125,7 +128,8 @@ function createProvider(issuer) {
       return { accountId: sub, claims: async () => ({ ...user.claims, sub }) };
     },
     renderError,
-  });
+  }));
+  quirks.attach(provider);
   provider.on('grant.success', (ctx) => {
     if (ctx.oidc.params.grant_type === 'refresh_token') stats.refreshes += 1;
     if (ctx.oidc.params.grant_type === 'authorization_code') stats.codeExchanges += 1;
@@ -155,6 +159,7 @@ function createProvider(issuer) {
 
 async function route(provider, callback, req, res) {
   try {
+    if (await quirks.handle(req, res)) return;
     const url = new URL(req.url, 'https://127.0.0.1');
     if (req.method === 'GET' && url.pathname === '/dev/stats') {
       return send(res, 200, 'application/json', JSON.stringify(stats));

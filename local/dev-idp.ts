@@ -33,6 +33,36 @@ export interface DevIdpOptions {
    * @default false - never for `npm run local`
    */
   readonly testAdminEndpoints?: boolean;
+  /**
+   * Answer as one IdP does, as its documentation describes it (local/dev-idp-quirks.mjs, docs/idps.md).
+   * @default - no quirks: the dev IdP's own behaviour
+   */
+  readonly quirks?: DevIdpQuirks;
+}
+
+/** The IdP-specific behaviour of the dev IdP; local/dev-idp-quirks.mjs documents each field. */
+export interface DevIdpQuirks {
+  readonly profile?: 'generic' | 'okta' | 'entra' | 'google' | 'auth0' | 'keycloak' | 'ping' | 'cognito';
+  readonly refreshTokens?: 'always' | 'offline_access' | 'access_type_offline';
+  readonly refusedScopes?: readonly string[];
+  readonly refusedScopeAnswer?: 'error-page' | 'redirect';
+  readonly idTokenOnRefresh?: boolean;
+  readonly refreshTokenRotation?: 'rotate-reuse-detection' | 'rotate' | 'none';
+  readonly refreshTokenBytes?: number;
+  readonly emailVerified?: 'boolean' | 'string-in-userinfo';
+  readonly groups?: { readonly path: readonly string[] | null; readonly in: readonly ('id_token' | 'userinfo')[] } | null;
+  readonly groupsOverageLimit?: number | null;
+  readonly tenantId?: string | null;
+  /** Entra: app-only tokens (client credentials, scope `<resource>/.default`) for the Graph stand-in, with these application permissions in `roles`. */
+  readonly graph?: { readonly resource: string; readonly roles: readonly string[] } | null;
+  readonly idTokenClaims?: boolean | null;
+  readonly endSession?: 'standard' | 'id-token-hint-required' | 'confirm-without-hint' | 'cognito' | 'auth0-v2' | 'none';
+  readonly tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  readonly alsoAcceptedAuthMethods?: readonly ('client_secret_basic' | 'client_secret_post')[];
+  readonly clientJwks?: { readonly keys: readonly Record<string, unknown>[] } | null;
+  readonly requireCertificateThumbprint?: boolean;
+  readonly revocation?: boolean;
+  readonly authorizationResponseIss?: boolean;
 }
 
 /** One account of the IdP: the login it accepts and the claims it gives out besides `sub` (the username). */
@@ -66,8 +96,10 @@ export interface DevIdpStats {
 }
 
 export interface RunningDevIdp {
-  /** `https://127.0.0.1:<port>` */
+  /** `https://127.0.0.1:<port>`, or `https://127.0.0.1:<port>/<tenant id>/v2.0` for an Entra profile */
   readonly issuer: string;
+  /** `https://127.0.0.1:<port>` */
+  readonly origin: string;
   readonly process: ManagedProcess;
   stats(): Promise<DevIdpStats>;
   stop(): Promise<void>;
@@ -86,6 +118,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
       users: options.accounts,
       idTokenClaims: options.idTokenClaims ?? true,
       testAdminEndpoints: options.testAdminEndpoints ?? false,
+      quirks: options.quirks,
       client: {
         clientId: options.clientId,
         clientSecret: options.clientSecret,
@@ -106,10 +139,12 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
     await child.stop();
     throw error;
   }
+  const origin = new URL(issuer).origin;
   return {
     issuer,
+    origin,
     process: child,
-    stats: () => getJson<DevIdpStats>(`${issuer}/dev/stats`, options.caPem),
+    stats: () => getJson<DevIdpStats>(`${origin}/dev/stats`, options.caPem),
     stop: () => child.stop(),
   };
 }

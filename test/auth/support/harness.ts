@@ -14,7 +14,7 @@ import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type Sign
 import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
 import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
-import { startDevIdp, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
+import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
 import { REVOCATION_TABLE } from '../../../lib/auth/revocation-table';
 import { DynamoDbModel, installDynamoDbFake } from '../../support/dynamodb-model';
 import { createCa, issueCertificate, type TestCa } from '../../support/pki';
@@ -30,9 +30,13 @@ export function testPassword(user: string): string {
 
 export interface RunningIdp {
   readonly issuer: string;
+  /** `https://127.0.0.1:<port>` (the issuer has a path for an Entra profile). */
+  readonly origin: string;
   setUser(id: string, claims: Record<string, unknown>): Promise<void>;
   revoke(id: string): Promise<void>;
   delay(ms: number, paths?: string[]): Promise<void>;
+  /** From now on the IdP accepts only this client secret (a rotation at the IdP); needs `quirks`. */
+  rotateClientSecret(secret: string): Promise<void>;
   stats(): Promise<DevIdpStats>;
   stop(): Promise<void>;
 }
@@ -47,6 +51,8 @@ export async function startTestIdp(options: {
   postLogoutRedirectUris: string[];
   idTokenClaims?: boolean;
   fetch: CustomFetch;
+  /** Answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  quirks?: DevIdpQuirks;
 }): Promise<RunningIdp> {
   const dir = mkdtempSync(path.join(tmpdir(), 'lg-idp-'));
   const cert = await issueCertificate(options.ca, { commonName: '127.0.0.1', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usages: ['server'] });
@@ -67,20 +73,23 @@ export async function startTestIdp(options: {
       // Unlike `npm run local`, the tests' IdP makes the gateway read userinfo unless told otherwise.
       idTokenClaims: options.idTokenClaims ?? false,
       testAdminEndpoints: true,
+      quirks: options.quirks,
     });
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
   const admin = async (adminPath: string, body: unknown) => {
-    const answer = await options.fetch(`${idp.issuer}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
+    const answer = await options.fetch(`${idp.origin}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
     if (answer.status !== 200) throw new Error(`IdP test-admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
   };
   return {
     issuer: idp.issuer,
+    origin: idp.origin,
     setUser: (id, claims) => admin(`/users/${id}`, claims),
     revoke: (id) => admin(`/revoke/${id}`, {}),
     delay: (ms, paths = ['/']) => admin('/delay', { ms, paths }),
+    rotateClientSecret: (secret) => admin('/quirks/client-secret', { clientSecret: secret }),
     stats: () => idp.stats(),
     stop: async () => {
       await idp.stop();
@@ -229,6 +238,8 @@ export interface HarnessOptions {
   readonly users?: TestUsers;
   readonly environment?: Partial<Record<keyof AuthServiceEnvironment, string>>;
   readonly idTokenClaims?: boolean;
+  /** Make the IdP answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  readonly quirks?: DevIdpQuirks;
   /** Serve this handler (e.g. the bundle's) instead of the service from source. */
   readonly handler?: (env: AuthServiceEnvironment, caPem: string) => Promise<ProxyHandler>;
   /**
@@ -257,6 +268,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     postLogoutRedirectUris: [`${gatewayUrl}/oauth2/logout?signed_out=1`],
     idTokenClaims: options.idTokenClaims,
     fetch: fetchFn,
+    quirks: options.quirks,
   });
   const model = new SecretsManagerModel();
   const mock = installSecretsManagerFake(model);
@@ -346,21 +358,28 @@ export async function login(h: Pick<Harness, 'gatewayUrl' | 'fetch'>, jar: Cooki
   return { callback, callbackUrl };
 }
 
-/** From the authorization URL to the redirect back to the gateway callback (not followed). */
+/**
+ * From the authorization URL to the redirect back to the gateway callback (not followed),
+ * as a browser goes: every page is loaded, and the login form is filled in where the IdP
+ * shows it (other interactions, such as a consent asked for with prompt=consent, the dev
+ * IdP completes by itself for the gateway's client).
+ */
 export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizationUrl: string, user: string): Promise<string> {
-  let answer = await request(fetchFn, jar, authorizationUrl);
-  for (let hops = 0; hops < 10; hops += 1) {
-    if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);
-    if (answer.location.includes('/oauth2/callback')) return answer.location;
-    if (/\/interaction\/[\w-]+$/.test(new URL(answer.location).pathname)) {
+  let at = authorizationUrl;
+  let answer = await request(fetchFn, jar, at);
+  for (let hops = 0; hops < 12; hops += 1) {
+    if (answer.status === 200 && /\/interaction\/[\w-]+$/.test(new URL(at).pathname) && answer.body.includes('name="username"')) {
       // What the IdP's login form posts.
       const form = new URLSearchParams({ username: user, password: testPassword(user) });
-      answer = await request(fetchFn, jar, `${answer.location}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    } else {
-      answer = await request(fetchFn, jar, answer.location);
+      answer = await request(fetchFn, jar, `${at}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      continue;
     }
+    if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);
+    if (answer.location.includes('/oauth2/callback')) return answer.location;
+    at = answer.location;
+    answer = await request(fetchFn, jar, at);
   }
-  throw new Error('too many redirects at the IdP');
+  throw new Error(`too many redirects at the IdP (last at ${at})`);
 }
 
 /**
