@@ -123,8 +123,8 @@ export function startLookerStandIn(options: LookerStandInOptions): Promise<Runni
     },
     (req, res) => {
       const url = new URL(req.url ?? '/', 'https://looker.invalid');
-      void looker!.handle(req, res, url, requests).catch((error: Error) => {
-        if (!res.headersSent) sendJson(res, 500, { message: `The Looker stand-in failed: ${error.message}` });
+      void looker!.handle(req, res, url, requests).catch((error: Error & { statusCode?: number }) => {
+        if (!res.headersSent) sendJson(res, error.statusCode ?? 500, { message: error.statusCode ? error.message : `The Looker stand-in failed: ${error.message}` });
         else res.destroy();
       });
     },
@@ -243,9 +243,10 @@ class LookerApp {
     if (path === LOOKER_API_PATHS.userAttributes && method === 'GET') return sendJson(res, 200, this.userAttributes);
     if (path === LOOKER_API_PATHS.oidcConfig && method === 'GET') return sendJson(res, 200, this.config.read());
     if (path === LOOKER_API_PATHS.oidcConfig && method === 'PATCH') {
+      const text = await readBody(req);
       let body: unknown;
       try {
-        body = JSON.parse(await readBody(req));
+        body = JSON.parse(text);
       } catch {
         return sendJson(res, 400, { message: 'The body is not JSON.', documentation_url: LOOKER_DOCS.updateOidcConfig });
       }
@@ -483,8 +484,8 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     req.on('data', (chunk: string) => {
       body += chunk;
       if (body.length > MAX_BODY_BYTES) {
-        reject(new Error('request body too large'));
-        req.destroy();
+        reject(Object.assign(new Error(`The request body is larger than ${MAX_BODY_BYTES} bytes.`), { statusCode: 413 }));
+        req.pause();
       }
     });
     req.on('end', () => resolve(body));

@@ -11,7 +11,7 @@
  *   (https://cloud.google.com/looker/docs/reference/looker-api/latest/methods/Auth/oidc_config),
  *   answering 422 with a ValidationError otherwise.
  */
-import { LOOKER_API_PATHS } from '../../lib/looker/oidc-config';
+import { brokerOidcConfig, LOOKER_API_PATHS } from '../../lib/looker/oidc-config';
 import { RunningLookerStandIn, startLookerStandIn } from '../../local/looker-stand-in';
 import { createLocalPki, LocalPki } from '../../local/pki';
 import { httpsRequest } from '../../local/readiness';
@@ -43,25 +43,24 @@ async function api(method: string, path: string, body?: unknown, authorization?:
   return { status: answer.status, body: answer.body ? JSON.parse(answer.body) : undefined };
 }
 
-const VALID = {
-  enabled: true,
-  identifier: 'looker',
-  secret: 'the-client-secret',
-  issuer: 'https://gateway.example.com',
-  audience: 'looker',
-  authorization_endpoint: 'https://gateway.example.com/oauth2/looker/authorize',
-  token_endpoint: 'https://gateway.example.com/oauth2/looker/token',
-  userinfo_endpoint: 'https://gateway.example.com/oauth2/looker/userinfo',
-  scopes: ['openid', 'email', 'profile'],
-  user_attribute_map_email: 'email',
-  user_attribute_map_first_name: 'given_name',
-  user_attribute_map_last_name: 'family_name',
-  groups_attribute: 'groups',
-  set_roles_from_groups: true,
-  groups_with_role_ids: [{ name: 'Analysts', looker_group_name: 'Analysts', role_ids: ['5'] }],
-  user_attributes_with_ids: [{ name: 'attr_region', required: false, user_attribute_ids: ['10'] }],
-  alternate_email_login_allowed: true,
-};
+/** What the custom resource writes (brokerOidcConfig), for a gateway at gateway.example.com. */
+const VALID = brokerOidcConfig(
+  {
+    apiUrl: 'https://looker.internal:19999',
+    apiCredentialsSecretArn: 'arn:api',
+    clientSecretArn: 'arn:client',
+    clientId: 'looker',
+    gatewayOrigin: 'https://gateway.example.com',
+    groupRoles: [{ group: 'Analysts', roleNames: ['Viewer'] }],
+    userAttributes: [{ attribute: 'region', lookerUserAttribute: 'region', required: false }],
+    authRequiresRole: true,
+    migrationTypes: ['email'],
+    requestTimeoutSeconds: 10,
+  },
+  'the-client-secret',
+  new Map([['Viewer', '5']]),
+  new Map([['region', '10']]),
+);
 
 describe('POST /api/4.0/login', () => {
   test('API3 credentials as form fields give a token (token_type Bearer, an hour)', async () => {
@@ -145,6 +144,11 @@ describe('GET and PATCH /api/4.0/oidc_config', () => {
     const answer = await api('PATCH', LOOKER_API_PATHS.oidcConfig, change);
     expect(answer.status).toBe(422);
     expect(answer.body.errors.map((e: { field: string; code: string }) => `${e.field}:${e.code}`)).toContain(expected);
+  });
+
+  test('a body over 64 KiB is 413, not a failure of the server', async () => {
+    const answer = await api('PATCH', LOOKER_API_PATHS.oidcConfig, { identifier: 'x'.repeat(70_000) });
+    expect(answer.status).toBe(413);
   });
 
   test('a body that is not JSON is 400; read-only fields in a PATCH change nothing', async () => {
