@@ -6,6 +6,7 @@ export * from './auth/auth-service';
 export * from './keys/gateway-keys';
 export * from './observability/gateway-observability';
 export * from './looker/looker-backend';
+export * from './looker/looker-oidc-configuration';
 export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from './auth/mapping-rules';
 export { AttributeConflictPolicy } from './auth/mapping-rules';
 export { GatewayPropsError } from './private/validation';

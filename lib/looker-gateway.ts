@@ -2,7 +2,7 @@
  * LookerGateway: the whole gateway from one small props object. Composes the keys, the
  * observability, the auth service and the HAProxy fleet, and keeps each reachable.
  */
-import { Duration, Token } from 'aws-cdk-lib';
+import { Annotations, Duration, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -15,6 +15,7 @@ import { ClientCertificateAuthority, GatewayFleet, MachineClient, MachineRoutes 
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { GatewayKeys } from './keys/gateway-keys';
 import { LookerBackend } from './looker/looker-backend';
+import { LookerOidcConfiguration, LookerOidcSettings } from './looker/looker-oidc-configuration';
 import { GatewayObservability } from './observability/gateway-observability';
 import { newEncryptedLogGroup } from './private/log-group';
 import { acknowledge, acknowledgeDefaultPolicy } from './private/nag-acknowledgements';
@@ -102,6 +103,14 @@ export interface LookerGatewayProps {
    * @default - none (only allowed without machine routes)
    */
   readonly clientCertificateAuthority?: ClientCertificateAuthority;
+  /**
+   * Configure Looker's own OpenID Connect login to use the gateway as its OpenID provider
+   * (broker mode), through Looker's API at deploy time: API3 credentials, the Looker groups
+   * the rules grant with their roles, and the attributes Looker takes. The only way Looker
+   * applies the mapped roles and attributes: it reads no identity headers.
+   * @default - Looker's authentication is left as it is (the gateway only gates access)
+   */
+  readonly lookerOidc?: LookerOidcSettings;
 }
 
 export class LookerGateway extends Construct {
@@ -115,6 +124,8 @@ export class LookerGateway extends Construct {
   public readonly loadBalancerDnsName: string;
   /** `https://<domainName>`. */
   public readonly url: string;
+  /** The custom resource that points Looker's OpenID Connect login at the broker, when `lookerOidc` is given. */
+  public readonly lookerOidc?: LookerOidcConfiguration;
 
   constructor(scope: Construct, id: string, props: LookerGatewayProps) {
     super(scope, id);
@@ -174,6 +185,24 @@ export class LookerGateway extends Construct {
     for (const schedule of this.keys.rotationSchedules) {
       this.fleet.autoScalingGroup.node.defaultChild!.node.addDependency(schedule);
       this.authService.function.node.defaultChild!.node.addDependency(schedule);
+    }
+
+    if (props.lookerOidc) {
+      this.lookerOidc = new LookerOidcConfiguration(this, 'LookerOidc', {
+        ...props.lookerOidc,
+        looker: props.looker,
+        domainName: props.domainName,
+        vpc: this.vpc,
+        encryptionKey: this.encryptionKey,
+        mappingRules: props.mappingRules,
+      });
+      // Looker switches to the broker only once the gateway instances answer.
+      this.lookerOidc.resource.node.addDependency(this.fleet.autoScalingGroup);
+      // Remove with the auth service's broker routes (issue 12, part 2).
+      Annotations.of(this.lookerOidc).addWarningV2(
+        'cdk-looker-gateway:broker-not-served-yet',
+        'lookerOidc points Looker\'s OpenID Connect login at the broker routes (/oauth2/looker/...), which this version of the auth service does not serve yet: Looker\'s OIDC logins fail until broker mode is in the auth service. Looker admins keep the alternate e-mail login (/login/email).',
+      );
     }
 
     this.observability.monitorFleet(this.fleet);

@@ -13,6 +13,7 @@ import { MappingRuleSet } from './auth/mapping-rules';
 import { ClientCertificateAuthority, MachineClient } from './fleet/gateway-fleet';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { LookerBackend } from './looker/looker-backend';
+import { LookerGroupRoles, LookerOidcSettings } from './looker/looker-oidc-configuration';
 import { LookerGateway, LookerGatewayProps } from './looker-gateway';
 import { acknowledge } from './private/nag-acknowledgements';
 import { GatewayPropsError } from './private/validation';
@@ -73,6 +74,16 @@ export interface GatewayAppSettings {
   readonly machineClientCaFile?: string;
   /** PEM file with a CRL of that CA. @default - no CRL */
   readonly machineClientCrlFile?: string;
+  /**
+   * Full ARN of the secret with a Looker admin's API3 credentials (`{"client_id", "client_secret"}`):
+   * set it to configure Looker's OpenID Connect login to use the broker at deploy time.
+   * @default - Looker's authentication is left as it is
+   */
+  readonly lookerApiCredentialsSecretArn?: string;
+  /** The Looker groups the rules grant and the roles each gives, `[{ group, roles }]`; required with lookerApiCredentialsSecretArn. @default - none */
+  readonly lookerGroupRoles?: LookerGroupRoles[];
+  /** Base URL of Looker's API from inside the VPC. @default - https://<first Looker host>:19999 */
+  readonly lookerApiUrl?: string;
 }
 
 /** Context keys, in the order README.md ("The deployable app: cdk.json settings") documents them. */
@@ -105,6 +116,9 @@ export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'machineHostName',
   'machineClientCaFile',
   'machineClientCrlFile',
+  'lookerApiCredentialsSecretArn',
+  'lookerGroupRoles',
+  'lookerApiUrl',
 ];
 
 /**
@@ -166,6 +180,17 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     }
     return value as MachineClient[];
   };
+  const groupRoles = (): LookerGroupRoles[] | undefined => {
+    const value = json('lookerGroupRoles');
+    if (value === undefined || value === null || value === '') return undefined;
+    const valid =
+      Array.isArray(value) &&
+      value.every((item) => item !== null && typeof item === 'object' && typeof item.group === 'string' && Array.isArray(item.roles) && item.roles.every((r: unknown) => typeof r === 'string'));
+    if (!valid) {
+      throw new GatewayPropsError(where, `"lookerGroupRoles" is ${JSON.stringify(value)}; give a JSON list like [{"group":"Analysts","roles":["Viewer"]}].`);
+    }
+    return value as LookerGroupRoles[];
+  };
   const rules = json('mappingRules');
   if (rules === undefined || rules === null || typeof rules !== 'object') {
     throw new GatewayPropsError(where, '"mappingRules" is not set: give a rule set {"rules": [...]} (see "The deployable app: cdk.json settings" in README.md). Without rules every user is denied.');
@@ -199,6 +224,9 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     machineHostName: text('machineHostName', false),
     machineClientCaFile: text('machineClientCaFile', false),
     machineClientCrlFile: text('machineClientCrlFile', false),
+    lookerApiCredentialsSecretArn: text('lookerApiCredentialsSecretArn', false),
+    lookerGroupRoles: groupRoles(),
+    lookerApiUrl: text('lookerApiUrl', false),
   };
 }
 
@@ -242,6 +270,7 @@ export class LookerGatewayStack extends Stack {
       clientCidrs: s.clientCidrs,
       deletionProtection: s.deletionProtection,
       ...machineClientsFrom(where, s),
+      lookerOidc: lookerOidcFrom(this, where, s),
     });
     if (s.alarmEmail) this.gateway.observability.alarmTopic?.addSubscription(new subscriptions.EmailSubscription(s.alarmEmail));
 
@@ -280,6 +309,19 @@ function lookerBackendFrom(where: string, s: GatewayAppSettings): LookerBackend 
     throw new GatewayPropsError(where, 'no Looker backend: set lookerHosts (list of host names or IPv4 addresses) or lookerDnsName.');
   }
   return LookerBackend.fromHosts(s.lookerHosts, options);
+}
+
+function lookerOidcFrom(scope: Construct, where: string, s: GatewayAppSettings): LookerOidcSettings | undefined {
+  if (!s.lookerApiCredentialsSecretArn) {
+    if (s.lookerGroupRoles || s.lookerApiUrl) throw new GatewayPropsError(where, 'lookerGroupRoles or lookerApiUrl is set but lookerApiCredentialsSecretArn is not: configuring Looker needs the API3 credentials secret; set it too, or remove the others.');
+    return undefined;
+  }
+  if (!s.lookerGroupRoles) throw new GatewayPropsError(where, 'lookerApiCredentialsSecretArn is set but lookerGroupRoles is not: give the Looker groups your rules grant and their roles, for example -c \'lookerGroupRoles=[{"group":"Analysts","roles":["Viewer"]}]\'.');
+  return {
+    apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(scope, 'LookerApiCredentials', s.lookerApiCredentialsSecretArn),
+    groupRoles: s.lookerGroupRoles,
+    apiUrl: s.lookerApiUrl,
+  };
 }
 
 function machineClientsFrom(where: string, s: GatewayAppSettings): Pick<LookerGatewayProps, 'machineClients' | 'machineRoutes' | 'clientCertificateAuthority'> {

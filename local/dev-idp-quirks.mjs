@@ -224,7 +224,7 @@ export function createQuirks(input, context) {
       metadata.jwks = q.clientJwks;
     }
     if (q.graph) metadata.grant_types = [...new Set([...metadata.grant_types, 'client_credentials'])];
-    next.clients = [metadata];
+    next.clients = [metadata, ...config.clients.slice(1)]; // extra relying parties (the Looker stand-in) keep their own settings
 
     next.extraParams = [...new Set([...(config.extraParams ?? []), 'access_type', OFFLINE_MARKER])];
     next.issueRefreshToken = async (ctx, oidcClient, code) => oidcClient.grantTypeAllowed('refresh_token') && (q.refreshTokens === 'always' || offlineCodes.get(code.jti) === true);

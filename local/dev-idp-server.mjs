@@ -9,6 +9,9 @@
 // settings: { port, certFile, keyFile,
 //             users: [{ username, password, claims: { name, email, groups, ... } }],
 //             client: {clientId, clientSecret, redirectUris, postLogoutRedirectUris},
+//             extraClients: [{clientId, clientSecret, redirectUris, tokenEndpointAuthMethod}]
+//               (other relying parties, such as the Looker stand-in's own OIDC login: no
+//               PKCE required, consent skipped like for the gateway's client),
 //             accessTokenTtlSeconds, refreshTokenTtlSeconds,
 //             idTokenClaims (default true: name, e-mail and groups ride in the ID token;
 //               false: the ID token carries `sub` only, so the relying party reads userinfo),
@@ -35,7 +38,7 @@ if (!settingsFile) {
 const settings = JSON.parse(readFileSync(settingsFile, 'utf8'));
 const users = new Map(settings.users.map((user) => [user.username, user]));
 const claimsInIdToken = settings.idTokenClaims ?? true;
-const stats = { logins: 0, failedLogins: 0, codeExchanges: 0, refreshes: 0, failedRefreshes: 0, logouts: 0, revocations: 0, userinfo: 0 };
+const stats = { logins: 0, failedLogins: 0, codeExchanges: 0, refreshes: 0, failedRefreshes: 0, logouts: 0, revocations: 0, userinfo: 0, tokenRequestsBasicAuth: 0, tokenRequestsPostAuth: 0 };
 /** The grants this IdP made, by account, so that a test can revoke them. */
 const grantsByAccount = new Map();
 let delay = { ms: 0, paths: [] };
@@ -60,6 +63,9 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
 
 function createProvider(issuer) {
   const { client } = settings;
+  const extraClients = settings.extraClients ?? [];
+  /** Clients whose consent is skipped: the gateway's and every extra relying party. */
+  const trustedClientIds = new Set([client.clientId, ...extraClients.map((c) => c.clientId)]);
   const provider = new Provider(issuer, quirks.configure({
     clients: [
       {
@@ -72,6 +78,14 @@ function createProvider(issuer) {
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      ...extraClients.map((extra) => ({
+        client_id: extra.clientId,
+        client_secret: extra.clientSecret,
+        redirect_uris: extra.redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: extra.tokenEndpointAuthMethod ?? 'client_secret_basic',
+      })),
     ],
     // The session cookies of the IdP itself: dev-only keys, fresh at every start.
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -80,7 +94,7 @@ function createProvider(issuer) {
     claims: {
       openid: claimsInIdToken ? ['sub', 'groups', 'name', 'email'] : ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'preferred_username'],
+      profile: ['name', 'preferred_username', 'given_name', 'family_name'],
       groups: ['groups'],
       org: ['department', 'region'],
     },
@@ -93,7 +107,8 @@ function createProvider(issuer) {
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       revocation: { enabled: true },
     },
-    pkce: { required: () => true },
+    // The gateway always sends PKCE; other relying parties (Looker does not document PKCE) need not.
+    pkce: { required: (_ctx, oidcClient) => oidcClient.clientId === client.clientId },
     ttl: {
       AccessToken: settings.accessTokenTtlSeconds ?? 300,
       IdToken: settings.accessTokenTtlSeconds ?? 300,
@@ -114,7 +129,7 @@ function createProvider(issuer) {
       const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
       if (existing) return existing;
       const { accountId } = ctx.oidc.session;
-      if (ctx.oidc.client.clientId !== client.clientId || !accountId) return undefined;
+      if (!trustedClientIds.has(ctx.oidc.client.clientId) || !accountId) return undefined;
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId });
       grant.addOIDCScope([...new Set(['openid', 'email', 'profile', 'groups', 'offline_access', ...String(ctx.oidc.params.scope ?? '').split(' ')])].filter(Boolean).join(' '));
       await grant.save();
@@ -147,6 +162,14 @@ function createProvider(issuer) {
     if (ctx.status !== 200) return;
     if (ctx.method === 'POST' && ctx.path === '/token/revocation') stats.revocations += 1;
     if (ctx.path === '/me') stats.userinfo += 1;
+  });
+  // How clients authenticate at the token endpoint (oidc-provider accepts either secret method for a secret client).
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && ctx.path === '/token') {
+      if (String(ctx.headers.authorization ?? '').startsWith('Basic ')) stats.tokenRequestsBasicAuth += 1;
+      else stats.tokenRequestsPostAuth += 1;
+    }
+    await next();
   });
   if (settings.testAdminEndpoints) {
     provider.use(async (ctx, next) => {

@@ -21,6 +21,12 @@ export interface DevIdpOptions {
   readonly clientSecret: string;
   readonly redirectUris: readonly string[];
   readonly postLogoutRedirectUris: readonly string[];
+  /**
+   * Other relying parties of the IdP (for example the Looker stand-in's own OIDC login):
+   * consent skipped, PKCE not required.
+   * @default - none
+   */
+  readonly extraClients?: readonly DevIdpExtraClient[];
   /** @default 0 - a free port chosen by the kernel */
   readonly port?: number;
   /**
@@ -65,6 +71,15 @@ export interface DevIdpQuirks {
   readonly authorizationResponseIss?: boolean;
 }
 
+/** Another relying party of the dev IdP. */
+export interface DevIdpExtraClient {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly redirectUris: readonly string[];
+  /** @default 'client_secret_basic' */
+  readonly tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+}
+
 /** One account of the IdP: the login it accepts and the claims it gives out besides `sub` (the username). */
 export interface DevIdpAccount {
   readonly username: string;
@@ -93,6 +108,10 @@ export interface DevIdpStats {
   /** Successful token revocations (the gateway's logout revokes the refresh token). */
   readonly revocations: number;
   readonly userinfo: number;
+  /** Token requests whose client authenticated with HTTP Basic (client_secret_basic). */
+  readonly tokenRequestsBasicAuth: number;
+  /** Token requests without HTTP Basic (client_secret_post, or none). */
+  readonly tokenRequestsPostAuth: number;
 }
 
 export interface RunningDevIdp {
@@ -125,6 +144,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
         redirectUris: options.redirectUris,
         postLogoutRedirectUris: options.postLogoutRedirectUris,
       },
+      extraClients: options.extraClients ?? [],
     }),
     { mode: 0o600 },
   );

@@ -105,7 +105,8 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     });
     cleanup.add('stop the dev IdP', () => idp.stop());
 
-    const looker = await startLookerStandIn({ certPem: pemChain(pki.looker.cert, pki.ca.cert), keyPem: pki.looker.key, clientCaPem: pki.ca.cert });
+    // Users reach Looker at the gateway's URL: the base of Looker's OIDC redirect URI.
+    const looker = await startLookerStandIn({ certPem: pemChain(pki.looker.cert, pki.ca.cert), keyPem: pki.looker.key, clientCaPem: pki.ca.cert, publicUrl: url });
     cleanup.add('stop the Looker stand-in', () => looker.stop());
 
     const signingKeys = await generateSigningKeySet('ES256');

@@ -120,6 +120,16 @@ export class LookerBackend {
     this.peer = options.peer;
   }
 
+  /**
+   * Lets `client` reach Looker's API port (or `port`) when Looker's security group is known:
+   * for example the function that configures Looker's OpenID Connect login.
+   */
+  public allowApiAccessFrom(client: ec2.IConnectable, port?: number): void {
+    if (!this.peer) return;
+    const apiPort = port ?? this.config.apiPort;
+    this.peer.connections.allowFrom(client, ec2.Port.tcp(apiPort), `Looker API port ${apiPort}`);
+  }
+
   /** Lets `fleet` reach Looker's web and API ports when Looker's security group is known. */
   public allowFrom(fleet: ec2.IConnectable): void {
     if (!this.peer) return;

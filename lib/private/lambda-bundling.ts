@@ -17,6 +17,7 @@ export interface LambdaBundle {
 export const LAMBDA_BUNDLES = {
   auth: { entry: 'lambda/auth/index.ts', maxBytes: 250 * 1024 },
   rotation: { entry: 'lambda/rotation/index.ts', maxBytes: 320 * 1024 },
+  lookerOidc: { entry: 'lambda/looker-oidc/index.ts', maxBytes: 64 * 1024 },
 } as const satisfies Record<string, LambdaBundle>;
 
 /**

@@ -17,11 +17,23 @@ jest.setTimeout(180_000);
 const outdir = mkdtempSync(path.join(tmpdir(), 'lg-bundles-'));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-const FUNCTIONS: Record<LambdaBundleName, string> = { auth: '/AuthService/Function/Resource', rotation: '/Keys/RotationFunction/Resource' };
+const FUNCTIONS: Record<LambdaBundleName, string> = {
+  auth: '/AuthService/Function/Resource',
+  rotation: '/Keys/RotationFunction/Resource',
+  lookerOidc: '/LookerOidc/Function/Resource',
+};
+/** The optional Looker OIDC configuration is on, so every function the package can deploy is in the template. */
+const LOOKER_OIDC_CONTEXT = {
+  lookerApiCredentialsSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:looker-api-AbCdEf',
+  lookerGroupRoles: [
+    { group: 'Administrators', roles: ['Admin'] },
+    { group: 'Analysts', roles: ['Viewer'] },
+  ],
+};
 
 const assetFiles: Partial<Record<LambdaBundleName, string>> = {};
 beforeAll(() => {
-  const { app, stack } = newGatewayStack({ bundle: true, outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
+  const { app, stack } = newGatewayStack({ bundle: true, outdir, context: { 'aws:cdk:enable-asset-metadata': true, ...LOOKER_OIDC_CONTEXT } });
   const assembly = app.synth();
   const template = assembly.getStackByName(stack.stackName).template as { Resources: Record<string, { Type: string; Properties: any; Metadata?: any }> };
   for (const name of Object.keys(FUNCTIONS) as LambdaBundleName[]) {

@@ -102,7 +102,7 @@ const { findings, checked } = publicApiFindings();
 
 test('the walk reaches the props and the structs they hold (so an empty finding list means something)', () => {
   expect(checked).toEqual(
-    expect.arrayContaining(['LookerGatewayProps', 'GatewayFleetProps', 'MachineClient', 'MachineRoutes', 'MappingRuleSet', 'MappingRule', 'IdentityProviderSettings', 'GatewayAppSettings', 'ClientCertificateAuthorityPemOptions']),
+    expect.arrayContaining(['LookerGatewayProps', 'GatewayFleetProps', 'MachineClient', 'MachineRoutes', 'MappingRuleSet', 'MappingRule', 'IdentityProviderSettings', 'GatewayAppSettings', 'ClientCertificateAuthorityPemOptions', 'LookerOidcSettings', 'LookerOidcConfigurationProps', 'LookerGroupRoles', 'LookerUserAttributeMapping']),
   );
 });
 
