@@ -134,8 +134,8 @@ describe('configuration parsing', () => {
     expect(config.clockSkewSeconds).toBe(30);
     expect(config.redirectUri).toBe('https://looker.example.com/oauth2/callback');
     expect(config.postLogoutRedirectUrl).toBe('https://looker.example.com/oauth2/logout?signed_out=1');
-    expect(config.idp.scopes).toEqual(['openid', 'email', 'profile', 'offline_access']);
-    expect(config.idp.groupsClaim).toBe('groups');
+    expect(config.idp.settings.scopes).toEqual(['openid', 'email', 'profile', 'offline_access']);
+    expect(config.idp.settings.groupsClaim).toBe('/groups');
   });
 
   test.each([
