@@ -14,6 +14,7 @@ import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type Sign
 import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
 import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
+import { InMemorySessionRecordStore } from '../../../lambda/auth/session-store';
 import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
 import { REVOCATION_TABLE } from '../../../lib/auth/revocation-table';
 import { DynamoDbModel, installDynamoDbFake } from '../../support/dynamodb-model';
@@ -250,9 +251,20 @@ export interface HarnessOptions {
   readonly revocationTable?: boolean;
   /** Clock of the services from source (and of the DynamoDB model), epoch milliseconds. @default Date.now */
   readonly now?: () => number;
+  /**
+   * The fetch the services from source call the IdP (and group sources) with, given the
+   * harness's fetch that trusts the test CA (to map a public host name to the emulation).
+   * @default - that fetch
+   */
+  readonly wrapFetch?: (fetchTrustingTestCa: CustomFetch) => CustomFetch;
 }
 
 export const REVOCATION_TABLE_NAME = 'lg-test-session-revocations';
+
+/** The variables with a value: `undefined` in an override removes a default (a Lambda environment has no undefined values). */
+function withoutUnset(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const ca = await createCa();
@@ -287,7 +299,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     cookie: model.createSecret({ Name: 'lg/cookie-keys', SecretString: JSON.stringify(cookieKeys) }).ARN,
     clientSecret: model.createSecret({ Name: 'lg/idp-client-secret', SecretString: JSON.stringify({ clientSecret: CLIENT_SECRET }) }).ARN,
   };
-  const environment: AuthServiceEnvironment = {
+  const environment: AuthServiceEnvironment = withoutUnset({
     LG_IDP_ISSUER: idp.issuer,
     LG_IDP_CLIENT_ID: CLIENT_ID,
     LG_IDP_CLIENT_SECRET_ARN: secretArns.clientSecret,
@@ -301,16 +313,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     LG_COOKIE_KEYS_SECRET_ARN: secretArns.cookie,
     ...(dynamo ? { LG_REVOCATION_TABLE_NAME: REVOCATION_TABLE_NAME } : {}),
     ...(options.environment ?? {}),
-  } as AuthServiceEnvironment;
+  }) as unknown as AuthServiceEnvironment;
+  // Without the table, the services from source share one in-memory record store: a
+  // session made at one instance refreshes at another, as the deployed table allows.
+  const sessionStore = dynamo ? undefined : new InMemorySessionRecordStore();
+  const serviceFetch = options.wrapFetch ? options.wrapFetch(fetchFn) : fetchFn;
   const logs = captureLogs();
   const started: RunningLocalAuthService[] = [];
   const gateway = await startLocalAuthService({
     port,
     environment,
     secretsSource: new SecretsManagerSource(),
-    idpFetch: fetchFn,
+    idpFetch: serviceFetch,
     logSink: logs,
     now: options.now,
+    sessionStore,
     handler: options.handler ? await options.handler(environment, ca.cert) : undefined,
   });
   started.push(gateway);
@@ -330,11 +347,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     startAnother: async (overrides, handler) => {
       const anotherLogs = captureLogs();
       const another = await startLocalAuthService({
-        environment: { ...environment, ...overrides },
+        environment: withoutUnset({ ...environment, ...overrides }),
         secretsSource: new SecretsManagerSource(),
-        idpFetch: fetchFn,
+        idpFetch: serviceFetch,
         logSink: anotherLogs,
         now: options.now,
+        sessionStore,
         handler,
       });
       started.push(another);
