@@ -514,6 +514,11 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     });
     acknowledge(
       this.autoScalingGroup,
+      ['AwsSolutions-EC26', 'NIST.800.53.R5-EC2IMDSv2Enabled', 'HIPAA.Security-EC2IMDSv2Enabled'],
+      'The group launches the LaunchTemplate through its mixed instances policy; that launch template requires IMDSv2 (HttpTokens required, hop limit 1) and an encrypted gp3 root volume. cdk-nag reads only a group\'s LaunchTemplate or LaunchConfigurationName property, not MixedInstancesPolicy.LaunchTemplate.',
+    );
+    acknowledge(
+      this.autoScalingGroup,
       ['AwsSolutions-AS3'],
       'Scaling and health events are visible in the GatewayObservability alarms (unhealthy hosts, no healthy host) and in the Auto Scaling activity history; add notifications to your own topic if you need them.',
     );

@@ -233,7 +233,12 @@ export interface GatewayConfigOptions {
    * @default - 0.0.0.0:8080
    */
   readonly healthCheck?: PlainListenerOptions;
-  /** The instance's own readiness probe: the same answer as the health check, plain HTTP without PROXY header. @default - 127.0.0.1:8081 */
+  /**
+   * A second bind of the health check for local readiness probes (the instance's own boot
+   * check), plain HTTP without PROXY header. Give it when the health check requires the
+   * header. Its address defaults to 127.0.0.1.
+   * @default - none: only the health-check bind
+   */
   readonly readiness?: PlainListenerOptions;
   /** Prometheus `/metrics` and the stats page `/stats`. @default - 127.0.0.1:8405 */
   readonly metrics?: PlainListenerOptions;

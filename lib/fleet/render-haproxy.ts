@@ -644,11 +644,12 @@ function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
     f.add(
       '# The load balancer\'s health checks carry the PROXY v2 header too (target group with proxy protocol v2).',
       `bind ${o.healthCheck.bindAddress}:${o.healthCheck.port} accept-proxy`,
-      '# Local readiness probes (the instance\'s own boot check) send none: a loopback bind of their own.',
-      `bind ${o.readiness.bindAddress}:${o.readiness.port}`,
     );
   } else {
-    f.add(`bind ${o.healthCheck.bindAddress}:${o.healthCheck.port}`, `bind ${o.readiness.bindAddress}:${o.readiness.port}`);
+    f.add(`bind ${o.healthCheck.bindAddress}:${o.healthCheck.port}`);
+  }
+  if (o.readiness) {
+    f.add('# Local readiness probes (the instance\'s own boot check) send no PROXY header: a bind of their own.', `bind ${o.readiness.bindAddress}:${o.readiness.port}`);
   }
   return f.add(
     `acl looker_available nbsrv(${PROXY_NAMES.looker}) gt 0`,

@@ -43,7 +43,7 @@ export interface ResolvedGatewayOptions {
   readonly runtimeDir: string;
   readonly listener: { bindAddress: string; port: number; acceptProxyProtocol: boolean };
   readonly healthCheck: { bindAddress: string; port: number };
-  readonly readiness: { bindAddress: string; port: number };
+  readonly readiness: { bindAddress: string; port: number } | undefined;
   readonly metrics: { bindAddress: string; port: number };
   readonly session: {
     issuer: string;
@@ -207,10 +207,9 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     bindAddress: bindAddress('healthCheck.bindAddress', options.healthCheck?.bindAddress, '0.0.0.0'),
     port: port('healthCheck.port', options.healthCheck?.port, 8080),
   };
-  const readiness = {
-    bindAddress: bindAddress('readiness.bindAddress', options.readiness?.bindAddress, '127.0.0.1'),
-    port: port('readiness.port', options.readiness?.port, 8081),
-  };
+  const readiness = options.readiness
+    ? { bindAddress: bindAddress('readiness.bindAddress', options.readiness.bindAddress, '127.0.0.1'), port: port('readiness.port', options.readiness.port, 8081) }
+    : undefined;
   const metrics = {
     bindAddress: bindAddress('metrics.bindAddress', options.metrics?.bindAddress, '127.0.0.1'),
     port: port('metrics.port', options.metrics?.port, 8405),
@@ -218,7 +217,7 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
   const ports = [
     ['listener.port', listener.port],
     ['healthCheck.port', healthCheck.port],
-    ['readiness.port', readiness.port],
+    ...(readiness ? [['readiness.port', readiness.port] as const] : []),
     ['metrics.port', metrics.port],
   ] as const;
   for (let i = 0; i < ports.length; i += 1) {

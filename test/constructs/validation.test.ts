@@ -106,7 +106,7 @@ describe('LookerGateway props', () => {
   });
 
   test('listener ports that collide', () => {
-    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort and metricsPort must differ, got 443, 443, 8405/);
+    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort, readinessPort and metricsPort must differ, got 443, 443, 8081, 8405/);
   });
 
   test('a client CIDR that is not one', () => {
