@@ -158,14 +158,14 @@ export interface GatewayFleetProps {
   readonly session?: FleetSessionSettings;
   /**
    * Instance type; arm64 (Graviton) types use the arm64 AMI, others the amd64 one.
-   * @default t4g.medium
+   * @default m7g.medium
    */
   readonly instanceType?: ec2.InstanceType;
   /**
    * More instance types the group may launch when `instanceType` has no capacity in an
    * Availability Zone (a mixed instances policy, on-demand only, launched in this order).
    * All must have the architecture of `instanceType` (one AMI serves them all).
-   * @default - t4g.large after t4g.medium; none for other instance types
+   * @default - c7g.medium when instanceType is left at its default; none otherwise
    */
   readonly fallbackInstanceTypes?: ec2.InstanceType[];
   /** @default 2 */
@@ -421,6 +421,13 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     // the subnets' own zones, as CloudFormation requires when both are given).
     const zones = props.vpc.selectSubnets(instanceSubnets).availabilityZones;
     (this.autoScalingGroup.node.defaultChild as autoscaling.CfnAutoScalingGroup).availabilityZones = [...new Set(zones)];
+    if (!zones.some((zone) => Token.isUnresolved(zone))) {
+      acknowledge(
+        this.autoScalingGroup,
+        ['CloudFormation-Validate::W3010'],
+        'The zones are those of the VPC\'s subnets as given (an imported VPC names its zones); the group must name the same zones as its subnets.',
+      );
+    }
 
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({

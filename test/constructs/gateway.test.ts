@@ -35,7 +35,7 @@ describe('GatewayFleet', () => {
   test('launch template: IMDSv2 only, encrypted gp3, detailed monitoring, Graviton, no key pair, no public IP', () => {
     template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
       LaunchTemplateData: Match.objectLike({
-        InstanceType: 't4g.medium',
+        InstanceType: 'm7g.medium',
         MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, InstanceMetadataTags: 'disabled' },
         Monitoring: { Enabled: true },
         BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true, VolumeType: 'gp3' }) }],
@@ -43,6 +43,18 @@ describe('GatewayFleet', () => {
         KeyName: Match.absent(),
       }),
     });
+  });
+
+  test('the group spans its zones and launches several instance types (mixed instances policy, on demand, in order)', () => {
+    const [, group] = resourcesOfType('AWS::AutoScaling::AutoScalingGroup')[0];
+    expect(group.Properties.LaunchTemplate).toBeUndefined();
+    expect(group.Properties.MixedInstancesPolicy).toMatchObject({
+      LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateId: { Ref: logicalIdOf('/Fleet/LaunchTemplate/Resource') } }, Overrides: [{ InstanceType: 'm7g.medium' }, { InstanceType: 'c7g.medium' }] },
+      InstancesDistribution: { OnDemandAllocationStrategy: 'prioritized', OnDemandPercentageAboveBaseCapacity: 100 },
+    });
+    // Both the zones and the subnets: the zones are those of the private subnets.
+    expect(group.Properties.AvailabilityZones).toHaveLength(2);
+    expect(group.Properties.VPCZoneIdentifier).toHaveLength(2);
   });
 
   test('instances use Session Manager and no port 22 is open anywhere', () => {
