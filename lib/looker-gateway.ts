@@ -204,7 +204,8 @@ export class LookerGateway extends Construct {
       ],
       gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
     });
-    const flowLogs = newEncryptedLogGroup(this, 'VpcFlowLogs', this.encryptionKey, logs.RetentionDays.THREE_MONTHS);
+    // A year, as Control Tower's CT.CLOUDWATCH.PR.2 asks of every log group.
+    const flowLogs = newEncryptedLogGroup(this, 'VpcFlowLogs', this.encryptionKey, logs.RetentionDays.ONE_YEAR);
     for (const subnet of vpc.publicSubnets) {
       const route = subnet.node.tryFindChild('DefaultRoute');
       if (route) {
