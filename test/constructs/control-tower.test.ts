@@ -92,7 +92,7 @@ test('the stack passes every control marked met or n/a, and fails exactly those 
   const failing = failingControls(template.Resources);
   const documented = documentedControls();
   const doesNotFit = [...documented].filter(([, row]) => row.status === 'does not fit').map(([id]) => id);
-  expect(Object.fromEntries([...failing.keys()].map((id) => [id, documented.get(id)?.status ?? "undocumented"]))).toEqual(Object.fromEntries(doesNotFit.map((id) => [id, 'does not fit'])));
+  expect(Object.fromEntries([...failing.keys()].map((id) => [id, documented.get(id)?.status ?? 'undocumented']))).toEqual(Object.fromEntries(doesNotFit.map((id) => [id, 'does not fit'])));
   // The one that does not fit fails only on the load balancer.
   expect(failing.get('CT.ELASTICLOADBALANCING.PR.6')).toEqual([expect.stringMatching(/^GatewayFleetLoadBalancer/)]);
 });
