@@ -266,6 +266,7 @@ export class LookerGatewayStack extends Stack {
     new CfnOutput(this, 'Url', { value: this.gateway.url, description: 'Open this once the DNS name points at the load balancer' });
     new CfnOutput(this, 'LoadBalancerDnsName', { value: this.gateway.loadBalancerDnsName, description: `Point ${s.domainName} (CNAME or alias) here` });
     new CfnOutput(this, 'RedirectUri', { value: `${this.gateway.url}/oauth2/callback`, description: 'Register this redirect URI at the IdP' });
+    new CfnOutput(this, 'FleetSecurityGroupId', { value: this.gateway.fleet.securityGroup.securityGroupId, description: "Admit this group in Looker's security group on 9999 and 19999" });
     new CfnOutput(this, 'IdpClientSecretArn', { value: clientSecret.secretArn, description: 'The secret that holds the IdP client secret' });
   }
 
