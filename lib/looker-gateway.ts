@@ -63,8 +63,13 @@ export interface LookerGatewayProps {
    * @default - anywhere when internet-facing, the VPC when internal
    */
   readonly clientCidrs?: string[];
-  /** @default t4g.medium (Graviton) */
+  /** @default m7g.medium (Graviton, AWS Nitro with encryption in transit) */
   readonly instanceType?: ec2.InstanceType;
+  /**
+   * More instance types of the same architecture, launched in this order when `instanceType` has no capacity.
+   * @default - c7g.medium when instanceType is left at its default; none otherwise
+   */
+  readonly fallbackInstanceTypes?: ec2.InstanceType[];
   /** @default 2 */
   readonly minCapacity?: number;
   /** @default 6 */
@@ -73,6 +78,8 @@ export interface LookerGatewayProps {
   readonly instancePort?: number;
   /** Port of the load balancer health check listener. @default 8080 */
   readonly healthCheckPort?: number;
+  /** Loopback port of the instances' own readiness probe. @default 8081 */
+  readonly readinessPort?: number;
   /** Port of HAProxy's local metrics listener. @default 8405 */
   readonly metricsPort?: number;
   /**
@@ -166,12 +173,14 @@ export class LookerGateway extends Construct {
       accessLogGroup: this.observability.accessLogGroup,
       session: { issuer: origin, audience: origin, algorithm: this.keys.sessionAlgorithm, attributeNames: attributeNamesOf(props.mappingRules) },
       instanceType: props.instanceType,
+      fallbackInstanceTypes: props.fallbackInstanceTypes,
       minCapacity: props.minCapacity,
       maxCapacity: props.maxCapacity,
       internetFacing: props.internetFacing,
       clientCidrs: props.clientCidrs,
       instancePort: props.instancePort,
       healthCheckPort: props.healthCheckPort,
+      readinessPort: props.readinessPort,
       metricsPort: props.metricsPort,
       deletionProtection: props.deletionProtection,
       machineClients: props.machineClients,
@@ -224,7 +233,8 @@ export class LookerGateway extends Construct {
       ],
       gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
     });
-    const flowLogs = newEncryptedLogGroup(this, 'VpcFlowLogs', this.encryptionKey, logs.RetentionDays.THREE_MONTHS);
+    // A year, as Control Tower's CT.CLOUDWATCH.PR.2 asks of every log group.
+    const flowLogs = newEncryptedLogGroup(this, 'VpcFlowLogs', this.encryptionKey, logs.RetentionDays.ONE_YEAR);
     for (const subnet of vpc.publicSubnets) {
       const route = subnet.node.tryFindChild('DefaultRoute');
       if (route) {

@@ -46,8 +46,10 @@ export interface GatewayAppSettings {
   readonly lookerWebPort?: number;
   /** @default 10 */
   readonly sessionLifetimeMinutes?: number;
-  /** @default "t4g.medium" */
+  /** @default "m7g.medium" */
   readonly instanceType?: string;
+  /** More instance types of the same architecture, launched when instanceType has no capacity. @default - ["c7g.medium"] with the default instanceType, none otherwise */
+  readonly fallbackInstanceTypes?: string[];
   /** @default 2 */
   readonly minCapacity?: number;
   /** @default 6 */
@@ -56,13 +58,26 @@ export interface GatewayAppSettings {
   readonly internetFacing?: boolean;
   /** @default - 0.0.0.0/0 */
   readonly clientCidrs?: string[];
-  /** @default 1 */
+  /** NAT gateways of the new VPC (not with vpcId). @default 1 */
   readonly natGateways?: number;
+  /**
+   * An existing VPC to deploy into (no lookups at synth: give its subnets and zones too).
+   * @default - a new VPC
+   */
+  readonly vpcId?: string;
+  /** The existing VPC's IPv4 CIDR, for example "10.20.0.0/16". @default - required with vpcId */
+  readonly vpcCidrBlock?: string;
+  /** The Availability Zones of the subnets below, in the same order, at least 2. @default - required with vpcId */
+  readonly availabilityZones?: string[];
+  /** Private subnets with egress (NAT or Transit Gateway), one per zone: instances, functions, the API endpoint. @default - required with vpcId */
+  readonly privateSubnetIds?: string[];
+  /** Public subnets, one per zone, for an internet-facing load balancer. @default - required with vpcId when internetFacing */
+  readonly publicSubnetIds?: string[];
   /** @default - a self-signed certificate */
   readonly frontendCertificateSecretArn?: string;
   /** @default - no e-mail subscription to the alarm topic */
   readonly alarmEmail?: string;
-  /** @default false */
+  /** Protect the load balancer against deletion (turn off before `cdk destroy`). @default true */
   readonly deletionProtection?: boolean;
   /** Scripts and agents admitted by client certificate: `[{ name, certificateSha256, allowedMethods?, allowedPathPrefixes }]`. @default - none */
   readonly machineClients?: MachineClient[];
@@ -103,11 +118,17 @@ export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'lookerWebPort',
   'sessionLifetimeMinutes',
   'instanceType',
+  'fallbackInstanceTypes',
   'minCapacity',
   'maxCapacity',
   'internetFacing',
   'clientCidrs',
   'natGateways',
+  'vpcId',
+  'vpcCidrBlock',
+  'availabilityZones',
+  'privateSubnetIds',
+  'publicSubnetIds',
   'frontendCertificateSecretArn',
   'alarmEmail',
   'deletionProtection',
@@ -211,11 +232,17 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     lookerWebPort: integer('lookerWebPort'),
     sessionLifetimeMinutes: integer('sessionLifetimeMinutes'),
     instanceType: text('instanceType', false),
+    fallbackInstanceTypes: list('fallbackInstanceTypes'),
     minCapacity: integer('minCapacity'),
     maxCapacity: integer('maxCapacity'),
     internetFacing: flag('internetFacing'),
     clientCidrs: list('clientCidrs'),
     natGateways: integer('natGateways'),
+    vpcId: text('vpcId', false),
+    vpcCidrBlock: text('vpcCidrBlock', false),
+    availabilityZones: list('availabilityZones'),
+    privateSubnetIds: list('privateSubnetIds'),
+    publicSubnetIds: list('publicSubnetIds'),
     frontendCertificateSecretArn: text('frontendCertificateSecretArn', false),
     alarmEmail: text('alarmEmail', false),
     deletionProtection: flag('deletionProtection'),
@@ -246,6 +273,7 @@ export class LookerGatewayStack extends Stack {
       ? secretsmanager.Secret.fromSecretCompleteArn(this, 'IdpClientSecret', s.idpClientSecretArn)
       : this.placeholderClientSecret(encryptionKey);
     const looker = lookerBackendFrom(where, s);
+    const vpc = existingVpcFrom(this, where, s);
 
     this.gateway = new LookerGateway(this, 'Gateway', {
       domainName: s.domainName,
@@ -260,15 +288,19 @@ export class LookerGatewayStack extends Stack {
       mappingRules: s.mappingRules,
       looker,
       encryptionKey,
+      vpc,
       natGateways: s.natGateways,
       sessionLifetime: s.sessionLifetimeMinutes === undefined ? undefined : Duration.minutes(s.sessionLifetimeMinutes),
       frontendCertificate: s.frontendCertificateSecretArn ? secretsmanager.Secret.fromSecretCompleteArn(this, 'FrontendCertificate', s.frontendCertificateSecretArn) : undefined,
       instanceType: s.instanceType ? new ec2.InstanceType(s.instanceType) : undefined,
+      fallbackInstanceTypes: s.fallbackInstanceTypes?.map((type) => new ec2.InstanceType(type)),
       minCapacity: s.minCapacity,
       maxCapacity: s.maxCapacity,
       internetFacing: s.internetFacing,
       clientCidrs: s.clientCidrs,
-      deletionProtection: s.deletionProtection,
+      // On by default in the deployable app (Control Tower CT.ELASTICLOADBALANCING.PR.5 asks it of
+      // load balancers); the library's default stays off so that trials in tests can be destroyed.
+      deletionProtection: s.deletionProtection ?? true,
       ...machineClientsFrom(where, s),
       lookerOidc: lookerOidcFrom(this, where, s),
     });
@@ -277,6 +309,7 @@ export class LookerGatewayStack extends Stack {
     new CfnOutput(this, 'Url', { value: this.gateway.url, description: 'Open this once the DNS name points at the load balancer' });
     new CfnOutput(this, 'LoadBalancerDnsName', { value: this.gateway.loadBalancerDnsName, description: `Point ${s.domainName} (CNAME or alias) here` });
     new CfnOutput(this, 'RedirectUri', { value: `${this.gateway.url}/oauth2/callback`, description: 'Register this redirect URI at the IdP' });
+    new CfnOutput(this, 'FleetSecurityGroupId', { value: this.gateway.fleet.securityGroup.securityGroupId, description: "Admit this group in Looker's security group on 9999 and 19999" });
     new CfnOutput(this, 'IdpClientSecretArn', { value: clientSecret.secretArn, description: 'The secret that holds the IdP client secret' });
   }
 
@@ -334,4 +367,55 @@ function machineClientsFrom(where: string, s: GatewayAppSettings): Pick<LookerGa
     machineRoutes: hasRoutes ? { pathPrefixes: s.machineRoutePathPrefixes, hostName: s.machineHostName } : undefined,
     clientCertificateAuthority: s.machineClientCaFile ? ClientCertificateAuthority.fromFile(s.machineClientCaFile, { crlFile: s.machineClientCrlFile }) : undefined,
   };
+}
+
+const VPC_ID = /^vpc-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const SUBNET_ID = /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const ZONE_NAME = /^[a-z]{2}(-[a-z]+)+-\d[a-z]$/;
+const IPV4_CIDR = /^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/;
+
+/**
+ * The VPC of vpcId, imported from the given ids with Vpc.fromVpcAttributes: no lookup, so
+ * synth needs no AWS account. Every mistake that would otherwise fail the deploy (or put
+ * the fleet in the wrong subnets) is reported here with the setting and the fix.
+ */
+function existingVpcFrom(scope: Construct, where: string, s: GatewayAppSettings): ec2.IVpc | undefined {
+  const vpcOnly = { vpcCidrBlock: s.vpcCidrBlock, availabilityZones: s.availabilityZones, privateSubnetIds: s.privateSubnetIds, publicSubnetIds: s.publicSubnetIds };
+  if (!s.vpcId) {
+    const stray = Object.entries(vpcOnly).filter(([, value]) => value !== undefined).map(([key]) => key);
+    if (stray.length > 0) throw new GatewayPropsError(where, `${stray.join(', ')} set without vpcId: they describe an existing VPC. Set vpcId too, or remove them to get a new VPC.`);
+    return undefined;
+  }
+  const problems: string[] = [];
+  if (!VPC_ID.test(s.vpcId)) problems.push(`vpcId ${JSON.stringify(s.vpcId)} is not a VPC id (vpc- and 8 or 17 hex digits, as "aws ec2 describe-vpcs" prints it).`);
+  if (s.natGateways !== undefined) problems.push('natGateways applies to a new VPC only: remove it (the existing VPC\'s private subnets need their own egress: NAT or Transit Gateway).');
+  if (!s.vpcCidrBlock || !IPV4_CIDR.test(s.vpcCidrBlock)) problems.push(`vpcCidrBlock ${JSON.stringify(s.vpcCidrBlock)} must be the VPC's IPv4 CIDR, for example "10.20.0.0/16" (internal gateways admit it by default).`);
+  const zones = s.availabilityZones ?? [];
+  if (zones.length < 2) problems.push(`availabilityZones ${JSON.stringify(zones)} must list at least 2 zones (the fleet spans 2 or more so that it survives the loss of one), in the order of the subnet ids.`);
+  const badZones = zones.filter((zone) => !ZONE_NAME.test(zone));
+  if (badZones.length > 0) problems.push(`availabilityZones has ${JSON.stringify(badZones)}: give zone names such as "eu-west-1a".`);
+  if (new Set(zones).size !== zones.length) problems.push(`availabilityZones ${JSON.stringify(zones)} names a zone twice: one subnet per zone.`);
+  const subnetProblems = (key: 'privateSubnetIds' | 'publicSubnetIds', ids: string[] | undefined) => {
+    if (!ids || ids.length === 0) return [`${key} is not set: give one subnet id per zone of availabilityZones.`];
+    const out: string[] = [];
+    const bad = ids.filter((id) => !SUBNET_ID.test(id));
+    if (bad.length > 0) out.push(`${key} has ${JSON.stringify(bad)}: give subnet ids such as "subnet-0123456789abcdef0".`);
+    if (zones.length >= 2 && ids.length !== zones.length) out.push(`${key} has ${ids.length} subnet(s) for ${zones.length} zone(s): give one subnet per zone, in the order of availabilityZones.`);
+    return out;
+  };
+  problems.push(...subnetProblems('privateSubnetIds', s.privateSubnetIds));
+  if (s.internetFacing ?? true) problems.push(...subnetProblems('publicSubnetIds', s.publicSubnetIds));
+  else if (s.publicSubnetIds) problems.push('publicSubnetIds is set but internetFacing is false: an internal load balancer uses the private subnets; remove publicSubnetIds.');
+  const overlap = (s.privateSubnetIds ?? []).filter((id) => (s.publicSubnetIds ?? []).includes(id));
+  if (overlap.length > 0) problems.push(`${JSON.stringify(overlap)} is both a private and a public subnet: instances belong in private subnets only.`);
+  if (problems.length > 0) {
+    throw new GatewayPropsError(where, `the existing VPC settings are not usable (see "Deploy into an existing VPC" in README.md):\n- ${problems.join('\n- ')}`);
+  }
+  return ec2.Vpc.fromVpcAttributes(scope, 'ExistingVpc', {
+    vpcId: s.vpcId,
+    vpcCidrBlock: s.vpcCidrBlock!,
+    availabilityZones: zones,
+    privateSubnetIds: s.privateSubnetIds,
+    ...(s.internetFacing ?? true ? { publicSubnetIds: s.publicSubnetIds } : {}),
+  });
 }

@@ -14,6 +14,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { GatewayKeys } from '../keys/gateway-keys';
+import { lambdaEnvironmentProblems } from '../private/lambda-environment';
 import { newGatewayFunction } from '../private/gateway-function';
 import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
 import { newEncryptedLogGroup } from '../private/log-group';
@@ -156,6 +157,8 @@ export class AuthService extends Construct {
       vpcSubnets: subnets,
       reservedConcurrentExecutions: props.reservedConcurrency,
     });
+    // Checked on the final environment (whatever else is added to it later) when the app synthesizes.
+    this.node.addValidation({ validate: () => lambdaEnvironmentProblems(this.function) });
     props.keys.grantReadAuthServiceMaterial(this.function);
     props.identityProvider.clientSecret.grantRead(this.function);
     grantRevocationTableUse(this.revocationTable, encryptionKey, this.function);

@@ -4,14 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Annotations, Aws, CfnElement, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Aws, CfnElement, Duration, Lazy, Stack, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { GatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
@@ -19,12 +18,20 @@ import { acknowledge, acknowledgeDefaultPolicy } from '../private/nag-acknowledg
 import { clientCaProblems, clientCrlProblems } from '../private/client-certificates';
 import { assertIntegerInRange, assertPort, GatewayPropsError } from '../private/validation';
 import { GatewayConfigError } from './validate';
-import { CLOUDWATCH_AGENT_CONFIG_PATH, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, InstanceMachineClients, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
+import { CLOUDWATCH_AGENT_CONFIG_PATH, CLOUDWATCH_AGENT_METRIC_NAMESPACE, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, InstanceMachineClients, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
 
 /** The public SSM parameter with the newest official Debian 13 arm64 AMI. */
 export const DEBIAN_13_ARM64_AMI_PARAMETER = '/aws/service/debian/release/13/latest/arm64';
 /** The same for x86_64 instance types. */
 export const DEBIAN_13_AMD64_AMI_PARAMETER = '/aws/service/debian/release/13/latest/amd64';
+
+/**
+ * Graviton types on the AWS Nitro System that encrypt traffic between instances in hardware
+ * (what Control Tower's CT.AUTOSCALING.PR.10/PR.11 ask of a group's types); m7g.medium is a
+ * full vCPU without burst credits, c7g.medium the fallback of the same size.
+ */
+const DEFAULT_INSTANCE_TYPE = ec2.InstanceType.of(ec2.InstanceClass.M7G, ec2.InstanceSize.MEDIUM);
+const DEFAULT_FALLBACK_INSTANCE_TYPE = ec2.InstanceType.of(ec2.InstanceClass.C7G, ec2.InstanceSize.MEDIUM);
 
 /**
  * A script or AI agent that calls Looker with a client certificate instead of a browser
@@ -151,9 +158,16 @@ export interface GatewayFleetProps {
   readonly session?: FleetSessionSettings;
   /**
    * Instance type; arm64 (Graviton) types use the arm64 AMI, others the amd64 one.
-   * @default t4g.medium
+   * @default m7g.medium
    */
   readonly instanceType?: ec2.InstanceType;
+  /**
+   * More instance types the group may launch when `instanceType` has no capacity in an
+   * Availability Zone (a mixed instances policy, on-demand only, launched in this order).
+   * All must have the architecture of `instanceType` (one AMI serves them all).
+   * @default - c7g.medium when instanceType is left at its default; none otherwise
+   */
+  readonly fallbackInstanceTypes?: ec2.InstanceType[];
   /** @default 2 */
   readonly minCapacity?: number;
   /** Must exceed minCapacity: rolling updates add an instance before they remove one. @default 6 */
@@ -171,19 +185,16 @@ export interface GatewayFleetProps {
   readonly clientCidrs?: string[];
   /** Port HAProxy serves TLS on (the NLB forwards 443 to it). @default 443 */
   readonly instancePort?: number;
-  /** Port of the plain-HTTP health-check listener (no PROXY protocol). @default 8080 */
+  /** Port of the health-check listener (HTTP behind the PROXY v2 header the load balancer sends). @default 8080 */
   readonly healthCheckPort?: number;
+  /** Loopback port of the instance's own readiness probe (plain HTTP, no PROXY header). @default 8081 */
+  readonly readinessPort?: number;
   /** Port of HAProxy's local metrics listener (127.0.0.1 only). @default 8405 */
   readonly metricsPort?: number;
   /** Size of the encrypted gp3 root volume. @default 16 */
   readonly rootVolumeGiB?: number;
   /** Protect the load balancer against deletion. @default false */
   readonly deletionProtection?: boolean;
-  /**
-   * Retention of the load balancer's access log objects, days.
-   * @default 365
-   */
-  readonly accessLogRetentionDays?: number;
   /**
    * Scripts and AI agents admitted by client certificate on `machineRoutes`, each with the
    * methods and path prefixes it may call. Needs `machineRoutes` and `clientCertificateAuthority`.
@@ -229,7 +240,6 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
   public readonly loadBalancerSecurityGroup: ec2.SecurityGroup;
   public readonly role: iam.Role;
   public readonly launchTemplate: ec2.LaunchTemplate;
-  public readonly accessLogBucket: s3.Bucket;
   public readonly connections: ec2.Connections;
   /** The bootstrap script as rendered (with CloudFormation tokens where deploy-time values go). */
   public readonly userDataScript: string;
@@ -242,10 +252,13 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     validateFleetProps(where, props, minCapacity, maxCapacity);
     const instancePort = props.instancePort ?? 443;
     const healthCheckPort = props.healthCheckPort ?? 8080;
+    const readinessPort = props.readinessPort ?? 8081;
     const metricsPort = props.metricsPort ?? 8405;
     const internetFacing = props.internetFacing ?? true;
-    const instanceType = props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM);
+    const instanceType = props.instanceType ?? DEFAULT_INSTANCE_TYPE;
+    const instanceTypes = [instanceType, ...(props.fallbackInstanceTypes ?? (props.instanceType ? [] : [DEFAULT_FALLBACK_INSTANCE_TYPE]))];
     const arm64 = instanceType.architecture === ec2.InstanceArchitecture.ARM_64;
+    checkInstanceTypes(where, instanceTypes);
 
     this.loadBalancerSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
       vpc: props.vpc,
@@ -294,6 +307,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     );
     props.keys.grantReadInstanceMaterial(this.role);
     props.accessLogGroup.grant(this.role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
+    grantCloudWatchAgentMetrics(this.role);
 
     const deployTime = new DeployTimeValues();
     const token = (value: string) => Token.isUnresolved(value);
@@ -316,6 +330,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       },
       instancePort,
       healthCheckPort,
+      readinessPort,
       metricsPort,
       accessLogGroupName: deployTime.placeholderFor(props.accessLogGroup.logGroupName, token),
       secrets: {
@@ -347,8 +362,8 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       filesDigest: Lazy.string({ produce: () => createHash('sha256').update(JSON.stringify(stack.resolve(metadata))).digest('hex') }),
       packages: INSTANCE_PACKAGES,
       cloudWatchAgentConfigPath: CLOUDWATCH_AGENT_CONFIG_PATH,
-      ...rendered.start,
-      readinessUrl: `http://127.0.0.1:${healthCheckPort}/`,
+      startCommands: rendered.start,
+      readinessUrl: `http://127.0.0.1:${readinessPort}/`,
     });
     this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
       machineImage: ec2.MachineImage.fromSsmParameter(arm64 ? DEBIAN_13_ARM64_AMI_PARAMETER : DEBIAN_13_AMD64_AMI_PARAMETER, { os: ec2.OperatingSystemType.LINUX }),
@@ -370,10 +385,21 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     });
     (this.launchTemplate.node.defaultChild as ec2.CfnLaunchTemplate).addMetadata(FILES_METADATA_KEY, metadata);
 
+    const instanceSubnets = props.instanceSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
     this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Group', {
       vpc: props.vpc,
-      vpcSubnets: props.instanceSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-      launchTemplate: this.launchTemplate,
+      vpcSubnets: instanceSubnets,
+      // Several instance types (launched in this order, on demand), so that a shortage of one
+      // type in an Availability Zone does not stop a scale-out or a rolling update.
+      mixedInstancesPolicy: {
+        launchTemplate: this.launchTemplate,
+        launchTemplateOverrides: instanceTypes.map((type) => ({ instanceType: type })),
+        instancesDistribution: {
+          onDemandAllocationStrategy: autoscaling.OnDemandAllocationStrategy.PRIORITIZED,
+          onDemandBaseCapacity: 0,
+          onDemandPercentageAboveBaseCapacity: 100,
+        },
+      },
       minCapacity,
       maxCapacity,
       healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
@@ -391,6 +417,17 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       }),
       groupMetrics: [autoscaling.GroupMetrics.all()],
     });
+    // The zones as well as the subnets: the group then names the zones it must span (they are
+    // the subnets' own zones, as CloudFormation requires when both are given).
+    const zones = props.vpc.selectSubnets(instanceSubnets).availabilityZones;
+    (this.autoScalingGroup.node.defaultChild as autoscaling.CfnAutoScalingGroup).availabilityZones = [...new Set(zones)];
+    if (!zones.some((zone) => Token.isUnresolved(zone))) {
+      acknowledge(
+        this.autoScalingGroup,
+        ['CloudFormation-Validate::W3010'],
+        'The zones are those of the VPC\'s subnets as given (an imported VPC names its zones); the group must name the same zones as its subnets.',
+      );
+    }
 
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -400,7 +437,6 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       }),
     );
 
-    this.accessLogBucket = this.newAccessLogBucket(props.accessLogRetentionDays ?? 365);
     this.loadBalancer = new elbv2.NetworkLoadBalancer(this, 'LoadBalancer', {
       vpc: props.vpc,
       internetFacing,
@@ -409,7 +445,13 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       securityGroups: [this.loadBalancerSecurityGroup],
       deletionProtection: props.deletionProtection ?? false,
     });
-    this.logAccessLogs(this.loadBalancer, this.accessLogBucket);
+    // No access logs: the load balancer writes them only for TLS listeners, and this one is TCP
+    // (TLS passes through to HAProxy). Each connection is in HAProxy's JSON access log instead.
+    acknowledge(
+      this.loadBalancer,
+      ['AwsSolutions-ELB2', 'NIST.800.53.R5-ELBLoggingEnabled', 'PCI.DSS.321-ELBLoggingEnabled', 'HIPAA.Security-ELBLoggingEnabled'],
+      'Network Load Balancer access logs are written only for TLS listeners (ELB user guide, "Access logs for your Network Load Balancer"); this listener is TCP passthrough. HAProxy logs every request and client address (PROXY v2) to the access log group.',
+    );
     if (!(props.deletionProtection ?? false)) {
       acknowledge(
         this.loadBalancer,
@@ -479,80 +521,14 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     });
     acknowledge(
       this.autoScalingGroup,
+      ['AwsSolutions-EC26', 'NIST.800.53.R5-EC2IMDSv2Enabled', 'HIPAA.Security-EC2IMDSv2Enabled'],
+      'The group launches the LaunchTemplate through its mixed instances policy; that launch template requires IMDSv2 (HttpTokens required, hop limit 1) and an encrypted gp3 root volume. cdk-nag reads only a group\'s LaunchTemplate or LaunchConfigurationName property, not MixedInstancesPolicy.LaunchTemplate.',
+    );
+    acknowledge(
+      this.autoScalingGroup,
       ['AwsSolutions-AS3'],
       'Scaling and health events are visible in the GatewayObservability alarms (unhealthy hosts, no healthy host) and in the Auto Scaling activity history; add notifications to your own topic if you need them.',
     );
-  }
-
-  /**
-   * NLB access logs are delivered by the log delivery service (not by an ELB account), so
-   * this works in environment-agnostic stacks, unlike NetworkLoadBalancer.logAccessLogs().
-   */
-  private logAccessLogs(loadBalancer: elbv2.NetworkLoadBalancer, bucket: s3.Bucket): void {
-    const prefix = 'nlb';
-    const sourceAccount = { 'aws:SourceAccount': Aws.ACCOUNT_ID };
-    const write = bucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AWSLogDeliveryWrite',
-        principals: [new iam.ServicePrincipal('delivery.logs.amazonaws.com')],
-        actions: ['s3:PutObject'],
-        resources: [bucket.arnForObjects(`${prefix}/AWSLogs/${Aws.ACCOUNT_ID}/*`)],
-        conditions: {
-          StringEquals: { 's3:x-amz-acl': 'bucket-owner-full-control', ...sourceAccount },
-          ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:*` },
-        },
-      }),
-    );
-    bucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AWSLogDeliveryAclCheck',
-        principals: [new iam.ServicePrincipal('delivery.logs.amazonaws.com')],
-        actions: ['s3:GetBucketAcl'],
-        resources: [bucket.bucketArn],
-        conditions: { StringEquals: sourceAccount, ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:*` } },
-      }),
-    );
-    loadBalancer.setAttribute('access_logs.s3.enabled', 'true');
-    loadBalancer.setAttribute('access_logs.s3.bucket', bucket.bucketName);
-    loadBalancer.setAttribute('access_logs.s3.prefix', prefix);
-    if (write.policyDependable) loadBalancer.node.addDependency(write.policyDependable);
-  }
-
-  private newAccessLogBucket(retentionDays: number): s3.Bucket {
-    const serverAccessLogs = new s3.Bucket(this, 'AccessLogBucketLogs', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      versioned: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: [{ expiration: Duration.days(retentionDays), noncurrentVersionExpiration: Duration.days(30) }],
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-    });
-    const logBucketReasons: Array<[string[], string]> = [
-      [
-        ['NIST.800.53.R5-S3BucketReplicationEnabled', 'HIPAA.Security-S3BucketReplicationEnabled', 'PCI.DSS.321-S3BucketReplicationEnabled'],
-        'Access logs, versioned and retained; cross-region replication is a choice of the account\'s logging strategy (add a replication rule to this bucket if yours requires it).',
-      ],
-      [
-        ['NIST.800.53.R5-S3DefaultEncryptionKMS', 'HIPAA.Security-S3DefaultEncryptionKMS', 'PCI.DSS.321-S3DefaultEncryptionKMS'],
-        'Encrypted with SSE-S3: S3 server access logging and load balancer log delivery write to SSE-S3 buckets without a key policy for the delivery services.',
-      ],
-    ];
-    for (const [ids, reason] of logBucketReasons) acknowledge(serverAccessLogs, ids, reason);
-    acknowledge(serverAccessLogs, ['AwsSolutions-S1', 'NIST.800.53.R5-S3BucketLoggingEnabled', 'HIPAA.Security-S3BucketLoggingEnabled', 'PCI.DSS.321-S3BucketLoggingEnabled'], 'This bucket receives the server access logs of the load balancer log bucket; logging it too would recurse.');
-    const bucket = new s3.Bucket(this, 'AccessLogBucket', {
-      // NLB access logs support SSE-S3; the log bucket's own access is logged to serverAccessLogs.
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      versioned: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      serverAccessLogsBucket: serverAccessLogs,
-      serverAccessLogsPrefix: 'nlb-access-log-bucket/',
-      lifecycleRules: [{ expiration: Duration.days(retentionDays), noncurrentVersionExpiration: Duration.days(30) }],
-    });
-    for (const [ids, reason] of logBucketReasons) acknowledge(bucket, ids, reason);
-    return bucket;
   }
 }
 
@@ -604,12 +580,12 @@ function validateFleetProps(where: string, props: GatewayFleetProps, minCapacity
       `minCapacity (${minCapacity}) must be less than maxCapacity (${maxCapacity}): rolling updates keep minCapacity instances in service and add one before removing one. Raise maxCapacity to at least ${minCapacity + 1}.`,
     );
   }
-  for (const [prop, value] of [['instancePort', props.instancePort], ['healthCheckPort', props.healthCheckPort], ['metricsPort', props.metricsPort]] as const) {
+  for (const [prop, value] of [['instancePort', props.instancePort], ['healthCheckPort', props.healthCheckPort], ['readinessPort', props.readinessPort], ['metricsPort', props.metricsPort]] as const) {
     if (value !== undefined) assertPort(where, prop, value);
   }
-  const ports = [props.instancePort ?? 443, props.healthCheckPort ?? 8080, props.metricsPort ?? 8405].filter((p) => !Token.isUnresolved(p));
+  const ports = [props.instancePort ?? 443, props.healthCheckPort ?? 8080, props.readinessPort ?? 8081, props.metricsPort ?? 8405].filter((p) => !Token.isUnresolved(p));
   if (new Set(ports).size !== ports.length) {
-    throw new GatewayPropsError(where, `instancePort, healthCheckPort and metricsPort must differ, got ${ports.join(', ')}: the health check listener has no PROXY protocol and cannot share the TLS port.`);
+    throw new GatewayPropsError(where, `instancePort, healthCheckPort, readinessPort and metricsPort must differ, got ${ports.join(', ')}: each is a listener of its own.`);
   }
   if (props.targetCpuUtilizationPercent !== undefined) assertIntegerInRange(where, 'targetCpuUtilizationPercent', props.targetCpuUtilizationPercent, 10, 90, 'Leave headroom for TLS handshakes in bursts; 60 is the default.');
   if (props.connectionsPerInstance !== undefined) assertIntegerInRange(where, 'connectionsPerInstance', props.connectionsPerInstance, 10, 1_000_000, 'Size it from a load test of your instance type.');
@@ -622,4 +598,41 @@ function validateFleetProps(where: string, props: GatewayFleetProps, minCapacity
   if (props.clientCidrs && props.clientCidrs.length === 0) {
     throw new GatewayPropsError(where, 'clientCidrs is empty: nobody could connect. Leave it unset for the default or list the client networks.');
   }
+}
+
+/** One AMI serves the whole group: every type must share the first one's architecture, and appear once. */
+function checkInstanceTypes(where: string, types: readonly ec2.InstanceType[]): void {
+  const names = types.map((type) => type.toString());
+  const duplicate = names.find((name, index) => names.indexOf(name) !== index);
+  if (duplicate) throw new GatewayPropsError(where, `instance type ${duplicate} is listed twice (instanceType and fallbackInstanceTypes): list each type once.`);
+  const first = types[0];
+  const other = types.find((type) => type.architecture !== first.architecture);
+  if (other) {
+    throw new GatewayPropsError(
+      where,
+      `fallbackInstanceTypes has ${other.toString()} (${other.architecture}) but instanceType ${first.toString()} is ${first.architecture}: the group launches one AMI, so every type must have the same architecture. Pick fallbacks of the same family, for example c7g.medium for m7g.medium.`,
+    );
+  }
+}
+
+/**
+ * What the CloudWatch agent needs for the metrics of its config: PutMetricData into its own
+ * namespace only, and DescribeTags to resolve the Auto Scaling group name dimension
+ * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/create-iam-roles-for-cloudwatch-agent.html).
+ */
+function grantCloudWatchAgentMetrics(role: iam.Role): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'CloudWatchAgentMetrics',
+      actions: ['cloudwatch:PutMetricData'],
+      resources: ['*'],
+      conditions: { StringEquals: { 'cloudwatch:namespace': CLOUDWATCH_AGENT_METRIC_NAMESPACE } },
+    }),
+  );
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'CloudWatchAgentDimensions', actions: ['ec2:DescribeTags'], resources: ['*'] }));
+  acknowledge(
+    role.node.tryFindChild('DefaultPolicy') ?? role,
+    ['AwsSolutions-IAM5[Resource::*]'],
+    'cloudwatch:PutMetricData and ec2:DescribeTags support no resource-level permissions (Service Authorization Reference); PutMetricData is limited to the agent\'s namespace by the cloudwatch:namespace condition.',
+  );
 }

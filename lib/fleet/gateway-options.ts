@@ -188,6 +188,15 @@ export interface LoggingOptions {
 export interface ProcessOptions {
   /** Worker threads (1-64). @default 2 */
   readonly nbthread?: number;
+  /**
+   * Unprivileged user the workers run as once the master (root) has bound the listeners
+   * and read the keys; reloads stay seamless because the master keeps its privileges.
+   * Instances use Debian's `haproxy` user.
+   * @default - the user that starts HAProxy
+   */
+  readonly user?: string;
+  /** Group of `user`. @default - the group that starts HAProxy */
+  readonly group?: string;
   /** Concurrent connections per process (each needs two file descriptors). @default - derived by HAProxy from the file-descriptor limit (ulimit -n) */
   readonly maxconn?: number;
 }
@@ -217,8 +226,20 @@ export interface GatewayConfigOptions {
   readonly runtimeDir?: string;
   /** The public TLS listener. @default - 0.0.0.0:443 with PROXY protocol */
   readonly listener?: ListenerOptions;
-  /** The load balancer's health check (plain HTTP, no PROXY protocol). @default - 0.0.0.0:8080 */
+  /**
+   * The load balancer's health check (HTTP). With `listener.acceptProxyProtocol` it requires
+   * the PROXY v2 header too: a target group with proxy protocol v2 sends it on health-check
+   * connections as well. It answers 200 whenever the gateway itself works.
+   * @default - 0.0.0.0:8080
+   */
   readonly healthCheck?: PlainListenerOptions;
+  /**
+   * A second bind of the health check for local readiness probes (the instance's own boot
+   * check), plain HTTP without PROXY header. Give it when the health check requires the
+   * header. Its address defaults to 127.0.0.1.
+   * @default - none: only the health-check bind
+   */
+  readonly readiness?: PlainListenerOptions;
   /** Prometheus `/metrics` and the stats page `/stats`. @default - 127.0.0.1:8405 */
   readonly metrics?: PlainListenerOptions;
   readonly session: SessionCheckOptions;

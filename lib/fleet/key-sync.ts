@@ -3,6 +3,8 @@
  * that keep HAProxy's session keys and certificates in step with Secrets Manager.
  *
  *   - lg-key-sync-boot.service: runs once at boot, before haproxy.service, without reload;
+ *     on a new stack it waits (bounded backoff) until the first rotations have written the
+ *     keys and certificates that replace the seed values;
  *   - lg-key-sync.timer -> lg-key-sync.service: every `intervalSeconds` (plus jitter),
  *     fetches the AWSCURRENT versions that changed, writes the files atomically, checks
  *     the configuration with `haproxy -c` and reloads HAProxy seamlessly when a file
@@ -28,6 +30,11 @@ export const KEY_SYNC_DEFAULTS = {
   /** Reloads when haproxy runs, does nothing when it does not (first boot, stopped). */
   reloadCommand: 'systemctl try-reload-or-restart haproxy.service',
   haproxyGroup: 'haproxy',
+  /**
+   * How long the boot run waits for the first rotations (started on deploy, asynchronous)
+   * before it gives up: well inside the group's 15-minute signal timeout.
+   */
+  firstRotationWaitSeconds: 480,
 } as const;
 
 /**
@@ -92,6 +99,11 @@ export interface KeySyncOptions {
   readonly reloadCommand?: string;
   /** Group that may read the private key files. @default 'haproxy' */
   readonly haproxyGroup?: string;
+  /**
+   * How long the boot run waits, with a bounded backoff, for secrets whose first rotation
+   * has not finished (no current session key, no certificate yet). @default 480
+   */
+  readonly firstRotationWaitSeconds?: number;
   /** @default '/usr/local/sbin/lg-key-sync' */
   readonly scriptPath?: string;
   /** @default '/etc/lg-key-sync/key-sync.conf' */
@@ -134,6 +146,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     haproxyGroup: options.haproxyGroup ?? KEY_SYNC_DEFAULTS.haproxyGroup,
     intervalSeconds: options.intervalSeconds ?? KEY_SYNC_DEFAULTS.intervalSeconds,
     randomDelaySeconds: options.randomDelaySeconds ?? KEY_SYNC_DEFAULTS.randomDelaySeconds,
+    firstRotationWaitSeconds: options.firstRotationWaitSeconds ?? KEY_SYNC_DEFAULTS.firstRotationWaitSeconds,
   };
   for (const name of ['configDir', 'haproxyConfigFile', 'stateDir', 'haproxyBinary', 'scriptPath', 'configPath'] as const) {
     if (!SAFE_PATH.test(settings[name])) {
@@ -153,6 +166,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
   }
   checkSeconds('intervalSeconds', settings.intervalSeconds, 60, 86400);
   checkSeconds('randomDelaySeconds', settings.randomDelaySeconds, 0, settings.intervalSeconds);
+  checkSeconds('firstRotationWaitSeconds', settings.firstRotationWaitSeconds, 0, 3600);
 
   const config = [
     '# lg-key-sync settings (rendered by cdk-looker-gateway; read by the lg-key-sync script).',
@@ -166,6 +180,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     `HAPROXY_CONFIG='${settings.haproxyConfigFile}'`,
     `RELOAD_COMMAND='${settings.reloadCommand}'`,
     `HAPROXY_GROUP='${settings.haproxyGroup}'`,
+    `FIRST_ROTATION_WAIT_SECONDS='${settings.firstRotationWaitSeconds}'`,
     '',
   ].join('\n');
 
@@ -176,7 +191,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     'PrivateTmp=yes',
     'ProtectHome=yes',
     'ProtectSystem=full',
-    `ReadWritePaths=${settings.configDir} ${settings.stateDir}`,
+    ...writablePaths(settings.configDir, settings.stateDir),
   ];
   const service = unit([
     '[Unit]',
@@ -201,8 +216,9 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     '[Service]',
     'Type=oneshot',
     'RemainAfterExit=yes',
-    `ExecStart=${settings.scriptPath} ${settings.configPath} --no-reload`,
-    'TimeoutStartSec=10min',
+    `ExecStart=${settings.scriptPath} ${settings.configPath} --no-reload --wait-for-first-rotation`,
+    // Longer than the wait for the first rotations, shorter than the group's signal timeout.
+    `TimeoutStartSec=${Math.ceil(settings.firstRotationWaitSeconds / 60) + 5}min`,
     'SyslogIdentifier=lg-key-sync',
     ...hardening,
     '',
@@ -236,6 +252,19 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     runOnceCommand: `${settings.scriptPath} ${settings.configPath} --no-reload`,
     managedFiles: Object.values(KEY_SYNC_FILE_NAMES),
   };
+}
+
+/**
+ * systemd refuses to start a unit (226/NAMESPACE) when a ReadWritePaths= entry does not
+ * exist. A state directory under /var/lib is made by systemd itself (StateDirectory=); the
+ * config directory (written by the user data before the units start) is optional ("-"), so
+ * a missing one shows up as key-sync's own error, not as a namespace failure.
+ */
+function writablePaths(configDir: string, stateDir: string): string[] {
+  const stateUnderVarLib = /^\/var\/lib\/([A-Za-z0-9._-][A-Za-z0-9._/-]*)$/.exec(stateDir);
+  return stateUnderVarLib
+    ? [`StateDirectory=${stateUnderVarLib[1]}`, 'StateDirectoryMode=0750', `ReadWritePaths=-${configDir}`]
+    : [`ReadWritePaths=-${configDir} -${stateDir}`];
 }
 
 function unit(lines: string[]): string {

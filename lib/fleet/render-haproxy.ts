@@ -85,10 +85,13 @@ export const PROXY_NAMES = {
   errors: 'gateway_errors',
 } as const;
 
-/** Decisions written to the access log (field `decision`). */
-/** The reason the gateway gives (answer and access log) when no Looker node passes its health check; alarms match it. */
+/** The `route` of health-check log lines (logged only while Looker is unavailable). */
+export const HEALTH_ROUTE = 'health';
+
+/** The reason the gateway gives (answer and access log) when no Looker node passes its health check. */
 export const NO_LOOKER_SERVER_REASON = 'no Looker server is available';
 
+/** Decisions written to the access log (field `decision`): machine-readable codes that metric filters match. */
 export const DECISIONS = {
   sessionValid: 'session-valid',
   sessionRefreshed: 'session-refreshed',
@@ -106,6 +109,11 @@ export const DECISIONS = {
   rateLimited: 'rate-limited',
   authRoute: 'auth-route',
   inlineRefresh: 'inline-refresh',
+  /**
+   * No Looker node passes its health check: on a user's request (503, also the `code` of
+   * its body) and on every health check while it lasts, so the metric moves without traffic.
+   */
+  lookerUnavailable: 'looker-unavailable',
 } as const;
 
 /** The unix socket the Lua refresh action reaches the auth service through. */
@@ -193,7 +201,7 @@ function renderGlobal(o: ResolvedGatewayOptions, file: (relative: string) => str
     o.logging.destination === LogDestination.STDOUT
       ? `log stdout len 16384 format raw ${o.logging.facility}`
       : `log ${o.logging.target} len 16384 format rfc5424 ${o.logging.facility}`;
-  return new Section('global', 'Process-wide settings. Started as `haproxy -Ws` (master-worker); key-sync reloads it seamlessly.')
+  const section = new Section('global', 'Process-wide settings. Started as `haproxy -Ws` (master-worker); key-sync reloads it seamlessly.')
     .add(
       'master-worker',
       `nbthread ${o.process.nbthread}`,
@@ -201,7 +209,13 @@ function renderGlobal(o: ResolvedGatewayOptions, file: (relative: string) => str
       log,
       `stats socket ${adminSocket(o.runtimeDir)} mode 600 level admin expose-fd listeners`,
       'stats timeout 30s',
-    )
+    );
+  if (o.process.user || o.process.group) {
+    section
+      .note('Workers drop to an unprivileged user once the master has bound the listeners and read the\nkeys; the master keeps root, so reloads still bind, read the new files and pass the sockets on.')
+      .add(...[o.process.user && `user ${o.process.user}`, o.process.group && `group ${o.process.group}`].filter((line): line is string => Boolean(line)));
+  }
+  return section
     .note('TLS 1.2+ with forward-secret AEAD ciphers only (Mozilla "intermediate"); EC keys need no DH parameters.')
     .add(
       `ssl-default-bind-ciphers ${BIND_CIPHERS}`,
@@ -302,7 +316,9 @@ const ERROR_TEXT: Record<number, [string, string]> = {
 /** The raw HTTP response HAProxy sends for `status` (errorfile format). */
 export function renderErrorPage(status: number): string {
   const [text, reason] = ERROR_TEXT[status];
-  const body = `${JSON.stringify({ error: text.toLowerCase().replace(/ /g, '_'), reason, requestId: null })}\n`;
+  // HAProxy's own 503 means the Looker backend had no server left: the same code as the gateway's 503.
+  const code = status === 503 ? { code: DECISIONS.lookerUnavailable } : {};
+  const body = `${JSON.stringify({ error: text.toLowerCase().replace(/ /g, '_'), ...code, reason, requestId: null })}\n`;
   return [
     `HTTP/1.1 ${status} ${text}`,
     'Content-Type: application/json',
@@ -493,9 +509,10 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `http-request add-header ${HEADERS.assertion} %[var(txn.session_token)] if session_valid`,
     `http-request add-header ${HEADERS.authMethod} ${AUTH_METHODS.session} if session_valid`,
   );
-  f.note('No Looker node up: say so in JSON rather than queueing.').add(
+  f.note(`No Looker node up: say so in JSON rather than queueing, with the code ${DECISIONS.lookerUnavailable} that the alarm counts.`).add(
+    `http-request set-var(txn.decision) str(${DECISIONS.lookerUnavailable}) if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
     `http-request set-var-fmt(txn.reason) "${NO_LOOKER_SERVER_REASON}" if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
-    `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string ${jsonError('service_unavailable', '%[var(txn.reason)]')} if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+    `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string '{"error":"service_unavailable","code":"${DECISIONS.lookerUnavailable}","reason":"%[var(txn.reason)]","requestId":"%[unique-id]"}' if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
     'http-request allow if session_valid',
   );
 
@@ -618,14 +635,30 @@ function renderMachineRules(f: Section, o: ResolvedGatewayOptions, file: (relati
 }
 
 function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
-  return new Section(
+  const code = DECISIONS.lookerUnavailable;
+  const f = new Section(
     `frontend ${PROXY_NAMES.health}`,
-    'The load balancer\'s health check: plain HTTP, no PROXY protocol. Healthy while Looker has a usable server.',
-  ).add(
-    `bind ${o.healthCheck.bindAddress}:${o.healthCheck.port}`,
-    'http-request set-log-level silent',
-    `http-request return status 200 content-type application/json string '{"status":"ok"}' if { nbsrv(${PROXY_NAMES.looker}) gt 0 }`,
-    `http-request return status 503 content-type application/json string '{"status":"unavailable","reason":"${NO_LOOKER_SERVER_REASON}"}'`,
+    'Liveness, not availability: 200 whenever this gateway works, so the load balancer never replaces\ngateways because Looker is down. Looker\'s state is a metric instead: while no Looker node passes\nits check, every probe is logged with decision ' + code + ' (silent otherwise).',
+  );
+  if (o.listener.acceptProxyProtocol) {
+    f.add(
+      '# The load balancer\'s health checks carry the PROXY v2 header too (target group with proxy protocol v2).',
+      `bind ${o.healthCheck.bindAddress}:${o.healthCheck.port} accept-proxy`,
+    );
+  } else {
+    f.add(`bind ${o.healthCheck.bindAddress}:${o.healthCheck.port}`);
+  }
+  if (o.readiness) {
+    f.add('# Local readiness probes (the instance\'s own boot check) send no PROXY header: a bind of their own.', `bind ${o.readiness.bindAddress}:${o.readiness.port}`);
+  }
+  return f.add(
+    `acl looker_available nbsrv(${PROXY_NAMES.looker}) gt 0`,
+    `http-request set-var(txn.route) str(${HEALTH_ROUTE})`,
+    `http-request set-var(txn.decision) str(${code}) if !looker_available`,
+    `http-request set-var-fmt(txn.reason) "${NO_LOOKER_SERVER_REASON}" if !looker_available`,
+    'http-request set-log-level silent if looker_available',
+    `http-request return status 200 content-type application/json string '{"status":"ok","looker":"available"}' if looker_available`,
+    `http-request return status 200 content-type application/json string '{"status":"ok","looker":"unavailable","code":"${code}"}'`,
   );
 }
 
@@ -646,7 +679,8 @@ function renderRefreshRelay(o: ResolvedGatewayOptions): Section {
     `frontend ${PROXY_NAMES.refreshRelay}`,
     'The Lua refresh action reaches the auth service through this local socket, so the inline\nrefresh uses the same TLS, CA, SNI, Host and path prefix as every other auth request.',
   ).add(
-    `bind unix@${refreshRelaySocket(o.runtimeDir)} mode 600`,
+    // The Lua client runs in the workers: with an unprivileged user they must own the socket to connect.
+    words(`bind unix@${refreshRelaySocket(o.runtimeDir)} mode 600`, o.process.user && `user ${o.process.user}`),
     `unique-id-format %[req.hdr(${HEADERS.requestId})]`,
     'http-request set-var(txn.route) str(auth)',
     `http-request set-var(txn.decision) str(${DECISIONS.inlineRefresh})`,

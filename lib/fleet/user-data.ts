@@ -11,8 +11,8 @@
  * packaged for Debian). The user data carries a digest of the files, so a change of any
  * file makes a new launch template version and a rolling update.
  *
- * Switches for running outside EC2 (the tests run this script in a Debian 13 root):
- *   LG_NO_SYSTEMD=1              treat the host as having no systemd (also detected)
+ * It runs under systemd, as cloud-init runs user data on the Debian 13 AMI; the tests boot
+ * a Debian 13 root with systemd as PID 1 and run it there. Switches for that harness:
  *   LG_SKIP_CLOUDWATCH_AGENT=1   do not download/install the CloudWatch agent
  *   LG_SKIP_SSM_AGENT=1          do not download/install the SSM agent (Session Manager)
  *   LG_IMDS_ENDPOINT=http://...  instance metadata endpoint (default http://169.254.169.254)
@@ -51,11 +51,9 @@ export interface BootstrapScriptOptions {
   readonly packages: readonly string[];
   /** Path of the CloudWatch agent configuration among the files. */
   readonly cloudWatchAgentConfigPath: string;
-  /** Commands run once the files are in place, under systemd. */
-  readonly startWithSystemd: readonly string[];
-  /** Commands run once the files are in place, without systemd (tests, containers). */
-  readonly startWithoutSystemd: readonly string[];
-  /** URL HAProxy answers once it runs (the load balancer's health check). */
+  /** Commands run once the files are in place: keys, then HAProxy, under systemd. */
+  readonly startCommands: readonly string[];
+  /** URL HAProxy answers once it runs: the loopback readiness bind (no PROXY header). */
   readonly readinessUrl: string;
 }
 
@@ -89,6 +87,12 @@ export class DeployTimeValues {
   }
 }
 
+/**
+ * apt and dpkg wait this long for the package lock: on first boot Debian's apt-daily and
+ * apt-daily-upgrade units (unattended-upgrades) may hold it.
+ */
+export const DPKG_LOCK_TIMEOUT_SECONDS = 600;
+
 export function renderBootstrapScript(o: BootstrapScriptOptions): string {
   const packages = o.packages.join(' ');
   return [
@@ -116,16 +120,16 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     '}',
     "trap 'log \"bootstrap failed at line $LINENO\"; signal FAILURE' ERR",
     '',
-    'if [[ ${LG_NO_SYSTEMD:-0} == 1 || ! -d /run/systemd/system ]]; then HAS_SYSTEMD=0; else HAS_SYSTEMD=1; fi',
-    '',
-    '# 1. Packages: only the missing ones (an AMI that has them needs no network).',
+    '# 1. Packages: only the missing ones (an AMI that has them needs no network). apt-daily and',
+    '#    unattended-upgrades may hold the dpkg lock on first boot: wait for it rather than fail.',
+    `APT=(apt-get -q -o DPkg::Lock::Timeout=${DPKG_LOCK_TIMEOUT_SECONDS})`,
+    'export DEBIAN_FRONTEND=noninteractive',
     'missing=()',
     `for p in ${packages}; do dpkg-query -W -f='\${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done`,
     'if ((${#missing[@]})); then',
     '  log "installing ${missing[*]}"',
-    '  export DEBIAN_FRONTEND=noninteractive',
-    '  apt-get update -q',
-    '  apt-get install -y -q --no-install-recommends "${missing[@]}"',
+    '  "${APT[@]}" update',
+    '  "${APT[@]}" install -y --no-install-recommends "${missing[@]}"',
     'fi',
     '',
     '# 2. The CloudWatch agent and the SSM agent are not packaged by Debian: AWS publishes them per region.',
@@ -133,7 +137,7 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     '  arch=$(dpkg --print-architecture)',
     '  curl -fsSL --retry 5 -o /tmp/amazon-cloudwatch-agent.deb \\',
     '    "https://amazoncloudwatch-agent-${AWS_REGION}.s3.${AWS_REGION}.amazonaws.com/debian/${arch}/latest/amazon-cloudwatch-agent.deb"',
-    '  dpkg -i /tmp/amazon-cloudwatch-agent.deb',
+    '  "${APT[@]}" install -y /tmp/amazon-cloudwatch-agent.deb',
     '  rm -f /tmp/amazon-cloudwatch-agent.deb',
     'fi',
     '# Session Manager (no SSH): the SSM agent, also published per region, when the AMI lacks it.',
@@ -141,9 +145,9 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     '  arch=$(dpkg --print-architecture)',
     '  curl -fsSL --retry 5 -o /tmp/amazon-ssm-agent.deb \\',
     '    "https://s3.${AWS_REGION}.amazonaws.com/amazon-ssm-${AWS_REGION}/latest/debian_${arch}/amazon-ssm-agent.deb"',
-    '  dpkg -i /tmp/amazon-ssm-agent.deb',
+    '  "${APT[@]}" install -y /tmp/amazon-ssm-agent.deb',
     '  rm -f /tmp/amazon-ssm-agent.deb',
-    '  if ((HAS_SYSTEMD)); then systemctl enable --now amazon-ssm-agent; fi',
+    '  systemctl enable --now amazon-ssm-agent',
     'fi',
     '',
     '# 3. Files (haproxy.cfg, the Lua action, key-sync, agent and service settings) from the',
@@ -165,22 +169,17 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     'rm -f "$metadata"',
     'log "wrote $count files"',
     '',
-    '# 4. Keys and certificates, then HAProxy.',
-    'if ((HAS_SYSTEMD)); then',
-    ...o.startWithSystemd.map((command) => `  ${command}`),
-    '  if dpkg-query -W amazon-cloudwatch-agent >/dev/null 2>&1; then',
-    `    /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:${o.cloudWatchAgentConfigPath}`,
-    '  fi',
-    'else',
-    '  log "no systemd: running key-sync and haproxy directly"',
-    ...o.startWithoutSystemd.map((command) => `  ${command}`),
+    '# 4. Keys and certificates (the boot unit waits for the first rotation), then HAProxy.',
+    ...o.startCommands,
+    'if dpkg-query -W amazon-cloudwatch-agent >/dev/null 2>&1; then',
+    `  /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:${o.cloudWatchAgentConfigPath}`,
     'fi',
     '',
-    '# 5. Ready when HAProxy answers the health check (503 only means Looker is not up yet:',
-    '#    the load balancer and the alarms watch that); then tell CloudFormation.',
+    '# 5. Ready when HAProxy answers the readiness probe (200 whenever the gateway works, Looker',
+    '#    or not: Looker\'s state is a metric); then tell CloudFormation.',
     'for _ in $(seq 1 120); do',
     `  code=$(curl -s -o /dev/null -w '%{http_code}' '${o.readinessUrl}' || true)`,
-    '  if [[ $code == 200 || $code == 503 ]]; then',
+    '  if [[ $code == 200 ]]; then',
     '    log "ready"',
     '    signal SUCCESS',
     '    exit 0',
@@ -201,9 +200,13 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
 /** Debian packages an instance needs (only missing ones are installed). */
 export const INSTANCE_PACKAGES: readonly string[] = ['haproxy', 'awscli', 'jq', 'curl', 'ca-certificates', 'openssl'];
 export const CLOUDWATCH_AGENT_CONFIG_PATH = '/opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json';
+/** The namespace of the agent's metrics (memory, disk, connections); the instance role may write only there. */
+export const CLOUDWATCH_AGENT_METRIC_NAMESPACE = 'CWAgent';
 /** HAProxy's JSON access log on the instance: systemd appends haproxy's stdout to it, the agent ships it. */
 export const ACCESS_LOG_PATH = '/var/log/haproxy/access.log';
 const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+/** The unprivileged user (and group) of Debian's haproxy package that the workers run as. */
+export const HAPROXY_USER = 'haproxy';
 
 export interface InstanceFilesInput {
   readonly region: string;
@@ -213,6 +216,8 @@ export interface InstanceFilesInput {
   readonly looker: LookerBackendConfig;
   readonly instancePort: number;
   readonly healthCheckPort: number;
+  /** Loopback port of the readiness probe (the boot check). */
+  readonly readinessPort: number;
   readonly metricsPort: number;
   readonly accessLogGroupName: string;
   readonly secrets: { readonly verificationKeys: string; readonly backendClientCertificate: string; readonly frontendCertificate: string };
@@ -242,7 +247,10 @@ export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOp
     configDir: DEFAULT_CONFIG_DIR,
     listener: { port: input.instancePort, acceptProxyProtocol: true },
     healthCheck: { port: input.healthCheckPort },
+    readiness: { port: input.readinessPort },
     metrics: { port: input.metricsPort },
+    // Debian's haproxy package makes this user; the master stays root for binds and reloads.
+    process: { user: HAPROXY_USER, group: HAPROXY_USER },
     session: {
       issuer: input.session.issuer,
       audience: input.session.audience,
@@ -290,8 +298,8 @@ function renderGateway(input: InstanceFilesInput): RenderedGatewayConfig {
   return renderGatewayConfig({ ...options, material: Object.keys(material).length > 0 ? material : undefined });
 }
 
-/** Commands that bring the instance up, with and without systemd. */
-export function startCommands(input: InstanceFilesInput): { startWithSystemd: string[]; startWithoutSystemd: string[] } {
+/** Commands that bring the instance up under systemd, once the files are in place. */
+export function startCommands(input: InstanceFilesInput): string[] {
   const keySync = keySyncUnit(input);
   const rendered = renderGateway(input);
   const config = rendered.configFile;
@@ -302,26 +310,17 @@ export function startCommands(input: InstanceFilesInput): { startWithSystemd: st
     `[[ -s ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa)} ]] || cp ${SYSTEM_CA_BUNDLE} ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.backendCa)}`,
     `cp ${SYSTEM_CA_BUNDLE} ${path.posix.join(DEFAULT_CONFIG_DIR, GATEWAY_FILES.authServiceCa)}`,
   ];
-  return {
-    startWithSystemd: [
-      ...defaultCas,
-      'systemctl daemon-reload',
-      // The boot unit fetches the keys and certificates before haproxy starts; the timer keeps them current.
-      `systemctl enable --now ${keySync.enableUnits.join(' ')}`,
-      checkRequiredFiles,
-      `haproxy -c -q -f ${config}`,
-      'systemctl enable haproxy',
-      'systemctl restart haproxy',
-    ],
-    startWithoutSystemd: [
-      ...defaultCas,
-      keySync.runOnceCommand,
-      checkRequiredFiles,
-      `haproxy -c -q -f ${config}`,
-      // In the foreground of its own session, so its JSON access log (stdout) lands in the file.
-      `setsid haproxy -Ws -db -f ${config} -p /run/haproxy/haproxy.pid >>${ACCESS_LOG_PATH} 2>&1 </dev/null &`,
-    ],
-  };
+  return [
+    ...defaultCas,
+    'systemctl daemon-reload',
+    // The boot unit fetches the keys and certificates before haproxy starts (waiting for the
+    // first rotation if it has not finished); the timer keeps them current.
+    `systemctl enable --now ${keySync.enableUnits.join(' ')}`,
+    checkRequiredFiles,
+    `haproxy -c -q -f ${config}`,
+    'systemctl enable haproxy',
+    'systemctl restart haproxy',
+  ];
 }
 
 function cloudWatchAgentConfig(accessLogGroupName: string): string {
@@ -339,7 +338,7 @@ function cloudWatchAgentConfig(accessLogGroupName: string): string {
         },
       },
       metrics: {
-        namespace: 'CWAgent',
+        namespace: CLOUDWATCH_AGENT_METRIC_NAMESPACE,
         append_dimensions: { AutoScalingGroupName: '${aws:AutoScalingGroupName}', InstanceId: '${aws:InstanceId}' },
         metrics_collected: {
           mem: { measurement: ['mem_used_percent'] },

@@ -43,6 +43,7 @@ export interface ResolvedGatewayOptions {
   readonly runtimeDir: string;
   readonly listener: { bindAddress: string; port: number; acceptProxyProtocol: boolean };
   readonly healthCheck: { bindAddress: string; port: number };
+  readonly readiness: { bindAddress: string; port: number } | undefined;
   readonly metrics: { bindAddress: string; port: number };
   readonly session: {
     issuer: string;
@@ -80,7 +81,7 @@ export interface ResolvedGatewayOptions {
   readonly apiPathPrefixes: string[];
   readonly authRateLimit: { requestsPerPeriod: number; periodSeconds: number };
   readonly logging: { destination: LogDestination; target: string; facility: string };
-  readonly process: { nbthread: number; maxconn: number | undefined };
+  readonly process: { nbthread: number; maxconn: number | undefined; user: string | undefined; group: string | undefined };
   readonly material: GatewayMaterial;
 }
 
@@ -183,6 +184,13 @@ function ipAndPort(name: string, value: string, example: string): string {
   return value;
 }
 
+/** A user or group name as Debian's adduser accepts it, or undefined. */
+function systemName(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(value)) fail(`${name} is ${show(value)}: expected a system user or group name such as "haproxy".`);
+  return value;
+}
+
 /** Checks every option and fills in the defaults; throws GatewayConfigError on the first problem. */
 export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedGatewayOptions {
   if (!options || typeof options !== 'object') fail(`The gateway options are ${show(options)}: pass an object with at least session, authService and looker.`);
@@ -199,6 +207,9 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     bindAddress: bindAddress('healthCheck.bindAddress', options.healthCheck?.bindAddress, '0.0.0.0'),
     port: port('healthCheck.port', options.healthCheck?.port, 8080),
   };
+  const readiness = options.readiness
+    ? { bindAddress: bindAddress('readiness.bindAddress', options.readiness.bindAddress, '127.0.0.1'), port: port('readiness.port', options.readiness.port, 8081) }
+    : undefined;
   const metrics = {
     bindAddress: bindAddress('metrics.bindAddress', options.metrics?.bindAddress, '127.0.0.1'),
     port: port('metrics.port', options.metrics?.port, 8405),
@@ -206,6 +217,7 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
   const ports = [
     ['listener.port', listener.port],
     ['healthCheck.port', healthCheck.port],
+    ...(readiness ? [['readiness.port', readiness.port] as const] : []),
     ['metrics.port', metrics.port],
   ] as const;
   for (let i = 0; i < ports.length; i += 1) {
@@ -359,6 +371,8 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
   const processOptions = {
     nbthread: integerIn('process.nbthread', options.process?.nbthread, 2, 1, 64),
     maxconn: options.process?.maxconn === undefined ? undefined : integerIn('process.maxconn', options.process.maxconn, 0, 100, 1_000_000),
+    user: systemName('process.user', options.process?.user),
+    group: systemName('process.group', options.process?.group),
   };
 
   const material = options.material ?? {};
@@ -375,6 +389,7 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     runtimeDir,
     listener,
     healthCheck,
+    readiness,
     metrics,
     session,
     refresh,

@@ -15,7 +15,26 @@ export function newGatewayEncryptionKey(scope: Construct, id: string): kms.Key {
     removalPolicy: RemovalPolicy.RETAIN,
   });
   allowCloudWatchLogs(key);
+  denyGrantsExceptForAwsServices(key);
   return key;
+}
+
+/**
+ * Grants on the key only for AWS services acting for a resource (Control Tower
+ * CT.KMS.PR.3): nothing in the gateway creates grants itself, and a grant outlives the
+ * policy that allowed it, so no principal may make one on its own account.
+ */
+export function denyGrantsExceptForAwsServices(key: kms.IKey): void {
+  key.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'DenyGrantsExceptForAwsServices',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['kms:CreateGrant'],
+      resources: ['*'],
+      conditions: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+    }),
+  );
 }
 
 /** Lets CloudWatch Logs encrypt log groups of this account and region with `key`. */

@@ -169,6 +169,13 @@ export class GatewayKeys extends Construct {
       this.schedule('FrontendCertificate', this.frontendCertificate, frontendRotation);
     }
 
+    // Secrets Manager may invoke the rotation function for this account's secrets only
+    // (confused-deputy protection; Control Tower CT.LAMBDA.PR.2).
+    for (const child of this.rotationFunction.node.children) {
+      if (child instanceof lambda.CfnPermission && child.principal === 'secretsmanager.amazonaws.com' && child.sourceAccount === undefined && child.sourceArn === undefined) {
+        child.sourceAccount = Stack.of(this).account;
+      }
+    }
     acknowledge(
       this.rotationFunction.role!.node.tryFindChild('DefaultPolicy')!,
       ['AwsSolutions-IAM5[Action::kms:GenerateDataKey*]', 'AwsSolutions-IAM5[Action::kms:ReEncrypt*]'],

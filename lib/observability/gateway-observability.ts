@@ -19,7 +19,7 @@ import { Construct } from 'constructs';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { assertIntegerInRange } from '../private/validation';
-import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, NO_LOOKER_NODE_REASON } from './log-fields';
+import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, HEALTH_ROUTE, LOOKER_UNAVAILABLE_DECISION } from './log-fields';
 
 export interface GatewayObservabilityProps {
   /**
@@ -142,7 +142,7 @@ export class GatewayObservability extends Construct {
       evaluationPeriods: 2,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-      alarmDescription: 'No gateway instance is healthy: Looker is unreachable.',
+      alarmDescription: 'No gateway instance passes the load balancer health check: users cannot reach Looker through the gateway.',
     });
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'Gateway hosts', left: [healthy, unhealthy], width: 12 }),
@@ -179,10 +179,12 @@ export class GatewayObservability extends Construct {
   }
 
   private addAccessLogMetrics(): void {
-    const requests = this.filterMetric('Requests', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = * }`);
+    // Health checks are logged only while Looker is unavailable; they are no user requests.
+    const requests = this.filterMetric('Requests', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = * && $.${ACCESS_LOG_FIELDS.route} != "${HEALTH_ROUTE}" }`);
     const serverErrors = this.filterMetric('ServerErrors', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} >= 500 }`);
     const denied = this.filterMetric('Denied', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403 }`);
-    const noLooker = this.filterMetric('NoLookerNode', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = 503 && $.${ACCESS_LOG_FIELDS.reason} = "${NO_LOOKER_NODE_REASON}" }`);
+    // The decision code, logged on users' 503s and on every health check while Looker is down.
+    const noLooker = this.filterMetric('NoLookerNode', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.decision} = "${LOOKER_UNAVAILABLE_DECISION}" }`);
     const serverErrorRate = new cloudwatch.MathExpression({
       expression: 'IF(requests > 0, 100 * errors / requests, 0)',
       usingMetrics: { requests, errors: serverErrors },
@@ -211,11 +213,11 @@ export class GatewayObservability extends Construct {
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      alarmDescription: 'HAProxy answered 503 for Looker requests: no Looker node passed its health check.',
+      alarmDescription: `No Looker node passes the gateway's health check (decision ${LOOKER_UNAVAILABLE_DECISION}): users get 503. The gateways stay in service (liveness is not Looker's availability).`,
     });
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'Requests', left: [requests], right: [serverErrorRate, deniedRate], width: 12 }),
-      new cloudwatch.GraphWidget({ title: 'Looker unavailable (503)', left: [noLooker], width: 12 }),
+      new cloudwatch.GraphWidget({ title: `Looker unavailable (${LOOKER_UNAVAILABLE_DECISION})`, left: [noLooker], width: 12 }),
     );
   }
 

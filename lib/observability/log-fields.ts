@@ -3,7 +3,7 @@
  * come from the renderer's LOG_FIELDS (checked here, so a renamed field fails at synth
  * rather than silently breaking a metric filter).
  */
-import { LOG_FIELDS, NO_LOOKER_SERVER_REASON } from '../fleet/render-haproxy';
+import { DECISIONS, HEALTH_ROUTE as RENDERED_HEALTH_ROUTE, LOG_FIELDS } from '../fleet/render-haproxy';
 
 function accessLogField<N extends string>(name: N): N {
   if (!LOG_FIELDS.some(([field]) => field === name)) {
@@ -20,11 +20,18 @@ export const ACCESS_LOG_FIELDS = {
   status: accessLogField('status'),
   reason: accessLogField('reason'),
   decision: accessLogField('decision'),
+  route: accessLogField('route'),
   totalTime: accessLogField('time_total_ms'),
 } as const;
 
-/** The reason HAProxy logs with its 503 when no Looker node passes its health check (the renderer's own constant). */
-export const NO_LOOKER_NODE_REASON = NO_LOOKER_SERVER_REASON;
+/**
+ * The decision (a code, not a sentence) HAProxy logs while no Looker node passes its health
+ * check: on users' 503s and on every load balancer health check (the renderer's own constant).
+ */
+export const LOOKER_UNAVAILABLE_DECISION = DECISIONS.lookerUnavailable;
+
+/** The route of health-check log lines, which are no user requests. */
+export const HEALTH_ROUTE = RENDERED_HEALTH_ROUTE;
 
 /**
  * Fields of the auth service's audit events (lambda/auth writes them through

@@ -5,7 +5,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
 import { DEBIAN_13_ARM64_AMI_PARAMETER } from '../../lib/fleet/gateway-fleet';
-import { FILES_METADATA_KEY } from '../../lib/fleet/user-data';
+import { CLOUDWATCH_AGENT_CONFIG_PATH, FILES_METADATA_KEY } from '../../lib/fleet/user-data';
 import { SECRET_KIND_TAG, SECRET_KINDS } from '../../lib/key-material';
 import { readRotationSettings } from '../../lib/keys/rotation-contract';
 import { newGatewayStack } from './fixtures';
@@ -35,7 +35,7 @@ describe('GatewayFleet', () => {
   test('launch template: IMDSv2 only, encrypted gp3, detailed monitoring, Graviton, no key pair, no public IP', () => {
     template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
       LaunchTemplateData: Match.objectLike({
-        InstanceType: 't4g.medium',
+        InstanceType: 'm7g.medium',
         MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, InstanceMetadataTags: 'disabled' },
         Monitoring: { Enabled: true },
         BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true, VolumeType: 'gp3' }) }],
@@ -43,6 +43,18 @@ describe('GatewayFleet', () => {
         KeyName: Match.absent(),
       }),
     });
+  });
+
+  test('the group spans its zones and launches several instance types (mixed instances policy, on demand, in order)', () => {
+    const [, group] = resourcesOfType('AWS::AutoScaling::AutoScalingGroup')[0];
+    expect(group.Properties.LaunchTemplate).toBeUndefined();
+    expect(group.Properties.MixedInstancesPolicy).toMatchObject({
+      LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateId: { Ref: logicalIdOf('/Fleet/LaunchTemplate/Resource') } }, Overrides: [{ InstanceType: 'm7g.medium' }, { InstanceType: 'c7g.medium' }] },
+      InstancesDistribution: { OnDemandAllocationStrategy: 'prioritized', OnDemandPercentageAboveBaseCapacity: 100 },
+    });
+    // Both the zones and the subnets: the zones are those of the private subnets.
+    expect(group.Properties.AvailabilityZones).toHaveLength(2);
+    expect(group.Properties.VPCZoneIdentifier).toHaveLength(2);
   });
 
   test('instances use Session Manager and no port 22 is open anywhere', () => {
@@ -84,25 +96,33 @@ describe('GatewayFleet', () => {
     });
   });
 
-  test('NLB: internet-facing, cross-zone, TCP 443 passthrough, access logs to an SSL-only encrypted bucket', () => {
+  test('NLB: internet-facing, cross-zone, TCP 443 passthrough; no access-log bucket (a TCP listener writes no access logs)', () => {
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
       Type: 'network',
       Scheme: 'internet-facing',
-      LoadBalancerAttributes: Match.arrayWith([
-        { Key: 'load_balancing.cross_zone.enabled', Value: 'true' },
-        { Key: 'access_logs.s3.enabled', Value: 'true' },
-      ]),
+      LoadBalancerAttributes: Match.arrayWith([{ Key: 'load_balancing.cross_zone.enabled', Value: 'true' }]),
     });
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'TCP' });
-    const bucketId = logicalIdOf('/Fleet/AccessLogBucket/Resource');
-    template.hasResourceProperties('AWS::S3::Bucket', {
-      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-      LoggingConfiguration: Match.objectLike({ DestinationBucketName: Match.anyValue() }),
+    // ELB user guide, "Access logs for your Network Load Balancer": logs are created only for TLS listeners.
+    expect(resourcesOfType('AWS::ElasticLoadBalancingV2::Listener').every(([, r]) => r.Properties.Protocol !== 'TLS')).toBe(true);
+    const attributes = resourcesOfType('AWS::ElasticLoadBalancingV2::LoadBalancer')[0][1].Properties.LoadBalancerAttributes as Array<{ Key: string }>;
+    expect(attributes.map((a) => a.Key)).not.toContain('access_logs.s3.enabled');
+    expect(resourcesOfType('AWS::S3::Bucket')).toEqual([]);
+  });
+
+  test('the CloudWatch agent may publish its metrics (into its namespace only) and read the tags its dimensions need', () => {
+    const files = resolveIntrinsics(json.Resources[logicalIdOf('/Fleet/LaunchTemplate/Resource')].Metadata[FILES_METADATA_KEY], FAKE_DEPLOYMENT, json) as { files: Array<{ path: string; content: string }> };
+    const agentConfig = JSON.parse(files.files.find((f) => f.path === CLOUDWATCH_AGENT_CONFIG_PATH)!.content);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: logicalIdOf('/Fleet/InstanceRole/Resource') }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Sid: 'CloudWatchAgentMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': agentConfig.metrics.namespace } } }),
+          Match.objectLike({ Sid: 'CloudWatchAgentDimensions', Effect: 'Allow', Action: 'ec2:DescribeTags', Resource: '*' }),
+        ]),
+      },
     });
-    template.hasResourceProperties('AWS::S3::BucketPolicy', {
-      Bucket: { Ref: bucketId },
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
-    });
+    expect(agentConfig.metrics.append_dimensions.AutoScalingGroupName).toBe('${aws:AutoScalingGroupName}');
   });
 
   test('target group: PROXY protocol v2 on the TLS port, health check on the plain port', () => {
@@ -280,7 +300,7 @@ describe('grants', () => {
 
 describe('least privilege', () => {
   /** Actions that support no resource-level permissions: "*" is the narrowest resource they take. */
-  const ACTIONS_WITHOUT_RESOURCES = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'secretsmanager:GetRandomPassword', 'ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses']);
+  const ACTIONS_WITHOUT_RESOURCES = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'secretsmanager:GetRandomPassword', 'ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses', 'cloudwatch:PutMetricData', 'ec2:DescribeTags']);
 
   function everyIdentityStatement(): Array<{ where: string; statement: { Effect: string; Action: string | string[]; Resource: unknown } }> {
     const out: Array<{ where: string; statement: any }> = [];
@@ -325,7 +345,8 @@ describe('GatewayObservability', () => {
       expect.arrayContaining([
         '{ $.status >= 500 }',
         '{ $.status = 401 || $.status = 403 }',
-        '{ $.status = 503 && $.reason = "no Looker server is available" }',
+        '{ $.status = * && $.route != "health" }',
+        '{ $.decision = "looker-unavailable" }',
         expect.stringContaining('$.event = "login"'),
         expect.stringContaining('$.event = "refresh"'),
       ]),

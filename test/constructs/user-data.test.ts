@@ -1,24 +1,28 @@
 /**
- * What deploys is what is tested: the user data and the launch template Metadata are taken
- * from the synthesized template, their CloudFormation functions resolved with fake values,
- * and the script runs in the Debian 13 root (the AMI's release, with haproxy 3.0, the AWS
- * CLI and jq) as root, as cloud-init would run it. AWS answers come from fakes on
- * 127.0.0.1: the Secrets Manager endpoint over the stateful model (seeded by the real
- * rotation handler), a CloudFormation endpoint (DescribeStackResource, SignalResource)
- * and an instance metadata service. Then a request with a valid session goes through the
- * haproxy the script started and reaches a Looker stand-in over mutual TLS, and so does a
- * machine client's request with its client certificate on its machine route.
+ * What deploys is what is tested, the way it runs on EC2: the user data and the launch
+ * template Metadata are taken from the synthesized template (CloudFormation functions
+ * resolved with fake values) and run on a Debian 13 instance booted with systemd as PID 1
+ * (test/support/systemd-container.ts), in a transient service as cloud-init's final stage
+ * runs user data. AWS answers come from fakes on 127.0.0.1 that follow AWS's documented
+ * behaviour: Secrets Manager (the stateful model, its rotations done by the real rotation
+ * handler), CloudFormation (DescribeStackResource, SignalResource) and the instance
+ * metadata service (IMDSv2 with the instance role's credentials). Every AWS call is
+ * signed with those credentials.
  *
- * Isolation: the root is mounted read-only under an overlay in a private mount namespace
- * (unshare -m), so every file the script writes lands in this test's own upper directory,
- * which is removed afterwards; the shared root is never modified.
+ * Modelled on purpose:
+ *   - a new stack: the first rotations (RotateImmediatelyOnUpdate, asynchronous) have not
+ *     finished when the instance boots, so the secrets still hold their seeds;
+ *   - health checks as the NLB sends them with proxy protocol v2 on the target group (a
+ *     LOCAL PROXY v2 header, test/support/proxy-protocol.ts), at the interval and
+ *     thresholds of the synthesized target group;
+ *   - the key-sync timer firing, a reboot, and Looker going away for longer than the
+ *     load balancer's health-check window.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, IncomingHttpHeaders, Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer, Server } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { TLSSocket } from 'node:tls';
@@ -26,30 +30,44 @@ import { Stack } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { importJWK, SignJWT } from 'jose';
 import { buildSessionClaims } from '../../lib/auth/session-claims';
-import { FILES_METADATA_KEY } from '../../lib/fleet/user-data';
+import { KEY_SYNC_UNITS } from '../../lib/fleet/key-sync';
+import { DECISIONS } from '../../lib/fleet/render-haproxy';
+import { ACCESS_LOG_PATH, HAPROXY_USER } from '../../lib/fleet/user-data';
 import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
 import { ClientCertificateAuthority } from '../../lib/fleet/gateway-fleet';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
 import { HEADERS, SESSION_COOKIE } from '../../lib/session-contract';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
-import { TRIXIE_ROOT } from '../support/haproxy';
+import { startCloudFormationEndpoint, CloudFormationEndpoint } from '../support/cloudformation-endpoint';
+import { startInstanceMetadataService, InstanceMetadataService } from '../support/instance-metadata';
+import { matchesJsonFilterPattern } from '../support/metric-filter';
 import { createCa, issueCertificate, Pem } from '../support/pki';
 import { freePorts } from '../support/ports';
+import { nlbHealthCheck } from '../support/proxy-protocol';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
 import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
+import { bootInstance, Instance, jsonLines } from '../support/systemd-container';
 import { attachRotation, captureLogs, DOMAIN, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
 import { newTestApp } from './fixtures';
 import { FakeDeployment, resolveIntrinsics } from './resolve';
 
-jest.setTimeout(240_000);
+jest.setTimeout(300_000);
 
 const INSTANCE_ID = 'i-0123456789abcdef0';
+const INSTANCE_ROLE = 'UserDataTest-GatewayFleetInstanceRole';
+const STACK_NAME = 'UserDataTest';
 const LOOKER_NAME = 'looker.internal.test';
 const MACHINE_ROUTE = '/api/4.0/queries/';
+const USER_DATA_PATH = '/var/lib/cloud/instance/user-data.txt';
 
+interface TemplateResource {
+  Type: string;
+  Properties: any;
+  Metadata?: any;
+}
 interface Template {
-  Resources: Record<string, { Type: string; Properties: any; Metadata?: any }>;
+  Resources: Record<string, TemplateResource>;
 }
 
 let model: SecretsManagerModel;
@@ -57,118 +75,92 @@ let fakeSdk: ReturnType<typeof installSecretsManagerFake>;
 let restoreEnv: () => void;
 let arns: GatewaySecretArns;
 let secretsEndpoint: SecretsManagerEndpoint;
-let cloudFormation: FakeCloudFormation;
-let imds: Server;
-let looker: Server;
+let cloudFormation: CloudFormationEndpoint;
+let imds: InstanceMetadataService;
+let template: Template;
+let instance: Instance | undefined;
+let looker: Server | undefined;
+let lookerCa: Awaited<ReturnType<typeof createCa>>;
+let lookerCert: Pem;
 const lookerRequests: Array<{ path: string; headers: IncomingHttpHeaders; clientCertificate: string }> = [];
-let ports: { https: number; health: number; metrics: number; looker: number };
+let ports: { https: number; health: number; readiness: number; metrics: number; looker: number };
 let workDir: string;
-let bootstrap: { code: number; output: string };
+let bootstrap: { code: number; stdout: string; stderr: string };
+let keySyncBootLines: Array<Record<string, unknown>>;
 let machineClient: Pem;
 
-interface FakeCloudFormation {
-  readonly url: string;
-  readonly calls: Array<Record<string, string>>;
-  close(): Promise<void>;
-}
-
-function xmlEscape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
-}
-
-/** CloudFormation's query protocol for the two calls the user data makes. */
-async function startFakeCloudFormation(metadataByLogicalId: Record<string, unknown>): Promise<FakeCloudFormation> {
-  const calls: Array<Record<string, string>> = [];
-  const server = createHttpServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const form = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
-    calls.push(form);
-    const reply = (status: number, body: string) => {
-      res.writeHead(status, { 'Content-Type': 'text/xml' });
-      res.end(`<?xml version="1.0"?>\n${body}`);
-    };
-    const ns = 'xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"';
-    if (form.Action === 'DescribeStackResource' && metadataByLogicalId[form.LogicalResourceId] !== undefined) {
-      reply(
-        200,
-        `<DescribeStackResourceResponse ${ns}><DescribeStackResourceResult><StackResourceDetail>` +
-          `<StackName>${xmlEscape(form.StackName)}</StackName><LogicalResourceId>${xmlEscape(form.LogicalResourceId)}</LogicalResourceId>` +
-          `<ResourceType>AWS::EC2::LaunchTemplate</ResourceType><ResourceStatus>CREATE_COMPLETE</ResourceStatus><LastUpdatedTimestamp>2026-01-01T00:00:00Z</LastUpdatedTimestamp>` +
-          `<Metadata>${xmlEscape(JSON.stringify(metadataByLogicalId[form.LogicalResourceId]))}</Metadata>` +
-          `</StackResourceDetail></DescribeStackResourceResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStackResourceResponse>`,
-      );
-    } else if (form.Action === 'SignalResource') {
-      reply(200, `<SignalResourceResponse ${ns}><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></SignalResourceResponse>`);
-    } else {
-      reply(400, `<ErrorResponse ${ns}><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Unexpected ${xmlEscape(form.Action ?? '?')} for ${xmlEscape(form.LogicalResourceId ?? '?')}</Message></Error></ErrorResponse>`);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
-
-/** IMDSv2: a token, then the instance id. */
-async function startFakeImds(): Promise<Server> {
-  const token = randomUUID();
-  const server = createHttpServer((req, res) => {
-    if (req.method === 'PUT' && req.url === '/latest/api/token') res.end(token);
-    else if (req.method === 'GET' && req.url === '/latest/meta-data/instance-id' && req.headers['x-aws-ec2-metadata-token'] === token) res.end(INSTANCE_ID);
-    else res.writeHead(401).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
-
-function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c) => (output += c.toString()));
-    child.stderr.on('data', (c) => (output += c.toString()));
-    child.on('exit', (code) => resolve({ code: code ?? -1, output }));
-  });
-}
-
-function resourceOfType(template: Template, type: string): [string, Template['Resources'][string]] {
+function resourceOfType(type: string): [string, TemplateResource] {
   const found = Object.entries(template.Resources).filter(([, r]) => r.Type === type);
   if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
   return found[0];
 }
 
+function resourceWithId(prefix: string): TemplateResource {
+  const found = Object.entries(template.Resources).find(([id]) => id.startsWith(prefix));
+  if (!found) throw new Error(`no resource ${prefix}* in the template`);
+  return found[1];
+}
+
+/** Polls `check` until it returns a value, at most `timeoutMs`; the error says what was awaited. */
+async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function journal(unit: string, sinceBoot = true): Promise<Array<Record<string, unknown>>> {
+  const result = await instance!.exec(['journalctl', ...(sinceBoot ? ['-b'] : []), '-u', unit, '-o', 'cat', '--no-pager']);
+  return jsonLines(result.stdout);
+}
+
+async function startLooker(): Promise<void> {
+  const backendCa = parseGatewaySecret(model.valueAt(arns.backendCa), SECRET_KINDS.backendCa, 'backend CA');
+  const server = createHttpsServer({ key: lookerCert.key, cert: lookerCert.cert, ca: backendCa.certificatePem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    const peer = (req.socket as TLSSocket).getPeerCertificate();
+    if (req.url !== '/alive') lookerRequests.push({ path: req.url ?? '', headers: req.headers, clientCertificate: String(peer.subject?.CN ?? '') });
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"looker":"stand-in"}');
+  });
+  await new Promise<void>((resolve) => server.listen(ports.looker, '127.0.0.1', resolve));
+  looker = server;
+}
+
+async function stopLooker(): Promise<void> {
+  const server = looker;
+  looker = undefined;
+  if (!server) return;
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+async function rotate(arn: string): Promise<void> {
+  const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
+  if (error) throw error;
+}
+
 beforeAll(async () => {
-  // GIVEN the gateway's secrets, made by the real rotation handler
+  // GIVEN a new stack's secrets, still holding their seed values: the first rotations
+  // (started by the deploy, asynchronous) have not finished yet
   model = new SecretsManagerModel();
   fakeSdk = installSecretsManagerFake(model);
   arns = seedGatewaySecrets(model);
   restoreEnv = setRotationEnvironment(rotationSettings(arns));
   attachRotation(model, arns, rotationHandler);
-  for (const arn of [arns.signingKeys, arns.backendClientCertificate, arns.frontendCertificate]) {
-    const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
-    if (error) throw error;
-  }
   secretsEndpoint = await startSecretsManagerEndpoint(model);
 
-  // AND a Looker stand-in that requires the fleet's client certificate
-  const [https, health, metrics, lookerPort] = await freePorts(4);
-  ports = { https, health, metrics, looker: lookerPort };
-  const lookerCa = await createCa('Looker Test CA');
-  const lookerCert = await issueCertificate(lookerCa, { commonName: LOOKER_NAME, usages: ['server'] });
-  const backendCa = parseGatewaySecret(model.valueAt(arns.backendCa), SECRET_KINDS.backendCa, 'backend CA');
-  looker = createHttpsServer({ key: lookerCert.key, cert: lookerCert.cert, ca: backendCa.certificatePem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    const peer = (req.socket as TLSSocket).getPeerCertificate();
-    if (req.url !== '/alive') lookerRequests.push({ path: req.url ?? '', headers: req.headers, clientCertificate: String(peer.subject?.CN ?? '') });
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"looker":"stand-in"}');
-  });
-  await new Promise<void>((resolve) => looker.listen(lookerPort, '127.0.0.1', resolve));
-
-  // AND a machine client (a script) with a certificate from its own CA
+  const [https, health, readiness, metrics, lookerPort] = await freePorts(5);
+  ports = { https, health, readiness, metrics, looker: lookerPort };
+  lookerCa = await createCa('Looker Test CA');
+  lookerCert = await issueCertificate(lookerCa, { commonName: LOOKER_NAME, usages: ['server'] });
   const machineCa = await createCa('Machine Clients CA');
   machineClient = await issueCertificate(machineCa, { commonName: 'reporting-bot', usages: ['client'] });
 
-  // AND the template of a gateway whose Looker is that stand-in
+  // AND the template of a gateway whose Looker is a stand-in on this machine
   const app = newTestApp();
-  const stack = new Stack(app, 'UserDataTest');
+  const stack = new Stack(app, STACK_NAME);
   new LookerGateway(stack, 'Gateway', {
     domainName: DOMAIN,
     identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'IdpSecret', 'idp') },
@@ -176,72 +168,70 @@ beforeAll(async () => {
     looker: LookerBackend.fromHosts(['127.0.0.1'], { webPort: lookerPort, serverName: LOOKER_NAME, caCertificatePem: lookerCa.cert }),
     instancePort: https,
     healthCheckPort: health,
+    readinessPort: readiness,
     metricsPort: metrics,
     machineRoutes: { pathPrefixes: [MACHINE_ROUTE] },
     machineClients: [{ name: 'reporting-bot', certificateSha256: machineClient.fingerprint, allowedMethods: ['GET'], allowedPathPrefixes: [MACHINE_ROUTE] }],
     clientCertificateAuthority: ClientCertificateAuthority.fromPem(machineCa.cert),
   });
-  const template = app.synth().getStackByName(stack.stackName).template as Template;
+  template = app.synth().getStackByName(stack.stackName).template as Template;
 
-  // WHEN CloudFormation would have substituted the deploy-time values (the secret ARNs are the model's)
+  // WHEN CloudFormation has substituted the deploy-time values (the secret ARNs are the model's)
   const secretIds: Record<string, string> = {};
   for (const [id, resource] of Object.entries(template.Resources)) {
     const kind = resource.Type === 'AWS::SecretsManager::Secret' ? resource.Properties.Tags?.find((t: { Key: string }) => t.Key === 'cdk-looker-gateway:kind')?.Value : undefined;
     const name = Object.entries(SECRET_KINDS).find(([, k]) => k === kind)?.[0] as keyof GatewaySecretArns | undefined;
     if (name) secretIds[id] = arns[name];
   }
-  const fake: FakeDeployment = { region: model.region, accountId: model.accountId, stackName: 'UserDataTest', refs: secretIds };
-  const [launchTemplateId, launchTemplate] = resourceOfType(template, 'AWS::EC2::LaunchTemplate');
+  const fake: FakeDeployment = { region: model.region, accountId: model.accountId, stackName: STACK_NAME, refs: secretIds };
+  const [launchTemplateId, launchTemplate] = resourceOfType('AWS::EC2::LaunchTemplate');
+  const [groupId] = resourceOfType('AWS::AutoScaling::AutoScalingGroup');
   const userData = Buffer.from(resolveIntrinsics(launchTemplate.Properties.LaunchTemplateData.UserData, fake, template) as string, 'base64').toString('utf8');
   const metadata = resolveIntrinsics(launchTemplate.Metadata, fake, template);
-  cloudFormation = await startFakeCloudFormation({ [launchTemplateId]: metadata });
-  imds = await startFakeImds();
-
-  // AND the script runs as root in the Debian 13 root, as cloud-init would run it
+  cloudFormation = await startCloudFormationEndpoint({ stackName: STACK_NAME, metadataByLogicalId: { [launchTemplateId]: metadata }, signalledResources: [groupId] });
+  imds = await startInstanceMetadataService({ instanceId: INSTANCE_ID, roleName: INSTANCE_ROLE });
   workDir = mkdtempSync(path.join(tmpdir(), 'lg-user-data-'));
-  writeFileSync(path.join(workDir, 'user-data.sh'), userData, { mode: 0o755 });
-  writeFileSync(path.join(workDir, 'metadata.json'), JSON.stringify(metadata));
-  const env = [
-    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    'HOME=/root',
-    'AWS_ACCESS_KEY_ID=AKIDUSERDATATEST',
-    'AWS_SECRET_ACCESS_KEY=not-a-real-secret',
-    `AWS_ENDPOINT_URL_SECRETS_MANAGER=${secretsEndpoint.url}`,
-    `AWS_ENDPOINT_URL_CLOUDFORMATION=${cloudFormation.url}`,
-    `LG_IMDS_ENDPOINT=http://127.0.0.1:${(imds.address() as AddressInfo).port}`,
-    'LG_SKIP_CLOUDWATCH_AGENT=1',
-    'LG_SKIP_SSM_AGENT=1',
-    'LG_NO_SYSTEMD=1',
-  ];
-  const merged = path.join(workDir, 'merged');
-  const script = [
-    'set -e',
-    `mkdir -p ${workDir}/upper ${workDir}/work ${merged}`,
-    `mount -t overlay overlay -o lowerdir=${TRIXIE_ROOT},upperdir=${workDir}/upper,workdir=${workDir}/work ${merged}`,
-    `mount -t proc proc ${merged}/proc`,
-    `mount --rbind /dev ${merged}/dev`,
-    `cp ${workDir}/user-data.sh ${merged}/var/lib/cloud-user-data.sh`,
-    `exec chroot ${merged} env -i ${env.map((e) => `'${e}'`).join(' ')} /bin/bash /var/lib/cloud-user-data.sh`,
-  ].join('\n');
-  bootstrap = await run('unshare', ['-m', '--propagation', 'private', 'bash', '-c', script]);
+
+  // AND an instance booted with systemd; the region's endpoints and the metadata service are
+  // the fakes for every process (the manager's default environment, as DNS would make them)
+  instance = await bootInstance({
+    files: {
+      '/etc/systemd/system.conf.d/lg-test-aws-endpoints.conf': {
+        content: [
+          '[Manager]',
+          `DefaultEnvironment="AWS_ENDPOINT_URL_SECRETS_MANAGER=${secretsEndpoint.url}" "AWS_ENDPOINT_URL_CLOUDFORMATION=${cloudFormation.url}" "AWS_EC2_METADATA_SERVICE_ENDPOINT=${imds.url}/" "LG_IMDS_ENDPOINT=${imds.url}"`,
+          '',
+        ].join('\n'),
+      },
+      [USER_DATA_PATH]: { content: userData, mode: 0o700 },
+    },
+  });
+
+  // AND cloud-init's final stage runs the user data (a oneshot service, KillMode=process as cloud-final.service)
+  const bootstrapRun = instance.exec(
+    ['systemd-run', '--unit=lg-cloud-final', '--wait', '--pipe', '--quiet', '--service-type=oneshot', '-p', 'KillMode=process', '-E', 'LG_SKIP_CLOUDWATCH_AGENT=1', '-E', 'LG_SKIP_SSM_AGENT=1', '/bin/bash', USER_DATA_PATH],
+    240_000,
+  );
+  // WHEN the first rotations finish while key-sync waits at boot
+  let ended: { code: number; stdout: string; stderr: string } | undefined;
+  void bootstrapRun.then((result) => (ended = result));
+  await waitFor('lg-key-sync-boot to log that it waits for the first rotation', 120_000, async () => {
+    if (ended) {
+      const units = await instance!.exec(['journalctl', '-b', '-u', KEY_SYNC_UNITS.bootService, '--no-pager']);
+      throw new Error(`the user data ended (${ended.code}) before key-sync waited:\n${ended.stdout}\n${ended.stderr}\n${units.stdout}`);
+    }
+    return (await journal(KEY_SYNC_UNITS.bootService)).find((line) => line.outcome === 'waiting') ? true : undefined;
+  });
+  for (const arn of [arns.signingKeys, arns.backendClientCertificate, arns.frontendCertificate]) await rotate(arn);
+  await startLooker();
+  bootstrap = await bootstrapRun;
+  keySyncBootLines = await journal(KEY_SYNC_UNITS.bootService);
 });
 
 afterAll(async () => {
-  const pidFile = workDir ? path.join(workDir, 'upper', 'run', 'haproxy', 'haproxy.pid') : '';
-  if (pidFile && existsSync(pidFile)) {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    try {
-      process.kill(pid, 'SIGTERM');
-      for (let i = 0; i < 100; i += 1) {
-        process.kill(pid, 0);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    } catch {
-      // gone
-    }
-  }
-  await new Promise<void>((resolve) => (looker ? looker.close(() => resolve()) : resolve()));
-  await new Promise<void>((resolve) => (imds ? imds.close(() => resolve()) : resolve()));
+  await instance?.destroy();
+  await stopLooker();
+  await imds?.close();
   await cloudFormation?.close();
   await secretsEndpoint?.close();
   fakeSdk?.restore?.();
@@ -277,29 +267,8 @@ function frontendCa(): string {
   return file;
 }
 
-test('the user data from the template bootstraps the instance: files, keys, haproxy -c, start, CloudFormation signal', () => {
-  expect({ code: bootstrap.code, output: bootstrap.code === 0 ? '' : bootstrap.output }).toEqual({ code: 0, output: '' });
-  expect(bootstrap.output).toContain('[lg-bootstrap] ready');
-  const upper = path.join(workDir, 'upper');
-  for (const file of ['etc/haproxy/gateway/haproxy.cfg', 'etc/haproxy/gateway/tls/client-ca.pem', 'etc/haproxy/gateway/maps/machine-clients.map', 'etc/haproxy/gateway/keys/session-current.pem', 'etc/haproxy/gateway/tls/frontend.pem', 'etc/haproxy/gateway/tls/backend-client.pem', 'usr/local/sbin/lg-key-sync', 'etc/systemd/system/lg-key-sync.timer']) {
-    expect(existsSync(path.join(upper, file))).toBe(true);
-  }
-  expect(cloudFormation.calls.map((c) => c.Action)).toEqual(['DescribeStackResource', 'SignalResource']);
-  expect(cloudFormation.calls[1]).toMatchObject({ Status: 'SUCCESS', UniqueId: INSTANCE_ID, StackName: 'UserDataTest' });
-  expect(cloudFormation.calls[1].LogicalResourceId).toMatch(/^GatewayFleetGroupASG/);
-  expect(secretsEndpoint.requests).toEqual(expect.arrayContaining(['GetSecretValue']));
-});
-
-test('the launch template Metadata holds every file the script wrote', () => {
-  const metadataCall = cloudFormation.calls[0];
-  expect(metadataCall.LogicalResourceId).toMatch(/^GatewayFleetLaunchTemplate/);
-  const written = readFileSync(path.join(workDir, 'upper', 'etc/haproxy/gateway/haproxy.cfg'), 'utf8');
-  expect(written).toContain(`bind 0.0.0.0:${ports.https}`);
-  expect(written).toContain(FILES_METADATA_KEY.length > 0 ? `127.0.0.1:${ports.looker}` : '');
-});
-
-test('a request with a valid session goes through that haproxy to Looker, with identity headers, over mTLS', async () => {
-  const token = await sessionToken();
+/** A request through the gateway's TLS listener, behind a PROXY header as the NLB sends data connections. */
+async function sessionRequest(requestPath: string): Promise<{ status: string; body: string }> {
   const result = await curl([
     '--haproxy-protocol',
     '--resolve',
@@ -307,84 +276,234 @@ test('a request with a valid session goes through that haproxy to Looker, with i
     '--cacert',
     frontendCa(),
     '-H',
-    `Cookie: ${SESSION_COOKIE}=${token}`,
+    `Cookie: ${SESSION_COOKIE}=${await sessionToken()}`,
     '-H',
     `${HEADERS.user}: mallory`,
     '-w',
     '\n%{http_code}',
-    `https://${DOMAIN}:${ports.https}/dashboards/7`,
+    `https://${DOMAIN}:${ports.https}${requestPath}`,
   ]);
-  expect(result.stderr).toBe('');
-  expect(result.stdout.trim().split('\n').pop()).toBe('200');
-  const seen = lookerRequests.find((r) => r.path === '/dashboards/7');
-  expect(seen).toBeDefined();
-  expect(seen!.clientCertificate).toBe('looker-gateway');
-  expect(seen!.headers[HEADERS.user.toLowerCase()]).toBe('user-123');
-  expect(seen!.headers[HEADERS.roles.toLowerCase()]).toBe('Viewer');
-  expect(seen!.headers['x-looker-attr-region']).toBe('eu');
-  expect(String(seen!.headers.cookie ?? '')).not.toContain(SESSION_COOKIE);
+  if (result.stderr) throw new Error(`curl: ${result.stderr}`);
+  const lines = result.stdout.split('\n');
+  return { status: lines.pop()!, body: lines.join('\n') };
+}
+
+async function haproxyProcesses(): Promise<Array<{ user: string; pid: number; ppid: number }>> {
+  const ps = await instance!.exec(['ps', '-o', 'user=,pid=,ppid=', '-C', 'haproxy']);
+  return ps.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.trim().split(/\s+/))
+    .map(([user, pid, ppid]) => ({ user, pid: Number(pid), ppid: Number(ppid) }));
+}
+
+async function mainPid(unit: string): Promise<number> {
+  return Number((await instance!.exec(['systemctl', 'show', unit, '-p', 'MainPID', '--value'])).stdout.trim());
+}
+
+describe('first boot of a new stack', () => {
+  test('the first rotation had not finished: key-sync waited with a clear log line, then installed the keys', () => {
+    const waiting = keySyncBootLines.filter((line) => line.outcome === 'waiting');
+    expect(waiting.length).toBeGreaterThanOrEqual(1);
+    expect(waiting[0]).toMatchObject({ secret: 'verification-keys', waitedSeconds: 0, retryInSeconds: 2 });
+    expect(String(waiting[0].message)).toMatch(/^waiting for the first rotation: the verification-keys secret \(arn:aws:secretsmanager:[^)]+\) has no current session key yet; next check in 2 s$/);
+    // Bounded backoff: each wait at most doubles.
+    for (let i = 1; i < waiting.length; i += 1) expect(Number(waiting[i].retryInSeconds)).toBeLessThanOrEqual(Math.min(30, 2 * Number(waiting[i - 1].retryInSeconds)));
+    expect(keySyncBootLines[keySyncBootLines.length - 1]).toMatchObject({ outcome: 'updated', reloaded: false });
+  });
+
+  test('the user data from the template bootstraps the instance under systemd and signals SUCCESS once', async () => {
+    expect({ code: bootstrap.code, output: bootstrap.code === 0 ? '' : `${bootstrap.stdout}\n${bootstrap.stderr}` }).toEqual({ code: 0, output: '' });
+    expect(bootstrap.stdout).toContain('[lg-bootstrap] ready');
+    expect(cloudFormation.signals).toEqual([{ logicalResourceId: expect.stringMatching(/^GatewayFleetGroupASG/), uniqueId: INSTANCE_ID, status: 'SUCCESS' }]);
+    expect(cloudFormation.failed()).toBe(false);
+    expect(cloudFormation.calls[0]).toMatchObject({ Action: 'DescribeStackResource', LogicalResourceId: expect.stringMatching(/^GatewayFleetLaunchTemplate/) });
+    for (const file of ['etc/haproxy/gateway/haproxy.cfg', 'etc/haproxy/gateway/keys/session-current.pem', 'etc/haproxy/gateway/tls/frontend.pem', 'etc/haproxy/gateway/tls/backend-client.pem', 'usr/local/sbin/lg-key-sync']) {
+      expect(instance!.readFile(file)).toBeDefined();
+    }
+  });
+
+  test('every unit started: no failed unit, key-sync ran as a unit, haproxy and the timer are active and enabled', async () => {
+    expect(await instance!.failedUnits()).toEqual([]);
+    expect((await instance!.exec(['systemctl', 'is-system-running'])).stdout.trim()).toBe('running');
+    const active = await instance!.exec(['systemctl', 'is-active', 'haproxy.service', KEY_SYNC_UNITS.bootService, KEY_SYNC_UNITS.timer]);
+    expect(active.stdout.trim().split('\n')).toEqual(['active', 'active', 'active']);
+    const enabled = await instance!.exec(['systemctl', 'is-enabled', 'haproxy.service', KEY_SYNC_UNITS.bootService, KEY_SYNC_UNITS.timer]);
+    expect(enabled.stdout.trim().split('\n')).toEqual(['enabled', 'enabled', 'enabled']);
+    const boot = await instance!.exec(['systemctl', 'show', KEY_SYNC_UNITS.bootService, '-p', 'Result', '-p', 'ExecMainStatus']);
+    expect(boot.stdout).toContain('Result=success');
+    expect(boot.stdout).toContain('ExecMainStatus=0');
+  });
+
+  test('every AWS call is signed with the instance role credentials from the metadata service', () => {
+    expect(secretsEndpoint.accessKeyIds.length).toBeGreaterThan(0);
+    expect(new Set(secretsEndpoint.accessKeyIds)).toEqual(new Set([imds.accessKeyId]));
+    expect(new Set(cloudFormation.accessKeyIds)).toEqual(new Set([imds.accessKeyId]));
+  });
+
+  test('haproxy: the master keeps root for binds and reloads, the workers run as the haproxy user', async () => {
+    const master = await mainPid('haproxy.service');
+    const processes = await haproxyProcesses();
+    expect(processes.find((p) => p.pid === master)?.user).toBe('root');
+    const workers = processes.filter((p) => p.ppid === master);
+    expect(workers.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(workers.map((w) => w.user))).toEqual(new Set([HAPROXY_USER]));
+    // The inline refresh's Lua client runs in the workers: the relay socket must accept that user.
+    const relay = await instance!.exec(['runuser', '-u', HAPROXY_USER, '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', '--unix-socket', '/run/haproxy/refresh-relay.sock', '-X', 'POST', 'http://relay/oauth2/session']);
+    expect(relay.stdout).toMatch(/^[1-5]\d\d$/);
+  });
 });
 
-test('a request without a session is not forwarded', async () => {
-  const before = lookerRequests.length;
-  const result = await curl(['--haproxy-protocol', '--resolve', `${DOMAIN}:${ports.https}:127.0.0.1`, '--cacert', frontendCa(), '-H', 'Accept: application/json', '-o', '/dev/null', '-w', '%{http_code}', `https://${DOMAIN}:${ports.https}/api/4.0/user`]);
-  expect(result.stdout).toBe('401');
-  expect(lookerRequests.length).toBe(before);
+describe('health checks as the load balancer sends them', () => {
+  test('the NLB health check (PROXY v2 LOCAL header) gets 200; the same request without the header gets no answer', async () => {
+    expect(await nlbHealthCheck({ port: ports.health })).toEqual({ status: 200, body: '{"status":"ok","looker":"available"}' });
+    expect((await nlbHealthCheck({ port: ports.health, proxyHeader: false })).status).toBe(0);
+  });
+
+  test('the loopback readiness bind answers plain probes, as the user data uses it', async () => {
+    expect(await nlbHealthCheck({ port: ports.readiness, proxyHeader: false })).toEqual({ status: 200, body: '{"status":"ok","looker":"available"}' });
+  });
 });
 
-describe('a machine client on its route', () => {
-  function machineRequest(method: string, requestPath: string, withCertificate: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
-    const certificate = path.join(workDir, 'machine-client.pem');
-    const key = path.join(workDir, 'machine-client.key');
-    writeFileSync(certificate, machineClient.cert);
-    writeFileSync(key, machineClient.key, { mode: 0o600 });
-    return curl([
-      '--haproxy-protocol',
-      '--resolve',
-      `${DOMAIN}:${ports.https}:127.0.0.1`,
-      '--cacert',
-      frontendCa(),
-      ...(withCertificate ? ['--cert', certificate, '--key', key] : []),
-      '-H',
-      `${HEADERS.user}: mallory`,
-      '-X',
-      method,
-      '-w',
-      '\n%{http_code}',
-      `https://${DOMAIN}:${ports.https}${requestPath}`,
-    ]);
-  }
-
-  test('with its certificate, inside its policy: reaches Looker as its identity', async () => {
-    const result = await machineRequest('GET', `${MACHINE_ROUTE}42`, true);
-    expect(result.stderr).toBe('');
-    expect(result.stdout.trim().split('\n').pop()).toBe('200');
-    const seen = lookerRequests.find((r) => r.path === `${MACHINE_ROUTE}42`);
+describe('requests through the instance', () => {
+  test('a request with a valid session goes through haproxy to Looker, with identity headers, over mTLS', async () => {
+    expect((await sessionRequest('/dashboards/7')).status).toBe('200');
+    const seen = lookerRequests.find((r) => r.path === '/dashboards/7');
     expect(seen).toBeDefined();
-    expect(seen!.headers[HEADERS.user.toLowerCase()]).toBe('reporting-bot');
     expect(seen!.clientCertificate).toBe('looker-gateway');
+    expect(seen!.headers[HEADERS.user.toLowerCase()]).toBe('user-123');
+    expect(seen!.headers[HEADERS.roles.toLowerCase()]).toBe('Viewer');
+    expect(seen!.headers['x-looker-attr-region']).toBe('eu');
+    expect(String(seen!.headers.cookie ?? '')).not.toContain(SESSION_COOKIE);
   });
 
-  test('with its certificate, outside its policy (a method it may not use): 403, not forwarded', async () => {
+  test('a request without a session is not forwarded', async () => {
     const before = lookerRequests.length;
-    const result = await machineRequest('DELETE', `${MACHINE_ROUTE}42`, true);
-    expect(result.stdout.trim().split('\n').pop()).toBe('403');
+    const result = await curl(['--haproxy-protocol', '--resolve', `${DOMAIN}:${ports.https}:127.0.0.1`, '--cacert', frontendCa(), '-H', 'Accept: application/json', '-o', '/dev/null', '-w', '%{http_code}', `https://${DOMAIN}:${ports.https}/api/4.0/user`]);
+    expect(result.stdout).toBe('401');
     expect(lookerRequests.length).toBe(before);
   });
 
-  test('without a certificate on the machine route: 401, not forwarded', async () => {
-    const before = lookerRequests.length;
-    const result = await machineRequest('GET', `${MACHINE_ROUTE}42`, false);
-    expect(result.stdout.trim().split('\n').pop()).toBe('401');
-    expect(lookerRequests.length).toBe(before);
+  describe('a machine client on its route', () => {
+    function machineRequest(method: string, requestPath: string, withCertificate: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
+      const certificate = path.join(workDir, 'machine-client.pem');
+      const key = path.join(workDir, 'machine-client.key');
+      writeFileSync(certificate, machineClient.cert);
+      writeFileSync(key, machineClient.key, { mode: 0o600 });
+      return curl([
+        '--haproxy-protocol',
+        '--resolve',
+        `${DOMAIN}:${ports.https}:127.0.0.1`,
+        '--cacert',
+        frontendCa(),
+        ...(withCertificate ? ['--cert', certificate, '--key', key] : []),
+        '-H',
+        `${HEADERS.user}: mallory`,
+        '-X',
+        method,
+        '-w',
+        '\n%{http_code}',
+        `https://${DOMAIN}:${ports.https}${requestPath}`,
+      ]);
+    }
+
+    test('with its certificate, inside its policy: reaches Looker as its identity', async () => {
+      const result = await machineRequest('GET', `${MACHINE_ROUTE}42`, true);
+      expect(result.stderr).toBe('');
+      expect(result.stdout.trim().split('\n').pop()).toBe('200');
+      const seen = lookerRequests.find((r) => r.path === `${MACHINE_ROUTE}42`);
+      expect(seen!.headers[HEADERS.user.toLowerCase()]).toBe('reporting-bot');
+    });
+
+    test('outside its policy: 403; without a certificate: 401; neither is forwarded', async () => {
+      const before = lookerRequests.length;
+      expect((await machineRequest('DELETE', `${MACHINE_ROUTE}42`, true)).stdout.trim().split('\n').pop()).toBe('403');
+      expect((await machineRequest('GET', `${MACHINE_ROUTE}42`, false)).stdout.trim().split('\n').pop()).toBe('401');
+      expect(lookerRequests.length).toBe(before);
+    });
+  });
+
+  test('the access log is JSON lines in the file the CloudWatch agent ships', () => {
+    const lines = jsonLines(instance!.readFile(ACCESS_LOG_PATH));
+    expect(lines.some((l) => l.path === '/dashboards/7' && String(l.status) === '200' && l.user === 'user-123')).toBe(true);
+    const agent = JSON.parse(instance!.readFile('/opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json')!);
+    expect(agent.logs.logs_collected.files.collect_list[0]).toMatchObject({ file_path: ACCESS_LOG_PATH });
   });
 });
 
-test('the access log is JSON lines in the file the CloudWatch agent ships', () => {
-  const log = readFileSync(path.join(workDir, 'upper', 'var/log/haproxy/access.log'), 'utf8');
-  const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  expect(lines.some((l) => l.path === '/dashboards/7' && String(l.status) === '200' && l.user === 'user-123')).toBe(true);
-  const agent = JSON.parse(readFileSync(path.join(workDir, 'upper', 'opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json'), 'utf8'));
-  expect(agent.logs.logs_collected.files.collect_list[0]).toMatchObject({ file_path: '/var/log/haproxy/access.log' });
-  expect(agent.logs.logs_collected.files.collect_list[0].log_group_name).toMatch(/-ref$/);
+test('the key-sync timer fires: a new signing key reaches haproxy by a seamless reload, workers still unprivileged', async () => {
+  // The shipped timer: every 5 minutes after boot and after each run, on lg-key-sync.service.
+  const shipped = await instance!.exec(['systemctl', 'show', KEY_SYNC_UNITS.timer, '-p', 'TimersMonotonic', '-p', 'Unit']);
+  expect(shipped.stdout).toMatch(/OnBootUSec.*5min/);
+  expect(shipped.stdout).toMatch(/OnUnitActiveUSec.*5min/);
+  expect(shipped.stdout).toContain(`Unit=${KEY_SYNC_UNITS.service}`);
+  // GIVEN the next scheduled rotation published a new key
+  await rotate(arns.signingKeys);
+  const next = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'verification').keys.find((k) => k.status === 'next')!;
+  const masterBefore = await mainPid('haproxy.service');
+  // WHEN the timer elapses (the clock is the host's and cannot be sped up: a drop-in makes
+  // the timer fire 1 s after it starts instead of 5 minutes after boot)
+  const dropIn = '[Timer]\nOnBootSec=\nOnUnitActiveSec=\nRandomizedDelaySec=0\nOnActiveSec=1s\n';
+  await instance!.exec(['sh', '-c', `mkdir -p /run/systemd/system/${KEY_SYNC_UNITS.timer}.d && printf '${dropIn.replace(/\n/g, '\\n')}' > /run/systemd/system/${KEY_SYNC_UNITS.timer}.d/test-now.conf && systemctl daemon-reload && systemctl restart ${KEY_SYNC_UNITS.timer}`]);
+  // THEN lg-key-sync.service runs, installs the key and reloads haproxy
+  const updated = await waitFor('lg-key-sync.service to install the new key', 60_000, async () => (await journal(KEY_SYNC_UNITS.service)).find((line) => line.outcome === 'updated'));
+  expect(updated).toMatchObject({ reloaded: true });
+  expect(instance!.readFile('/etc/haproxy/gateway/maps/session-kids.map')).toContain(next.kid);
+  expect(await mainPid('haproxy.service')).toBe(masterBefore);
+  const workers = (await haproxyProcesses()).filter((p) => p.ppid === masterBefore);
+  expect(workers.length).toBeGreaterThanOrEqual(1);
+  expect(new Set(workers.map((w) => w.user))).toEqual(new Set([HAPROXY_USER]));
+  expect((await sessionRequest('/after-reload')).status).toBe('200');
+  expect(await instance!.failedUnits()).toEqual([]);
+});
+
+test('Looker gone for longer than the health-check window: the gateway stays healthy, answers 503 with the code, and the alarm fires', async () => {
+  // The load balancer's schedule, from the synthesized target group.
+  const targetGroup = resourceOfType('AWS::ElasticLoadBalancingV2::TargetGroup')[1].Properties;
+  const intervalMs = Number(targetGroup.HealthCheckIntervalSeconds) * 1000;
+  const checksToFail = Number(targetGroup.UnhealthyThresholdCount);
+  const logBefore = (instance!.readFile(ACCESS_LOG_PATH) ?? '').split('\n').length - 1;
+  await stopLooker();
+  const answers: Array<{ status: number; body: string }> = [];
+  // One more check than the threshold: the load balancer would have marked the target unhealthy by then.
+  for (let check = 0; check <= checksToFail; check += 1) {
+    if (check > 0) await new Promise((r) => setTimeout(r, intervalMs));
+    answers.push(await nlbHealthCheck({ port: ports.health }));
+  }
+  expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+  expect(JSON.parse(answers[answers.length - 1].body)).toEqual({ status: 'ok', looker: 'unavailable', code: DECISIONS.lookerUnavailable });
+
+  const answer = await sessionRequest('/dashboards/8');
+  expect(answer.status).toBe('503');
+  expect(JSON.parse(answer.body)).toMatchObject({ error: 'service_unavailable', code: DECISIONS.lookerUnavailable });
+
+  // The alarm's metric filter, as synthesized, counts the real log lines.
+  const lines = (instance!.readFile(ACCESS_LOG_PATH) ?? '').split('\n').slice(logBefore).filter(Boolean);
+  const filter = resourceWithId('GatewayObservabilityNoLookerNodeFilter').Properties;
+  const alarm = resourceWithId('GatewayObservabilityNoHealthyLookerNodeAlarm').Properties;
+  const requestsFilter = resourceWithId('GatewayObservabilityRequestsFilter').Properties;
+  const matched = lines.filter((line) => matchesJsonFilterPattern(filter.FilterPattern, line));
+  expect(matched.length).toBeGreaterThanOrEqual(2);
+  expect(matched.some((line) => JSON.parse(line).status === 503)).toBe(true);
+  const metric = matched.length * Number(filter.MetricTransformations[0].MetricValue);
+  expect(alarm.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
+  expect(metric).toBeGreaterThanOrEqual(Number(alarm.Threshold));
+  // Health-check lines are not user requests: only the one 503 counts in the request rate.
+  expect(lines.filter((line) => matchesJsonFilterPattern(requestsFilter.FilterPattern, line)).map((line) => JSON.parse(line).path)).toEqual(['/dashboards/8']);
+});
+
+test('a reboot comes back healthy: units start again, key-sync runs at boot, the NLB health check and a request pass', async () => {
+  await startLooker();
+  await instance!.reboot();
+  expect(instance!.systemState()).toBe('running');
+  expect(await instance!.failedUnits()).toEqual([]);
+  const bootRun = await journal(KEY_SYNC_UNITS.bootService);
+  expect(bootRun[bootRun.length - 1]).toMatchObject({ outcome: 'unchanged' });
+  expect((await instance!.exec(['systemctl', 'is-active', 'haproxy.service', KEY_SYNC_UNITS.timer])).stdout.trim().split('\n')).toEqual(['active', 'active']);
+  await waitFor('the NLB health check to report Looker available again', 30_000, async () => {
+    const check = await nlbHealthCheck({ port: ports.health });
+    return check.status === 200 && JSON.parse(check.body).looker === 'available' ? true : undefined;
+  });
+  expect((await sessionRequest('/after-reboot')).status).toBe('200');
 });

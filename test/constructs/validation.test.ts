@@ -7,11 +7,12 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { AttributeConflictPolicy, MappingRuleSet } from '../../lib/auth/mapping-rules';
 import { GatewayKeys } from '../../lib/keys/gateway-keys';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
+import { environmentSize, LAMBDA_ENVIRONMENT_LIMIT_BYTES } from '../../lib/private/lambda-environment';
 import { defaultContext, newEmptyStack } from './fixtures';
 
 const RULES: MappingRuleSet = { rules: [{ name: 'everyone-at-example', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } }] };
@@ -106,7 +107,14 @@ describe('LookerGateway props', () => {
   });
 
   test('listener ports that collide', () => {
-    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort and metricsPort must differ, got 443, 443, 8405/);
+    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort, readinessPort and metricsPort must differ, got 443, 443, 8081, 8405/);
+  });
+
+  test('fallback instance types of another architecture, or listed twice', () => {
+    expect(() => gateway({ fallbackInstanceTypes: [new ec2.InstanceType('m7i.large')] })).toThrow(
+      /fallbackInstanceTypes has m7i\.large \(x86_64\) but instanceType m7g\.medium is arm64: the group launches one AMI, so every type must have the same architecture\. Pick fallbacks of the same family, for example c7g\.medium for m7g\.medium\./,
+    );
+    expect(() => gateway({ instanceType: new ec2.InstanceType('c7g.medium'), fallbackInstanceTypes: [new ec2.InstanceType('c7g.medium')] })).toThrow(/instance type c7g\.medium is listed twice/);
   });
 
   test('a client CIDR that is not one', () => {
@@ -216,5 +224,40 @@ describe('app settings from context', () => {
     const template = Template.fromStack(stack);
     template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '3', MaxSize: '5' });
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internal' });
+  });
+});
+
+describe("the auth service environment and Lambda's 4 KB limit", () => {
+  /** `count` rules of the usual shape: one IdP group each, a role, a Looker group and a team attribute. */
+  function teamRules(count: number): MappingRuleSet {
+    return {
+      rules: Array.from({ length: count }, (_, i) => ({
+        name: `team-${i}-analysts`,
+        match: { groups: [`looker-team-${i}-analysts`] },
+        grant: { roles: ['Viewer', 'Explorer'], groups: [`Team ${i} Analysts`], attributes: { team: `team-${i}` } },
+      })),
+      attributeConflicts: AttributeConflictPolicy.JOIN,
+    };
+  }
+
+  test('a few dozen mapping rules fail at synth with the size, the largest variable and the fix', () => {
+    const stack = newEmptyStack();
+    gateway({ mappingRules: teamRules(36) }, stack);
+    expect(() => Template.fromStack(stack)).toThrow(
+      /the environment of function Test\/Gateway\/AuthService\/Function is \d{4,} bytes, over Lambda's 4096-byte limit for all variables together \(largest: LG_MAPPING_RULES \d+ bytes, .*\); the deploy would fail\. If it is the mapping rules: fewer, broader rules fit/,
+    );
+  });
+
+  test('a dozen rules fit; the size counted is at least that of the environment CloudFormation gets', () => {
+    const stack = newEmptyStack();
+    gateway({ mappingRules: teamRules(12) }, stack);
+    const functions = Template.fromStack(stack).findResources('AWS::Lambda::Function');
+    const auth = Object.values(functions).find((f) => JSON.stringify(f.Properties.Environment ?? {}).includes('LG_MAPPING_RULES'))!;
+    const variables = auth.Properties.Environment.Variables as Record<string, unknown>;
+    const { total } = environmentSize(variables);
+    expect(total).toBeLessThanOrEqual(LAMBDA_ENVIRONMENT_LIMIT_BYTES);
+    // Deploy-time values (secret ARNs) resolved to real-looking ARNs still fit in the size counted.
+    const resolved = Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? v : `arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:${'GatewayKeysSigningKeys'.padEnd(40, 'x')}-AbCdEf`]));
+    expect(Buffer.byteLength(JSON.stringify(resolved))).toBeLessThanOrEqual(total);
   });
 });

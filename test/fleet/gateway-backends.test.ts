@@ -1,14 +1,23 @@
 /**
- * Looker nodes failing and the RS256 variant, on the real haproxy 3.0. Stops stand-ins,
- * so it has a gateway of its own.
+ * Looker nodes failing and the RS256 variant, on the real haproxy 3.0, whose workers run
+ * as an unprivileged user as on instances. Stops stand-ins, so it has a gateway of its own.
  */
+import { chmodSync } from 'node:fs';
+import * as path from 'node:path';
 import { generateKeyPair, SignJWT } from 'jose';
+import { DECISIONS } from '../../lib/fleet/render-haproxy';
+import { REFRESH_COOKIE } from '../../lib/session-contract';
+import { nlbHealthCheck } from '../support/proxy-protocol';
 import { DEFAULT_CLAIMS, GatewayEnv, ISSUER, AUDIENCE, sessionCookies, startGatewayEnv } from './support/gateway-env';
 
 let env: GatewayEnv;
 
 beforeAll(async () => {
-  env = await startGatewayEnv({ algorithm: 'RS256', lookerNodes: 2 });
+  // Workers drop to nobody (instances use Debian's haproxy user) once the master has bound
+  // the listeners and read the files.
+  env = await startGatewayEnv({ algorithm: 'RS256', lookerNodes: 2, overrides: (base) => ({ ...base, process: { ...base.process, user: 'nobody', group: 'nogroup' } }) });
+  // Like /run/haproxy on an instance (RuntimeDirectory=, mode 0755), the workers may enter the runtime directory.
+  for (const dir of [env.dir, path.join(env.dir, 'run')]) chmodSync(dir, 0o755);
 });
 
 afterAll(async () => {
@@ -55,11 +64,30 @@ test('with one Looker node down, every request goes to the other; with all down,
   expect(new Set(nodes)).toEqual(new Set(['looker-2']));
 
   await env.looker[1].close();
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${env.ports.health}/`)).status === 503, 'the health listener to report no Looker server');
-  const health = await fetch(`http://127.0.0.1:${env.ports.health}/`);
-  expect(await health.json()).toEqual({ status: 'unavailable', reason: 'no Looker server is available' });
+  // Liveness is not availability: the load balancer's check stays 200 and says why Looker is not served.
+  await waitFor(async () => JSON.parse((await nlbHealthCheck({ port: env.ports.health })).body).looker === 'unavailable', 'the health listener to report no Looker server');
+  expect(await nlbHealthCheck({ port: env.ports.health })).toEqual({ status: 200, body: JSON.stringify({ status: 'ok', looker: 'unavailable', code: DECISIONS.lookerUnavailable }) });
   const response = await client.request('/dashboards/1', { headers: { cookie: sessionCookies(token) } });
   expect(response.status).toBe(503);
   expect(response.headers['retry-after']).toBe('5');
-  expect(response.json()).toEqual({ error: 'service_unavailable', reason: 'no Looker server is available', requestId: response.headers['x-request-id'] });
+  expect(response.json()).toEqual({ error: 'service_unavailable', code: DECISIONS.lookerUnavailable, reason: 'no Looker server is available', requestId: response.headers['x-request-id'] });
+  // Both are logged with the machine-readable decision the alarm's metric filter counts.
+  await waitFor(async () => env.logLines().some((l) => l.request_id === response.headers['x-request-id']), 'the access log line of the 503');
+  const lines = env.logLines();
+  expect(lines.find((l) => l.request_id === response.headers['x-request-id'])).toMatchObject({ status: 503, decision: DECISIONS.lookerUnavailable });
+  expect(lines.some((l) => l.frontend === 'nlb_health' && l.decision === DECISIONS.lookerUnavailable && l.route === 'health')).toBe(true);
+});
+
+test('workers run unprivileged and still refresh sessions inline through the relay socket', async () => {
+  const refresh = `refresh-${Date.now()}`;
+  const calls = env.auth.sessionCalls().length;
+  const response = await env.client().request('/dashboards/2', {
+    headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 }), refresh) },
+  });
+  // All Looker nodes are down by now (previous test): the refresh itself is what is checked.
+  expect(env.auth.sessionCalls().length).toBe(calls + 1);
+  expect(env.auth.sessionCalls()[calls].headers.cookie).toBe(`${REFRESH_COOKIE}=${refresh}`);
+  const gatewayLine = () => env.logLines().find((l) => l.request_id === response.headers['x-request-id'] && l.frontend === 'gateway');
+  await waitFor(async () => gatewayLine() !== undefined, 'the access log line of the refreshed request');
+  expect(gatewayLine()).toMatchObject({ refresh: 'refreshed', decision: DECISIONS.lookerUnavailable, user: 'user-123-refreshed' });
 });

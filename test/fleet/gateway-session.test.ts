@@ -10,6 +10,7 @@ import { GATEWAY_FILES } from '../../lib/fleet';
 import { LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
 import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
 import { GatewayClient } from './support/proxy-client';
+import { nlbHealthCheck } from '../support/proxy-protocol';
 
 let env: GatewayEnv;
 let client: GatewayClient;
@@ -461,10 +462,10 @@ describe('PROXY protocol and the access log', () => {
     for (const secret of [token, token.split('.')[2], refresh, 'looker-cookie-value', 'secret=query', String(refreshed.headers['set-cookie'])]) expect(output).not.toContain(secret);
   });
 
-  test('the health listener answers 200 while Looker has a server, metrics are served on the private listener', async () => {
-    const health = await fetch(`http://127.0.0.1:${env.ports.health}/`);
+  test('the health listener answers 200 to the NLB health check while Looker has a server, metrics are served on the private listener', async () => {
+    const health = await nlbHealthCheck({ port: env.ports.health });
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok' });
+    expect(JSON.parse(health.body)).toEqual({ status: 'ok', looker: 'available' });
     const metrics = await (await fetch(`http://127.0.0.1:${env.ports.metrics}/metrics`)).text();
     expect(metrics).toMatch(/^haproxy_backend_active_servers\{proxy="looker"\} 2$/m);
     expect((await fetch(`http://127.0.0.1:${env.ports.metrics}/stats;csv`)).status).toBe(200);

@@ -8,7 +8,7 @@ import { createPrivateKey, randomUUID } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { importJWK, SignJWT } from 'jose';
-import { parseGatewaySecret, SECRET_KINDS, SigningKeyEntry, SigningKeySetSecret } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeyEntry, SigningKeySetSecret } from '../../lib/key-material';
 import { KeySyncUnit, renderKeySyncUnit } from '../../lib/fleet/key-sync';
 import { renderSessionKeyFiles } from '../../lib/fleet/key-files';
 import { GATEWAY_FILES } from '../../lib/fleet/layout';
@@ -298,4 +298,46 @@ test('an unreachable Secrets Manager keeps the last good files', async () => {
   while ((await getWithSession(httpPort, SESSION_COOKIE, await signWith(newNext, 'grace'))) !== 200) await sleep(20);
   expect(await reloadCount(masterSocketHost)).toBe(2);
   expect(randomUUID()).toBeTruthy();
+});
+
+describe('a secret whose first rotation has not finished (a new stack)', () => {
+  let seedConfigInside: string;
+
+  beforeAll(() => {
+    // The seed CloudFormation writes before the first rotation, in a secret of its own.
+    const seeded = model.createSecret({ Name: `lg/seed-${Date.now()}`, SecretString: seedSecretValue(SECRET_KINDS.verificationKeys), Tags: [{ Key: SECRET_KIND_TAG, Value: SECRET_KINDS.verificationKeys }] }).ARN;
+    const config = unit.files.find((f) => f.path === configInside)!.content.replace(arns.verificationKeys, seeded).replace(/^FIRST_ROTATION_WAIT_SECONDS=.*$/m, "FIRST_ROTATION_WAIT_SECONDS='5'");
+    seedConfigInside = `${scratch.inside}/key-sync-seed.conf`;
+    writeFileSync(path.join(TRIXIE(), seedConfigInside), config, { mode: 0o640 });
+  });
+
+  test('a timer run fails at once and keeps the files (the next run tries again)', async () => {
+    const before = managedFiles();
+    const run = await runKeySync(scriptInside, seedConfigInside, awsEnv());
+    expect(run.code).toBe(1);
+    expect(run.lines).toHaveLength(1);
+    expect(run.lines[0]).toMatchObject({ outcome: 'error', keptPreviousFiles: true });
+    expect(String(run.lines[0].message)).toMatch(/the verification-keys secret \(arn:[^)]+\) has no current session key yet \(has its first rotation run\?\)$/);
+    expect(managedFiles()).toEqual(before);
+  });
+
+  test('the boot run waits with a bounded backoff, says what it waits for, and gives up at the limit', async () => {
+    const started = Date.now();
+    const run = await runKeySync(scriptInside, seedConfigInside, awsEnv(), ['--no-reload', '--wait-for-first-rotation']);
+    expect(run.code).toBe(1);
+    const waits = run.lines.filter((line) => line.outcome === 'waiting');
+    // 2 s first; each later wait at most doubles and never passes the 5 s limit (how many
+    // fit depends on how long the AWS CLI calls take on this machine).
+    expect(waits.length).toBeGreaterThanOrEqual(1);
+    expect(waits[0]).toMatchObject({ secret: 'verification-keys', waitedSeconds: 0, retryInSeconds: 2, waitLimitSeconds: 5 });
+    for (let i = 1; i < waits.length; i += 1) {
+      expect(Number(waits[i].retryInSeconds)).toBeLessThanOrEqual(2 * Number(waits[i - 1].retryInSeconds));
+      expect(Number(waits[i].waitedSeconds) + Number(waits[i].retryInSeconds)).toBeLessThanOrEqual(5);
+    }
+    expect(String(waits[0].message)).toMatch(/^waiting for the first rotation: the verification-keys secret \(arn:[^)]+\) has no current session key yet; next check in 2 s$/);
+    const last = run.lines[run.lines.length - 1];
+    expect(last).toMatchObject({ outcome: 'error' });
+    expect(String(last.message)).toMatch(/^gave up after \d+ s waiting for the first rotation: the verification-keys secret/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5000);
+  });
 });

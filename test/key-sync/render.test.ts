@@ -42,6 +42,7 @@ describe('renderKeySyncUnit', () => {
         "HAPROXY_CONFIG='/etc/haproxy/gateway/haproxy.cfg'",
         "RELOAD_COMMAND='systemctl try-reload-or-restart haproxy.service'",
         "HAPROXY_GROUP='haproxy'",
+        "FIRST_ROTATION_WAIT_SECONDS='480'",
         '',
       ].join('\n'),
     );
@@ -50,7 +51,18 @@ describe('renderKeySyncUnit', () => {
     expect(timer).toContain('RandomizedDelaySec=60s\n');
     const boot = file(unit, '/etc/systemd/system/lg-key-sync-boot.service');
     expect(boot).toContain('Before=haproxy.service\n');
-    expect(boot).toContain('ExecStart=/usr/local/sbin/lg-key-sync /etc/lg-key-sync/key-sync.conf --no-reload\n');
+    expect(boot).toContain('ExecStart=/usr/local/sbin/lg-key-sync /etc/lg-key-sync/key-sync.conf --no-reload --wait-for-first-rotation\n');
+    // Longer than the wait for the first rotations (480 s), shorter than the group's 15-minute signal timeout.
+    expect(boot).toContain('TimeoutStartSec=13min\n');
+    // systemd refuses a unit whose ReadWritePaths= entry is missing (226/NAMESPACE): the state
+    // directory is systemd's own, the config directory optional. test/constructs/user-data.test.ts
+    // starts these units under systemd 257.
+    for (const name of ['lg-key-sync.service', 'lg-key-sync-boot.service']) {
+      const service = file(unit, `/etc/systemd/system/${name}`);
+      expect(service).toContain('StateDirectory=lg-key-sync\n');
+      expect(service).toContain('ReadWritePaths=-/etc/haproxy/gateway\n');
+      expect(service).not.toMatch(/ReadWritePaths=[^\n]*\/var\/lib/);
+    }
     // The periodic service reloads haproxy, so it must not be ordered against it (the reload job would wait for it).
     expect(file(unit, '/etc/systemd/system/lg-key-sync.service')).not.toMatch(/haproxy\.service/);
     expect(unit.enableUnits).toEqual(['lg-key-sync-boot.service', 'lg-key-sync.timer']);

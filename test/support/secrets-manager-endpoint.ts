@@ -14,6 +14,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { SecretsManagerModel } from './secrets-manager-model';
+import { accessKeyIdOf } from './sigv4';
 
 export interface SecretsManagerEndpoint {
   /** `http://127.0.0.1:<port>` */
@@ -21,6 +22,8 @@ export interface SecretsManagerEndpoint {
   readonly port: number;
   /** Operations answered so far, in order (for example `DescribeSecret`). */
   readonly requests: string[];
+  /** Access key ids that signed those requests (SigV4 Authorization header), in the same order. */
+  readonly accessKeyIds: string[];
   close(): Promise<void>;
 }
 
@@ -70,6 +73,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 export async function startSecretsManagerEndpoint(model: SecretsManagerModel): Promise<SecretsManagerEndpoint> {
   const requests: string[] = [];
+  const accessKeyIds: string[] = [];
   const server: Server = createServer(async (req, res) => {
     const target = String(req.headers['x-amz-target'] ?? '');
     const operation = target.startsWith('secretsmanager.') ? target.slice('secretsmanager.'.length) : '';
@@ -86,6 +90,7 @@ export async function startSecretsManagerEndpoint(model: SecretsManagerModel): P
       return;
     }
     requests.push(operation);
+    accessKeyIds.push(accessKeyIdOf(req.headers.authorization));
     try {
       answer(res, 200, toWire(await OPERATIONS[operation](model, input)));
     } catch (error) {
@@ -106,6 +111,7 @@ export async function startSecretsManagerEndpoint(model: SecretsManagerModel): P
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
+    accessKeyIds,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

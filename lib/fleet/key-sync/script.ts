@@ -13,9 +13,13 @@ export const KEY_SYNC_SCRIPT = String.raw`#!/bin/bash
 # with "haproxy -c" and reloads HAProxy, only when a file changed. When anything fails
 # it keeps (restores) the last good files and does not reload. One JSON line per run.
 #
-#   lg-key-sync CONFIG_FILE [--no-reload]
+#   lg-key-sync CONFIG_FILE [--no-reload] [--wait-for-first-rotation]
 #
 # --no-reload is for the boot run, before haproxy starts (it reads the files itself).
+# --wait-for-first-rotation, also for the boot run: on a new stack the first rotations run
+# asynchronously after the secrets are created, so a secret may still hold its seed (no
+# current session key, no certificate). The run then waits with a bounded backoff (2 s
+# doubling to 30 s, FIRST_ROTATION_WAIT_SECONDS in all), logging what it waits for.
 # Exit status: 0 updated or unchanged, 1 failed (the JSON line says why), 2 bad usage.
 set -u -o pipefail
 umask 027
@@ -24,12 +28,24 @@ export LC_ALL=C
 export AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=3 AWS_PAGER=""
 
 if [ $# -lt 1 ]; then
-  echo '{"unit":"lg-key-sync","outcome":"error","message":"usage: lg-key-sync CONFIG_FILE [--no-reload]"}'
+  echo '{"unit":"lg-key-sync","outcome":"error","message":"usage: lg-key-sync CONFIG_FILE [--no-reload] [--wait-for-first-rotation]"}'
   exit 2
 fi
+ARGS="$*"
 CONFIG_FILE=$1
+shift
 RELOAD=yes
-if [ $# -ge 2 ] && [ "$2" = "--no-reload" ]; then RELOAD=no; fi
+WAIT_FOR_FIRST_ROTATION=no
+for option in "$@"; do
+  case $option in
+    --no-reload) RELOAD=no ;;
+    --wait-for-first-rotation) WAIT_FOR_FIRST_ROTATION=yes ;;
+    *)
+      echo '{"unit":"lg-key-sync","outcome":"error","message":"unknown option (expected --no-reload or --wait-for-first-rotation)"}'
+      exit 2
+      ;;
+  esac
+done
 
 SECRETS="verification-keys backend-client-certificate frontend-certificate"
 SLOTS="previous current next"
@@ -81,6 +97,7 @@ if ! [ -r "$CONFIG_FILE" ]; then
   echo '{"unit":"lg-key-sync","outcome":"error","message":"cannot read the config file"}'
   exit 2
 fi
+FIRST_ROTATION_WAIT_SECONDS=480
 . "$CONFIG_FILE"
 for name in REGION CONFIG_DIR STATE_DIR VERIFICATION_KEYS_SECRET_ARN BACKEND_CLIENT_CERTIFICATE_SECRET_ARN FRONTEND_CERTIFICATE_SECRET_ARN HAPROXY_BIN HAPROXY_CONFIG RELOAD_COMMAND HAPROXY_GROUP; do
   eval "value=\"\$$name\""
@@ -152,6 +169,40 @@ files_present() {
 
 with_final_newline='if endswith("\n") then . else . + "\n" end'
 
+# What the first rotation writes, whatever the seed before it looks like: a current key in the
+# verification set, a certificate in a certificate secret (false for anything else, JSON or not).
+has_current_key() {
+  jq -e 'try ([.keys[]? | select(type == "object" and .status == "current")] | length > 0) catch false' "$1" >/dev/null 2>&1
+}
+
+has_certificate() {
+  jq -e 'try (.certificatePem | type == "string" and length > 0) catch false' "$1" >/dev/null 2>&1
+}
+
+not_yet_rotated() {
+  # $1 secret, $2 what is missing. Waits (boot run) or fails (timer runs try again later).
+  if [ "$WAIT_FOR_FIRST_ROTATION" != yes ]; then fail "$2 (has its first rotation run?)"; fi
+  now=$(date +%s)
+  # Set by the previous attempt (re-executed below); absent on the first.
+  started=$(printenv LG_KEY_SYNC_WAIT_STARTED || echo "$now")
+  delay=$(printenv LG_KEY_SYNC_NEXT_DELAY || echo 2)
+  waited=$((now - started))
+  remaining=$((FIRST_ROTATION_WAIT_SECONDS - waited))
+  if [ "$remaining" -le 0 ]; then
+    fail "gave up after $waited s waiting for the first rotation: $2. Check the rotation of the $1 secret (rotation log group) and start the instance again."
+  fi
+  if [ "$delay" -gt "$remaining" ]; then delay=$remaining; fi
+  log_line waiting "waiting for the first rotation: $2; next check in $delay s" \
+    "$(jq -cn --arg s "$1" --argjson w "$waited" --argjson d "$delay" --argjson l "$FIRST_ROTATION_WAIT_SECONDS" '{secret: $s, waitedSeconds: $w, retryInSeconds: $d, waitLimitSeconds: $l}')"
+  restore_previous_files
+  cleanup
+  exec 9>&-
+  sleep "$delay"
+  next=$((delay * 2))
+  if [ "$next" -gt 30 ]; then next=30; fi
+  LG_KEY_SYNC_WAIT_STARTED=$started LG_KEY_SYNC_NEXT_DELAY=$next exec "$0" $ARGS
+}
+
 render_verification_keys() {
   doc="$WORK/secrets/verification-keys.json"
   jq -e '.kind == "session-verification-keys" and .version == 1' "$doc" >/dev/null \
@@ -209,8 +260,13 @@ for secret in $SECRETS; do
   VERSIONS=$(jq -c --arg k "$secret" --arg v "$version" '. + {($k): $v}' <<< "$VERSIONS")
   if [ "$version" = "$(synced_version "$secret")" ] && files_present "$secret"; then continue; fi
   # 2. Fetch exactly that version and render its files in the work area.
-  aws_sm get-secret-value --secret-id "$arn" --version-id "$version" | jq -e '.SecretString | fromjson' > "$WORK/secrets/$secret.json" \
+  aws_sm get-secret-value --secret-id "$arn" --version-id "$version" | jq -er '.SecretString' > "$WORK/secrets/$secret.json" \
     || fail "cannot read version $version of the $secret secret ($arn): $(aws_error)"
+  case $secret in
+    verification-keys) has_current_key "$WORK/secrets/$secret.json" || not_yet_rotated "$secret" "the $secret secret ($arn) has no current session key yet" ;;
+    *) has_certificate "$WORK/secrets/$secret.json" || not_yet_rotated "$secret" "the $secret secret ($arn) holds no certificate yet" ;;
+  esac
+  jq -e . "$WORK/secrets/$secret.json" >/dev/null 2>&1 || fail "the $secret secret ($arn) is not a JSON document"
   FETCHED="$FETCHED $secret"
   case $secret in
     verification-keys) render_verification_keys ;;

@@ -9,23 +9,9 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
+import { proxyV2Header } from '../../support/proxy-protocol';
 
-const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-
-/** A PROXY protocol v2 header for a TCP/IPv4 connection from `source` to `destination`. */
-export function proxyV2Header(source: { address: string; port: number }, destination: { address: string; port: number }): Buffer {
-  const header = Buffer.alloc(16 + 12);
-  PROXY_V2_SIGNATURE.copy(header, 0);
-  header[12] = 0x21; // version 2, command PROXY
-  header[13] = 0x11; // AF_INET, STREAM
-  header.writeUInt16BE(12, 14);
-  const octets = (address: string) => address.split('.').map(Number);
-  Buffer.from(octets(source.address)).copy(header, 16);
-  Buffer.from(octets(destination.address)).copy(header, 20);
-  header.writeUInt16BE(source.port, 24);
-  header.writeUInt16BE(destination.port, 26);
-  return header;
-}
+export { proxyV2Header };
 
 export interface ClientIdentity {
   /** Client certificate, PEM. */
