@@ -238,7 +238,16 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       alarmDescription: 'Many inline refreshes failed in 5 minutes: users are sent back to the login page.',
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Logins and refreshes', left: [logins, loginFailures, refreshFailures], width: 24 }));
+    // One refusal is enough to act on: every sign-in and refresh fails until the credential matches the IdP's again.
+    const clientAuthFailures = this.filterMetric('IdpClientAuthFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.reason} = "${AUDIT_EVENTS.idpClientAuthFailed}" }`);
+    this.alarm('IdpClientAuthFailed', clientAuthFailures, {
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      alarmDescription:
+        'The IdP refused the auth service\'s client credential (invalid_client): no one can sign in or refresh. Put the client secret (or key) registered at the IdP into its Secrets Manager secret, and check tokenEndpointAuthMethod.',
+    });
+    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Logins and refreshes', left: [logins, loginFailures, refreshFailures, clientAuthFailures], width: 24 }));
   }
 
   private addQueries(): void {

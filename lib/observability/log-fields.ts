@@ -52,4 +52,6 @@ export const AUDIT_EVENTS = {
   login: 'login',
   refresh: 'refresh',
   success: 'success',
+  /** The reason audited when the IdP refuses the auth service's client credential (`invalid_client`). */
+  idpClientAuthFailed: 'idp-client-auth-failed',
 } as const;
