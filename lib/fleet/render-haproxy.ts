@@ -443,16 +443,20 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   ).add(
     'http-request set-var(txn.path_unusual) bool(1) if { path -m sub % /. // ; \\\\ }',
     'acl path_is_unusual var(txn.path_unusual) -m bool',
-    'http-request normalize-uri percent-decode-unreserved if path_is_unusual',
-    'http-request normalize-uri percent-to-uppercase if path_is_unusual',
-    'http-request normalize-uri path-strip-dot if path_is_unusual',
-    'http-request normalize-uri path-strip-dotdot full if path_is_unusual',
-    'http-request normalize-uri path-merge-slashes if path_is_unusual',
     'acl path_has_bad_escape path -m reg %(?![0-9A-Fa-f]{2})',
     'acl path_has_encoded_separator path -m sub -i %2F %5C %25 %00 %C0 %C1',
     'acl path_has_parameters path -m sub ; \\\\',
   );
   refuse(f, 400, 'bad_request', DECISIONS.badRequest, AMBIGUOUS_PATH_REASONS.badEscape, 'path_is_unusual path_has_bad_escape');
+  // `strict` because HAProxy 3.0.11 ignores these two normalizers when they have a condition
+  // but no `strict` (measured); bad escapes were refused just above, so strict never fires.
+  f.add(
+    'http-request normalize-uri percent-decode-unreserved strict if path_is_unusual',
+    'http-request normalize-uri percent-to-uppercase strict if path_is_unusual',
+    'http-request normalize-uri path-strip-dot if path_is_unusual',
+    'http-request normalize-uri path-strip-dotdot full if path_is_unusual',
+    'http-request normalize-uri path-merge-slashes if path_is_unusual',
+  );
   refuse(f, 400, 'bad_request', DECISIONS.badRequest, AMBIGUOUS_PATH_REASONS.encodedSeparator, 'path_is_unusual path_has_encoded_separator');
   refuse(f, 400, 'bad_request', DECISIONS.badRequest, AMBIGUOUS_PATH_REASONS.parameters, 'path_is_unusual path_has_parameters');
 

@@ -2,8 +2,7 @@
  * The session check on the real haproxy 3.0: cookie -> JWT -> identity headers, every way a
  * session can be wrong, inline refresh with single flight, and the access log.
  */
-import { createHmac, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { createConnection } from 'node:net';
 import * as path from 'node:path';
 import { GATEWAY_FILES } from '../../lib/fleet';
@@ -46,18 +45,6 @@ async function refreshableSession(expiresIn: number): Promise<{ token: string; r
 
 function base64url(value: string | Buffer): string {
   return Buffer.from(value).toString('base64url');
-}
-
-function payloadOf(token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
-}
-
-async function expectDenied(token: string, reason: RegExp): Promise<void> {
-  const before = env.looker.reduce((n, node) => n + node.requests.length, 0);
-  const response = await client.request('/api/internal/session', { headers: { ...xhr, cookie: sessionCookies(token) } });
-  expect(response.status).toBe(401);
-  expect(response.json()).toEqual({ error: 'unauthorized', reason: expect.stringMatching(reason), requestId: response.headers['x-request-id'] });
-  expect(env.looker.reduce((n, node) => n + node.requests.length, 0)).toBe(before);
 }
 
 describe('a valid session', () => {
@@ -213,60 +200,7 @@ describe('no session', () => {
   });
 });
 
-describe('a session that is not valid', () => {
-  test('expired, without a refresh cookie', async () => {
-    await expectDenied(await env.mint(DEFAULT_CLAIMS, { expiresIn: -60 }), /expired/);
-  });
-  test('not yet valid', async () => {
-    await expectDenied(await env.mint(DEFAULT_CLAIMS, { notBeforeIn: 300 }), /not valid yet/);
-  });
-  test('wrong issuer', async () => {
-    await expectDenied(await env.mint(DEFAULT_CLAIMS, { issuer: 'https://evil.test/oauth2' }), /issuer or audience/);
-  });
-  test('wrong audience', async () => {
-    await expectDenied(await env.mint(DEFAULT_CLAIMS, { audience: 'someone-else' }), /issuer or audience/);
-  });
-  test('signed by an unknown key', async () => {
-    await expectDenied(await env.mint(DEFAULT_CLAIMS, { key: env.keys.unknown }), /unknown key/);
-  });
-  test('no kid at all', async () => {
-    await expectDenied(await env.mint(DEFAULT_CLAIMS, { omitKid: true }), /signature is invalid/);
-  });
-  test('a bad signature under a known kid', async () => {
-    const forged = await env.mint({ ...DEFAULT_CLAIMS, sub: 'admin' }, { key: { ...env.keys.unknown, kid: env.keys.current.kid } });
-    await expectDenied(forged, /signature is invalid/);
-    const good = await env.mint();
-    const [h, , s] = good.split('.');
-    const tampered = `${h}.${base64url(JSON.stringify({ ...payloadOf(good), sub: 'admin' }))}.${s}`;
-    await expectDenied(tampered, /signature is invalid/);
-  });
-  test('alg "none"', async () => {
-    const now = Math.floor(Date.now() / 1000);
-    const header = base64url(JSON.stringify({ alg: 'none', typ: 'JWT', kid: env.keys.current.kid }));
-    const payload = base64url(JSON.stringify({ ...DEFAULT_CLAIMS, iss: 'https://gateway.test/oauth2', aud: 'looker-gateway', nbf: now - 5, exp: now + 600 }));
-    await expectDenied(`${header}.${payload}.`, /signature is invalid/);
-  });
-  test('HS256 signed with the public key file as the HMAC secret', async () => {
-    const now = Math.floor(Date.now() / 1000);
-    const publicPem = readFileSync(path.join(env.dir, GATEWAY_FILES.sessionKey('current')));
-    const header = base64url(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: env.keys.current.kid }));
-    const payload = base64url(JSON.stringify({ ...DEFAULT_CLAIMS, iss: 'https://gateway.test/oauth2', aud: 'looker-gateway', nbf: now - 5, exp: now + 600 }));
-    const signature = createHmac('sha256', publicPem).update(`${header}.${payload}`).digest('base64url');
-    await expectDenied(`${header}.${payload}.${signature}`, /signature is invalid/);
-  });
-  test('garbage, oversized and duplicated session cookies', async () => {
-    await expectDenied('this-is-not-a-jwt-at-all', /signature is invalid/);
-    await expectDenied('a.b.c', /too short or too long/);
-    const token = await env.mint();
-    await expectDenied(`${token}${'A'.repeat(4200)}`, /too short or too long/);
-    const duplicated = await client.request('/', { headers: { ...xhr, cookie: `${SESSION_COOKIE}=${token}; ${SESSION_COOKIE}=${token}` } });
-    expect(duplicated.status).toBe(401);
-    expect(duplicated.json().reason).toBe('more than one session cookie');
-    const twoLines = await client.request('/', { rawHeaders: ['x-requested-with', 'XMLHttpRequest', 'cookie', `${SESSION_COOKIE}=${token}`, 'cookie', 'other=1'] });
-    expect(twoLines.status).toBe(400);
-    expect(twoLines.json().reason).toBe('more than one Cookie header line');
-  });
-});
+// Every way a token can be forged or wrong is in the corpus of token-forgeries.test.ts.
 
 describe('inline refresh', () => {
   test('an expired session with a refresh cookie is refreshed inline for a navigation', async () => {

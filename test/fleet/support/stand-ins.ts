@@ -97,7 +97,11 @@ export async function startLookerStandIn(name: string, tls: ServerTls, port = 0)
       body,
     };
     requests.push(echoed);
-    response.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'looker_own=from-looker; Path=/; Secure' }).end(JSON.stringify(echoed));
+    // A test can ask for the caching headers a real Looker page or asset would carry.
+    const cacheControl = request.headers['x-test-cache-control'];
+    response
+      .writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'looker_own=from-looker; Path=/; Secure', ...(cacheControl ? { 'cache-control': String(cacheControl), vary: 'Accept-Encoding' } : {}) })
+      .end(JSON.stringify(echoed));
   });
   server.on('upgrade', (request: IncomingMessage, socket: Socket) => {
     const key = String(request.headers['sec-websocket-key'] ?? '');
