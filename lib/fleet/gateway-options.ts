@@ -123,13 +123,6 @@ export interface RevocationOptions {
    * @default 5
    */
   readonly pollSeconds?: number;
-  /**
-   * Close websockets (and other upgraded tunnels) of a revoked session when the poll
-   * finds it, through the admin socket. Off: a tunnel lives until it is idle for
-   * `looker.timeoutSeconds` or either side closes it.
-   * @default true
-   */
-  readonly closeTunnels?: boolean;
 }
 
 export interface AuthServiceOptions {
@@ -295,6 +288,6 @@ export interface GatewayConfigOptions {
   readonly process?: ProcessOptions;
   /** @default - no material: the files are named in the config but not rendered */
   readonly material?: GatewayMaterial;
-  /** Session revocation (logout) on every instance without reload. @default - poll every 5 s, close revoked tunnels */
+  /** Session revocation (logout) on every instance without reload. @default - poll every 5 s */
   readonly revocation?: RevocationOptions;
 }

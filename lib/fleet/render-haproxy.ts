@@ -24,7 +24,7 @@ import { SIGNING_KEY_STATUSES } from '../key-material';
 import { GATEWAY_FILES } from './layout';
 import { LogDestination } from './gateway-options';
 import { AMBIGUOUS_PATH_REASONS } from './paths';
-import { MAX_REFRESH_SET_COOKIES, REFRESH_ACTION, REFRESH_JOINS_FETCH, REFRESH_RESULTS, REFRESH_VARS, TRACK_TUNNEL_ACTION } from './render-lua';
+import { MAX_REFRESH_SET_COOKIES, REFRESH_ACTION, REFRESH_JOINS_FETCH, REFRESH_RESULTS, REFRESH_VARS } from './render-lua';
 import { ResolvedGatewayOptions } from './validate';
 
 /** Files of this renderer that lib/fleet/layout.ts does not list (they never change at run time). */
@@ -594,11 +594,6 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `http-request add-header ${HEADERS.assertion} %[var(${REFRESH_VARS.assertion})] if session_valid assertion_valid`,
     `http-request add-header ${HEADERS.authMethod} ${AUTH_METHODS.session} if session_valid`,
   );
-  if (o.revocation.closeTunnels) {
-    f.note('A tunnel (websocket) outlives this request: remember it, so that a revocation can close it.').add(
-      `http-request lua.${TRACK_TUNNEL_ACTION} if session_valid { req.hdr(upgrade) -m found }`,
-    );
-  }
   f.note('No Looker node up: say so in JSON rather than queueing.').add(
     `http-request set-var-fmt(txn.reason) "${NO_LOOKER_SERVER_REASON}" if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
     `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string ${jsonError('service_unavailable', '%[var(txn.reason)]')} if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,

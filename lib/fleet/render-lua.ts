@@ -31,8 +31,6 @@ export const REFRESH_VARS = {
   assertion: 'txn.assertion_token',
   /** Out: `txn.refresh_set_cookie_<n>`, n = 1..MAX_REFRESH_SET_COOKIES. */
   setCookiePrefix: 'txn.refresh_set_cookie_',
-  /** In (tunnel tracking): the session id of the request. */
-  sessionId: 'txn.session_sid',
 } as const;
 
 /** Values of {@link REFRESH_VARS.result}. */
@@ -49,13 +47,10 @@ export const REFRESH_RESULTS = {
 export const REFRESH_ACTION = 'lg_refresh_session';
 /** Sample fetch `lua.<name>`: true when a refresh for this cookie is running or its outcome is still reused. */
 export const REFRESH_JOINS_FETCH = 'lg_refresh_joins_flight';
-/** `http-request lua.<name>`: remember an upgraded tunnel (websocket) of a session, so a revocation can close it. */
-export const TRACK_TUNNEL_ACTION = 'lg_track_tunnel';
 
 /** Events the Lua code writes to the log (one JSON object per line, field `event`). */
 export const LUA_LOG_EVENTS = {
   revocationPoll: 'revocation-poll',
-  tunnelClosed: 'tunnel-closed',
 } as const;
 
 export interface GatewayLuaOptions {
@@ -67,14 +62,7 @@ export interface GatewayLuaOptions {
   /** Absolute path of the revoked-session map (as haproxy.cfg names it). */
   readonly revokedSessionMap: string;
   readonly revocationPollSeconds: number;
-  /** `unix@/path` of the admin socket, when revoked sessions' tunnels are closed. */
-  readonly adminSocketAddress?: string;
-  /** Name of the public frontend (tunnels are looked for there). */
-  readonly frontendName: string;
 }
-
-/** Most tunnels remembered for closing; beyond it the oldest is forgotten. */
-export const MAX_TRACKED_TUNNELS = 10_000;
 
 function luaString(value: string): string {
   return JSON.stringify(value);
@@ -336,10 +324,8 @@ local function forget_expired(now)
   end
 end
 
-local close_tunnels_of -- defined below when tunnels are closed
-
 local function apply_revocations(list, now)
-  local added, removed, newly = 0, 0, {}
+  local added, removed = 0, 0
   for sid in pairs(revoked) do
     if list[sid] == nil or list[sid] <= now then
       core.del_map(REVOKED_MAP, sid)
@@ -349,31 +335,27 @@ local function apply_revocations(list, now)
   end
   for sid, until_seconds in pairs(list) do
     if until_seconds > now and revoked[sid] ~= until_seconds then
-      if revoked[sid] == nil then
-        added = added + 1
-        newly[#newly + 1] = sid
-      end
+      if revoked[sid] == nil then added = added + 1 end
       core.set_map(REVOKED_MAP, sid, tostring(until_seconds))
       revoked[sid] = until_seconds
     end
   end
-  return added, removed, newly
+  return added, removed
 end
 
--- A plain HTTP/1.0 GET on the relay socket (not core.httpclient, whose internal proxy would
--- write a log line for every poll); HTTP/1.0, so the answer is never chunked.
+-- core.httpclient, not a Lua socket: a socket's receive never returns once an answer spans
+-- more than one buffer (measured on 3.0.11: 22 kB arrived, 45 kB hung the task), while the
+-- HTTP client read a 379 kB list. Its internal proxy writes one (non-JSON) log line per poll.
 local function relay_get(path, request_id)
-  local socket = core.tcp()
-  socket:settimeout(TIMEOUT_MS / 1000)
-  local connected, problem = socket:connect(RELAY_ADDRESS)
-  if not connected then return 0, nil, "cannot reach the relay socket: " .. tostring(problem) end
-  socket:send("GET " .. path .. " HTTP/1.0\\r\\nHost: auth-service-relay\\r\\nAccept: application/json\\r\\n" .. REQUEST_ID_HEADER .. ": " .. request_id .. "\\r\\n\\r\\n")
-  local answer = socket:receive("*a")
-  socket:close()
-  local status = tonumber(string.match(answer or "", "^HTTP/1%.%d (%d%d%d)"))
-  if status == nil then return 0, nil, "no HTTP answer from the relay socket" end
-  local body_start = string.find(answer, "\\r\\n\\r\\n", 1, true)
-  return status, body_start and string.sub(answer, body_start + 4) or ""
+  local client = core.httpclient()
+  local response = client:get{
+    url = "http://auth-service-relay" .. path,
+    dst = RELAY_ADDRESS,
+    headers = { [REQUEST_ID_HEADER] = { request_id }, ["accept"] = { "application/json" } },
+    timeout = TIMEOUT_MS,
+  }
+  if response == nil or response.status == nil or response.status == 0 then return 0, nil, "no answer from the relay socket" end
+  return response.status, response.body or ""
 end
 
 local function poll_revocations()
@@ -386,13 +368,12 @@ local function poll_revocations()
   end
   local list, skipped = parse_revocations(body)
   if list == nil then return false, skipped, status, request_id end
-  local added, removed, newly = apply_revocations(list, now)
+  local added, removed = apply_revocations(list, now)
   local total = 0
   for _ in pairs(revoked) do total = total + 1 end
   if added > 0 or removed > 0 or skipped > 0 then
     log_event(core.info, { { "event", ${luaString(LUA_LOG_EVENTS.revocationPoll)} }, { "outcome", "changed" }, { "revoked", total }, { "added", added }, { "removed", removed }, { "skipped", skipped }, { "request_id", request_id } })
   end
-  if #newly > 0 and close_tunnels_of ~= nil then close_tunnels_of(newly) end
   return true
 end
 
@@ -408,107 +389,5 @@ core.register_task(function()
     core.msleep(POLL_MS)
   end
 end)
-${options.adminSocketAddress ? renderTunnelClosing(options.adminSocketAddress, options.frontendName) : ''}`;
-}
-
-/**
- * Tunnels (websockets) outlive the request that opened them: no rule runs once a
- * connection is upgraded. haproxy.cfg has the action below remember the client address
- * and port of each tunnel a session opens; when a poll finds that session revoked, the
- * task lists this process's streams on the admin socket (`show sess`) and shuts down the
- * ones from that address and port that are at least as old as the tunnel.
- */
-function renderTunnelClosing(adminSocketAddress: string, frontendName: string): string {
-  return `
-----------------------------------------------------------------------------------------
--- Closing the tunnels of revoked sessions.
-
-local ADMIN_SOCKET = ${luaString(adminSocketAddress)}
-local FRONTEND = ${luaString(frontendName)}
-local MAX_TUNNELS = ${MAX_TRACKED_TUNNELS}
--- A stream younger than its tunnel (minus this slack) reused the port: not the tunnel.
-local AGE_SLACK_SECONDS = 2
-
-local tunnels = {} -- sid -> { ["address:port"] = opened_at }
-local tunnel_count = 0
-
-local function forget_oldest_tunnel()
-  local oldest_sid, oldest_client, oldest_at
-  for sid, clients in pairs(tunnels) do
-    for client, opened_at in pairs(clients) do
-      if oldest_at == nil or opened_at < oldest_at then oldest_sid, oldest_client, oldest_at = sid, client, opened_at end
-    end
-  end
-  if oldest_sid == nil then return end
-  tunnels[oldest_sid][oldest_client] = nil
-  if next(tunnels[oldest_sid]) == nil then tunnels[oldest_sid] = nil end
-  tunnel_count = tunnel_count - 1
-end
-
-core.register_action(${luaString(TRACK_TUNNEL_ACTION)}, { "http-req" }, function(txn)
-  local sid = txn:get_var(${luaString(REFRESH_VARS.sessionId)})
-  local address, port = txn.f:src(), txn.f:src_port()
-  if sid == nil or address == nil or port == nil then return end
-  local client = tostring(address) .. ":" .. tostring(port)
-  tunnels[sid] = tunnels[sid] or {}
-  if tunnels[sid][client] == nil then
-    if tunnel_count >= MAX_TUNNELS then forget_oldest_tunnel() end
-    tunnel_count = tunnel_count + 1
-  end
-  tunnels[sid][client] = now_seconds()
-end, 0)
-
--- HAProxy prints ages as 1d2h, 3h4m, 5m6s or 7s.
-local function age_seconds(text)
-  local total = 0
-  for amount, unit in string.gmatch(text or "", "(%d+)([dhms])") do
-    total = total + tonumber(amount) * ({ d = 86400, h = 3600, m = 60, s = 1 })[unit]
-  end
-  return total
-end
-
-local function admin_command(command)
-  local socket = core.tcp()
-  socket:settimeout(TIMEOUT_MS / 1000)
-  local connected, problem = socket:connect(ADMIN_SOCKET)
-  if not connected then return nil, "cannot reach the admin socket: " .. tostring(problem) end
-  socket:send(command .. "\\n")
-  local answer = socket:receive("*a")
-  socket:close()
-  return answer or ""
-end
-
-close_tunnels_of = function(sids)
-  local wanted, count = {}, 0
-  local now = now_seconds()
-  for _, sid in ipairs(sids) do
-    for client, opened_at in pairs(tunnels[sid] or {}) do
-      wanted[client] = { sid = sid, opened_at = opened_at }
-      count = count + 1
-    end
-  end
-  if count == 0 then return end
-  local streams, problem = admin_command("show sess")
-  if streams == nil then
-    log_event(core.warning, { { "event", ${luaString(LUA_LOG_EVENTS.tunnelClosed)} }, { "outcome", "failure" }, { "reason", problem } })
-    return
-  end
-  local doomed = {}
-  for line in string.gmatch(streams, "[^\\n]+") do
-    local id, client, frontend, age = string.match(line, "^(0x%x+):.- src=(%S+) fe=(%S+) .- age=(%S+)")
-    local tunnel = client and wanted[string.gsub(client, "^%[(.*)%]:", "%1:")]
-    if tunnel and frontend == FRONTEND and age_seconds(age) + AGE_SLACK_SECONDS >= now - tunnel.opened_at then
-      doomed[#doomed + 1] = { id = id, sid = tunnel.sid }
-    end
-  end
-  for _, stream in ipairs(doomed) do
-    admin_command("shutdown session " .. stream.id)
-    log_event(core.info, { { "event", ${luaString(LUA_LOG_EVENTS.tunnelClosed)} }, { "outcome", "closed" }, { "session_id", stream.sid } })
-  end
-  for _, sid in ipairs(sids) do
-    for _ in pairs(tunnels[sid] or {}) do tunnel_count = tunnel_count - 1 end
-    tunnels[sid] = nil
-  end
-end
 `;
 }

@@ -9,7 +9,6 @@ import { GatewayConfigOptions } from './gateway-options';
 import { renderSessionKeyFiles } from './key-files';
 import {
   ERROR_STATUSES,
-  PROXY_NAMES,
   RENDERED_FILES,
   adminSocket,
   refreshRelaySocket,
@@ -99,8 +98,6 @@ export function renderGatewayConfig(options: GatewayConfigOptions): RenderedGate
         maxTrackedRefreshes: o.refresh.maxTrackedRefreshes,
         revokedSessionMap: path.posix.join(o.configDir, RENDERED_FILES.revokedSessionMap),
         revocationPollSeconds: o.revocation.pollSeconds,
-        adminSocketAddress: o.revocation.closeTunnels ? `unix@${adminSocket(o.runtimeDir)}` : undefined,
-        frontendName: PROXY_NAMES.gateway,
       }),
       mode: PUBLIC,
     },

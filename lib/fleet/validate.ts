@@ -91,7 +91,7 @@ export interface ResolvedGatewayOptions {
   readonly logging: { destination: LogDestination; target: string; facility: string };
   readonly process: { nbthread: number; maxconn: number | undefined };
   readonly material: GatewayMaterial;
-  readonly revocation: { pollSeconds: number; closeTunnels: boolean };
+  readonly revocation: { pollSeconds: number };
 }
 
 /** RFC 7230 `token`: the characters a header name may hold. */
@@ -413,7 +413,6 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     material,
     revocation: {
       pollSeconds: integerIn('revocation.pollSeconds', options.revocation?.pollSeconds, DEFAULT_REVOCATION_POLL_SECONDS, 1, 300, ' of seconds'),
-      closeTunnels: options.revocation?.closeTunnels ?? true,
     },
   };
 }

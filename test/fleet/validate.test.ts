@@ -35,7 +35,7 @@ test('the minimal options are valid and get the documented defaults', () => {
     metrics: { bindAddress: '127.0.0.1', port: 8405 },
     session: { algorithm: 'ES256', clockSkewSeconds: 30, refreshWindowSeconds: 60, userClaim: UserClaim.SUBJECT, verificationCache: true, maxTokenBytes: 4096 },
     refresh: { timeoutSeconds: 3, graceSeconds: 5, maxExpiredSeconds: 1800, perClientAddressPerMinute: 300, perSessionPerMinute: 3, maxTrackedRefreshes: 10_000 },
-    revocation: { pollSeconds: 5, closeTunnels: true },
+    revocation: { pollSeconds: 5 },
     authService: { port: 443, serverName: 'abc123.execute-api.eu-west-1.amazonaws.com', pathPrefix: '' },
     looker: { servers: [{ address: '10.0.2.10', port: 9999 }], healthCheckPath: '/alive', timeoutSeconds: 3600 },
     authRateLimit: { requestsPerPeriod: 60, periodSeconds: 10 },
