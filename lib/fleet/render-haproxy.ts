@@ -377,6 +377,22 @@ function pathPrefixAcl(name: string, prefixes: readonly string[]): string[] {
   return [`acl ${name} path_beg ${starts.join(' ')}`, ...(closed.length > 0 ? [`acl ${name} path ${closed.join(' ')}`] : [])];
 }
 
+/**
+ * The Cookie header Looker receives: the client's, without the gateway's cookies. HAProxy
+ * reads a cookie after "," as well as ";" and skips spaces and tabs around its name and
+ * before "=", so the strip takes out every spelling it could have read, and more (any case,
+ * any whitespace): no cookie read as the session can reach Looker. Two Cookie lines were
+ * refused earlier, so there is at most one here (none: no variable, no header).
+ */
+function upstreamCookieRules(condition: string): string[] {
+  const gatewayCookies = `(${GATEWAY_COOKIES.map(escapeRegex).join('|')})`;
+  return [
+    `http-request set-var(txn.upstream_cookie) "req.fhdr(cookie),regsub('(^|[;,])[[:space:]]*${gatewayCookies}[[:space:]]*=[^;,]*','',ig),regsub('^[;,[:space:]]+','')" if ${condition}`,
+    `http-request del-header Cookie if ${condition}`,
+    `http-request add-header Cookie %[var(txn.upstream_cookie)] if ${condition} { var(txn.upstream_cookie) -m len 1:100000 }`,
+  ];
+}
+
 /** Sets the decision and reason, then answers `status` with a JSON error body, all under `condition`. */
 function refuse(f: Section, status: number, error: string, decision: string, reason: string, condition: string): void {
   f.add(
@@ -478,12 +494,8 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     'http-request allow if is_auth_route',
   );
 
-  // HAProxy reads a cookie after "," as well as ";", skips spaces and tabs around its name and
-  // before "=": the strip must take out every spelling the reads could see (and more: any
-  // case, any whitespace), or a token read as the session could reach Looker.
-  const gatewayCookies = `(${GATEWAY_COOKIES.map(escapeRegex).join('|')})`;
   f.note(
-    `4. Take the gateway's cookies out of the request: they are read into variables here and\nnever reach Looker, while Looker's own cookies pass untouched. The strip removes every\nspelling HAProxy's cookie reader accepts (after "," or ";", spaces or tabs around the name)\nand more (any case, any whitespace), so no cookie read here can reach Looker.`,
+    `4. The gateway's cookies: read into variables here, and taken out of the Cookie header that\nLooker receives just before a request is let through (below), while Looker's own cookies\npass untouched. The refresh cookie is only read when a refresh is due (each cookie read\nwalks the whole header).`,
   ).add(
     `http-request set-var(txn.session_cookie_count) req.cook_cnt(${SESSION_COOKIE})`,
     // Each req.cook walks the whole Cookie header: read each cookie once, then check the
@@ -492,12 +504,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `http-request unset-var(txn.session_token) if !{ var(txn.session_token) -m len 16:${s.maxTokenBytes} }`,
     `http-request set-var(${REFRESH_VARS.assertion}) req.cook(${ASSERTION_COOKIE})`,
     `http-request unset-var(${REFRESH_VARS.assertion}) if !{ var(${REFRESH_VARS.assertion}) -m len 16:${s.maxTokenBytes} }`,
-    `http-request set-var(${REFRESH_VARS.cookie}) req.cook(${REFRESH_COOKIE}) if { req.cook_cnt(${REFRESH_COOKIE}) -m int eq 1 }`,
-    `http-request unset-var(${REFRESH_VARS.cookie}) if !{ var(${REFRESH_VARS.cookie}) -m len 16:8192 }`,
-    // Two Cookie lines were refused above, so there is at most one here (none: no variable).
-    `http-request set-var(txn.upstream_cookie) "req.fhdr(cookie),regsub('(^|[;,])[[:space:]]*${gatewayCookies}[[:space:]]*=[^;,]*','',ig),regsub('^[;,[:space:]]+','')"`,
-    'http-request del-header Cookie',
-    'http-request add-header Cookie %[var(txn.upstream_cookie)] if { var(txn.upstream_cookie) -m len 1:100000 }',
+    `acl refresh_cookie_present req.cook_cnt(${REFRESH_COOKIE}) -m int eq 1`,
   );
 
   if (hasMachineRoutes) renderMachineRules(f, o, file, machineCondition);
@@ -523,7 +530,6 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `acl session_audience_valid var(txn.session_claims),json_query('$.${CLAIMS.audience}') -m str ${s.audience}`,
     `acl session_revoked var(txn.session_sid),map(${revokedMap}) -m found`,
     `acl assertion_valid var(txn.assertion_exp),add(${s.clockSkewSeconds}),sub(txn.now) -m int gt 0`,
-    `acl refresh_cookie_present var(${REFRESH_VARS.cookie}) -m found`,
     `acl session_refreshed var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.refreshed}`,
   );
   f.note('Keys are loaded when the config is parsed, so every slot file is named here literally.');
@@ -540,6 +546,8 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     // The cheap, usually false, tests come first; the rest of the refresh rules only look at the result.
     'http-request set-var(txn.refresh_due) bool(1) if session_expiring refresh_cookie_present session_refreshable_inline has_session_token session_signature_valid session_exp_present session_nbf_present session_sid_present session_issuer_valid session_audience_valid !session_revoked',
     'acl refresh_due var(txn.refresh_due) -m bool',
+    `http-request set-var(${REFRESH_VARS.cookie}) req.cook(${REFRESH_COOKIE}) if refresh_due`,
+    `http-request unset-var(txn.refresh_due) if refresh_due !{ var(${REFRESH_VARS.cookie}) -m len 16:8192 }`,
     `http-request set-var(${REFRESH_VARS.key}) var(${REFRESH_VARS.cookie}),digest(sha256),hex if refresh_due`,
     `http-request set-var(txn.refresh_joins_flight) lua.${REFRESH_JOINS_FETCH} if refresh_due`,
     'acl refresh_joins_flight var(txn.refresh_joins_flight) -m bool',
@@ -597,6 +605,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   f.note('No Looker node up: say so in JSON rather than queueing.').add(
     `http-request set-var-fmt(txn.reason) "${NO_LOOKER_SERVER_REASON}" if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
     `http-request return status 503 content-type application/json hdr Cache-Control no-store hdr Retry-After 5 lf-string ${jsonError('service_unavailable', '%[var(txn.reason)]')} if session_valid { nbsrv(${PROXY_NAMES.looker}) lt 1 }`,
+    ...upstreamCookieRules('session_valid'),
     'http-request allow if session_valid',
   );
 
@@ -761,6 +770,7 @@ function renderMachineRules(f: Section, o: ResolvedGatewayOptions, file: (relati
     `http-request set-var(txn.auth_method) str(${AUTH_METHODS.clientCertificate}) if is_machine_route`,
     `http-request add-header ${HEADERS.user} %[var(txn.machine_identity)] if is_machine_route`,
     `http-request add-header ${HEADERS.authMethod} ${AUTH_METHODS.clientCertificate} if is_machine_route`,
+    ...upstreamCookieRules('is_machine_route'),
     'http-request allow if is_machine_route',
   );
 }
