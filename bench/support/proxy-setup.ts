@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SignJWT } from 'jose';
 import { publicKeyPemFromJwk, renderGatewayConfig } from '../../lib/fleet';
-import { SESSION_COOKIE } from '../../lib/session-contract';
+import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, SESSION_COOKIE, SESSION_TOKEN_TYPE, assertionAudience } from '../../lib/session-contract';
 import { freePorts } from '../../test/support/ports';
 import {
   AUDIENCE,
@@ -42,7 +42,7 @@ export interface ProxyBenchSetup {
   readonly standInConfig: string;
   readonly standInPort: number;
   readonly scenarios: Record<ScenarioName, Scenario>;
-  /** Request headers every scenario gets: a valid session cookie, a Looker cookie, Accept. */
+  /** Request headers every scenario gets: a valid session cookie and its assertion, a Looker cookie, Accept. */
   readonly headers: Record<string, string>;
 }
 
@@ -134,14 +134,18 @@ export async function writeProxyBenchSetup(dir: string, healthCheckIntervalSecon
   };
 
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ ...DEFAULT_CLAIMS })
-    .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: keys.current.kid })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt(now)
-    .setNotBefore(now - 5)
-    .setExpirationTime(now + 3600 * 4)
-    .sign(keys.current.privateKey);
+  // A session and the upstream assertion the auth service mints next to it (lib/session-contract.ts).
+  const mint = (type: string, audience: string) =>
+    new SignJWT({ ...DEFAULT_CLAIMS })
+      .setProtectedHeader({ alg: 'ES256', typ: type, kid: keys.current.kid })
+      .setIssuer(ISSUER)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setNotBefore(now - 5)
+      .setExpirationTime(now + 3600 * 4)
+      .sign(keys.current.privateKey);
+  const token = await mint(SESSION_TOKEN_TYPE, AUDIENCE);
+  const assertion = await mint(ASSERTION_TOKEN_TYPE, assertionAudience(AUDIENCE));
 
   return {
     standInConfig: path.join(standIn, 'haproxy.cfg'),
@@ -151,6 +155,6 @@ export async function writeProxyBenchSetup(dir: string, healthCheckIntervalSecon
       gateway: { name: 'gateway', configFile: gateway(true, gatewayPort, gatewayHealth, gatewayMetrics), port: gatewayPort },
       gatewayNoCache: { name: 'gatewayNoCache', configFile: gateway(false, noCachePort, noCacheHealth, noCacheMetrics), port: noCachePort },
     },
-    headers: { Cookie: `${SESSION_COOKIE}=${token}; looker_own=1`, Accept: 'application/json' },
+    headers: { Cookie: `${SESSION_COOKIE}=${token}; ${ASSERTION_COOKIE}=${assertion}; looker_own=1`, Accept: 'application/json' },
   };
 }

@@ -83,6 +83,46 @@ export interface InlineRefreshOptions {
    * @default 5
    */
   readonly graceSeconds?: number;
+  /**
+   * How long after its `exp` a session may still be refreshed inline, seconds (0-86400).
+   * Later, a navigation that carries a refresh cookie goes to `/oauth2/refresh?rd=<path>`
+   * (the auth service refreshes and redirects back) and anything else gets 401: an old
+   * token, stolen or left in a closed laptop, cannot make the gateway call the auth
+   * service on its own.
+   * @default 1800
+   */
+  readonly maxExpiredSeconds?: number;
+  /**
+   * Inline refreshes started per minute for one client address (1-100000); more are
+   * refused (reason in the access log). Requests that join a refresh already running are
+   * not counted. Raise it when many users share one address (a NAT).
+   * @default 300
+   */
+  readonly perClientAddressPerMinute?: number;
+  /**
+   * Inline refreshes started per minute for one session id (`sid`, 1-1000); more are
+   * refused. A browser needs one per session lifetime; the limit stops one token, sent
+   * with random refresh cookies, from costing one auth-service call each.
+   * @default 3
+   */
+  readonly perSessionPerMinute?: number;
+  /**
+   * Entries of the single-flight table (1-1000000): refreshes running, or finished less
+   * than `graceSeconds` ago. When it is full the oldest finished entry is dropped; when
+   * every entry is still running, the refresh is refused (reason in the access log).
+   * @default 10000
+   */
+  readonly maxTrackedRefreshes?: number;
+}
+
+export interface RevocationOptions {
+  /**
+   * How often each HAProxy process polls the auth service's list of revoked session ids
+   * (`GET /oauth2/revocations`, through the local relay socket), seconds (1-300). A logout
+   * takes effect on every instance within about this long.
+   * @default 5
+   */
+  readonly pollSeconds?: number;
 }
 
 export interface AuthServiceOptions {
@@ -243,7 +283,7 @@ export interface GatewayConfigOptions {
   /** Prometheus `/metrics` and the stats page `/stats`. @default - 127.0.0.1:8405 */
   readonly metrics?: PlainListenerOptions;
   readonly session: SessionCheckOptions;
-  /** @default - 3 s timeout, 5 s grace */
+  /** @default - 3 s timeout, 5 s grace, 30 min after expiry, 300 per address and 3 per session per minute */
   readonly refresh?: InlineRefreshOptions;
   readonly authService: AuthServiceOptions;
   readonly looker: LookerOptions;
@@ -269,4 +309,6 @@ export interface GatewayConfigOptions {
   readonly process?: ProcessOptions;
   /** @default - no material: the files are named in the config but not rendered */
   readonly material?: GatewayMaterial;
+  /** Session revocation (logout) on every instance without reload. @default - poll every 5 s */
+  readonly revocation?: RevocationOptions;
 }

@@ -17,5 +17,6 @@ export {
   refreshRelaySocket,
   strippedHeaderRegex,
 } from './render-haproxy';
-export { MAX_REFRESH_SET_COOKIES } from './render-lua';
+export { LUA_LOG_EVENTS, MAX_REFRESH_SET_COOKIES } from './render-lua';
+export { AMBIGUOUS_PATH_REASONS, ambiguousPathReason, normalizePath, pathUnderPrefix } from './paths';
 export { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from './layout';

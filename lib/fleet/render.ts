@@ -7,8 +7,18 @@ import * as path from 'node:path';
 import { GATEWAY_FILES } from './layout';
 import { GatewayConfigOptions } from './gateway-options';
 import { renderSessionKeyFiles } from './key-files';
-import { ERROR_STATUSES, RENDERED_FILES, adminSocket, refreshRelaySocket, renderErrorPage, renderFrontendCrtList, renderHaproxyConfig, usesMachineHostCrtList } from './render-haproxy';
-import { renderRefreshLua } from './render-lua';
+import {
+  ERROR_STATUSES,
+  RENDERED_FILES,
+  adminSocket,
+  refreshRelaySocket,
+  renderErrorPage,
+  renderFrontendCrtList,
+  renderHaproxyConfig,
+  renderRevokedSessionMap,
+  usesMachineHostCrtList,
+} from './render-haproxy';
+import { renderGatewayLua } from './render-lua';
 import { ResolvedGatewayOptions, validateGatewayOptions } from './validate';
 import { SIGNING_KEY_STATUSES } from '../key-material';
 
@@ -50,6 +60,7 @@ function fileNames(o: ResolvedGatewayOptions): string[] {
     GATEWAY_FILES.refreshLua,
     ...SIGNING_KEY_STATUSES.map((slot) => GATEWAY_FILES.sessionKey(slot)),
     GATEWAY_FILES.sessionKidMap,
+    RENDERED_FILES.revokedSessionMap,
     GATEWAY_FILES.frontendCertificate,
     ...(usesMachineHostCrtList(o) ? [RENDERED_FILES.frontendCrtList] : []),
     ...(machine ? [GATEWAY_FILES.clientCa, GATEWAY_FILES.machineClientMap] : []),
@@ -80,9 +91,17 @@ export function renderGatewayConfig(options: GatewayConfigOptions): RenderedGate
     { path: GATEWAY_FILES.haproxyConfig, content: haproxyCfg, mode: PUBLIC },
     {
       path: GATEWAY_FILES.refreshLua,
-      content: renderRefreshLua({ relayAddress: `unix@${refreshRelaySocket(o.runtimeDir)}`, timeoutSeconds: o.refresh.timeoutSeconds, graceSeconds: o.refresh.graceSeconds }),
+      content: renderGatewayLua({
+        relayAddress: `unix@${refreshRelaySocket(o.runtimeDir)}`,
+        timeoutSeconds: o.refresh.timeoutSeconds,
+        graceSeconds: o.refresh.graceSeconds,
+        maxTrackedRefreshes: o.refresh.maxTrackedRefreshes,
+        revokedSessionMap: path.posix.join(o.configDir, RENDERED_FILES.revokedSessionMap),
+        revocationPollSeconds: o.revocation.pollSeconds,
+      }),
       mode: PUBLIC,
     },
+    { path: RENDERED_FILES.revokedSessionMap, content: renderRevokedSessionMap(), mode: PUBLIC },
     ...ERROR_STATUSES.map((status) => ({ path: RENDERED_FILES.errorPage(status), content: renderErrorPage(status), mode: PUBLIC })),
   ];
   const machine = o.machineRoutes.pathPrefixes.length > 0 || o.machineRoutes.hostName !== undefined;

@@ -9,6 +9,7 @@ import {
   AUTH_PATH_PREFIX,
   DEFAULT_CLOCK_SKEW_SECONDS,
   DEFAULT_REFRESH_WINDOW_SECONDS,
+  DEFAULT_REVOCATION_POLL_SECONDS,
   DEFAULT_SESSION_ALGORITHM,
   MAX_SESSION_TOKEN_BYTES,
   SESSION_ALGORITHMS,
@@ -17,6 +18,7 @@ import {
 import { SIGNING_KEY_STATUSES } from '../key-material';
 import { DEFAULT_CONFIG_DIR } from './layout';
 import { GatewayConfigOptions, GatewayMaterial, LogDestination, UserClaim } from './gateway-options';
+import { ambiguousPathReason, normalizePath, pathPrefixesOverlap, pathUnderPrefix } from './paths';
 
 /** An option is invalid; the message says which, what was found and what to do. */
 export class GatewayConfigError extends Error {
@@ -57,7 +59,14 @@ export interface ResolvedGatewayOptions {
     verificationCacheSize: number;
     maxTokenBytes: number;
   };
-  readonly refresh: { timeoutSeconds: number; graceSeconds: number };
+  readonly refresh: {
+    timeoutSeconds: number;
+    graceSeconds: number;
+    maxExpiredSeconds: number;
+    perClientAddressPerMinute: number;
+    perSessionPerMinute: number;
+    maxTrackedRefreshes: number;
+  };
   readonly authService: { host: string; port: number; addresses: string[]; dnsName: string; serverName: string; pathPrefix: string };
   readonly looker: {
     servers: ResolvedServer[];
@@ -83,6 +92,7 @@ export interface ResolvedGatewayOptions {
   readonly logging: { destination: LogDestination; target: string; facility: string };
   readonly process: { nbthread: number; maxconn: number | undefined; user: string | undefined; group: string | undefined };
   readonly material: GatewayMaterial;
+  readonly revocation: { pollSeconds: number };
 }
 
 /** RFC 7230 `token`: the characters a header name may hold. */
@@ -149,6 +159,13 @@ function pathPrefix(name: string, value: string): string {
   if (typeof value !== 'string' || !PATH_PREFIX.test(value)) {
     fail(`${name} has ${show(value)}: expected a path prefix starting with "/" made of URL path characters, such as "/api/4.0/".`);
   }
+  // Paths are matched after normalization, so a prefix in another form would never match.
+  const normalized = normalizePath(value);
+  if (normalized !== value) {
+    fail(`${name} has ${show(value)}, which no request path can start with: the gateway normalizes paths first (no "." or ".." segments, no "//", unreserved characters not percent-encoded, escapes in upper case). Use ${show(normalized)}.`);
+  }
+  const ambiguous = ambiguousPathReason(value);
+  if (ambiguous) fail(`${name} has ${show(value)}: ${ambiguous}, and the gateway refuses such paths (400). Use a prefix without them.`);
   return value;
 }
 
@@ -159,17 +176,13 @@ function headerName(name: string, value: string): string {
   return value;
 }
 
-function overlaps(a: string, b: string): boolean {
-  return a.startsWith(b) || b.startsWith(a);
-}
-
 function assertNoOverlap(name: string, prefixes: string[], others: Array<{ what: string; prefix: string }>): void {
   for (let i = 0; i < prefixes.length; i += 1) {
     for (let j = i + 1; j < prefixes.length; j += 1) {
-      if (overlaps(prefixes[i], prefixes[j])) fail(`${name} has overlapping prefixes ${show(prefixes[i])} and ${show(prefixes[j])}: keep only the shorter one.`);
+      if (pathPrefixesOverlap(prefixes[i], prefixes[j])) fail(`${name} has overlapping prefixes ${show(prefixes[i])} and ${show(prefixes[j])}: keep only the shorter one.`);
     }
     for (const other of others) {
-      if (overlaps(prefixes[i], other.prefix)) {
+      if (pathPrefixesOverlap(prefixes[i], other.prefix)) {
         fail(`${name} has ${show(prefixes[i])}, which overlaps ${other.what} ${show(other.prefix)}: choose a prefix outside it.`);
       }
     }
@@ -252,9 +265,14 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     maxTokenBytes: integerIn('session.maxTokenBytes', s.maxTokenBytes, MAX_SESSION_TOKEN_BYTES, 256, 8192, ' of bytes'),
   };
 
+  const r = options.refresh;
   const refresh = {
-    timeoutSeconds: integerIn('refresh.timeoutSeconds', options.refresh?.timeoutSeconds, 3, 1, 30, ' of seconds'),
-    graceSeconds: integerIn('refresh.graceSeconds', options.refresh?.graceSeconds, 5, 0, 60, ' of seconds'),
+    timeoutSeconds: integerIn('refresh.timeoutSeconds', r?.timeoutSeconds, 3, 1, 30, ' of seconds'),
+    graceSeconds: integerIn('refresh.graceSeconds', r?.graceSeconds, 5, 0, 60, ' of seconds'),
+    maxExpiredSeconds: integerIn('refresh.maxExpiredSeconds', r?.maxExpiredSeconds, 1800, 0, 86_400, ' of seconds'),
+    perClientAddressPerMinute: integerIn('refresh.perClientAddressPerMinute', r?.perClientAddressPerMinute, 300, 1, 100_000),
+    perSessionPerMinute: integerIn('refresh.perSessionPerMinute', r?.perSessionPerMinute, 3, 1, 1000),
+    maxTrackedRefreshes: integerIn('refresh.maxTrackedRefreshes', r?.maxTrackedRefreshes, 10_000, 1, 1_000_000),
   };
 
   const a = options.authService;
@@ -336,7 +354,7 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     const allowedPathPrefixes = client.allowedPathPrefixes.map((prefix) => pathPrefix(`${where}.allowedPathPrefixes`, prefix));
     if (machineHost === undefined) {
       for (const prefix of allowedPathPrefixes) {
-        if (!machinePrefixes.some((route) => prefix.startsWith(route))) {
+        if (!machinePrefixes.some((route) => pathUnderPrefix(prefix, route))) {
           fail(`${where}.allowedPathPrefixes has ${show(prefix)}, which is not inside a machine route (${machinePrefixes.join(', ') || 'none'}): add a matching machineRoutes.pathPrefixes entry.`);
         }
       }
@@ -408,5 +426,8 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     logging: { destination, target, facility },
     process: processOptions,
     material,
+    revocation: {
+      pollSeconds: integerIn('revocation.pollSeconds', options.revocation?.pollSeconds, DEFAULT_REVOCATION_POLL_SECONDS, 1, 300, ' of seconds'),
+    },
   };
 }

@@ -155,7 +155,7 @@ test('every file the config names is required, rendered and parseable', () => {
 test('without material the config still names every file, and only generated files are rendered', () => {
   const rendered = renderGatewayConfig({ ...baseOptions('/etc/haproxy/gateway'), material: undefined });
   expect(rendered.files.map((f) => f.path).sort()).toEqual(
-    ['haproxy.cfg', 'lua/gateway-refresh.lua', ...[400, 403, 405, 408, 500, 502, 503, 504].map((s) => `errors/${s}.http`)].sort(),
+    ['haproxy.cfg', 'lua/gateway-refresh.lua', 'maps/revoked-sessions.map', ...[400, 403, 405, 408, 500, 502, 503, 504].map((s) => `errors/${s}.http`)].sort(),
   );
   expect(rendered.requiredFiles).toEqual(expect.arrayContaining(['/etc/haproxy/gateway/keys/session-previous.pem', '/etc/haproxy/gateway/keys/session-next.pem', '/etc/haproxy/gateway/maps/session-kids.map', '/etc/haproxy/gateway/tls/backend-client.pem']));
 });

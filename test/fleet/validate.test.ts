@@ -34,7 +34,8 @@ test('the minimal options are valid and get the documented defaults', () => {
     healthCheck: { bindAddress: '0.0.0.0', port: 8080 },
     metrics: { bindAddress: '127.0.0.1', port: 8405 },
     session: { algorithm: 'ES256', clockSkewSeconds: 30, refreshWindowSeconds: 60, userClaim: UserClaim.SUBJECT, verificationCache: true, maxTokenBytes: 4096 },
-    refresh: { timeoutSeconds: 3, graceSeconds: 5 },
+    refresh: { timeoutSeconds: 3, graceSeconds: 5, maxExpiredSeconds: 1800, perClientAddressPerMinute: 300, perSessionPerMinute: 3, maxTrackedRefreshes: 10_000 },
+    revocation: { pollSeconds: 5 },
     authService: { port: 443, serverName: 'abc123.execute-api.eu-west-1.amazonaws.com', pathPrefix: '' },
     looker: { servers: [{ address: '10.0.2.10', port: 9999 }], healthCheckPath: '/alive', timeoutSeconds: 3600 },
     authRateLimit: { requestsPerPeriod: 60, periodSeconds: 10 },
@@ -154,6 +155,33 @@ describe('validation errors', () => {
     expectError(
       (o) => ({ ...o, material: { sessionKeys: [{ kid: 'k 1', status: 'current', publicJwk: { kty: 'EC' }, publicKeyPem: '' }] } }),
       'material.sessionKeys has kid "k 1": a kid is 1-128 letters, digits, ".", "_" or "-".',
+    ));
+  test('inline refresh allowed too long after expiry', () =>
+    expectError((o) => ({ ...o, refresh: { maxExpiredSeconds: 100_000 } }), 'refresh.maxExpiredSeconds is 100000: expected a whole number of seconds from 0 to 86400.'));
+  test('inline refresh rate per client address', () =>
+    expectError((o) => ({ ...o, refresh: { perClientAddressPerMinute: 0 } }), 'refresh.perClientAddressPerMinute is 0: expected a whole number from 1 to 100000.'));
+  test('inline refresh rate per session', () =>
+    expectError((o) => ({ ...o, refresh: { perSessionPerMinute: 1.5 } }), 'refresh.perSessionPerMinute is 1.5: expected a whole number from 1 to 1000.'));
+  test('single-flight table size', () =>
+    expectError((o) => ({ ...o, refresh: { maxTrackedRefreshes: 0 } }), 'refresh.maxTrackedRefreshes is 0: expected a whole number from 1 to 1000000.'));
+  test('revocation poll interval', () =>
+    expectError((o) => ({ ...o, revocation: { pollSeconds: 0 } }), 'revocation.pollSeconds is 0: expected a whole number of seconds from 1 to 300.'));
+  test('a prefix that is not in normal form would never match a normalized path', () =>
+    expectError(
+      (o) => ({ ...o, machineRoutes: { pathPrefixes: ['/api/4.0/./queries/'] } }),
+      'machineRoutes.pathPrefixes has "/api/4.0/./queries/", which no request path can start with: the gateway normalizes paths first (no "." or ".." segments, no "//", unreserved characters not percent-encoded, escapes in upper case). Use "/api/4.0/queries/".',
+    ));
+  test('a prefix with an escape of an unreserved character', () =>
+    expectError((o) => ({ ...o, apiPathPrefixes: ['/%61pi/'] }), /^apiPathPrefixes has "\/%61pi\/", which no request path can start with: .* Use "\/api\/".$/));
+  test('a prefix with what the gateway refuses in paths', () =>
+    expectError(
+      (o) => ({ ...o, machineRoutes: { pathPrefixes: ['/api;v=4/'] } }),
+      'machineRoutes.pathPrefixes has "/api;v=4/": the path has ; parameters or a backslash, and the gateway refuses such paths (400). Use a prefix without them.',
+    ));
+  test('machine client prefixes are inside a route on segment boundaries', () =>
+    expectError(
+      (o) => ({ ...o, machineRoutes: { pathPrefixes: ['/api/4.0/queries'] }, machineClients: [{ name: 'bot', certificateSha256: FINGERPRINT, allowedPathPrefixes: ['/api/4.0/queriesX/'] }] }),
+      'machineClients[0].allowedPathPrefixes has "/api/4.0/queriesX/", which is not inside a machine route (/api/4.0/queries): add a matching machineRoutes.pathPrefixes entry.',
     ));
   test('missing session options', () =>
     expectError((o) => ({ ...o, session: undefined as unknown as GatewayConfigOptions['session'] }), 'session is missing: set session.issuer and session.audience to what the auth service mints.'));

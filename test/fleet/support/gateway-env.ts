@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, JWTPayload } from 'jose';
 import type { SigningKeyStatus, StoredJwk, VerificationKeyEntry } from '../../../lib/key-material';
-import { SESSION_COOKIE, REFRESH_COOKIE, SessionAlgorithm } from '../../../lib/session-contract';
+import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, SESSION_COOKIE, SESSION_TOKEN_TYPE, REFRESH_COOKIE, SessionAlgorithm, assertionAudience } from '../../../lib/session-contract';
 import { GatewayConfigOptions, RenderedGatewayConfig, publicKeyPemFromJwk, renderGatewayConfig } from '../../../lib/fleet';
 import { createCa, issueCertificate, Pem, TestCa } from '../../support/pki';
 import { freePorts } from '../../support/ports';
 import type { RunningHaproxy } from '../../support/haproxy';
 import { startHaproxy } from '../../support/haproxy';
-import { AuthStandIn, LookerStandIn, startAuthStandIn, startLookerStandIn } from './stand-ins';
+import { AuthStandIn, LookerStandIn, RefreshState, standInRefreshCookie, startAuthStandIn, startLookerStandIn } from './stand-ins';
 import { ClientIdentity, GatewayClient, GatewayClientOptions } from './proxy-client';
 
 export const ISSUER = 'https://gateway.test/oauth2';
@@ -99,6 +99,8 @@ export interface MintOptions {
   readonly issuer?: string;
   readonly audience?: string;
   readonly omitKid?: boolean;
+  /** The `typ` header. @default 'JWT' (the session's) */
+  readonly type?: string;
 }
 
 export interface GatewayEnv {
@@ -112,6 +114,15 @@ export interface GatewayEnv {
   readonly rendered: RenderedGatewayConfig;
   readonly haproxy: RunningHaproxy;
   mint(claims?: JWTPayload, options?: MintOptions): Promise<string>;
+  /** An upstream assertion as the contract says the auth service mints it: typ, aud of its own. */
+  mintAssertion(claims?: JWTPayload, options?: MintOptions): Promise<string>;
+  /** A refresh cookie the auth stand-in redeems for a session with this sub and sid. */
+  refreshCookie(state?: Partial<RefreshState>): string;
+  /**
+   * Claims the auth stand-in puts into the sessions it mints on refresh, over DEFAULT_CLAIMS
+   * and the refresh cookie's sub and sid (tests change them to mint a mismatching session).
+   */
+  refreshedClaims: JWTPayload;
   client(options?: Partial<GatewayClientOptions>): GatewayClient;
   /** The access-log lines haproxy wrote so far, parsed. */
   logLines(): Array<Record<string, unknown>>;
@@ -128,6 +139,9 @@ export const DEFAULT_CLAIMS: JWTPayload = {
   attr_region: 'emea',
   attr_cost_center: 'cc-42',
 };
+
+/** The claims the auth stand-in adds to a refreshed session, so tests can tell it from the first one. */
+export const REFRESHED_CLAIMS: JWTPayload = { email: 'ada.refreshed@example.com' };
 
 export interface GatewayEnvOptions {
   /** @default 'ES256' */
@@ -189,7 +203,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
       const now = Math.floor(Date.now() / 1000);
       const key = mintOptions.key ?? keys.current;
       return new SignJWT({ ...claims })
-        .setProtectedHeader({ alg: algorithm, typ: 'JWT', ...(mintOptions.omitKid ? {} : { kid: key.kid }) })
+        .setProtectedHeader({ alg: algorithm, typ: mintOptions.type ?? SESSION_TOKEN_TYPE, ...(mintOptions.omitKid ? {} : { kid: key.kid }) })
         .setIssuer(mintOptions.issuer ?? ISSUER)
         .setAudience(mintOptions.audience ?? AUDIENCE)
         .setIssuedAt(now)
@@ -197,6 +211,9 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
         .setExpirationTime(now + (mintOptions.expiresIn ?? 600))
         .sign(key.privateKey);
     };
+    const mintAssertion = (claims: JWTPayload = DEFAULT_CLAIMS, mintOptions: MintOptions = {}) =>
+      mint(claims, { audience: assertionAudience(AUDIENCE), type: ASSERTION_TOKEN_TYPE, ...mintOptions });
+    const refreshed = { claims: { ...REFRESHED_CLAIMS } as JWTPayload };
     const looker: LookerStandIn[] = [];
     for (let i = 0; i < (options.lookerNodes ?? 2); i += 1) {
       const node = await startLookerStandIn(`looker-${i + 1}`, { cert: pki.looker.cert, key: pki.looker.key, clientCa: pki.ca.cert });
@@ -207,9 +224,9 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
       { cert: pki.auth.cert, key: pki.auth.key },
       {
         pathPrefix: AUTH_PATH_PREFIX,
-        mintSession: async () => {
-          const token = await mint({ ...DEFAULT_CLAIMS, sub: 'user-123-refreshed', sid: 'sid-2' });
-          return { token, expiresAt: Math.floor(Date.now() / 1000) + 600 };
+        mintSession: async (state) => {
+          const claims = { ...DEFAULT_CLAIMS, sub: state.sub, sid: state.sid, ...refreshed.claims };
+          return { token: await mint(claims), assertion: await mintAssertion(claims), expiresAt: Math.floor(Date.now() / 1000) + 600 };
         },
       },
     );
@@ -244,6 +261,14 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
       rendered,
       haproxy,
       mint,
+      mintAssertion,
+      refreshCookie: (state = {}) => standInRefreshCookie({ sub: String(DEFAULT_CLAIMS.sub), sid: String(DEFAULT_CLAIMS.sid), ...state }),
+      get refreshedClaims() {
+        return refreshed.claims;
+      },
+      set refreshedClaims(claims: JWTPayload) {
+        refreshed.claims = claims;
+      },
       client: (clientOptions = {}) => {
         const client = new GatewayClient({ port: gateway, ca: pki.ca.cert, ...clientOptions });
         clients.push(client);
@@ -268,8 +293,8 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
   }
 }
 
-export function sessionCookies(token: string, refresh?: string): string {
-  return [`${SESSION_COOKIE}=${token}`, ...(refresh ? [`${REFRESH_COOKIE}=${refresh}`] : [])].join('; ');
+export function sessionCookies(token: string, refresh?: string, assertion?: string): string {
+  return [`${SESSION_COOKIE}=${token}`, ...(refresh ? [`${REFRESH_COOKIE}=${refresh}`] : []), ...(assertion ? [`${ASSERTION_COOKIE}=${assertion}`] : [])].join('; ');
 }
 
 export type { ClientIdentity };

@@ -113,14 +113,14 @@ export class GatewayClient {
   }
 
   /** One request over HTTP/2 (ALPN h2) on a fresh connection. */
-  http2Request(path: string, headers: Record<string, string | string[]> = {}): Promise<GatewayResponse & { alpn: string }> {
+  http2Request(path: string, headers: Record<string, string | string[]> = {}, method = 'GET'): Promise<GatewayResponse & { alpn: string }> {
     return new Promise((resolve, reject) => {
       let socket: tls.TLSSocket | undefined;
       const session = http2.connect(`https://${this.options.serverName ?? 'gateway.test'}`, {
         createConnection: () => (socket = this.connect({}, ['h2'])),
       });
       session.on('error', reject);
-      const stream = session.request({ ':method': 'GET', ':path': path, ...headers });
+      const stream = session.request({ ':method': method, ':path': path, ...headers });
       const chunks: Buffer[] = [];
       let responseHeaders: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {};
       stream.on('response', (h) => (responseHeaders = h));
@@ -132,6 +132,28 @@ export class GatewayClient {
         resolve({ status: Number(responseHeaders[':status']), headers: responseHeaders as IncomingHttpHeaders, body, json: () => JSON.parse(body), alpn: String(socket?.alpnProtocol) });
       });
       stream.end();
+    });
+  }
+
+  /**
+   * One HTTP/1.1 request written byte for byte (no client-side validation, so header values
+   * may hold bytes Node refuses, such as a vertical tab); `Connection: close` is added.
+   * Resolves with the status and the raw answer once the gateway closes the connection.
+   */
+  rawRequest(method: string, path: string, headerLines: string[]): Promise<{ status: number; raw: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const socket = this.connect({});
+      const head = [`${method} ${path} HTTP/1.1`, `Host: ${this.options.serverName ?? 'gateway.test'}`, ...headerLines, 'Connection: close', '', ''].join('\r\n');
+      socket.once('secureConnect', () => socket.write(Buffer.from(head, 'latin1')));
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.setTimeout(15_000, () => socket.destroy(new Error(`no answer to the raw ${method} ${path} within 15 s`)));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const raw = Buffer.concat(chunks).toString('latin1');
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0);
+        resolve({ status, raw, body: raw.slice(raw.indexOf('\r\n\r\n') + 4) });
+      });
     });
   }
 

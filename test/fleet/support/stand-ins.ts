@@ -2,8 +2,10 @@
  * Stand-ins for what sits behind the gateway, on 127.0.0.1 over TLS:
  * - a Looker node that REQUIRES the gateway's client certificate, echoes what it got as
  *   JSON, answers GET /alive, and accepts websocket upgrades (echoing frames back raw);
- * - an auth service whose `POST <prefix>/oauth2/session` mints a fresh session with jose,
- *   counts its calls, and can be told to refuse (401) or to answer slowly.
+ * - an auth service that follows the session contract: the inline refresh (minting a session
+ *   and its assertion for the session the refresh cookie stands for), logout, and the
+ *   revocation list; it counts its calls and can be told to refuse (401), to answer slowly,
+ *   or to fail the revocation list.
  * Reused by the local runner and the user-data tests: keep them free of jest.
  */
 import { createHash } from 'node:crypto';
@@ -11,7 +13,7 @@ import * as https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE } from '../../../lib/session-contract';
+import { ASSERTION_COOKIE, AUTH_PATHS, REFRESH_COOKIE, RevocationList, SESSION_COOKIE } from '../../../lib/session-contract';
 
 export interface ServerTls {
   /** Server certificate, PEM. */
@@ -95,7 +97,11 @@ export async function startLookerStandIn(name: string, tls: ServerTls, port = 0)
       body,
     };
     requests.push(echoed);
-    response.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'looker_own=from-looker; Path=/; Secure' }).end(JSON.stringify(echoed));
+    // A test can ask for the caching headers a real Looker page or asset would carry.
+    const cacheControl = request.headers['x-test-cache-control'];
+    response
+      .writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'looker_own=from-looker; Path=/; Secure', ...(cacheControl ? { 'cache-control': String(cacheControl), vary: 'Accept-Encoding' } : {}) })
+      .end(JSON.stringify(echoed));
   });
   server.on('upgrade', (request: IncomingMessage, socket: Socket) => {
     const key = String(request.headers['sec-websocket-key'] ?? '');
@@ -108,17 +114,58 @@ export async function startLookerStandIn(name: string, tls: ServerTls, port = 0)
   return { name, port: boundPort, requests, healthChecks: () => healthChecks, close: () => closeServer(server, sockets) };
 }
 
+/**
+ * What a refresh cookie stands for. The real auth service seals it (JWE with the refresh
+ * token, sub and sid); the stand-in's cookie is `rt.<base64url JSON>` of the same facts, and
+ * any other value is refused, as an unreadable cookie is by the real service.
+ */
+export interface RefreshState {
+  readonly sub: string;
+  readonly sid: string;
+  /** Makes two cookies of one session differ. */
+  readonly n?: string;
+}
+
+const REFRESH_COOKIE_PREFIX = 'rt.';
+
+/** A refresh cookie value the stand-in accepts. */
+export function standInRefreshCookie(state: RefreshState): string {
+  return `${REFRESH_COOKIE_PREFIX}${Buffer.from(JSON.stringify({ n: Math.random().toString(36).slice(2), ...state })).toString('base64url')}`;
+}
+
+function readRefreshCookie(value: string): RefreshState | undefined {
+  if (!value.startsWith(REFRESH_COOKIE_PREFIX)) return undefined;
+  try {
+    const state = JSON.parse(Buffer.from(value.slice(REFRESH_COOKIE_PREFIX.length), 'base64url').toString('utf8'));
+    return typeof state.sub === 'string' && typeof state.sid === 'string' ? state : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the stand-in answers a refresh with. */
+export interface MintedPair {
+  readonly token: string;
+  readonly expiresAt: number;
+  /** The upstream assertion minted with the session (set as a cookie; in the body when `assertionInBody`). */
+  readonly assertion?: string;
+}
+
 export interface AuthStandInOptions {
-  /** Mints the session a refresh returns, for the given refresh cookie value. */
-  readonly mintSession: (refreshCookie: string) => Promise<{ token: string; expiresAt: number }>;
+  /** Mints the session (and its assertion) a refresh returns, for the session the refresh cookie stands for. */
+  readonly mintSession: (state: RefreshState) => Promise<MintedPair>;
   /** Path prefix the gateway must prepend (API stage). @default '' */
   readonly pathPrefix?: string;
+  /** Seconds added to a session's exp for its revocation entry's `until`. @default 30 */
+  readonly clockSkewSeconds?: number;
 }
 
 export interface AuthCall {
   readonly method: string;
   readonly url: string;
   readonly headers: Record<string, string | string[] | undefined>;
+  /** When the stand-in received it (Date.now()). */
+  readonly at: number;
 }
 
 export interface AuthStandIn {
@@ -127,41 +174,93 @@ export interface AuthStandIn {
   readonly calls: AuthCall[];
   /** Calls of the inline refresh endpoint. */
   sessionCalls(): AuthCall[];
+  /** Calls of the revocation list (the gateway's polls). */
+  revocationCalls(): AuthCall[];
   /** Answer the inline refresh with 401. */
   refuse: boolean;
   /** Delay before answering the inline refresh, ms. */
   delayMs: number;
+  /** Put the assertion into the refresh answer's JSON body too (it is always set as a cookie). */
+  assertionInBody: boolean;
+  /** Answer the revocation list with this status (and no list) instead of 200. */
+  revocationsFailWith: number | undefined;
+  /** Revokes a session id until `until` (epoch seconds), as a logout or an administrator does. */
+  revoke(sid: string, until: number): void;
+  /** The revocation list as the stand-in serves it. */
+  revocationList(): RevocationList;
   close(): Promise<void>;
 }
 
-/** The auth service: `POST <prefix>/oauth2/session` mints a session; other paths answer identifiably. */
+function payloadOf(token: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The auth service, as far as the gateway's data plane sees it (lib/session-contract.ts):
+ * `POST <prefix>/oauth2/session` mints a session and its assertion for a readable refresh
+ * cookie; `POST <prefix>/oauth2/logout` revokes the session cookie's sid until its exp plus
+ * the skew; `GET <prefix>/oauth2/revocations` serves the complete list (RevocationList);
+ * other paths answer identifiably.
+ */
 export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptions): Promise<AuthStandIn> {
   const prefix = options.pathPrefix ?? '';
+  const skew = options.clockSkewSeconds ?? 30;
   const calls: AuthCall[] = [];
-  const state = { refuse: false, delayMs: 0 };
+  const state = { refuse: false, delayMs: 0, assertionInBody: true, revocationsFailWith: undefined as number | undefined };
+  const revoked = new Map<string, number>();
   let refreshCounter = 0;
+  const revocationList = (): RevocationList => {
+    const now = Math.floor(Date.now() / 1000);
+    return { revoked: [...revoked].filter(([, until]) => until > now).map(([sid, until]) => ({ sid, until })), asOf: now };
+  };
   const server = https.createServer({ cert: tls.cert, key: tls.key }, async (request: IncomingMessage, response: ServerResponse) => {
     await readBody(request);
-    calls.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers });
+    calls.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, at: Date.now() });
+    const cookies = String(request.headers.cookie ?? '');
+    const cookie = (name: string) => new RegExp(`(?:^|;\\s*)${name}=([^;]*)`).exec(cookies)?.[1];
     if (request.url === `${prefix}${AUTH_PATHS.session}` && request.method === 'POST') {
       if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
-      const cookies = String(request.headers.cookie ?? '');
-      const refreshCookie = /(?:^|;\s*)__Host-lg_refresh=([^;]*)/.exec(cookies)?.[1];
-      if (state.refuse || !refreshCookie) {
+      const refreshState = readRefreshCookie(cookie(REFRESH_COOKIE) ?? '');
+      if (state.refuse || !refreshState || revoked.has(refreshState.sid)) {
         response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'login_required' }));
         return;
       }
-      const { token, expiresAt } = await options.mintSession(refreshCookie);
+      const { token, expiresAt, assertion } = await options.mintSession(refreshState);
       refreshCounter += 1;
       response
         .writeHead(200, {
           'content-type': 'application/json',
           'set-cookie': [
             `${SESSION_COOKIE}=${token}; Path=/; Secure; HttpOnly; SameSite=Lax`,
-            `${REFRESH_COOKIE}=rotated-refresh-${refreshCounter}-aaaaaaaaaaaa; Path=/; Secure; HttpOnly; SameSite=Lax`,
+            `${REFRESH_COOKIE}=${standInRefreshCookie(refreshState)}; Path=/; Secure; HttpOnly; SameSite=Lax`,
+            ...(assertion ? [`${ASSERTION_COOKIE}=${assertion}; Path=/; Secure; HttpOnly; SameSite=Lax`] : []),
           ],
+          'x-refresh-number': String(refreshCounter),
         })
-        .end(JSON.stringify({ session: token, expiresAt }));
+        .end(JSON.stringify({ session: token, expiresAt, ...(assertion && state.assertionInBody ? { assertion } : {}) }));
+      return;
+    }
+    if (request.url === `${prefix}${AUTH_PATHS.revocations}` && request.method === 'GET') {
+      if (state.revocationsFailWith !== undefined) {
+        response.writeHead(state.revocationsFailWith, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'unavailable' }));
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(revocationList()));
+      return;
+    }
+    if (request.url === `${prefix}${AUTH_PATHS.logout}` && request.method === 'POST') {
+      const payload = payloadOf(cookie(SESSION_COOKIE) ?? '');
+      if (payload && typeof payload.sid === 'string' && typeof payload.exp === 'number') revoked.set(payload.sid, payload.exp + skew);
+      response
+        .writeHead(200, {
+          'content-type': 'application/json',
+          'set-cookie': [SESSION_COOKIE, REFRESH_COOKIE, ASSERTION_COOKIE].map((name) => `${name}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`),
+        })
+        .end(JSON.stringify({ loggedOut: true }));
       return;
     }
     response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ authService: true, method: request.method, url: request.url, host: request.headers.host }));
@@ -172,6 +271,7 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
     port,
     calls,
     sessionCalls: () => calls.filter((call) => call.url === `${prefix}${AUTH_PATHS.session}`),
+    revocationCalls: () => calls.filter((call) => call.url === `${prefix}${AUTH_PATHS.revocations}`),
     get refuse() {
       return state.refuse;
     },
@@ -184,6 +284,22 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
     set delayMs(value: number) {
       state.delayMs = value;
     },
+    get assertionInBody() {
+      return state.assertionInBody;
+    },
+    set assertionInBody(value: boolean) {
+      state.assertionInBody = value;
+    },
+    get revocationsFailWith() {
+      return state.revocationsFailWith;
+    },
+    set revocationsFailWith(value: number | undefined) {
+      state.revocationsFailWith = value;
+    },
+    revoke: (sid, until) => {
+      revoked.set(sid, until);
+    },
+    revocationList,
     close: () => closeServer(server, sockets),
   };
 }
