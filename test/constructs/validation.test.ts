@@ -54,7 +54,7 @@ describe('LookerGateway props', () => {
     const stack = newEmptyStack();
     expect(() =>
       gateway({ identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', scopes: ['email'], clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack),
-    ).toThrow(/identityProvider\.scopes \["email"\] lacks "openid".*Add "openid"/);
+    ).toThrow(/identityProvider\.scopes "email" lack "openid": OpenID Connect login needs it/);
   });
 
   test('empty client id', () => {
