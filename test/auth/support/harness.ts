@@ -307,7 +307,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
   });
   const dynamoMock = dynamo ? installDynamoDbFake(dynamo) : undefined;
-  const prepared = options.prepare ? await options.prepare({ ca, idp, model, fetch: fetchFn, gatewayUrl }) : {};
+  let prepared: Awaited<ReturnType<NonNullable<HarnessOptions['prepare']>>> = {};
+  try {
+    if (options.prepare) prepared = await options.prepare({ ca, idp, model, fetch: fetchFn, gatewayUrl });
+  } catch (error) {
+    mock.restore();
+    await idp.stop();
+    throw error;
+  }
   const signingKeys = await generateSigningKeySet();
   const cookieKeys = generateCookieKeySet();
   const secretArns = {
