@@ -177,18 +177,17 @@ export class IdpClient {
 
   /**
    * RP-initiated logout at the discovered end_session_endpoint (OpenID Connect RP-Initiated
-   * Logout 1.0): client_id, post_logout_redirect_uri, state, and id_token_hint when the ID
+   * Logout 1.0): client_id, post_logout_redirect_uri, and id_token_hint when the ID
    * token is known (Okta refuses the request without it; Entra, Keycloak and Ping ask the
    * user to confirm without it). Undefined when the IdP has no such endpoint.
    */
-  async endSessionUrl(params: { postLogoutRedirectUri: string; idTokenHint?: string; state: string }): Promise<string | undefined> {
+  async endSessionUrl(params: { postLogoutRedirectUri: string; idTokenHint?: string }): Promise<string | undefined> {
     const config = await this.config();
     if (!config.serverMetadata().end_session_endpoint) return undefined;
     return client
       .buildEndSessionUrl(config, {
         client_id: this.options.clientId,
         post_logout_redirect_uri: params.postLogoutRedirectUri,
-        state: params.state,
         ...(params.idTokenHint ? { id_token_hint: params.idTokenHint } : {}),
       })
       .toString();

@@ -864,13 +864,13 @@ class ConfiguredAuthService implements AuthService {
     const kept = (why: string) => ({ location: postLogout, reason: 'idp-session-kept' as const, detail: `the ${profile.displayName} session is kept (${why}): the next sign-in there may not ask for a password` });
     const hint = idTokenHint ? 'with id_token_hint' : 'without id_token_hint (no ID token kept for this session)';
     if (endSession.mode === 'off') return kept('endSession is off');
-    const state = client.randomState();
     if (endSession.mode === 'template') {
-      const values: Record<string, string> = { clientId: this.config.idp.clientId, postLogoutRedirectUri: postLogout, idTokenHint: idTokenHint ?? '', state };
+      // {state} is for IdPs that insist on one; the signed-out page does not need it back.
+      const values: Record<string, string> = { clientId: this.config.idp.clientId, postLogoutRedirectUri: postLogout, idTokenHint: idTokenHint ?? '', state: client.randomState() };
       return { location: endSession.template.replace(/\{([A-Za-z]+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? '')), reason: 'idp-end-session', detail: `IdP logout through the endSession template ${hint}` };
     }
     try {
-      const url = await this.idp.endSessionUrl({ postLogoutRedirectUri: postLogout, idTokenHint, state });
+      const url = await this.idp.endSessionUrl({ postLogoutRedirectUri: postLogout, idTokenHint });
       if (url) return { location: url, reason: 'idp-end-session', detail: `IdP logout at its end_session_endpoint ${hint}` };
       return kept('the IdP advertises no end_session_endpoint');
     } catch (error) {

@@ -129,6 +129,6 @@ async function finishWithLogout(b: BundledHarness, jar: CookieJar, provider: Idp
   expect(String(audit.detail)).toContain('with id_token_hint');
   const walk = await followIdpLogout(h.fetch, jar, out.location!, h.gatewayUrl);
   // Back at the signed-out page, with no refusal (Okta) and no account picker (Entra, Keycloak, Ping).
-  expect({ ...walk, endedAt: walk.endedAt.split('&state=')[0] }).toEqual({ endedAt: `${h.gatewayUrl}${AUTH_PATHS.logout}?signed_out=1`, askedWhichAccount: false });
+  expect(walk).toEqual({ endedAt: `${h.gatewayUrl}${AUTH_PATHS.logout}?signed_out=1`, askedWhichAccount: false });
   expect(await idpSessionState(h.fetch, jar, h.idp.issuer, CLIENT_ID, redirectUri)).toBe('login_required');
 }
