@@ -5,6 +5,7 @@
  * with 503 and is logged once.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import * as client from 'openid-client';
 import type { JWTPayload } from 'jose';
 import type { Context } from 'aws-lambda';
@@ -260,14 +261,22 @@ class ConfiguredAuthService implements AuthService {
     this.identities = new IdentityResolver(config, this.idp, this.groupSource(deps, cacheOptions.rereadIntervalMs), this.now);
   }
 
+  /** One DynamoDB client for the table's two item types (revocations and session records). */
+  private dynamoClient?: DynamoDBClient;
+
+  private dynamo(): DynamoDBClient {
+    this.dynamoClient ??= new DynamoDBClient({ maxAttempts: 3 });
+    return this.dynamoClient;
+  }
+
   private defaultRevocationStore(): SessionRevocationStore {
-    if (this.config.revocationTableName) return new DynamoDbRevocationStore(this.config.revocationTableName);
+    if (this.config.revocationTableName) return new DynamoDbRevocationStore(this.config.revocationTableName, this.dynamo());
     this.logger.log('info', 'LG_REVOCATION_TABLE_NAME is not set: revoked sessions and session records are kept in this process only (fine for one local process, not for Lambda).');
     return new InMemoryRevocationStore();
   }
 
   private defaultSessionStore(): SessionRecordStore {
-    return this.config.revocationTableName ? new DynamoDbSessionRecordStore(this.config.revocationTableName) : new InMemorySessionRecordStore();
+    return this.config.revocationTableName ? new DynamoDbSessionRecordStore(this.config.revocationTableName, this.dynamo()) : new InMemorySessionRecordStore();
   }
 
   private groupSource(deps: AuthServiceDependencies, rereadIntervalMs: number): GroupSource | undefined {

@@ -26,8 +26,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt } from 'jose';
-import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { dynamoCallOptions, isConditionFailed, SESSION_ID } from './revocations';
 
 /** No lease held. */
 export const NO_LEASE = '-';
@@ -147,9 +148,6 @@ export class InMemorySessionRecordStore implements SessionRecordStore {
 
 const { partitionKey: PK, sortKey: SK, timeToLive: TTL } = REVOCATION_TABLE;
 const RECORD_SORT_KEY = 'refresh';
-/** Bound on each DynamoDB call (with the SDK's retries): the inline refresh must answer HAProxy within seconds. */
-const CALL_TIMEOUT_MS = 2000;
-const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 function recordKey(sid: string): Record<string, AttributeValue> {
   return { [PK]: { S: `sid#${sid}` }, [SK]: { S: RECORD_SORT_KEY } };
@@ -176,24 +174,16 @@ function fromItem(item: Record<string, AttributeValue>): SessionRecord | undefin
   return { sid, gen, genAt, lease: item.lease.S, leaseUntil, expiresAt, sealed: item.sealed?.S };
 }
 
-function conditionFailed(error: unknown): boolean {
-  return error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException';
-}
-
 export class DynamoDbSessionRecordStore implements SessionRecordStore {
   constructor(
     private readonly tableName: string,
     private readonly client: DynamoDBClient = new DynamoDBClient({ maxAttempts: 3 }),
   ) {}
 
-  private options() {
-    return { abortSignal: AbortSignal.timeout(CALL_TIMEOUT_MS) };
-  }
-
   async create(record: SessionRecord): Promise<void> {
     if (!SESSION_ID.test(record.sid)) throw new SessionStoreError('create a session record', new Error('the session id is not one this service mints'));
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: toItem(record), ConditionExpression: `attribute_not_exists(${PK})` }), this.options());
+      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: toItem(record), ConditionExpression: `attribute_not_exists(${PK})` }), dynamoCallOptions());
     } catch (error) {
       throw new SessionStoreError('create a session record', error);
     }
@@ -204,7 +194,7 @@ export class DynamoDbSessionRecordStore implements SessionRecordStore {
     let answer;
     try {
       // A refresh or logout by another container a moment ago must be seen.
-      answer = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: recordKey(sid), ConsistentRead: true }), this.options());
+      answer = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: recordKey(sid), ConsistentRead: true }), dynamoCallOptions());
     } catch (error) {
       throw new SessionStoreError('read a session record', error);
     }
@@ -224,11 +214,11 @@ export class DynamoDbSessionRecordStore implements SessionRecordStore {
           ExpressionAttributeNames: { '#sealed': 'sealed', '#gen': 'gen', '#lease': 'lease' },
           ExpressionAttributeValues: { ':gen': { N: String(expected.gen) }, ':lease': { S: expected.lease } },
         }),
-        this.options(),
+        dynamoCallOptions(),
       );
       return true;
     } catch (error) {
-      if (conditionFailed(error)) return false;
+      if (isConditionFailed(error)) return false;
       throw new SessionStoreError('update a session record', error);
     }
   }
@@ -245,11 +235,11 @@ export class DynamoDbSessionRecordStore implements SessionRecordStore {
           ExpressionAttributeNames: { '#ttl': TTL, '#sealed': 'sealed' },
           ExpressionAttributeValues: { ':ttl': { N: String(expiresAt) } },
         }),
-        this.options(),
+        dynamoCallOptions(),
       );
     } catch (error) {
       // Already ended with a later expiry: nothing to do.
-      if (conditionFailed(error)) return;
+      if (isConditionFailed(error)) return;
       throw new SessionStoreError('end a session record', error);
     }
   }
