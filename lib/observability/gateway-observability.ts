@@ -19,7 +19,7 @@ import { Construct } from 'constructs';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { assertIntegerInRange } from '../private/validation';
-import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, HEALTH_ROUTE, LOOKER_UNAVAILABLE_DECISION } from './log-fields';
+import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, LOOKER_UNAVAILABLE_DECISION, PUBLIC_FRONTEND } from './log-fields';
 
 export interface GatewayObservabilityProps {
   /**
@@ -179,10 +179,11 @@ export class GatewayObservability extends Construct {
   }
 
   private addAccessLogMetrics(): void {
-    // Health checks are logged only while Looker is unavailable; they are no user requests.
-    const requests = this.filterMetric('Requests', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = * && $.${ACCESS_LOG_FIELDS.route} != "${HEALTH_ROUTE}" }`);
-    const serverErrors = this.filterMetric('ServerErrors', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} >= 500 }`);
-    const denied = this.filterMetric('Denied', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403 }`);
+    // Users' requests only: the public listener's lines (not health checks, relay calls or Lua events).
+    const userRequest = `$.${ACCESS_LOG_FIELDS.frontend} = "${PUBLIC_FRONTEND}"`;
+    const requests = this.filterMetric('Requests', this.accessLogGroup, `{ ${userRequest} && $.${ACCESS_LOG_FIELDS.status} = * }`);
+    const serverErrors = this.filterMetric('ServerErrors', this.accessLogGroup, `{ ${userRequest} && $.${ACCESS_LOG_FIELDS.status} >= 500 }`);
+    const denied = this.filterMetric('Denied', this.accessLogGroup, `{ ${userRequest} && ($.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403) }`);
     // The decision code, logged on users' 503s and on every health check while Looker is down.
     const noLooker = this.filterMetric('NoLookerNode', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.decision} = "${LOOKER_UNAVAILABLE_DECISION}" }`);
     const serverErrorRate = new cloudwatch.MathExpression({

@@ -343,9 +343,10 @@ describe('GatewayObservability', () => {
     const patterns = resourcesOfType('AWS::Logs::MetricFilter').map(([, r]) => r.Properties.FilterPattern as string);
     expect(patterns).toEqual(
       expect.arrayContaining([
-        '{ $.status >= 500 }',
-        '{ $.status = 401 || $.status = 403 }',
-        '{ $.status = * && $.route != "health" }',
+        // Users' requests only: the public listener (health checks, relay calls and Lua events are logged too).
+        '{ $.frontend = "gateway" && $.status >= 500 }',
+        '{ $.frontend = "gateway" && ($.status = 401 || $.status = 403) }',
+        '{ $.frontend = "gateway" && $.status = * }',
         '{ $.decision = "looker-unavailable" }',
         expect.stringContaining('$.event = "login"'),
         expect.stringContaining('$.event = "refresh"'),
