@@ -132,6 +132,14 @@ export interface AuthServiceEnvironment {
    * @default "30"
    */
   readonly LG_UNKNOWN_KID_REREAD_SECONDS?: string;
+  /**
+   * While a key set still holds its seed (the first rotation has not finished: RotateSecret
+   * only starts it), a request waits up to this many seconds for the real keys, reading
+   * again every second, before it is answered 503 keys_not_ready (0 to 12; the function
+   * times out at 15).
+   * @default "8"
+   */
+  readonly LG_FIRST_KEYS_WAIT_SECONDS?: string;
 }
 
 /** The checked configuration. */
@@ -165,6 +173,7 @@ export interface AuthServiceConfig {
   readonly cookieKeysSecretId: string;
   readonly secretsCacheSeconds: number;
   readonly unknownKidRereadSeconds: number;
+  readonly firstKeysWaitSeconds: number;
 }
 
 export class AuthServiceConfigError extends Error {
@@ -291,6 +300,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
     cookieKeysSecretId: text('LG_COOKIE_KEYS_SECRET_ARN'),
     secretsCacheSeconds: integer('LG_SECRETS_CACHE_SECONDS', 300, 10, 3600),
     unknownKidRereadSeconds: integer('LG_UNKNOWN_KID_REREAD_SECONDS', 30, 1, 3600),
+    firstKeysWaitSeconds: integer('LG_FIRST_KEYS_WAIT_SECONDS', 8, 0, 12),
   };
   const names = Object.values(config.cookies);
   if (new Set(names).size !== names.length) problems.push(`The cookie names must differ, got ${names.join(', ')}.`);
