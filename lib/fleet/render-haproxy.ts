@@ -12,6 +12,7 @@ import {
   HEADERS,
   REFRESH_COOKIE,
   RETURN_TO_PARAM,
+  SESSION_ALGORITHMS,
   SESSION_COOKIE,
   attributeClaim,
   attributeHeader,
@@ -422,13 +423,14 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   if (hasMachineRoutes) renderMachineRules(f, o, file, machineCondition);
 
   f.note(
-    `${hasMachineRoutes ? '5' : '4'}. The session. Its token sits in txn.session_token, which the cookie fills and the inline\nrefresh replaces, so both go through the same checks. jwt_verify checks only the\nsignature, with the algorithm pinned; the key is picked by kid through the kid map.`,
+    `${hasMachineRoutes ? '5' : '4'}. The session. Its token sits in txn.session_token, which the cookie fills and the inline\nrefresh replaces, so both go through the same checks. jwt_verify checks only the\nsignature, with the algorithm pinned: one check per algorithm the gateway signs with\n(${SESSION_ALGORITHMS.join(', ')}), the token's header picking which runs; the key is picked by kid\nthrough the kid map, and a key verifies only signatures of its own algorithm. Both are\naccepted so that a change of algorithm needs no new configuration: the new keys arrive\nas 'next' through key-sync a whole rotation before they sign.`,
   );
   f.add(
     'http-request set-var(txn.now) date',
     'acl has_session_token var(txn.session_token) -m found',
     'acl session_key_known var(txn.session_key) -m found',
     'acl session_signature_valid var(txn.session_signature) -m int 1',
+    ...SESSION_ALGORITHMS.map((alg) => `acl ${signedWith(alg)} var(txn.session_alg) -m str ${alg}`),
     'acl session_cache_hit var(txn.session_cache_hit) -m int 1',
     'acl session_exp_present var(txn.session_exp) -m found',
     'acl session_nbf_present var(txn.session_nbf) -m found',
@@ -440,11 +442,11 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `acl refresh_cookie_present var(${REFRESH_VARS.cookie}) -m found`,
     `acl session_refreshed var(${REFRESH_VARS.result}) -m str refreshed`,
   );
-  f.note('Keys are loaded when the config is parsed, so every slot file is named here literally.');
+  f.note("Keys are loaded when the config is parsed, so every slot file is named here literally\n(whatever kind of key it holds: loading does not depend on the algorithm named).");
   for (const slot of SIGNING_KEY_STATUSES) {
-    f.add(`http-request set-var(txn.key_slot_loaded) str(x),jwt_verify("${s.algorithm}","${file(GATEWAY_FILES.sessionKey(slot))}") if FALSE`);
+    f.add(`http-request set-var(txn.key_slot_loaded) str(x),jwt_verify("${SESSION_ALGORITHMS[0]}","${file(GATEWAY_FILES.sessionKey(slot))}") if FALSE`);
   }
-  renderSignatureCheck(f, s.algorithm, kidMap, s.verificationCache, '');
+  renderSignatureCheck(f, kidMap, s.verificationCache, '');
   f.note(
     `Expired, or expiring within ${s.refreshWindowSeconds} s, with a good signature and a refresh cookie: refresh inline\n(Lua, single flight per refresh cookie), then check the new token exactly like a cookie.`,
   );
@@ -455,7 +457,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `http-request set-var(${REFRESH_VARS.key}) var(${REFRESH_VARS.cookie}),digest(sha256),hex if ${refreshCondition}`,
     `http-request lua.${REFRESH_ACTION} if ${refreshCondition}`,
   );
-  renderSignatureCheck(f, s.algorithm, kidMap, false, 'session_refreshed');
+  renderSignatureCheck(f, kidMap, false, 'session_refreshed');
 
   f.note('The decision. A valid session takes the short path and leaves the rules with `allow`.').add(
     'acl decided var(txn.decision) -m found',
@@ -544,12 +546,17 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   return f;
 }
 
+/** The ACL that is true when the session token's header names `alg`. */
+function signedWith(alg: string): string {
+  return `session_signed_${alg.toLowerCase()}`;
+}
+
 /** Checks the signature of txn.session_token and reads exp/nbf; `onlyIf` gates the whole block. */
-function renderSignatureCheck(f: Section, algorithm: string, kidMap: string, cache: boolean, onlyIf: string): void {
+function renderSignatureCheck(f: Section, kidMap: string, cache: boolean, onlyIf: string): void {
   const when = (condition: string) => ` if ${words(onlyIf, condition)}`;
   if (onlyIf) {
     f.note('The refreshed token: the same signature check (not cached) and the same claim reads.');
-    for (const variable of ['session_key', 'session_signature', 'session_cache_hit', 'session_claims', 'session_exp', 'session_nbf']) f.add(`http-request unset-var(txn.${variable})${when('')}`);
+    for (const variable of ['session_key', 'session_alg', 'session_signature', 'session_cache_hit', 'session_claims', 'session_exp', 'session_nbf']) f.add(`http-request unset-var(txn.${variable})${when('')}`);
   }
   f.add(`http-request set-var(txn.session_key) var(txn.session_token),jwt_header_query('$.kid'),map(${kidMap})${when('has_session_token')}`);
   if (cache) {
@@ -559,7 +566,11 @@ function renderSignatureCheck(f: Section, algorithm: string, kidMap: string, cac
       `http-request set-var(txn.session_signature) int(1)${when('session_key_known session_cache_hit')}`,
     );
   }
-  f.add(`http-request set-var(txn.session_signature) var(txn.session_token),jwt_verify("${algorithm}",txn.session_key)${when(cache ? 'session_key_known !session_cache_hit' : 'session_key_known')}`);
+  const verify = cache ? 'session_key_known !session_cache_hit' : 'session_key_known';
+  f.add(`http-request set-var(txn.session_alg) var(txn.session_token),jwt_header_query('$.alg')${when(verify)}`);
+  for (const alg of SESSION_ALGORITHMS) {
+    f.add(`http-request set-var(txn.session_signature) var(txn.session_token),jwt_verify("${alg}",txn.session_key)${when(`${verify} ${signedWith(alg)}`)}`);
+  }
   if (cache) {
     f.add(
       `http-request track-sc0 var(txn.session_digest) table ${PROXY_NAMES.sessionCache}${when('session_signature_valid !session_cache_hit')}`,
