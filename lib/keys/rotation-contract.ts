@@ -111,6 +111,18 @@ export function signingScheduleProblem(name: string, scheduleExpression: string,
   );
 }
 
+/** Fields of the rotation function's JSON log lines that metric filters read (lib/observability). */
+export const ROTATION_LOG_FIELDS = {
+  event: 'event',
+  outcome: 'outcome',
+  step: 'step',
+} as const;
+
+export const ROTATION_EVENTS = {
+  /** A rotation's AWSPENDING label was removed: the rotation stopped half-way, or was made from an earlier value. */
+  abandonedRotationCleared: 'abandoned-rotation-cleared',
+} as const;
+
 /** The `action` of the event the hourly schedule sends the rotation function. */
 export const CLEAR_ABANDONED_ROTATIONS = 'clear-abandoned-rotations';
 

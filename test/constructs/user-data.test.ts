@@ -38,7 +38,7 @@ import { createCa, issueCertificate, Pem } from '../support/pki';
 import { freePorts } from '../support/ports';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
 import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { attachRotation, captureLogs, DOMAIN, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
+import { attachRotation, DOMAIN, GatewaySecretArns, rotateSecret, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
 import { newTestApp } from './fixtures';
 import { FakeDeployment, resolveIntrinsics } from './resolve';
 
@@ -143,10 +143,7 @@ beforeAll(async () => {
   arns = seedGatewaySecrets(model);
   restoreEnv = setRotationEnvironment(rotationSettings(arns));
   attachRotation(model, arns, rotationHandler);
-  for (const arn of [arns.signingKeys, arns.backendClientCertificate, arns.frontendCertificate]) {
-    const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
-    if (error) throw error;
-  }
+  for (const arn of [arns.signingKeys, arns.backendClientCertificate, arns.frontendCertificate]) await rotateSecret(model, arn);
   secretsEndpoint = await startSecretsManagerEndpoint(model);
 
   // AND a Looker stand-in that requires the fleet's client certificate
