@@ -13,7 +13,7 @@
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import type { DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
 import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SecretKind } from '../../lib/key-material';
-import type { ResolvedRotationSettings } from '../../lib/keys/rotation-contract';
+import { ROTATION_EVENTS, type ResolvedRotationSettings } from '../../lib/keys/rotation-contract';
 import { backendClientCertificateRotation, frontendCertificateRotation } from './certificates';
 import { cookieKeyRotation } from './cookie-keys';
 import type { KindRotation, Log, RotationContext } from './kind';
@@ -130,7 +130,7 @@ async function abandonUnlessFollows(rotation: KindRotation, pending: string, cur
   if (!problem) return;
   // Safe: nobody reads AWSPENDING, and this value was never made current.
   await context.store.updateStage(context.secretArn, AWSPENDING, { from: context.token });
-  context.log({ event: 'abandoned-rotation-cleared', reason: problem, clearedVersion: context.token });
+  context.log({ event: ROTATION_EVENTS.abandonedRotationCleared, reason: problem, clearedVersion: context.token });
   throw new Error(
     `Rotation ${context.token} of ${context.secretArn} was made from an earlier value: ${problem}. Its AWSPENDING label was removed; the next rotation starts from the current value.`,
   );
@@ -183,7 +183,7 @@ export async function clearAbandonedRotations(deps: RotationDependencies): Promi
       cleared.push(secretArn);
       deps.log({
         ...base,
-        event: 'abandoned-rotation-cleared',
+        event: ROTATION_EVENTS.abandonedRotationCleared,
         clearedVersion: stale.versionId,
         ageSeconds,
         reason: `AWSPENDING sat on an unfinished version for ${ageSeconds} s (limit ${deps.settings.abandonedRotationSeconds} s): the rotation stopped; the next one starts from the current value`,

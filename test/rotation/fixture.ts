@@ -199,3 +199,26 @@ export async function runHourlyCheck(handler: (event: { action: string }) => Pro
 export async function runSteps(model: SecretsManagerModel, arn: string, token: string, steps: readonly RotationStep[] = ROTATION_STEPS): Promise<void> {
   for (const step of steps) await model.invokeStep(arn, token, step);
 }
+
+/**
+ * Makes the process clock (jest's Date; timers stay real) follow the model's: give
+ * `onTimeChange` to the model, call `restore()` after. Rotation functions read the time
+ * themselves (key ages, the hourly check), so with it they live on the model's clock.
+ */
+export function processClockFollowsModel(): { onTimeChange: (now: Date) => void; restore(): void } {
+  let faked = false;
+  return {
+    onTimeChange: (now) => {
+      if (faked) {
+        jest.setSystemTime(now);
+      } else {
+        jest.useFakeTimers({ doNotFake: [...ALL_BUT_DATE], now });
+        faked = true;
+      }
+    },
+    restore: () => {
+      if (faked) jest.useRealTimers();
+      faked = false;
+    },
+  };
+}

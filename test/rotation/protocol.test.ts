@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeySetSecret } from '../../lib/key-material';
 import { handler } from '../../lambda/rotation/index';
+import { republishToken } from '../../lambda/rotation/signing-keys';
 import { ROTATION_STEPS, RotationStep, SecretsManagerModel } from '../support/secrets-manager-model';
 import { captureLogs, event, GatewaySecretArns, rotateAndWait, RotationWorld, runHourlyCheck, startRotationWorld } from './fixture';
 
@@ -154,6 +155,33 @@ describe('idempotence, crashes and what follows them', () => {
     expect(first.lines.find((l) => l.outcome === 'error')).toMatchObject({ step: 'setSecret', kind: SECRET_KINDS.signingKeys });
     expect(signingSet()).toEqual(signingBefore);
     expect(model.valueAt(arns.verificationKeys)).toBe(publishedBefore);
+  });
+
+  test('when the verification keys moved on after this rotation published, a retried setSecret publishes again under a new token instead of repeating a no-op', async () => {
+    world.stop();
+    world = startRotationWorld(handler, {}, { failedRotationRetries: 1 });
+    ({ model, arns } = world);
+    await world.rotate(arns.signingKeys);
+    const earlier = model.valueAt(arns.verificationKeys)!;
+    // The first attempt publishes under its token, then something puts an earlier set back
+    // (an operator restoring, another writer) before testSecret compares.
+    let moved = false;
+    model.setRotationFunction(arns.signingKeys, async (e) => {
+      if (e.Step === 'testSecret' && !moved) {
+        moved = true;
+        model.putSecretValue({ SecretId: arns.verificationKeys, SecretString: earlier });
+      }
+      await handler(e);
+    });
+    const ended = await rotateAndWait(model, arns.signingKeys);
+    // The first attempt fails testSecret; Secrets Manager's retry (same token) runs setSecret again.
+    expect(ended.lines.filter((l) => l.outcome === 'error').map((l) => l.step)).toEqual(['testSecret']);
+    expect(ended.succeeded).toBe(true);
+    const republished = ended.lines.find((l) => l.event === 'republished-verification-keys')!;
+    expect(republished).toMatchObject({ step: 'setSecret', publishedVersion: republishToken(ended.token, republished.replacedVersion as string) });
+    expect(model.versionAt(arns.verificationKeys)).toBe(republished.publishedVersion);
+    const published = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'v');
+    expect(published.keys.map((k) => `${k.status}:${k.kid}`)).toEqual(signingSet().keys.map((k) => `${k.status}:${k.kid}`));
   });
 
   test('an unfinished rotation blocks the next until the hourly check clears it; the keys it made are never used', async () => {

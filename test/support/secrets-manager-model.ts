@@ -154,6 +154,12 @@ export interface ModelOptions {
   readonly scheduledRotationAt?: WindowPoint;
   /** Seed of the 'random' window point. @default 1 */
   readonly seed?: number;
+  /**
+   * Called whenever the model's clock moves (and once at the start), before anything runs
+   * at the new time: tests set the process clock there (jest's Date) so that rotation
+   * functions, which read the time themselves, live on the model's clock.
+   */
+  readonly onTimeChange?: (now: Date) => void;
 }
 
 export class SecretsManagerModel {
@@ -170,6 +176,7 @@ export class SecretsManagerModel {
   private readonly retries: number;
   private readonly windowPoint: WindowPoint;
   private random: () => number;
+  private readonly onTimeChange?: (now: Date) => void;
   private readonly running = new Set<Promise<void>>();
   private gate: Promise<void> = Promise.resolve();
 
@@ -180,6 +187,14 @@ export class SecretsManagerModel {
     this.retries = options.failedRotationRetries ?? 0;
     this.windowPoint = options.scheduledRotationAt ?? 'random';
     this.random = seededRandom(options.seed ?? 1);
+    this.onTimeChange = options.onTimeChange;
+    this.onTimeChange?.(this.now());
+  }
+
+  private setClock(ms: number): void {
+    if (ms === this.clock) return;
+    this.clock = ms;
+    this.onTimeChange?.(this.now());
   }
 
   // ---- API operations (input and output shapes as in the SDK) ----
@@ -401,7 +416,7 @@ export class SecretsManagerModel {
         .filter((s) => s.rotationEnabled && s.nextRotation && s.nextRotation.at.getTime() <= target)
         .sort((a, b) => a.nextRotation!.at.getTime() - b.nextRotation!.at.getTime())[0];
       if (!due) break;
-      this.clock = Math.max(this.clock, due.nextRotation!.at.getTime());
+      this.setClock(Math.max(this.clock, due.nextRotation!.at.getTime()));
       const pending = [...due.versions.values()].find((v) => v.stages.has(AWSPENDING) && !v.stages.has(AWSCURRENT));
       if (pending) {
         this.events.push({ at: this.now(), secretArn: due.arn, type: 'ScheduledRotationBlocked', token: pending.versionId, error: "A previous rotation isn't complete." });
@@ -411,7 +426,7 @@ export class SecretsManagerModel {
       this.launch(due.arn, this.startRotation(due.arn), 'schedule');
       await this.settled();
     }
-    this.clock = target;
+    this.setClock(target);
   }
 
   /** Resolves when every rotation that has started has ended (succeeded or failed). */
