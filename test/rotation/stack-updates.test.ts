@@ -14,9 +14,6 @@
  *     AWS does, until the hourly check clears it.
  */
 import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
-import * as ts from 'typescript';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { decodeProtectedHeader, jwtVerify } from 'jose';
@@ -28,6 +25,7 @@ import { SessionSigner } from '../../lambda/auth/keys';
 import { handler } from '../../lambda/rotation/index';
 import { CachedSecret, SecretsManagerSource } from '../../lambda/shared/secrets';
 import { CloudFormationModel, TemplateJson } from '../support/cloudformation-model';
+import { keyMaterialWithFormatVersion } from '../support/format-bump';
 import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../support/secrets-manager-model';
 import { newTestApp } from '../constructs/fixtures';
 import { captureLogs, processClockFollowsModel } from './fixture';
@@ -161,7 +159,7 @@ describe('a change of sessionAlgorithm (ES256 -> RS256)', () => {
     // The same construct, loaded with a key-material.ts whose SECRET_FORMAT_VERSION is 2.
     let bumped!: TemplateJson;
     jest.isolateModules(() => {
-      jest.doMock('../../lib/key-material', () => loadWithFormatVersion(2));
+      jest.doMock('../../lib/key-material', () => keyMaterialWithFormatVersion(2));
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { GatewayKeys: BumpedKeys } = require('../../lib/keys/gateway-keys') as typeof import('../../lib/keys/gateway-keys');
       bumped = synth({}, BumpedKeys);
@@ -232,16 +230,3 @@ describe('rotations that come too soon, and rotations that stop', () => {
     expect(parseGatewaySecret(model.valueAt(cookieKeys), SECRET_KINDS.cookieKeys, 'c').keys.find((k) => k.status === 'previous')!.kid).toBe(previousKid);
   });
 });
-
-/** lib/key-material.ts compiled with another SECRET_FORMAT_VERSION: what a release that bumps the format ships. */
-function loadWithFormatVersion(version: number): unknown {
-  const file = path.join(__dirname, '..', '..', 'lib', 'key-material.ts');
-  const source = readFileSync(file, 'utf8');
-  const bumped = source.replace(/export const SECRET_FORMAT_VERSION = \d+;/, `export const SECRET_FORMAT_VERSION = ${version};`);
-  if (bumped === source) throw new Error('lib/key-material.ts no longer declares SECRET_FORMAT_VERSION as a number literal: update this test.');
-  const js = ts.transpileModule(bumped, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
-  const module = { exports: {} as Record<string, unknown> };
-  const requireFromLib = (id: string) => jest.requireActual(id.startsWith('.') ? path.join(path.dirname(file), id) : id);
-  new Function('require', 'module', 'exports', js)(requireFromLib, module, module.exports);
-  return module.exports;
-}
