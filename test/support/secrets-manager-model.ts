@@ -81,7 +81,11 @@ export interface RotationRules {
   readonly Duration?: string;
 }
 
-/** What the service records about rotations ([TRAIL] logs these events to CloudTrail). */
+/**
+ * What the service records about rotations: RotationStarted, RotationSucceeded and
+ * RotationFailed as [TRAIL] names them; ScheduledRotationBlocked is the model's own record
+ * of a window that started nothing because AWSPENDING was unfinished.
+ */
 export interface RotationEvent {
   readonly at: Date;
   readonly secretArn: string;
