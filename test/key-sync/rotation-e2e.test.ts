@@ -77,6 +77,14 @@ let ports: { gateway: number; health: number; metrics: number };
 let load: ReturnType<typeof startLoad> | undefined;
 const rotationLines: Record<string, unknown>[] = [];
 const syncRuns: SyncRun[] = [];
+/**
+ * The templates, synthesized before any server starts: synthesis is synchronous and takes
+ * seconds, and would stall the stand-ins that share this process (a stalled Looker stand-in
+ * fails haproxy's health checks: 503s that no deployment would cause).
+ */
+const templates: { es256?: TemplateJson; rs256?: TemplateJson; formatBump?: TemplateJson } = {};
+/** What the test is doing, for the failure messages of the load. */
+let phase = 'start';
 
 beforeAll(async () => {
   model = new SecretsManagerModel({ scheduledRotationAt: 'start' });
@@ -108,6 +116,15 @@ beforeAll(async () => {
     Tags: [{ Key: SECRET_KIND_TAG, Value: SECRET_KINDS.frontendCertificate }],
   }).ARN;
   scratch = rootScratchDir();
+  templates.es256 = synth({ sessionAlgorithm: 'ES256' });
+  templates.rs256 = synth({ sessionAlgorithm: 'RS256' });
+  jest.isolateModules(() => {
+    // The same construct, loaded with the key-material.ts of a release that bumps SECRET_FORMAT_VERSION.
+    jest.doMock('../../lib/key-material', () => keyMaterialWithFormatVersion(2));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { GatewayKeys: BumpedKeys } = require('../../lib/keys/gateway-keys') as typeof import('../../lib/keys/gateway-keys');
+    templates.formatBump = synth({ sessionAlgorithm: 'RS256' }, BumpedKeys);
+  });
 });
 
 afterAll(async () => {
@@ -188,10 +205,10 @@ function startLoad(pool: () => string[], clients = 4): { stop(): Promise<{ total
         try {
           const answer = await client.request(`/dashboards/${i}`, { headers: { cookie: `${SESSION_COOKIE}=${token}`, accept: 'application/json' } });
           total += 1;
-          if (answer.status !== 200) failures.push(`status ${answer.status} (${answer.body.slice(0, 120)}) for ${JSON.stringify(decodeProtectedHeader(token))}`);
+          if (answer.status !== 200) failures.push(`${phase}: status ${answer.status} (${answer.body.slice(0, 120)}) for ${JSON.stringify(decodeProtectedHeader(token))}`);
         } catch (error) {
           total += 1;
-          failures.push(`error ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+          failures.push(`${phase}: error ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
         }
       }
     } finally {
@@ -235,7 +252,7 @@ let pool: string[] = [];
 
 test('a first deployment with slow rotations: the auth service waits for the first keys; key-sync and haproxy start on them', async () => {
   const release = model.holdRotations();
-  const first = await cfn.deploy(synth({ sessionAlgorithm: 'ES256' }));
+  const first = await cfn.deploy(templates.es256!);
   expect(first).toMatchObject({ ok: true });
   // The user's frontend certificate has no schedule: three rotations started, none has run.
   expect(first.actions.filter((a) => a.startsWith('create AWS::SecretsManager::RotationSchedule'))).toHaveLength(3);
@@ -283,7 +300,8 @@ test('a first deployment with slow rotations: the auth service waits for the fir
   const [gateway, health, metrics] = await freePorts(3);
   ports = { gateway, health, metrics };
   const options = baseGatewayOptions({ dir: `${scratch.inside}/gateway`, ports, lookerPorts: [looker.port], authPort: auth.port, pki, sessionKeys: [...published().keys] });
-  const rendered = renderGatewayConfig({ ...options, runtimeDir: `${scratch.inside}/run`, authService: { ...options.authService, host: AUTH_HOST } });
+  // Health checks every 5 s (the default) rather than the fleet tests' 1 s: rotations and key-sync share this process with the stand-in.
+  const rendered = renderGatewayConfig({ ...options, runtimeDir: `${scratch.inside}/run`, authService: { ...options.authService, host: AUTH_HOST }, looker: { ...options.looker, healthCheckIntervalSeconds: 5 } });
   for (const directory of rendered.directories) mkdirSync(path.join(TRIXIE_ROOT, directory), { recursive: true });
   for (const file of rendered.files) {
     const target = path.join(scratch.host, 'gateway', file.path);
@@ -305,7 +323,8 @@ test('a first deployment with slow rotations: the auth service waits for the fir
 
 test('a change of sessionAlgorithm to RS256 is carried out by three rotations, under load, with no failed request', async () => {
   const signingVersion = model.versionAt(arnOf('SigningKeys'));
-  const deployed = await cfn.deploy(synth({ sessionAlgorithm: 'RS256' }));
+  phase = 'deploying RS256';
+  const deployed = await cfn.deploy(templates.rs256!);
   expect(deployed).toMatchObject({ ok: true, actions: [expect.stringMatching(/^update AWS::Lambda::Function KeysRotationFunction/)] });
   await model.settled();
   expect(model.versionAt(arnOf('SigningKeys'))).toBe(signingVersion);
@@ -315,6 +334,7 @@ test('a change of sessionAlgorithm to RS256 is carried out by three rotations, u
   for (let rotation = 0; rotation < 3; rotation += 1) {
     // Let the newest next key reach the scaled minimum age, then a week passes: the scheduled rotations run.
     await new Promise((resolve) => setTimeout(resolve, SCALED_MIN_KEY_AGE_SECONDS * 1000 + 200));
+    phase = `rotation ${rotation + 1}`;
     await model.advanceTime(7 * DAY_MS);
     expect(model.events.filter((e) => e.type === 'RotationFailed')).toEqual([]);
     const kids = new Set(published().keys.map((k) => k.kid));
@@ -326,8 +346,10 @@ test('a change of sessionAlgorithm to RS256 is carried out by three rotations, u
     expect(await get(session)).toBe(200);
     pool = [...pool, session];
     await requestsGoOn(100);
+    phase = `key-sync after rotation ${rotation + 1}`;
     const run = await sync();
     expect(run.lines[0]).toMatchObject({ outcome: 'updated', reloaded: true });
+    phase = `after the reload of rotation ${rotation + 1}`;
     await requestsGoOn(100);
   }
   expect(algorithms).toEqual(['ES256', 'RS256', 'RS256']);
@@ -339,14 +361,8 @@ test('a change of sessionAlgorithm to RS256 is carried out by three rotations, u
 
 test('a release that bumps SECRET_FORMAT_VERSION rewrites no secret, and nothing fails', async () => {
   const versions = ['SigningKeys', 'VerificationKeys', 'CookieKeys', 'BackendCa', 'BackendClientCertificate'].map((name) => model.versionAt(arnOf(name)));
-  let bumped!: TemplateJson;
-  jest.isolateModules(() => {
-    jest.doMock('../../lib/key-material', () => keyMaterialWithFormatVersion(2));
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { GatewayKeys: BumpedKeys } = require('../../lib/keys/gateway-keys') as typeof import('../../lib/keys/gateway-keys');
-    bumped = synth({ sessionAlgorithm: 'RS256' }, BumpedKeys);
-  });
-  const deployed = await cfn.deploy(bumped);
+  phase = 'deploying the format bump';
+  const deployed = await cfn.deploy(templates.formatBump!);
   expect(deployed.ok).toBe(true);
   expect(deployed.actions.filter((a) => a.includes('AWS::SecretsManager::Secret'))).toEqual([]);
   await model.settled();
