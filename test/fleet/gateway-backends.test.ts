@@ -115,15 +115,16 @@ test('with one Looker node down, every request goes to the other; with all down,
 });
 
 test('workers run unprivileged and still refresh sessions inline through the relay socket', async () => {
-  const refresh = `refresh-${Date.now()}`;
+  const sid = `sid-unprivileged-${Date.now()}`;
+  const refresh = env.refreshCookie({ sid });
   const calls = env.auth.sessionCalls().length;
   const response = await env.client().request('/dashboards/2', {
-    headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 }), refresh) },
+    headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', cookie: sessionCookies(await env.mint({ ...DEFAULT_CLAIMS, sid }, { expiresIn: -120 }), refresh) },
   });
   // All Looker nodes are down by now (previous test): the refresh itself is what is checked.
   expect(env.auth.sessionCalls().length).toBe(calls + 1);
   expect(env.auth.sessionCalls()[calls].headers.cookie).toBe(`${REFRESH_COOKIE}=${refresh}`);
   const gatewayLine = () => env.logLines().find((l) => l.request_id === response.headers['x-request-id'] && l.frontend === 'gateway');
   await waitFor(async () => gatewayLine() !== undefined, 'the access log line of the refreshed request');
-  expect(gatewayLine()).toMatchObject({ refresh: 'refreshed', decision: DECISIONS.lookerUnavailable, user: 'user-123-refreshed' });
+  expect(gatewayLine()).toMatchObject({ refresh: 'refreshed', decision: DECISIONS.lookerUnavailable, user: DEFAULT_CLAIMS.sub });
 });
