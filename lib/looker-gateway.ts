@@ -160,6 +160,8 @@ export class LookerGateway extends Construct {
       domainName: props.domainName,
       vpc: this.vpc,
       rotationLogGroup: this.observability.rotationLogGroup,
+      // The rotation's timing depends on how long the sessions it signs live.
+      sessionLifetime: props.sessionLifetime,
     });
     this.authService = new AuthService(this, 'AuthService', {
       vpc: this.vpc,

@@ -15,7 +15,7 @@ import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment,
 import { evaluateMappingRules, type MappingDenial, type MappingGrant } from '../../lib/auth/mapping-rules';
 import { checkReturnTo } from '../../lib/auth/return-to';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
-import { CachedSecret, SecretReadError, type SecretSource } from '../shared/secrets';
+import { CachedSecret, SecretReadError, type ReadinessOptions, type SecretSource } from '../shared/secrets';
 import {
   clearCookie,
   escapeHtml,
@@ -69,6 +69,8 @@ export interface AuthServiceDependencies {
    * @default - the DynamoDB table LG_REVOCATION_TABLE_NAME names, else this process's memory
    */
   readonly sessionStore?: SessionRecordStore;
+  /** Waits between reads of a key set that has no keys yet. @default setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 export interface AuthService {
@@ -221,17 +223,19 @@ class ConfiguredAuthService implements AuthService {
   ) {
     this.now = deps.now ?? Date.now;
     const cacheOptions = { maxAgeMs: config.secretsCacheSeconds * 1000, rereadIntervalMs: config.unknownKidRereadSeconds * 1000, now: this.now };
+    // Key sets at their seed are waited for (bounded) and never cached: see firstKeysReadiness.
+    const keySetOptions = { ...cacheOptions, readiness: firstKeysReadiness(config.firstKeysWaitSeconds, logger), sleep: deps.sleep };
     const signingKeys = new CachedSecret<SigningKeySetSecret>(
       deps.secretSource,
       config.signingKeysSecretId,
       (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, config.signingKeysSecretId),
-      cacheOptions,
+      keySetOptions,
     );
     const cookieKeys = new CachedSecret<CookieKeySetSecret>(
       deps.secretSource,
       config.cookieKeysSecretId,
       (s) => parseGatewaySecret(s, SECRET_KINDS.cookieKeys, config.cookieKeysSecretId),
-      cacheOptions,
+      keySetOptions,
     );
     const { settings } = config.idp;
     const credentials = new IdpClientCredentials({
@@ -894,3 +898,17 @@ function grantFields(grant: MappingGrant): Pick<AuditEvent, 'matchedRules' | 'ro
 }
 
 export { parseClientSecret } from './idp-credentials';
+
+/**
+ * A key set is ready once it has a current key. Until then (a first deployment, whose
+ * rotations run after the function can already be called) every read waits for it,
+ * bounded, with one log line when the wait starts and one when it ends.
+ */
+function firstKeysReadiness(waitSeconds: number, logger: Logger): ReadinessOptions {
+  return {
+    isReady: (set) => (set as { keys: { status: string }[] }).keys.some((key) => key.status === 'current'),
+    maxWaitMs: waitSeconds * 1000,
+    pollMs: 1000,
+    report: (level, message, fields) => logger.log(level, message, { ...fields, event: 'first-keys' }),
+  };
+}

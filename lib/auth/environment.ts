@@ -223,6 +223,14 @@ export interface AuthServiceEnvironment {
    * @default - both are kept in the memory of this process only (`npm run local`, tests)
    */
   readonly LG_REVOCATION_TABLE_NAME?: string;
+  /**
+   * While a key set still holds its seed (the first rotation has not finished: RotateSecret
+   * only starts it), a request waits up to this many seconds for the real keys, reading
+   * again every second, before it is answered 503 keys_not_ready (0 to 12; the function
+   * times out at 15).
+   * @default "8"
+   */
+  readonly LG_FIRST_KEYS_WAIT_SECONDS?: string;
 }
 
 /** The checked configuration. */
@@ -265,6 +273,7 @@ export interface AuthServiceConfig {
   readonly unknownKidRereadSeconds: number;
   /** The DynamoDB table of revoked sessions; undefined: in memory. */
   readonly revocationTableName?: string;
+  readonly firstKeysWaitSeconds: number;
 }
 
 export class AuthServiceConfigError extends Error {
@@ -443,6 +452,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
     secretsCacheSeconds: integer('LG_SECRETS_CACHE_SECONDS', 300, 10, 3600),
     unknownKidRereadSeconds: integer('LG_UNKNOWN_KID_REREAD_SECONDS', 30, 1, 3600),
     revocationTableName: revocationTableName(env.LG_REVOCATION_TABLE_NAME, problems),
+    firstKeysWaitSeconds: integer('LG_FIRST_KEYS_WAIT_SECONDS', 8, 0, 12),
   };
   const names = Object.values(config.cookies);
   if (new Set(names).size !== names.length) problems.push(`The cookie names must differ, got ${names.join(', ')}.`);

@@ -306,7 +306,8 @@ describe('configuration', () => {
     await missing.stop();
 
     const seedArn = h.model.createSecret({ Name: 'lg/seed-signing', SecretString: seedSecretValue(SECRET_KINDS.signingKeys) }).ARN;
-    const seeded = await h.startAnother({ LG_SIGNING_KEYS_SECRET_ARN: seedArn });
+    // No wait for first keys here (test/auth/first-keys.test.ts covers the wait).
+    const seeded = await h.startAnother({ LG_SIGNING_KEYS_SECRET_ARN: seedArn, LG_FIRST_KEYS_WAIT_SECONDS: '0' });
     otherLogs.push(seeded.logs.lines);
     const jwks = await request(h.fetch, new CookieJar(), `${seeded.url}/oauth2/jwks.json`);
     expect(jwks.status).toBe(503);
