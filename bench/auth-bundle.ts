@@ -11,8 +11,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { LAMBDA_BUNDLES, REPO_ROOT } from '../lib/private/lambda-bundling';
-import type { AuthServiceEnvironment } from '../lib/auth/environment';
+import { LAMBDA_BUNDLES, REPO_ROOT } from '../core/lambda-assets';
+import type { AuthServiceEnvironment } from '../core/auth/environment';
 import { bundleLambda } from '../scripts/bundle-lambdas';
 
 const RUNS = 21;

@@ -26,7 +26,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { haproxyCommand, RunningHaproxy, startHaproxy } from '../test/support/haproxy';
+import { haproxyCommand, RunningHaproxy, startHaproxy } from '../dev/haproxy';
 import { ProxyBenchSetup, writeProxyBenchSetup } from './support/proxy-setup';
 import { CALLGRIND_SETTINGS, InstructionResult, countInstructions, valgrindVersion } from './support/callgrind';
 

@@ -13,8 +13,8 @@
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { AUTH_PATHS, DEFAULT_REVOCATION_POLL_SECONDS } from '../lib/session-contract';
-import { DEFAULT_CLAIMS, sessionCookies, startGatewayEnv } from '../test/fleet/support/gateway-env';
+import { AUTH_PATHS, DEFAULT_REVOCATION_POLL_SECONDS } from '../core/session-contract';
+import { DEFAULT_CLAIMS, sessionCookies, startGatewayEnv } from '../dev/gateway-env';
 
 const TRIALS = Number(process.env.BENCH_REVOCATION_TRIALS ?? 20);
 const PROBE_INTERVAL_MS = 25;

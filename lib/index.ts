@@ -1,12 +1,12 @@
 export * from './looker-gateway';
 export * from './stack';
-export * from './nag';
+export * from './nag/index';
 export * from './fleet/gateway-fleet';
 export * from './auth/auth-service';
 export * from './keys/gateway-keys';
 export * from './observability/gateway-observability';
 export * from './looker/looker-backend';
 export * from './looker/looker-oidc-configuration';
-export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from './auth/mapping-rules';
-export { AttributeConflictPolicy } from './auth/mapping-rules';
+export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from '../core/auth/mapping-rules';
+export { AttributeConflictPolicy } from '../core/auth/mapping-rules';
 export { GatewayPropsError } from './private/validation';

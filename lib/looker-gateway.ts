@@ -10,7 +10,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/auth-service';
-import { MappingRuleSet } from './auth/mapping-rules';
+import { MappingRuleSet } from '../core/auth/mapping-rules';
 import { ClientCertificateAuthority, GatewayFleet, MachineClient, MachineRoutes } from './fleet/gateway-fleet';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { GatewayKeys } from './keys/gateway-keys';

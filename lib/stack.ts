@@ -9,7 +9,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct, Node } from 'constructs';
-import { MappingRuleSet } from './auth/mapping-rules';
+import { MappingRuleSet } from '../core/auth/mapping-rules';
 import { ClientCertificateAuthority, MachineClient } from './fleet/gateway-fleet';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { LookerBackend } from './looker/looker-backend';

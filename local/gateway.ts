@@ -1,20 +1,20 @@
 /**
  * The whole gateway on 127.0.0.1: the development IdP, the auth service through its
- * local adapter, HAProxy with the config lib/fleet renders, and the Looker stand-in.
+ * local adapter, HAProxy with the config core/haproxy renders, and the Looker stand-in.
  * `npm run local` (local/run.ts) and the end-to-end tests both start it from here.
  */
 import { randomBytes } from 'node:crypto';
-import { AUTH_PATHS } from '../lib/session-contract';
+import { AUTH_PATHS } from '../core/session-contract';
 import { checkLocalAuthSettings, LocalAuthSettings, startLocalAuth, RunningLocalAuth } from './auth-service';
-import { DevIdpStats, devUserAccount, startDevIdp } from './dev-idp';
-import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from './dev-users';
+import { DevIdpStats, devUserAccount, startDevIdp } from '../dev/stand-ins/idp/dev-idp';
+import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from '../dev/stand-ins/idp/dev-users';
 import { createLocalFolder } from './files';
 import { startLocalHaproxy } from './haproxy';
 import { generateCookieKeySet, generateSigningKeySet } from './keys';
-import { SeenRequest, startLookerStandIn } from './looker-stand-in';
+import { SeenRequest, startLookerStandIn } from '../dev/stand-ins/looker/looker-stand-in';
 import { createLocalPki, pemChain, spkiSha256Base64 } from './pki';
 import { CleanupStack } from './processes';
-import { assertPortFree, freePort, waitUntilReady } from './readiness';
+import { assertPortFree, freePort, waitUntilReady } from '../dev/readiness';
 
 export interface LocalGatewayOptions {
   /** Port of the gateway on 127.0.0.1. @default 0 - a free port chosen by the kernel */

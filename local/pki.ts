@@ -6,7 +6,7 @@
  */
 import 'reflect-metadata';
 import { createHash, X509Certificate } from 'node:crypto';
-import { createCa, issueCertificate, Pem, TestCa } from '../test/support/pki';
+import { createCa, issueCertificate, Pem, TestCa } from '../dev/pki';
 
 export const LOCAL_HOST_NAMES = ['localhost'];
 export const LOCAL_ADDRESSES = ['127.0.0.1'];

@@ -4,7 +4,7 @@
  * SIGTERM stops every process it started and removes its temporary folder.
  */
 import { parseArgs } from 'node:util';
-import { DEV_USERS } from './dev-users';
+import { DEV_USERS } from '../dev/stand-ins/idp/dev-users';
 import type { LocalGateway, LocalGatewayOptions } from './gateway';
 
 export const DEFAULT_LOCAL_PORT = 8443;

@@ -1,6 +1,6 @@
 /**
  * Builds the Lambda bundles with esbuild using the settings the constructs use
- * (lib/private/lambda-bundling.ts), so the bundle that tests and benchmarks run is the
+ * (core/lambda-assets.ts), so the bundle that tests and benchmarks run is the
  * bundle that deploys. Generic over LAMBDA_BUNDLES.
  *
  *   npx tsx scripts/bundle-lambdas.ts [name ...] [--out dir]   (default: every bundle, into dist/lambda)
@@ -8,7 +8,7 @@
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { build } from 'esbuild';
-import { BUNDLING, LAMBDA_BUNDLES, REPO_ROOT } from '../lib/private/lambda-bundling';
+import { BUNDLING, LAMBDA_BUNDLES, REPO_ROOT } from '../core/lambda-assets';
 
 export type LambdaBundleName = keyof typeof LAMBDA_BUNDLES;
 

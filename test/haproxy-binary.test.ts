@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { checkConfig, haproxyCommand, startHaproxy } from './support/haproxy';
-import { freePort } from './support/ports';
+import { checkConfig, haproxyCommand, startHaproxy } from '../dev/haproxy';
+import { freePort } from '../dev/ports';
 
 test('the haproxy under test is 3.0 or newer and checks a config', () => {
   expect(haproxyCommand().file).toBeTruthy();

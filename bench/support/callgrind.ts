@@ -24,8 +24,8 @@ import { Agent, request } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { haproxyCommand, RunningHaproxy, startHaproxy } from '../../test/support/haproxy';
-import { GATEWAY_HOST } from '../../test/fleet/support/gateway-env';
+import { haproxyCommand, RunningHaproxy, startHaproxy } from '../../dev/haproxy';
+import { GATEWAY_HOST } from '../../dev/gateway-env';
 import { ProxyBenchSetup, SCENARIOS, Scenario, ScenarioName, writeProxyBenchSetup } from './proxy-setup';
 
 const VALGRIND = process.env.VALGRIND ?? '/usr/bin/valgrind';

@@ -4,10 +4,10 @@
  * encrypted with the cookie key set (JWE dir + A256GCM, `kid` in the header).
  */
 import { EncryptJWT, errors as joseErrors, importJWK, jwtDecrypt, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { ASSERTION_TOKEN_TYPE, SESSION_TOKEN_TYPE } from '../../lib/session-contract';
-import type { CookieKeySetSecret, SigningKeySetSecret } from '../../lib/key-material';
-import { buildAssertionClaims, buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
-import { CLAIMS } from '../../lib/session-contract';
+import { ASSERTION_TOKEN_TYPE, SESSION_TOKEN_TYPE } from '../../core/session-contract';
+import type { CookieKeySetSecret, SigningKeySetSecret } from '../../core/key-material';
+import { buildAssertionClaims, buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../core/auth/session-claims';
+import { CLAIMS } from '../../core/session-contract';
 import type { CachedSecret } from '../shared/secrets';
 
 export class KeysNotReadyError extends Error {}

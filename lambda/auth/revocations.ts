@@ -20,8 +20,8 @@ import {
   type AttributeValue,
   type QueryCommandOutput,
 } from '@aws-sdk/client-dynamodb';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
-import type { RevocationList } from '../../lib/session-contract';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
+import type { RevocationList } from '../../core/session-contract';
 
 export interface SessionRevocation {
   readonly sid: string;

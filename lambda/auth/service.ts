@@ -8,11 +8,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
 import type { JWTPayload } from 'jose';
 import type { Context } from 'aws-lambda';
-import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM, type RevocationList } from '../../lib/session-contract';
-import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
-import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../lib/auth/environment';
-import { evaluateMappingRules, identityFacts, type IdentityFacts, type MappingDenial, type MappingGrant } from '../../lib/auth/mapping-rules';
-import { checkReturnTo } from '../../lib/auth/return-to';
+import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM, type RevocationList } from '../../core/session-contract';
+import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../core/key-material';
+import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../core/auth/environment';
+import { evaluateMappingRules, identityFacts, type IdentityFacts, type MappingDenial, type MappingGrant } from '../../core/auth/mapping-rules';
+import { checkReturnTo } from '../../core/auth/return-to';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
 import { CachedSecret, SecretReadError, type SecretSource } from '../shared/secrets';
 import {

@@ -2,7 +2,7 @@
  * What the custom resource does for each CloudFormation request:
  * - Create and Update: log in to Looker's API with the API3 credentials, resolve the role
  *   and user attribute names to Looker's ids, and PATCH `oidc_config` so Looker's OpenID
- *   Connect login uses the gateway's broker (lib/looker/oidc-config.ts brokerOidcConfig).
+ *   Connect login uses the gateway's broker (core/looker/oidc-config.ts brokerOidcConfig).
  *   PATCH writes the whole desired state every time, so repeating it changes nothing.
  * - Delete: switch Looker's OpenID Connect login off (`enabled: false`) if it still points
  *   at this gateway's broker, and leave it alone if someone has pointed it elsewhere since.
@@ -23,7 +23,7 @@ import {
   parseLookerOidcResourceSettings,
   pointsAtBroker,
   resolveLookerIds,
-} from '../../lib/looker/oidc-config';
+} from '../../core/looker/oidc-config';
 import type { SecretSource } from '../shared/secrets';
 import type { CustomResourceAnswer } from './cfn-response';
 import { LookerApi } from './looker-api';

@@ -5,7 +5,7 @@
  * deadline on every call, and errors that say what to fix without quoting a secret.
  */
 import * as https from 'node:https';
-import { LOOKER_API_PATHS, LookerAccessToken, LookerApiCredentials, LookerValidationError } from '../../lib/looker/oidc-config';
+import { LOOKER_API_PATHS, LookerAccessToken, LookerApiCredentials, LookerValidationError } from '../../core/looker/oidc-config';
 
 export interface LookerApiOptions {
   /** Base URL of the API, without /api/4.0. */

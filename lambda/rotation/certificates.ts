@@ -11,7 +11,7 @@ import {
   SECRET_FORMAT_VERSION,
   SECRET_KIND_TAG,
   SECRET_KINDS,
-} from '../../lib/key-material';
+} from '../../core/key-material';
 import type { KindRotation, RotationContext } from './kind';
 import { checkCertificate, createCa, createSelfSignedServerCertificate, issueClientCertificate } from './pki';
 import { AWSCURRENT, isAwsError } from './secret-store';

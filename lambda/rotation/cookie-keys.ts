@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { base64url, compactDecrypt, CompactEncrypt, decodeProtectedHeader } from 'jose';
-import { CookieKeyEntry, CookieKeySetSecret, parseGatewaySecret, SECRET_FORMAT_VERSION, SECRET_KINDS } from '../../lib/key-material';
+import { CookieKeyEntry, CookieKeySetSecret, parseGatewaySecret, SECRET_FORMAT_VERSION, SECRET_KINDS } from '../../core/key-material';
 import type { KindRotation } from './kind';
 
 export const COOKIE_KEY_BYTES = 32;

@@ -5,7 +5,7 @@
  */
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
-import { readRotationSettings } from '../../lib/keys/rotation-contract';
+import { readRotationSettings } from '../../core/rotation-contract';
 import { stdoutSink } from '../shared/audit';
 import type { LogEntry } from './kind';
 import { rotate } from './protocol';

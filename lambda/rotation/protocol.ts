@@ -5,8 +5,8 @@
  */
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import type { DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
-import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SecretKind } from '../../lib/key-material';
-import type { ResolvedRotationSettings } from '../../lib/keys/rotation-contract';
+import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SecretKind } from '../../core/key-material';
+import type { ResolvedRotationSettings } from '../../core/rotation-contract';
 import { backendClientCertificateRotation, frontendCertificateRotation } from './certificates';
 import { cookieKeyRotation } from './cookie-keys';
 import type { KindRotation, Log, RotationContext } from './kind';

@@ -16,8 +16,8 @@ import {
   SigningKeyStatus,
   StoredJwk,
   VerificationKeySetSecret,
-} from '../../lib/key-material';
-import type { SessionAlgorithm } from '../../lib/session-contract';
+} from '../../core/key-material';
+import type { SessionAlgorithm } from '../../core/session-contract';
 import type { KindRotation, RotationContext } from './kind';
 import { isAwsError } from './secret-store';
 

@@ -16,14 +16,14 @@ import { Construct } from 'constructs';
 import { GatewayKeys } from '../keys/gateway-keys';
 import { lambdaEnvironmentProblems } from '../private/lambda-environment';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
+import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { assertDomainName, assertDurationInRange, assertHttpsUrl, assertIntegerInRange, assertNonEmptyString, GatewayPropsError } from '../private/validation';
-import { DEFAULT_SESSION_TTL_SECONDS } from '../session-contract';
-import { AuthServiceConfigError, AuthServiceEnvironment, parseAuthServiceEnvironment } from './environment';
-import { MappingRuleSet, validateMappingRules } from './mapping-rules';
-import { REVOCATION_TABLE } from './revocation-table';
+import { DEFAULT_SESSION_TTL_SECONDS } from '../../core/session-contract';
+import { AuthServiceConfigError, AuthServiceEnvironment, parseAuthServiceEnvironment } from '../../core/auth/environment';
+import { MappingRuleSet, validateMappingRules } from '../../core/auth/mapping-rules';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 
 /** The IdP the gateway logs users in with (OpenID Connect, authorization code + PKCE). */
 export interface IdentityProviderSettings {

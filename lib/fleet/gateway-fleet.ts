@@ -17,8 +17,8 @@ import { LookerBackend } from '../looker/looker-backend';
 import { acknowledge, acknowledgeDefaultPolicy } from '../private/nag-acknowledgements';
 import { clientCaProblems, clientCrlProblems } from '../private/client-certificates';
 import { assertIntegerInRange, assertPort, GatewayPropsError } from '../private/validation';
-import { GatewayConfigError } from './validate';
-import { CLOUDWATCH_AGENT_CONFIG_PATH, CLOUDWATCH_AGENT_METRIC_NAMESPACE, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, InstanceMachineClients, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
+import { GatewayConfigError } from '../../core/haproxy/validate';
+import { CLOUDWATCH_AGENT_CONFIG_PATH, CLOUDWATCH_AGENT_METRIC_NAMESPACE, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, InstanceMachineClients, renderBootstrapScript, renderInstanceFiles, startCommands } from '../../core/instance/user-data';
 
 /** The public SSM parameter with the newest official Debian 13 arm64 AMI. */
 export const DEBIAN_13_ARM64_AMI_PARAMETER = '/aws/service/debian/release/13/latest/arm64';

@@ -1,6 +1,6 @@
 /**
  * GatewayKeys: the KMS key, every secret of the gateway (kinds and seed values from
- * lib/key-material.ts), the rotation Lambda and the rotation schedules, plus narrow
+ * core/key-material.ts), the rotation Lambda and the rotation schedules, plus narrow
  * grants for the readers (auth service, instances).
  */
 import { Duration, SecretValue, Stack, Tags } from 'aws-cdk-lib';
@@ -11,15 +11,15 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../key-material';
-import { DEFAULT_SESSION_ALGORITHM, SESSION_ALGORITHMS, SessionAlgorithm } from '../session-contract';
+import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../core/key-material';
+import { DEFAULT_SESSION_ALGORITHM, SESSION_ALGORITHMS, SessionAlgorithm } from '../../core/session-contract';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
+import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { GatewayPropsError } from '../private/validation';
 import { newGatewayEncryptionKey } from './encryption-key';
-import { certificateScheduleProblem, ROTATION_DEFAULTS, ROTATION_SCHEDULE_DEFAULTS_DAYS, rotationEnvironment } from './rotation-contract';
+import { certificateScheduleProblem, ROTATION_DEFAULTS, ROTATION_SCHEDULE_DEFAULTS_DAYS, rotationEnvironment } from '../../core/rotation-contract';
 
 export interface GatewayKeysProps {
   /**
@@ -34,7 +34,7 @@ export interface GatewayKeysProps {
   readonly sessionAlgorithm?: string;
   /**
    * The frontend TLS certificate, as a secret in the frontend-certificate JSON format of
-   * lib/key-material.ts. It is not rotated by the gateway: you renew it.
+   * core/key-material.ts. It is not rotated by the gateway: you renew it.
    * @default - a self-signed certificate made and rotated by the rotation Lambda (browsers warn)
    */
   readonly frontendCertificate?: secretsmanager.ISecret;

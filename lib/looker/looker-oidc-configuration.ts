@@ -18,17 +18,17 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Annotations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { DEFAULT_LOOKER_CLIENT_ID, lookerRedirectUri } from '../auth/looker-broker';
-import type { MappingRuleSet } from '../auth/mapping-rules';
+import { DEFAULT_LOOKER_CLIENT_ID, lookerRedirectUri } from '../../core/auth/looker-broker';
+import type { MappingRuleSet } from '../../core/auth/mapping-rules';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
+import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { assertDomainName, GatewayPropsError } from '../private/validation';
-import { ATTRIBUTE_NAME_PATTERN } from '../session-contract';
+import { ATTRIBUTE_NAME_PATTERN } from '../../core/session-contract';
 import { LookerBackend } from './looker-backend';
-import { DEFAULT_LOOKER_REQUEST_TIMEOUT_SECONDS, LOOKER_MIGRATION_TYPES, LookerOidcResourceSettings } from './oidc-config';
+import { DEFAULT_LOOKER_REQUEST_TIMEOUT_SECONDS, LOOKER_MIGRATION_TYPES, LookerOidcResourceSettings } from '../../core/looker/oidc-config';
 
 /** One Looker group the mapping rules grant, and the Looker roles it gives. */
 export interface LookerGroupRoles {

@@ -19,7 +19,7 @@ import { Construct } from 'constructs';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { assertIntegerInRange } from '../private/validation';
-import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, HEALTH_ROUTE, LOOKER_UNAVAILABLE_DECISION } from './log-fields';
+import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, HEALTH_ROUTE, LOOKER_UNAVAILABLE_DECISION } from '../../core/log-fields';
 
 export interface GatewayObservabilityProps {
   /**

@@ -10,7 +10,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { BUNDLING, LambdaBundle, REPO_ROOT } from './lambda-bundling';
+import { BUNDLING, LambdaBundle, REPO_ROOT } from '../../core/lambda-assets';
 
 export interface GatewayFunctionOptions {
   readonly bundle: LambdaBundle;

@@ -5,7 +5,7 @@
  * the inline refresh body; the service's own session checks refuse it as a session.
  */
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, assertionAudience, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, SESSION_TOKEN_TYPE, type InlineRefreshResponse } from '../../lib/session-contract';
+import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, assertionAudience, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, SESSION_TOKEN_TYPE, type InlineRefreshResponse } from '../../core/session-contract';
 import { CookieJar, Harness, login, loginAt, request, startHarness } from './support/harness';
 
 let h: Harness;

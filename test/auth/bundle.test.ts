@@ -1,13 +1,13 @@
 /**
- * The esbuild bundle the construct deploys (lib/private/lambda-bundling.ts settings):
+ * The esbuild bundle the construct deploys (core/lambda-assets.ts settings):
  * within its size budget, free of aws-cdk-lib, and working: a full login and inline
  * refresh run through the bundled handler, with its own Secrets Manager client (answered
  * by the model) and its own stdout audit log.
  */
 import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
-import { LAMBDA_BUNDLES } from '../../lib/private/lambda-bundling';
-import { REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
+import { REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { startBundledHarness, type BundledHarness } from './support/bundle';
 import { CookieJar, login, request } from './support/harness';
 

@@ -7,7 +7,7 @@
  * ID), never an explicit false.
  */
 import { decodeJwt } from 'jose';
-import { SESSION_COOKIE } from '../../lib/session-contract';
+import { SESSION_COOKIE } from '../../core/session-contract';
 import { CookieJar, Harness, loginAt, startHarness, type TestUsers } from './support/harness';
 
 const RULES = {

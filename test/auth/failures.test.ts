@@ -4,12 +4,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { parseGatewaySecret, SECRET_KINDS, seedSecretValue, type CookieKeySetSecret } from '../../lib/key-material';
-import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { parseGatewaySecret, SECRET_KINDS, seedSecretValue, type CookieKeySetSecret } from '../../core/key-material';
+import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { CookieSealer } from '../../lambda/auth/keys';
 import { createAuthService, resolveRoute } from '../../lambda/auth/service';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
-import { freePort } from '../support/ports';
+import { freePort } from '../../dev/ports';
 import { CLIENT_SECRET, CookieJar, Harness, idpLogin, login, request, startHarness } from './support/harness';
 
 let h: Harness;

@@ -4,7 +4,7 @@
  * revocation, denial, logout, the inline-refresh contract and the JWKS.
  */
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
-import { CLAIMS, LOGIN_STATE_COOKIE, MAX_SESSION_TOKEN_BYTES, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { CLAIMS, LOGIN_STATE_COOKIE, MAX_SESSION_TOKEN_BYTES, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { CookieJar, Harness, login, request, startHarness } from './support/harness';
 
 let h: Harness;

@@ -4,8 +4,8 @@
  * (Google or Cognito with offline_access, Entra with /common, Auth0's restricted claim
  * names and trailing slash, Cognito's logout and issuer, unsupported auth methods).
  */
-import { parseClaimPointer } from '../../lib/auth/claim-pointer';
-import { IDP_PROVIDERS, idpProfile, readEmailVerified, resolveIdpSettings, validateIdpSettings, type IdpProblem, type IdpSettings } from '../../lib/auth/idp-profiles';
+import { parseClaimPointer } from '../../core/auth/claim-pointer';
+import { IDP_PROVIDERS, idpProfile, readEmailVerified, resolveIdpSettings, validateIdpSettings, type IdpProblem, type IdpSettings } from '../../core/auth/idp-profiles';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 

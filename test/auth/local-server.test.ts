@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { fetchTrustingCa, startLocalAuthService, type RunningLocalAuthService } from '../../lambda/auth/local-server';
-import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
+import { fetchTrustingCa, startLocalAuthService, type RunningLocalAuthService } from '../../local/auth-local-server';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { parseClientSecret } from '../../lambda/auth/service';
-import { REPO_ROOT } from '../../lib/private/lambda-bundling';
-import { createCa, issueCertificate } from '../support/pki';
+import { REPO_ROOT } from '../../core/lambda-assets';
+import { createCa, issueCertificate } from '../../dev/pki';
 import { DEFAULT_RULES, generateCookieKeySet, generateSigningKeySet } from './support/harness';
 
 describe('toProxyEvent through a recording handler', () => {
@@ -84,7 +84,7 @@ describe('HTTPS and the CLI', () => {
     );
     const child = spawn(
       path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'),
-      ['lambda/auth/local-server.ts', '--env', path.join(dir, 'env.json'), '--secrets', path.join(dir, 'secrets.json'), '--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')],
+      ['local/auth-local-server.ts', '--env', path.join(dir, 'env.json'), '--secrets', path.join(dir, 'secrets.json'), '--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')],
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise((resolve) => child.once('exit', resolve));

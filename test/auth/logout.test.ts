@@ -7,8 +7,8 @@
  */
 import { jwtDecrypt, decodeJwt } from 'jose';
 import * as client from 'openid-client';
-import { ASSERTION_COOKIE, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../lib/session-contract';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { ASSERTION_COOKIE, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../core/session-contract';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 import { CLIENT_ID, CLIENT_SECRET, CookieJar, Harness, login, request, REVOCATION_TABLE_NAME, startHarness, type HttpAnswer } from './support/harness';
 
 /** The service clock runs `offsetSeconds` ahead of the wall clock (the IdP's stays real). */

@@ -5,11 +5,11 @@
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, identityFacts, isEmailVerified, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
-import { MAX_SESSION_TOKEN_BYTES } from '../../lib/session-contract';
+import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, identityFacts, isEmailVerified, validateMappingRules, type MappingRuleSet } from '../../core/auth/mapping-rules';
+import { MAX_SESSION_TOKEN_BYTES } from '../../core/session-contract';
 import { SessionSigner } from '../../lambda/auth/keys';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
-import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
 import { generateSigningKeySet } from './support/harness';
 
 

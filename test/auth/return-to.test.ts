@@ -6,8 +6,8 @@
  * and /oauth2/refresh in security-bundle.test.ts.
  */
 import { jwtDecrypt } from 'jose';
-import { checkReturnTo } from '../../lib/auth/return-to';
-import { LOGIN_STATE_COOKIE } from '../../lib/session-contract';
+import { checkReturnTo } from '../../core/auth/return-to';
+import { LOGIN_STATE_COOKIE } from '../../core/session-contract';
 import { OPEN_REDIRECT_CASES } from './corpus/open-redirect';
 import { CookieJar, Harness, request, startHarness } from './support/harness';
 

@@ -1,13 +1,13 @@
 /**
  * The session revocation store: the DynamoDB implementation against the DynamoDB model
- * (test/support/dynamodb-model.ts: conditional writes, eventual vs consistent reads, lazy
+ * (dev/aws/dynamodb-model.ts: conditional writes, eventual vs consistent reads, lazy
  * TTL deletion, paging), the in-memory one for `npm run local`, both held to the same
  * behaviour; and the deadlines a logout records.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 import { DynamoDbRevocationStore, InMemoryRevocationStore, logoutRevocations, RevocationStoreError, type SessionRevocationStore } from '../../lambda/auth/revocations';
-import { DynamoDbModel, installDynamoDbFake, ValidationException } from '../support/dynamodb-model';
+import { DynamoDbModel, installDynamoDbFake, ValidationException } from '../../dev/aws/dynamodb-model';
 
 const TABLE = 'revocations';
 const T0 = 1_900_000_000;

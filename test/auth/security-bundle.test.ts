@@ -11,7 +11,7 @@
  *     sharing the table (item 8).
  */
 import { decodeJwt } from 'jose';
-import { AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../lib/session-contract';
+import { AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../core/session-contract';
 import { buildForgeryCorpus, malleate, type ForgeryCase } from './corpus/jwt-forgeries';
 import { OPEN_REDIRECT_CASES } from './corpus/open-redirect';
 import { startBundledHarness, type BundledHarness } from './support/bundle';

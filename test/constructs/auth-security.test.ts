@@ -7,11 +7,11 @@
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
-import { AUTH_PATHS } from '../../lib/session-contract';
+import { AUTH_PATHS } from '../../core/session-contract';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
 import { resolveRoute } from '../../lambda/auth/service';
 import { defaultContext, newEmptyStack, newGatewayStack } from './fixtures';

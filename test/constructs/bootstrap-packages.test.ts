@@ -11,8 +11,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { DPKG_LOCK_TIMEOUT_SECONDS, renderBootstrapScript } from '../../lib/fleet/user-data';
-import { TRIXIE_ROOT } from '../support/haproxy';
+import { DPKG_LOCK_TIMEOUT_SECONDS, renderBootstrapScript } from '../../core/instance/user-data';
+import { TRIXIE_ROOT } from '../../dev/haproxy';
 
 jest.setTimeout(120_000);
 

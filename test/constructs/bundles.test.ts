@@ -1,6 +1,6 @@
 /**
  * The Lambda code the template references is the bundle the other tests run: a full synth
- * bundles through NodejsFunction (local esbuild, the settings of lib/private/lambda-bundling.ts),
+ * bundles through NodejsFunction (local esbuild, the settings of core/lambda-assets.ts),
  * and each asset is compared with scripts/bundle-lambdas.ts's bundle of the same entry and
  * held to its size budget.
  */
@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { LAMBDA_BUNDLES } from '../../lib/private/lambda-bundling';
+import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
 import { bundleLambda, LambdaBundleName } from '../../scripts/bundle-lambdas';
 import { newGatewayStack } from './fixtures';
 

@@ -3,11 +3,11 @@
  * the example context), plus IAM least privilege over every policy statement.
  */
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { DEBIAN_13_ARM64_AMI_PARAMETER } from '../../lib/fleet/gateway-fleet';
-import { CLOUDWATCH_AGENT_CONFIG_PATH, FILES_METADATA_KEY } from '../../lib/fleet/user-data';
-import { SECRET_KIND_TAG, SECRET_KINDS } from '../../lib/key-material';
-import { readRotationSettings } from '../../lib/keys/rotation-contract';
+import { CLOUDWATCH_AGENT_CONFIG_PATH, FILES_METADATA_KEY } from '../../core/instance/user-data';
+import { SECRET_KIND_TAG, SECRET_KINDS } from '../../core/key-material';
+import { readRotationSettings } from '../../core/rotation-contract';
 import { newGatewayStack } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 

@@ -2,8 +2,8 @@
  * The fields the metric filters and saved queries read exist in what the services write:
  * the auth service's audit logger (lambda/shared/audit.ts) and HAProxy's access log format.
  */
-import { LOG_FIELDS } from '../../lib/fleet/render-haproxy';
-import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS } from '../../lib/observability/log-fields';
+import { LOG_FIELDS } from '../../core/haproxy/config';
+import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS } from '../../core/log-fields';
 import { Logger } from '../../lambda/shared/audit';
 
 function at(record: Record<string, unknown>, dotted: string): unknown {

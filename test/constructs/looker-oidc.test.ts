@@ -11,9 +11,9 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcConfigurationProps } from '../../lib/looker/looker-oidc-configuration';
-import { parseLookerOidcResourceSettings } from '../../lib/looker/oidc-config';
+import { parseLookerOidcResourceSettings } from '../../core/looker/oidc-config';
 import { LookerGateway } from '../../lib/looker-gateway';
-import { nagFindings } from '../../lib/nag';
+import { nagFindings } from '../../lib/nag/index';
 import { newGatewayStack, newTestApp } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 

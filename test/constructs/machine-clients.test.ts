@@ -12,14 +12,14 @@ import * as x509 from '@peculiar/x509';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { MappingRuleSet } from '../../core/auth/mapping-rules';
 import { ClientCertificateAuthority, MachineClient } from '../../lib/fleet/gateway-fleet';
-import { FILES_METADATA_KEY } from '../../lib/fleet/user-data';
+import { FILES_METADATA_KEY } from '../../core/instance/user-data';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
-import { createCa, issueCertificate, Pem, TestCa } from '../support/pki';
-import { createCrl } from '../fleet/support/gateway-env';
+import { createCa, issueCertificate, Pem, TestCa } from '../../dev/pki';
+import { createCrl } from '../../dev/gateway-env';
 import { defaultContext, newEmptyStack } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 

@@ -5,7 +5,7 @@
  */
 import { Validations } from 'aws-cdk-lib';
 import { IConstruct } from 'constructs';
-import { nagFindings } from '../../lib/nag';
+import { nagFindings } from '../../lib/nag/index';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { LookerBackend } from '../../lib/looker/looker-backend';

@@ -2,7 +2,7 @@
  * What deploys is what is tested, the way it runs on EC2: the user data and the launch
  * template Metadata are taken from the synthesized template (CloudFormation functions
  * resolved with fake values) and run on a Debian 13 instance booted with systemd as PID 1
- * (test/support/systemd-container.ts), in a transient service as cloud-init's final stage
+ * (dev/systemd-container.ts), in a transient service as cloud-init's final stage
  * runs user data. AWS answers come from fakes on 127.0.0.1 that follow AWS's documented
  * behaviour: Secrets Manager (the stateful model, its rotations done by the real rotation
  * handler), CloudFormation (DescribeStackResource, SignalResource) and the instance
@@ -13,7 +13,7 @@
  *   - a new stack: the first rotations (RotateImmediatelyOnUpdate, asynchronous) have not
  *     finished when the instance boots, so the secrets still hold their seeds;
  *   - health checks as the NLB sends them with proxy protocol v2 on the target group (a
- *     LOCAL PROXY v2 header, test/support/proxy-protocol.ts), at the interval and
+ *     LOCAL PROXY v2 header, dev/proxy-protocol.ts), at the interval and
  *     thresholds of the synthesized target group;
  *   - the key-sync timer firing, a reboot, and Looker going away for longer than the
  *     load balancer's health-check window.
@@ -29,25 +29,25 @@ import { TLSSocket } from 'node:tls';
 import { Stack } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { importJWK, SignJWT } from 'jose';
-import { buildSessionClaims } from '../../lib/auth/session-claims';
-import { KEY_SYNC_UNITS } from '../../lib/fleet/key-sync';
-import { DECISIONS } from '../../lib/fleet/render-haproxy';
-import { ACCESS_LOG_PATH, HAPROXY_USER } from '../../lib/fleet/user-data';
-import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
+import { buildSessionClaims } from '../../core/auth/session-claims';
+import { KEY_SYNC_UNITS } from '../../core/instance/key-sync';
+import { DECISIONS } from '../../core/haproxy/config';
+import { ACCESS_LOG_PATH, HAPROXY_USER } from '../../core/instance/user-data';
+import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
 import { ClientCertificateAuthority } from '../../lib/fleet/gateway-fleet';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
-import { HEADERS, SESSION_COOKIE } from '../../lib/session-contract';
+import { HEADERS, SESSION_COOKIE } from '../../core/session-contract';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
-import { startCloudFormationEndpoint, CloudFormationEndpoint } from '../support/cloudformation-endpoint';
-import { startInstanceMetadataService, InstanceMetadataService } from '../support/instance-metadata';
-import { matchesJsonFilterPattern } from '../support/metric-filter';
-import { createCa, issueCertificate, Pem } from '../support/pki';
-import { freePorts } from '../support/ports';
-import { nlbHealthCheck } from '../support/proxy-protocol';
-import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { bootInstance, Instance, jsonLines } from '../support/systemd-container';
+import { startCloudFormationEndpoint, CloudFormationEndpoint } from '../../dev/aws/cloudformation-endpoint';
+import { startInstanceMetadataService, InstanceMetadataService } from '../../dev/aws/instance-metadata';
+import { matchesJsonFilterPattern } from '../../dev/aws/metric-filter';
+import { createCa, issueCertificate, Pem } from '../../dev/pki';
+import { freePorts } from '../../dev/ports';
+import { nlbHealthCheck } from '../../dev/proxy-protocol';
+import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../../dev/aws/secrets-manager-endpoint';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
+import { bootInstance, Instance, jsonLines } from '../../dev/systemd-container';
 import { attachRotation, captureLogs, DOMAIN, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
 import { newTestApp } from './fixtures';
 import { FakeDeployment, resolveIntrinsics } from './resolve';

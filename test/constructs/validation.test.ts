@@ -7,7 +7,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { AttributeConflictPolicy, MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { AttributeConflictPolicy, MappingRuleSet } from '../../core/auth/mapping-rules';
 import { GatewayKeys } from '../../lib/keys/gateway-keys';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';

@@ -4,8 +4,8 @@
  */
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateKeyPair, SignJWT, decodeProtectedHeader, decodeJwt } from 'jose';
-import { AUTH_PATHS, CLAIMS, HEADERS, SESSION_COOKIE } from '../../lib/session-contract';
-import { DEV_ANALYST_REGION, DEV_USERS } from '../../local/dev-users';
+import { AUTH_PATHS, CLAIMS, HEADERS, SESSION_COOKIE } from '../../core/session-contract';
+import { DEV_ANALYST_REGION, DEV_USERS } from '../../dev/stand-ins/idp/dev-users';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { launchChromium } from './support/browser';
 import { countRequestsTo, field, loginFromDeepLink, screenshot, START_PATH, submitLogin, VIEWPORT } from './support/flows';

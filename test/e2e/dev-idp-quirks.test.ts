@@ -1,6 +1,6 @@
 /**
  * The development IdP answers as each IdP does, as its documentation describes it
- * (docs/idps.md has the facts and sources; local/dev-idp-quirks.mjs the machinery). The
+ * (docs/idps.md has the facts and sources; dev/stand-ins/idp/dev-idp-quirks.mjs the machinery). The
  * relying party is openid-client 6, as in the auth service. Each test cites the document
  * for the behaviour it shows, so that the auth service (issue 16, part 2) is tested
  * against what the real IdP does, not against a friendlier one.

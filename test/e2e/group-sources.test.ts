@@ -6,10 +6,10 @@
  */
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import * as client from 'openid-client';
-import { issueCertificate, type Pem } from '../support/pki';
-import { freePort } from '../support/ports';
-import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type RunningGoogleDirectoryStandIn } from '../../local/stand-ins/google-directory';
-import { startMicrosoftGraphStandIn, type RunningMicrosoftGraphStandIn } from '../../local/stand-ins/microsoft-graph';
+import { issueCertificate, type Pem } from '../../dev/pki';
+import { freePort } from '../../dev/ports';
+import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type RunningGoogleDirectoryStandIn } from '../../dev/stand-ins/google-directory';
+import { startMicrosoftGraphStandIn, type RunningMicrosoftGraphStandIn } from '../../dev/stand-ins/microsoft-graph';
 import { CLIENT_SECRET, startQuirkyIdp, type QuirkyIdp } from './support/quirky-idp';
 
 const TENANT = '3c2f8b1e-7d4a-4e6b-9a1c-5f0e2d8b7a64';

@@ -9,13 +9,13 @@
  * `POST /api/4.0/login` and `PATCH /api/4.0/oidc_config`.
  */
 import { Browser, BrowserContext, Page } from 'playwright-core';
-import { LOOKER_API_PATHS, OidcConfigWrite } from '../../lib/looker/oidc-config';
-import { DevIdpAccount, RunningDevIdp, startDevIdp } from '../../local/dev-idp';
+import { LOOKER_API_PATHS, OidcConfigWrite } from '../../core/looker/oidc-config';
+import { DevIdpAccount, RunningDevIdp, startDevIdp } from '../../dev/stand-ins/idp/dev-idp';
 import { createLocalFolder, LocalFolder } from '../../local/files';
-import { RunningLookerStandIn, startLookerStandIn } from '../../local/looker-stand-in';
-import { TokenEndpointAuthMethod } from '../../local/looker-oidc-login';
+import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/looker/looker-stand-in';
+import { TokenEndpointAuthMethod } from '../../dev/stand-ins/looker/looker-oidc-login';
 import { createLocalPki, LocalPki, spkiSha256Base64 } from '../../local/pki';
-import { httpsRequest } from '../../local/readiness';
+import { httpsRequest } from '../../dev/readiness';
 import { launchChromium } from './support/browser';
 import { field, submitLogin, VIEWPORT } from './support/flows';
 

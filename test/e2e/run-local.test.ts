@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { AddressInfo, createServer } from 'node:net';
 import * as path from 'node:path';
-import { AUTH_METHODS } from '../../lib/session-contract';
+import { AUTH_METHODS } from '../../core/session-contract';
 import { DEFAULT_LOCAL_PORT, parseCommandLine } from '../../local/run';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');

@@ -7,9 +7,9 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { GatewayConfigOptions, LogDestination, UserClaim, publicKeyPemFromJwk, renderGatewayConfig } from '../../lib/fleet';
-import { checkConfig } from '../support/haproxy';
-import { baseGatewayOptions, createCrl, createSigningKeys, createTestPki, SigningKey, TestPki, writeRenderedFiles } from './support/gateway-env';
+import { GatewayConfigOptions, LogDestination, UserClaim, publicKeyPemFromJwk, renderGatewayConfig } from '../../core/haproxy';
+import { checkConfig } from '../../dev/haproxy';
+import { baseGatewayOptions, createCrl, createSigningKeys, createTestPki, SigningKey, TestPki, writeRenderedFiles } from '../../dev/gateway-env';
 
 let pki: TestPki;
 let keys: Record<string, SigningKey>;

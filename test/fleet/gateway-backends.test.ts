@@ -5,10 +5,10 @@
 import { chmodSync } from 'node:fs';
 import * as path from 'node:path';
 import { generateKeyPair, SignJWT } from 'jose';
-import { DECISIONS } from '../../lib/fleet/render-haproxy';
-import { REFRESH_COOKIE } from '../../lib/session-contract';
-import { nlbHealthCheck } from '../support/proxy-protocol';
-import { DEFAULT_CLAIMS, GatewayEnv, ISSUER, AUDIENCE, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import { DECISIONS } from '../../core/haproxy/config';
+import { REFRESH_COOKIE } from '../../core/session-contract';
+import { nlbHealthCheck } from '../../dev/proxy-protocol';
+import { DEFAULT_CLAIMS, GatewayEnv, ISSUER, AUDIENCE, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 let env: GatewayEnv;
 

@@ -2,8 +2,8 @@
  * Machine clients on the real haproxy 3.0: client certificates mapped by SHA-256 to an
  * identity and a policy, on the routes reserved for them; a CRL revokes certificates.
  */
-import type { Pem } from '../support/pki';
-import { createCrl, GatewayEnv, issueCertificate, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import type { Pem } from '../../dev/pki';
+import { createCrl, GatewayEnv, issueCertificate, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 let env: GatewayEnv;
 let revoked: Pem;

@@ -5,11 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import { createConnection } from 'node:net';
 import * as path from 'node:path';
-import { GATEWAY_FILES } from '../../lib/fleet';
-import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayClient } from './support/proxy-client';
-import { nlbHealthCheck } from '../support/proxy-protocol';
+import { GATEWAY_FILES } from '../../core/haproxy';
+import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayClient } from '../../dev/proxy-client';
+import { nlbHealthCheck } from '../../dev/proxy-protocol';
 
 let env: GatewayEnv;
 let client: GatewayClient;

@@ -12,9 +12,9 @@
  */
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
-import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayClient } from './support/proxy-client';
+import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayClient } from '../../dev/proxy-client';
 
 let env: GatewayEnv;
 let client: GatewayClient;

@@ -1,6 +1,6 @@
 import { createPublicKey, generateKeyPairSync, verify, sign } from 'node:crypto';
-import { publicKeyPemFromJwk, renderKidMap, renderSessionKeyFiles } from '../../lib/fleet';
-import type { StoredJwk, VerificationKeyEntry } from '../../lib/key-material';
+import { publicKeyPemFromJwk, renderKidMap, renderSessionKeyFiles } from '../../core/haproxy';
+import type { StoredJwk, VerificationKeyEntry } from '../../core/key-material';
 
 function ecJwk(kid: string): { jwk: StoredJwk; privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'] } {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -6,15 +6,15 @@
  *
  * The issue's examples are written out with their expected answers; a generated corpus of
  * paths (dot segments plain and encoded, empty segments, encoded unreserved characters,
- * encoded separators, parameters) checks the rest against lib/fleet/paths.ts, whose model
+ * encoded separators, parameters) checks the rest against core/haproxy/paths.ts, whose model
  * of the normalization is itself checked against RFC 3986 in paths.test.ts.
  */
 import fc from 'fast-check';
-import { AMBIGUOUS_PATH_REASONS, ambiguousPathReason, normalizePath, pathUnderPrefix } from '../../lib/fleet/paths';
-import { AUTH_PATH_PREFIX, AUTH_PATHS } from '../../lib/session-contract';
-import type { Pem } from '../support/pki';
-import { AUTH_PATH_PREFIX as AUTH_STAGE, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayResponse } from './support/proxy-client';
+import { AMBIGUOUS_PATH_REASONS, ambiguousPathReason, normalizePath, pathUnderPrefix } from '../../core/haproxy/paths';
+import { AUTH_PATH_PREFIX, AUTH_PATHS } from '../../core/session-contract';
+import type { Pem } from '../../dev/pki';
+import { AUTH_PATH_PREFIX as AUTH_STAGE, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayResponse } from '../../dev/proxy-client';
 
 const MACHINE_ROUTES = ['/api/4.0/queries', '/machine/'];
 const AGENT_PATHS = ['/api/4.0/queries/run', '/machine/reports/'];

@@ -8,8 +8,8 @@
  * with another sub or sid is refused. Answers that set refreshed cookies are not cacheable.
  */
 import { randomUUID } from 'node:crypto';
-import { ASSERTION_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import { ASSERTION_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 const MAX_EXPIRED_SECONDS = 60;
 const PER_ADDRESS = 5;

@@ -1,6 +1,6 @@
 /**
  * Logout across the fleet, on the real haproxy 3.0 with the rendered config and an auth
- * stand-in that follows the contract (lib/session-contract.ts: POST /oauth2/logout revokes
+ * stand-in that follows the contract (core/session-contract.ts: POST /oauth2/logout revokes
  * the session's sid until its exp plus the skew; GET /oauth2/revocations answers the
  * complete RevocationList). Each HAProxy process polls the list through its relay socket and
  * keeps the revoked sids in an in-memory map, without reload: a revoked session is refused
@@ -12,10 +12,10 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { Socket } from 'node:net';
-import { refreshRelaySocket } from '../../lib/fleet';
-import { LUA_LOG_EVENTS } from '../../lib/fleet/render-lua';
-import { AUTH_PATHS } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import { refreshRelaySocket } from '../../core/haproxy';
+import { LUA_LOG_EVENTS } from '../../core/haproxy/lua';
+import { AUTH_PATHS } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 const POLL_SECONDS = 1;
 

@@ -11,11 +11,11 @@ import { createHmac, createSign, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, JWTPayload } from 'jose';
-import { GATEWAY_FILES } from '../../lib/fleet';
-import { ASSERTION_TOKEN_TYPE, assertionAudience } from '../../lib/session-contract';
-import { createCa } from '../support/pki';
-import { AUDIENCE, DEFAULT_CLAIMS, GatewayEnv, ISSUER, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayClient } from './support/proxy-client';
+import { GATEWAY_FILES } from '../../core/haproxy';
+import { ASSERTION_TOKEN_TYPE, assertionAudience } from '../../core/session-contract';
+import { createCa } from '../../dev/pki';
+import { AUDIENCE, DEFAULT_CLAIMS, GatewayEnv, ISSUER, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayClient } from '../../dev/proxy-client';
 
 let env: GatewayEnv;
 let client: GatewayClient;

@@ -1,7 +1,7 @@
 /**
  * One test per validation error: each names the option, the bad value and the fix.
  */
-import { GatewayConfigError, GatewayConfigOptions, LogDestination, UserClaim, validateGatewayOptions } from '../../lib/fleet';
+import { GatewayConfigError, GatewayConfigOptions, LogDestination, UserClaim, validateGatewayOptions } from '../../core/haproxy';
 
 const FINGERPRINT = 'ab'.repeat(32);
 

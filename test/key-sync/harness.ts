@@ -9,8 +9,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import * as path from 'node:path';
-import { RunningHaproxy, TRIXIE_ROOT } from '../support/haproxy';
-import { startProcess, waitForPorts } from '../support/processes';
+import { RunningHaproxy, TRIXIE_ROOT } from '../../dev/haproxy';
+import { startProcess, waitForPorts } from '../../dev/processes';
 
 export { TRIXIE_ROOT };
 

@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { KEY_SYNC_DEFAULTS, KeySyncOptions, renderKeySyncUnit } from '../../lib/fleet/key-sync';
-import { renderGatewayConfig } from '../../lib/fleet';
-import { DEFAULT_CONFIG_DIR } from '../../lib/fleet/layout';
+import { KEY_SYNC_DEFAULTS, KeySyncOptions, renderKeySyncUnit } from '../../core/instance/key-sync';
+import { renderGatewayConfig } from '../../core/haproxy';
+import { DEFAULT_CONFIG_DIR } from '../../core/layout';
 
 const OPTIONS: KeySyncOptions = {
   region: 'eu-west-1',

@@ -1,6 +1,6 @@
 /**
  * The custom resource as it ships: the esbuild bundle of lambda/looker-oidc (the settings
- * of lib/private/lambda-bundling.ts), fed the `Settings` property of the template the
+ * of core/lambda-assets.ts), fed the `Settings` property of the template the
  * LookerOidcConfiguration construct synthesizes (intrinsics resolved as CloudFormation
  * would), against the Looker stand-in's API over HTTPS, with secrets from the stateful
  * Secrets Manager model. Answers go where CloudFormation documents them: a PUT of a JSON
@@ -20,15 +20,15 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcSettings } from '../../lib/looker/looker-oidc-configuration';
-import { LOOKER_API_PATHS } from '../../lib/looker/oidc-config';
-import { REPO_ROOT } from '../../lib/private/lambda-bundling';
-import { RunningLookerStandIn, startLookerStandIn } from '../../local/looker-stand-in';
+import { LOOKER_API_PATHS } from '../../core/looker/oidc-config';
+import { REPO_ROOT } from '../../core/lambda-assets';
+import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/looker/looker-stand-in';
 import { createLocalPki, LocalPki } from '../../local/pki';
 import { bundleLambda } from '../../scripts/bundle-lambdas';
 import { captureLogs } from '../rotation/fixture';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from '../constructs/resolve';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { createCa } from '../support/pki';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
+import { createCa } from '../../dev/pki';
 
 jest.setTimeout(60_000);
 

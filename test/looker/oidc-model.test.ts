@@ -8,8 +8,8 @@
  * for login to be allowed to succeed", `default_new_user_role_ids` "applied to new users
  * the first time they login via OIDC".
  */
-import type { OidcConfigWrite } from '../../lib/looker/oidc-config';
-import { decideLogin, LookerUser } from '../../local/looker-oidc-model';
+import type { OidcConfigWrite } from '../../core/looker/oidc-config';
+import { decideLogin, LookerUser } from '../../dev/stand-ins/looker/looker-oidc-model';
 
 const CONFIG: OidcConfigWrite = {
   enabled: true,

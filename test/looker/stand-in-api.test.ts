@@ -11,10 +11,10 @@
  *   (https://cloud.google.com/looker/docs/reference/looker-api/latest/methods/Auth/oidc_config),
  *   answering 422 with a ValidationError otherwise.
  */
-import { brokerOidcConfig, LOOKER_API_PATHS } from '../../lib/looker/oidc-config';
-import { RunningLookerStandIn, startLookerStandIn } from '../../local/looker-stand-in';
+import { brokerOidcConfig, LOOKER_API_PATHS } from '../../core/looker/oidc-config';
+import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/looker/looker-stand-in';
 import { createLocalPki, LocalPki } from '../../local/pki';
-import { httpsRequest } from '../../local/readiness';
+import { httpsRequest } from '../../dev/readiness';
 
 const API_KEY = { client_id: 'api-key-id', client_secret: 'api-key-secret' };
 let pki: LocalPki;

@@ -1,13 +1,13 @@
 /**
- * The esbuild bundle that deploys (lib/private/lambda-bundling.ts settings, through
+ * The esbuild bundle that deploys (core/lambda-assets.ts settings, through
  * scripts/bundle-lambdas.ts) rotates every kind of secret. The AWS SDK stays external,
  * so aws-sdk-client-mock's patch of SecretsManagerClient reaches the bundle too.
  */
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
-import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
-import { REPO_ROOT } from '../../lib/private/lambda-bundling';
+import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
+import { REPO_ROOT } from '../../core/lambda-assets';
 import { bundleLambda } from '../../scripts/bundle-lambdas';
 import { captureLogs, startRotationWorld } from './fixture';
 

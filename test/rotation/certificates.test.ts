@@ -3,11 +3,11 @@
  * self-signed frontend certificate, checked with Node's own X.509 parser.
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { parseGatewaySecret, SECRET_KINDS, seedSecretValue } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KINDS, seedSecretValue } from '../../core/key-material';
 import { caCreationToken } from '../../lambda/rotation/certificates';
 import { handler } from '../../lambda/rotation/index';
 import { checkCertificate } from '../../lambda/rotation/pki';
-import type { SecretsManagerModel } from '../support/secrets-manager-model';
+import type { SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { captureLogs, DOMAIN, event, GatewaySecretArns, RotationWorld, rotationSettings, startRotationWorld } from './fixture';
 
 const DAY_MS = 24 * 3600 * 1000;

@@ -3,10 +3,10 @@
  * them, with the rotation handler attached, for the rotation tests.
  */
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
-import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../lib/key-material';
-import { rotationEnvironment, RotationSettings } from '../../lib/keys/rotation-contract';
-import type { SessionAlgorithm } from '../../lib/session-contract';
-import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../support/secrets-manager-model';
+import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../core/key-material';
+import { rotationEnvironment, RotationSettings } from '../../core/rotation-contract';
+import type { SessionAlgorithm } from '../../core/session-contract';
+import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 
 export type GatewaySecretArns = Record<keyof typeof SECRET_KINDS, string>;
 

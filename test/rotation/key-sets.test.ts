@@ -12,11 +12,11 @@ import {
   SECRET_KINDS,
   SigningKeySetSecret,
   VerificationKeySetSecret,
-} from '../../lib/key-material';
-import type { SessionAlgorithm } from '../../lib/session-contract';
+} from '../../core/key-material';
+import type { SessionAlgorithm } from '../../core/session-contract';
 import { decryptWith, encryptWith } from '../../lambda/rotation/cookie-keys';
 import { handler } from '../../lambda/rotation/index';
-import { ROTATION_STEPS, SecretsManagerModel } from '../support/secrets-manager-model';
+import { ROTATION_STEPS, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { captureLogs, GatewaySecretArns, RotationWorld, startRotationWorld } from './fixture';
 
 let world: RotationWorld;

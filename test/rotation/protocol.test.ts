@@ -4,9 +4,9 @@
  * crashes and resumes, and the refusals the AWS template makes.
  */
 import { randomUUID } from 'node:crypto';
-import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeySetSecret } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeySetSecret } from '../../core/key-material';
 import { handler } from '../../lambda/rotation/index';
-import { ROTATION_STEPS, RotationStep, SecretsManagerModel } from '../support/secrets-manager-model';
+import { ROTATION_STEPS, RotationStep, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { captureLogs, event, GatewaySecretArns, RotationWorld, startRotationWorld } from './fixture';
 
 let world: RotationWorld;

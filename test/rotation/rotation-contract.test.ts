@@ -6,7 +6,7 @@ import {
   ROTATION_SCHEDULE_DEFAULTS_DAYS,
   rotationEnvironment,
   RotationSettings,
-} from '../../lib/keys/rotation-contract';
+} from '../../core/rotation-contract';
 
 const SETTINGS: RotationSettings = {
   verificationKeysSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:lg/session-verification-keys-AbCdEf',
@@ -39,7 +39,7 @@ describe('the rotation contract', () => {
   test('reading names the variable that is missing or malformed', () => {
     const env = rotationEnvironment(SETTINGS);
     expect(() => readRotationSettings({ ...env, [ROTATION_ENV.backendCaSecretArn]: undefined })).toThrow(
-      'Environment variable LG_BACKEND_CA_SECRET_ARN is not set: the rotation construct sets it (see lib/keys/rotation-contract.ts).',
+      'Environment variable LG_BACKEND_CA_SECRET_ARN is not set: the rotation construct sets it (see core/rotation-contract.ts).',
     );
     expect(() => readRotationSettings({ ...env, [ROTATION_ENV.frontendValidityDays]: 'ninety' })).toThrow('Environment variable LG_FRONTEND_VALIDITY_DAYS="ninety" is not a whole number of days.');
   });

@@ -7,7 +7,7 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 
 const TOKEN_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const TOKEN_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';

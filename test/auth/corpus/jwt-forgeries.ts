@@ -16,9 +16,9 @@
  */
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
-import type { SigningKeySetSecret } from '../../../lib/key-material';
-import { ASSERTION_TOKEN_TYPE, assertionAudience, SESSION_TOKEN_TYPE } from '../../../lib/session-contract';
-import { createCa } from '../../support/pki';
+import type { SigningKeySetSecret } from '../../../core/key-material';
+import { ASSERTION_TOKEN_TYPE, assertionAudience, SESSION_TOKEN_TYPE } from '../../../core/session-contract';
+import { createCa } from '../../../dev/pki';
 
 export interface ForgeryCase {
   readonly name: string;

@@ -1,5 +1,5 @@
 /**
- * The auth service as it deploys: the esbuild bundle (lib/private/lambda-bundling.ts
+ * The auth service as it deploys: the esbuild bundle (core/lambda-assets.ts
  * settings) loaded as the Lambda runtime would load it, served by the harness. The
  * bundle reads its configuration from process.env at module init, calls the IdP with the
  * global fetch, writes its audit log to stdout and uses its own AWS SDK clients (answered
@@ -8,9 +8,9 @@
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
-import { REPO_ROOT } from '../../../lib/private/lambda-bundling';
-import { fetchTrustingCa, type ProxyHandler } from '../../../lambda/auth/local-server';
+import type { AuthServiceEnvironment } from '../../../core/auth/environment';
+import { REPO_ROOT } from '../../../core/lambda-assets';
+import { fetchTrustingCa, type ProxyHandler } from '../../../local/auth-local-server';
 import { bundleLambda, type BuiltBundle } from '../../../scripts/bundle-lambdas';
 import { startHarness, type Harness, type HarnessOptions } from './harness';
 

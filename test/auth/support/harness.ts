@@ -3,23 +3,23 @@
  * in a child process, HTTPS), key sets in the Secrets Manager model, the service served
  * by its local adapter, a cookie-jar HTTP client and the captured log lines.
  */
-import 'reflect-metadata'; // @peculiar/x509 (test/support/pki.ts) needs it loaded first
+import 'reflect-metadata'; // @peculiar/x509 (dev/pki.ts) needs it loaded first
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { CustomFetch } from 'openid-client';
-import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret, type SigningKeyStatus, type StoredJwk } from '../../../lib/key-material';
-import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
-import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
+import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret, type SigningKeyStatus, type StoredJwk } from '../../../core/key-material';
+import type { AuthServiceEnvironment } from '../../../core/auth/environment';
+import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../local/auth-local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
-import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
-import { REVOCATION_TABLE } from '../../../lib/auth/revocation-table';
-import { DynamoDbModel, installDynamoDbFake } from '../../support/dynamodb-model';
-import { createCa, issueCertificate, type TestCa } from '../../support/pki';
-import { freePort } from '../../support/ports';
-import { installSecretsManagerFake, SecretsManagerModel } from '../../support/secrets-manager-model';
+import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../dev/stand-ins/idp/dev-idp';
+import { REVOCATION_TABLE } from '../../../core/auth/revocation-table';
+import { DynamoDbModel, installDynamoDbFake } from '../../../dev/aws/dynamodb-model';
+import { createCa, issueCertificate, type TestCa } from '../../../dev/pki';
+import { freePort } from '../../../dev/ports';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../../dev/aws/secrets-manager-model';
 
 export type TestUsers = Record<string, Record<string, unknown>>;
 
@@ -41,7 +41,7 @@ export interface RunningIdp {
   stop(): Promise<void>;
 }
 
-/** The development IdP (local/dev-idp-server.mjs) with the test users and its test-only admin endpoints. */
+/** The development IdP (dev/stand-ins/idp/dev-idp-server.mjs) with the test users and its test-only admin endpoints. */
 export async function startTestIdp(options: {
   ca: TestCa;
   users: TestUsers;
@@ -51,7 +51,7 @@ export async function startTestIdp(options: {
   postLogoutRedirectUris: string[];
   idTokenClaims?: boolean;
   fetch: CustomFetch;
-  /** Answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  /** Answer as one IdP does (dev/stand-ins/idp/dev-idp-quirks.mjs). @default none */
   quirks?: DevIdpQuirks;
 }): Promise<RunningIdp> {
   const dir = mkdtempSync(path.join(tmpdir(), 'lg-idp-'));
@@ -238,7 +238,7 @@ export interface HarnessOptions {
   readonly users?: TestUsers;
   readonly environment?: Partial<Record<keyof AuthServiceEnvironment, string>>;
   readonly idTokenClaims?: boolean;
-  /** Make the IdP answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  /** Make the IdP answer as one IdP does (dev/stand-ins/idp/dev-idp-quirks.mjs). @default none */
   readonly quirks?: DevIdpQuirks;
   /** Serve this handler (e.g. the bundle's) instead of the service from source. */
   readonly handler?: (env: AuthServiceEnvironment, caPem: string) => Promise<ProxyHandler>;
