@@ -3,7 +3,8 @@
  * come from the renderer's LOG_FIELDS (checked here, so a renamed field fails at synth
  * rather than silently breaking a metric filter).
  */
-import { DECISIONS, HEALTH_ROUTE as RENDERED_HEALTH_ROUTE, LOG_FIELDS } from './haproxy/config';
+import { DECISIONS, LOG_FIELDS } from './haproxy/logging';
+import { HEALTH_ROUTE as RENDERED_HEALTH_ROUTE } from './haproxy/names';
 
 function accessLogField<N extends string>(name: N): N {
   if (!LOG_FIELDS.some(([field]) => field === name)) {

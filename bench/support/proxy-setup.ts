@@ -46,7 +46,7 @@ export interface ProxyBenchSetup {
   readonly headers: Record<string, string>;
 }
 
-/** Same cipher lists as the gateway (core/haproxy/config.ts), so TLS costs the same. */
+/** Same cipher lists as the gateway (core/haproxy/global.ts), so TLS costs the same. */
 const CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
 const SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 

@@ -7,17 +7,11 @@ import * as path from 'node:path';
 import { GATEWAY_FILES } from '../layout';
 import { GatewayConfigOptions } from './options';
 import { renderSessionKeyFiles } from './key-files';
-import {
-  ERROR_STATUSES,
-  RENDERED_FILES,
-  adminSocket,
-  refreshRelaySocket,
-  renderErrorPage,
-  renderFrontendCrtList,
-  renderHaproxyConfig,
-  renderRevokedSessionMap,
-  usesMachineHostCrtList,
-} from './config';
+import { renderHaproxyConfig } from './config';
+import { ERROR_STATUSES, renderErrorPage } from './logging';
+import { renderFrontendCrtList, usesMachineHostCrtList } from './machine-clients';
+import { adminSocket, refreshRelaySocket, RENDERED_FILES } from './names';
+import { renderRevokedSessionMap } from './session';
 import { renderGatewayLua } from './lua';
 import { ResolvedGatewayOptions, validateGatewayOptions } from './validate';
 import { SIGNING_KEY_STATUSES } from '../key-material';

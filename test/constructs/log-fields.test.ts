@@ -2,7 +2,7 @@
  * The fields the metric filters and saved queries read exist in what the services write:
  * the auth service's audit logger (lambda/shared/audit.ts) and HAProxy's access log format.
  */
-import { LOG_FIELDS } from '../../core/haproxy/config';
+import { LOG_FIELDS } from '../../core/haproxy/logging';
 import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS } from '../../core/log-fields';
 import { Logger } from '../../lambda/shared/audit';
 

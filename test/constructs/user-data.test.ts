@@ -31,7 +31,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { importJWK, SignJWT } from 'jose';
 import { buildSessionClaims } from '../../core/auth/session-claims';
 import { KEY_SYNC_UNITS } from '../../core/instance/key-sync';
-import { DECISIONS } from '../../core/haproxy/config';
+import { DECISIONS } from '../../core/haproxy/logging';
 import { ACCESS_LOG_PATH, HAPROXY_USER } from '../../core/instance/user-data';
 import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
 import { ClientCertificateAuthority } from '../../lib/fleet/gateway-fleet';

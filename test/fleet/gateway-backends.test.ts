@@ -5,7 +5,7 @@
 import { chmodSync } from 'node:fs';
 import * as path from 'node:path';
 import { generateKeyPair, SignJWT } from 'jose';
-import { DECISIONS } from '../../core/haproxy/config';
+import { DECISIONS } from '../../core/haproxy/logging';
 import { REFRESH_COOKIE } from '../../core/session-contract';
 import { nlbHealthCheck } from '../../dev/proxy-protocol';
 import { DEFAULT_CLAIMS, GatewayEnv, ISSUER, AUDIENCE, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
