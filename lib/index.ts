@@ -2,6 +2,8 @@ export * from './looker-gateway';
 export * from './stack';
 export * from './nag/index';
 export * from './fleet/gateway-fleet';
+export { ClientCertificateAuthority } from './fleet/machine-clients';
+export type { ClientCertificateAuthorityFileOptions, ClientCertificateAuthorityPemOptions, MachineClient, MachineRoutes } from './fleet/machine-clients';
 export * from './auth/auth-service';
 export * from './keys/gateway-keys';
 export * from './observability/gateway-observability';

@@ -10,7 +10,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct, Node } from 'constructs';
 import { MappingRuleSet } from '../core/auth/mapping-rules';
-import { ClientCertificateAuthority, MachineClient } from './fleet/gateway-fleet';
+import { ClientCertificateAuthority, MachineClient } from './fleet/machine-clients';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { LookerBackend } from './looker/looker-backend';
 import { LookerGroupRoles, LookerOidcSettings } from './looker/looker-oidc-configuration';

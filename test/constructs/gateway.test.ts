@@ -4,7 +4,7 @@
  */
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { parseAuthServiceEnvironment } from '../../core/auth/environment';
-import { DEBIAN_13_ARM64_AMI_PARAMETER } from '../../lib/fleet/gateway-fleet';
+import { DEBIAN_13_ARM64_AMI_PARAMETER } from '../../lib/fleet/launch-template';
 import { CLOUDWATCH_AGENT_CONFIG_PATH, FILES_METADATA_KEY } from '../../core/instance/user-data';
 import { SECRET_KIND_TAG, SECRET_KINDS } from '../../core/key-material';
 import { readRotationSettings } from '../../core/rotation-contract';

@@ -13,7 +13,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { MappingRuleSet } from '../../core/auth/mapping-rules';
-import { ClientCertificateAuthority, MachineClient } from '../../lib/fleet/gateway-fleet';
+import { ClientCertificateAuthority, MachineClient } from '../../lib/fleet/machine-clients';
 import { FILES_METADATA_KEY } from '../../core/instance/user-data';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';

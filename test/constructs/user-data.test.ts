@@ -34,7 +34,7 @@ import { KEY_SYNC_UNITS } from '../../core/instance/key-sync';
 import { DECISIONS } from '../../core/haproxy/logging';
 import { ACCESS_LOG_PATH, HAPROXY_USER } from '../../core/instance/user-data';
 import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
-import { ClientCertificateAuthority } from '../../lib/fleet/gateway-fleet';
+import { ClientCertificateAuthority } from '../../lib/fleet/machine-clients';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
 import { HEADERS, SESSION_COOKIE } from '../../core/session-contract';
