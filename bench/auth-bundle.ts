@@ -53,7 +53,11 @@ async function main(): Promise<void> {
   const ownMs: number[] = [];
   const totalMs: number[] = [];
   for (let i = 0; i < RUNS; i += 1) {
-    const out = execFileSync(process.execPath, ['--no-warnings', '-e', probe], { cwd: REPO_ROOT, env: { ...process.env, ...environment, AWS_REGION: 'eu-west-1' }, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--no-warnings', '-e', probe], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...environment, AWS_REGION: 'eu-west-1' },
+      encoding: 'utf8',
+    });
     const { sdk, own } = JSON.parse(out) as { sdk: number; own: number };
     ownMs.push(own);
     totalMs.push(sdk + own);

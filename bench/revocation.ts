@@ -66,7 +66,9 @@ async function main(): Promise<void> {
     measuredAt: new Date().toISOString(),
   };
   writeFileSync(path.join(__dirname, 'results', 'revocation.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`revocation delay over ${TRIALS} logouts (poll every ${DEFAULT_REVOCATION_POLL_SECONDS} s): min ${result.minMs} ms, median ${result.medianMs} ms, p90 ${result.p90Ms} ms, max ${result.maxMs} ms`);
+  console.log(
+    `revocation delay over ${TRIALS} logouts (poll every ${DEFAULT_REVOCATION_POLL_SECONDS} s): min ${result.minMs} ms, median ${result.medianMs} ms, p90 ${result.p90Ms} ms, max ${result.maxMs} ms`,
+  );
 }
 
 main().catch((error) => {

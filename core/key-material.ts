@@ -122,12 +122,7 @@ export type FrontendCertificateSecret = CertificateSecret<typeof SECRET_KINDS.fr
 };
 
 export type GatewaySecret =
-  | SigningKeySetSecret
-  | VerificationKeySetSecret
-  | CookieKeySetSecret
-  | BackendCaSecret
-  | BackendClientCertificateSecret
-  | FrontendCertificateSecret;
+  SigningKeySetSecret | VerificationKeySetSecret | CookieKeySetSecret | BackendCaSecret | BackendClientCertificateSecret | FrontendCertificateSecret;
 
 /** The value CloudFormation writes when it creates a secret; the first rotation replaces it. */
 export function seedSecretValue(kind: SecretKind, alg: SessionAlgorithm = 'ES256'): string {
@@ -147,7 +142,11 @@ export function seedSecretValue(kind: SecretKind, alg: SessionAlgorithm = 'ES256
 }
 
 /** Parses a SecretString and checks its kind and format version; the error says which secret and what was found. */
-export function parseGatewaySecret<K extends SecretKind>(secretString: string | undefined, expectedKind: K, where: string): Extract<GatewaySecret, { kind: K }> {
+export function parseGatewaySecret<K extends SecretKind>(
+  secretString: string | undefined,
+  expectedKind: K,
+  where: string,
+): Extract<GatewaySecret, { kind: K }> {
   if (!secretString) throw new Error(`Secret ${where} has no SecretString: expected a ${expectedKind} JSON document.`);
   let value: unknown;
   try {

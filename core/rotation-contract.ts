@@ -147,7 +147,9 @@ function resolveSettings(settings: RotationSettings): ResolvedRotationSettings {
     }
   }
   if (!UNRESOLVED_TOKEN.test(resolved.frontendDomainName) && !DNS_NAME.test(resolved.frontendDomainName)) {
-    throw new Error(`frontendDomainName ${JSON.stringify(resolved.frontendDomainName)} is not a DNS name: give the gateway's host name, for example "looker.example.com".`);
+    throw new Error(
+      `frontendDomainName ${JSON.stringify(resolved.frontendDomainName)} is not a DNS name: give the gateway's host name, for example "looker.example.com".`,
+    );
   }
   for (const name of ['backendCaCommonName', 'backendClientCommonName'] as const) {
     if (!/^[A-Za-z0-9 .:_-]{1,64}$/.test(resolved[name])) {

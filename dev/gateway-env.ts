@@ -11,7 +11,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, JWTPayload } from 'jose';
 import type { SigningKeyStatus, StoredJwk, VerificationKeyEntry } from '../core/key-material';
-import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, SESSION_COOKIE, SESSION_TOKEN_TYPE, REFRESH_COOKIE, SessionAlgorithm, assertionAudience } from '../core/session-contract';
+import {
+  ASSERTION_COOKIE,
+  ASSERTION_TOKEN_TYPE,
+  SESSION_COOKIE,
+  SESSION_TOKEN_TYPE,
+  REFRESH_COOKIE,
+  SessionAlgorithm,
+  assertionAudience,
+} from '../core/session-contract';
 import { GatewayConfigOptions, RenderedGatewayConfig, publicKeyPemFromJwk, renderGatewayConfig } from '../core/haproxy';
 import { createCa, issueCertificate, Pem, TestCa } from './pki';
 import { freePorts } from './ports';
@@ -72,7 +80,11 @@ export async function createCrl(ca: TestCa, revoked: Pem[]): Promise<string> {
       issuer: ca.certificate.subject,
       thisUpdate: new Date(Date.now() - 60_000),
       nextUpdate: new Date(Date.now() + 24 * 3600_000),
-      entries: revoked.map((pem) => ({ serialNumber: new X509Certificate(pem.cert).serialNumber.toLowerCase(), revocationDate: new Date(Date.now() - 30_000), reason: x509.X509CrlReason.keyCompromise })),
+      entries: revoked.map((pem) => ({
+        serialNumber: new X509Certificate(pem.cert).serialNumber.toLowerCase(),
+        revocationDate: new Date(Date.now() - 30_000),
+        reason: x509.X509CrlReason.keyCompromise,
+      })),
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
       signingKey: ca.keys.privateKey,
     },
@@ -294,7 +306,9 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
 }
 
 export function sessionCookies(token: string, refresh?: string, assertion?: string): string {
-  return [`${SESSION_COOKIE}=${token}`, ...(refresh ? [`${REFRESH_COOKIE}=${refresh}`] : []), ...(assertion ? [`${ASSERTION_COOKIE}=${assertion}`] : [])].join('; ');
+  return [`${SESSION_COOKIE}=${token}`, ...(refresh ? [`${REFRESH_COOKIE}=${refresh}`] : []), ...(assertion ? [`${ASSERTION_COOKIE}=${assertion}`] : [])].join(
+    '; ',
+  );
 }
 
 export type { ClientIdentity };

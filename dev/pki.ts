@@ -77,10 +77,7 @@ export async function issueCertificate(ca: TestCa, options: IssueOptions): Promi
   const keys = (await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
   const usages = options.usages ?? ['server', 'client'];
   const dnsNames = options.dnsNames ?? (usages.includes('server') ? [options.commonName] : []);
-  const sans = [
-    ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
-    ...(options.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
-  ];
+  const sans = [...dnsNames.map((value) => ({ type: 'dns' as const, value })), ...(options.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value }))];
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: nextSerial(),
     subject: `CN=${options.commonName}`,
@@ -93,9 +90,7 @@ export async function issueCertificate(ca: TestCa, options: IssueOptions): Promi
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension(
-        usages.map((u) => (u === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth)),
-      ),
+      new x509.ExtendedKeyUsageExtension(usages.map((u) => (u === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth))),
       ...(sans.length ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
       await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
     ],

@@ -61,7 +61,8 @@ export function startProcess(name: string, file: string, args: readonly string[]
       const listener = (line: string) => {
         if (matches(line)) done(undefined, line);
       };
-      const onExit = () => done(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready${spawnError ? `: ${spawnError.message}` : ''}:\n${output}`));
+      const onExit = () =>
+        done(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready${spawnError ? `: ${spawnError.message}` : ''}:\n${output}`));
       const timer = setTimeout(() => done(new Error(`${name} was not ready within ${timeoutMs} ms:\n${output}`)), timeoutMs);
       lineListeners.add(listener);
       child.once('exit', onExit);

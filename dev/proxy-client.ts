@@ -66,7 +66,12 @@ export class GatewayClient {
   private connect(_connectOptions: https.RequestOptions, alpn: string[] = ['http/1.1']): tls.TLSSocket {
     const raw = net.connect({ host: '127.0.0.1', port: this.options.port });
     if (this.options.proxyProtocol ?? true) {
-      raw.write(proxyV2Header({ address: this.options.sourceAddress ?? '192.0.2.10', port: 40000 + Math.floor(Math.random() * 20000) }, { address: '10.0.0.1', port: 443 }));
+      raw.write(
+        proxyV2Header(
+          { address: this.options.sourceAddress ?? '192.0.2.10', port: 40000 + Math.floor(Math.random() * 20000) },
+          { address: '10.0.0.1', port: 443 },
+        ),
+      );
     }
     return tls.connect({
       socket: raw,
@@ -129,7 +134,13 @@ export class GatewayClient {
       stream.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         session.close();
-        resolve({ status: Number(responseHeaders[':status']), headers: responseHeaders as IncomingHttpHeaders, body, json: () => JSON.parse(body), alpn: String(socket?.alpnProtocol) });
+        resolve({
+          status: Number(responseHeaders[':status']),
+          headers: responseHeaders as IncomingHttpHeaders,
+          body,
+          json: () => JSON.parse(body),
+          alpn: String(socket?.alpnProtocol),
+        });
       });
       stream.end();
     });
@@ -143,7 +154,9 @@ export class GatewayClient {
   rawRequest(method: string, path: string, headerLines: string[]): Promise<{ status: number; raw: string; body: string }> {
     return new Promise((resolve, reject) => {
       const socket = this.connect({});
-      const head = [`${method} ${path} HTTP/1.1`, `Host: ${this.options.serverName ?? 'gateway.test'}`, ...headerLines, 'Connection: close', '', ''].join('\r\n');
+      const head = [`${method} ${path} HTTP/1.1`, `Host: ${this.options.serverName ?? 'gateway.test'}`, ...headerLines, 'Connection: close', '', ''].join(
+        '\r\n',
+      );
       socket.once('secureConnect', () => socket.write(Buffer.from(head, 'latin1')));
       const chunks: Buffer[] = [];
       socket.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -67,7 +67,9 @@ export async function waitUntilReady(targets: ReadinessTargets): Promise<void> {
     {
       what: 'the session check (a browser without a session is sent to the login)',
       run: async () => {
-        const answer = await httpsRequest(`${gatewayUrl}/`, ca, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' } });
+        const answer = await httpsRequest(`${gatewayUrl}/`, ca, {
+          headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+        });
         const location = String(answer.headers.location ?? '');
         return answer.status === 302 && location.includes(AUTH_PATHS.start) ? undefined : `answered ${answer.status} ${location}`;
       },

@@ -130,7 +130,8 @@ export async function bootInstance(options: BootOptions = {}): Promise<Instance>
         const running = await exec(['systemctl', 'is-system-running', '--wait'], Math.max(1000, deadline - Date.now()));
         state = running.stdout.trim();
         if (state) break;
-        if (Date.now() > deadline) throw new Error(`the instance did not report its state within ${bootTimeoutMs} ms (systemctl: ${running.stderr.trim()}):\n${nspawn.output()}`);
+        if (Date.now() > deadline)
+          throw new Error(`the instance did not report its state within ${bootTimeoutMs} ms (systemctl: ${running.stderr.trim()}):\n${nspawn.output()}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     } catch (error) {
@@ -147,7 +148,8 @@ export async function bootInstance(options: BootOptions = {}): Promise<Instance>
     }
     await nspawn.stop();
   };
-  const exec = (args: readonly string[], timeoutMs = 60_000) => run('nsenter', ['-t', String(init), '-a', 'env', '-i', INSTANCE_PATH, 'LANG=C.UTF-8', ...args], timeoutMs);
+  const exec = (args: readonly string[], timeoutMs = 60_000) =>
+    run('nsenter', ['-t', String(init), '-a', 'env', '-i', INSTANCE_PATH, 'LANG=C.UTF-8', ...args], timeoutMs);
   const waitForExit = async (timeoutMs: number): Promise<number | null> => {
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs));
     const result = await Promise.race([nspawn.exited.then(() => 'exited' as const), timer]);
@@ -163,7 +165,11 @@ export async function bootInstance(options: BootOptions = {}): Promise<Instance>
       return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
     },
     systemState: () => state,
-    failedUnits: async () => (await exec(['systemctl', 'list-units', '--failed', '--plain', '--no-legend'])).stdout.split('\n').map((line) => line.split(/\s+/)[0]).filter(Boolean),
+    failedUnits: async () =>
+      (await exec(['systemctl', 'list-units', '--failed', '--plain', '--no-legend'])).stdout
+        .split('\n')
+        .map((line) => line.split(/\s+/)[0])
+        .filter(Boolean),
     reboot: async () => {
       await exec(['systemctl', 'reboot'], 10_000);
       const code = await waitForExit(60_000);
@@ -178,7 +184,8 @@ export async function bootInstance(options: BootOptions = {}): Promise<Instance>
         if ((await waitForExit(30_000)) === null) await kill();
       }
       rmSync(dir, { recursive: true, force: true });
-      for (const leftover of [`/run/systemd/nspawn/propagate/${machine}`, `/run/systemd/nspawn/unix-export/${machine}`]) rmSync(leftover, { recursive: true, force: true });
+      for (const leftover of [`/run/systemd/nspawn/propagate/${machine}`, `/run/systemd/nspawn/unix-export/${machine}`])
+        rmSync(leftover, { recursive: true, force: true });
     },
   };
 }

@@ -139,7 +139,15 @@ export class LookerGateway extends Construct {
     super(scope, id);
     const where = `LookerGateway ${this.node.path}`;
     assertDomainName(where, 'domainName', props.domainName);
-    if (props.natGateways !== undefined) assertIntegerInRange(where, 'natGateways', props.natGateways, 1, 2, 'Instances install packages at boot and the Lambdas call the IdP: the private subnets need egress.');
+    if (props.natGateways !== undefined)
+      assertIntegerInRange(
+        where,
+        'natGateways',
+        props.natGateways,
+        1,
+        2,
+        'Instances install packages at boot and the Lambdas call the IdP: the private subnets need egress.',
+      );
     this.encryptionKey = props.encryptionKey ?? newGatewayEncryptionKey(this, 'Key');
     this.vpc = props.vpc ?? this.newVpc(props.natGateways ?? 1);
     assertTwoZones(where, this.vpc);
@@ -211,7 +219,7 @@ export class LookerGateway extends Construct {
       // Remove with the auth service's broker routes (issue 12, part 2).
       Annotations.of(this.lookerOidc).addWarningV2(
         'cdk-looker-gateway:broker-not-served-yet',
-        'lookerOidc points Looker\'s OpenID Connect login at the broker routes (/oauth2/looker/...), which this version of the auth service does not serve yet: Looker\'s OIDC logins fail until broker mode is in the auth service. Looker admins keep the alternate e-mail login (/login/email).',
+        "lookerOidc points Looker's OpenID Connect login at the broker routes (/oauth2/looker/...), which this version of the auth service does not serve yet: Looker's OIDC logins fail until broker mode is in the auth service. Looker admins keep the alternate e-mail login (/login/email).",
       );
     }
 

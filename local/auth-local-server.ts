@@ -201,7 +201,9 @@ async function main(argv: string[]): Promise<void> {
   const envFile = argument(argv, 'env');
   const secretsFile = argument(argv, 'secrets');
   if (!envFile || !secretsFile) {
-    process.stderr.write('usage: local-server.ts --env env.json --secrets secrets.json [--port N] [--host H] [--tls-cert F --tls-key F] [--idp-ca F] [--stage S]\n');
+    process.stderr.write(
+      'usage: local-server.ts --env env.json --secrets secrets.json [--port N] [--host H] [--tls-cert F --tls-key F] [--idp-ca F] [--stage S]\n',
+    );
     process.exit(2);
   }
   const certFile = argument(argv, 'tls-cert');

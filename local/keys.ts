@@ -46,7 +46,9 @@ export function verificationKeysOf(signing: SigningKeySetSecret): VerificationKe
       kid,
       status,
       publicJwk,
-      publicKeyPem: createPublicKey({ key: publicJwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString(),
+      publicKeyPem: createPublicKey({ key: publicJwk as JsonWebKey, format: 'jwk' })
+        .export({ type: 'spki', format: 'pem' })
+        .toString(),
     })),
   };
 }

@@ -38,7 +38,8 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
   if (parsed.values.help) return 'help';
   const whole = (flag: string, raw: string | undefined): number | undefined => {
     if (raw === undefined) return undefined;
-    if (!/^\d+$/.test(raw)) throw new Error(`--${flag} ${JSON.stringify(raw)} is not a whole number: give for example --${flag} ${flag === 'port' ? DEFAULT_LOCAL_PORT : 600}.`);
+    if (!/^\d+$/.test(raw))
+      throw new Error(`--${flag} ${JSON.stringify(raw)} is not a whole number: give for example --${flag} ${flag === 'port' ? DEFAULT_LOCAL_PORT : 600}.`);
     return Number(raw);
   };
   return {

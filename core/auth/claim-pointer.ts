@@ -30,7 +30,10 @@ export function parseClaimPointer(pointer: string): string[] {
   if (pointer.length > MAX_POINTER_LENGTH) throw new ClaimPointerError(pointer.slice(0, 40) + '...', `longer than ${MAX_POINTER_LENGTH} characters.`);
   if (pointer === '') return [];
   if (!pointer.startsWith('/')) {
-    throw new ClaimPointerError(pointer, `it must start with "/", e.g. ${JSON.stringify(claimPointerFor(pointer))} for the top-level claim ${JSON.stringify(pointer)}.`);
+    throw new ClaimPointerError(
+      pointer,
+      `it must start with "/", e.g. ${JSON.stringify(claimPointerFor(pointer))} for the top-level claim ${JSON.stringify(pointer)}.`,
+    );
   }
   return pointer
     .slice(1)

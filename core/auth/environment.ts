@@ -257,7 +257,8 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   };
   const cookieName = (name: keyof AuthServiceEnvironment, fallback: string): string => {
     const value = text(name, fallback);
-    if (!COOKIE_NAME.test(value)) problems.push(`${name}=${JSON.stringify(value)} is not a valid cookie name: use letters, digits and - _ . (default ${fallback}).`);
+    if (!COOKIE_NAME.test(value))
+      problems.push(`${name}=${JSON.stringify(value)} is not a valid cookie name: use letters, digits and - _ . (default ${fallback}).`);
     return value;
   };
 
@@ -282,7 +283,9 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   const ttlSeconds = integer('LG_SESSION_TTL_SECONDS', DEFAULT_SESSION_TTL_SECONDS, 5, 86_400);
   const refreshWindowSeconds = integer('LG_REFRESH_WINDOW_SECONDS', DEFAULT_REFRESH_WINDOW_SECONDS, 0, 86_400);
   if (refreshWindowSeconds >= ttlSeconds) {
-    problems.push(`LG_REFRESH_WINDOW_SECONDS=${refreshWindowSeconds} must be less than the session lifetime LG_SESSION_TTL_SECONDS=${ttlSeconds}, or every session would be refreshed at once.`);
+    problems.push(
+      `LG_REFRESH_WINDOW_SECONDS=${refreshWindowSeconds} must be less than the session lifetime LG_SESSION_TTL_SECONDS=${ttlSeconds}, or every session would be refreshed at once.`,
+    );
   }
   const maxBytes = integer('LG_SESSION_MAX_BYTES', MAX_SESSION_TOKEN_BYTES, 512, MAX_SESSION_TOKEN_BYTES);
 
@@ -298,7 +301,16 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   }
 
   const config: AuthServiceConfig = {
-    idp: { issuer, clientId, clientSecretId, scopes, groupsClaim, timeoutMs, authorizationParams, trustUnverifiedEmail: flag('LG_IDP_TRUST_UNVERIFIED_EMAIL', false) },
+    idp: {
+      issuer,
+      clientId,
+      clientSecretId,
+      scopes,
+      groupsClaim,
+      timeoutMs,
+      authorizationParams,
+      trustUnverifiedEmail: flag('LG_IDP_TRUST_UNVERIFIED_EMAIL', false),
+    },
     publicBaseUrl,
     redirectUri: `${publicBaseUrl}${AUTH_PATHS.callback}`,
     postLogoutRedirectUrl: postLogout,
@@ -360,7 +372,9 @@ function parseAuthorizationParams(raw: string | undefined, problems: string[]): 
   }
   const reserved = Object.keys(value).filter((key) => RESERVED_AUTHORIZATION_PARAMS.includes(key));
   if (reserved.length > 0) {
-    problems.push(`LG_IDP_AUTHORIZATION_PARAMS sets ${reserved.join(', ')}, which the login flow sets itself: remove ${reserved.length > 1 ? 'them' : 'it'} (use LG_IDP_SCOPES for scopes).`);
+    problems.push(
+      `LG_IDP_AUTHORIZATION_PARAMS sets ${reserved.join(', ')}, which the login flow sets itself: remove ${reserved.length > 1 ? 'them' : 'it'} (use LG_IDP_SCOPES for scopes).`,
+    );
     return {};
   }
   return value as Record<string, string>;

@@ -116,7 +116,8 @@ const DOCS = {
   auth0Rotation: 'https://auth0.com/docs/secure/tokens/refresh-tokens/refresh-token-rotation',
   keycloakMapper: 'https://www.keycloak.org/docs/latest/server_admin/#_protocol-mappers',
   keycloakLogout: 'https://www.keycloak.org/docs-api/latest/javadocs/org/keycloak/protocol/oidc/endpoints/LogoutEndpoint.html',
-  pingFederateOidcPolicy: 'https://docs.pingidentity.com/pingfederate/latest/administrators_reference_guide/help_policymanagementtasklet_policymanagementstate.html',
+  pingFederateOidcPolicy:
+    'https://docs.pingidentity.com/pingfederate/latest/administrators_reference_guide/help_policymanagementtasklet_policymanagementstate.html',
   pingOneAuthMethods: 'https://docs.pingidentity.com/pingone/applications/p1_token_endpoint_authentication_methods.html',
   cognitoLogout: 'https://docs.aws.amazon.com/cognito/latest/developerguide/logout-endpoint.html',
   cognitoUserinfo: 'https://docs.aws.amazon.com/cognito/latest/developerguide/userinfo-endpoint.html',
@@ -147,9 +148,21 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     tokenEndpointAuthMethods: ALL_METHODS,
     revocation: true,
     quirks: [
-      { id: 'logout-needs-id-token-hint', summary: 'The /v1/logout endpoint answers 400 without id_token_hint: the gateway must keep the ID token to end the Okta session.', source: DOCS.oktaLogout },
-      { id: 'groups-claim-configured', summary: 'Groups are in tokens only once a groups claim (with a filter) is added to the app or authorization server.', source: DOCS.oktaGroups },
-      { id: 'rotation-reuse-revokes', summary: 'With rotation on, presenting a spent refresh token after the grace period invalidates the newest one too.', source: DOCS.oktaRotation },
+      {
+        id: 'logout-needs-id-token-hint',
+        summary: 'The /v1/logout endpoint answers 400 without id_token_hint: the gateway must keep the ID token to end the Okta session.',
+        source: DOCS.oktaLogout,
+      },
+      {
+        id: 'groups-claim-configured',
+        summary: 'Groups are in tokens only once a groups claim (with a filter) is added to the app or authorization server.',
+        source: DOCS.oktaGroups,
+      },
+      {
+        id: 'rotation-reuse-revokes',
+        summary: 'With rotation on, presenting a spent refresh token after the grace period invalidates the newest one too.',
+        source: DOCS.oktaRotation,
+      },
     ],
     docsSection: 'okta',
   },
@@ -172,12 +185,34 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     tokenEndpointAuthMethods: ALL_METHODS,
     revocation: false,
     quirks: [
-      { id: 'groups-are-object-ids', summary: 'The groups claim lists object ids (GUIDs), not names: mapping rules match GUIDs.', source: DOCS.entraGroupsClaims },
-      { id: 'groups-overage', summary: 'Over 200 groups, the ID token has no groups claim but _claim_names/_claim_sources: the groups must come from Microsoft Graph (getMemberGroups, application permissions).', source: DOCS.entraOverage },
-      { id: 'multi-tenant-issuer', summary: 'The /common and /organizations documents carry the issuer template https://login.microsoftonline.com/{tenantid}/v2.0: any tenant can sign in unless tid is checked.', source: DOCS.entraIdToken },
-      { id: 'no-revocation-endpoint', summary: 'There is no RFC 7009 revocation endpoint; refresh tokens stay valid until they expire or sessions are revoked through Microsoft Graph.', source: DOCS.entraRefresh },
+      {
+        id: 'groups-are-object-ids',
+        summary: 'The groups claim lists object ids (GUIDs), not names: mapping rules match GUIDs.',
+        source: DOCS.entraGroupsClaims,
+      },
+      {
+        id: 'groups-overage',
+        summary:
+          'Over 200 groups, the ID token has no groups claim but _claim_names/_claim_sources: the groups must come from Microsoft Graph (getMemberGroups, application permissions).',
+        source: DOCS.entraOverage,
+      },
+      {
+        id: 'multi-tenant-issuer',
+        summary:
+          'The /common and /organizations documents carry the issuer template https://login.microsoftonline.com/{tenantid}/v2.0: any tenant can sign in unless tid is checked.',
+        source: DOCS.entraIdToken,
+      },
+      {
+        id: 'no-revocation-endpoint',
+        summary: 'There is no RFC 7009 revocation endpoint; refresh tokens stay valid until they expire or sessions are revoked through Microsoft Graph.',
+        source: DOCS.entraRefresh,
+      },
       { id: 'old-refresh-token-stays-valid', summary: 'Each refresh returns a new refresh token; the old one is not revoked.', source: DOCS.entraRefresh },
-      { id: 'certificate-credentials', summary: 'private_key_jwt with a certificate: the assertion header carries x5t#S256 (or x5t) of the registered certificate.', source: DOCS.entraCertificates },
+      {
+        id: 'certificate-credentials',
+        summary: 'private_key_jwt with a certificate: the assertion header carries x5t#S256 (or x5t) of the registered certificate.',
+        source: DOCS.entraCertificates,
+      },
       { id: 'logout-account-picker', summary: 'Without logout_hint or id_token_hint the logout page asks which account to sign out.', source: DOCS.entraOidc },
     ],
     docsSection: 'microsoft-entra-id',
@@ -201,10 +236,26 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     revocation: true,
     quirks: [
       { id: 'offline-access-refused', summary: 'The offline_access scope is refused with "Error 400: invalid_scope".', source: DOCS.googleWebServer },
-      { id: 'refresh-token-needs-access-type', summary: 'Refresh tokens come only with access_type=offline, and only at the first consent unless prompt=consent asks again.', source: DOCS.googleWebServer },
-      { id: 'no-groups-in-tokens', summary: 'Tokens never carry groups; the Directory API (groups.list?userKey=) with a domain-wide-delegated service account has them.', source: DOCS.googleDirectory },
-      { id: 'no-end-session', summary: 'Google offers no RP-initiated logout: the Google session survives the gateway logout, and the next login is silent.', source: DOCS.googleOidc },
-      { id: 'hosted-domain', summary: 'The hd claim names the Workspace domain; a personal Google account has none, so a rule should require it.', source: DOCS.googleOidc },
+      {
+        id: 'refresh-token-needs-access-type',
+        summary: 'Refresh tokens come only with access_type=offline, and only at the first consent unless prompt=consent asks again.',
+        source: DOCS.googleWebServer,
+      },
+      {
+        id: 'no-groups-in-tokens',
+        summary: 'Tokens never carry groups; the Directory API (groups.list?userKey=) with a domain-wide-delegated service account has them.',
+        source: DOCS.googleDirectory,
+      },
+      {
+        id: 'no-end-session',
+        summary: 'Google offers no RP-initiated logout: the Google session survives the gateway logout, and the next login is silent.',
+        source: DOCS.googleOidc,
+      },
+      {
+        id: 'hosted-domain',
+        summary: 'The hd claim names the Workspace domain; a personal Google account has none, so a rule should require it.',
+        source: DOCS.googleOidc,
+      },
     ],
     docsSection: 'google-workspace',
   },
@@ -226,11 +277,29 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     tokenEndpointAuthMethods: ALL_METHODS,
     revocation: true,
     quirks: [
-      { id: 'namespaced-groups-claim', summary: 'An Action adds groups under a namespaced URL claim (groups and roles are restricted names): set the groups claim to a pointer such as /https:~1~1example.com~1groups.', source: DOCS.auth0Claims },
+      {
+        id: 'namespaced-groups-claim',
+        summary:
+          'An Action adds groups under a namespaced URL claim (groups and roles are restricted names): set the groups claim to a pointer such as /https:~1~1example.com~1groups.',
+        source: DOCS.auth0Claims,
+      },
       { id: 'issuer-trailing-slash', summary: 'The issuer ends with "/": without it discovery fails the issuer check.', source: DOCS.auth0Discovery },
-      { id: 'end-session-flag', summary: 'end_session_endpoint is in discovery only with "RP-Initiated Logout End Session Endpoint Discovery" on (default for tenants since 14 November 2023); otherwise only /v2/logout exists.', source: DOCS.auth0Logout },
-      { id: 'rotation-reuse-revokes', summary: 'With rotation on, reusing a spent refresh token outside the reuse interval revokes the family.', source: DOCS.auth0Rotation },
-      { id: 'auth-method-enforced', summary: 'The token endpoint accepts only the application\'s registered authentication method.', source: DOCS.auth0Rotation },
+      {
+        id: 'end-session-flag',
+        summary:
+          'end_session_endpoint is in discovery only with "RP-Initiated Logout End Session Endpoint Discovery" on (default for tenants since 14 November 2023); otherwise only /v2/logout exists.',
+        source: DOCS.auth0Logout,
+      },
+      {
+        id: 'rotation-reuse-revokes',
+        summary: 'With rotation on, reusing a spent refresh token outside the reuse interval revokes the family.',
+        source: DOCS.auth0Rotation,
+      },
+      {
+        id: 'auth-method-enforced',
+        summary: "The token endpoint accepts only the application's registered authentication method.",
+        source: DOCS.auth0Rotation,
+      },
     ],
     docsSection: 'auth0',
   },
@@ -253,9 +322,22 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     tokenEndpointAuthMethods: ALL_METHODS,
     revocation: true,
     quirks: [
-      { id: 'realm-roles-access-token-only', summary: 'The realm roles mapper (realm_access.roles) adds to the access token only by default: turn on "Add to ID token" and "Add to userinfo".', source: DOCS.keycloakMapper },
-      { id: 'logout-needs-id-token-hint', summary: 'post_logout_redirect_uri needs id_token_hint or client_id ("Missing parameters: id_token_hint"); without id_token_hint Keycloak asks the user to confirm.', source: DOCS.keycloakLogout },
-      { id: 'offline-access-is-offline-token', summary: 'offline_access asks for an offline token that outlives the SSO session; the gateway does not need it (refresh tokens come anyway).', source: DOCS.keycloakMapper },
+      {
+        id: 'realm-roles-access-token-only',
+        summary: 'The realm roles mapper (realm_access.roles) adds to the access token only by default: turn on "Add to ID token" and "Add to userinfo".',
+        source: DOCS.keycloakMapper,
+      },
+      {
+        id: 'logout-needs-id-token-hint',
+        summary:
+          'post_logout_redirect_uri needs id_token_hint or client_id ("Missing parameters: id_token_hint"); without id_token_hint Keycloak asks the user to confirm.',
+        source: DOCS.keycloakLogout,
+      },
+      {
+        id: 'offline-access-is-offline-token',
+        summary: 'offline_access asks for an offline token that outlives the SSO session; the gateway does not need it (refresh tokens come anyway).',
+        source: DOCS.keycloakMapper,
+      },
     ],
     docsSection: 'keycloak',
   },
@@ -278,9 +360,21 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     tokenEndpointAuthMethods: ALL_METHODS,
     revocation: true,
     quirks: [
-      { id: 'no-id-token-on-refresh', summary: 'PingFederate returns an ID token on refresh only with "Return ID Token On Refresh Grant": otherwise the claims must come from userinfo.', source: DOCS.pingFederateOidcPolicy },
-      { id: 'auth-method-enforced', summary: 'The token endpoint accepts only the application\'s registered tokenEndpointAuthMethod.', source: DOCS.pingOneAuthMethods },
-      { id: 'groups-claim-configured', summary: 'Group membership reaches tokens only through an attribute mapping you add (name it groups, or point the groups claim at it).', source: DOCS.pingFederateOidcPolicy },
+      {
+        id: 'no-id-token-on-refresh',
+        summary: 'PingFederate returns an ID token on refresh only with "Return ID Token On Refresh Grant": otherwise the claims must come from userinfo.',
+        source: DOCS.pingFederateOidcPolicy,
+      },
+      {
+        id: 'auth-method-enforced',
+        summary: "The token endpoint accepts only the application's registered tokenEndpointAuthMethod.",
+        source: DOCS.pingOneAuthMethods,
+      },
+      {
+        id: 'groups-claim-configured',
+        summary: 'Group membership reaches tokens only through an attribute mapping you add (name it groups, or point the groups claim at it).',
+        source: DOCS.pingFederateOidcPolicy,
+      },
     ],
     docsSection: 'ping-identity',
   },
@@ -303,10 +397,28 @@ const PROFILES: Readonly<Record<IdpProvider, IdpProfile>> = {
     tokenEndpointAuthMethods: SECRET_METHODS,
     revocation: true,
     quirks: [
-      { id: 'offline-access-refused', summary: 'offline_access is not a Cognito scope: the authorization request fails with invalid_scope. Refresh tokens come with every code exchange anyway.', source: DOCS.cognitoAuthorize },
-      { id: 'email-verified-string', summary: 'userinfo answers email_verified as the string "true" or "false"; "false" is truthy to a naive check.', source: DOCS.cognitoUserinfo },
-      { id: 'logout-endpoint', summary: 'No end_session_endpoint in discovery: logout is GET https://<user pool domain>/logout?client_id=...&logout_uri=... with logout_uri among the allowed sign-out URLs.', source: DOCS.cognitoLogout },
-      { id: 'no-rotation-at-token-endpoint', summary: 'A refresh at /oauth2/token returns new ID and access tokens and no refresh token (rotation only through GetTokensFromRefreshToken).', source: DOCS.cognitoToken },
+      {
+        id: 'offline-access-refused',
+        summary:
+          'offline_access is not a Cognito scope: the authorization request fails with invalid_scope. Refresh tokens come with every code exchange anyway.',
+        source: DOCS.cognitoAuthorize,
+      },
+      {
+        id: 'email-verified-string',
+        summary: 'userinfo answers email_verified as the string "true" or "false"; "false" is truthy to a naive check.',
+        source: DOCS.cognitoUserinfo,
+      },
+      {
+        id: 'logout-endpoint',
+        summary:
+          'No end_session_endpoint in discovery: logout is GET https://<user pool domain>/logout?client_id=...&logout_uri=... with logout_uri among the allowed sign-out URLs.',
+        source: DOCS.cognitoLogout,
+      },
+      {
+        id: 'no-rotation-at-token-endpoint',
+        summary: 'A refresh at /oauth2/token returns new ID and access tokens and no refresh token (rotation only through GetTokensFromRefreshToken).',
+        source: DOCS.cognitoToken,
+      },
     ],
     docsSection: 'amazon-cognito',
   },
@@ -348,7 +460,16 @@ export function idpProfile(provider: IdpProvider): IdpProfile {
  * The authorization parameters the login flow sets itself; an override naming one is an
  * error (scopes have their own setting).
  */
-export const RESERVED_AUTHORIZATION_PARAMS: readonly string[] = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method'];
+export const RESERVED_AUTHORIZATION_PARAMS: readonly string[] = [
+  'client_id',
+  'redirect_uri',
+  'response_type',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+];
 
 /** Placeholders an `endSession` URL template may use; the auth service URL-encodes each value. */
 export const END_SESSION_PLACEHOLDERS: readonly string[] = ['clientId', 'postLogoutRedirectUri', 'idTokenHint', 'state'];
@@ -476,7 +597,10 @@ export function validateIdpSettings(settings: IdpSettings): IdpProblem[] {
   const warning = (setting: string, message: string) => problems.push({ setting, severity: 'warning', message });
 
   if (settings.provider !== undefined && !isIdpProvider(settings.provider)) {
-    error('provider', `provider ${JSON.stringify(settings.provider)} is not known: use one of ${IDP_PROVIDERS.join(', ')} (generic for any other OpenID provider).`);
+    error(
+      'provider',
+      `provider ${JSON.stringify(settings.provider)} is not known: use one of ${IDP_PROVIDERS.join(', ')} (generic for any other OpenID provider).`,
+    );
   }
   const resolved = resolveIdpSettings(settings);
   const { profile } = resolved;
@@ -493,18 +617,31 @@ export function validateIdpSettings(settings: IdpSettings): IdpProblem[] {
     error('scopes', `scopes include ${JSON.stringify(scope)}, which ${name} refuses with invalid_scope (the login fails): ${fix}.`);
   }
   if (profile.refreshTokens === 'offline-access-scope' && !resolved.scopes.includes('offline_access')) {
-    warning('scopes', `scopes ${JSON.stringify(resolved.scopes.join(' '))} lack "offline_access", so ${name} issues no refresh token: users sign in again every session lifetime. Add offline_access.`);
+    warning(
+      'scopes',
+      `scopes ${JSON.stringify(resolved.scopes.join(' '))} lack "offline_access", so ${name} issues no refresh token: users sign in again every session lifetime. Add offline_access.`,
+    );
   }
   if (profile.refreshTokens === 'access-type-offline') {
     if (resolved.authorizationParams.access_type !== 'offline') {
-      warning('authorizationParams', `access_type is ${JSON.stringify(resolved.authorizationParams.access_type ?? '(unset)')}: ${name} issues refresh tokens only with access_type=offline, so users sign in again every session lifetime.`);
+      warning(
+        'authorizationParams',
+        `access_type is ${JSON.stringify(resolved.authorizationParams.access_type ?? '(unset)')}: ${name} issues refresh tokens only with access_type=offline, so users sign in again every session lifetime.`,
+      );
     } else if (!(resolved.authorizationParams.prompt ?? '').split(' ').includes('consent')) {
-      warning('authorizationParams', `prompt lacks "consent": ${name} returns a refresh token only at a user's first consent, so users who consented before get none. Keep prompt=consent.`);
+      warning(
+        'authorizationParams',
+        `prompt lacks "consent": ${name} returns a refresh token only at a user's first consent, so users who consented before get none. Keep prompt=consent.`,
+      );
     }
   }
 
   const reserved = Object.keys(settings.authorizationParams ?? {}).filter((key) => RESERVED_AUTHORIZATION_PARAMS.includes(key));
-  if (reserved.length > 0) error('authorizationParams', `authorizationParams set ${reserved.join(', ')}, which the login flow sets itself: remove ${reserved.length > 1 ? 'them' : 'it'} (scopes have their own setting).`);
+  if (reserved.length > 0)
+    error(
+      'authorizationParams',
+      `authorizationParams set ${reserved.join(', ')}, which the login flow sets itself: remove ${reserved.length > 1 ? 'them' : 'it'} (scopes have their own setting).`,
+    );
 
   checkGroups(settings, resolved, error);
 
@@ -532,7 +669,10 @@ function checkIssuer(issuer: string, resolved: ResolvedIdpSettings, error: (s: s
     error('issuer', `issuer ${JSON.stringify(issuer)} must use https.`);
   }
   if (resolved.allowedTenants.length > 0 && profile.provider !== 'entra') {
-    error('allowedTenants', `allowedTenants is set but provider is ${JSON.stringify(profile.provider)}: tenants are an Entra ID setting. Remove allowedTenants or set provider to entra.`);
+    error(
+      'allowedTenants',
+      `allowedTenants is set but provider is ${JSON.stringify(profile.provider)}: tenants are an Entra ID setting. Remove allowedTenants or set provider to entra.`,
+    );
   }
   if (!url) return;
   switch (profile.provider) {
@@ -550,7 +690,10 @@ function checkIssuer(issuer: string, resolved: ResolvedIdpSettings, error: (s: s
       break;
     case 'auth0':
       if (!issuer.endsWith('/')) {
-        error('issuer', `issuer ${JSON.stringify(issuer)} lacks the trailing "/" of Auth0 issuers, so discovery fails its issuer check: use ${JSON.stringify(`${issuer}/`)}.`);
+        error(
+          'issuer',
+          `issuer ${JSON.stringify(issuer)} lacks the trailing "/" of Auth0 issuers, so discovery fails its issuer check: use ${JSON.stringify(`${issuer}/`)}.`,
+        );
       }
       break;
     case 'google':
@@ -558,12 +701,18 @@ function checkIssuer(issuer: string, resolved: ResolvedIdpSettings, error: (s: s
       break;
     case 'okta':
       if (url.pathname !== '/' && !/^\/oauth2\/[^/]+\/?$/.test(url.pathname)) {
-        warning('issuer', `issuer ${JSON.stringify(issuer)} is neither an Okta org (https://<org>.okta.com) nor a custom authorization server (https://<org>.okta.com/oauth2/<id>): check it against the discovery document.`);
+        warning(
+          'issuer',
+          `issuer ${JSON.stringify(issuer)} is neither an Okta org (https://<org>.okta.com) nor a custom authorization server (https://<org>.okta.com/oauth2/<id>): check it against the discovery document.`,
+        );
       }
       break;
     case 'keycloak':
       if (!/\/realms\/[^/]+\/?$/.test(url.pathname)) {
-        warning('issuer', `issuer ${JSON.stringify(issuer)} does not end in /realms/<realm>: Keycloak issuers look like ${JSON.stringify(profile.issuerExample)} (or /auth/realms/<realm> before Keycloak 17).`);
+        warning(
+          'issuer',
+          `issuer ${JSON.stringify(issuer)} does not end in /realms/<realm>: Keycloak issuers look like ${JSON.stringify(profile.issuerExample)} (or /auth/realms/<realm> before Keycloak 17).`,
+        );
       }
       break;
     default:
@@ -578,15 +727,24 @@ function checkEntraIssuer(issuer: string, url: URL, resolved: ResolvedIdpSetting
   }
   const tenant = entraTenantOf(issuer);
   if (tenant === undefined) {
-    error('issuer', `issuer ${JSON.stringify(issuer)} is not an Entra ID v2.0 issuer: use https://login.microsoftonline.com/<tenant id>/v2.0 (the tenant id is on the Entra admin center's overview page).`);
+    error(
+      'issuer',
+      `issuer ${JSON.stringify(issuer)} is not an Entra ID v2.0 issuer: use https://login.microsoftonline.com/<tenant id>/v2.0 (the tenant id is on the Entra admin center's overview page).`,
+    );
     return;
   }
   for (const id of resolved.allowedTenants.filter((t) => !GUID.test(t))) {
-    error('allowedTenants', `allowedTenants entry ${JSON.stringify(id)} is not a tenant id: use the GUID from the Entra admin center, e.g. "00000000-0000-0000-0000-000000000000".`);
+    error(
+      'allowedTenants',
+      `allowedTenants entry ${JSON.stringify(id)} is not a tenant id: use the GUID from the Entra admin center, e.g. "00000000-0000-0000-0000-000000000000".`,
+    );
   }
   if (ENTRA_MULTI_TENANT.includes(tenant.toLowerCase())) {
     if (tenant.toLowerCase() === 'consumers') {
-      error('issuer', `issuer ${JSON.stringify(issuer)} admits personal Microsoft accounts only: use your tenant's issuer https://login.microsoftonline.com/<tenant id>/v2.0.`);
+      error(
+        'issuer',
+        `issuer ${JSON.stringify(issuer)} admits personal Microsoft accounts only: use your tenant's issuer https://login.microsoftonline.com/<tenant id>/v2.0.`,
+      );
     } else if (resolved.allowedTenants.length === 0) {
       error(
         'issuer',
@@ -596,7 +754,10 @@ function checkEntraIssuer(issuer: string, url: URL, resolved: ResolvedIdpSetting
     return;
   }
   if (!GUID.test(tenant)) {
-    error('issuer', `issuer ${JSON.stringify(issuer)} names the tenant by domain (${tenant}), but Entra's discovery document and tokens carry the tenant id: use https://login.microsoftonline.com/<tenant id>/v2.0 (the GUID).`);
+    error(
+      'issuer',
+      `issuer ${JSON.stringify(issuer)} names the tenant by domain (${tenant}), but Entra's discovery document and tokens carry the tenant id: use https://login.microsoftonline.com/<tenant id>/v2.0 (the GUID).`,
+    );
   }
 }
 
@@ -611,20 +772,35 @@ function checkGroups(settings: IdpSettings, resolved: ResolvedIdpSettings, error
     }
   }
   if (profile.provider === 'auth0' && resolved.groupsClaim !== undefined && ['/groups', '/roles'].includes(resolved.groupsClaim)) {
-    error('groupsClaim', `groupsClaim ${JSON.stringify(settings.groupsClaim)} is a restricted claim name at Auth0 (an Action cannot set it): add the groups under a namespaced claim and point at it, e.g. "/https:~1~1example.com~1groups".`);
+    error(
+      'groupsClaim',
+      `groupsClaim ${JSON.stringify(settings.groupsClaim)} is a restricted claim name at Auth0 (an Action cannot set it): add the groups under a namespaced claim and point at it, e.g. "/https:~1~1example.com~1groups".`,
+    );
   }
   if (profile.provider === 'auth0' && resolved.groupsClaim === undefined && resolved.groupsSource === 'token') {
-    error('groupsClaim', 'groupsClaim is not set: Auth0 puts groups only where an Action adds them, under a namespaced claim; set groupsClaim to its pointer, e.g. "/https:~1~1example.com~1groups", or groupsSource to "none" if rules match e-mail domains only.');
+    error(
+      'groupsClaim',
+      'groupsClaim is not set: Auth0 puts groups only where an Action adds them, under a namespaced claim; set groupsClaim to its pointer, e.g. "/https:~1~1example.com~1groups", or groupsSource to "none" if rules match e-mail domains only.',
+    );
   }
   const source = resolved.groupsSource as string;
   if (!['token', 'microsoft-graph', 'google-directory', 'none'].includes(source)) {
-    error('groupsSource', `groupsSource ${JSON.stringify(source)} is not a source: use token, microsoft-graph (Entra), google-directory (Google Workspace) or none.`);
+    error(
+      'groupsSource',
+      `groupsSource ${JSON.stringify(source)} is not a source: use token, microsoft-graph (Entra), google-directory (Google Workspace) or none.`,
+    );
   } else if (source === 'microsoft-graph' && profile.provider !== 'entra') {
-    error('groupsSource', `groupsSource "microsoft-graph" needs provider entra (it reads Entra ID group memberships), not ${JSON.stringify(profile.provider)}.`);
+    error(
+      'groupsSource',
+      `groupsSource "microsoft-graph" needs provider entra (it reads Entra ID group memberships), not ${JSON.stringify(profile.provider)}.`,
+    );
   } else if (source === 'google-directory' && profile.provider !== 'google') {
     error('groupsSource', `groupsSource "google-directory" needs provider google (it reads Google Workspace groups), not ${JSON.stringify(profile.provider)}.`);
   } else if (source === 'token' && profile.provider === 'google') {
-    error('groupsSource', 'groupsSource "token" cannot work with Google: its tokens never carry groups. Use google-directory, or none to match rules on e-mail domains and the hd claim only.');
+    error(
+      'groupsSource',
+      'groupsSource "token" cannot work with Google: its tokens never carry groups. Use google-directory, or none to match rules on e-mail domains and the hd claim only.',
+    );
   }
 }
 
@@ -639,7 +815,11 @@ function checkEndSession(resolved: ResolvedIdpSettings, error: (s: string, m: st
     }
     if (url && url.protocol !== 'https:') error('endSession', `endSession ${JSON.stringify(endSession.template)} must be an https URL.`);
     const unknown = [...endSession.template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]).filter((p) => !END_SESSION_PLACEHOLDERS.includes(p));
-    if (unknown.length > 0) error('endSession', `endSession uses ${unknown.map((p) => `{${p}}`).join(', ')}: the placeholders are ${END_SESSION_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}.`);
+    if (unknown.length > 0)
+      error(
+        'endSession',
+        `endSession uses ${unknown.map((p) => `{${p}}`).join(', ')}: the placeholders are ${END_SESSION_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}.`,
+      );
     return;
   }
   if (endSession.mode === 'auto' && profile.logout === 'cognito-logout') {
@@ -649,7 +829,10 @@ function checkEndSession(resolved: ResolvedIdpSettings, error: (s: string, m: st
     );
   }
   if (endSession.mode === 'auto' && profile.logout === 'none') {
-    warning('endSession', `${profile.displayName} has no RP-initiated logout: signing out of the gateway leaves the ${profile.displayName} session, so the next visit signs the user in again without a password. Set endSession to "off" to acknowledge.`);
+    warning(
+      'endSession',
+      `${profile.displayName} has no RP-initiated logout: signing out of the gateway leaves the ${profile.displayName} session, so the next visit signs the user in again without a password. Set endSession to "off" to acknowledge.`,
+    );
   }
 }
 

@@ -169,7 +169,10 @@ function checkPattern(where: string, pattern: unknown, kind: string): void {
   if (pattern.trim() !== pattern) fail(where, `${kind} pattern ${describe(pattern)} has leading or trailing spaces: remove them.`);
   if (FORBIDDEN_IN_VALUES.test(pattern)) fail(where, `${kind} pattern ${describe(pattern)} contains control characters.`);
   if (UNSUPPORTED_GLOB.test(pattern)) {
-    fail(where, `${kind} pattern ${describe(pattern)} uses glob syntax that is not supported: only "*" (any run of characters) and "?" (one character) are; list alternatives as separate patterns.`);
+    fail(
+      where,
+      `${kind} pattern ${describe(pattern)} uses glob syntax that is not supported: only "*" (any run of characters) and "?" (one character) are; list alternatives as separate patterns.`,
+    );
   }
   if (pattern.includes('**')) fail(where, `${kind} pattern ${describe(pattern)} contains "**": a single "*" already matches any run of characters.`);
 }
@@ -187,7 +190,8 @@ function checkNameList(where: string, list: unknown, kind: string): number {
     if (typeof name !== 'string' || name.length === 0 || name.trim() !== name || name.length > MAX_TEXT_LENGTH) {
       fail(where, `grant.${kind} entry ${describe(name)} must be a non-empty name without leading or trailing spaces, at most ${MAX_TEXT_LENGTH} characters.`);
     }
-    if (FORBIDDEN_IN_NAMES.test(name)) fail(where, `grant.${kind} entry ${describe(name)} contains a comma or control character: names travel comma-separated in headers.`);
+    if (FORBIDDEN_IN_NAMES.test(name))
+      fail(where, `grant.${kind} entry ${describe(name)} contains a comma or control character: names travel comma-separated in headers.`);
   }
   return list.length;
 }
@@ -209,7 +213,10 @@ function checkRule(rule: unknown, index: number): MappingRule {
     if (!['groups', 'emailDomains', 'claims'].includes(key)) fail(where, `unknown match field ${describe(key)}: use groups, emailDomains or claims.`);
   }
   if (match.groups === undefined && match.emailDomains === undefined && match.claims === undefined) {
-    fail(where, 'match is empty: a rule must say whom it applies to (groups, emailDomains or claims); to match every user use { "claims": [{ "claim": "sub", "values": ["*"] }] }.');
+    fail(
+      where,
+      'match is empty: a rule must say whom it applies to (groups, emailDomains or claims); to match every user use { "claims": [{ "claim": "sub", "values": ["*"] }] }.',
+    );
   }
   if (match.groups !== undefined) checkPatternList(where, match.groups, 'match.groups');
   if (match.emailDomains !== undefined) {
@@ -219,7 +226,8 @@ function checkRule(rule: unknown, index: number): MappingRule {
     }
   }
   if (match.claims !== undefined) {
-    if (!Array.isArray(match.claims) || match.claims.length === 0) fail(where, `match.claims must be a non-empty list of { claim, values }, got ${describe(match.claims)}.`);
+    if (!Array.isArray(match.claims) || match.claims.length === 0)
+      fail(where, `match.claims must be a non-empty list of { claim, values }, got ${describe(match.claims)}.`);
     for (const condition of match.claims) {
       if (!isRecord(condition)) fail(where, `match.claims entry ${describe(condition)} must be { claim, values }.`);
       if (typeof condition.claim !== 'string' || !CLAIM_NAME.test(condition.claim)) {
@@ -239,15 +247,25 @@ function checkRule(rule: unknown, index: number): MappingRule {
     if (!isRecord(grant.attributes)) fail(where, `grant.attributes must be an object of name to value, got ${describe(grant.attributes)}.`);
     for (const [name, value] of Object.entries(grant.attributes)) {
       if (!ATTRIBUTE_NAME_PATTERN.test(name)) {
-        fail(where, `attribute name ${describe(name)} is invalid: use lower case letters, digits and "_", starting with a letter, at most 32 characters (for example "region" or "cost_center").`);
+        fail(
+          where,
+          `attribute name ${describe(name)} is invalid: use lower case letters, digits and "_", starting with a letter, at most 32 characters (for example "region" or "cost_center").`,
+        );
       }
       if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH || FORBIDDEN_IN_VALUES.test(value)) {
-        fail(where, `attribute ${describe(name)} has value ${describe(value)}: a value is a string of at most ${MAX_TEXT_LENGTH} characters without control characters.`);
+        fail(
+          where,
+          `attribute ${describe(name)} has value ${describe(value)}: a value is a string of at most ${MAX_TEXT_LENGTH} characters without control characters.`,
+        );
       }
       granted += 1;
     }
   }
-  if (granted === 0) fail(where, 'grants nothing: give at least one of grant.roles, grant.groups or grant.attributes (users who should not get in need no rule: access is denied by default).');
+  if (granted === 0)
+    fail(
+      where,
+      'grants nothing: give at least one of grant.roles, grant.groups or grant.attributes (users who should not get in need no rule: access is denied by default).',
+    );
   return rule as unknown as MappingRule;
 }
 

@@ -14,7 +14,7 @@ function serverTls(file: ConfigPath, ca: string, serverName: string, clientCert?
 
 export function renderLookerBackend(o: ResolvedGatewayOptions, file: ConfigPath): Section {
   const l = o.looker;
-  const b = new Section(`backend ${PROXY_NAMES.looker}`, 'Looker over mutual TLS: the fleet\'s client certificate, Looker\'s CA, and its name checked.').add(
+  const b = new Section(`backend ${PROXY_NAMES.looker}`, "Looker over mutual TLS: the fleet's client certificate, Looker's CA, and its name checked.").add(
     'balance leastconn',
     'option httpchk',
     `http-check send meth GET uri ${l.healthCheckPath} ver HTTP/1.1 hdr Host ${l.tlsServerName}`,
@@ -26,7 +26,9 @@ export function renderLookerBackend(o: ResolvedGatewayOptions, file: ConfigPath)
     ),
   );
   if (l.dnsName) {
-    b.add(`server-template looker 1-${l.maxDnsServers} ${l.dnsName}:${l.dnsPort} resolvers ${PROXY_NAMES.resolvers} resolve-prefer ipv4 init-addr last,libc,none`);
+    b.add(
+      `server-template looker 1-${l.maxDnsServers} ${l.dnsName}:${l.dnsPort} resolvers ${PROXY_NAMES.resolvers} resolve-prefer ipv4 init-addr last,libc,none`,
+    );
   } else {
     l.servers.forEach((server, index) => b.add(`server looker${index + 1} ${server.address}:${server.port}`));
   }
@@ -54,16 +56,19 @@ export function renderTables(o: ResolvedGatewayOptions): string {
     new Section(`backend ${PROXY_NAMES.authRateLimit}`, `Request rate per client address on ${AUTH_PATH_PREFIX}*.`).add(
       `stick-table type ipv6 size 100k expire ${Math.max(60, o.authRateLimit.periodSeconds * 2)}s store http_req_rate(${o.authRateLimit.periodSeconds}s)`,
     ),
-    new Section(`backend ${PROXY_NAMES.refreshByAddress}`, 'Inline refreshes started per client address (a refresh that joins a running one is not counted).').add(
-      'stick-table type ipv6 size 100k expire 2m store http_req_rate(60s)',
+    new Section(
+      `backend ${PROXY_NAMES.refreshByAddress}`,
+      'Inline refreshes started per client address (a refresh that joins a running one is not counted).',
+    ).add('stick-table type ipv6 size 100k expire 2m store http_req_rate(60s)'),
+    new Section(`backend ${PROXY_NAMES.refreshBySession}`, 'Inline refreshes started per session id (sid).').add(
+      'stick-table type string len 64 size 100k expire 2m store http_req_rate(60s)',
     ),
-    new Section(`backend ${PROXY_NAMES.refreshBySession}`, 'Inline refreshes started per session id (sid).').add('stick-table type string len 64 size 100k expire 2m store http_req_rate(60s)'),
   ];
   if (o.session.verificationCache) {
     tables.push(
       new Section(
         `backend ${PROXY_NAMES.sessionCache}`,
-        'Session tokens whose signature (and type) was verified, keyed by the SHA-256 of the token and\nits assertion. gpt0 is 1, or the assertion\'s exp when the assertion was good for this session.\nexp, nbf, iss, aud, the kid and the revocation list are checked on every request.',
+        "Session tokens whose signature (and type) was verified, keyed by the SHA-256 of the token and\nits assertion. gpt0 is 1, or the assertion's exp when the assertion was good for this session.\nexp, nbf, iss, aud, the kid and the revocation list are checked on every request.",
       ).add(`stick-table type binary len 32 size ${o.session.verificationCacheSize} expire 15m store gpt0`),
     );
   }

@@ -18,9 +18,13 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
   const f = new Section(`frontend ${PROXY_NAMES.gateway}`, 'The public listener: every request is checked here before it reaches Looker.');
   f.add(tlsBind(o, file));
   if (usesMachineHostCrtList(o)) {
-    f.note(`Client certificates are asked for only on ${o.machineRoutes.hostName} (crt-list), and optional at the\nhandshake there, so a bad one does not abort it: the machine-route rules below decide.`);
+    f.note(
+      `Client certificates are asked for only on ${o.machineRoutes.hostName} (crt-list), and optional at the\nhandshake there, so a bad one does not abort it: the machine-route rules below decide.`,
+    );
   } else if (machine) {
-    f.note('Client certificates are asked for but optional at the handshake, so a bad one does not\nabort it: the machine-route rules below decide (ssl_c_verify is 0 without a certificate,\nso it is always paired with ssl_c_used).');
+    f.note(
+      'Client certificates are asked for but optional at the handshake, so a bad one does not\nabort it: the machine-route rules below decide (ssl_c_verify is 0 without a certificate,\nso it is always paired with ssl_c_used).',
+    );
   }
 
   f.note('Routes, on the normalized path (section 2) and on segment boundaries: /a/b covers /a/b and\n/a/b/c, never /a/bc.')
@@ -62,12 +66,16 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
   f.note(
     'Responses: security headers on every answer, and the refreshed cookies when a refresh happened;\nan answer that sets them is never stored by a cache (it would hand the new session to others).',
   );
-  if (o.securityHeaders.hstsMaxAgeSeconds > 0) f.add(`http-after-response set-header Strict-Transport-Security "max-age=${o.securityHeaders.hstsMaxAgeSeconds}; includeSubDomains"`);
+  if (o.securityHeaders.hstsMaxAgeSeconds > 0)
+    f.add(`http-after-response set-header Strict-Transport-Security "max-age=${o.securityHeaders.hstsMaxAgeSeconds}; includeSubDomains"`);
   f.add('http-after-response set-header X-Content-Type-Options nosniff', 'http-after-response set-header Referrer-Policy strict-origin-when-cross-origin');
   if (o.securityHeaders.frameAncestors.length === 0) {
     f.add('http-after-response set-header X-Frame-Options SAMEORIGIN');
   } else {
-    f.add('http-after-response del-header X-Frame-Options', `http-after-response add-header Content-Security-Policy "frame-ancestors 'self' ${o.securityHeaders.frameAncestors.join(' ')}"`);
+    f.add(
+      'http-after-response del-header X-Frame-Options',
+      `http-after-response add-header Content-Security-Policy "frame-ancestors 'self' ${o.securityHeaders.frameAncestors.join(' ')}"`,
+    );
   }
   f.add(`http-after-response set-header ${HEADERS.requestId} %[unique-id]`);
   renderRefreshedCookies(f);

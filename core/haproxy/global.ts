@@ -24,18 +24,19 @@ export function renderGlobal(o: ResolvedGatewayOptions, file: ConfigPath): Secti
     o.logging.destination === LogDestination.STDOUT
       ? `log stdout len 16384 format raw ${o.logging.facility}`
       : `log ${o.logging.target} len 16384 format rfc5424 ${o.logging.facility}`;
-  const section = new Section('global', 'Process-wide settings. Started as `haproxy -Ws` (master-worker); key-sync reloads it seamlessly.')
-    .add(
-      'master-worker',
-      `nbthread ${o.process.nbthread}`,
-      ...(o.process.maxconn === undefined ? [] : [`maxconn ${o.process.maxconn}`]),
-      log,
-      `stats socket ${adminSocket(o.runtimeDir)} mode 600 level admin expose-fd listeners`,
-      'stats timeout 30s',
-    );
+  const section = new Section('global', 'Process-wide settings. Started as `haproxy -Ws` (master-worker); key-sync reloads it seamlessly.').add(
+    'master-worker',
+    `nbthread ${o.process.nbthread}`,
+    ...(o.process.maxconn === undefined ? [] : [`maxconn ${o.process.maxconn}`]),
+    log,
+    `stats socket ${adminSocket(o.runtimeDir)} mode 600 level admin expose-fd listeners`,
+    'stats timeout 30s',
+  );
   if (o.process.user || o.process.group) {
     section
-      .note('Workers drop to an unprivileged user once the master has bound the listeners and read the\nkeys; the master keeps root, so reloads still bind, read the new files and pass the sockets on.')
+      .note(
+        'Workers drop to an unprivileged user once the master has bound the listeners and read the\nkeys; the master keeps root, so reloads still bind, read the new files and pass the sockets on.',
+      )
       .add(...[o.process.user && `user ${o.process.user}`, o.process.group && `group ${o.process.group}`].filter((line): line is string => Boolean(line)));
   }
   return section
@@ -51,7 +52,12 @@ export function renderGlobal(o: ResolvedGatewayOptions, file: ConfigPath): Secti
     .note(
       'Inline refresh and revocation poll (Lua, one state shared by all threads). Its HTTP client only\ntalks to the local relay socket, so it needs no resolvers and no TLS settings of its own; no\nretries, so a slow auth service costs one timeout, not four.',
     )
-    .add(`lua-load ${file(GATEWAY_FILES.refreshLua)}`, 'httpclient.resolvers.disabled on', 'httpclient.retries 0', `httpclient.timeout.connect ${o.refresh.timeoutSeconds}s`)
+    .add(
+      `lua-load ${file(GATEWAY_FILES.refreshLua)}`,
+      'httpclient.resolvers.disabled on',
+      'httpclient.retries 0',
+      `httpclient.timeout.connect ${o.refresh.timeoutSeconds}s`,
+    )
     .note(
       'HAProxy 3.0 still tags its `http-request normalize-uri` actions experimental; the gateway\nnormalizes every path with them before routing (see frontend gateway, section 2).',
     )

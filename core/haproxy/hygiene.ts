@@ -39,7 +39,6 @@ export function strippedHeaderRegex(names: readonly string[], prefixes: readonly
 
 /** 1. Every identity header a client sent is deleted; then the headers the gateway sets itself. */
 export function renderHeaderHygiene(f: Section, o: ResolvedGatewayOptions, hasMachineRoutes: boolean): void {
-
   const strippedNames = [...DEFAULT_STRIPPED_HEADERS, ...o.strippedHeaders];
   const strippedPrefixes = [...DEFAULT_STRIPPED_HEADER_PREFIXES, ...o.strippedHeaderPrefixes];
   const protectedHeaders = strippedHeaderRegex(strippedNames, strippedPrefixes);
@@ -47,7 +46,9 @@ export function renderHeaderHygiene(f: Section, o: ResolvedGatewayOptions, hasMa
     `1. Header hygiene first: no identity header a client sends survives. One case-insensitive\nregex over the header names (one pass) deletes these names:\n  ${strippedNames.join(', ')}\nand every name starting with:\n  ${strippedPrefixes.join(', ')}\nwith "_" and "-" alike (X_Looker_Roles, x_forwarded_user): servers that fold "_" into "-"\n(Rack, CGI) would read them as the real header.`,
   );
   f.add(`http-request del-header ${protectedHeaders} -m reg`);
-  f.note('A Connection header that names one of them would make the next hop drop the header the\ngateway sets (hop-by-hop): refused.').add(`acl connection_names_protected_header req.hdr(connection) -m reg ${protectedHeaders}`);
+  f.note('A Connection header that names one of them would make the next hop drop the header the\ngateway sets (hop-by-hop): refused.').add(
+    `acl connection_names_protected_header req.hdr(connection) -m reg ${protectedHeaders}`,
+  );
   refuse(f, 400, 'bad_request', DECISIONS.badRequest, 'the Connection header names a protected header', 'connection_names_protected_header');
   // Every header the gateway sets on the request was deleted just above, so `add-header`
   // (no search for an old value) does what `set-header` would, for less.
@@ -96,7 +97,9 @@ export function renderPathNormalization(f: Section): void {
 
 /** One Cookie line per request. */
 export function renderCookieLineCheck(f: Section): void {
-  f.note('RFC 6265: one Cookie line per request. Two lines could hide a second session cookie. Lines,\nnot values: a comma inside a cookie value is not a second line.').add('acl has_two_cookie_lines req.fhdr_cnt(cookie) gt 1');
+  f.note(
+    'RFC 6265: one Cookie line per request. Two lines could hide a second session cookie. Lines,\nnot values: a comma inside a cookie value is not a second line.',
+  ).add('acl has_two_cookie_lines req.fhdr_cnt(cookie) gt 1');
   refuse(f, 400, 'bad_request', DECISIONS.malformedSession, 'more than one Cookie header line', 'has_two_cookie_lines');
 }
 

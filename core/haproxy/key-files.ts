@@ -11,11 +11,15 @@ import { GATEWAY_FILES } from '../layout';
 /** SPKI PEM of a public JWK (EC P-256 or RSA), the form `jwt_verify` loads. */
 export function publicKeyPemFromJwk(jwk: StoredJwk): string {
   const { d, p, q, dp, dq, qi, ...publicPart } = jwk as Record<string, unknown>;
-  void d, p, q, dp, dq, qi;
+  (void d, p, q, dp, dq, qi);
   try {
-    return createPublicKey({ key: publicPart as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+    return createPublicKey({ key: publicPart as import('node:crypto').JsonWebKey, format: 'jwk' })
+      .export({ type: 'spki', format: 'pem' })
+      .toString();
   } catch (error) {
-    throw new Error(`Cannot turn the JWK with kid ${JSON.stringify(jwk.kid)} (kty ${JSON.stringify(jwk.kty)}) into a PEM public key: ${(error as Error).message}`);
+    throw new Error(
+      `Cannot turn the JWK with kid ${JSON.stringify(jwk.kid)} (kty ${JSON.stringify(jwk.kty)}) into a PEM public key: ${(error as Error).message}`,
+    );
   }
 }
 

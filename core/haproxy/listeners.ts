@@ -13,18 +13,23 @@ export function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
   const code = DECISIONS.lookerUnavailable;
   const f = new Section(
     `frontend ${PROXY_NAMES.health}`,
-    'Liveness, not availability: 200 whenever this gateway works, so the load balancer never replaces\ngateways because Looker is down. Looker\'s state is a metric instead: while no Looker node passes\nits check, every probe is logged with decision ' + code + ' (silent otherwise).',
+    "Liveness, not availability: 200 whenever this gateway works, so the load balancer never replaces\ngateways because Looker is down. Looker's state is a metric instead: while no Looker node passes\nits check, every probe is logged with decision " +
+      code +
+      ' (silent otherwise).',
   );
   if (o.listener.acceptProxyProtocol) {
     f.add(
-      '# The load balancer\'s health checks carry the PROXY v2 header too (target group with proxy protocol v2).',
+      "# The load balancer's health checks carry the PROXY v2 header too (target group with proxy protocol v2).",
       `bind ${o.healthCheck.bindAddress}:${o.healthCheck.port} accept-proxy`,
     );
   } else {
     f.add(`bind ${o.healthCheck.bindAddress}:${o.healthCheck.port}`);
   }
   if (o.readiness) {
-    f.add('# Local readiness probes (the instance\'s own boot check) send no PROXY header: a bind of their own.', `bind ${o.readiness.bindAddress}:${o.readiness.port}`);
+    f.add(
+      "# Local readiness probes (the instance's own boot check) send no PROXY header: a bind of their own.",
+      `bind ${o.readiness.bindAddress}:${o.readiness.port}`,
+    );
   }
   return f.add(
     `acl looker_available nbsrv(${PROXY_NAMES.looker}) gt 0`,

@@ -60,16 +60,17 @@ export function tlsBind(o: ResolvedGatewayOptions, file: ConfigPath): string {
 }
 
 export function renderMachineRules(f: Section, o: ResolvedGatewayOptions, file: ConfigPath, machineCondition: string): void {
-  f.note('5. Machine clients: a verified client certificate, mapped by its SHA-256 to an identity and a policy.\nNo session cookie is needed or used here.')
-    .add(
-      `http-request set-var(txn.machine_route) bool(1) if ${machineCondition}`,
-      'acl is_machine_route var(txn.machine_route) -m bool',
-      'acl client_cert_used ssl_c_used',
-      'acl client_cert_verified ssl_c_verify 0',
-      'http-request set-var(txn.route) str(machine) if is_machine_route',
-      `http-request set-var(txn.machine_identity) var(txn.client_cert_sha256),map(${file(GATEWAY_FILES.machineClientMap)}) if is_machine_route client_cert_used client_cert_verified`,
-      'acl machine_identity_known var(txn.machine_identity) -m found',
-    );
+  f.note(
+    '5. Machine clients: a verified client certificate, mapped by its SHA-256 to an identity and a policy.\nNo session cookie is needed or used here.',
+  ).add(
+    `http-request set-var(txn.machine_route) bool(1) if ${machineCondition}`,
+    'acl is_machine_route var(txn.machine_route) -m bool',
+    'acl client_cert_used ssl_c_used',
+    'acl client_cert_verified ssl_c_verify 0',
+    'http-request set-var(txn.route) str(machine) if is_machine_route',
+    `http-request set-var(txn.machine_identity) var(txn.client_cert_sha256),map(${file(GATEWAY_FILES.machineClientMap)}) if is_machine_route client_cert_used client_cert_verified`,
+    'acl machine_identity_known var(txn.machine_identity) -m found',
+  );
   o.machineClients.forEach((client, index) => {
     const id = `machine_client_${index}`;
     f.add(

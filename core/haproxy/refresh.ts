@@ -51,7 +51,9 @@ export function renderRefreshedCookies(f: Section): void {
   const setsCookies = `{ var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.refreshed} } { var(${REFRESH_VARS.setCookiePrefix}1) -m found }`;
   for (let n = 1; n <= MAX_REFRESH_SET_COOKIES; n += 1) {
     const variable = `${REFRESH_VARS.setCookiePrefix}${n}`;
-    f.add(`http-after-response add-header Set-Cookie %[var(${variable})] if { var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.refreshed} } { var(${variable}) -m found }`);
+    f.add(
+      `http-after-response add-header Set-Cookie %[var(${variable})] if { var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.refreshed} } { var(${variable}) -m found }`,
+    );
   }
   f.add(`http-after-response set-header Cache-Control no-store if ${setsCookies}`, `http-after-response add-header Vary Cookie if ${setsCookies}`);
 }

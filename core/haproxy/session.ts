@@ -113,7 +113,10 @@ export function renderValidSession(f: Section, o: ResolvedGatewayOptions): void 
   ];
   for (const [header, name] of claimHeaders) {
     const variable = `txn.claim_${name}`;
-    f.add(`http-request set-var(${variable}) ${claim(name)} if session_valid`, `http-request add-header ${header} %[var(${variable})] if session_valid { var(${variable}) -m found }`);
+    f.add(
+      `http-request set-var(${variable}) ${claim(name)} if session_valid`,
+      `http-request add-header ${header} %[var(${variable})] if session_valid { var(${variable}) -m found }`,
+    );
   }
   f.add(
     `http-request add-header ${HEADERS.assertion} %[var(${REFRESH_VARS.assertion})] if session_valid assertion_valid`,
@@ -132,7 +135,10 @@ export function renderValidSession(f: Section, o: ResolvedGatewayOptions): void 
 export function renderDenial(f: Section, o: ResolvedGatewayOptions): void {
   const r = o.refresh;
   const decide = (decision: string, reason: string, condition: string) =>
-    f.add(`http-request set-var(txn.decision) str(${decision}) if !decided ${condition}`, `http-request set-var-fmt(txn.reason) "${reason}" if { var(txn.decision) -m str ${decision} } !{ var(txn.reason) -m found }`);
+    f.add(
+      `http-request set-var(txn.decision) str(${decision}) if !decided ${condition}`,
+      `http-request set-var-fmt(txn.reason) "${reason}" if { var(txn.decision) -m str ${decision} } !{ var(txn.reason) -m found }`,
+    );
   f.note('Not valid: say why (the first matching rule wins).');
   decide(DECISIONS.noSession, 'no session cookie', '{ var(txn.session_cookie_count) -m int eq 0 }');
   decide(DECISIONS.malformedSession, 'more than one session cookie', '{ var(txn.session_cookie_count) -m int gt 1 }');
@@ -142,10 +148,18 @@ export function renderDenial(f: Section, o: ResolvedGatewayOptions): void {
   decide(DECISIONS.badClaims, `the token is not a session token (typ is not ${SESSION_TOKEN_TYPE})`, '{ var(txn.session_type_wrong) -m bool }');
   decide(DECISIONS.badSignature, 'session signature is invalid', '!session_signature_valid');
   decide(DECISIONS.sessionRevoked, 'session revoked (logged out)', 'session_revoked');
-  decide(DECISIONS.refreshRefused, 'too many inline refreshes for this session or client address', `{ var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.rateLimited} }`);
+  decide(
+    DECISIONS.refreshRefused,
+    'too many inline refreshes for this session or client address',
+    `{ var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.rateLimited} }`,
+  );
   decide(DECISIONS.refreshRefused, 'too many inline refreshes running on this gateway', `{ var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.busy} }`);
   decide(DECISIONS.refreshRefused, 'session expired and could not be refreshed', `session_expired { var(${REFRESH_VARS.result}) -m found }`);
-  decide(DECISIONS.expired, `session expired more than ${r.maxExpiredSeconds} s ago: refreshed by a page load only`, 'session_expired refresh_cookie_present !session_refreshable_inline');
+  decide(
+    DECISIONS.expired,
+    `session expired more than ${r.maxExpiredSeconds} s ago: refreshed by a page load only`,
+    'session_expired refresh_cookie_present !session_refreshable_inline',
+  );
   decide(DECISIONS.expired, 'session expired', 'session_expired');
   decide(DECISIONS.badClaims, 'session has no exp, nbf or sid claim', '!session_exp_present || !decided !session_nbf_present || !decided !session_sid_present');
   decide(DECISIONS.notYetValid, 'session is not valid yet', 'session_not_yet_valid');
@@ -183,7 +197,19 @@ export function renderTokenChecks(f: Section, o: ResolvedGatewayOptions, kidMap:
   const checksNow = cache ? 'session_signature_valid !session_cache_hit' : 'session_signature_valid';
   if (onlyIf) {
     f.note('The refreshed token: the same checks (not cached).');
-    for (const variable of ['session_key', 'session_signature', 'session_cached', 'session_type_wrong', 'session_claims', 'session_exp', 'session_nbf', 'session_sid', 'assertion_signature', 'assertion_claims', 'assertion_exp']) {
+    for (const variable of [
+      'session_key',
+      'session_signature',
+      'session_cached',
+      'session_type_wrong',
+      'session_claims',
+      'session_exp',
+      'session_nbf',
+      'session_sid',
+      'assertion_signature',
+      'assertion_claims',
+      'assertion_exp',
+    ]) {
       f.add(`http-request unset-var(txn.${variable})${when('')}`);
     }
   }

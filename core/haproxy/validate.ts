@@ -102,7 +102,32 @@ const MACHINE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 /** Characters HAProxy's config tokenizer and ACL patterns take literally in a path prefix. */
 const PATH_PREFIX = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%\/-]*$/;
-const SYSLOG_FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'auth2', 'ftp', 'ntp', 'audit', 'alert', 'cron2', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'];
+const SYSLOG_FACILITIES = [
+  'kern',
+  'user',
+  'mail',
+  'daemon',
+  'auth',
+  'syslog',
+  'lpr',
+  'news',
+  'uucp',
+  'cron',
+  'auth2',
+  'ftp',
+  'ntp',
+  'audit',
+  'alert',
+  'cron2',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
+];
 
 function fail(message: string): never {
   throw new GatewayConfigError(message);
@@ -162,7 +187,9 @@ function pathPrefix(name: string, value: string): string {
   // Paths are matched after normalization, so a prefix in another form would never match.
   const normalized = normalizePath(value);
   if (normalized !== value) {
-    fail(`${name} has ${show(value)}, which no request path can start with: the gateway normalizes paths first (no "." or ".." segments, no "//", unreserved characters not percent-encoded, escapes in upper case). Use ${show(normalized)}.`);
+    fail(
+      `${name} has ${show(value)}, which no request path can start with: the gateway normalizes paths first (no "." or ".." segments, no "//", unreserved characters not percent-encoded, escapes in upper case). Use ${show(normalized)}.`,
+    );
   }
   const ambiguous = ambiguousPathReason(value);
   if (ambiguous) fail(`${name} has ${show(value)}: ${ambiguous}, and the gateway refuses such paths (400). Use a prefix without them.`);
@@ -179,7 +206,8 @@ function headerName(name: string, value: string): string {
 function assertNoOverlap(name: string, prefixes: string[], others: Array<{ what: string; prefix: string }>): void {
   for (let i = 0; i < prefixes.length; i += 1) {
     for (let j = i + 1; j < prefixes.length; j += 1) {
-      if (pathPrefixesOverlap(prefixes[i], prefixes[j])) fail(`${name} has overlapping prefixes ${show(prefixes[i])} and ${show(prefixes[j])}: keep only the shorter one.`);
+      if (pathPrefixesOverlap(prefixes[i], prefixes[j]))
+        fail(`${name} has overlapping prefixes ${show(prefixes[i])} and ${show(prefixes[j])}: keep only the shorter one.`);
     }
     for (const other of others) {
       if (pathPrefixesOverlap(prefixes[i], other.prefix)) {
@@ -221,7 +249,10 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     port: port('healthCheck.port', options.healthCheck?.port, 8080),
   };
   const readiness = options.readiness
-    ? { bindAddress: bindAddress('readiness.bindAddress', options.readiness.bindAddress, '127.0.0.1'), port: port('readiness.port', options.readiness.port, 8081) }
+    ? {
+        bindAddress: bindAddress('readiness.bindAddress', options.readiness.bindAddress, '127.0.0.1'),
+        port: port('readiness.port', options.readiness.port, 8081),
+      }
     : undefined;
   const metrics = {
     bindAddress: bindAddress('metrics.bindAddress', options.metrics?.bindAddress, '127.0.0.1'),
@@ -244,14 +275,18 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
   const algorithm = (s.algorithm ?? DEFAULT_SESSION_ALGORITHM) as SessionAlgorithm;
   if (!SESSION_ALGORITHMS.includes(algorithm)) fail(`session.algorithm is ${show(s.algorithm)}: expected one of ${SESSION_ALGORITHMS.join(', ')}.`);
   const userClaim = s.userClaim ?? UserClaim.SUBJECT;
-  if (!Object.values(UserClaim).includes(userClaim)) fail(`session.userClaim is ${show(s.userClaim)}: expected UserClaim.SUBJECT ("sub") or UserClaim.EMAIL ("email").`);
+  if (!Object.values(UserClaim).includes(userClaim))
+    fail(`session.userClaim is ${show(s.userClaim)}: expected UserClaim.SUBJECT ("sub") or UserClaim.EMAIL ("email").`);
   const attributeNames = s.attributeNames ?? [];
   for (const attribute of attributeNames) {
     if (!ATTRIBUTE_NAME_PATTERN.test(attribute)) {
-      fail(`session.attributeNames has ${show(attribute)}: use lower case letters, digits and "_", starting with a letter, at most 32 characters (for example "region").`);
+      fail(
+        `session.attributeNames has ${show(attribute)}: use lower case letters, digits and "_", starting with a letter, at most 32 characters (for example "region").`,
+      );
     }
   }
-  if (new Set(attributeNames).size !== attributeNames.length) fail(`session.attributeNames lists a name twice (${attributeNames.join(', ')}): list each attribute once.`);
+  if (new Set(attributeNames).size !== attributeNames.length)
+    fail(`session.attributeNames lists a name twice (${attributeNames.join(', ')}): list each attribute once.`);
   const session = {
     issuer: nonEmpty('session.issuer', s.issuer, 'https://looker.example.com/oauth2'),
     audience: nonEmpty('session.audience', s.audience, 'looker-gateway'),
@@ -282,7 +317,8 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     if (!isIP(address)) fail(`authService.addresses has ${show(address)}: expected IP addresses; use authService.dnsName for a DNS name.`);
     return address;
   });
-  if (a.addresses !== undefined && authAddresses.length === 0) fail('authService.addresses is empty: list at least one IP address, or leave it out to connect by DNS name.');
+  if (a.addresses !== undefined && authAddresses.length === 0)
+    fail('authService.addresses is empty: list at least one IP address, or leave it out to connect by DNS name.');
   const authPrefix = a.pathPrefix ?? '';
   if (authPrefix !== '' && (!PATH_PREFIX.test(authPrefix) || authPrefix.endsWith('/'))) {
     fail(`authService.pathPrefix is ${show(authPrefix)}: expected a path such as "/prod" (starts with "/", no trailing "/").`);
@@ -315,14 +351,23 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     tlsServerName: hostName('looker.tlsServerName', l.tlsServerName),
     healthCheckPath,
     healthCheckIntervalSeconds: integerIn('looker.healthCheckIntervalSeconds', l.healthCheckIntervalSeconds, 5, 1, 300, ' of seconds'),
-    timeoutSeconds: integerIn('looker.timeoutSeconds', l.timeoutSeconds, 3600, 3600, 86400, ' of seconds (Looker queries and websockets need at least an hour)'),
+    timeoutSeconds: integerIn(
+      'looker.timeoutSeconds',
+      l.timeoutSeconds,
+      3600,
+      3600,
+      86400,
+      ' of seconds (Looker queries and websockets need at least an hour)',
+    ),
   };
 
   const nameservers = (options.resolvers?.nameservers ?? []).map((value) => ipAndPort('resolvers.nameservers', value, '169.254.169.253:53'));
   const resolvers = { nameservers, useResolvConf: options.resolvers?.useResolvConf ?? nameservers.length === 0 };
   const usesDns = looker.dnsName !== undefined || (authService.addresses.length === 0 && !isIP(authService.dnsName));
   if (usesDns && !resolvers.useResolvConf && nameservers.length === 0) {
-    fail('resolvers has no name server and useResolvConf is false, but a server is found by DNS: add resolvers.nameservers (e.g. "169.254.169.253:53") or set useResolvConf to true.');
+    fail(
+      'resolvers has no name server and useResolvConf is false, but a server is found by DNS: add resolvers.nameservers (e.g. "169.254.169.253:53") or set useResolvConf to true.',
+    );
   }
 
   const apiPathPrefixes = (options.apiPathPrefixes ?? ['/api/']).map((prefix) => pathPrefix('apiPathPrefixes', prefix));
@@ -338,10 +383,13 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
   const seenFingerprints = new Set<string>();
   const machineClients = (options.machineClients ?? []).map((client, index) => {
     const where = `machineClients[${index}]`;
-    if (!MACHINE_NAME.test(client?.name ?? '')) fail(`${where}.name is ${show(client?.name)}: use letters, digits, ".", "_", "@" and "-" (at most 128), such as "reporting-bot".`);
+    if (!MACHINE_NAME.test(client?.name ?? ''))
+      fail(`${where}.name is ${show(client?.name)}: use letters, digits, ".", "_", "@" and "-" (at most 128), such as "reporting-bot".`);
     const fingerprint = (client.certificateSha256 ?? '').replace(/:/g, '').toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(fingerprint)) {
-      fail(`${where}.certificateSha256 is ${show(client.certificateSha256)}: expected the SHA-256 of the certificate's DER as 64 hex digits (openssl x509 -noout -fingerprint -sha256).`);
+      fail(
+        `${where}.certificateSha256 is ${show(client.certificateSha256)}: expected the SHA-256 of the certificate's DER as 64 hex digits (openssl x509 -noout -fingerprint -sha256).`,
+      );
     }
     if (seenNames.has(client.name)) fail(`${where}.name ${show(client.name)} is used twice: give each machine client its own name.`);
     if (seenFingerprints.has(fingerprint)) fail(`${where}.certificateSha256 ${fingerprint} is used twice: one certificate maps to one identity.`);
@@ -349,23 +397,36 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     seenFingerprints.add(fingerprint);
     const allowedMethods = client.allowedMethods ?? ['GET'];
     if (allowedMethods.length === 0) fail(`${where}.allowedMethods is empty: list at least one method, such as ["GET"].`);
-    for (const method of allowedMethods) if (!HTTP_METHOD.test(method)) fail(`${where}.allowedMethods has ${show(method)}: expected upper-case HTTP methods such as "GET" or "POST".`);
-    if (!client.allowedPathPrefixes || client.allowedPathPrefixes.length === 0) fail(`${where}.allowedPathPrefixes is empty: list the path prefixes this client may call, such as ["/api/4.0/"].`);
+    for (const method of allowedMethods)
+      if (!HTTP_METHOD.test(method)) fail(`${where}.allowedMethods has ${show(method)}: expected upper-case HTTP methods such as "GET" or "POST".`);
+    if (!client.allowedPathPrefixes || client.allowedPathPrefixes.length === 0)
+      fail(`${where}.allowedPathPrefixes is empty: list the path prefixes this client may call, such as ["/api/4.0/"].`);
     const allowedPathPrefixes = client.allowedPathPrefixes.map((prefix) => pathPrefix(`${where}.allowedPathPrefixes`, prefix));
     if (machineHost === undefined) {
       for (const prefix of allowedPathPrefixes) {
         if (!machinePrefixes.some((route) => pathUnderPrefix(prefix, route))) {
-          fail(`${where}.allowedPathPrefixes has ${show(prefix)}, which is not inside a machine route (${machinePrefixes.join(', ') || 'none'}): add a matching machineRoutes.pathPrefixes entry.`);
+          fail(
+            `${where}.allowedPathPrefixes has ${show(prefix)}, which is not inside a machine route (${machinePrefixes.join(', ') || 'none'}): add a matching machineRoutes.pathPrefixes entry.`,
+          );
         }
       }
     }
     return { name: client.name, fingerprint, allowedMethods: [...allowedMethods], allowedPathPrefixes };
   });
-  if (machineClients.length > 0 && !hasMachineRoutes) fail('machineClients are set but machineRoutes has no pathPrefixes or hostName: say where machine clients may call.');
+  if (machineClients.length > 0 && !hasMachineRoutes)
+    fail('machineClients are set but machineRoutes has no pathPrefixes or hostName: say where machine clients may call.');
 
-  const hstsMaxAgeSeconds = integerIn('securityHeaders.hstsMaxAgeSeconds', options.securityHeaders?.hstsMaxAgeSeconds, 31_536_000, 0, 63_072_000, ' of seconds');
+  const hstsMaxAgeSeconds = integerIn(
+    'securityHeaders.hstsMaxAgeSeconds',
+    options.securityHeaders?.hstsMaxAgeSeconds,
+    31_536_000,
+    0,
+    63_072_000,
+    ' of seconds',
+  );
   const frameAncestors = (options.securityHeaders?.frameAncestors ?? []).map((origin) => {
-    if (!/^https:\/\/[A-Za-z0-9.*-]+(:\d{1,5})?$/.test(origin)) fail(`securityHeaders.frameAncestors has ${show(origin)}: expected an https origin such as "https://portal.example.com".`);
+    if (!/^https:\/\/[A-Za-z0-9.*-]+(:\d{1,5})?$/.test(origin))
+      fail(`securityHeaders.frameAncestors has ${show(origin)}: expected an https origin such as "https://portal.example.com".`);
     return origin;
   });
 
@@ -378,9 +439,12 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
   };
 
   const destination = options.logging?.destination ?? LogDestination.STDOUT;
-  if (!Object.values(LogDestination).includes(destination)) fail(`logging.destination is ${show(destination)}: expected LogDestination.STDOUT, UNIX_SOCKET or UDP.`);
-  let target = options.logging?.target ?? (destination === LogDestination.UNIX_SOCKET ? '/dev/log' : destination === LogDestination.UDP ? '127.0.0.1:514' : 'stdout');
-  if (destination === LogDestination.UNIX_SOCKET && (!path.isAbsolute(target) || /\s/.test(target))) fail(`logging.target is ${show(target)}: a unix socket target is an absolute path such as "/dev/log".`);
+  if (!Object.values(LogDestination).includes(destination))
+    fail(`logging.destination is ${show(destination)}: expected LogDestination.STDOUT, UNIX_SOCKET or UDP.`);
+  let target =
+    options.logging?.target ?? (destination === LogDestination.UNIX_SOCKET ? '/dev/log' : destination === LogDestination.UDP ? '127.0.0.1:514' : 'stdout');
+  if (destination === LogDestination.UNIX_SOCKET && (!path.isAbsolute(target) || /\s/.test(target)))
+    fail(`logging.target is ${show(target)}: a unix socket target is an absolute path such as "/dev/log".`);
   if (destination === LogDestination.UDP) target = ipAndPort('logging.target', target, '127.0.0.1:514');
   if (destination === LogDestination.STDOUT) target = 'stdout';
   const facility = options.logging?.facility ?? 'local0';
@@ -395,7 +459,8 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
 
   const material = options.material ?? {};
   for (const key of material.sessionKeys ?? []) {
-    if (!SIGNING_KEY_STATUSES.includes(key.status)) fail(`material.sessionKeys has kid ${show(key.kid)} with status ${show(key.status)}: expected previous, current or next.`);
+    if (!SIGNING_KEY_STATUSES.includes(key.status))
+      fail(`material.sessionKeys has kid ${show(key.kid)} with status ${show(key.status)}: expected previous, current or next.`);
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(key.kid ?? '')) fail(`material.sessionKeys has kid ${show(key.kid)}: a kid is 1-128 letters, digits, ".", "_" or "-".`);
   }
   if (material.sessionKeys && !material.sessionKeys.some((key) => key.status === 'current')) {

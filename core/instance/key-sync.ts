@@ -57,7 +57,9 @@ const KEY_SYNC_DIRECTORIES = ['keys', 'maps', 'tls'];
 function renderKeySyncScript(): string {
   for (const name of Object.values(KEY_SYNC_FILE_NAMES)) {
     if (!KEY_SYNC_DIRECTORIES.includes(path.posix.dirname(name)) || !SAFE_PATH.test(`/${name}`)) {
-      throw new Error(`key-sync cannot write ${JSON.stringify(name)}: its files must be plain names in ${KEY_SYNC_DIRECTORIES.join('/, ')}/ of the config directory (core/layout.ts).`);
+      throw new Error(
+        `key-sync cannot write ${JSON.stringify(name)}: its files must be plain names in ${KEY_SYNC_DIRECTORIES.join('/, ')}/ of the config directory (core/layout.ts).`,
+      );
     }
   }
   const script = KEY_SYNC_SCRIPT.replace(/@([A-Z_]+)@/g, (placeholder, name: string) => {
@@ -154,7 +156,8 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     }
   }
   for (const name of ['region', 'haproxyGroup'] as const) {
-    if (!SAFE_VALUE.test(settings[name])) throw new Error(`key-sync ${name} ${JSON.stringify(settings[name])} must be one word without quotes or shell characters.`);
+    if (!SAFE_VALUE.test(settings[name]))
+      throw new Error(`key-sync ${name} ${JSON.stringify(settings[name])} must be one word without quotes or shell characters.`);
   }
   for (const name of ['verificationKeysSecretArn', 'backendClientCertificateSecretArn', 'frontendCertificateSecretArn'] as const) {
     if (!SAFE_VALUE.test(options[name])) {
@@ -162,7 +165,9 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     }
   }
   if (settings.reloadCommand.trim() === '' || settings.reloadCommand.includes("'") || settings.reloadCommand.includes('\n')) {
-    throw new Error(`key-sync reloadCommand ${JSON.stringify(settings.reloadCommand)} must be one line without single quotes, for example "${KEY_SYNC_DEFAULTS.reloadCommand}".`);
+    throw new Error(
+      `key-sync reloadCommand ${JSON.stringify(settings.reloadCommand)} must be one line without single quotes, for example "${KEY_SYNC_DEFAULTS.reloadCommand}".`,
+    );
   }
   checkSeconds('intervalSeconds', settings.intervalSeconds, 60, 86400);
   checkSeconds('randomDelaySeconds', settings.randomDelaySeconds, 0, settings.intervalSeconds);

@@ -60,7 +60,8 @@ export interface BootstrapScriptOptions {
 /** Validates the files (paths, modes) and returns the Metadata value. */
 export function filesMetadata(files: readonly BootstrapFile[]): { files: BootstrapFile[] } {
   for (const file of files) {
-    if (!file.path.startsWith('/') || /["'$`\\\s]/.test(file.path)) throw new Error(`Bootstrap file path ${JSON.stringify(file.path)} must be absolute with no quotes, spaces or shell characters.`);
+    if (!file.path.startsWith('/') || /["'$`\\\s]/.test(file.path))
+      throw new Error(`Bootstrap file path ${JSON.stringify(file.path)} must be absolute with no quotes, spaces or shell characters.`);
     if (!/^0[0-7]{3}$/.test(file.mode)) throw new Error(`Bootstrap file mode ${JSON.stringify(file.mode)} for ${file.path} must be octal like "0644".`);
   }
   return { files: files.map((file) => ({ path: file.path, mode: file.mode, content: file.content })) };
@@ -118,7 +119,7 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     '  aws cloudformation signal-resource --stack-name "$LG_STACK_NAME" --logical-resource-id "$LG_SIGNAL_RESOURCE" \\',
     '    --unique-id "$(instance_id)" --status "$1" >/dev/null || log "could not signal $1 to CloudFormation"',
     '}',
-    "trap 'log \"bootstrap failed at line $LINENO\"; signal FAILURE' ERR",
+    'trap \'log "bootstrap failed at line $LINENO"; signal FAILURE\' ERR',
     '',
     '# 1. Packages: only the missing ones (an AMI that has them needs no network). apt-daily and',
     '#    unattended-upgrades may hold the dpkg lock on first boot: wait for it rather than fail.',
@@ -176,7 +177,7 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     'fi',
     '',
     '# 5. Ready when HAProxy answers the readiness probe (200 whenever the gateway works, Looker',
-    '#    or not: Looker\'s state is a metric); then tell CloudFormation.',
+    "#    or not: Looker's state is a metric); then tell CloudFormation.",
     'for _ in $(seq 1 120); do',
     `  code=$(curl -s -o /dev/null -w '%{http_code}' '${o.readinessUrl}' || true)`,
     '  if [[ $code == 200 ]]; then',
@@ -354,8 +355,8 @@ function cloudWatchAgentConfig(accessLogGroupName: string): string {
 
 function haproxyServiceDropIn(config: string): string {
   return [
-    '# The gateway config instead of Debian\'s default; its JSON access log (stdout) to a file the',
-    '# CloudWatch agent ships. haproxy\'s own messages stay in the journal (stderr).',
+    "# The gateway config instead of Debian's default; its JSON access log (stdout) to a file the",
+    "# CloudWatch agent ships. haproxy's own messages stay in the journal (stderr).",
     '[Service]',
     `Environment="CONFIG=${config}"`,
     'RuntimeDirectory=haproxy',

@@ -70,8 +70,16 @@ export interface OidcConfigWrite {
 
 /** `GET /api/4.0/oidc_config`: the writable fields (never `secret`) plus read-only expansions. */
 export interface OidcConfigRead extends Omit<OidcConfigWrite, 'secret'> {
-  readonly groups?: ReadonlyArray<{ readonly name: string; readonly looker_group_name?: string | null; readonly roles: ReadonlyArray<{ readonly id: string; readonly name: string }> }>;
-  readonly user_attributes?: ReadonlyArray<{ readonly name: string; readonly required: boolean; readonly user_attributes: ReadonlyArray<{ readonly id: string; readonly name: string }> }>;
+  readonly groups?: ReadonlyArray<{
+    readonly name: string;
+    readonly looker_group_name?: string | null;
+    readonly roles: ReadonlyArray<{ readonly id: string; readonly name: string }>;
+  }>;
+  readonly user_attributes?: ReadonlyArray<{
+    readonly name: string;
+    readonly required: boolean;
+    readonly user_attributes: ReadonlyArray<{ readonly id: string; readonly name: string }>;
+  }>;
   readonly modified_at?: string | null;
   readonly url?: string | null;
 }
@@ -108,11 +116,22 @@ export function parseLookerApiCredentials(secretString: string, secretId: string
   try {
     value = JSON.parse(secretString);
   } catch {
-    throw new Error(`The Looker API credentials secret ${secretId} is not JSON: store {"client_id": "...", "client_secret": "..."} (an API key of a Looker admin, from Admin > Users > Edit API keys).`);
+    throw new Error(
+      `The Looker API credentials secret ${secretId} is not JSON: store {"client_id": "...", "client_secret": "..."} (an API key of a Looker admin, from Admin > Users > Edit API keys).`,
+    );
   }
   const record = value as Record<string, unknown>;
-  if (!record || typeof record !== 'object' || typeof record.client_id !== 'string' || typeof record.client_secret !== 'string' || !record.client_id || !record.client_secret) {
-    throw new Error(`The Looker API credentials secret ${secretId} lacks "client_id" or "client_secret": store {"client_id": "...", "client_secret": "..."} (an API key of a Looker admin).`);
+  if (
+    !record ||
+    typeof record !== 'object' ||
+    typeof record.client_id !== 'string' ||
+    typeof record.client_secret !== 'string' ||
+    !record.client_id ||
+    !record.client_secret
+  ) {
+    throw new Error(
+      `The Looker API credentials secret ${secretId} lacks "client_id" or "client_secret": store {"client_id": "...", "client_secret": "..."} (an API key of a Looker admin).`,
+    );
   }
   return { client_id: record.client_id, client_secret: record.client_secret };
 }
@@ -166,7 +185,8 @@ export const LOOKER_MIGRATION_TYPES = ['email', 'ldap', 'google', 'saml'] as con
 
 /** Parses and checks the resource settings (the function's first step); the message says which field is wrong. */
 export function parseLookerOidcResourceSettings(json: unknown): LookerOidcResourceSettings {
-  if (typeof json !== 'string') throw new Error('The custom resource property "Settings" is missing: it must be the JSON the LookerOidcConfiguration construct writes.');
+  if (typeof json !== 'string')
+    throw new Error('The custom resource property "Settings" is missing: it must be the JSON the LookerOidcConfiguration construct writes.');
   let value: Record<string, unknown>;
   try {
     value = JSON.parse(json) as Record<string, unknown>;
@@ -199,7 +219,9 @@ export function resolveLookerIds(kind: 'role' | 'user attribute', wanted: readon
   const missing = [...new Set(wanted)].filter((name) => !byName.has(name));
   if (missing.length > 0) {
     const known = available.map((item) => JSON.stringify(item.name)).join(', ') || 'none';
-    throw new Error(`Looker has no ${kind} named ${missing.map((m) => JSON.stringify(m)).join(', ')} (it has: ${known}). Create it in Looker (Admin > ${kind === 'role' ? 'Roles' : 'User Attributes'}) or correct the name.`);
+    throw new Error(
+      `Looker has no ${kind} named ${missing.map((m) => JSON.stringify(m)).join(', ')} (it has: ${known}). Create it in Looker (Admin > ${kind === 'role' ? 'Roles' : 'User Attributes'}) or correct the name.`,
+    );
   }
   return byName;
 }
@@ -210,7 +232,12 @@ export function resolveLookerIds(kind: 'role' | 'user attribute', wanted: readon
  * the mapped attributes, and the alternate e-mail login kept so Looker admins are never
  * locked out. `roleIds` and `attributeIds` come from {@link resolveLookerIds}.
  */
-export function brokerOidcConfig(settings: LookerOidcResourceSettings, clientSecret: string, roleIds: Map<string, string>, attributeIds: Map<string, string>): OidcConfigWrite {
+export function brokerOidcConfig(
+  settings: LookerOidcResourceSettings,
+  clientSecret: string,
+  roleIds: Map<string, string>,
+  attributeIds: Map<string, string>,
+): OidcConfigWrite {
   const endpoints = lookerBrokerEndpoints(settings.gatewayOrigin);
   return {
     enabled: true,

@@ -39,7 +39,11 @@ function xmlEscape(text: string): string {
 
 const NAMESPACE = 'xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"';
 
-export async function startCloudFormationEndpoint(options: { stackName: string; metadataByLogicalId: Record<string, unknown>; signalledResources: string[] }): Promise<CloudFormationEndpoint> {
+export async function startCloudFormationEndpoint(options: {
+  stackName: string;
+  metadataByLogicalId: Record<string, unknown>;
+  signalledResources: string[];
+}): Promise<CloudFormationEndpoint> {
   const calls: Array<Record<string, string>> = [];
   const signals: ResourceSignal[] = [];
   const accessKeyIds: string[] = [];
@@ -54,7 +58,10 @@ export async function startCloudFormationEndpoint(options: { stackName: string; 
       res.end(`<?xml version="1.0"?>\n${body}`);
     };
     const validationError = (message: string) =>
-      reply(400, `<ErrorResponse ${NAMESPACE}><Error><Type>Sender</Type><Code>ValidationError</Code><Message>${xmlEscape(message)}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`);
+      reply(
+        400,
+        `<ErrorResponse ${NAMESPACE}><Error><Type>Sender</Type><Code>ValidationError</Code><Message>${xmlEscape(message)}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
+      );
     if (form.StackName !== options.stackName) {
       validationError(`Stack with id ${form.StackName ?? '?'} does not exist`);
     } else if (form.Action === 'DescribeStackResource' && options.metadataByLogicalId[form.LogicalResourceId] !== undefined) {
@@ -66,7 +73,12 @@ export async function startCloudFormationEndpoint(options: { stackName: string; 
           `<Metadata>${xmlEscape(JSON.stringify(options.metadataByLogicalId[form.LogicalResourceId]))}</Metadata>` +
           `</StackResourceDetail></DescribeStackResourceResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStackResourceResponse>`,
       );
-    } else if (form.Action === 'SignalResource' && options.signalledResources.includes(form.LogicalResourceId) && ['SUCCESS', 'FAILURE'].includes(form.Status) && form.UniqueId) {
+    } else if (
+      form.Action === 'SignalResource' &&
+      options.signalledResources.includes(form.LogicalResourceId) &&
+      ['SUCCESS', 'FAILURE'].includes(form.Status) &&
+      form.UniqueId
+    ) {
       signals.push({ logicalResourceId: form.LogicalResourceId, uniqueId: form.UniqueId, status: form.Status });
       reply(200, `<SignalResourceResponse ${NAMESPACE}><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></SignalResourceResponse>`);
     } else {

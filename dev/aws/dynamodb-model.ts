@@ -175,14 +175,13 @@ export class DynamoDbModel {
     const names = input.ExpressionAttributeNames ?? {};
     const values = checkValues(input.ExpressionAttributeValues);
     const used = new Set<string>();
-    if (!input.KeyConditionExpression) throw new ValidationException('Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.');
+    if (!input.KeyConditionExpression)
+      throw new ValidationException('Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.');
     const matches = parseKeyCondition(input.KeyConditionExpression, table.definition, names, values, used);
     checkAllUsed(values, used);
     const at = input.ConsistentRead ? Number.POSITIVE_INFINITY : this.now() - this.lagMs;
     const sortName = table.definition.sortKey?.name;
-    let items = [...table.items.keys()]
-      .map((key) => this.asOf(table, key, at))
-      .filter((item): item is Item => item !== undefined && matches(item));
+    let items = [...table.items.keys()].map((key) => this.asOf(table, key, at)).filter((item): item is Item => item !== undefined && matches(item));
     items.sort((a, b) => (sortName ? compareValues(a[sortName], b[sortName]) : 0));
     if (input.ExclusiveStartKey) {
       const start = input.ExclusiveStartKey;
@@ -289,14 +288,21 @@ function project(item: Item, projection: string | undefined, names: Record<strin
 function tokenize(expression: string): string[] {
   const tokens = expression.match(/\(|\)|,|<>|<=|>=|=|<|>|[#:]?[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
   const rebuilt = tokens.join('');
-  if (rebuilt !== expression.replace(/\s+/g, '')) throw new Error(`The DynamoDB model cannot parse the expression ${JSON.stringify(expression)}: extend dev/aws/dynamodb-model.ts.`);
+  if (rebuilt !== expression.replace(/\s+/g, ''))
+    throw new Error(`The DynamoDB model cannot parse the expression ${JSON.stringify(expression)}: extend dev/aws/dynamodb-model.ts.`);
   return tokens;
 }
 
 const COMPARATORS = ['=', '<>', '<', '<=', '>', '>='];
 
 /** Evaluates a condition expression against an item (undefined: no item). */
-function evaluateCondition(expression: string, item: Item | undefined, names: Record<string, string>, values: Record<string, AttributeValue>, used: Set<string>): boolean {
+function evaluateCondition(
+  expression: string,
+  item: Item | undefined,
+  names: Record<string, string>,
+  values: Record<string, AttributeValue>,
+  used: Set<string>,
+): boolean {
   const tokens = tokenize(expression);
   let pos = 0;
   const peek = () => tokens[pos];
@@ -304,7 +310,8 @@ function evaluateCondition(expression: string, item: Item | undefined, names: Re
   const expect = (token: string) => {
     if (next() !== token) throw new ValidationException(`Invalid ConditionExpression: expected ${token} in ${expression}`);
   };
-  const operand = (token: string): AttributeValue | undefined => (token.startsWith(':') ? resolveValue(token, values, used) : item?.[resolveName(token, names)]);
+  const operand = (token: string): AttributeValue | undefined =>
+    token.startsWith(':') ? resolveValue(token, values, used) : item?.[resolveName(token, names)];
   const primary = (): boolean => {
     const token = next();
     if (token === '(') {
@@ -355,7 +362,13 @@ function evaluateCondition(expression: string, item: Item | undefined, names: Re
 }
 
 /** A key condition: partition key equality, and at most one condition on the sort key. */
-function parseKeyCondition(expression: string, definition: TableDefinition, names: Record<string, string>, values: Record<string, AttributeValue>, used: Set<string>): (item: Item) => boolean {
+function parseKeyCondition(
+  expression: string,
+  definition: TableDefinition,
+  names: Record<string, string>,
+  values: Record<string, AttributeValue>,
+  used: Set<string>,
+): (item: Item) => boolean {
   const tokens = tokenize(expression);
   const conditions: Array<(item: Item) => boolean> = [];
   const keyNames = new Set<string>();

@@ -11,9 +11,7 @@
  * matches the log lines the real HAProxy writes.
  */
 type Value = { kind: 'string'; text: string } | { kind: 'number'; value: number } | { kind: 'any' };
-type Expression =
-  | { kind: 'compare'; path: string[]; operator: string; value: Value }
-  | { kind: 'and' | 'or'; left: Expression; right: Expression };
+type Expression = { kind: 'compare'; path: string[]; operator: string; value: Value } | { kind: 'and' | 'or'; left: Expression; right: Expression };
 
 const TOKEN = /\s*(\$(?:\.[A-Za-z0-9_-]+)+|"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|&&|\|\||!=|<=|>=|=|<|>|\(|\)|\*|\{|\})/y;
 
@@ -35,7 +33,8 @@ export function parseJsonFilterPattern(pattern: string): Expression {
   let i = 0;
   const take = (expected?: string) => {
     const token = tokens[i++];
-    if (token === undefined || (expected !== undefined && token !== expected)) throw new Error(`Filter pattern ${JSON.stringify(pattern)}: expected ${expected ?? 'more'} at token ${i}, got ${JSON.stringify(token)}`);
+    if (token === undefined || (expected !== undefined && token !== expected))
+      throw new Error(`Filter pattern ${JSON.stringify(pattern)}: expected ${expected ?? 'more'} at token ${i}, got ${JSON.stringify(token)}`);
     return token;
   };
   const comparison = (): Expression => {
@@ -50,7 +49,8 @@ export function parseJsonFilterPattern(pattern: string): Expression {
     const operator = take();
     if (!['=', '!=', '<', '<=', '>', '>='].includes(operator)) throw new Error(`Filter pattern ${JSON.stringify(pattern)}: unknown operator ${operator}`);
     const raw = take();
-    const value: Value = raw === '*' ? { kind: 'any' } : raw.startsWith('"') ? { kind: 'string', text: JSON.parse(raw) as string } : { kind: 'number', value: Number(raw) };
+    const value: Value =
+      raw === '*' ? { kind: 'any' } : raw.startsWith('"') ? { kind: 'string', text: JSON.parse(raw) as string } : { kind: 'number', value: Number(raw) };
     return { kind: 'compare', path: selector.slice(2).split('.'), operator, value };
   };
   const and = (): Expression => {
@@ -77,12 +77,19 @@ export function parseJsonFilterPattern(pattern: string): Expression {
 }
 
 function wildcard(text: string): RegExp {
-  return new RegExp(`^${text.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return new RegExp(
+    `^${text
+      .split('*')
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 }
 
 function evaluate(expression: Expression, event: Record<string, unknown>): boolean {
   if (expression.kind !== 'compare') {
-    return expression.kind === 'and' ? evaluate(expression.left, event) && evaluate(expression.right, event) : evaluate(expression.left, event) || evaluate(expression.right, event);
+    return expression.kind === 'and'
+      ? evaluate(expression.left, event) && evaluate(expression.right, event)
+      : evaluate(expression.left, event) || evaluate(expression.right, event);
   }
   let field: unknown = event;
   for (const key of expression.path) field = field !== null && typeof field === 'object' ? (field as Record<string, unknown>)[key] : undefined;

@@ -54,7 +54,11 @@ function toWire(value: unknown): unknown {
   if (value instanceof Date) return value.getTime() / 1000;
   if (Array.isArray(value)) return value.map(toWire);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, toWire(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, toWire(v)]),
+    );
   }
   return value;
 }
@@ -79,7 +83,10 @@ export async function startSecretsManagerEndpoint(model: SecretsManagerModel): P
     const operation = target.startsWith('secretsmanager.') ? target.slice('secretsmanager.'.length) : '';
     const body = await readBody(req);
     if (req.method !== 'POST' || !OPERATIONS[operation]) {
-      answer(res, 400, { __type: 'UnknownOperationException', message: `Unknown operation ${JSON.stringify(target)}: this endpoint answers ${Object.keys(OPERATIONS).join(', ')}.` });
+      answer(res, 400, {
+        __type: 'UnknownOperationException',
+        message: `Unknown operation ${JSON.stringify(target)}: this endpoint answers ${Object.keys(OPERATIONS).join(', ')}.`,
+      });
       return;
     }
     let input: Record<string, unknown>;

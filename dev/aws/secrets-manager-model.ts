@@ -63,13 +63,7 @@ export const ROTATION_STEPS: readonly RotationStep[] = ['createSecret', 'setSecr
 export type RotationFunction = (event: SecretsManagerRotationEvent) => Promise<unknown>;
 
 export type ModelOperation =
-  | 'CreateSecret'
-  | 'PutSecretValue'
-  | 'GetSecretValue'
-  | 'DescribeSecret'
-  | 'ListSecretVersionIds'
-  | 'UpdateSecretVersionStage'
-  | 'RotateSecret';
+  'CreateSecret' | 'PutSecretValue' | 'GetSecretValue' | 'DescribeSecret' | 'ListSecretVersionIds' | 'UpdateSecretVersionStage' | 'RotateSecret';
 
 export interface InjectedFailure {
   readonly operation: ModelOperation;
@@ -174,7 +168,9 @@ export class SecretsManagerModel {
       if (existing.secretString === input.SecretString) {
         return { ARN: secret.arn, Name: secret.name, VersionId: versionId, VersionStages: [...existing.stages] };
       }
-      throw errors.exists(`A resource with the ID you requested already exists: version ${versionId} of ${secret.name} has a different value and versions are immutable.`);
+      throw errors.exists(
+        `A resource with the ID you requested already exists: version ${versionId} of ${secret.name} has a different value and versions are immutable.`,
+      );
     }
     const version = existing ?? { versionId, stages: new Set<string>(), createdDate: new Date() };
     version.secretString = input.SecretString;

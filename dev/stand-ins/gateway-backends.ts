@@ -80,33 +80,42 @@ function readBody(request: IncomingMessage): Promise<string> {
 export async function startLookerStandIn(name: string, tls: ServerTls, port = 0): Promise<LookerStandIn> {
   const requests: EchoedRequest[] = [];
   let healthChecks = 0;
-  const server = https.createServer({ cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }, async (request, response) => {
-    const body = await readBody(request);
-    if (request.url === '/alive') {
-      healthChecks += 1;
-      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-      return;
-    }
-    const peer = (request.socket as TLSSocket).getPeerCertificate();
-    const echoed: EchoedRequest = {
-      node: name,
-      method: request.method ?? '',
-      url: request.url ?? '',
-      headers: request.headers,
-      clientCertificateSubject: peer && peer.subject ? `CN=${peer.subject.CN}` : null,
-      body,
-    };
-    requests.push(echoed);
-    // A test can ask for the caching headers a real Looker page or asset would carry.
-    const cacheControl = request.headers['x-test-cache-control'];
-    response
-      .writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'looker_own=from-looker; Path=/; Secure', ...(cacheControl ? { 'cache-control': String(cacheControl), vary: 'Accept-Encoding' } : {}) })
-      .end(JSON.stringify(echoed));
-  });
+  const server = https.createServer(
+    { cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: true },
+    async (request, response) => {
+      const body = await readBody(request);
+      if (request.url === '/alive') {
+        healthChecks += 1;
+        response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+        return;
+      }
+      const peer = (request.socket as TLSSocket).getPeerCertificate();
+      const echoed: EchoedRequest = {
+        node: name,
+        method: request.method ?? '',
+        url: request.url ?? '',
+        headers: request.headers,
+        clientCertificateSubject: peer && peer.subject ? `CN=${peer.subject.CN}` : null,
+        body,
+      };
+      requests.push(echoed);
+      // A test can ask for the caching headers a real Looker page or asset would carry.
+      const cacheControl = request.headers['x-test-cache-control'];
+      response
+        .writeHead(200, {
+          'content-type': 'application/json',
+          'set-cookie': 'looker_own=from-looker; Path=/; Secure',
+          ...(cacheControl ? { 'cache-control': String(cacheControl), vary: 'Accept-Encoding' } : {}),
+        })
+        .end(JSON.stringify(echoed));
+    },
+  );
   server.on('upgrade', (request: IncomingMessage, socket: Socket) => {
     const key = String(request.headers['sec-websocket-key'] ?? '');
     const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Looker-Node: ${name}\r\n\r\n`);
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Looker-Node: ${name}\r\n\r\n`,
+    );
     socket.pipe(socket);
   });
   const sockets = trackSockets(server);
@@ -263,7 +272,9 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
         .end(JSON.stringify({ loggedOut: true }));
       return;
     }
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ authService: true, method: request.method, url: request.url, host: request.headers.host }));
+    response
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ authService: true, method: request.method, url: request.url, host: request.headers.host }));
   });
   const sockets = trackSockets(server);
   const port = await listen(server);

@@ -100,7 +100,11 @@ export async function startGoogleDirectoryStandIn(options: GoogleDirectoryStandI
     const injected = failures.take();
     if (injected) {
       if (injected.delayMs) await new Promise((resolve) => setTimeout(resolve, injected.delayMs));
-      return answer(injected.status, apiError(injected.status, 'backendError', 'Injected failure.', 'UNAVAILABLE'), injected.retryAfterSeconds ? { 'retry-after': String(injected.retryAfterSeconds) } : {});
+      return answer(
+        injected.status,
+        apiError(injected.status, 'backendError', 'Injected failure.', 'UNAVAILABLE'),
+        injected.retryAfterSeconds ? { 'retry-after': String(injected.retryAfterSeconds) } : {},
+      );
     }
     if (url.pathname === '/token' && req.method === 'POST') {
       const form = new URLSearchParams(await readBody(req));
@@ -109,35 +113,57 @@ export async function startGoogleDirectoryStandIn(options: GoogleDirectoryStandI
     }
     if (url.pathname === '/admin/directory/v1/groups' && req.method === 'GET') {
       const outcome = listGroups(bearerToken(req), url.searchParams);
-      return answer(outcome.status, outcome.body, outcome.status === 401 ? { 'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="invalid_token"' } : {});
+      return answer(
+        outcome.status,
+        outcome.body,
+        outcome.status === 401 ? { 'www-authenticate': 'Bearer realm="https://accounts.google.com/", error="invalid_token"' } : {},
+      );
     }
     return answer(404, apiError(404, 'notFound', `No route ${url.pathname} in the Google Directory stand-in.`, 'NOT_FOUND'));
   });
   tokenUri = `${server.url}/token`;
 
   async function issueToken(form: URLSearchParams): Promise<{ status: number; body: unknown }> {
-    const oauthError = (error: string, description: string) => ({ status: error === 'unauthorized_client' ? 401 : 400, body: { error, error_description: description } });
+    const oauthError = (error: string, description: string) => ({
+      status: error === 'unauthorized_client' ? 401 : 400,
+      body: { error, error_description: description },
+    });
     if (form.get('grant_type') !== JWT_BEARER) return oauthError('unsupported_grant_type', 'Invalid grant_type: ' + String(form.get('grant_type')));
     const assertion = form.get('assertion');
     if (!assertion) return oauthError('invalid_request', 'Missing required parameter: assertion');
     let claims: Record<string, unknown>;
     try {
       // Lifetime checked below against Google's rule; jose checks signature, iss and aud here.
-      ({ payload: claims } = await jwtVerify(assertion, publicKey, { issuer: options.serviceAccount.clientEmail, audience: tokenUri, algorithms: ['RS256'], clockTolerance: CLOCK_SKEW_SECONDS }));
+      ({ payload: claims } = await jwtVerify(assertion, publicKey, {
+        issuer: options.serviceAccount.clientEmail,
+        audience: tokenUri,
+        algorithms: ['RS256'],
+        clockTolerance: CLOCK_SKEW_SECONDS,
+      }));
     } catch (error) {
-      if (error instanceof joseErrors.JWSSignatureVerificationFailed || error instanceof joseErrors.JWSInvalid) return oauthError('invalid_grant', 'Invalid JWT Signature.');
-      if (error instanceof joseErrors.JWTClaimValidationFailed || error instanceof joseErrors.JWTExpired) return oauthError('invalid_grant', `Invalid JWT: ${error.message}`);
+      if (error instanceof joseErrors.JWSSignatureVerificationFailed || error instanceof joseErrors.JWSInvalid)
+        return oauthError('invalid_grant', 'Invalid JWT Signature.');
+      if (error instanceof joseErrors.JWTClaimValidationFailed || error instanceof joseErrors.JWTExpired)
+        return oauthError('invalid_grant', `Invalid JWT: ${error.message}`);
       throw error;
     }
     const now = Math.floor(Date.now() / 1000);
     const iat = Number(claims.iat);
     const exp = Number(claims.exp);
     if (!Number.isFinite(iat) || !Number.isFinite(exp) || exp - iat > MAX_ASSERTION_LIFETIME_SECONDS || iat > now + CLOCK_SKEW_SECONDS) {
-      return oauthError('invalid_grant', 'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.');
+      return oauthError(
+        'invalid_grant',
+        'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.',
+      );
     }
-    const scopes = String(claims.scope ?? '').split(' ').filter(Boolean);
+    const scopes = String(claims.scope ?? '')
+      .split(' ')
+      .filter(Boolean);
     if (scopes.length === 0 || !scopes.every((s) => options.serviceAccount.delegatedScopes.includes(s))) {
-      return oauthError('unauthorized_client', 'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.');
+      return oauthError(
+        'unauthorized_client',
+        'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.',
+      );
     }
     const subject = typeof claims.sub === 'string' ? claims.sub : '';
     if (!subject || !(subject in options.memberships)) return oauthError('invalid_grant', 'Invalid email or User ID');
@@ -149,7 +175,15 @@ export async function startGoogleDirectoryStandIn(options: GoogleDirectoryStandI
   function listGroups(token: string | undefined, query: URLSearchParams): { status: number; body: unknown } {
     const issued = token ? tokens.get(token) : undefined;
     if (!issued || issued.expiresAt <= Math.floor(Date.now() / 1000)) {
-      return { status: 401, body: apiError(401, 'authError', 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.', 'UNAUTHENTICATED') };
+      return {
+        status: 401,
+        body: apiError(
+          401,
+          'authError',
+          'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+          'UNAUTHENTICATED',
+        ),
+      };
     }
     if (!issued.scopes.some((s) => s === DIRECTORY_GROUP_READONLY_SCOPE || s === DIRECTORY_GROUP_SCOPE)) {
       return { status: 403, body: apiError(403, 'insufficientPermissions', 'Request had insufficient authentication scopes.', 'PERMISSION_DENIED') };
@@ -158,7 +192,8 @@ export async function startGoogleDirectoryStandIn(options: GoogleDirectoryStandI
       return { status: 403, body: apiError(403, 'forbidden', 'Not Authorized to access this resource/api', 'PERMISSION_DENIED') };
     }
     const userKey = query.get('userKey');
-    if (!userKey) return { status: 400, body: apiError(400, 'invalid', 'Invalid Input: userKey or domain or customer is required for this call.', 'INVALID_ARGUMENT') };
+    if (!userKey)
+      return { status: 400, body: apiError(400, 'invalid', 'Invalid Input: userKey or domain or customer is required for this call.', 'INVALID_ARGUMENT') };
     const groups = options.memberships[userKey];
     if (!groups) return { status: 404, body: apiError(404, 'notFound', 'Resource Not Found: userKey', 'NOT_FOUND') };
     const maxResults = Math.min(Math.max(Number(query.get('maxResults') ?? 200) || 200, 1), 200);
@@ -171,7 +206,17 @@ export async function startGoogleDirectoryStandIn(options: GoogleDirectoryStandI
         kind: 'admin#directory#groups',
         etag: `"${randomBytes(8).toString('hex')}"`,
         // Google's int64 fields are JSON strings (directMembersCount).
-        groups: page.map((g) => ({ kind: 'admin#directory#group', id: g.id, etag: `"${g.id}"`, email: g.email, name: g.name, directMembersCount: String(g.directMembersCount ?? 1), description: g.description ?? '', adminCreated: true, nonEditableAliases: [] })),
+        groups: page.map((g) => ({
+          kind: 'admin#directory#group',
+          id: g.id,
+          etag: `"${g.id}"`,
+          email: g.email,
+          name: g.name,
+          directMembersCount: String(g.directMembersCount ?? 1),
+          description: g.description ?? '',
+          adminCreated: true,
+          nonEditableAliases: [],
+        })),
         ...(next ? { nextPageToken: next } : {}),
       },
     };

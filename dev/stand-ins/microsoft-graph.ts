@@ -60,7 +60,11 @@ export interface RunningMicrosoftGraphStandIn {
 }
 
 /** The permission sets that allow getMemberGroups on a user with application permissions (any one of them). */
-const APPLICATION_PERMISSIONS: readonly (readonly string[])[] = [['User.Read.All', 'GroupMember.Read.All'], ['User.Read.All', 'Group.Read.All'], ['Directory.Read.All']];
+const APPLICATION_PERMISSIONS: readonly (readonly string[])[] = [
+  ['User.Read.All', 'GroupMember.Read.All'],
+  ['User.Read.All', 'Group.Read.All'],
+  ['Directory.Read.All'],
+];
 const MAX_RESULTS = 11_000;
 
 export async function startMicrosoftGraphStandIn(options: MicrosoftGraphStandInOptions): Promise<RunningMicrosoftGraphStandIn> {
@@ -77,10 +81,16 @@ export async function startMicrosoftGraphStandIn(options: MicrosoftGraphStandInO
     return jwks;
   };
 
-  const graphError = (status: number, code: string, message: string, headers: Record<string, string> = {}) => ({ status, body: { error: { code, message, innerError: { date: new Date().toISOString() } } }, headers });
+  const graphError = (status: number, code: string, message: string, headers: Record<string, string> = {}) => ({
+    status,
+    body: { error: { code, message, innerError: { date: new Date().toISOString() } } },
+    headers,
+  });
 
   const authenticate = async (token: string | undefined): Promise<{ payload: JWTPayload } | { failure: ReturnType<typeof graphError> }> => {
-    const unauthorized = (message: string) => ({ failure: graphError(401, 'InvalidAuthenticationToken', message, { 'www-authenticate': 'Bearer realm="", error="invalid_token"' }) });
+    const unauthorized = (message: string) => ({
+      failure: graphError(401, 'InvalidAuthenticationToken', message, { 'www-authenticate': 'Bearer realm="", error="invalid_token"' }),
+    });
     if (!token) return unauthorized('Access token is empty.');
     try {
       const { payload } = await jwtVerify(token, await keySet(), { issuer: options.issuer, audience });
@@ -102,7 +112,12 @@ export async function startMicrosoftGraphStandIn(options: MicrosoftGraphStandInO
     const injected = failures.take();
     if (injected) {
       if (injected.delayMs) await new Promise((resolve) => setTimeout(resolve, injected.delayMs));
-      const failure = graphError(injected.status, injected.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable', 'Injected failure.', injected.retryAfterSeconds ? { 'retry-after': String(injected.retryAfterSeconds) } : {});
+      const failure = graphError(
+        injected.status,
+        injected.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable',
+        'Injected failure.',
+        injected.retryAfterSeconds ? { 'retry-after': String(injected.retryAfterSeconds) } : {},
+      );
       return answer(failure.status, failure.body, failure.headers);
     }
     const match = /^\/v1\.0\/(?:users|directoryObjects)\/([^/]+)\/getMemberGroups$/.exec(url.pathname);
@@ -127,9 +142,17 @@ export async function startMicrosoftGraphStandIn(options: MicrosoftGraphStandInO
     }
     const userId = decodeURIComponent(match[1]);
     const groups = options.memberships[userId];
-    if (!groups) return answer(404, graphError(404, 'Request_ResourceNotFound', `Resource '${userId}' does not exist or one of its queried reference-property objects are not present.`).body, {}, roles);
+    if (!groups)
+      return answer(
+        404,
+        graphError(404, 'Request_ResourceNotFound', `Resource '${userId}' does not exist or one of its queried reference-property objects are not present.`)
+          .body,
+        {},
+        roles,
+      );
     const ids = groups.filter((g) => !body.securityEnabledOnly || g.securityEnabled !== false).map((g) => g.id);
-    if (ids.length > MAX_RESULTS) return answer(400, graphError(400, 'Directory_ResultSizeLimitExceeded', `The result exceeds the limit of ${MAX_RESULTS} ids.`).body, {}, roles);
+    if (ids.length > MAX_RESULTS)
+      return answer(400, graphError(400, 'Directory_ResultSizeLimitExceeded', `The result exceeds the limit of ${MAX_RESULTS} ids.`).body, {}, roles);
     return answer(200, { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)', value: ids }, {}, roles);
   });
   audience ??= server.url;

@@ -61,7 +61,8 @@ export function classifyIdpError(error: unknown): IdpError {
     }
     return new IdpError('bad-response', `the IdP answer failed validation: ${error.message}`);
   }
-  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) return new IdpError('timeout', 'the IdP did not answer in time');
+  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    return new IdpError('timeout', 'the IdP did not answer in time');
   if (error instanceof TypeError) return new IdpError('unreachable', 'the IdP could not be reached');
   return new IdpError('bad-response', 'the IdP call failed unexpectedly');
 }
@@ -90,10 +91,16 @@ export class IdpClient {
     if (!this.configuration) {
       const attempt = this.bounded(async () => {
         const secret = await this.options.clientSecret();
-        const config = await client.discovery(new URL(this.options.issuer), this.options.clientId, { client_secret: secret, [client.clockTolerance]: this.options.clockSkewSeconds }, client.ClientSecretBasic(secret), {
-          timeout: this.options.timeoutMs / 1000,
-          ...(this.options.fetch ? { [client.customFetch]: this.options.fetch } : {}),
-        });
+        const config = await client.discovery(
+          new URL(this.options.issuer),
+          this.options.clientId,
+          { client_secret: secret, [client.clockTolerance]: this.options.clockSkewSeconds },
+          client.ClientSecretBasic(secret),
+          {
+            timeout: this.options.timeoutMs / 1000,
+            ...(this.options.fetch ? { [client.customFetch]: this.options.fetch } : {}),
+          },
+        );
         config.timeout = this.options.timeoutMs / 1000;
         if (this.options.fetch) config[client.customFetch] = this.options.fetch;
         return config;
@@ -106,7 +113,13 @@ export class IdpClient {
     return this.configuration;
   }
 
-  async authorizationUrl(params: { scope: string; state: string; nonce: string; codeChallenge: string; extra: Readonly<Record<string, string>> }): Promise<string> {
+  async authorizationUrl(params: {
+    scope: string;
+    state: string;
+    nonce: string;
+    codeChallenge: string;
+    extra: Readonly<Record<string, string>>;
+  }): Promise<string> {
     const config = await this.config();
     return client
       .buildAuthorizationUrl(config, {

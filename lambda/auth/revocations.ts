@@ -118,7 +118,10 @@ export class InMemoryRevocationStore implements SessionRevocationStore {
 
   async listRevoked(now: number): Promise<RevokedSession[]> {
     for (const [sid, entry] of this.entries) if (entry.refuseRefreshUntil <= now) this.entries.delete(sid);
-    return latestPerSid([...this.entries].map(([sid, entry]) => ({ sid, until: entry.listUntil })), now);
+    return latestPerSid(
+      [...this.entries].map(([sid, entry]) => ({ sid, until: entry.listUntil })),
+      now,
+    );
   }
 }
 
@@ -159,7 +162,10 @@ export class DynamoDbRevocationStore implements SessionRevocationStore {
 
   private async putIfLater(item: Record<string, AttributeValue>, condition: string, values?: Record<string, AttributeValue>): Promise<void> {
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition, ExpressionAttributeValues: values }), this.options());
+      await this.client.send(
+        new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition, ExpressionAttributeValues: values }),
+        this.options(),
+      );
     } catch (error) {
       // The item already holds a deadline at least as late: nothing to do.
       if (error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException') return;

@@ -110,10 +110,20 @@ function requestContext(event: ProxyEvent, context: Partial<Context> | undefined
   return { event, route: route ?? event.path ?? '', requestId, browser, sourceIp: forwarded || event.requestContext?.identity?.sourceIp || undefined };
 }
 
-function errorAnswer(ctx: RequestContext, status: number, code: string, reason: string, message: string, cookies: readonly string[] = [], extraHtml = ''): ProxyResult {
+function errorAnswer(
+  ctx: RequestContext,
+  status: number,
+  code: string,
+  reason: string,
+  message: string,
+  cookies: readonly string[] = [],
+  extraHtml = '',
+): ProxyResult {
   if (ctx.browser) {
     const title = status === 403 ? 'Access denied' : status >= 500 ? 'Sign-in is unavailable' : 'Sign-in failed';
-    return htmlPage(status, title, message, `${extraHtml}<p><small>Reason: ${escapeHtml(reason)}. Request id: ${escapeHtml(ctx.requestId)}</small></p>`, { cookies });
+    return htmlPage(status, title, message, `${extraHtml}<p><small>Reason: ${escapeHtml(reason)}. Request id: ${escapeHtml(ctx.requestId)}</small></p>`, {
+      cookies,
+    });
   }
   return jsonResponse(status, { error: code, reason, message, requestId: ctx.requestId }, { cookies });
 }
@@ -124,7 +134,13 @@ class MisconfiguredAuthService implements AuthService {
   async handle(event: ProxyEvent, context?: Partial<Context>): Promise<ProxyResult> {
     const ctx = requestContext(event, context, resolveRoute(event));
     this.logger.audit({ event: 'error', outcome: 'failure', reason: 'configuration-invalid', requestId: ctx.requestId, route: ctx.route, status: 503 });
-    return errorAnswer(ctx, 503, 'service_misconfigured', 'configuration-invalid', 'The sign-in service configuration is invalid. The operator can find the reason in the auth service log.');
+    return errorAnswer(
+      ctx,
+      503,
+      'service_misconfigured',
+      'configuration-invalid',
+      'The sign-in service configuration is invalid. The operator can find the reason in the auth service log.',
+    );
   }
 }
 
@@ -157,8 +173,9 @@ interface UserIdentity {
  */
 const BROWSER_COOKIE_BYTES = 4096;
 
-type Minted = { readonly ok: true; readonly token: string; readonly assertion: string; readonly expiresAt: number } | { readonly ok: false; readonly bytes: number; readonly limit: number };
-
+type Minted =
+  | { readonly ok: true; readonly token: string; readonly assertion: string; readonly expiresAt: number }
+  | { readonly ok: false; readonly bytes: number; readonly limit: number };
 
 class ConfiguredAuthService implements AuthService {
   private readonly signer: SessionSigner;
@@ -204,7 +221,10 @@ class ConfiguredAuthService implements AuthService {
 
   private defaultRevocationStore(): SessionRevocationStore {
     if (this.config.revocationTableName) return new DynamoDbRevocationStore(this.config.revocationTableName);
-    this.logger.log('info', 'LG_REVOCATION_TABLE_NAME is not set: revoked sessions are kept in this process only (fine for one local process, not for Lambda).');
+    this.logger.log(
+      'info',
+      'LG_REVOCATION_TABLE_NAME is not set: revoked sessions are kept in this process only (fine for one local process, not for Lambda).',
+    );
     return new InMemoryRevocationStore();
   }
 
@@ -264,23 +284,48 @@ class ConfiguredAuthService implements AuthService {
     if (error instanceof RevocationStoreError) {
       this.logger.log('error', error.message, { requestId: ctx.requestId });
       this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'revocation-store-unavailable', status: 503 });
-      return errorAnswer(ctx, 503, 'temporarily_unavailable', 'revocation-store-unavailable', 'The sign-in service cannot check signed-out sessions right now. Try again in a moment.');
+      return errorAnswer(
+        ctx,
+        503,
+        'temporarily_unavailable',
+        'revocation-store-unavailable',
+        'The sign-in service cannot check signed-out sessions right now. Try again in a moment.',
+      );
     }
     if (error instanceof SecretReadError) {
       this.logger.log('error', error.message, { requestId: ctx.requestId });
       this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'secrets-unavailable', status: 503 });
-      return errorAnswer(ctx, 503, 'temporarily_unavailable', 'secrets-unavailable', 'The sign-in service cannot read its keys right now. Try again in a moment.');
+      return errorAnswer(
+        ctx,
+        503,
+        'temporarily_unavailable',
+        'secrets-unavailable',
+        'The sign-in service cannot read its keys right now. Try again in a moment.',
+      );
     }
     this.logger.log('error', 'Unexpected failure while answering a request.', { requestId: ctx.requestId, error: (error as Error)?.message ?? String(error) });
     this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'internal-error', status: 503 });
-    return errorAnswer(ctx, 503, 'temporarily_unavailable', 'internal-error', 'The sign-in service could not answer this request. Try again; if it keeps failing, give the request id to your administrator.');
+    return errorAnswer(
+      ctx,
+      503,
+      'temporarily_unavailable',
+      'internal-error',
+      'The sign-in service could not answer this request. Try again; if it keeps failing, give the request id to your administrator.',
+    );
   }
 
   private idpFailure(ctx: RequestContext, event: AuditEvent['event'], error: IdpError, cookies: readonly string[], user?: AuditEvent['user']): ProxyResult {
     const status = error.kind === 'timeout' ? 504 : 502;
     const reason = error.kind === 'timeout' ? 'idp-timeout' : error.kind === 'unreachable' ? 'idp-unreachable' : 'idp-bad-response';
     this.audit(ctx, { event, outcome: 'failure', reason, status, user, detail: error.message });
-    return errorAnswer(ctx, status, status === 504 ? 'idp_timeout' : 'idp_unavailable', reason, `The identity provider could not complete the sign-in: ${error.message}. Try again in a moment.`, cookies);
+    return errorAnswer(
+      ctx,
+      status,
+      status === 504 ? 'idp_timeout' : 'idp_unavailable',
+      reason,
+      `The identity provider could not complete the sign-in: ${error.message}. Try again in a moment.`,
+      cookies,
+    );
   }
 
   // ---- cookies ---------------------------------------------------------------------
@@ -295,7 +340,10 @@ class ConfiguredAuthService implements AuthService {
    * tokens: HAProxy needs the session (expired) with the refresh cookie to refresh inline.
    */
   private sessionCookies(minted: { token: string; assertion: string }, maxAgeSeconds: number): string[] {
-    return [setCookie(this.config.cookies.session, minted.token, { maxAgeSeconds }), setCookie(this.config.cookies.assertion, minted.assertion, { maxAgeSeconds })];
+    return [
+      setCookie(this.config.cookies.session, minted.token, { maxAgeSeconds }),
+      setCookie(this.config.cookies.assertion, minted.assertion, { maxAgeSeconds }),
+    ];
   }
 
   private async refreshCookie(state: RefreshState, expiresAt: number): Promise<string> {
@@ -338,7 +386,10 @@ class ConfiguredAuthService implements AuthService {
       if (userinfo) claims = { ...claims, ...userinfo };
     }
     const name = typeof claims.name === 'string' ? claims.name : typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined;
-    const { unverifiedEmail, ...facts } = identityFacts(claims, { groupsClaim: this.config.idp.groupsClaim, trustUnverifiedEmail: this.config.idp.trustUnverifiedEmail });
+    const { unverifiedEmail, ...facts } = identityFacts(claims, {
+      groupsClaim: this.config.idp.groupsClaim,
+      trustUnverifiedEmail: this.config.idp.trustUnverifiedEmail,
+    });
     return { subject, email: facts.email, name, facts, unverifiedEmail };
   }
 
@@ -387,7 +438,11 @@ class ConfiguredAuthService implements AuthService {
     if (!sealed) return refuse(400, 'login-state-missing', 'This sign-in was not started here, took too long, or cookies are blocked.');
     const opened = await this.sealer.open<LoginState>('login', sealed);
     if (!opened.ok) {
-      return refuse(400, opened.reason === 'expired' ? 'login-state-expired' : 'login-state-invalid', opened.reason === 'expired' ? 'This sign-in took too long.' : 'The sign-in state cookie is not valid.');
+      return refuse(
+        400,
+        opened.reason === 'expired' ? 'login-state-expired' : 'login-state-invalid',
+        opened.reason === 'expired' ? 'This sign-in took too long.' : 'The sign-in state cookie is not valid.',
+      );
     }
     const login = opened.payload;
     const idpError = queryParam(ctx.event, 'error');
@@ -408,7 +463,8 @@ class ConfiguredAuthService implements AuthService {
       identity = await this.identityFrom(tokens);
     } catch (error) {
       if (!(error instanceof IdpError)) throw error;
-      if (error.kind === 'rejected') return refuse(400, `code-rejected:${error.oauthError ?? 'unknown'}`, 'The identity provider refused the sign-in code (used twice or expired).');
+      if (error.kind === 'rejected')
+        return refuse(400, `code-rejected:${error.oauthError ?? 'unknown'}`, 'The identity provider refused the sign-in code (used twice or expired).');
       if (error.kind === 'bad-response') return refuse(400, 'id-token-rejected', `The identity provider's answer failed validation: ${error.message}.`);
       return this.idpFailure(ctx, 'login', error, [clearLogin]);
     }
@@ -421,7 +477,9 @@ class ConfiguredAuthService implements AuthService {
     const canRefresh = tokens.refreshToken !== undefined;
     const cookies = [...this.sessionCookies(minted, canRefresh ? this.config.refreshCookieMaxAgeSeconds : this.config.session.ttlSeconds), clearLogin];
     if (tokens.refreshToken) {
-      cookies.push(await this.refreshCookie({ rt: tokens.refreshToken, sid: sessionId, sub: identity.subject }, this.seconds() + this.config.refreshCookieMaxAgeSeconds));
+      cookies.push(
+        await this.refreshCookie({ rt: tokens.refreshToken, sid: sessionId, sub: identity.subject }, this.seconds() + this.config.refreshCookieMaxAgeSeconds),
+      );
     } else {
       cookies.push(clearCookie(this.config.cookies.refresh));
     }
@@ -440,7 +498,14 @@ class ConfiguredAuthService implements AuthService {
     return errorAnswer(ctx, 403, 'access_denied', decision.reason, `${detail} Ask your administrator for access to Looker.`, this.clearAll());
   }
 
-  private tooLarge(ctx: RequestContext, event: AuditEvent['event'], user: AuditEvent['user'], grant: MappingGrant, size: { bytes: number; limit: number }, cookies: readonly string[]): ProxyResult {
+  private tooLarge(
+    ctx: RequestContext,
+    event: AuditEvent['event'],
+    user: AuditEvent['user'],
+    grant: MappingGrant,
+    size: { bytes: number; limit: number },
+    cookies: readonly string[],
+  ): ProxyResult {
     this.audit(ctx, {
       event: 'deny',
       outcome: 'denied',
@@ -461,7 +526,9 @@ class ConfiguredAuthService implements AuthService {
   }
 
   /** Redeems the refresh cookie; shared by the inline and navigation refresh. */
-  private async redeem(ctx: RequestContext): Promise<
+  private async redeem(
+    ctx: RequestContext,
+  ): Promise<
     | { ok: true; minted: { token: string; assertion: string; expiresAt: number }; cookies: string[] }
     | { ok: false; kind: 'login-required' | 'denied' | 'idp'; result: ProxyResult; reason: string }
   > {
@@ -498,7 +565,8 @@ class ConfiguredAuthService implements AuthService {
     const decision = evaluateMappingRules(this.config.mappingRules, identity.facts);
     if (!decision.allowed) return { ok: false, kind: 'denied', reason: decision.reason, result: this.denied(ctx, decision, identity, fullUser) };
     const minted = await this.mint(identity, decision, state.sid);
-    if (!minted.ok) return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', fullUser, decision, minted, this.clearAll()) };
+    if (!minted.ok)
+      return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', fullUser, decision, minted, this.clearAll()) };
     // A logout recorded while the IdP answered: the token just minted is never handed
     // out. Every token that is handed out was minted before its sid was found unrevoked,
     // which is what bounds the revocation list's `until` (see logout).
@@ -509,7 +577,15 @@ class ConfiguredAuthService implements AuthService {
     if (rotated || opened.kid !== opened.currentKid) {
       cookies.push(await this.refreshCookie({ rt: tokens.refreshToken ?? state.rt, sid: state.sid, sub: state.sub }, refreshExpiresAt));
     }
-    this.audit(ctx, { event: 'refresh', outcome: 'success', reason: rotated ? 'refreshed-rotated' : 'refreshed', status: 200, user: fullUser, sessionId: state.sid, ...grantFields(decision) });
+    this.audit(ctx, {
+      event: 'refresh',
+      outcome: 'success',
+      reason: rotated ? 'refreshed-rotated' : 'refreshed',
+      status: 200,
+      user: fullUser,
+      sessionId: state.sid,
+      ...grantFields(decision),
+    });
     return { ok: true, minted, cookies };
   }
 
@@ -546,7 +622,12 @@ class ConfiguredAuthService implements AuthService {
     const rd = returnTo.path;
     const current = await this.currentSession(ctx);
     const sid = typeof current?.sid === 'string' ? current.sid : undefined;
-    if (current?.exp && current.exp > this.seconds() + this.config.session.refreshWindowSeconds && sid && !(await this.revocations.isRevoked(sid, this.seconds()))) {
+    if (
+      current?.exp &&
+      current.exp > this.seconds() + this.config.session.refreshWindowSeconds &&
+      sid &&
+      !(await this.revocations.isRevoked(sid, this.seconds()))
+    ) {
       return redirect(rd);
     }
     const outcome = await this.redeem(ctx);
@@ -584,7 +665,15 @@ class ConfiguredAuthService implements AuthService {
   private async logout(ctx: RequestContext): Promise<ProxyResult> {
     if (!this.sameOrigin(ctx)) {
       this.audit(ctx, { event: 'logout', outcome: 'denied', reason: 'cross-site-refused', status: 403 });
-      return errorAnswer(ctx, 403, 'forbidden', 'cross-site-refused', 'Sign-out must be confirmed on this site.', [], `<p><a href="${AUTH_PATHS.logout}">Go to the sign-out page</a></p>`);
+      return errorAnswer(
+        ctx,
+        403,
+        'forbidden',
+        'cross-site-refused',
+        'Sign-out must be confirmed on this site.',
+        [],
+        `<p><a href="${AUTH_PATHS.logout}">Go to the sign-out page</a></p>`,
+      );
     }
     // Only a session this service signed (checked like any other: typ, iss, aud, exp) or
     // its own encrypted refresh cookie names a sid to revoke: a forged token must not
@@ -593,7 +682,11 @@ class ConfiguredAuthService implements AuthService {
     const sealedRefresh = requestCookies(ctx.event).get(this.config.cookies.refresh);
     const opened = sealedRefresh ? await this.sealer.open<RefreshState>('refresh', sealedRefresh) : undefined;
     const refresh = opened?.ok ? opened.payload : undefined;
-    const user = session ? { sub: session.sub, email: typeof session.email === 'string' && session.email ? session.email : undefined } : refresh ? { sub: refresh.sub } : undefined;
+    const user = session
+      ? { sub: session.sub, email: typeof session.email === 'string' && session.email ? session.email : undefined }
+      : refresh
+        ? { sub: refresh.sub }
+        : undefined;
     const revocations = logoutRevocations({
       now: this.seconds(),
       sessionTtlSeconds: this.config.session.ttlSeconds,
@@ -635,7 +728,10 @@ class ConfiguredAuthService implements AuthService {
         reason = 'idp-end-session';
       }
     } catch (error) {
-      this.logger.log('warn', 'Logout could not reach the IdP; the session is revoked and the cookies cleared anyway.', { requestId: ctx.requestId, error: (error as Error).message });
+      this.logger.log('warn', 'Logout could not reach the IdP; the session is revoked and the cookies cleared anyway.', {
+        requestId: ctx.requestId,
+        error: (error as Error).message,
+      });
     }
     const detail = `revoked ${revocations.length} session id(s) until ${revocations.map((r) => r.listUntil).join(', ') || '-'}; refresh token revocation at the IdP: ${idpRevocation}`;
     this.audit(ctx, { event: 'logout', outcome: 'success', reason, status: 303, user, sessionId, detail });
@@ -658,7 +754,8 @@ export function parseClientSecret(secretString: string): string {
       throw new Error('The IdP client secret looks like JSON but does not parse: store the secret as plain text or {"clientSecret": "..."}.');
     }
     const secret = value.clientSecret ?? value.client_secret;
-    if (typeof secret !== 'string' || secret === '') throw new Error('The IdP client secret JSON has no "clientSecret" string: store {"clientSecret": "..."} or the plain secret.');
+    if (typeof secret !== 'string' || secret === '')
+      throw new Error('The IdP client secret JSON has no "clientSecret" string: store {"clientSecret": "..."} or the plain secret.');
     return secret;
   }
   if (!trimmed) throw new Error('The IdP client secret is empty.');

@@ -32,7 +32,9 @@ export async function ensureBackendCa(context: RotationContext): Promise<Backend
   const described = await context.store.describe(arn);
   const kind = described.Tags?.find((t) => t.Key === SECRET_KIND_TAG)?.Value;
   if (kind !== SECRET_KINDS.backendCa) {
-    throw new Error(`The backend CA secret ${arn} is tagged ${SECRET_KIND_TAG}=${JSON.stringify(kind)}, expected ${JSON.stringify(SECRET_KINDS.backendCa)}: check the CA secret ARN given to the rotation.`);
+    throw new Error(
+      `The backend CA secret ${arn} is tagged ${SECRET_KIND_TAG}=${JSON.stringify(kind)}, expected ${JSON.stringify(SECRET_KINDS.backendCa)}: check the CA secret ARN given to the rotation.`,
+    );
   }
   const current = await context.store.get(arn, { stage: AWSCURRENT });
   const ca = parseGatewaySecret(current.secretString, SECRET_KINDS.backendCa, arn);
@@ -106,7 +108,11 @@ export const frontendCertificateRotation: KindRotation = {
       notAfter: issued.notAfter.toISOString(),
       selfSigned: true,
     };
-    context.log({ event: 'self-signed-frontend-certificate', domainName: frontendDomainName, warning: 'browsers will not trust it: give the gateway a certificate from your CA' });
+    context.log({
+      event: 'self-signed-frontend-certificate',
+      domainName: frontendDomainName,
+      warning: 'browsers will not trust it: give the gateway a certificate from your CA',
+    });
     return JSON.stringify(value);
   },
 

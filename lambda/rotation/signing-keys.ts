@@ -110,7 +110,11 @@ export const signingKeyRotation: KindRotation = {
   async set(pending, context) {
     const set = parseGatewaySecret(pending, SECRET_KINDS.signingKeys, context.secretArn);
     const published = await publish(set, context);
-    context.log({ event: 'published-verification-keys', secretArn: context.settings.verificationKeysSecretArn, kids: published.keys.map((k) => `${k.status}:${k.kid}`) });
+    context.log({
+      event: 'published-verification-keys',
+      secretArn: context.settings.verificationKeysSecretArn,
+      kids: published.keys.map((k) => `${k.status}:${k.kid}`),
+    });
   },
 
   async test(pending, context) {

@@ -230,7 +230,11 @@ export class AuthService extends Construct {
         'The AWS-maintained role policy API Gateway needs to write execution logs (account setting); it grants log writing only.',
       );
     }
-    acknowledge(api, ['AwsSolutions-APIG2'], 'A Lambda proxy API: the auth service validates every request itself and answers bad ones with a 4xx and a reason.');
+    acknowledge(
+      api,
+      ['AwsSolutions-APIG2'],
+      'A Lambda proxy API: the auth service validates every request itself and answers bad ones with a 4xx and a reason.',
+    );
     for (const method of api.methods) {
       acknowledge(
         method,
@@ -282,20 +286,38 @@ function validateAuthServiceProps(where: string, props: AuthServiceProps): void 
   assertDomainName(where, 'domainName', props.domainName);
   const trust: unknown = props.identityProvider.trustUnverifiedEmail;
   if (trust !== undefined && typeof trust !== 'boolean') {
-    throw new GatewayPropsError(where, `identityProvider.trustUnverifiedEmail is ${JSON.stringify(trust)}: use true or false (default false: only addresses the IdP marks email_verified count).`);
+    throw new GatewayPropsError(
+      where,
+      `identityProvider.trustUnverifiedEmail is ${JSON.stringify(trust)}: use true or false (default false: only addresses the IdP marks email_verified count).`,
+    );
   }
   assertHttpsUrl(where, 'identityProvider.issuer', props.identityProvider.issuer);
   assertNonEmptyString(where, 'identityProvider.clientId', props.identityProvider.clientId);
   if (props.sessionLifetime) {
-    assertDurationInRange(where, 'sessionLifetime', props.sessionLifetime, MIN_SESSION, MAX_SESSION, 'Sessions are refreshed inline when they expire; 10 minutes is the default and a good balance between revocation delay and refresh calls.');
+    assertDurationInRange(
+      where,
+      'sessionLifetime',
+      props.sessionLifetime,
+      MIN_SESSION,
+      MAX_SESSION,
+      'Sessions are refreshed inline when they expire; 10 minutes is the default and a good balance between revocation delay and refresh calls.',
+    );
   }
-  for (const [prop, value] of [['throttlingRateLimit', props.throttlingRateLimit], ['throttlingBurstLimit', props.throttlingBurstLimit]] as const) {
-    if (value !== undefined) assertIntegerInRange(where, prop, value, 1, 10_000, 'Size it for logins and refreshes: about one refresh per user per session lifetime.');
+  for (const [prop, value] of [
+    ['throttlingRateLimit', props.throttlingRateLimit],
+    ['throttlingBurstLimit', props.throttlingBurstLimit],
+  ] as const) {
+    if (value !== undefined)
+      assertIntegerInRange(where, prop, value, 1, 10_000, 'Size it for logins and refreshes: about one refresh per user per session lifetime.');
   }
-  if (props.reservedConcurrency !== undefined) assertIntegerInRange(where, 'reservedConcurrency', props.reservedConcurrency, 1, 1000, 'Or leave it unset to use the unreserved account concurrency.');
+  if (props.reservedConcurrency !== undefined)
+    assertIntegerInRange(where, 'reservedConcurrency', props.reservedConcurrency, 1, 1000, 'Or leave it unset to use the unreserved account concurrency.');
   const scopes = props.identityProvider.scopes;
   if (scopes && !scopes.some((s) => Token.isUnresolved(s)) && !scopes.includes('openid')) {
-    throw new GatewayPropsError(where, `identityProvider.scopes ${JSON.stringify(scopes)} lacks "openid": OpenID Connect needs it. Add "openid" (and "offline_access" for refresh tokens).`);
+    throw new GatewayPropsError(
+      where,
+      `identityProvider.scopes ${JSON.stringify(scopes)} lacks "openid": OpenID Connect needs it. Add "openid" (and "offline_access" for refresh tokens).`,
+    );
   }
   try {
     validateMappingRules(props.mappingRules);
@@ -385,7 +407,10 @@ function checkEnvironmentWithTheServiceParser(where: string, environment: AuthSe
   // The table's name is CloudFormation's to choose: a token here, a valid name at deploy.
   const tableName = environment.LG_REVOCATION_TABLE_NAME;
   try {
-    parseAuthServiceEnvironment({ ...environment, LG_REVOCATION_TABLE_NAME: tableName && Token.isUnresolved(tableName) ? 'named-by-cloudformation' : tableName });
+    parseAuthServiceEnvironment({
+      ...environment,
+      LG_REVOCATION_TABLE_NAME: tableName && Token.isUnresolved(tableName) ? 'named-by-cloudformation' : tableName,
+    });
   } catch (error) {
     if (error instanceof AuthServiceConfigError) {
       throw new GatewayPropsError(where, `the auth service would refuse this configuration:\n- ${error.problems.join('\n- ')}`);

@@ -57,6 +57,6 @@ function grantCloudWatchAgentMetrics(role: iam.Role): void {
   acknowledge(
     role.node.tryFindChild('DefaultPolicy') ?? role,
     ['AwsSolutions-IAM5[Resource::*]'],
-    'cloudwatch:PutMetricData and ec2:DescribeTags support no resource-level permissions (Service Authorization Reference); PutMetricData is limited to the agent\'s namespace by the cloudwatch:namespace condition.',
+    "cloudwatch:PutMetricData and ec2:DescribeTags support no resource-level permissions (Service Authorization Reference); PutMetricData is limited to the agent's namespace by the cloudwatch:namespace condition.",
   );
 }

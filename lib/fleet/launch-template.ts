@@ -121,7 +121,12 @@ export function newGatewayLaunchTemplate(scope: Construct, where: string, option
     stackName: Aws.STACK_NAME,
     filesResourceId: logicalId('LaunchTemplate'),
     signalResourceId: logicalId(options.groupId),
-    filesDigest: Lazy.string({ produce: () => createHash('sha256').update(JSON.stringify(stack.resolve(metadata))).digest('hex') }),
+    filesDigest: Lazy.string({
+      produce: () =>
+        createHash('sha256')
+          .update(JSON.stringify(stack.resolve(metadata)))
+          .digest('hex'),
+    }),
     packages: INSTANCE_PACKAGES,
     cloudWatchAgentConfigPath: CLOUDWATCH_AGENT_CONFIG_PATH,
     startCommands: rendered.start,
@@ -129,7 +134,9 @@ export function newGatewayLaunchTemplate(scope: Construct, where: string, option
   });
   const arm64 = options.instanceType.architecture === ec2.InstanceArchitecture.ARM_64;
   const launchTemplate = new ec2.LaunchTemplate(scope, 'LaunchTemplate', {
-    machineImage: ec2.MachineImage.fromSsmParameter(arm64 ? DEBIAN_13_ARM64_AMI_PARAMETER : DEBIAN_13_AMD64_AMI_PARAMETER, { os: ec2.OperatingSystemType.LINUX }),
+    machineImage: ec2.MachineImage.fromSsmParameter(arm64 ? DEBIAN_13_ARM64_AMI_PARAMETER : DEBIAN_13_AMD64_AMI_PARAMETER, {
+      os: ec2.OperatingSystemType.LINUX,
+    }),
     instanceType: options.instanceType,
     role: options.role,
     securityGroup: options.securityGroup,

@@ -86,10 +86,17 @@ export class ClientCertificateAuthority {
       try {
         return readFileSync(file, 'utf8');
       } catch (error) {
-        throw new GatewayPropsError('ClientCertificateAuthority.fromFile', `${what} ${JSON.stringify(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): give the path of a PEM file, relative to the directory cdk runs in or absolute.`);
+        throw new GatewayPropsError(
+          'ClientCertificateAuthority.fromFile',
+          `${what} ${JSON.stringify(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): give the path of a PEM file, relative to the directory cdk runs in or absolute.`,
+        );
       }
     };
-    return new ClientCertificateAuthority(`ClientCertificateAuthority.fromFile(${JSON.stringify(caFile)})`, read('caFile', caFile), options.crlFile === undefined ? undefined : read('crlFile', options.crlFile));
+    return new ClientCertificateAuthority(
+      `ClientCertificateAuthority.fromFile(${JSON.stringify(caFile)})`,
+      read('caFile', caFile),
+      options.crlFile === undefined ? undefined : read('crlFile', options.crlFile),
+    );
   }
 
   /** The CA certificates, PEM (rendered as tls/client-ca.pem on instances). */
@@ -130,7 +137,11 @@ export function machineClientsInput(where: string, props: MachineClientSettings,
   // Clients without routes: the renderer rejects them with its own message.
   if (clients.length > 0 && !hasRoutes) return { clients, routes: {} };
   if (!hasRoutes) {
-    if (ca) throw new GatewayPropsError(where, 'clientCertificateAuthority is set but there are no machineRoutes: add machineRoutes and machineClients, or leave clientCertificateAuthority unset.');
+    if (ca)
+      throw new GatewayPropsError(
+        where,
+        'clientCertificateAuthority is set but there are no machineRoutes: add machineRoutes and machineClients, or leave clientCertificateAuthority unset.',
+      );
     return undefined;
   }
   if (!ca) {

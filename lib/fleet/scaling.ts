@@ -61,7 +61,7 @@ export function newGatewayGroup(scope: Construct, options: GatewayGroupOptions):
     acknowledge(
       group,
       ['CloudFormation-Validate::W3010'],
-      'The zones are those of the VPC\'s subnets as given (an imported VPC names its zones); the group must name the same zones as its subnets.',
+      "The zones are those of the VPC's subnets as given (an imported VPC names its zones); the group must name the same zones as its subnets.",
     );
   }
   return group;
@@ -107,7 +107,7 @@ export function addGatewayScaling(group: autoscaling.AutoScalingGroup, options: 
   acknowledge(
     group,
     ['AwsSolutions-EC26', 'NIST.800.53.R5-EC2IMDSv2Enabled', 'HIPAA.Security-EC2IMDSv2Enabled'],
-    'The group launches the LaunchTemplate through its mixed instances policy; that launch template requires IMDSv2 (HttpTokens required, hop limit 1) and an encrypted gp3 root volume. cdk-nag reads only a group\'s LaunchTemplate or LaunchConfigurationName property, not MixedInstancesPolicy.LaunchTemplate.',
+    "The group launches the LaunchTemplate through its mixed instances policy; that launch template requires IMDSv2 (HttpTokens required, hop limit 1) and an encrypted gp3 root volume. cdk-nag reads only a group's LaunchTemplate or LaunchConfigurationName property, not MixedInstancesPolicy.LaunchTemplate.",
   );
   acknowledge(
     group,

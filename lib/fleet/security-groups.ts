@@ -40,7 +40,11 @@ export function newFleetSecurityGroups(scope: Construct, options: FleetSecurityG
       'The rules cannot read a client CIDR that CloudFormation resolves (by default the VPC CIDR of an internal gateway). The group admits TCP 443 only, from that CIDR; no SSH or other common port.',
     );
   } else if (clientCidrs.includes('0.0.0.0/0')) {
-    acknowledge(loadBalancer, ['AwsSolutions-EC23'], 'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose; every request is authenticated by HAProxy. Set clientCidrs to narrow it.');
+    acknowledge(
+      loadBalancer,
+      ['AwsSolutions-EC23'],
+      'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose; every request is authenticated by HAProxy. Set clientCidrs to narrow it.',
+    );
   }
 
   const instances = new ec2.SecurityGroup(scope, 'SecurityGroup', {

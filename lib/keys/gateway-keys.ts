@@ -111,7 +111,10 @@ export class GatewayKeys extends Construct {
     const where = `GatewayKeys ${this.node.path}`;
     const algorithm = props.sessionAlgorithm ?? DEFAULT_SESSION_ALGORITHM;
     if (!(SESSION_ALGORITHMS as readonly string[]).includes(algorithm)) {
-      throw new GatewayPropsError(where, `sessionAlgorithm ${JSON.stringify(algorithm)} is not supported; use one of ${SESSION_ALGORITHMS.join(', ')} (ES256 is the default).`);
+      throw new GatewayPropsError(
+        where,
+        `sessionAlgorithm ${JSON.stringify(algorithm)} is not supported; use one of ${SESSION_ALGORITHMS.join(', ')} (ES256 is the default).`,
+      );
     }
     const sessionAlgorithm = algorithm as SessionAlgorithm;
     this.sessionAlgorithm = sessionAlgorithm;
@@ -129,9 +132,15 @@ export class GatewayKeys extends Construct {
     this.verificationKeys = this.newSecret('VerificationKeys', SECRET_KINDS.verificationKeys, 'public session verification keys, published by the rotation');
     this.cookieKeys = this.newSecret('CookieKeys', SECRET_KINDS.cookieKeys, 'cookie encryption keys (current/previous)');
     this.backendCa = this.newSecret('BackendCa', SECRET_KINDS.backendCa, 'internal CA of the fleet client certificate');
-    this.backendClientCertificate = this.newSecret('BackendClientCertificate', SECRET_KINDS.backendClientCertificate, 'fleet client certificate for mTLS to Looker');
+    this.backendClientCertificate = this.newSecret(
+      'BackendClientCertificate',
+      SECRET_KINDS.backendClientCertificate,
+      'fleet client certificate for mTLS to Looker',
+    );
     this.frontendCertificateIsSelfSigned = props.frontendCertificate === undefined;
-    this.frontendCertificate = props.frontendCertificate ?? this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)');
+    this.frontendCertificate =
+      props.frontendCertificate ??
+      this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)');
 
     const environment = withPropsContext(where, () =>
       rotationEnvironment({
@@ -154,7 +163,8 @@ export class GatewayKeys extends Construct {
     });
     acknowledgeLambdaFindings(this.rotationFunction, {
       inVpc: props.vpc !== undefined,
-      deadLetterReason: 'Secrets Manager drives every rotation step itself: a failed rotation leaves the secret on its current value and is resumed by the next rotation, so a dead-letter queue would hold nothing to replay. Failures raise the rotation alarm.',
+      deadLetterReason:
+        'Secrets Manager drives every rotation step itself: a failed rotation leaves the secret on its current value and is resumed by the next rotation, so a dead-letter queue would hold nothing to replay. Failures raise the rotation alarm.',
     });
 
     const days = ROTATION_SCHEDULE_DEFAULTS_DAYS;
@@ -172,7 +182,12 @@ export class GatewayKeys extends Construct {
     // Secrets Manager may invoke the rotation function for this account's secrets only
     // (confused-deputy protection; Control Tower CT.LAMBDA.PR.2).
     for (const child of this.rotationFunction.node.children) {
-      if (child instanceof lambda.CfnPermission && child.principal === 'secretsmanager.amazonaws.com' && child.sourceAccount === undefined && child.sourceArn === undefined) {
+      if (
+        child instanceof lambda.CfnPermission &&
+        child.principal === 'secretsmanager.amazonaws.com' &&
+        child.sourceAccount === undefined &&
+        child.sourceArn === undefined
+      ) {
         child.sourceAccount = Stack.of(this).account;
       }
     }
@@ -193,16 +208,27 @@ export class GatewayKeys extends Construct {
 
     // Beyond the rotated secrets themselves: signing-key rotation publishes the public
     // keys, client-certificate rotation creates the CA once and reads it after.
-    for (const [sid, secret] of [['PublishVerificationKeys', this.verificationKeys], ['KeepBackendCa', this.backendCa]] as const) {
+    for (const [sid, secret] of [
+      ['PublishVerificationKeys', this.verificationKeys],
+      ['KeepBackendCa', this.backendCa],
+    ] as const) {
       this.rotationFunction.addToRolePolicy(
         new iam.PolicyStatement({
           sid,
-          actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'],
+          actions: [
+            'secretsmanager:DescribeSecret',
+            'secretsmanager:GetSecretValue',
+            'secretsmanager:PutSecretValue',
+            'secretsmanager:UpdateSecretVersionStage',
+          ],
           resources: [secret.secretArn],
         }),
       );
       // Same key as the rotated secrets: the rotation schedules already grant its use through Secrets Manager.
-      if (secret.encryptionKey !== this.encryptionKey) secret.encryptionKey?.grantEncryptDecrypt(new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.rotationFunction.grantPrincipal));
+      if (secret.encryptionKey !== this.encryptionKey)
+        secret.encryptionKey?.grantEncryptDecrypt(
+          new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.rotationFunction.grantPrincipal),
+        );
     }
   }
 
@@ -233,9 +259,7 @@ export class GatewayKeys extends Construct {
 
   /** Everything an instance reads: verification keys, backend client certificate, frontend certificate. */
   public grantReadInstanceMaterial(grantee: iam.IGrantable): iam.Grant {
-    return this.grantReadVerificationKeys(grantee)
-      .combine(this.grantReadBackendClientCertificate(grantee))
-      .combine(this.grantReadFrontendCertificate(grantee));
+    return this.grantReadVerificationKeys(grantee).combine(this.grantReadBackendClientCertificate(grantee)).combine(this.grantReadFrontendCertificate(grantee));
   }
 
   /** Everything the auth service reads: signing keys and cookie keys. */
@@ -257,7 +281,10 @@ export class GatewayKeys extends Construct {
 
   private schedule(id: string, secret: secretsmanager.ISecret, every: Duration): secretsmanager.RotationSchedule {
     if (!every.isUnresolved() && every.toMinutes({ integral: false }) < 240) {
-      throw new GatewayPropsError(`GatewayKeys ${this.node.path}`, `rotation of ${id} every ${every.toHumanString()} is too often: Secrets Manager rotates at most every 4 hours.`);
+      throw new GatewayPropsError(
+        `GatewayKeys ${this.node.path}`,
+        `rotation of ${id} every ${every.toHumanString()} is too often: Secrets Manager rotates at most every 4 hours.`,
+      );
     }
     const schedule = new secretsmanager.RotationSchedule(this, `${id}Rotation`, {
       secret,

@@ -67,13 +67,19 @@ export class LookerBackend {
   public static fromHosts(hosts: string[], options: LookerBackendOptions = {}): LookerBackend {
     const where = 'LookerBackend.fromHosts';
     if (!Token.isUnresolved(hosts) && hosts.length === 0) {
-      throw new GatewayPropsError(where, 'the list of Looker hosts is empty. Give at least one host name or IPv4 address of a Looker node, for example ["10.0.3.10", "10.0.4.10"].');
+      throw new GatewayPropsError(
+        where,
+        'the list of Looker hosts is empty. Give at least one host name or IPv4 address of a Looker node, for example ["10.0.3.10", "10.0.4.10"].',
+      );
     }
     const seen = new Set<string>();
     for (const host of hosts) {
       if (Token.isUnresolved(host)) continue;
       if (!isHostName(host) && !isIpv4Address(host)) {
-        throw new GatewayPropsError(where, `Looker host ${JSON.stringify(host)} is neither a host name nor an IPv4 address. Give bare names or addresses, without scheme or port (ports go in webPort/apiPort).`);
+        throw new GatewayPropsError(
+          where,
+          `Looker host ${JSON.stringify(host)} is neither a host name nor an IPv4 address. Give bare names or addresses, without scheme or port (ports go in webPort/apiPort).`,
+        );
       }
       if (seen.has(host)) throw new GatewayPropsError(where, `Looker host ${JSON.stringify(host)} is listed twice. List every node once.`);
       seen.add(host);
@@ -85,7 +91,10 @@ export class LookerBackend {
   public static fromDnsName(dnsName: string, options: LookerBackendOptions = {}): LookerBackend {
     const where = 'LookerBackend.fromDnsName';
     if (!Token.isUnresolved(dnsName) && !isHostName(dnsName)) {
-      throw new GatewayPropsError(where, `${JSON.stringify(dnsName)} is not a DNS name. Give the name Looker is reachable at, for example "looker.internal.example.com".`);
+      throw new GatewayPropsError(
+        where,
+        `${JSON.stringify(dnsName)} is not a DNS name. Give the name Looker is reachable at, for example "looker.internal.example.com".`,
+      );
     }
     return new LookerBackend(where, [dnsName], true, options);
   }
@@ -96,17 +105,29 @@ export class LookerBackend {
   private constructor(where: string, hosts: string[], resolvesByDns: boolean, options: LookerBackendOptions) {
     const webPort = options.webPort ?? LOOKER_WEB_PORT;
     const apiPort = options.apiPort ?? LOOKER_API_PORT;
-    for (const [prop, port] of [['webPort', webPort], ['apiPort', apiPort]] as const) {
+    for (const [prop, port] of [
+      ['webPort', webPort],
+      ['apiPort', apiPort],
+    ] as const) {
       if (!Token.isUnresolved(port) && (!Number.isInteger(port) || port < 1 || port > 65535)) {
-        throw new GatewayPropsError(where, `${prop} is ${port}; use a TCP port from 1 to 65535 (Looker's defaults are 9999 for the web UI and 19999 for the API).`);
+        throw new GatewayPropsError(
+          where,
+          `${prop} is ${port}; use a TCP port from 1 to 65535 (Looker's defaults are 9999 for the web UI and 19999 for the API).`,
+        );
       }
     }
     const ca = options.caCertificatePem;
     if (ca !== undefined && !Token.isUnresolved(ca) && !/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(ca)) {
-      throw new GatewayPropsError(where, 'caCertificatePem is not a PEM certificate. Give the CA certificate(s) that Looker\'s TLS certificate chains to, starting with "-----BEGIN CERTIFICATE-----".');
+      throw new GatewayPropsError(
+        where,
+        'caCertificatePem is not a PEM certificate. Give the CA certificate(s) that Looker\'s TLS certificate chains to, starting with "-----BEGIN CERTIFICATE-----".',
+      );
     }
     if (options.serverName !== undefined && !Token.isUnresolved(options.serverName) && !isHostName(options.serverName)) {
-      throw new GatewayPropsError(where, `serverName ${JSON.stringify(options.serverName)} is not a DNS name. Give the name in Looker's certificate, for example "looker.internal.example.com".`);
+      throw new GatewayPropsError(
+        where,
+        `serverName ${JSON.stringify(options.serverName)} is not a DNS name. Give the name in Looker's certificate, for example "looker.internal.example.com".`,
+      );
     }
     this.config = {
       hosts,

@@ -148,7 +148,10 @@ export class GatewayObservability extends Construct {
       new cloudwatch.GraphWidget({ title: 'Gateway hosts', left: [healthy, unhealthy], width: 12 }),
       new cloudwatch.GraphWidget({
         title: 'Load balancer flows',
-        left: [fleet.loadBalancer.metrics.activeFlowCount({ period: Duration.minutes(1) }), fleet.loadBalancer.metrics.newFlowCount({ period: Duration.minutes(1) })],
+        left: [
+          fleet.loadBalancer.metrics.activeFlowCount({ period: Duration.minutes(1) }),
+          fleet.loadBalancer.metrics.newFlowCount({ period: Duration.minutes(1) }),
+        ],
         width: 12,
       }),
     );
@@ -163,7 +166,14 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       alarmDescription: 'The auth service function failed more than 5 times in 5 minutes (users cannot log in or refresh).',
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Auth service', left: [fn.metricInvocations(), errors, fn.metricThrottles()], right: [fn.metricDuration({ statistic: 'p99' })], width: 24 }));
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Auth service',
+        left: [fn.metricInvocations(), errors, fn.metricThrottles()],
+        right: [fn.metricDuration({ statistic: 'p99' })],
+        width: 24,
+      }),
+    );
   }
 
   /** Alarm on rotation failures (the rotation function's errors). */
@@ -175,12 +185,18 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       alarmDescription: 'A key or certificate rotation failed: the secret keeps its current value; read the rotation log group.',
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Rotation', left: [fn.metricInvocations({ period: Duration.hours(1) }), errors], width: 24 }));
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Rotation', left: [fn.metricInvocations({ period: Duration.hours(1) }), errors], width: 24 }),
+    );
   }
 
   private addAccessLogMetrics(): void {
     // Health checks are logged only while Looker is unavailable; they are no user requests.
-    const requests = this.filterMetric('Requests', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = * && $.${ACCESS_LOG_FIELDS.route} != "${HEALTH_ROUTE}" }`);
+    const requests = this.filterMetric(
+      'Requests',
+      this.accessLogGroup,
+      `{ $.${ACCESS_LOG_FIELDS.status} = * && $.${ACCESS_LOG_FIELDS.route} != "${HEALTH_ROUTE}" }`,
+    );
     const serverErrors = this.filterMetric('ServerErrors', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} >= 500 }`);
     const denied = this.filterMetric('Denied', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403 }`);
     // The decision code, logged on users' 503s and on every health check while Looker is down.
@@ -223,9 +239,21 @@ export class GatewayObservability extends Construct {
 
   private addAuditMetrics(): void {
     const f = AUDIT_EVENT_FIELDS;
-    const loginFailures = this.filterMetric('LoginFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
-    const refreshFailures = this.filterMetric('RefreshFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.refresh}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
-    const logins = this.filterMetric('Logins', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} = "${AUDIT_EVENTS.success}" }`);
+    const loginFailures = this.filterMetric(
+      'LoginFailures',
+      this.auditLogGroup,
+      `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`,
+    );
+    const refreshFailures = this.filterMetric(
+      'RefreshFailures',
+      this.auditLogGroup,
+      `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.refresh}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`,
+    );
+    const logins = this.filterMetric(
+      'Logins',
+      this.auditLogGroup,
+      `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} = "${AUDIT_EVENTS.success}" }`,
+    );
     this.alarm('LoginFailures', loginFailures, {
       threshold: this.props.loginFailureThreshold ?? 10,
       evaluationPeriods: 1,
@@ -284,7 +312,12 @@ export class GatewayObservability extends Construct {
       queryDefinitionName: `${this.metricNamespace}/rotation-failures`,
       logGroups: [this.rotationLogGroup],
       // The rotation Lambda writes one raw JSON line per step: { step, secretArn, outcome, error? }.
-      queryString: new logs.QueryString({ fields: ['@timestamp', 'step', 'secretArn', 'error'], filterStatements: ['outcome = "error"'], sort: '@timestamp desc', limit: 100 }),
+      queryString: new logs.QueryString({
+        fields: ['@timestamp', 'step', 'secretArn', 'error'],
+        filterStatements: ['outcome = "error"'],
+        sort: '@timestamp desc',
+        limit: 100,
+      }),
     });
   }
 

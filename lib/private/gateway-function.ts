@@ -41,7 +41,7 @@ export function newGatewayFunction(scope: Construct, id: string, options: Gatewa
     systemLogLevelV2: lambda.SystemLogLevel.WARN,
     tracing: lambda.Tracing.ACTIVE,
     vpc: options.vpc,
-    vpcSubnets: options.vpc ? options.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS } : undefined,
+    vpcSubnets: options.vpc ? (options.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }) : undefined,
     reservedConcurrentExecutions: options.reservedConcurrentExecutions,
     depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
     projectRoot: REPO_ROOT,

@@ -39,7 +39,10 @@ export function assertHttpsUrl(where: string, prop: string, value: string): void
   try {
     url = new URL(value);
   } catch {
-    throw new GatewayPropsError(where, `${prop} ${JSON.stringify(value)} is not a URL. Give the IdP's issuer URL exactly as its discovery document states, for example "https://login.example.com/oauth2/default".`);
+    throw new GatewayPropsError(
+      where,
+      `${prop} ${JSON.stringify(value)} is not a URL. Give the IdP's issuer URL exactly as its discovery document states, for example "https://login.example.com/oauth2/default".`,
+    );
   }
   if (url.protocol !== 'https:') {
     throw new GatewayPropsError(

@@ -29,7 +29,10 @@ const SHAPES: ReadonlyArray<readonly [string, unknown, { byDefault: boolean; tru
 
 const USERS: TestUsers = {
   ...Object.fromEntries(
-    SHAPES.map(([shape, claim]) => [`v-${shape}`, { email: `v-${shape}@example.com`, name: shape, groups: [], ...(claim === undefined ? {} : { email_verified: claim }) }]),
+    SHAPES.map(([shape, claim]) => [
+      `v-${shape}`,
+      { email: `v-${shape}@example.com`, name: shape, groups: [], ...(claim === undefined ? {} : { email_verified: claim }) },
+    ]),
   ),
   // Admitted by group; the address must still not reach the session unless verified.
   'staff-unverified': { email: 'someone-else@example.com', name: 'Staff', groups: ['staff'] },

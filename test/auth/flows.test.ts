@@ -182,7 +182,10 @@ describe('logout', () => {
     expect(page.body).toContain('<form method="post" action="/oauth2/logout">');
     expect(page.setCookies).toEqual([]);
 
-    const crossSite = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/logout`, { method: 'POST', headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.test' } });
+    const crossSite = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/logout`, {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.test' },
+    });
     expect(crossSite.status).toBe(403);
     const noOrigin = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/logout`, { method: 'POST' });
     expect(noOrigin.status).toBe(403);

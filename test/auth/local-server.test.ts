@@ -84,7 +84,17 @@ describe('HTTPS and the CLI', () => {
     );
     const child = spawn(
       path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'),
-      ['local/auth-local-server.ts', '--env', path.join(dir, 'env.json'), '--secrets', path.join(dir, 'secrets.json'), '--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')],
+      [
+        'local/auth-local-server.ts',
+        '--env',
+        path.join(dir, 'env.json'),
+        '--secrets',
+        path.join(dir, 'secrets.json'),
+        '--tls-cert',
+        path.join(dir, 'cert.pem'),
+        '--tls-key',
+        path.join(dir, 'key.pem'),
+      ],
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise((resolve) => child.once('exit', resolve));

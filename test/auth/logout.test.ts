@@ -29,8 +29,10 @@ afterEach(async () => {
   await h.idp.delay(0);
 });
 
-const inlineRefresh = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> => request(h.fetch, jar, `${base}${AUTH_PATHS.session}`, { method: 'POST', headers: { 'x-request-id': `r-${Math.random().toString(36).slice(2)}` } });
-const logout = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> => request(h.fetch, jar, `${base}${AUTH_PATHS.logout}`, { method: 'POST', headers: { origin: h.gatewayUrl, 'sec-fetch-site': 'same-origin' } });
+const inlineRefresh = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> =>
+  request(h.fetch, jar, `${base}${AUTH_PATHS.session}`, { method: 'POST', headers: { 'x-request-id': `r-${Math.random().toString(36).slice(2)}` } });
+const logout = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> =>
+  request(h.fetch, jar, `${base}${AUTH_PATHS.logout}`, { method: 'POST', headers: { origin: h.gatewayUrl, 'sec-fetch-site': 'same-origin' } });
 async function revocationList(base = h.gatewayUrl): Promise<RevocationList> {
   const answer = await request(h.fetch, new CookieJar(), `${base}${AUTH_PATHS.revocations}`);
   expect(answer.status).toBe(200);
@@ -70,7 +72,9 @@ test('logout, then a replay of the refresh cookie is refused with session-revoke
   const inline = await inlineRefresh(copyOf(stolen));
   expect(inline.status).toBe(401);
   expect(JSON.parse(inline.body)).toMatchObject({ error: 'login_required', reason: 'session-revoked' });
-  const nav = await request(h.fetch, copyOf(stolen), `${h.gatewayUrl}${AUTH_PATHS.refresh}?rd=${encodeURIComponent('/looks/1')}`, { headers: { accept: 'text/html' } });
+  const nav = await request(h.fetch, copyOf(stolen), `${h.gatewayUrl}${AUTH_PATHS.refresh}?rd=${encodeURIComponent('/looks/1')}`, {
+    headers: { accept: 'text/html' },
+  });
   expect(nav.status).toBe(302);
   expect(nav.location).toBe(`${h.gatewayUrl}${AUTH_PATHS.start}?rd=%2Flooks%2F1`);
   const stats = await h.idp.stats();
@@ -103,7 +107,9 @@ test('the refresh token is revoked at the IdP (RFC 7009) and then fails there', 
   expect((await logout(jar)).status).toBe(303);
   expect((await h.idp.stats()).revocations).toBe(revocationsBefore + 1);
   // Straight to the IdP's token endpoint with the revoked refresh token.
-  const config = await client.discovery(new URL(h.idp.issuer), CLIENT_ID, CLIENT_SECRET, client.ClientSecretBasic(CLIENT_SECRET), { [client.customFetch]: h.fetch });
+  const config = await client.discovery(new URL(h.idp.issuer), CLIENT_ID, CLIENT_SECRET, client.ClientSecretBasic(CLIENT_SECRET), {
+    [client.customFetch]: h.fetch,
+  });
   config[client.customFetch] = h.fetch;
   await expect(client.refreshTokenGrant(config, payload.rt as string)).rejects.toMatchObject({ error: 'invalid_grant' });
 });
@@ -194,7 +200,9 @@ test('when the store cannot record the logout: 503 with the reason, the cookies 
   expect(failed.body).toContain('revocation-store-unavailable');
   expect(failed.setCookies).toEqual([]);
   expect((await h.idp.stats()).revocations).toBe(revocations);
-  expect(h.logs.audits().some((e) => e.event === 'logout' && e.outcome === 'failure' && e.reason === 'revocation-store-unavailable' && e.status === 503)).toBe(true);
+  expect(h.logs.audits().some((e) => e.event === 'logout' && e.outcome === 'failure' && e.reason === 'revocation-store-unavailable' && e.status === 503)).toBe(
+    true,
+  );
   expect((await logout(jar)).status).toBe(303);
 });
 

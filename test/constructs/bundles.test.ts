@@ -37,7 +37,9 @@ beforeAll(() => {
   const assembly = app.synth();
   const template = assembly.getStackByName(stack.stackName).template as { Resources: Record<string, { Type: string; Properties: any; Metadata?: any }> };
   for (const name of Object.keys(FUNCTIONS) as LambdaBundleName[]) {
-    const fn = Object.values(template.Resources).find((r) => r.Type === 'AWS::Lambda::Function' && String(r.Metadata?.['aws:cdk:path']).endsWith(FUNCTIONS[name]))!;
+    const fn = Object.values(template.Resources).find(
+      (r) => r.Type === 'AWS::Lambda::Function' && String(r.Metadata?.['aws:cdk:path']).endsWith(FUNCTIONS[name]),
+    )!;
     assetFiles[name] = path.join(assembly.directory, fn.Metadata['aws:asset:path'], 'index.js');
   }
 });

@@ -12,7 +12,11 @@ jest.setTimeout(180_000);
 test('test/fixtures/consumer-app synthesizes from lib/index.ts', () => {
   const outdir = mkdtempSync(path.join(tmpdir(), 'lg-consumer-'));
   try {
-    const result = spawnSync('npx', ['tsx', 'test/fixtures/consumer-app/app.ts', outdir], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, JSII_DEPRECATED: 'quiet' } });
+    const result = spawnSync('npx', ['tsx', 'test/fixtures/consumer-app/app.ts', outdir], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, JSII_DEPRECATED: 'quiet' },
+    });
     expect({ status: result.status, stderr: result.status === 0 ? '' : result.stderr }).toEqual({ status: 0, stderr: '' });
     const templateFile = path.join(outdir, 'ConsumerStack.template.json');
     expect(existsSync(templateFile)).toBe(true);

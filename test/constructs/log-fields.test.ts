@@ -12,7 +12,15 @@ function at(record: Record<string, unknown>, dotted: string): unknown {
 
 test('audit events carry every field the filters read, with the values they compare', () => {
   const lines: string[] = [];
-  new Logger({ write: (line) => lines.push(line) }).audit({ event: 'login', outcome: 'failure', reason: 'idp-timeout', requestId: 'r-1', route: '/oauth2/callback', status: 504, user: { sub: 'u-1' } });
+  new Logger({ write: (line) => lines.push(line) }).audit({
+    event: 'login',
+    outcome: 'failure',
+    reason: 'idp-timeout',
+    requestId: 'r-1',
+    route: '/oauth2/callback',
+    status: 504,
+    user: { sub: 'u-1' },
+  });
   const record = JSON.parse(lines[0]) as Record<string, unknown>;
   for (const field of Object.values(AUDIT_EVENT_FIELDS)) expect(at(record, field)).toBeDefined();
   expect(record[AUDIT_EVENT_FIELDS.type]).toBe(AUDIT_EVENTS.audit);

@@ -13,11 +13,19 @@ import { LookerGateway } from '../../lib/looker-gateway';
 import { newEmptyStack, newGatewayStack } from './fixtures';
 
 function acknowledgementsUnder(scope: IConstruct): Array<{ path: string; id: string; reason: string }> {
-  return scope.node.findAll().flatMap((construct) =>
-    construct.node.metadata
-      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-      .flatMap((entry) => Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({ path: construct.node.path, id: id.replace(/^annotation::/i, ''), reason }))),
-  );
+  return scope.node
+    .findAll()
+    .flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) =>
+          Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+            path: construct.node.path,
+            id: id.replace(/^annotation::/i, ''),
+            reason,
+          })),
+        ),
+    );
 }
 
 describe('cdk-nag on the full stack', () => {
@@ -32,7 +40,9 @@ describe('cdk-nag on the full stack', () => {
   test('the packs are really checking: an unacknowledged violation is reported', () => {
     const { stack: other } = newGatewayStack();
     const bucket = new (require('aws-cdk-lib/aws-s3').Bucket)(other, 'PlainBucket');
-    const rules = nagFindings(other).filter((f) => f.resources.some((r) => r.startsWith(bucket.node.path))).map((f) => f.rule);
+    const rules = nagFindings(other)
+      .filter((f) => f.resources.some((r) => r.startsWith(bucket.node.path)))
+      .map((f) => f.rule);
     expect(rules).toEqual(expect.arrayContaining(['AwsSolutions-S1', 'AwsSolutions-S10', 'NIST.800.53.R5-S3BucketLoggingEnabled']));
   });
 

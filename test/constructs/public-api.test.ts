@@ -17,7 +17,13 @@ interface Finding {
 
 function publicApiFindings(): { findings: Finding[]; checked: string[] } {
   const entry = path.join(REPO_ROOT, 'lib', 'index.ts');
-  const program = ts.createProgram([entry], { strict: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, skipLibCheck: true });
+  const program = ts.createProgram([entry], {
+    strict: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    skipLibCheck: true,
+  });
   const checker = program.getTypeChecker();
   const moduleSymbol = checker.getSymbolAtLocation(program.getSourceFile(entry)!)!;
   const findings: Finding[] = [];
@@ -72,8 +78,17 @@ function publicApiFindings(): { findings: Finding[]; checked: string[] } {
         ...staticType.getConstructSignatures().map((s) => ({ name: 'constructor', s })),
         ...checker
           .getPropertiesOfType(staticType)
-          .filter((p) => p.flags & ts.SymbolFlags.Method && !(ts.getCombinedModifierFlags(p.valueDeclaration as ts.Declaration) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)))
-          .flatMap((p) => checker.getTypeOfSymbolAtLocation(p, declaration).getCallSignatures().map((s) => ({ name: p.getName(), s }))),
+          .filter(
+            (p) =>
+              p.flags & ts.SymbolFlags.Method &&
+              !(ts.getCombinedModifierFlags(p.valueDeclaration as ts.Declaration) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)),
+          )
+          .flatMap((p) =>
+            checker
+              .getTypeOfSymbolAtLocation(p, declaration)
+              .getCallSignatures()
+              .map((s) => ({ name: p.getName(), s })),
+          ),
       ];
       // Public instance properties (what users read off a construct) follow the same rule.
       for (const property of checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(symbol))) {
@@ -102,7 +117,21 @@ const { findings, checked } = publicApiFindings();
 
 test('the walk reaches the props and the structs they hold (so an empty finding list means something)', () => {
   expect(checked).toEqual(
-    expect.arrayContaining(['LookerGatewayProps', 'GatewayFleetProps', 'MachineClient', 'MachineRoutes', 'MappingRuleSet', 'MappingRule', 'IdentityProviderSettings', 'GatewayAppSettings', 'ClientCertificateAuthorityPemOptions', 'LookerOidcSettings', 'LookerOidcConfigurationProps', 'LookerGroupRoles', 'LookerUserAttributeMapping']),
+    expect.arrayContaining([
+      'LookerGatewayProps',
+      'GatewayFleetProps',
+      'MachineClient',
+      'MachineRoutes',
+      'MappingRuleSet',
+      'MappingRule',
+      'IdentityProviderSettings',
+      'GatewayAppSettings',
+      'ClientCertificateAuthorityPemOptions',
+      'LookerOidcSettings',
+      'LookerOidcConfigurationProps',
+      'LookerGroupRoles',
+      'LookerUserAttributeMapping',
+    ]),
   );
 });
 

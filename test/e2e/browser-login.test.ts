@@ -114,7 +114,10 @@ describe('browser login through the local gateway', () => {
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(audits.find((e) => e.type === 'audit' && e.event === 'logout' && e.sessionId === sid)).toMatchObject({ outcome: 'success', detail: expect.stringMatching(/^revoked 1 session id/) });
+    expect(audits.find((e) => e.type === 'audit' && e.event === 'logout' && e.sessionId === sid)).toMatchObject({
+      outcome: 'success',
+      detail: expect.stringMatching(/^revoked 1 session id/),
+    });
 
     await page.goBack();
     await page.waitForLoadState('networkidle');

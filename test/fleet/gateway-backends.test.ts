@@ -15,7 +15,11 @@ let env: GatewayEnv;
 beforeAll(async () => {
   // Workers drop to nobody (instances use Debian's haproxy user) once the master has bound
   // the listeners and read the files.
-  env = await startGatewayEnv({ algorithm: 'RS256', lookerNodes: 2, overrides: (base) => ({ ...base, process: { ...base.process, user: 'nobody', group: 'nogroup' } }) });
+  env = await startGatewayEnv({
+    algorithm: 'RS256',
+    lookerNodes: 2,
+    overrides: (base) => ({ ...base, process: { ...base.process, user: 'nobody', group: 'nogroup' } }),
+  });
   // Like /run/haproxy on an instance (RuntimeDirectory=, mode 0755), the workers may enter the runtime directory.
   for (const dir of [env.dir, path.join(env.dir, 'run')]) chmodSync(dir, 0o755);
 });
@@ -65,12 +69,23 @@ test('with one Looker node down, every request goes to the other; with all down,
 
   await env.looker[1].close();
   // Liveness is not availability: the load balancer's check stays 200 and says why Looker is not served.
-  await waitFor(async () => JSON.parse((await nlbHealthCheck({ port: env.ports.health })).body).looker === 'unavailable', 'the health listener to report no Looker server');
-  expect(await nlbHealthCheck({ port: env.ports.health })).toEqual({ status: 200, body: JSON.stringify({ status: 'ok', looker: 'unavailable', code: DECISIONS.lookerUnavailable }) });
+  await waitFor(
+    async () => JSON.parse((await nlbHealthCheck({ port: env.ports.health })).body).looker === 'unavailable',
+    'the health listener to report no Looker server',
+  );
+  expect(await nlbHealthCheck({ port: env.ports.health })).toEqual({
+    status: 200,
+    body: JSON.stringify({ status: 'ok', looker: 'unavailable', code: DECISIONS.lookerUnavailable }),
+  });
   const response = await client.request('/dashboards/1', { headers: { cookie: sessionCookies(token) } });
   expect(response.status).toBe(503);
   expect(response.headers['retry-after']).toBe('5');
-  expect(response.json()).toEqual({ error: 'service_unavailable', code: DECISIONS.lookerUnavailable, reason: 'no Looker server is available', requestId: response.headers['x-request-id'] });
+  expect(response.json()).toEqual({
+    error: 'service_unavailable',
+    code: DECISIONS.lookerUnavailable,
+    reason: 'no Looker server is available',
+    requestId: response.headers['x-request-id'],
+  });
   // Both are logged with the machine-readable decision the alarm's metric filter counts.
   await waitFor(async () => env.logLines().some((l) => l.request_id === response.headers['x-request-id']), 'the access log line of the 503');
   const lines = env.logLines();
@@ -82,7 +97,12 @@ test('workers run unprivileged and still refresh sessions inline through the rel
   const refresh = `refresh-${Date.now()}`;
   const calls = env.auth.sessionCalls().length;
   const response = await env.client().request('/dashboards/2', {
-    headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 }), refresh) },
+    headers: {
+      'sec-fetch-mode': 'navigate',
+      'sec-fetch-dest': 'document',
+      accept: 'text/html',
+      cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 }), refresh),
+    },
   });
   // All Looker nodes are down by now (previous test): the refresh itself is what is checked.
   expect(env.auth.sessionCalls().length).toBe(calls + 1);

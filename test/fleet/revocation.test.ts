@@ -65,7 +65,10 @@ describe('logout', () => {
     expect(page.status).toBe(302);
     expect(page.headers.location).toBe('/oauth2/start?rd=%2Fdashboards%2F1');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(env.logLines().find((l) => l.request_id === page.headers['x-request-id'] && l.frontend === 'gateway')).toMatchObject({ decision: 'session-revoked', reason: 'session revoked (logged out)' });
+    expect(env.logLines().find((l) => l.request_id === page.headers['x-request-id'] && l.frontend === 'gateway')).toMatchObject({
+      decision: 'session-revoked',
+      reason: 'session revoked (logged out)',
+    });
   });
 
   test('other sessions of the same user are not affected', async () => {
@@ -89,7 +92,11 @@ describe('the revocation list', () => {
   ])('is not served to clients: GET %s is 404', async (path) => {
     const response = await env.client().request(path, { headers: xhr });
     expect(response.status).toBe(404);
-    expect(response.json()).toEqual({ error: 'not_found', reason: 'the revocation list is only served to the gateway', requestId: response.headers['x-request-id'] });
+    expect(response.json()).toEqual({
+      error: 'not_found',
+      reason: 'the revocation list is only served to the gateway',
+      requestId: response.headers['x-request-id'],
+    });
     // Every call the stand-in saw on that path came from the relay, none from a client.
     expect(env.auth.revocationCalls().filter((call) => call.headers['x-forwarded-for'] !== undefined)).toEqual([]);
   });
@@ -160,7 +167,12 @@ describe('websockets of a revoked session (the documented limit)', () => {
   function openTunnel(token: string): Promise<Socket> {
     return env
       .client()
-      .upgrade('/ws', { upgrade: 'websocket', cookie: sessionCookies(token), 'sec-websocket-key': Buffer.from(randomUUID().slice(0, 16)).toString('base64'), 'sec-websocket-version': '13' })
+      .upgrade('/ws', {
+        upgrade: 'websocket',
+        cookie: sessionCookies(token),
+        'sec-websocket-key': Buffer.from(randomUUID().slice(0, 16)).toString('base64'),
+        'sec-websocket-version': '13',
+      })
       .then(({ socket }) => socket);
   }
 

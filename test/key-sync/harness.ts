@@ -33,10 +33,15 @@ export interface SyncRun {
 /** Runs a program inside the root, asynchronously (the fake endpoint lives in this process). */
 export function runInRoot(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('chroot', [TRIXIE_ROOT, ...args], { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      'chroot',
+      [TRIXIE_ROOT, ...args],
+      { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env }, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -51,7 +56,18 @@ export async function runKeySync(script: string, config: string, env: Record<str
 
 /** Starts `haproxy -Ws` inside the root (master-worker, master CLI on a socket) and waits for `port`. */
 export async function startHaproxyInRoot(configFile: string, pidFile: string, masterSocket: string, port: number): Promise<RunningHaproxy> {
-  const haproxy = startProcess('haproxy', 'chroot', [TRIXIE_ROOT, '/usr/sbin/haproxy', '-Ws', '-db', '-f', configFile, '-p', pidFile, '-S', `${masterSocket},mode,600`]);
+  const haproxy = startProcess('haproxy', 'chroot', [
+    TRIXIE_ROOT,
+    '/usr/sbin/haproxy',
+    '-Ws',
+    '-db',
+    '-f',
+    configFile,
+    '-p',
+    pidFile,
+    '-S',
+    `${masterSocket},mode,600`,
+  ]);
   try {
     await waitForPorts([port], haproxy, 15_000);
   } catch (error) {

@@ -180,7 +180,12 @@ function expectNoSecretIn(text: string): void {
 describe('Create and Update', () => {
   test('Create points Looker at the broker: URLs, client credentials, roles from groups (ids resolved from names), attributes, alternate login kept', async () => {
     const { answer, logs } = await invoke('Create', settingsFromTemplate());
-    expect(answer).toMatchObject({ Status: 'SUCCESS', PhysicalResourceId: `looker-oidc:https://127.0.0.1:${looker.port}`, Data: { Issuer: `https://${DOMAIN}`, ClientId: 'looker' }, contentType: '' });
+    expect(answer).toMatchObject({
+      Status: 'SUCCESS',
+      PhysicalResourceId: `looker-oidc:https://127.0.0.1:${looker.port}`,
+      Data: { Issuer: `https://${DOMAIN}`, ClientId: 'looker' },
+      contentType: '',
+    });
     const config = await lookerConfig();
     expect(config).toMatchObject({
       enabled: true,
@@ -222,7 +227,9 @@ describe('Create and Update', () => {
 
   test('Update with other groups replaces the mapping (lists are written whole, nothing stale stays)', async () => {
     const created = await invoke('Create', settingsFromTemplate());
-    const { answer } = await invoke('Update', settingsFromTemplate({ groupRoles: [{ group: 'Analysts', roles: ['Viewer', 'User'] }] }), { physicalId: created.answer.PhysicalResourceId });
+    const { answer } = await invoke('Update', settingsFromTemplate({ groupRoles: [{ group: 'Analysts', roles: ['Viewer', 'User'] }] }), {
+      physicalId: created.answer.PhysicalResourceId,
+    });
     expect(answer.Status).toBe('SUCCESS');
     expect((await lookerConfig()).groups_with_role_ids).toEqual([{ name: 'Analysts', looker_group_name: 'Analysts', role_ids: ['5', '4'] }]);
   });
@@ -238,7 +245,7 @@ describe('Create and Update', () => {
 });
 
 describe('Delete', () => {
-  test('switches Looker\'s OIDC login off and keeps the rest; a second Delete leaves it alone', async () => {
+  test("switches Looker's OIDC login off and keeps the rest; a second Delete leaves it alone", async () => {
     const created = await invoke('Create', settingsFromTemplate());
     const { answer } = await invoke('Delete', settingsFromTemplate(), { physicalId: created.answer.PhysicalResourceId });
     expect(answer.Status).toBe('SUCCESS');
@@ -272,8 +279,14 @@ function hangingPort(): number {
 
 describe('clear failures, never a secret', () => {
   test('wrong API3 credentials: FAILED with the fix; neither secret in the answer or the logs', async () => {
-    const wrongArn = model.createSecret({ Name: `looker/wrong-${invocation}`, SecretString: JSON.stringify({ client_id: API_KEY.client_id, client_secret: 'wrong-api-secret-value' }) }).ARN;
-    const { answer, logs } = await invoke('Create', settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Wrong', wrongArn) }));
+    const wrongArn = model.createSecret({
+      Name: `looker/wrong-${invocation}`,
+      SecretString: JSON.stringify({ client_id: API_KEY.client_id, client_secret: 'wrong-api-secret-value' }),
+    }).ARN;
+    const { answer, logs } = await invoke(
+      'Create',
+      settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Wrong', wrongArn) }),
+    );
     expect(answer.Status).toBe('FAILED');
     expect(answer.Reason).toContain('Looker refused the API3 credentials');
     expect(answer.Reason).toContain(`HTTP 404 at POST ${LOOKER_API_PATHS.login}`);
@@ -283,7 +296,10 @@ describe('clear failures, never a secret', () => {
 
   test('a credentials secret that is not the documented JSON: FAILED naming the expected shape', async () => {
     const plainArn = model.createSecret({ Name: `looker/plain-${invocation}`, SecretString: 'just-a-password' }).ARN;
-    const { answer, logs } = await invoke('Create', settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Plain', plainArn) }));
+    const { answer, logs } = await invoke(
+      'Create',
+      settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Plain', plainArn) }),
+    );
     expect(answer.Reason).toContain('is not JSON: store {"client_id": "...", "client_secret": "..."}');
     expect(logs + JSON.stringify(answer)).not.toContain('just-a-password');
   });
@@ -306,13 +322,13 @@ describe('clear failures, never a secret', () => {
     expect(answer.Reason).toContain('ECONNREFUSED');
   });
 
-  test('Looker\'s certificate from another CA: FAILED with the TLS cause and the fix', async () => {
+  test("Looker's certificate from another CA: FAILED with the TLS cause and the fix", async () => {
     const otherCa = await createCa('Some Other CA');
     const { answer } = await invoke('Create', settingsFromTemplate({}, { port: looker.port, caPem: otherCa.cert }));
     expect(answer.Reason).toMatch(/TLS to Looker's API failed .*caCertificatePem/);
   });
 
-  test('Looker refuses the configuration (422): FAILED with Looker\'s field errors', async () => {
+  test("Looker refuses the configuration (422): FAILED with Looker's field errors", async () => {
     // A value the construct would refuse at synth, to reach Looker's own validation.
     const settings = JSON.parse(settingsFromTemplate());
     const { answer } = await invoke('Create', JSON.stringify({ ...settings, migrationTypes: ['carrier-pigeon'] }));
@@ -321,16 +337,19 @@ describe('clear failures, never a secret', () => {
     expect(answer.Reason).toContain('new_user_migration_types: "carrier-pigeon" is not one of email, ldap, google, saml');
   });
 
-  test('the function\'s time runs out before Looker answers: it still answers CloudFormation, FAILED, before the timeout', async () => {
+  test("the function's time runs out before Looker answers: it still answers CloudFormation, FAILED, before the timeout", async () => {
     const started = Date.now();
     const settings = JSON.parse(settingsFromTemplate({}, { port: hangingPort() }));
-    const { answer } = await invoke('Update', JSON.stringify({ ...settings, requestTimeoutSeconds: 30 }), { physicalId: 'looker-oidc:previous', remainingMs: 6_500 });
+    const { answer } = await invoke('Update', JSON.stringify({ ...settings, requestTimeoutSeconds: 30 }), {
+      physicalId: 'looker-oidc:previous',
+      remainingMs: 6_500,
+    });
     expect(answer).toMatchObject({ Status: 'FAILED', PhysicalResourceId: 'looker-oidc:previous' });
     expect(answer.Reason).toContain('did not finish within 2 s');
     expect(Date.now() - started).toBeLessThan(6_500);
   });
 
-  test('settings that are not the construct\'s JSON: FAILED naming the field', async () => {
+  test("settings that are not the construct's JSON: FAILED naming the field", async () => {
     const { answer } = await invoke('Create', JSON.stringify({ apiUrl: 'https://x' }));
     expect(answer.Reason).toContain('"apiCredentialsSecretArn" must be a non-empty string');
   });

@@ -63,9 +63,15 @@ describe('backend client certificate', () => {
     await rotate(arns.backendClientCertificate);
     const secret = clientSecret();
     const expectations = { issuerPem: caSecret().certificatePem, extendedKeyUsage: 'clientAuth' as const };
-    await expect(checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 13 * DAY_MS) })).resolves.toBeUndefined();
-    await expect(checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 15 * DAY_MS) })).rejects.toThrow(/is valid from .* not at/);
-    await expect(checkCertificate(secret.certificatePem, caSecret().privateKeyPem, { ...expectations, now: new Date() })).rejects.toThrow(/private key does not belong/);
+    await expect(
+      checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 13 * DAY_MS) }),
+    ).resolves.toBeUndefined();
+    await expect(checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 15 * DAY_MS) })).rejects.toThrow(
+      /is valid from .* not at/,
+    );
+    await expect(checkCertificate(secret.certificatePem, caSecret().privateKeyPem, { ...expectations, now: new Date() })).rejects.toThrow(
+      /private key does not belong/,
+    );
   });
 
   test('each rotation issues a new certificate and key from the same CA', async () => {

@@ -35,7 +35,10 @@ const rotate = (arn: string) => world.rotate(arn);
 async function signSession(sub: string): Promise<string> {
   const set = parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 'signing') as SigningKeySetSecret;
   const key = set.keys.find((k) => k.status === 'current')!;
-  return new SignJWT({ sub }).setProtectedHeader({ alg: set.alg, kid: key.kid, typ: 'JWT' }).setExpirationTime('10m').sign(await importJWK(key.privateJwk, set.alg));
+  return new SignJWT({ sub })
+    .setProtectedHeader({ alg: set.alg, kid: key.kid, typ: 'JWT' })
+    .setExpirationTime('10m')
+    .sign(await importJWK(key.privateJwk, set.alg));
 }
 
 function published(): VerificationKeySetSecret {
@@ -65,7 +68,9 @@ describe.each(['ES256', 'RS256'] as const)('session signing keys (%s)', (alg) =>
       expect(PRIVATE_JWK_MEMBERS.filter((m) => m in key.publicJwk)).toEqual([]);
       expect(key.publicJwk).toMatchObject({ kid: key.kid, alg, use: 'sig' });
       // The PEM is the same key as the JWK.
-      expect(createPublicKey(key.publicKeyPem).export({ format: 'jwk' })).toEqual(createPublicKey({ key: key.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ format: 'jwk' }));
+      expect(createPublicKey(key.publicKeyPem).export({ format: 'jwk' })).toEqual(
+        createPublicKey({ key: key.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ format: 'jwk' }),
+      );
     }
     expect(model.valueAt(arns.verificationKeys)).not.toMatch(/PRIVATE KEY|"d":/);
   });
@@ -119,11 +124,17 @@ describe('cookie encryption keys', () => {
   test('a cookie encrypted before a rotation still decrypts after one rotation, and not after two', async () => {
     await rotate(arns.cookieKeys);
     expect(cookieKeys().keys.map((k) => k.status)).toEqual(['current']);
-    const cookie = await encryptWith(cookieKeys().keys.find((k) => k.status === 'current')!, 'refresh-token-1');
+    const cookie = await encryptWith(
+      cookieKeys().keys.find((k) => k.status === 'current')!,
+      'refresh-token-1',
+    );
     await rotate(arns.cookieKeys);
     expect(cookieKeys().keys.map((k) => k.status)).toEqual(['current', 'previous']);
     await expect(decryptWith(cookieKeys(), cookie)).resolves.toBe('refresh-token-1');
-    const fresh = await encryptWith(cookieKeys().keys.find((k) => k.status === 'current')!, 'refresh-token-2');
+    const fresh = await encryptWith(
+      cookieKeys().keys.find((k) => k.status === 'current')!,
+      'refresh-token-2',
+    );
     await rotate(arns.cookieKeys);
     await expect(decryptWith(cookieKeys(), cookie)).rejects.toThrow(/No cookie key with kid/);
     await expect(decryptWith(cookieKeys(), fresh)).resolves.toBe('refresh-token-2');

@@ -65,9 +65,22 @@ describe('a full rotation', () => {
     const outcomes = logs.lines.filter((l) => 'outcome' in l);
     expect(outcomes).toHaveLength(rotated.length * 4);
     for (const line of outcomes) {
-      expect(line).toEqual(expect.objectContaining({ step: expect.any(String), secretArn: expect.any(String), kind: expect.any(String), token: expect.any(String), outcome: expect.any(String) }));
+      expect(line).toEqual(
+        expect.objectContaining({
+          step: expect.any(String),
+          secretArn: expect.any(String),
+          kind: expect.any(String),
+          token: expect.any(String),
+          outcome: expect.any(String),
+        }),
+      );
     }
-    expect(outcomes.map((l) => `${l.step}:${l.outcome}`).slice(0, 4)).toEqual(['createSecret:created', 'setSecret:set', 'testSecret:tested', 'finishSecret:finished']);
+    expect(outcomes.map((l) => `${l.step}:${l.outcome}`).slice(0, 4)).toEqual([
+      'createSecret:created',
+      'setSecret:set',
+      'testSecret:tested',
+      'finishSecret:finished',
+    ]);
     expect(logs.raw).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE|PUBLIC KEY|"d":|"k":/);
     for (const key of parseGatewaySecret(model.valueAt(arns.cookieKeys), SECRET_KINDS.cookieKeys, 'c').keys) expect(logs.raw).not.toContain(key.k);
     for (const key of signingSet().keys) expect(logs.raw).not.toContain(key.privateJwk.d as string);
@@ -135,7 +148,11 @@ describe('idempotence and resumption', () => {
     expect(first.lines.find((l) => l.outcome === 'error')).toMatchObject({ step: 'setSecret', kind: SECRET_KINDS.signingKeys });
     await captureLogs(() => model.retryRotation(arns.signingKeys));
     const published = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'v');
-    expect(published.keys.map((k) => k.kid).sort()).toEqual(signingSet().keys.map((k) => k.kid).sort());
+    expect(published.keys.map((k) => k.kid).sort()).toEqual(
+      signingSet()
+        .keys.map((k) => k.kid)
+        .sort(),
+    );
   });
 
   test('a stale AWSPENDING left by a failed rotation does not block a new rotation, and its keys are not used', async () => {
@@ -143,7 +160,10 @@ describe('idempotence and resumption', () => {
     const before = signingSet();
     // The attempt publishes its keys in setSecret, then fails in testSecret (its second read of the published set).
     let reads = 0;
-    model.injectFailure({ operation: 'GetSecretValue', when: (input) => input.SecretId === arns.verificationKeys && input.VersionStage === 'AWSCURRENT' && ++reads === 2 });
+    model.injectFailure({
+      operation: 'GetSecretValue',
+      when: (input) => input.SecretId === arns.verificationKeys && input.VersionStage === 'AWSCURRENT' && ++reads === 2,
+    });
     const failed = await captureLogs(() => model.rotateSecret({ SecretId: arns.signingKeys }));
     expect(failed.lines.find((l) => l.outcome === 'error')).toMatchObject({ step: 'testSecret' });
     const staleToken = model.versionAt(arns.signingKeys, 'AWSPENDING')!;

@@ -56,10 +56,14 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     const { ARN } = model.createSecret({ Name: 's', SecretString: 'v1' });
     const current = model.versionAt(ARN!)!;
     await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPENDING' }))).rejects.toBeInstanceOf(ResourceNotFoundException);
-    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: current, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: current, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
     model.setRotationFunction(ARN!, async () => undefined);
     const token = model.startRotation(ARN!);
-    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: token, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: token, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
     await expect(client.send(new GetSecretValueCommand({ SecretId: 'nope' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
   });
 
@@ -67,7 +71,9 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     const { ARN } = model.createSecret({ Name: 's', SecretString: 'v1' });
     const first = model.versionAt(ARN!)!;
     await client.send(new PutSecretValueCommand({ SecretId: ARN, SecretString: 'v2', ClientRequestToken: TOKEN_A, VersionStages: ['AWSPENDING'] }));
-    await expect(client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN_A }))).rejects.toMatchObject({
+    await expect(
+      client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN_A })),
+    ).rejects.toMatchObject({
       name: 'InvalidParameterException',
     });
     await client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN_A, RemoveFromVersionId: first }));
@@ -96,6 +102,8 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     model.injectFailure({ operation: 'GetSecretValue', when: (input) => input.VersionStage === 'AWSPREVIOUS' });
     await expect(client.send(new GetSecretValueCommand({ SecretId: ARN }))).resolves.toMatchObject({ SecretString: 'v1' });
     await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPREVIOUS' }))).rejects.toMatchObject({ code: 'ECONNRESET' });
-    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPREVIOUS' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPREVIOUS' }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
   });
 });

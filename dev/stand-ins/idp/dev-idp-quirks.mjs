@@ -68,13 +68,30 @@ const DEFAULTS = {
 };
 
 const SOURCES = {
-  okta: ['https://developer.okta.com/docs/guides/refresh-tokens/refresh-token-rotation/', 'https://support.okta.com/help/s/article/the-purpose-of-id-token-hint-in-the-logout-api-and-how-does-it-affect-the-single-logout-process'],
-  entra: ['https://learn.microsoft.com/entra/identity-platform/refresh-tokens', 'https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-fed-group-claims', 'https://learn.microsoft.com/entra/identity-platform/certificate-credentials'],
+  okta: [
+    'https://developer.okta.com/docs/guides/refresh-tokens/refresh-token-rotation/',
+    'https://support.okta.com/help/s/article/the-purpose-of-id-token-hint-in-the-logout-api-and-how-does-it-affect-the-single-logout-process',
+  ],
+  entra: [
+    'https://learn.microsoft.com/entra/identity-platform/refresh-tokens',
+    'https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-fed-group-claims',
+    'https://learn.microsoft.com/entra/identity-platform/certificate-credentials',
+  ],
   google: ['https://developers.google.com/identity/protocols/oauth2/web-server#offline', 'https://developers.google.com/identity/openid-connect/reference'],
-  auth0: ['https://auth0.com/docs/secure/tokens/refresh-tokens/refresh-token-rotation', 'https://auth0.com/docs/authenticate/login/logout/log-users-out-of-auth0'],
+  auth0: [
+    'https://auth0.com/docs/secure/tokens/refresh-tokens/refresh-token-rotation',
+    'https://auth0.com/docs/authenticate/login/logout/log-users-out-of-auth0',
+  ],
   keycloak: ['https://www.keycloak.org/docs-api/latest/javadocs/org/keycloak/protocol/oidc/endpoints/LogoutEndpoint.html'],
-  ping: ['https://docs.pingidentity.com/pingfederate/latest/administrators_reference_guide/help_policymanagementtasklet_policymanagementstate.html', 'https://docs.pingidentity.com/pingone/applications/p1_token_endpoint_authentication_methods.html'],
-  cognito: ['https://docs.aws.amazon.com/cognito/latest/developerguide/userinfo-endpoint.html', 'https://docs.aws.amazon.com/cognito/latest/developerguide/logout-endpoint.html', 'https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html'],
+  ping: [
+    'https://docs.pingidentity.com/pingfederate/latest/administrators_reference_guide/help_policymanagementtasklet_policymanagementstate.html',
+    'https://docs.pingidentity.com/pingone/applications/p1_token_endpoint_authentication_methods.html',
+  ],
+  cognito: [
+    'https://docs.aws.amazon.com/cognito/latest/developerguide/userinfo-endpoint.html',
+    'https://docs.aws.amazon.com/cognito/latest/developerguide/logout-endpoint.html',
+    'https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html',
+  ],
 };
 
 /** Each IdP as its documentation describes it (SOURCES; docs/idps.md has the details). */
@@ -227,7 +244,8 @@ export function createQuirks(input, context) {
     next.clients = [metadata, ...config.clients.slice(1)]; // extra relying parties (the Looker stand-in) keep their own settings
 
     next.extraParams = [...new Set([...(config.extraParams ?? []), 'access_type', OFFLINE_MARKER])];
-    next.issueRefreshToken = async (ctx, oidcClient, code) => oidcClient.grantTypeAllowed('refresh_token') && (q.refreshTokens === 'always' || offlineCodes.get(code.jti) === true);
+    next.issueRefreshToken = async (ctx, oidcClient, code) =>
+      oidcClient.grantTypeAllowed('refresh_token') && (q.refreshTokens === 'always' || offlineCodes.get(code.jti) === true);
     next.rotateRefreshToken = () => q.refreshTokenRotation === 'rotate-reuse-detection';
 
     next.claims = claimLayout(config.claims);
@@ -239,14 +257,18 @@ export function createQuirks(input, context) {
     next.findAccount = async (ctx, sub, token) => {
       const account = await originalFindAccount(ctx, sub, token);
       if (!account) return account;
-      return { accountId: account.accountId, claims: async (use, scope, claims, rejected) => shapeClaims(await account.claims(use, scope, claims, rejected), use) };
+      return {
+        accountId: account.accountId,
+        claims: async (use, scope, claims, rejected) => shapeClaims(await account.claims(use, scope, claims, rejected), use),
+      };
     };
 
     const logout = config.features.rpInitiatedLogout;
     next.features.rpInitiatedLogout = {
       ...logout,
       // Entra, Keycloak and PingFederate ask the user which session to end when no id_token_hint names it.
-      logoutSource: async (ctx, form) => (q.endSession === 'confirm-without-hint' && !ctx.oidc.params.id_token_hint ? confirmationPage(ctx, form) : logout.logoutSource(ctx, form)),
+      logoutSource: async (ctx, form) =>
+        q.endSession === 'confirm-without-hint' && !ctx.oidc.params.id_token_hint ? confirmationPage(ctx, form) : logout.logoutSource(ctx, form),
     };
     if (q.graph) {
       next.features.clientCredentials = { enabled: true };
@@ -260,12 +282,20 @@ export function createQuirks(input, context) {
         },
         getResourceServerInfo: async (_ctx, resource) => {
           if (resource !== q.graph.resource) throw new errors.InvalidTarget();
-          return { scope: `${q.graph.resource}/.default`, audience: q.graph.resource, accessTokenFormat: 'jwt', accessTokenTTL: 3600, jwt: { sign: { alg: 'RS256' } } };
+          return {
+            scope: `${q.graph.resource}/.default`,
+            audience: q.graph.resource,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 3600,
+            jwt: { sign: { alg: 'RS256' } },
+          };
         },
         useGrantedResource: async () => false,
       };
       next.extraTokenClaims = async (_ctx, token) =>
-        token.kind === 'ClientCredentials' ? { roles: q.graph.roles ?? [], tid: q.tenantId, idtyp: 'app', oid: stableUuid(`app:${client.clientId}`), azp: client.clientId } : undefined;
+        token.kind === 'ClientCredentials'
+          ? { roles: q.graph.roles ?? [], tid: q.tenantId, idtyp: 'app', oid: stableUuid(`app:${client.clientId}`), azp: client.clientId }
+          : undefined;
     }
     return next;
   }
@@ -303,7 +333,8 @@ export function createQuirks(input, context) {
         }
       }
     }
-    if (q.emailVerified === 'string-in-userinfo' && use === 'userinfo' && typeof out.email_verified === 'boolean') out.email_verified = String(out.email_verified);
+    if (q.emailVerified === 'string-in-userinfo' && use === 'userinfo' && typeof out.email_verified === 'boolean')
+      out.email_verified = String(out.email_verified);
     return out;
   }
 
@@ -327,7 +358,9 @@ export function createQuirks(input, context) {
     // access_type_offline: Google's refresh token comes at the first consent, or again with prompt=consent.
     if (params.access_type !== 'offline') return false;
     const accountId = ctx.oidc.session?.accountId;
-    const consentAgain = String(params.prompt ?? '').split(' ').includes('consent');
+    const consentAgain = String(params.prompt ?? '')
+      .split(' ')
+      .includes('consent');
     if (!consentAgain && offlineConsented.has(accountId)) return false;
     offlineConsented.add(accountId);
     return true;
@@ -342,7 +375,8 @@ export function createQuirks(input, context) {
     }
     if (!q.authorizationResponseIss) delete body.authorization_response_iss_parameter_supported;
     body.token_endpoint_auth_methods_supported = [q.tokenEndpointAuthMethod, ...q.alsoAcceptedAuthMethods];
-    if (q.refusedScopes.length > 0 && Array.isArray(body.scopes_supported)) body.scopes_supported = body.scopes_supported.filter((s) => !q.refusedScopes.includes(s));
+    if (q.refusedScopes.length > 0 && Array.isArray(body.scopes_supported))
+      body.scopes_supported = body.scopes_supported.filter((s) => !q.refusedScopes.includes(s));
     // Entra's /common and /organizations documents: the issuer is a template, not a URL any token carries.
     if (ctx.req.lgTemplateIssuer) body.issuer = issuer.replace(`/${q.tenantId}/`, '/{tenantid}/');
     ctx.body = body;
@@ -440,7 +474,9 @@ export function createQuirks(input, context) {
   }
 
   function authorizationRequest(req, res, url) {
-    const scopes = String(url.searchParams.get('scope') ?? '').split(' ').filter(Boolean);
+    const scopes = String(url.searchParams.get('scope') ?? '')
+      .split(' ')
+      .filter(Boolean);
     const refused = scopes.filter((s) => q.refusedScopes.includes(s));
     if (refused.length > 0) {
       const description = `Some requested scopes were invalid. {valid=[${scopes.filter((s) => !refused.includes(s)).join(', ')}], invalid=[${refused.join(', ')}]}`;
@@ -477,7 +513,8 @@ export function createQuirks(input, context) {
       const id = basic ? basic.id : form.get('client_id');
       const accepted = used === q.tokenEndpointAuthMethod || q.alsoAcceptedAuthMethods.includes(used);
       // oidc-provider takes basic and post interchangeably; Auth0 and Ping take only the registered one.
-      if (id === client.clientId && !accepted) return invalidClient(`client authentication failed (the client is registered for ${q.tokenEndpointAuthMethod}, not ${used})`);
+      if (id === client.clientId && !accepted)
+        return invalidClient(`client authentication failed (the client is registered for ${q.tokenEndpointAuthMethod}, not ${used})`);
       if (id === client.clientId && SECRET_METHODS.includes(q.tokenEndpointAuthMethod)) {
         if (secret !== currentSecret) return invalidClient('client authentication failed (the client secret is not valid)');
         // The provider keeps the configured secret and one registered method: hand it that.
@@ -518,8 +555,18 @@ export function createQuirks(input, context) {
     // logout_uri, which must be one of the client's allowed sign-out URLs.
     const clientId = url.searchParams.get('client_id');
     const logoutUri = url.searchParams.get('logout_uri');
-    if (clientId !== client.clientId) return sendHtml(res, 400, '<h1>An error was encountered with the requested page.</h1><p>Required String parameter \'client_id\' is not present or not valid.</p>');
-    if (!logoutUri || !client.postLogoutRedirectUris.includes(logoutUri)) return sendHtml(res, 400, '<h1>An error was encountered with the requested page.</h1><p>Invalid logout_uri: it is not an allowed sign-out URL of the app client.</p>');
+    if (clientId !== client.clientId)
+      return sendHtml(
+        res,
+        400,
+        "<h1>An error was encountered with the requested page.</h1><p>Required String parameter 'client_id' is not present or not valid.</p>",
+      );
+    if (!logoutUri || !client.postLogoutRedirectUris.includes(logoutUri))
+      return sendHtml(
+        res,
+        400,
+        '<h1>An error was encountered with the requested page.</h1><p>Invalid logout_uri: it is not an allowed sign-out URL of the app client.</p>',
+      );
     return endSessionThenRedirect(res, logoutUri);
   }
 
@@ -528,7 +575,11 @@ export function createQuirks(input, context) {
     const clientId = url.searchParams.get('client_id');
     const returnTo = url.searchParams.get('returnTo');
     if (clientId !== client.clientId || (returnTo && !client.postLogoutRedirectUris.includes(returnTo))) {
-      return sendHtml(res, 400, '<h1>Oops!, something went wrong</h1><p>invalid_request: The "returnTo" querystring parameter must be one of the "Allowed Logout URLs".</p>');
+      return sendHtml(
+        res,
+        400,
+        '<h1>Oops!, something went wrong</h1><p>invalid_request: The "returnTo" querystring parameter must be one of the "Allowed Logout URLs".</p>',
+      );
     }
     return endSessionThenRedirect(res, returnTo ?? client.postLogoutRedirectUris[0]);
   }

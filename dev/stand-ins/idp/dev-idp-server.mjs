@@ -38,7 +38,18 @@ if (!settingsFile) {
 const settings = JSON.parse(readFileSync(settingsFile, 'utf8'));
 const users = new Map(settings.users.map((user) => [user.username, user]));
 const claimsInIdToken = settings.idTokenClaims ?? true;
-const stats = { logins: 0, failedLogins: 0, codeExchanges: 0, refreshes: 0, failedRefreshes: 0, logouts: 0, revocations: 0, userinfo: 0, tokenRequestsBasicAuth: 0, tokenRequestsPostAuth: 0 };
+const stats = {
+  logins: 0,
+  failedLogins: 0,
+  codeExchanges: 0,
+  refreshes: 0,
+  failedRefreshes: 0,
+  logouts: 0,
+  revocations: 0,
+  userinfo: 0,
+  tokenRequestsBasicAuth: 0,
+  tokenRequestsPostAuth: 0,
+};
 /** The grants this IdP made, by account, so that a test can revoke them. */
 const grantsByAccount = new Map();
 let delay = { ms: 0, paths: [] };
@@ -66,84 +77,89 @@ function createProvider(issuer) {
   const extraClients = settings.extraClients ?? [];
   /** Clients whose consent is skipped: the gateway's and every extra relying party. */
   const trustedClientIds = new Set([client.clientId, ...extraClients.map((c) => c.clientId)]);
-  const provider = new Provider(issuer, quirks.configure({
-    clients: [
-      {
-        client_id: client.clientId,
-        client_secret: client.clientSecret,
-        client_name: 'Looker Gateway (local)',
-        redirect_uris: client.redirectUris,
-        post_logout_redirect_uris: client.postLogoutRedirectUris,
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_basic',
+  const provider = new Provider(
+    issuer,
+    quirks.configure({
+      clients: [
+        {
+          client_id: client.clientId,
+          client_secret: client.clientSecret,
+          client_name: 'Looker Gateway (local)',
+          redirect_uris: client.redirectUris,
+          post_logout_redirect_uris: client.postLogoutRedirectUris,
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+        ...extraClients.map((extra) => ({
+          client_id: extra.clientId,
+          client_secret: extra.clientSecret,
+          redirect_uris: extra.redirectUris,
+          grant_types: ['authorization_code'],
+          response_types: ['code'],
+          token_endpoint_auth_method: extra.tokenEndpointAuthMethod ?? 'client_secret_basic',
+        })),
+      ],
+      // The session cookies of the IdP itself: dev-only keys, fresh at every start.
+      cookies: { keys: [randomBytes(32).toString('base64url')] },
+      // By default groups, name and e-mail travel with the `openid` scope too, so the
+      // gateway gets them whichever scopes it asks for.
+      claims: {
+        openid: claimsInIdToken ? ['sub', 'groups', 'name', 'email'] : ['sub'],
+        email: ['email', 'email_verified'],
+        profile: ['name', 'preferred_username', 'given_name', 'family_name'],
+        groups: ['groups'],
+        org: ['department', 'region'],
       },
-      ...extraClients.map((extra) => ({
-        client_id: extra.clientId,
-        client_secret: extra.clientSecret,
-        redirect_uris: extra.redirectUris,
-        grant_types: ['authorization_code'],
-        response_types: ['code'],
-        token_endpoint_auth_method: extra.tokenEndpointAuthMethod ?? 'client_secret_basic',
-      })),
-    ],
-    // The session cookies of the IdP itself: dev-only keys, fresh at every start.
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
-    // By default groups, name and e-mail travel with the `openid` scope too, so the
-    // gateway gets them whichever scopes it asks for.
-    claims: {
-      openid: claimsInIdToken ? ['sub', 'groups', 'name', 'email'] : ['sub'],
-      email: ['email', 'email_verified'],
-      profile: ['name', 'preferred_username', 'given_name', 'family_name'],
-      groups: ['groups'],
-      org: ['department', 'region'],
-    },
-    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', 'org'],
-    // By default put the requested claims in the ID token as well as userinfo, as most
-    // company IdPs do, so a refresh that returns an ID token carries the current groups.
-    conformIdTokenClaims: !claimsInIdToken,
-    features: {
-      devInteractions: { enabled: false },
-      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
-      revocation: { enabled: true },
-    },
-    // The gateway always sends PKCE; other relying parties (Looker does not document PKCE) need not.
-    pkce: { required: (_ctx, oidcClient) => oidcClient.clientId === client.clientId },
-    ttl: {
-      AccessToken: settings.accessTokenTtlSeconds ?? 300,
-      IdToken: settings.accessTokenTtlSeconds ?? 300,
-      RefreshToken: settings.refreshTokenTtlSeconds ?? 8 * 3600,
-      Session: 8 * 3600,
-      Grant: 8 * 3600,
-      Interaction: 600,
-      AuthorizationCode: 60,
-    },
-    // Refresh tokens for the gateway whether or not it asks for offline_access, and
-    // a new one at every use (rotation): the old one is then spent.
-    issueRefreshToken: async (_ctx, oidcClient) => oidcClient.grantTypeAllowed('refresh_token'),
-    rotateRefreshToken: () => true,
-    // Consent is skipped for the gateway's own client: the grant is made on the spot.
-    loadExistingGrant: async (ctx) => {
-      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
-      // A revoked grant is gone: a new login makes a new one.
-      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-      if (existing) return existing;
-      const { accountId } = ctx.oidc.session;
-      if (!trustedClientIds.has(ctx.oidc.client.clientId) || !accountId) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId });
-      grant.addOIDCScope([...new Set(['openid', 'email', 'profile', 'groups', 'offline_access', ...String(ctx.oidc.params.scope ?? '').split(' ')])].filter(Boolean).join(' '));
-      await grant.save();
-      if (!grantsByAccount.has(accountId)) grantsByAccount.set(accountId, new Set());
-      grantsByAccount.get(accountId).add(grant);
-      return grant;
-    },
-    findAccount: async (_ctx, sub) => {
-      const user = users.get(sub);
-      if (!user) return undefined;
-      return { accountId: sub, claims: async () => ({ ...user.claims, sub }) };
-    },
-    renderError,
-  }));
+      scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', 'org'],
+      // By default put the requested claims in the ID token as well as userinfo, as most
+      // company IdPs do, so a refresh that returns an ID token carries the current groups.
+      conformIdTokenClaims: !claimsInIdToken,
+      features: {
+        devInteractions: { enabled: false },
+        rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+        revocation: { enabled: true },
+      },
+      // The gateway always sends PKCE; other relying parties (Looker does not document PKCE) need not.
+      pkce: { required: (_ctx, oidcClient) => oidcClient.clientId === client.clientId },
+      ttl: {
+        AccessToken: settings.accessTokenTtlSeconds ?? 300,
+        IdToken: settings.accessTokenTtlSeconds ?? 300,
+        RefreshToken: settings.refreshTokenTtlSeconds ?? 8 * 3600,
+        Session: 8 * 3600,
+        Grant: 8 * 3600,
+        Interaction: 600,
+        AuthorizationCode: 60,
+      },
+      // Refresh tokens for the gateway whether or not it asks for offline_access, and
+      // a new one at every use (rotation): the old one is then spent.
+      issueRefreshToken: async (_ctx, oidcClient) => oidcClient.grantTypeAllowed('refresh_token'),
+      rotateRefreshToken: () => true,
+      // Consent is skipped for the gateway's own client: the grant is made on the spot.
+      loadExistingGrant: async (ctx) => {
+        const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+        // A revoked grant is gone: a new login makes a new one.
+        const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+        if (existing) return existing;
+        const { accountId } = ctx.oidc.session;
+        if (!trustedClientIds.has(ctx.oidc.client.clientId) || !accountId) return undefined;
+        const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId });
+        grant.addOIDCScope(
+          [...new Set(['openid', 'email', 'profile', 'groups', 'offline_access', ...String(ctx.oidc.params.scope ?? '').split(' ')])].filter(Boolean).join(' '),
+        );
+        await grant.save();
+        if (!grantsByAccount.has(accountId)) grantsByAccount.set(accountId, new Set());
+        grantsByAccount.get(accountId).add(grant);
+        return grant;
+      },
+      findAccount: async (_ctx, sub) => {
+        const user = users.get(sub);
+        if (!user) return undefined;
+        return { accountId: sub, claims: async () => ({ ...user.claims, sub }) };
+      },
+      renderError,
+    }),
+  );
   quirks.attach(provider);
   provider.on('grant.success', (ctx) => {
     if (ctx.oidc.params.grant_type === 'refresh_token') stats.refreshes += 1;
@@ -193,7 +209,13 @@ async function route(provider, callback, req, res) {
     return callback(req, res);
   } catch (error) {
     console.error(JSON.stringify({ event: 'dev-idp-error', message: String(error?.message ?? error) }));
-    if (!res.headersSent) send(res, error?.statusCode ?? 500, 'text/html', page('Something went wrong', `<p class="error">${escapeHtml(error?.error_description ?? error?.message ?? 'error')}</p>`));
+    if (!res.headersSent)
+      send(
+        res,
+        error?.statusCode ?? 500,
+        'text/html',
+        page('Something went wrong', `<p class="error">${escapeHtml(error?.error_description ?? error?.message ?? 'error')}</p>`),
+      );
   }
 }
 
@@ -241,7 +263,12 @@ async function handleInteraction(provider, req, res, action) {
     return provider.interactionFinished(req, res, { login: { accountId: user.username } }, { mergeWithLastSubmission: false });
   }
   if (req.method === 'POST' && action === '/abort') {
-    return provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user cancelled the login.' }, { mergeWithLastSubmission: false });
+    return provider.interactionFinished(
+      req,
+      res,
+      { error: 'access_denied', error_description: 'The user cancelled the login.' },
+      { mergeWithLastSubmission: false },
+    );
   }
   return send(res, 405, 'text/plain', 'Method not allowed');
 }
@@ -335,5 +362,10 @@ async function postLogoutSuccessSource(ctx) {
 
 async function renderError(ctx, out) {
   ctx.type = 'html';
-  ctx.body = page('Error - Dev IdP', `<div class="brand">Dev IdP</div><h1>Something went wrong</h1>${Object.entries(out).map(([k, v]) => `<p class="error"><strong>${escapeHtml(k)}</strong>: ${escapeHtml(v)}</p>`).join('')}`);
+  ctx.body = page(
+    'Error - Dev IdP',
+    `<div class="brand">Dev IdP</div><h1>Something went wrong</h1>${Object.entries(out)
+      .map(([k, v]) => `<p class="error"><strong>${escapeHtml(k)}</strong>: ${escapeHtml(v)}</p>`)
+      .join('')}`,
+  );
 }

@@ -30,7 +30,11 @@ export const DEV_ANALYST_REGION = 'emea';
 /** The claim mapping of the local gateway: analysts are Viewers with a region, admins are Admins, anyone else is refused. */
 export const DEV_MAPPING_RULES: MappingRuleSet = {
   rules: [
-    { name: 'analysts', match: { groups: [DEV_GROUPS.analysts] }, grant: { roles: ['Viewer'], groups: ['Analysts'], attributes: { region: DEV_ANALYST_REGION } } },
+    {
+      name: 'analysts',
+      match: { groups: [DEV_GROUPS.analysts] },
+      grant: { roles: ['Viewer'], groups: ['Analysts'], attributes: { region: DEV_ANALYST_REGION } },
+    },
     { name: 'admins', match: { groups: [DEV_GROUPS.admins] }, grant: { roles: ['Admin'], groups: ['Admins'] } },
   ],
 };

@@ -87,10 +87,19 @@ export class LookerOidcLogin {
     // Single use: a replayed callback finds nothing.
     this.pending.delete(state);
     if (!pending || pending.expiresAt < Date.now() || pending.binding !== binding || binding === '') {
-      return fail(400, 'state-mismatch', 'This sign-in answer does not belong to a sign-in this browser started (unknown, expired or already used state). Open Looker again to sign in.');
+      return fail(
+        400,
+        'state-mismatch',
+        'This sign-in answer does not belong to a sign-in this browser started (unknown, expired or already used state). Open Looker again to sign in.',
+      );
     }
     const error = query.get('error');
-    if (error) return fail(403, 'provider-error', `The OpenID provider refused the sign-in: ${error}${query.get('error_description') ? ` (${query.get('error_description')})` : ''}.`);
+    if (error)
+      return fail(
+        403,
+        'provider-error',
+        `The OpenID provider refused the sign-in: ${error}${query.get('error_description') ? ` (${query.get('error_description')})` : ''}.`,
+      );
     const code = query.get('code');
     if (!code) return fail(400, 'no-code', 'The OpenID provider sent no authorization code.');
 
@@ -106,7 +115,10 @@ export class LookerOidcLogin {
     return { ok: true, claims: userinfo.claims, returnTo: pending.returnTo };
   }
 
-  private async exchange(config: OidcConfigWrite, code: string): Promise<{ ok: true; accessToken: string; idToken: string } | Extract<LoginResult, { ok: false }>> {
+  private async exchange(
+    config: OidcConfigWrite,
+    code: string,
+  ): Promise<{ ok: true; accessToken: string; idToken: string } | Extract<LoginResult, { ok: false }>> {
     const form = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: this.redirectUri });
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
     if (this.authMethod === 'client_secret_basic') {
@@ -129,12 +141,17 @@ export class LookerOidcLogin {
       return fail(502, 'token-refused', `The token URL refused the authorization code: ${code}.`);
     }
     if (typeof body.access_token !== 'string' || !body.access_token) return fail(502, 'token-invalid', 'The token answer has no access_token.');
-    if (typeof body.token_type !== 'string' || body.token_type.toLowerCase() !== 'bearer') return fail(502, 'token-invalid', 'The token answer\'s token_type is not "Bearer".');
-    if (typeof body.id_token !== 'string' || !body.id_token) return fail(502, 'token-invalid', 'The token answer has no id_token (an OpenID Connect provider must return one).');
+    if (typeof body.token_type !== 'string' || body.token_type.toLowerCase() !== 'bearer')
+      return fail(502, 'token-invalid', 'The token answer\'s token_type is not "Bearer".');
+    if (typeof body.id_token !== 'string' || !body.id_token)
+      return fail(502, 'token-invalid', 'The token answer has no id_token (an OpenID Connect provider must return one).');
     return { ok: true, accessToken: body.access_token, idToken: body.id_token };
   }
 
-  private async userinfo(config: OidcConfigWrite, accessToken: string): Promise<{ ok: true; claims: Record<string, unknown> } | Extract<LoginResult, { ok: false }>> {
+  private async userinfo(
+    config: OidcConfigWrite,
+    accessToken: string,
+  ): Promise<{ ok: true; claims: Record<string, unknown> } | Extract<LoginResult, { ok: false }>> {
     let answer: HttpAnswer;
     try {
       answer = await this.request('GET', config.userinfo_endpoint!, { authorization: `Bearer ${accessToken}`, accept: 'application/json' });
@@ -148,13 +165,17 @@ export class LookerOidcLogin {
 
   private request(method: string, url: string, headers: Record<string, string>, body?: string): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
-      const request = https.request(url, { method, headers, ...(this.options.trustedCaPem ? { ca: this.options.trustedCaPem } : {}), timeout: this.timeoutMs }, (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
-        response.on('error', reject);
-      });
+      const request = https.request(
+        url,
+        { method, headers, ...(this.options.trustedCaPem ? { ca: this.options.trustedCaPem } : {}), timeout: this.timeoutMs },
+        (response) => {
+          let text = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => (text += chunk));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+          response.on('error', reject);
+        },
+      );
       request.on('timeout', () => request.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)));
       request.on('error', reject);
       if (body !== undefined) request.write(body);
@@ -197,11 +218,13 @@ function checkIdToken(idToken: string, config: OidcConfigWrite, nonce: string): 
   let claims: Record<string, unknown> | undefined;
   if (parts.length === 3) claims = parseJsonObject(Buffer.from(parts[1], 'base64url').toString('utf8'));
   if (!claims) return fail(502, 'id-token-invalid', 'The ID token is not a compact JWT.');
-  if (claims.iss !== config.issuer) return fail(502, 'id-token-issuer', `The ID token's issuer is ${JSON.stringify(claims.iss)}, not the configured ${JSON.stringify(config.issuer)}.`);
+  if (claims.iss !== config.issuer)
+    return fail(502, 'id-token-issuer', `The ID token's issuer is ${JSON.stringify(claims.iss)}, not the configured ${JSON.stringify(config.issuer)}.`);
   const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-  if (!audiences.includes(config.audience)) return fail(502, 'id-token-audience', `The ID token is not for the configured audience ${JSON.stringify(config.audience)}.`);
+  if (!audiences.includes(config.audience))
+    return fail(502, 'id-token-audience', `The ID token is not for the configured audience ${JSON.stringify(config.audience)}.`);
   if (typeof claims.exp !== 'number' || claims.exp + CLOCK_SKEW_SECONDS < Date.now() / 1000) return fail(502, 'id-token-expired', 'The ID token has expired.');
-  if (claims.nonce !== nonce) return fail(502, 'id-token-nonce', 'The ID token\'s nonce is not the one this sign-in sent.');
+  if (claims.nonce !== nonce) return fail(502, 'id-token-nonce', "The ID token's nonce is not the one this sign-in sent.");
   if (typeof claims.sub !== 'string' || !claims.sub) return fail(502, 'id-token-invalid', 'The ID token has no "sub".');
   return { ok: true, sub: claims.sub };
 }

@@ -68,14 +68,35 @@ const BOOLEAN_FIELDS = [
 ] as const;
 const LIST_FIELDS = ['scopes', 'default_new_user_group_ids', 'default_new_user_role_ids', 'groups_with_role_ids', 'user_attributes_with_ids'] as const;
 /** Read-only fields of OIDCConfig: Looker's API documents them as read-only; a PATCH that carries them changes nothing. */
-const READ_ONLY_FIELDS = new Set(['can', 'default_new_user_groups', 'default_new_user_roles', 'groups', 'modified_at', 'modified_by', 'test_slug', 'user_attributes', 'url']);
+const READ_ONLY_FIELDS = new Set([
+  'can',
+  'default_new_user_groups',
+  'default_new_user_roles',
+  'groups',
+  'modified_at',
+  'modified_by',
+  'test_slug',
+  'user_attributes',
+  'url',
+]);
 const URL_FIELDS = ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint'] as const;
 /**
  * Fields an enabled configuration needs. The API reference says only that updates succeed
  * when "all required fields are populated"; the Admin panel asks for each of these. The
  * model requires them all (the stricter reading).
  */
-const REQUIRED_WHEN_ENABLED = ['identifier', 'secret', 'issuer', 'audience', 'authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'user_attribute_map_email', 'user_attribute_map_first_name', 'user_attribute_map_last_name'] as const;
+const REQUIRED_WHEN_ENABLED = [
+  'identifier',
+  'secret',
+  'issuer',
+  'audience',
+  'authorization_endpoint',
+  'token_endpoint',
+  'userinfo_endpoint',
+  'user_attribute_map_email',
+  'user_attribute_map_first_name',
+  'user_attribute_map_last_name',
+] as const;
 
 type StoredConfig = { -readonly [K in keyof OidcConfigWrite]: OidcConfigWrite[K] };
 
@@ -223,7 +244,8 @@ export function validateOidcConfig(config: OidcConfigWrite, directory: LookerDir
   }
   (config.groups_with_role_ids ?? []).forEach((group: OidcGroupWrite, index) => {
     const field = `groups_with_role_ids[${index}]`;
-    if (group === null || typeof group !== 'object') return void errors.push({ field, code: 'invalid', message: `${field} must be an object (OIDCGroupWrite).` });
+    if (group === null || typeof group !== 'object')
+      return void errors.push({ field, code: 'invalid', message: `${field} must be an object (OIDCGroupWrite).` });
     if (blank(group.name)) errors.push({ field: `${field}.name`, code: 'missing', message: `${field}.name (the group's name in OIDC) is required.` });
     for (const id of group.role_ids ?? []) {
       if (!roleIds.has(String(id))) errors.push({ field: `${field}.role_ids`, code: 'not_found', message: `Role ${JSON.stringify(id)} does not exist.` });
@@ -231,21 +253,34 @@ export function validateOidcConfig(config: OidcConfigWrite, directory: LookerDir
   });
   (config.user_attributes_with_ids ?? []).forEach((attribute: OidcUserAttributeWrite, index) => {
     const field = `user_attributes_with_ids[${index}]`;
-    if (attribute === null || typeof attribute !== 'object') return void errors.push({ field, code: 'invalid', message: `${field} must be an object (OIDCUserAttributeWrite).` });
+    if (attribute === null || typeof attribute !== 'object')
+      return void errors.push({ field, code: 'invalid', message: `${field} must be an object (OIDCUserAttributeWrite).` });
     if (blank(attribute.name)) errors.push({ field: `${field}.name`, code: 'missing', message: `${field}.name (the claim's name in OIDC) is required.` });
     const ids = attribute.user_attribute_ids ?? [];
-    if (ids.length === 0) errors.push({ field: `${field}.user_attribute_ids`, code: 'missing', message: `${field}.user_attribute_ids needs at least one Looker user attribute id.` });
+    if (ids.length === 0)
+      errors.push({
+        field: `${field}.user_attribute_ids`,
+        code: 'missing',
+        message: `${field}.user_attribute_ids needs at least one Looker user attribute id.`,
+      });
     for (const id of ids) {
-      if (!attributeIds.has(String(id))) errors.push({ field: `${field}.user_attribute_ids`, code: 'not_found', message: `User attribute ${JSON.stringify(id)} does not exist.` });
+      if (!attributeIds.has(String(id)))
+        errors.push({ field: `${field}.user_attribute_ids`, code: 'not_found', message: `User attribute ${JSON.stringify(id)} does not exist.` });
     }
   });
   for (const id of config.default_new_user_role_ids ?? []) {
     if (!roleIds.has(String(id))) errors.push({ field: 'default_new_user_role_ids', code: 'not_found', message: `Role ${JSON.stringify(id)} does not exist.` });
   }
   if (!blank(config.new_user_migration_types)) {
-    for (const type of String(config.new_user_migration_types).split(',').map((t) => t.trim())) {
+    for (const type of String(config.new_user_migration_types)
+      .split(',')
+      .map((t) => t.trim())) {
       if (!(LOOKER_MIGRATION_TYPES as readonly string[]).includes(type)) {
-        errors.push({ field: 'new_user_migration_types', code: 'invalid', message: `${JSON.stringify(type)} is not one of ${LOOKER_MIGRATION_TYPES.join(', ')}.` });
+        errors.push({
+          field: 'new_user_migration_types',
+          code: 'invalid',
+          message: `${JSON.stringify(type)} is not one of ${LOOKER_MIGRATION_TYPES.join(', ')}.`,
+        });
       }
     }
   }
@@ -282,7 +317,12 @@ export type LoginDecision = { readonly ok: true; readonly user: LookerUser } | {
  * - each `user_attributes_with_ids` entry sets its Looker user attributes from its claim;
  *   a `required` claim that is missing refuses the login.
  */
-export function decideLogin(config: OidcConfigWrite, claims: Readonly<Record<string, unknown>>, existing: LookerUser | undefined, newId: () => string): LoginDecision {
+export function decideLogin(
+  config: OidcConfigWrite,
+  claims: Readonly<Record<string, unknown>>,
+  existing: LookerUser | undefined,
+  newId: () => string,
+): LoginDecision {
   const text = (name: string | null | undefined): string => {
     if (!name) return '';
     const value = claims[name];
@@ -292,7 +332,12 @@ export function decideLogin(config: OidcConfigWrite, claims: Readonly<Record<str
   if (!subject) return { ok: false, reason: 'no-subject', detail: 'The OpenID provider gave no "sub" for the user.' };
   const email = text(config.user_attribute_map_email);
   // Looker keys accounts and migration by e-mail: a login without one cannot make a user.
-  if (!email) return { ok: false, reason: 'no-email', detail: `The OpenID provider gave no ${JSON.stringify(config.user_attribute_map_email)} claim (Looker's e-mail attribute).` };
+  if (!email)
+    return {
+      ok: false,
+      reason: 'no-email',
+      detail: `The OpenID provider gave no ${JSON.stringify(config.user_attribute_map_email)} claim (Looker's e-mail attribute).`,
+    };
 
   const oidcGroups = groupValues(config.groups_attribute ? claims[config.groups_attribute] : undefined);
   const matched = (config.groups_with_role_ids ?? []).filter((group) => group.name && oidcGroups.includes(group.name));
@@ -311,7 +356,8 @@ export function decideLogin(config: OidcConfigWrite, claims: Readonly<Record<str
     const value = mapping.name ? claims[mapping.name] : undefined;
     const present = typeof value === 'string' ? value.length > 0 : typeof value === 'number' || typeof value === 'boolean';
     if (!present) {
-      if (mapping.required) return { ok: false, reason: 'missing-required-attribute', detail: `The required claim ${JSON.stringify(mapping.name)} is missing.` };
+      if (mapping.required)
+        return { ok: false, reason: 'missing-required-attribute', detail: `The required claim ${JSON.stringify(mapping.name)} is missing.` };
       continue;
     }
     for (const id of mapping.user_attribute_ids ?? []) attributeValues[String(id)] = String(value);
@@ -328,7 +374,7 @@ export function decideLogin(config: OidcConfigWrite, claims: Readonly<Record<str
       firstName: text(config.user_attribute_map_first_name),
       lastName: text(config.user_attribute_map_last_name),
       roleIds,
-      groupNames: config.set_roles_from_groups ? groupNames : existing?.groupNames ?? [],
+      groupNames: config.set_roles_from_groups ? groupNames : (existing?.groupNames ?? []),
       attributeValues,
       logins: (existing?.logins ?? 0) + 1,
     },

@@ -37,7 +37,9 @@ export function chips(values: readonly string[], kind: string): string {
 /** `name = value` chips for attributes, or "none". */
 export function attributeChips(attributes: Readonly<Record<string, string>>): string {
   const entries = Object.entries(attributes);
-  return entries.length ? entries.map(([k, v]) => `<span class="chip attr">${escapeHtml(k)} = ${escapeHtml(v)}</span>`).join(' ') : '<span class="none">none</span>';
+  return entries.length
+    ? entries.map(([k, v]) => `<span class="chip attr">${escapeHtml(k)} = ${escapeHtml(v)}</span>`).join(' ')
+    : '<span class="none">none</span>';
 }
 
 export function timeHtml(epochSeconds: number | null): string {

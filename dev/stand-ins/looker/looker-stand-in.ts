@@ -124,7 +124,8 @@ export function startLookerStandIn(options: LookerStandInOptions): Promise<Runni
     (req, res) => {
       const url = new URL(req.url ?? '/', 'https://looker.invalid');
       void looker!.handle(req, res, url, requests).catch((error: Error & { statusCode?: number }) => {
-        if (!res.headersSent) sendJson(res, error.statusCode ?? 500, { message: error.statusCode ? error.message : `The Looker stand-in failed: ${error.message}` });
+        if (!res.headersSent)
+          sendJson(res, error.statusCode ?? 500, { message: error.statusCode ? error.message : `The Looker stand-in failed: ${error.message}` });
         else res.destroy();
       });
     },
@@ -188,7 +189,7 @@ class LookerApp {
     const headerIdentity = identityFrom(req.headers);
     const oidcOn = this.config.current().enabled === true;
     const sessionUser = oidcOn ? this.sessionUser(req) : undefined;
-    requests.push({ method, path, requestId: headerIdentity.requestId, user: oidcOn ? sessionUser?.email ?? '' : headerIdentity.user });
+    requests.push({ method, path, requestId: headerIdentity.requestId, user: oidcOn ? (sessionUser?.email ?? '') : headerIdentity.user });
     if (requests.length > MAX_REQUESTS_KEPT) requests.shift();
 
     if (path === '/alive') return send(res, 200, 'text/plain', 'ok');
@@ -204,11 +205,24 @@ class LookerApp {
     if (path === '/logout') return this.logout(req, res);
     if (path === '/login/email') {
       return this.config.current().alternate_email_login_allowed
-        ? send(res, 200, 'text/html', messagePage('Alternate login', 'E-mail and password login for Looker admins and users with the login_special_email permission (alternate_email_login_allowed).'))
+        ? send(
+            res,
+            200,
+            'text/html',
+            messagePage(
+              'Alternate login',
+              'E-mail and password login for Looker admins and users with the login_special_email permission (alternate_email_login_allowed).',
+            ),
+          )
         : send(res, 404, 'text/html', messagePage('Not found', 'Alternate e-mail login is off (alternate_email_login_allowed is false).'));
     }
     if (path.startsWith('/api/')) {
-      if (!sessionUser && !this.apiTokenValid(req)) return sendJson(res, 401, { message: 'Requires authentication.', documentation_url: LOOKER_DOCS.apiTroubleshooting, request_id: headerIdentity.requestId });
+      if (!sessionUser && !this.apiTokenValid(req))
+        return sendJson(res, 401, {
+          message: 'Requires authentication.',
+          documentation_url: LOOKER_DOCS.apiTroubleshooting,
+          request_id: headerIdentity.requestId,
+        });
       return answerApiAsLookerUser(method, path, sessionUser, this.lookerView(sessionUser), headerIdentity.requestId, res);
     }
     if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'text/plain', `Method ${method} is not supported here.`);
@@ -376,11 +390,17 @@ const SAMPLE_LOOKS = [
 function answerFromHeaders(method: string, url: URL, identity: GatewayIdentity, res: http.ServerResponse): void {
   const path = url.pathname;
   if (path.startsWith('/api/')) {
-    if (method !== 'GET' && method !== 'POST') return sendJson(res, 405, { message: `Method ${method} is not supported here.`, request_id: identity.requestId });
+    if (method !== 'GET' && method !== 'POST')
+      return sendJson(res, 405, { message: `Method ${method} is not supported here.`, request_id: identity.requestId });
     if (path === '/api/4.0/user') return sendJson(res, 200, headerApiUser(identity));
     if (path === '/api/4.0/looks') return sendJson(res, 200, { looks: SAMPLE_LOOKS, request_id: identity.requestId, user: identity.user });
     if (path === '/api/4.0/queries/run') {
-      return sendJson(res, 200, { user: identity.user, auth: identity.authMethod, rows: [{ region: identity.attributes.region ?? 'all', revenue: 1234.5 }], request_id: identity.requestId });
+      return sendJson(res, 200, {
+        user: identity.user,
+        auth: identity.authMethod,
+        rows: [{ region: identity.attributes.region ?? 'all', revenue: 1234.5 }],
+        request_id: identity.requestId,
+      });
     }
     return sendJson(res, 404, { message: `No API route ${path} in the Looker stand-in.`, request_id: identity.requestId });
   }
@@ -403,7 +423,14 @@ function headerApiUser(identity: GatewayIdentity) {
 }
 
 /** OIDC mode: the API answers about the Looker user of the session (or the API user of a token). */
-function answerApiAsLookerUser(method: string, path: string, user: LookerUser | undefined, view: LookerUserView | undefined, requestId: string, res: http.ServerResponse): void {
+function answerApiAsLookerUser(
+  method: string,
+  path: string,
+  user: LookerUser | undefined,
+  view: LookerUserView | undefined,
+  requestId: string,
+  res: http.ServerResponse,
+): void {
   if (method !== 'GET' && method !== 'POST') return sendJson(res, 405, { message: `Method ${method} is not supported here.`, request_id: requestId });
   const who = view?.user.email ?? 'api-user';
   if (path === '/api/4.0/user') {
@@ -423,7 +450,8 @@ function answerApiAsLookerUser(method: string, path: string, user: LookerUser | 
     });
   }
   if (path === '/api/4.0/looks') return sendJson(res, 200, { looks: SAMPLE_LOOKS, request_id: requestId, user: who });
-  if (path === '/api/4.0/queries/run') return sendJson(res, 200, { user: who, auth: 'oidc', rows: [{ region: view?.attributes.region ?? 'all', revenue: 1234.5 }], request_id: requestId });
+  if (path === '/api/4.0/queries/run')
+    return sendJson(res, 200, { user: who, auth: 'oidc', rows: [{ region: view?.attributes.region ?? 'all', revenue: 1234.5 }], request_id: requestId });
   return sendJson(res, 404, { message: `No API route ${path} in the Looker stand-in.`, request_id: requestId });
 }
 
@@ -438,7 +466,13 @@ function headerPage(location: string, id: GatewayIdentity): string {
     ['Request id', 'request-id', `<code>${escapeHtml(id.requestId || '-')}</code>`],
     ['Session expires', 'session-expires', timeHtml(id.sessionExpiresAt)],
   ];
-  return appPage({ location, greeting: `Hello, ${id.user || 'unknown'}`, intro: 'This is what the gateway told Looker about you:', rows, signOutHref: GATEWAY_SIGN_OUT });
+  return appPage({
+    location,
+    greeting: `Hello, ${id.user || 'unknown'}`,
+    intro: 'This is what the gateway told Looker about you:',
+    rows,
+    signOutHref: GATEWAY_SIGN_OUT,
+  });
 }
 
 function lookerUserPage(location: string, view: LookerUserView | undefined, requestId: string): string {
@@ -454,7 +488,13 @@ function lookerUserPage(location: string, view: LookerUserView | undefined, requ
     ['Logins', 'logins', String(user.logins)],
     ['Request id', 'request-id', `<code>${escapeHtml(requestId || '-')}</code>`],
   ];
-  return appPage({ location, greeting: `Hello, ${view!.displayName}`, intro: 'These are the roles, groups and attributes Looker applied at your OpenID Connect sign-in:', rows, signOutHref: '/logout' });
+  return appPage({
+    location,
+    greeting: `Hello, ${view!.displayName}`,
+    intro: 'These are the roles, groups and attributes Looker applied at your OpenID Connect sign-in:',
+    rows,
+    signOutHref: '/logout',
+  });
 }
 
 function cookiesOf(req: http.IncomingMessage): Map<string, string> {

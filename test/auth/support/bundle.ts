@@ -36,7 +36,12 @@ export async function startBundledHarness(options: Omit<HarnessOptions, 'handler
   const built = await bundleLambda('auth', outDir);
   const lines: string[] = [];
   const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(...chunk.toString().split('\n').filter((line) => line.length > 0));
+    lines.push(
+      ...chunk
+        .toString()
+        .split('\n')
+        .filter((line) => line.length > 0),
+    );
     return true;
   });
   const restore = () => {

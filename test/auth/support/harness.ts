@@ -10,7 +10,14 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { CustomFetch } from 'openid-client';
-import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret, type SigningKeyStatus, type StoredJwk } from '../../../core/key-material';
+import {
+  SECRET_FORMAT_VERSION,
+  SECRET_KINDS,
+  type CookieKeySetSecret,
+  type SigningKeySetSecret,
+  type SigningKeyStatus,
+  type StoredJwk,
+} from '../../../core/key-material';
 import type { AuthServiceEnvironment } from '../../../core/auth/environment';
 import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../local/auth-local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
@@ -80,7 +87,11 @@ export async function startTestIdp(options: {
     throw error;
   }
   const admin = async (adminPath: string, body: unknown) => {
-    const answer = await options.fetch(`${idp.origin}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
+    const answer = await options.fetch(`${idp.origin}/test-admin${adminPath}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    } as unknown as Parameters<CustomFetch>[1]);
     if (answer.status !== 200) throw new Error(`IdP test-admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
   };
   return {
@@ -116,7 +127,12 @@ export async function generateSigningKeySet(alg: 'ES256' | 'RS256' = 'ES256'): P
 }
 
 export function generateCookieKeySet(): CookieKeySetSecret {
-  const key = (status: 'current' | 'previous') => ({ kid: `cookie-${status}-${randomBytes(4).toString('hex')}`, status, createdAt: new Date().toISOString(), k: randomBytes(32).toString('base64url') });
+  const key = (status: 'current' | 'previous') => ({
+    kid: `cookie-${status}-${randomBytes(4).toString('hex')}`,
+    status,
+    createdAt: new Date().toISOString(),
+    k: randomBytes(32).toString('base64url'),
+  });
   return { kind: SECRET_KINDS.cookieKeys, version: SECRET_FORMAT_VERSION, keys: [key('current'), key('previous')] };
 }
 
@@ -170,7 +186,12 @@ export interface HttpAnswer {
 }
 
 /** One request with the jar's cookies, no redirect following. */
-export async function request(fetchFn: CustomFetch, jar: CookieJar, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<HttpAnswer> {
+export async function request(
+  fetchFn: CustomFetch,
+  jar: CookieJar,
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...(init.headers ?? {}) };
   const cookie = jar.header(url);
   if (cookie) headers.cookie = cookie;
@@ -178,7 +199,13 @@ export async function request(fetchFn: CustomFetch, jar: CookieJar, url: string,
   const setCookies = answer.headers.getSetCookie();
   jar.store(url, setCookies);
   const location = answer.headers.get('location') ?? undefined;
-  return { status: answer.status, headers: answer.headers, setCookies, body: await answer.text(), location: location ? new URL(location, url).toString() : undefined };
+  return {
+    status: answer.status,
+    headers: answer.headers,
+    setCookies,
+    body: await answer.text(),
+    location: location ? new URL(location, url).toString() : undefined,
+  };
 }
 
 export interface CapturedLogs {
@@ -229,7 +256,10 @@ export interface Harness {
   /** The DynamoDB model holding the revocation table, when `revocationTable` was asked for. */
   readonly dynamo?: DynamoDbModel;
   /** Starts one more auth service on the same IdP and secrets with changed variables (or a given handler). */
-  startAnother(overrides: Partial<Record<keyof AuthServiceEnvironment, string>>, handler?: ProxyHandler): Promise<RunningLocalAuthService & { logs: CapturedLogs }>;
+  startAnother(
+    overrides: Partial<Record<keyof AuthServiceEnvironment, string>>,
+    handler?: ProxyHandler,
+  ): Promise<RunningLocalAuthService & { logs: CapturedLogs }>;
   stop(): Promise<void>;
 }
 
@@ -350,7 +380,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 /** Drives a full login: start -> IdP authorize -> interaction form -> callback. Returns the callback answer. */
-export async function login(h: Pick<Harness, 'gatewayUrl' | 'fetch'>, jar: CookieJar, user: string, rd = '/'): Promise<{ callback: HttpAnswer; callbackUrl: string }> {
+export async function login(
+  h: Pick<Harness, 'gatewayUrl' | 'fetch'>,
+  jar: CookieJar,
+  user: string,
+  rd = '/',
+): Promise<{ callback: HttpAnswer; callbackUrl: string }> {
   const start = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent(rd)}`, { headers: { accept: 'text/html' } });
   if (start.status !== 302 || !start.location) throw new Error(`start answered ${start.status}: ${start.body}`);
   const callbackUrl = await idpLogin(h.fetch, jar, start.location, user);
@@ -371,7 +406,11 @@ export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizati
     if (answer.status === 200 && /\/interaction\/[\w-]+$/.test(new URL(at).pathname) && answer.body.includes('name="username"')) {
       // What the IdP's login form posts.
       const form = new URLSearchParams({ username: user, password: testPassword(user) });
-      answer = await request(fetchFn, jar, `${at}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      answer = await request(fetchFn, jar, `${at}/login`, {
+        method: 'POST',
+        body: form.toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       continue;
     }
     if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);

@@ -110,17 +110,28 @@ export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Use
     login: async (config, options) => {
       const jar = options.jar ?? new CookieJar();
       const { callbackUrl, verifier, state, nonce } = await authorize(config, { ...options, jar });
-      const tokens = await client.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+      const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+        idTokenExpected: true,
+      });
       return { tokens, jar };
     },
     get: (url, jar) => request(fetchFn, jar, url),
     submitLogoutForm: async (page, pageUrl, jar) => {
-      const form = /<form[^>]*id="op\.logoutForm"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page.body) ?? /<form[^>]*action="([^"]+)"[^>]*id="op\.logoutForm"[^>]*>([\s\S]*?)<\/form>/.exec(page.body);
+      const form =
+        /<form[^>]*id="op\.logoutForm"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page.body) ??
+        /<form[^>]*action="([^"]+)"[^>]*id="op\.logoutForm"[^>]*>([\s\S]*?)<\/form>/.exec(page.body);
       if (!form) throw new Error(`no logout form in the IdP page: ${page.body.slice(0, 300)}`);
       const fields = new URLSearchParams();
       for (const input of form[2].matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"[^>]*>/g)) fields.set(input[1], input[2]);
       fields.set('logout', 'yes');
-      return request(fetchFn, jar, new URL(form[1], pageUrl).href, { method: 'POST', body: fields.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      return request(fetchFn, jar, new URL(form[1], pageUrl).href, {
+        method: 'POST',
+        body: fields.toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
     },
     rotateClientSecret: (secret) => idp.rotateClientSecret(secret),
     stop: () => idp.stop(),
