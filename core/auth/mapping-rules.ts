@@ -141,7 +141,9 @@ export type MappingResult = MappingGrant | MappingDenial;
 /** Longest name, pattern or value accepted (characters). */
 const MAX_TEXT_LENGTH = 256;
 /** Roles and groups travel comma-separated, and all of it in HTTP headers. */
+// eslint-disable-next-line no-control-regex -- control characters are what this rejects
 const FORBIDDEN_IN_NAMES = /[,\u0000-\u001f\u007f]/;
+// eslint-disable-next-line no-control-regex -- control characters are what this rejects
 const FORBIDDEN_IN_VALUES = /[\u0000-\u001f\u007f]/;
 /** Glob syntax this module does not support, so it is rejected rather than taken literally. */
 const UNSUPPORTED_GLOB = /[[\]{}!\\]/;

@@ -10,8 +10,8 @@ import { GATEWAY_FILES } from '../layout';
 
 /** SPKI PEM of a public JWK (EC P-256 or RSA), the form `jwt_verify` loads. */
 export function publicKeyPemFromJwk(jwk: StoredJwk): string {
-  const { d, p, q, dp, dq, qi, ...publicPart } = jwk as Record<string, unknown>;
-  (void d, p, q, dp, dq, qi);
+  // The private members are left out: createPublicKey takes a public JWK only.
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicPart } = jwk as Record<string, unknown>;
   try {
     return createPublicKey({ key: publicPart as import('node:crypto').JsonWebKey, format: 'jwk' })
       .export({ type: 'spki', format: 'pem' })

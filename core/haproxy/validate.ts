@@ -101,7 +101,7 @@ const HTTP_METHOD = /^[A-Z]+$/;
 const MACHINE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 /** Characters HAProxy's config tokenizer and ACL patterns take literally in a path prefix. */
-const PATH_PREFIX = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%\/-]*$/;
+const PATH_PREFIX = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
 const SYSLOG_FACILITIES = [
   'kern',
   'user',

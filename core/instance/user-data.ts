@@ -19,8 +19,7 @@
  * AWS endpoints are the CLI's own: AWS_ENDPOINT_URL_CLOUDFORMATION, AWS_ENDPOINT_URL_SECRETS_MANAGER.
  */
 import * as path from 'node:path';
-import type { LookerBackendConfig } from '../../lib/looker/looker-backend';
-import { isIpv4Address } from '../../lib/private/validation';
+import { isIpv4Address } from '../net';
 import { GatewayConfigOptions, LogDestination, MachineClientOptions, MachineRouteOptions } from '../haproxy/options';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from '../layout';
 import { renderGatewayConfig, RenderedGatewayConfig } from '../haproxy/render';
@@ -214,7 +213,7 @@ export interface InstanceFilesInput {
   readonly domainName: string;
   readonly session: { readonly issuer: string; readonly audience: string; readonly algorithm: string; readonly attributeNames: readonly string[] };
   readonly authService: { readonly hostName: string; readonly pathPrefix: string };
-  readonly looker: LookerBackendConfig;
+  readonly looker: InstanceLookerInput;
   readonly instancePort: number;
   readonly healthCheckPort: number;
   /** Loopback port of the readiness probe (the boot check). */
@@ -224,6 +223,20 @@ export interface InstanceFilesInput {
   readonly secrets: { readonly verificationKeys: string; readonly backendClientCertificate: string; readonly frontendCertificate: string };
   /** Client-certificate routes for scripts and agents, with the CA (and CRL) their certificates are checked against. */
   readonly machineClients?: InstanceMachineClients;
+}
+
+/** How the instances reach Looker (the constructs' LookerBackend config). */
+export interface InstanceLookerInput {
+  /** Host names or IPv4 addresses of the Looker nodes, or one DNS name that resolves to all of them. */
+  readonly hosts: readonly string[];
+  /** True when `hosts` is one DNS name HAProxy resolves at run time. */
+  readonly resolvesByDns: boolean;
+  readonly webPort: number;
+  readonly healthPath: string;
+  /** CA of Looker's certificates, PEM, when known at synth (else the system store). */
+  readonly caCertificatePem?: string;
+  /** Name in Looker's certificate (SNI and verification). */
+  readonly serverName?: string;
 }
 
 export interface InstanceMachineClients {

@@ -5,7 +5,8 @@
  */
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Token } from 'aws-cdk-lib';
-import { GatewayPropsError, isHostName, isIpv4Address } from '../private/validation';
+import { isHostName, isIpv4Address } from '../../core/net';
+import { GatewayPropsError } from '../private/validation';
 
 /** Looker's web UI port. */
 export const LOOKER_WEB_PORT = 9999;

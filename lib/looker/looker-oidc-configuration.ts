@@ -240,6 +240,7 @@ function validateSettings(where: string, props: LookerOidcConfigurationProps): v
   const seen = new Set<string>();
   for (const entry of groups) {
     if (Token.isUnresolved(entry.group)) continue;
+    // eslint-disable-next-line no-control-regex -- control characters are what this rejects
     if (entry.group.trim() === '' || entry.group.trim() !== entry.group || /[,\u0000-\u001f]/.test(entry.group)) {
       throw new GatewayPropsError(
         where,

@@ -30,7 +30,7 @@ const INSTANCE: InstanceFilesInput = {
   domainName: 'looker.example.com',
   session: { issuer: 'https://looker.example.com', audience: 'https://looker.example.com', algorithm: 'ES256', attributeNames: ['region'] },
   authService: { hostName: 'auth-service.execute-api.invalid', pathPrefix: '/gateway' },
-  looker: { hosts: ['10.0.8.10', '10.0.12.10'], resolvesByDns: false, webPort: 9999, apiPort: 19999, healthPath: '/alive', serverName: 'looker.internal.example.com' },
+  looker: { hosts: ['10.0.8.10', '10.0.12.10'], resolvesByDns: false, webPort: 9999, healthPath: '/alive', serverName: 'looker.internal.example.com' },
   instancePort: 443,
   healthCheckPort: 8080,
   readinessPort: 8081,

@@ -59,7 +59,6 @@ export async function startBundledHarness(options: Omit<HarnessOptions, 'handler
         Object.assign(process.env, environment, { AWS_REGION: 'eu-west-1' });
         // The bundle calls the IdP with the global fetch, as in Lambda; here it must trust the test CA.
         globalThis.fetch = (await fetchTrustingCa(caPem)) as unknown as typeof fetch;
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
         const bundle = require(built.file) as { handler: (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult> };
         return { handle: (event, context) => bundle.handler(event, (context ?? {}) as Context) };
       },
