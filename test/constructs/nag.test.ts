@@ -13,19 +13,17 @@ import { LookerGateway } from '../../lib/looker-gateway';
 import { newEmptyStack, newGatewayStack } from './fixtures';
 
 function acknowledgementsUnder(scope: IConstruct): Array<{ path: string; id: string; reason: string }> {
-  return scope.node
-    .findAll()
-    .flatMap((construct) =>
-      construct.node.metadata
-        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-        .flatMap((entry) =>
-          Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
-            path: construct.node.path,
-            id: id.replace(/^annotation::/i, ''),
-            reason,
-          })),
-        ),
-    );
+  return scope.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path,
+          id: id.replace(/^annotation::/i, ''),
+          reason,
+        })),
+      ),
+  );
 }
 
 describe('cdk-nag on the full stack', () => {
