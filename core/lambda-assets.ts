@@ -1,29 +1,34 @@
 /**
- * How the gateway's Lambda functions are bundled: the one place that the constructs
- * (NodejsFunction) and the tests and benchmarks (esbuild's API) both read, so the
- * bundle that is tested is the bundle that deploys.
+ * The gateway's Lambda functions as prebuilt assets: `npm run build` bundles each entry with
+ * esbuild into `dist/assets/<directory>/index.js` (scripts/bundle-lambdas.ts), the package
+ * ships those files, and the constructs point `lambda.Code.fromAsset` at them (as aws-cdk-lib
+ * does for its own handlers). A consumer's synth needs no esbuild, no lockfile, no network.
+ * Pure data, read by the constructs, the build script, the tests and the benchmarks alike.
  */
-import * as path from 'node:path';
 
-export const REPO_ROOT = path.resolve(__dirname, '..');
-
-export interface LambdaBundle {
-  /** Entry file, relative to the repository root. */
+export interface LambdaAsset {
+  /** Entry file of the handler, relative to the repository root. */
   readonly entry: string;
+  /** Directory of the built `index.js` under `dist/assets/` (and `assets/` next to the compiled lib/). */
+  readonly directory: string;
   /** Budget of the minified bundle, bytes. */
   readonly maxBytes: number;
 }
 
-export const LAMBDA_BUNDLES = {
-  auth: { entry: 'lambda/auth/index.ts', maxBytes: 250 * 1024 },
-  rotation: { entry: 'lambda/rotation/index.ts', maxBytes: 320 * 1024 },
-  lookerOidc: { entry: 'lambda/looker-oidc/index.ts', maxBytes: 64 * 1024 },
-} as const satisfies Record<string, LambdaBundle>;
+export const LAMBDA_ASSETS = {
+  auth: { entry: 'lambda/auth/index.ts', directory: 'auth', maxBytes: 250 * 1024 },
+  rotation: { entry: 'lambda/rotation/index.ts', directory: 'rotation', maxBytes: 320 * 1024 },
+  lookerOidc: { entry: 'lambda/looker-oidc/index.ts', directory: 'looker-oidc', maxBytes: 64 * 1024 },
+} as const satisfies Record<string, LambdaAsset>;
+
+export type LambdaAssetName = keyof typeof LAMBDA_ASSETS;
+
+/** The handler of every asset: `exports.handler` of its `index.js`. */
+export const LAMBDA_ASSET_HANDLER = 'index.handler';
 
 /**
- * esbuild settings shared by NodejsFunction and the test bundles. The AWS SDK v3 is
- * part of the Node.js Lambda runtime, so it stays external (smaller bundle, faster
- * cold start); everything else is bundled.
+ * esbuild settings of every asset. The AWS SDK v3 is part of the Node.js Lambda runtime, so
+ * it stays external (smaller bundle, faster cold start); everything else is bundled.
  */
 export const BUNDLING = {
   target: 'node22',

@@ -8,7 +8,9 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { startProcess, waitForPorts } from './processes';
 
-export const REPO_ROOT = path.resolve(__dirname, '..');
+import { REPO_ROOT } from './repo';
+
+export { REPO_ROOT };
 export const TRIXIE_ROOT = process.env.LG_TRIXIE_ROOT ?? path.join(REPO_ROOT, '.cache', 'trixie-root');
 
 export interface HaproxyCommand {

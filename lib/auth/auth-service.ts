@@ -16,7 +16,7 @@ import { Construct } from 'constructs';
 import { GatewayKeys } from '../keys/gateway-keys';
 import { lambdaEnvironmentProblems } from '../private/lambda-environment';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
+import { LAMBDA_ASSETS } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { assertDomainName, assertDurationInRange, assertHttpsUrl, assertIntegerInRange, assertNonEmptyString, GatewayPropsError } from '../private/validation';
@@ -147,7 +147,7 @@ export class AuthService extends Construct {
 
     this.auditLogGroup = props.auditLogGroup ?? newEncryptedLogGroup(this, 'AuditLogs', encryptionKey, logs.RetentionDays.ONE_YEAR);
     this.function = newGatewayFunction(this, 'Function', {
-      bundle: LAMBDA_BUNDLES.auth,
+      asset: LAMBDA_ASSETS.auth,
       description: 'cdk-looker-gateway: OIDC login, refresh and claim mapping',
       environment: { ...environment },
       logGroup: this.auditLogGroup,

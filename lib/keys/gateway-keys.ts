@@ -14,7 +14,7 @@ import { Construct } from 'constructs';
 import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../core/key-material';
 import { DEFAULT_SESSION_ALGORITHM, SESSION_ALGORITHMS, SessionAlgorithm } from '../../core/session-contract';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
+import { LAMBDA_ASSETS } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { GatewayPropsError } from '../private/validation';
@@ -152,7 +152,7 @@ export class GatewayKeys extends Construct {
     );
     this.rotationLogGroup = props.rotationLogGroup ?? newEncryptedLogGroup(this, 'RotationLogs', this.encryptionKey, logs.RetentionDays.ONE_YEAR);
     this.rotationFunction = newGatewayFunction(this, 'RotationFunction', {
-      bundle: LAMBDA_BUNDLES.rotation,
+      asset: LAMBDA_ASSETS.rotation,
       description: 'cdk-looker-gateway: rotates session signing keys, cookie keys and certificates',
       environment: environment,
       logGroup: this.rotationLogGroup,

@@ -22,7 +22,7 @@ import { DEFAULT_LOOKER_CLIENT_ID, lookerRedirectUri } from '../../core/auth/loo
 import type { MappingRuleSet } from '../../core/auth/mapping-rules';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../../core/lambda-assets';
+import { LAMBDA_ASSETS } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { assertDomainName, GatewayPropsError } from '../private/validation';
@@ -188,7 +188,7 @@ export class LookerOidcConfiguration extends Construct {
     };
 
     this.function = newGatewayFunction(this, 'Function', {
-      bundle: LAMBDA_BUNDLES.lookerOidc,
+      asset: LAMBDA_ASSETS.lookerOidc,
       description: "cdk-looker-gateway: points Looker's OpenID Connect login at the gateway's broker (custom resource)",
       environment: {},
       logGroup: props.logGroup ?? newEncryptedLogGroup(this, 'Logs', encryptionKey, logs.RetentionDays.ONE_YEAR),

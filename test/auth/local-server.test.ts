@@ -11,7 +11,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { fetchTrustingCa, startLocalAuthService, type RunningLocalAuthService } from '../../local/auth-local-server';
 import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { parseClientSecret } from '../../lambda/auth/service';
-import { REPO_ROOT } from '../../core/lambda-assets';
+import { REPO_ROOT } from '../../dev/repo';
 import { createCa, issueCertificate } from '../../dev/pki';
 import { DEFAULT_RULES, generateCookieKeySet, generateSigningKeySet } from './support/harness';
 

@@ -9,10 +9,8 @@
  * here a local server that records it.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo, createServer as createTcpServer, Server as TcpServer, Socket } from 'node:net';
-import * as path from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -21,10 +19,9 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcSettings } from '../../lib/looker/looker-oidc-configuration';
 import { LOOKER_API_PATHS } from '../../core/looker/oidc-config';
-import { REPO_ROOT } from '../../core/lambda-assets';
 import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/looker/looker-stand-in';
 import { createLocalPki, LocalPki } from '../../local/pki';
-import { bundleLambda } from '../../scripts/bundle-lambdas';
+import { builtAssetFile } from '../../scripts/bundle-lambdas';
 import { captureLogs } from '../rotation/fixture';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from '../constructs/resolve';
 import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
@@ -44,7 +41,6 @@ const RULES = {
 
 type Handler = (event: CloudFormationCustomResourceEvent, context: { getRemainingTimeInMillis(): number }) => Promise<void>;
 
-let dir: string;
 let handler: Handler;
 let pki: LocalPki;
 let looker: RunningLookerStandIn;
@@ -62,14 +58,8 @@ const savedRegion = process.env.AWS_REGION;
 beforeAll(async () => {
   // The Lambda runtime always sets the function's region.
   process.env.AWS_REGION = 'eu-west-1';
-  // Inside the repository, so the bundle's require('@aws-sdk/...') resolves to the SDK the test mocks
-  // (.tmp, not .cache: a worktree's .cache may be a link to another checkout with its own node_modules).
-  mkdirSync(path.join(REPO_ROOT, '.tmp'), { recursive: true });
-  dir = mkdtempSync(path.join(REPO_ROOT, '.tmp', 'test-looker-oidc-bundle-'));
-  const built = await bundleLambda('lookerOidc', dir);
-  const file = path.join(dir, 'index.cjs');
-  copyFileSync(built.file, file);
-  handler = require(file).handler;
+  // The built asset in the repository's dist/, so its require('@aws-sdk/...') resolves to the SDK the test mocks.
+  handler = require(builtAssetFile('lookerOidc')).handler;
 
   pki = await createLocalPki();
   looker = await startLookerStandIn({ certPem: pki.looker.cert, keyPem: pki.looker.key, oidc: { apiCredentials: [API_KEY] } });
@@ -103,7 +93,6 @@ afterAll(async () => {
   responses?.close();
   for (const socket of hangingSockets) socket.destroy();
   hanging?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 interface Target {

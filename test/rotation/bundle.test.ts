@@ -1,31 +1,23 @@
 /**
- * The esbuild bundle that deploys (core/lambda-assets.ts settings, through
- * scripts/bundle-lambdas.ts) rotates every kind of secret. The AWS SDK stays external,
- * so aws-sdk-client-mock's patch of SecretsManagerClient reaches the bundle too.
+ * The built asset that deploys (dist/assets/rotation/index.js, made by `npm run build`)
+ * rotates every kind of secret. The AWS SDK stays external, so aws-sdk-client-mock's patch
+ * of SecretsManagerClient reaches the bundle too.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
-import { REPO_ROOT } from '../../core/lambda-assets';
-import { bundleLambda } from '../../scripts/bundle-lambdas';
+import { builtAssetFile } from '../../scripts/bundle-lambdas';
 import { captureLogs, startRotationWorld } from './fixture';
 
-let dir: string;
 let bundled: { handler: (event: SecretsManagerRotationEvent) => Promise<void> };
 let source: string;
 
-beforeAll(async () => {
-  // Inside the repository, so the bundle's require('@aws-sdk/...') resolves to the same SDK the test mocks.
-  dir = mkdtempSync(path.join(REPO_ROOT, '.cache', 'test-rotation-bundle-'));
-  const built = await bundleLambda('rotation', dir);
-  source = readFileSync(built.file, 'utf8');
-  // .cjs: loaded as is, not transformed again by ts-jest.
-  const file = path.join(dir, 'index.cjs');
-  copyFileSync(built.file, file);
+beforeAll(() => {
+  // In the repository's dist/, so the bundle's require('@aws-sdk/...') resolves to the same SDK the test mocks.
+  const file = builtAssetFile('rotation');
+  source = readFileSync(file, 'utf8');
   bundled = require(file);
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test('the bundle keeps the AWS SDK external and carries jose and @peculiar/x509 inside', () => {
   expect(source).toMatch(/require\("@aws-sdk\/client-secrets-manager"\)/);
