@@ -1,6 +1,5 @@
 export * from './looker-gateway';
 export * from './stack';
-export * from './nag/index';
 export * from './fleet/gateway-fleet';
 export { ClientCertificateAuthority } from './fleet/machine-clients';
 export type { ClientCertificateAuthorityFileOptions, ClientCertificateAuthorityPemOptions, MachineClient, MachineRoutes } from './fleet/machine-clients';

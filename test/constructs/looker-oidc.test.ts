@@ -13,7 +13,7 @@ import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcConfigurationProps } from '../../lib/looker/looker-oidc-configuration';
 import { parseLookerOidcResourceSettings } from '../../core/looker/oidc-config';
 import { LookerGateway } from '../../lib/looker-gateway';
-import { nagFindings } from '../../lib/nag/index';
+import { GatewayNagPacks } from '../../lib/nag';
 import { newGatewayStack, newTestApp } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
@@ -114,7 +114,7 @@ describe("on, through the deployable app's context", () => {
   });
 
   test('no cdk-nag finding in any of the four packs', () => {
-    expect(nagFindings(stack)).toEqual([]);
+    expect(GatewayNagPacks.findings(stack)).toEqual([]);
   });
 });
 
