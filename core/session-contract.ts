@@ -161,8 +161,7 @@ export interface InlineRefreshResponse {
   readonly expiresAt: number;
   /**
    * The upstream assertion minted with it (also set as {@link ASSERTION_COOKIE}), for
-   * HAProxy to forward on the request being refreshed. Optional: absent from an answer of
-   * an auth service that predates it.
+   * HAProxy to forward on the request being refreshed.
    */
-  readonly assertion?: string;
+  readonly assertion: string;
 }

@@ -196,7 +196,7 @@ export class LookerGateway extends Construct {
       machineRoutes: props.machineRoutes,
       clientCertificateAuthority: props.clientCertificateAuthority,
     });
-    this.authService.allowAccessFrom(this.fleet);
+    this.authService.connections.allowDefaultPortFrom(this.fleet, 'Gateway fleet to the auth service API');
     // Instances (key-sync at boot) and the auth service read key material that the first
     // rotations write: start those rotations before either comes up.
     // Only the group and the function resources: their roles are named in the key policy.

@@ -87,13 +87,6 @@ export enum AttributeConflictPolicy {
   DENY = 'deny',
 }
 
-/** The policies by their former camel-case names (kept for callers of earlier versions). */
-export const ATTRIBUTE_CONFLICT_POLICIES = {
-  firstMatch: AttributeConflictPolicy.FIRST_MATCH,
-  join: AttributeConflictPolicy.JOIN,
-  deny: AttributeConflictPolicy.DENY,
-} as const;
-
 export interface MappingRuleSet {
   /** Evaluated in order; every matching rule contributes. */
   readonly rules: MappingRule[];
@@ -281,7 +274,7 @@ export function validateMappingRules(ruleSet: unknown): MappingRuleSet {
   for (const key of Object.keys(ruleSet)) {
     if (!['rules', 'attributeConflicts'].includes(key)) fail('rule set', `unknown field ${describe(key)}: a rule set has rules and attributeConflicts.`);
   }
-  const policies: readonly string[] = Object.values(ATTRIBUTE_CONFLICT_POLICIES);
+  const policies: readonly string[] = Object.values(AttributeConflictPolicy);
   if (ruleSet.attributeConflicts !== undefined && !policies.includes(ruleSet.attributeConflicts as string)) {
     fail('attributeConflicts', `${describe(ruleSet.attributeConflicts)} is not a policy: use one of ${policies.map((p) => `"${p}"`).join(', ')}.`);
   }
@@ -407,10 +400,10 @@ export function evaluateMappingRules(ruleSet: MappingRuleSet, facts: IdentityFac
       attributeValues.set(name, values);
     }
   }
-  const policy = ruleSet.attributeConflicts ?? ATTRIBUTE_CONFLICT_POLICIES.deny;
+  const policy = ruleSet.attributeConflicts ?? AttributeConflictPolicy.DENY;
   const attributes: Record<string, string> = {};
   for (const [name, values] of attributeValues) {
-    if (values.length > 1 && policy === ATTRIBUTE_CONFLICT_POLICIES.deny) {
+    if (values.length > 1 && policy === AttributeConflictPolicy.DENY) {
       return {
         allowed: false,
         reason: 'attribute-conflict',
@@ -418,7 +411,7 @@ export function evaluateMappingRules(ruleSet: MappingRuleSet, facts: IdentityFac
         detail: `The access rules give your account conflicting values for the attribute "${name}".`,
       };
     }
-    attributes[name] = policy === ATTRIBUTE_CONFLICT_POLICIES.join ? values.join(',') : values[0];
+    attributes[name] = policy === AttributeConflictPolicy.JOIN ? values.join(',') : values[0];
   }
   return { allowed: true, matchedRules, roles, groups, attributes };
 }

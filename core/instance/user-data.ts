@@ -20,7 +20,7 @@
  */
 import * as path from 'node:path';
 import { isIpv4Address } from '../net';
-import { GatewayConfigOptions, LogDestination, MachineClientOptions, MachineRouteOptions } from '../haproxy/options';
+import { GatewayConfigOptions, LogDestination, MachineClient, MachineRoutes } from '../haproxy/options';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from '../layout';
 import { renderGatewayConfig, RenderedGatewayConfig } from '../haproxy/render';
 import { KeySyncUnit, renderKeySyncUnit } from './key-sync';
@@ -240,8 +240,8 @@ export interface InstanceLookerInput {
 }
 
 export interface InstanceMachineClients {
-  readonly clients: readonly MachineClientOptions[];
-  readonly routes: MachineRouteOptions;
+  readonly clients: readonly MachineClient[];
+  readonly routes: MachineRoutes;
   /** CAs that client certificates must chain to, PEM: rendered as tls/client-ca.pem. Absent only in options the renderer rejects (clients without routes). */
   readonly caPem?: string;
   /** CRL, PEM: rendered as tls/client-crl.pem and checked by HAProxy. */

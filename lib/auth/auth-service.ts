@@ -13,7 +13,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { GatewayKeys } from '../keys/gateway-keys';
+import { IGatewayKeys } from '../keys/gateway-keys';
 import { lambdaEnvironmentProblems } from '../private/lambda-environment';
 import { newGatewayFunction } from '../private/gateway-function';
 import { LAMBDA_ASSETS } from '../../core/lambda-assets';
@@ -61,7 +61,7 @@ export interface AuthServiceProps {
   /** Subnets for the interface endpoint and the Lambda. @default - private subnets with egress */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /** The gateway's keys: the service reads the signing and cookie keys. */
-  readonly keys: GatewayKeys;
+  readonly keys: IGatewayKeys;
   /** Host name users open (the gateway's own origin), for example "looker.example.com". */
   readonly domainName: string;
   readonly identityProvider: IdentityProviderSettings;
@@ -103,7 +103,11 @@ const MIN_SESSION = Duration.minutes(1);
 const MAX_SESSION = Duration.minutes(60);
 const STAGE_NAME = 'gateway';
 
-export class AuthService extends Construct {
+/**
+ * The auth service: the auth Lambda behind a PRIVATE REST API that only what is let in
+ * through `connections` (the gateway fleet) can reach, through its interface VPC endpoint.
+ */
+export class AuthService extends Construct implements ec2.IConnectable {
   public readonly function: lambda.Function;
   public readonly api: apigateway.LambdaRestApi;
   public readonly endpoint: ec2.InterfaceVpcEndpoint;
@@ -120,6 +124,11 @@ export class AuthService extends Construct {
    * point-in-time recovery on, items expire through TTL.
    */
   public readonly revocationTable: dynamodb.Table;
+  /**
+   * The API's interface endpoint, on HTTPS (443): nothing is let in by default. The gateway
+   * fleet is, with `authService.connections.allowDefaultPortFrom(fleet)`.
+   */
+  public readonly connections: ec2.Connections;
 
   constructor(scope: Construct, id: string, props: AuthServiceProps) {
     super(scope, id);
@@ -173,9 +182,10 @@ export class AuthService extends Construct {
       service: ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
       subnets: subnets,
       privateDnsEnabled: true,
-      // No rule by default: only the fleet is let in (allowAccessFrom).
+      // No rule by default: only the fleet is let in (through connections).
       open: false,
     });
+    this.connections = new ec2.Connections({ securityGroups: this.endpoint.connections.securityGroups, defaultPort: ec2.Port.tcp(443) });
 
     this.accessLogGroup = newEncryptedLogGroup(this, 'ApiAccessLogs', encryptionKey, props.accessLogRetention ?? logs.RetentionDays.ONE_YEAR);
     const throttlingRateLimit = props.throttlingRateLimit ?? 200;
@@ -213,11 +223,6 @@ export class AuthService extends Construct {
     this.hostName = `${this.api.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
     this.stagePath = `/${STAGE_NAME}`;
     this.acknowledgeApiFindings();
-  }
-
-  /** Lets `fleet` reach the API through the interface endpoint (HTTPS). */
-  public allowAccessFrom(fleet: ec2.IConnectable): void {
-    this.endpoint.connections.allowFrom(fleet, ec2.Port.tcp(443), 'Gateway fleet to the auth service API');
   }
 
   private acknowledgeApiFindings(): void {
@@ -331,7 +336,7 @@ interface AuthEnvironmentInput {
   readonly identityProvider: IdentityProviderSettings;
   readonly mappingRules: MappingRuleSet;
   readonly sessionLifetime: Duration;
-  readonly keys: GatewayKeys;
+  readonly keys: IGatewayKeys;
   readonly revocationTable: dynamodb.ITable;
 }
 

@@ -10,7 +10,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { GatewayKeys } from '../keys/gateway-keys';
+import { IGatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
 import { acknowledgeDefaultPolicy } from '../private/nag-acknowledgements';
 import { grantReadFilesAndSignal, newInstanceRole } from './instance-role';
@@ -28,7 +28,7 @@ export interface GatewayFleetProps {
   /** Where the load balancer's nodes are. @default - public subnets when internet-facing, private otherwise */
   readonly loadBalancerSubnets?: ec2.SubnetSelection;
   /** The gateway's keys: instances read the verification keys and certificates. */
-  readonly keys: GatewayKeys;
+  readonly keys: IGatewayKeys;
   readonly looker: LookerBackend;
   /** Host name users open. */
   readonly domainName: string;

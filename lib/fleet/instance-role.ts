@@ -8,10 +8,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { CLOUDWATCH_AGENT_METRIC_NAMESPACE } from '../../core/instance/user-data';
-import { GatewayKeys } from '../keys/gateway-keys';
+import { IGatewayKeys } from '../keys/gateway-keys';
 import { acknowledge } from '../private/nag-acknowledgements';
 
-export function newInstanceRole(scope: Construct, keys: GatewayKeys, accessLogGroup: logs.ILogGroup): iam.Role {
+export function newInstanceRole(scope: Construct, keys: IGatewayKeys, accessLogGroup: logs.ILogGroup): iam.Role {
   const role = new iam.Role(scope, 'InstanceRole', {
     assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
     description: 'Looker gateway instances: read instance key material, ship logs, Session Manager',

@@ -21,7 +21,7 @@ import {
   renderInstanceFiles,
   startCommands,
 } from '../../core/instance/user-data';
-import { GatewayKeys } from '../keys/gateway-keys';
+import { IGatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
 import { machineClientsInput, MachineClientSettings } from './machine-clients';
 import { withPropsErrors } from './validation';
@@ -40,7 +40,7 @@ export const DEFAULT_INSTANCE_TYPE = ec2.InstanceType.of(ec2.InstanceClass.M7G, 
 export const DEFAULT_FALLBACK_INSTANCE_TYPE = ec2.InstanceType.of(ec2.InstanceClass.C7G, ec2.InstanceSize.MEDIUM);
 
 export interface InstanceSettings extends MachineClientSettings {
-  readonly keys: GatewayKeys;
+  readonly keys: IGatewayKeys;
   readonly looker: LookerBackend;
   readonly domainName: string;
   readonly authService: { readonly hostName: string; readonly pathPrefix: string };

@@ -4,49 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Token } from 'aws-cdk-lib';
+import type { MachineClient, MachineRoutes } from '../../core/haproxy/options';
 import { InstanceMachineClients } from '../../core/instance/user-data';
 import { clientCaProblems, clientCrlProblems } from '../private/client-certificates';
 import { GatewayPropsError } from '../private/validation';
 
-/**
- * A script or AI agent that calls Looker with a client certificate instead of a browser
- * session. HAProxy looks the certificate up by its SHA-256 fingerprint and sends `name` to
- * Looker as `X-Forwarded-User`.
- */
-export interface MachineClient {
-  /** Identity sent as `X-Forwarded-User`: letters, digits, ".", "_", "@" and "-" (at most 128). */
-  readonly name: string;
-  /**
-   * SHA-256 of the client certificate's DER, 64 hex digits, colons allowed
-   * (`openssl x509 -in client.crt -noout -fingerprint -sha256`).
-   */
-  readonly certificateSha256: string;
-  /**
-   * Upper-case HTTP methods this client may use.
-   * @default ["GET"]
-   */
-  readonly allowedMethods?: string[];
-  /** Path prefixes this client may call; each must lie inside one of `MachineRoutes.pathPrefixes` (unless the routes are a host name of their own). */
-  readonly allowedPathPrefixes: string[];
-}
-
-/** Where a client certificate, not a session, is required. */
-export interface MachineRoutes {
-  /**
-   * Path prefixes on the gateway's host name reserved for machine clients, for example
-   * "/api/4.0/". They must not overlap /oauth2/. Browsers that hold client certificates
-   * may show a certificate picker on this host; use `hostName` alone to avoid that.
-   * @default - none: give `hostName`
-   */
-  readonly pathPrefixes?: string[];
-  /**
-   * A host name of its own for machine clients, on which every path is a machine route and
-   * the only one where HAProxy asks for a client certificate (when `pathPrefixes` is
-   * empty). Point it at the load balancer too; the frontend certificate must carry it.
-   * @default - none: give `pathPrefixes`
-   */
-  readonly hostName?: string;
-}
+export type { MachineClient, MachineRoutes };
 
 export interface ClientCertificateAuthorityPemOptions {
   /**

@@ -10,7 +10,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../core/key-material';
 import { DEFAULT_SESSION_ALGORITHM, SESSION_ALGORITHMS, SessionAlgorithm } from '../../core/session-contract';
 import { newGatewayFunction } from '../private/gateway-function';
@@ -83,7 +83,143 @@ export interface GatewayKeysProps {
 
 const MIN_SIGNING_KEY_ROTATION = Duration.days(1);
 
-export class GatewayKeys extends Construct {
+/**
+ * The gateway's key material as its readers need it: made by GatewayKeys in this stack, or
+ * imported with GatewayKeys.fromGatewayKeysAttributes (keys shared by several gateways or
+ * kept in a stack of their own).
+ */
+export interface IGatewayKeys extends IConstruct {
+  /** KMS key of the secrets. */
+  readonly encryptionKey: kms.IKey;
+  /** `ES256` or `RS256`: the algorithm every session token is signed with. */
+  readonly sessionAlgorithm: string;
+  /** Private session signing keys (previous/current/next): auth service only. */
+  readonly signingKeys: secretsmanager.ISecret;
+  /** Public half of the signing keys: instances and verifiers. */
+  readonly verificationKeys: secretsmanager.ISecret;
+  /** Cookie encryption keys: auth service only. */
+  readonly cookieKeys: secretsmanager.ISecret;
+  /** The fleet's client certificate for mTLS to Looker: instances. */
+  readonly backendClientCertificate: secretsmanager.ISecret;
+  /** The frontend certificate. */
+  readonly frontendCertificate: secretsmanager.ISecret;
+  /** True when the frontend certificate is the self-signed one the rotation makes. */
+  readonly frontendCertificateIsSelfSigned: boolean;
+  /** Session verification keys (public): instances and anyone checking assertions. */
+  grantReadVerificationKeys(grantee: iam.IGrantable): iam.Grant;
+  /** Everything an instance reads: verification keys, backend client certificate, frontend certificate. */
+  grantReadInstanceMaterial(grantee: iam.IGrantable): iam.Grant;
+  /** Everything the auth service reads: signing keys and cookie keys. */
+  grantReadAuthServiceMaterial(grantee: iam.IGrantable): iam.Grant;
+}
+
+/** The secrets of keys made elsewhere (another stack's GatewayKeys), for GatewayKeys.fromGatewayKeysAttributes. */
+export interface GatewayKeysAttributes {
+  readonly encryptionKey: kms.IKey;
+  readonly signingKeys: secretsmanager.ISecret;
+  readonly verificationKeys: secretsmanager.ISecret;
+  readonly cookieKeys: secretsmanager.ISecret;
+  readonly backendClientCertificate: secretsmanager.ISecret;
+  readonly frontendCertificate: secretsmanager.ISecret;
+  /**
+   * The algorithm the keys' rotation signs with ("ES256" or "RS256").
+   * @default "ES256"
+   */
+  readonly sessionAlgorithm?: string;
+  /**
+   * Whether the frontend certificate is the self-signed one the rotation makes.
+   * @default false
+   */
+  readonly frontendCertificateIsSelfSigned?: boolean;
+}
+
+/** What every IGatewayKeys grants, from its secrets. */
+abstract class GatewayKeysBase extends Construct implements IGatewayKeys {
+  public abstract readonly encryptionKey: kms.IKey;
+  public abstract readonly sessionAlgorithm: string;
+  public abstract readonly signingKeys: secretsmanager.ISecret;
+  public abstract readonly verificationKeys: secretsmanager.ISecret;
+  public abstract readonly cookieKeys: secretsmanager.ISecret;
+  public abstract readonly backendClientCertificate: secretsmanager.ISecret;
+  public abstract readonly frontendCertificate: secretsmanager.ISecret;
+  public abstract readonly frontendCertificateIsSelfSigned: boolean;
+
+  /** Session verification keys (public): instances and anyone checking assertions. */
+  public grantReadVerificationKeys(grantee: iam.IGrantable): iam.Grant {
+    return this.verificationKeys.grantRead(grantee);
+  }
+
+  /** Private session signing keys: the auth service only. */
+  public grantReadSigningKeys(grantee: iam.IGrantable): iam.Grant {
+    return this.signingKeys.grantRead(grantee);
+  }
+
+  /** Cookie encryption keys: the auth service only. */
+  public grantReadCookieKeys(grantee: iam.IGrantable): iam.Grant {
+    return this.cookieKeys.grantRead(grantee);
+  }
+
+  /** The fleet's backend client certificate. */
+  public grantReadBackendClientCertificate(grantee: iam.IGrantable): iam.Grant {
+    return this.backendClientCertificate.grantRead(grantee);
+  }
+
+  /** The frontend certificate and key. */
+  public grantReadFrontendCertificate(grantee: iam.IGrantable): iam.Grant {
+    return this.frontendCertificate.grantRead(grantee);
+  }
+
+  /** Everything an instance reads: verification keys, backend client certificate, frontend certificate. */
+  public grantReadInstanceMaterial(grantee: iam.IGrantable): iam.Grant {
+    return this.grantReadVerificationKeys(grantee).combine(this.grantReadBackendClientCertificate(grantee)).combine(this.grantReadFrontendCertificate(grantee));
+  }
+
+  /** Everything the auth service reads: signing keys and cookie keys. */
+  public grantReadAuthServiceMaterial(grantee: iam.IGrantable): iam.Grant {
+    return this.grantReadSigningKeys(grantee).combine(this.grantReadCookieKeys(grantee));
+  }
+}
+
+class ImportedGatewayKeys extends GatewayKeysBase {
+  public readonly encryptionKey: kms.IKey;
+  public readonly sessionAlgorithm: string;
+  public readonly signingKeys: secretsmanager.ISecret;
+  public readonly verificationKeys: secretsmanager.ISecret;
+  public readonly cookieKeys: secretsmanager.ISecret;
+  public readonly backendClientCertificate: secretsmanager.ISecret;
+  public readonly frontendCertificate: secretsmanager.ISecret;
+  public readonly frontendCertificateIsSelfSigned: boolean;
+
+  constructor(scope: Construct, id: string, attrs: GatewayKeysAttributes) {
+    super(scope, id);
+    const algorithm = attrs.sessionAlgorithm ?? DEFAULT_SESSION_ALGORITHM;
+    if (!(SESSION_ALGORITHMS as readonly string[]).includes(algorithm)) {
+      throw new GatewayPropsError(
+        `GatewayKeys.fromGatewayKeysAttributes ${this.node.path}`,
+        `sessionAlgorithm ${JSON.stringify(algorithm)} is not supported; use one of ${SESSION_ALGORITHMS.join(', ')}: the one the keys' rotation signs with.`,
+      );
+    }
+    this.encryptionKey = attrs.encryptionKey;
+    this.sessionAlgorithm = algorithm;
+    this.signingKeys = attrs.signingKeys;
+    this.verificationKeys = attrs.verificationKeys;
+    this.cookieKeys = attrs.cookieKeys;
+    this.backendClientCertificate = attrs.backendClientCertificate;
+    this.frontendCertificate = attrs.frontendCertificate;
+    this.frontendCertificateIsSelfSigned = attrs.frontendCertificateIsSelfSigned ?? false;
+  }
+}
+
+/**
+ * GatewayKeys: the KMS key, every secret of the gateway, the rotation Lambda and the
+ * rotation schedules, plus narrow grants for the readers (auth service, instances).
+ */
+export class GatewayKeys extends GatewayKeysBase {
+  /** Keys made elsewhere (for example by a GatewayKeys in another stack), for the auth service and the fleet to read. */
+  public static fromGatewayKeysAttributes(scope: Construct, id: string, attrs: GatewayKeysAttributes): IGatewayKeys {
+    return new ImportedGatewayKeys(scope, id, attrs);
+  }
+
   public readonly encryptionKey: kms.IKey;
   /** `ES256` or `RS256`: the algorithm every session token is signed with. */
   public readonly sessionAlgorithm: string;
@@ -230,41 +366,6 @@ export class GatewayKeys extends Construct {
           new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.rotationFunction.grantPrincipal),
         );
     }
-  }
-
-  /** Session verification keys (public): instances and anyone checking assertions. */
-  public grantReadVerificationKeys(grantee: iam.IGrantable): iam.Grant {
-    return this.verificationKeys.grantRead(grantee);
-  }
-
-  /** Private session signing keys: the auth service only. */
-  public grantReadSigningKeys(grantee: iam.IGrantable): iam.Grant {
-    return this.signingKeys.grantRead(grantee);
-  }
-
-  /** Cookie encryption keys: the auth service only. */
-  public grantReadCookieKeys(grantee: iam.IGrantable): iam.Grant {
-    return this.cookieKeys.grantRead(grantee);
-  }
-
-  /** The fleet's backend client certificate. */
-  public grantReadBackendClientCertificate(grantee: iam.IGrantable): iam.Grant {
-    return this.backendClientCertificate.grantRead(grantee);
-  }
-
-  /** The frontend certificate and key. */
-  public grantReadFrontendCertificate(grantee: iam.IGrantable): iam.Grant {
-    return this.frontendCertificate.grantRead(grantee);
-  }
-
-  /** Everything an instance reads: verification keys, backend client certificate, frontend certificate. */
-  public grantReadInstanceMaterial(grantee: iam.IGrantable): iam.Grant {
-    return this.grantReadVerificationKeys(grantee).combine(this.grantReadBackendClientCertificate(grantee)).combine(this.grantReadFrontendCertificate(grantee));
-  }
-
-  /** Everything the auth service reads: signing keys and cookie keys. */
-  public grantReadAuthServiceMaterial(grantee: iam.IGrantable): iam.Grant {
-    return this.grantReadSigningKeys(grantee).combine(this.grantReadCookieKeys(grantee));
   }
 
   private newSecret(id: string, kind: SecretKind, what: string): secretsmanager.Secret {

@@ -17,12 +17,13 @@ export const LOOKER_HEALTH_PATH = '/alive';
 
 export interface LookerBackendOptions {
   /**
-   * Port of Looker's web UI on every node.
+   * Port of Looker's web UI on every node: the gateway fleet sends every request here.
    * @default 9999
    */
   readonly webPort?: number;
   /**
-   * Port of Looker's API on every node.
+   * Port of Looker's API on every node, used only by what calls Looker's API directly from
+   * the VPC (the LookerOidcConfiguration function); the fleet never connects to it.
    * @default 19999
    */
   readonly apiPort?: number;
@@ -152,12 +153,14 @@ export class LookerBackend {
     this.peer.connections.allowFrom(client, ec2.Port.tcp(apiPort), `Looker API port ${apiPort}`);
   }
 
-  /** Lets `fleet` reach Looker's web and API ports when Looker's security group is known. */
+  /**
+   * Lets `fleet` reach Looker's web port when Looker's security group is known. Only the web
+   * port: HAProxy sends every request there (Looker serves its API under /api/ on it too);
+   * the API port is opened only to what calls it directly (allowApiAccessFrom).
+   */
   public allowFrom(fleet: ec2.IConnectable): void {
     if (!this.peer) return;
-    const ports = [...new Set([this.config.webPort, this.config.apiPort])];
-    for (const port of ports) {
-      this.peer.connections.allowFrom(fleet, ec2.Port.tcp(port), `Looker gateway fleet to Looker port ${port}`);
-    }
+    const port = this.config.webPort;
+    this.peer.connections.allowFrom(fleet, ec2.Port.tcp(port), `Looker gateway fleet to Looker port ${port}`);
   }
 }

@@ -30,8 +30,9 @@ function publicApiFindings(): { findings: Finding[]; checked: string[] } {
   const checked = new Set<string>();
   const visited = new Set<ts.Type>();
 
+  // The entry re-exports structs declared in core/ too (MachineClient, MappingRuleSet, ...).
   const ownDeclaration = (symbol: ts.Symbol | undefined): boolean =>
-    (symbol?.declarations ?? []).some((d) => d.getSourceFile().fileName.startsWith(path.join(REPO_ROOT, 'lib')));
+    (symbol?.declarations ?? []).some((d) => ['lib', 'core'].some((dir) => d.getSourceFile().fileName.startsWith(path.join(REPO_ROOT, dir, path.sep))));
 
   const problemOf = (type: ts.Type): string | undefined => {
     if (type.isUnion()) {
@@ -58,6 +59,8 @@ function publicApiFindings(): { findings: Finding[]; checked: string[] } {
     visited.add(element);
     checked.add(symbol.getName());
     for (const property of checker.getPropertiesOfType(element)) {
+      // Methods of a behavioural interface (IGatewayKeys.grantRead*) are methods in jsii, not function-typed props.
+      if (property.flags & ts.SymbolFlags.Method) continue;
       const declaration = property.valueDeclaration ?? property.declarations?.[0];
       if (!declaration) continue;
       const propertyType = checker.getTypeOfSymbolAtLocation(property, declaration);

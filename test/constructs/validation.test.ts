@@ -200,7 +200,7 @@ describe('LookerBackend', () => {
     expect(() => LookerBackend.fromDnsName('looker.example.com', { caCertificatePem: 'MIIB...' })).toThrow(/caCertificatePem is not a PEM certificate/);
   });
 
-  test("the fleet is let into Looker's security group on both ports", () => {
+  test("the fleet is let into Looker's security group on the web port only (it never routes to the API port)", () => {
     const stack = newEmptyStack();
     const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2 });
     const lookerSg = new ec2.SecurityGroup(stack, 'Looker', { vpc });
@@ -210,7 +210,7 @@ describe('LookerBackend', () => {
       .filter((r) => r.Type === 'AWS::EC2::SecurityGroupIngress')
       .map((r) => r.Properties.FromPort)
       .sort((a, b) => a - b);
-    expect(ingress).toEqual([9999, 19999]);
+    expect(ingress).toEqual([9999]);
   });
 });
 
