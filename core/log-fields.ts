@@ -4,7 +4,7 @@
  * rather than silently breaking a metric filter).
  */
 import { DECISIONS, LOG_FIELDS } from './haproxy/logging';
-import { HEALTH_ROUTE as RENDERED_HEALTH_ROUTE } from './haproxy/names';
+import { PROXY_NAMES } from './haproxy/names';
 
 function accessLogField<N extends string>(name: N): N {
   if (!LOG_FIELDS.some(([field]) => field === name)) {
@@ -22,6 +22,7 @@ export const ACCESS_LOG_FIELDS = {
   reason: accessLogField('reason'),
   decision: accessLogField('decision'),
   route: accessLogField('route'),
+  frontend: accessLogField('frontend'),
   totalTime: accessLogField('time_total_ms'),
 } as const;
 
@@ -31,8 +32,12 @@ export const ACCESS_LOG_FIELDS = {
  */
 export const LOOKER_UNAVAILABLE_DECISION = DECISIONS.lookerUnavailable;
 
-/** The route of health-check log lines, which are no user requests. */
-export const HEALTH_ROUTE = RENDERED_HEALTH_ROUTE;
+/**
+ * The listener of users' requests. The access log also holds the health listener's lines
+ * (while Looker is down), the relay's (inline refreshes, revocation polls) and the Lua
+ * code's own events: none of them is a user request.
+ */
+export const PUBLIC_FRONTEND = PROXY_NAMES.gateway;
 
 /**
  * Fields of the auth service's audit events (lambda/auth writes them through
@@ -53,4 +58,6 @@ export const AUDIT_EVENTS = {
   login: 'login',
   refresh: 'refresh',
   success: 'success',
+  /** The reason audited when the IdP refuses the auth service's client credential (`invalid_client`). */
+  idpClientAuthFailed: 'idp-client-auth-failed',
 } as const;

@@ -11,6 +11,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/auth-service';
 import { MappingRuleSet } from '../core/auth/mapping-rules';
+import { UserClaim } from '../core/haproxy/options';
 import { GatewayFleet } from './fleet/gateway-fleet';
 import { ClientCertificateAuthority, MachineClient, MachineRoutes } from './fleet/machine-clients';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
@@ -29,6 +30,12 @@ export interface LookerGatewayProps {
   readonly identityProvider: IdentityProviderSettings;
   /** Rules from IdP groups and claims to Looker roles, groups and user attributes; deny by default. */
   readonly mappingRules: MappingRuleSet;
+  /**
+   * The session claim HAProxy sends as X-Forwarded-User: the IdP subject, or the e-mail
+   * address (only one the IdP marks verified reaches the session).
+   * @default UserClaim.SUBJECT
+   */
+  readonly userClaim?: UserClaim;
   /** How the fleet reaches Looker: LookerBackend.fromHosts(...) or LookerBackend.fromDnsName(...). */
   readonly looker: LookerBackend;
   /**
@@ -162,6 +169,8 @@ export class LookerGateway extends Construct {
       domainName: props.domainName,
       vpc: this.vpc,
       rotationLogGroup: this.observability.rotationLogGroup,
+      // The rotation's timing depends on how long the sessions it signs live.
+      sessionLifetime: props.sessionLifetime,
     });
     this.authService = new AuthService(this, 'AuthService', {
       vpc: this.vpc,
@@ -180,7 +189,13 @@ export class LookerGateway extends Construct {
       domainName: props.domainName,
       authService: { hostName: this.authService.hostName, pathPrefix: this.authService.stagePath },
       accessLogGroup: this.observability.accessLogGroup,
-      session: { issuer: origin, audience: origin, algorithm: this.keys.sessionAlgorithm, attributeNames: attributeNamesOf(props.mappingRules) },
+      session: {
+        issuer: origin,
+        audience: origin,
+        algorithm: this.keys.sessionAlgorithm,
+        attributeNames: attributeNamesOf(props.mappingRules),
+        userClaim: props.userClaim,
+      },
       instanceType: props.instanceType,
       fallbackInstanceTypes: props.fallbackInstanceTypes,
       minCapacity: props.minCapacity,

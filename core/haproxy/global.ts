@@ -86,6 +86,10 @@ export function renderDefaults(o: ResolvedGatewayOptions): Section {
       `errorfiles ${PROXY_NAMES.errors}`,
       'unique-id-format %[uuid(4)]',
     )
+    .note(
+      'key-sync reloads seamlessly when keys or certificates change: the old worker keeps its idle\nkeep-alive connections until it has answered one more request (with Connection: close),\nrather than closing them under a client that is sending a request.',
+    )
+    .add('option idle-close-on-response')
     .note('One JSON line per request. Never a cookie, a token or a query string (OIDC callbacks carry codes).')
     .add(`log-format "${LOG_FORMAT}"`);
 }

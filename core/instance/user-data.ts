@@ -20,7 +20,7 @@
  */
 import * as path from 'node:path';
 import { isIpv4Address } from '../net';
-import { GatewayConfigOptions, LogDestination, MachineClient, MachineRoutes } from '../haproxy/options';
+import { GatewayConfigOptions, LogDestination, MachineClient, MachineRoutes, UserClaim } from '../haproxy/options';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from '../layout';
 import { renderGatewayConfig, RenderedGatewayConfig } from '../haproxy/render';
 import { KeySyncUnit, renderKeySyncUnit } from './key-sync';
@@ -211,7 +211,13 @@ export const HAPROXY_USER = 'haproxy';
 export interface InstanceFilesInput {
   readonly region: string;
   readonly domainName: string;
-  readonly session: { readonly issuer: string; readonly audience: string; readonly algorithm: string; readonly attributeNames: readonly string[] };
+  readonly session: {
+    readonly issuer: string;
+    readonly audience: string;
+    readonly algorithm: string;
+    readonly attributeNames: readonly string[];
+    readonly userClaim?: UserClaim;
+  };
   readonly authService: { readonly hostName: string; readonly pathPrefix: string };
   readonly looker: InstanceLookerInput;
   readonly instancePort: number;
@@ -270,6 +276,7 @@ export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOp
       audience: input.session.audience,
       algorithm: input.session.algorithm,
       attributeNames: [...input.session.attributeNames],
+      userClaim: input.session.userClaim,
     },
     authService: { host: input.authService.hostName, pathPrefix: input.authService.pathPrefix },
     looker: looker.resolvesByDns

@@ -34,6 +34,7 @@ const OPERATIONS: Record<string, Operation> = {
   DescribeSecret: (m, i) => m.describeSecret(i as Parameters<SecretsManagerModel['describeSecret']>[0]),
   ListSecretVersionIds: (m, i) => m.listSecretVersionIds(i as Parameters<SecretsManagerModel['listSecretVersionIds']>[0]),
   PutSecretValue: (m, i) => m.putSecretValue(i as Parameters<SecretsManagerModel['putSecretValue']>[0]),
+  UpdateSecret: (m, i) => m.updateSecret(i as Parameters<SecretsManagerModel['updateSecret']>[0]),
   UpdateSecretVersionStage: (m, i) => m.updateSecretVersionStage(i as Parameters<SecretsManagerModel['updateSecretVersionStage']>[0]),
   CreateSecret: (m, i) => m.createSecret(i as Parameters<SecretsManagerModel['createSecret']>[0]),
   RotateSecret: (m, i) => m.rotateSecret(i as Parameters<SecretsManagerModel['rotateSecret']>[0]),

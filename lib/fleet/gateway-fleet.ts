@@ -10,6 +10,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { UserClaim } from '../../core/haproxy/options';
 import { IGatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
 import { acknowledgeDefaultPolicy } from '../private/nag-acknowledgements';
@@ -114,6 +115,8 @@ export interface FleetSessionSettings {
   readonly algorithm?: string;
   /** Names of the user attributes forwarded as X-Looker-Attr-* headers. @default - none */
   readonly attributeNames?: string[];
+  /** The claim sent as X-Forwarded-User. @default UserClaim.SUBJECT */
+  readonly userClaim?: UserClaim;
 }
 export class GatewayFleet extends Construct implements ec2.IConnectable {
   public readonly autoScalingGroup: autoscaling.AutoScalingGroup;

@@ -10,6 +10,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { UserClaim } from '../../core/haproxy/options';
 import {
   CLOUDWATCH_AGENT_CONFIG_PATH,
   DeployTimeValues,
@@ -45,7 +46,13 @@ export interface InstanceSettings extends MachineClientSettings {
   readonly domainName: string;
   readonly authService: { readonly hostName: string; readonly pathPrefix: string };
   readonly accessLogGroup: logs.ILogGroup;
-  readonly session?: { readonly issuer: string; readonly audience: string; readonly algorithm?: string; readonly attributeNames?: string[] };
+  readonly session?: {
+    readonly issuer: string;
+    readonly audience: string;
+    readonly algorithm?: string;
+    readonly attributeNames?: string[];
+    readonly userClaim?: UserClaim;
+  };
   readonly instancePort: number;
   readonly healthCheckPort: number;
   readonly readinessPort: number;
@@ -81,6 +88,7 @@ export function newGatewayLaunchTemplate(scope: Construct, where: string, option
       audience: deployTime.placeholderFor(s.session?.audience ?? `https://${s.domainName}`, token),
       algorithm: s.session?.algorithm ?? s.keys.sessionAlgorithm,
       attributeNames: s.session?.attributeNames ?? [],
+      userClaim: s.session?.userClaim,
     },
     authService: {
       hostName: deployTime.placeholderFor(s.authService.hostName, token),

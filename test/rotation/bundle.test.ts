@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
 import { builtAssetFile } from '../../scripts/bundle-lambdas';
-import { captureLogs, startRotationWorld } from './fixture';
+import { rotateAndWait, runHourlyCheck, startRotationWorld } from './fixture';
 
 let bundled: { handler: (event: SecretsManagerRotationEvent) => Promise<void> };
 let source: string;
@@ -28,15 +28,15 @@ test('the bundled handler rotates every kind of secret from the seed, twice', as
   const world = startRotationWorld((event) => bundled.handler(event));
   const { model, arns } = world;
   try {
-    const logs = await captureLogs(async () => {
-      for (let round = 0; round < 2; round += 1) {
-        for (const name of ['backendClientCertificate', 'frontendCertificate', 'cookieKeys', 'signingKeys'] as const) {
-          await model.rotateSecret({ SecretId: arns[name] });
-        }
+    const lines: Record<string, unknown>[] = [];
+    for (let round = 0; round < 2; round += 1) {
+      for (const name of ['backendClientCertificate', 'frontendCertificate', 'cookieKeys', 'signingKeys'] as const) {
+        const ended = await rotateAndWait(model, arns[name]);
+        expect(ended).toMatchObject({ succeeded: true, error: undefined });
+        lines.push(...ended.lines);
       }
-    });
-    expect(logs.error).toBeUndefined();
-    expect(logs.lines.filter((l) => l.outcome === 'finished')).toHaveLength(8);
+    }
+    expect(lines.filter((l) => l.outcome === 'finished')).toHaveLength(8);
     const signing = parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 's');
     expect(signing.keys.map((k) => k.status)).toEqual(['previous', 'current', 'next']);
     const published = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'v');
@@ -45,6 +45,30 @@ test('the bundled handler rotates every kind of secret from the seed, twice', as
     const client = parseGatewaySecret(model.valueAt(arns.backendClientCertificate), SECRET_KINDS.backendClientCertificate, 'b');
     expect(client.chainPem).toBe(parseGatewaySecret(model.valueAt(arns.backendCa), SECRET_KINDS.backendCa, 'ca').certificatePem);
     expect(parseGatewaySecret(model.valueAt(arns.frontendCertificate), SECRET_KINDS.frontendCertificate, 'f').certificatePem).toContain('BEGIN CERTIFICATE');
+  } finally {
+    world.stop();
+  }
+});
+
+test('the bundled handler answers the hourly check: it clears the AWSPENDING label of a rotation that stopped', async () => {
+  const world = startRotationWorld((event) => bundled.handler(event));
+  const { model, arns } = world;
+  try {
+    const token = model.startRotation(arns.cookieKeys);
+    model.setRotationEnabled(arns.cookieKeys, true);
+    const check = await runHourlyCheck((event) => bundled.handler(event as never), model.now().getTime() + 3 * 3600_000);
+    expect(check.error).toBeUndefined();
+    expect(check.lines).toEqual([
+      expect.objectContaining({
+        source: 'lg-rotation',
+        action: 'clear-abandoned-rotations',
+        event: 'abandoned-rotation-cleared',
+        secretArn: arns.cookieKeys,
+        clearedVersion: token,
+      }),
+    ]);
+    expect(model.versionAt(arns.cookieKeys, 'AWSPENDING')).toBeUndefined();
+    expect(await rotateAndWait(model, arns.cookieKeys)).toMatchObject({ succeeded: true });
   } finally {
     world.stop();
   }
