@@ -23,9 +23,9 @@ test('test/fixtures/consumer-app synthesizes from lib/index.ts', () => {
     const template = JSON.parse(readFileSync(templateFile, 'utf8'));
     const types = Object.values(template.Resources as Record<string, { Type: string; Properties?: any }>);
     expect(types.some((r) => r.Type === 'AWS::ElasticLoadBalancingV2::LoadBalancer' && r.Properties.Scheme === 'internal')).toBe(true);
-    // The consumer's Looker security group admits the gateway fleet on 9999 and 19999.
+    // The consumer's Looker security group admits the gateway fleet on the web port only (HAProxy never routes to the API port).
     const lookerIngress = types.filter((r) => r.Type === 'AWS::EC2::SecurityGroupIngress' && JSON.stringify(r.Properties.GroupId).includes('LookerNodes'));
-    expect(lookerIngress.map((r) => r.Properties.FromPort).sort((a: number, b: number) => a - b)).toEqual([9999, 19999]);
+    expect(lookerIngress.map((r) => r.Properties.FromPort)).toEqual([9999]);
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
