@@ -124,7 +124,11 @@ export interface RunningDevIdp {
   stop(): Promise<void>;
 }
 
-const READY_TIMEOUT_MS = 15_000;
+/**
+ * oidc-provider starts in about a second alone; on a 2-core machine shared by several test
+ * runs (load average 15-20) a cold start took more than 15 s, so the deadline leaves room.
+ */
+const READY_TIMEOUT_MS = 60_000;
 
 export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp> {
   const settingsFile = path.join(options.workDir, 'dev-idp.json');

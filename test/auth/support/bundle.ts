@@ -5,11 +5,13 @@
  * global fetch, writes its audit log to stdout and uses its own AWS SDK clients (answered
  * by the fakes the test installs), exactly as in Lambda.
  */
-import { statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import * as path from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { AuthServiceEnvironment } from '../../../core/auth/environment';
 import { LAMBDA_ASSETS } from '../../../core/lambda-assets';
 import { fetchTrustingCa, type ProxyHandler } from '../../../local/auth-local-server';
+import { REPO_ROOT } from '../../../dev/repo';
 import { builtAssetFile } from '../../../scripts/bundle-lambdas';
 import { startHarness, type Harness, type HarnessOptions } from './harness';
 
@@ -35,7 +37,19 @@ export interface BundledHarness {
  * template deploys) through the harness. Its external `@aws-sdk/*` resolves from this
  * checkout's dependencies, as the runtime's would.
  */
-let loaded = false;
+function copyOfBuiltAsset(file: string): string {
+  const parent = path.join(REPO_ROOT, 'node_modules', '.cache');
+  mkdirSync(parent, { recursive: true });
+  const dir = mkdtempSync(path.join(parent, 'auth-bundle-'));
+  copies.push(dir);
+  const copy = path.join(dir, 'index.js');
+  copyFileSync(file, copy);
+  return copy;
+}
+const copies: string[] = [];
+afterAll(() => {
+  for (const dir of copies.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 export async function startBundledHarness(options: Omit<HarnessOptions, 'handler'> = {}): Promise<BundledHarness> {
   const savedEnv = { ...process.env };
@@ -66,12 +80,11 @@ export async function startBundledHarness(options: Omit<HarnessOptions, 'handler
         Object.assign(process.env, environment, { AWS_REGION: 'eu-west-1' });
         // The bundle calls the IdP with the global fetch, as in Lambda; here it must trust the test CA.
         globalThis.fetch = (await fetchTrustingCa(caPem)) as unknown as typeof fetch;
-        // A module of its own for each harness: the bundle reads its configuration at module init, as in Lambda.
-        // The bundle reads its configuration at module init, as in Lambda, and require() keeps
-        // the first module: a second harness in the same test file would run the first one's.
-        if (loaded) throw new Error('One bundled harness per test file: the bundle reads its configuration once, when it is first loaded.');
-        loaded = true;
-        const bundle = require(built.file) as { handler: (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult> };
+        // A module of its own for each harness: the bundle reads its configuration at module
+        // init, as in Lambda, and require() keeps a module per path. So each harness loads a
+        // byte-for-byte copy of the shipped file from a path of its own, inside the repository
+        // so that its external @aws-sdk/* is the module the test's fakes patch.
+        const bundle = require(copyOfBuiltAsset(built.file)) as { handler: (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult> };
         return { handle: (event, context) => bundle.handler(event, (context ?? {}) as Context) };
       },
     });
