@@ -255,15 +255,15 @@ export class GatewayKeys extends GatewayKeysBase {
   /** `ES256` or `RS256`: the algorithm every session token is signed with. */
   public readonly sessionAlgorithm: string;
   /** Private session signing keys (previous/current/next): auth service only. */
-  public readonly signingKeys: secretsmanager.Secret;
+  public readonly signingKeys: secretsmanager.ISecret;
   /** Public half of the signing keys, published by the rotation: instances and verifiers. */
-  public readonly verificationKeys: secretsmanager.Secret;
+  public readonly verificationKeys: secretsmanager.ISecret;
   /** Cookie encryption keys: auth service only. */
-  public readonly cookieKeys: secretsmanager.Secret;
+  public readonly cookieKeys: secretsmanager.ISecret;
   /** Internal CA of the backend client certificate: rotation only. */
   public readonly backendCa: secretsmanager.Secret;
   /** The fleet's client certificate for mTLS to Looker: instances. */
-  public readonly backendClientCertificate: secretsmanager.Secret;
+  public readonly backendClientCertificate: secretsmanager.ISecret;
   /** The frontend certificate: the user's, or a self-signed one made by the rotation. */
   public readonly frontendCertificate: secretsmanager.ISecret;
   /** True when the frontend certificate is self-signed (no certificate given). */

@@ -5,6 +5,11 @@
 import { Duration, Token } from 'aws-cdk-lib';
 import { isHostName, isIpv4Address } from '../../core/net';
 
+/**
+ * A prop that cannot work, found at synth: the message names the construct, the prop, the
+ * value and the fix. Not exported from the package entry (jsii cannot expose a subclass of
+ * Error); callers recognise it by `error.name === 'GatewayPropsError'`.
+ */
 export class GatewayPropsError extends Error {
   constructor(where: string, message: string) {
     super(`${where}: ${message}`);
