@@ -44,7 +44,7 @@ export function haproxyCommand(): HaproxyCommand {
   }
   const version = haproxyVersion(cached);
   const [major, minor] = version.split('.').map(Number);
-  if (major < 3) throw new Error(`haproxy ${version} is too old: the gateway needs >= 3.0 (see HAPROXY-NOTES.md on 2.6's jwt_verify bug).`);
+  if (major < 3) throw new Error(`haproxy ${version} is too old: the gateway needs >= 3.0 (see docs/haproxy-facts.md on 2.6's jwt_verify bug).`);
   void minor;
   return cached;
 }
