@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The deployable Looker gateway. Settings come from cdk.json "context" (example values)
- * or `-c key=value`; README.md ("The deployable app: cdk.json settings") lists them. The four cdk-nag packs run on synth.
+ * or `-c key=value`; docs/deployable-app.md lists them. The four cdk-nag packs run on synth.
  */
 import { App } from 'aws-cdk-lib';
 import { GatewayNagPacks } from '../lib/nag';

@@ -127,7 +127,7 @@ export interface GatewayAppSettings {
   readonly lookerApiUrl?: string;
 }
 
-/** Context keys, in the order README.md ("The deployable app: cdk.json settings") documents them. */
+/** Context keys, in the order docs/deployable-app.md documents them. */
 export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'domainName',
   'idpIssuer',
@@ -190,11 +190,7 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
   const text = (key: keyof GatewayAppSettings, required: boolean): string | undefined => {
     const value = raw(key);
     if (value === undefined || value === null || value === '') {
-      if (required)
-        throw new GatewayPropsError(
-          where,
-          `"${key}" is not set. Add it to cdk.json "context" or pass -c ${key}=... (see "The deployable app: cdk.json settings" in README.md).`,
-        );
+      if (required) throw new GatewayPropsError(where, `"${key}" is not set. Add it to cdk.json "context" or pass -c ${key}=... (see docs/deployable-app.md).`);
       return undefined;
     }
     if (typeof value !== 'string') throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; it must be a string.`);
@@ -279,7 +275,7 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
   if (rules === undefined || rules === null || typeof rules !== 'object') {
     throw new GatewayPropsError(
       where,
-      '"mappingRules" is not set: give a rule set {"rules": [...]} (see "The deployable app: cdk.json settings" in README.md). Without rules every user is denied.',
+      '"mappingRules" is not set: give a rule set {"rules": [...]} (see docs/deployable-app.md). Without rules every user is denied.',
     );
   }
   return {
@@ -569,10 +565,7 @@ function existingVpcFrom(scope: Construct, where: string, s: GatewayAppSettings)
   const overlap = (s.privateSubnetIds ?? []).filter((id) => (s.publicSubnetIds ?? []).includes(id));
   if (overlap.length > 0) problems.push(`${JSON.stringify(overlap)} is both a private and a public subnet: instances belong in private subnets only.`);
   if (problems.length > 0) {
-    throw new GatewayPropsError(
-      where,
-      `the existing VPC settings are not usable (see "Deploy into an existing VPC" in README.md):\n- ${problems.join('\n- ')}`,
-    );
+    throw new GatewayPropsError(where, `the existing VPC settings are not usable (see "Deploy" in README.md):\n- ${problems.join('\n- ')}`);
   }
   return ec2.Vpc.fromVpcAttributes(scope, 'ExistingVpc', {
     vpcId: s.vpcId,

@@ -200,7 +200,7 @@ export class GatewayObservability extends Construct {
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       alarmDescription:
-        'A rotation stopped half-way and sat unfinished (it blocked later rotations and deployments that update the schedule) until the hourly check removed its AWSPENDING label. The secret kept its current value. Find the failed step in the rotation log group, fix the cause, then rotate again (README: Keys and rotation, When a rotation fails).',
+        'A rotation stopped half-way and sat unfinished (it blocked later rotations and deployments that update the schedule) until the hourly check removed its AWSPENDING label. The secret kept its current value. Find the failed step in the rotation log group, fix the cause, then rotate again (docs/keys-and-rotation.md: When a rotation fails).',
     });
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'Rotation', left: [fn.metricInvocations({ period: Duration.hours(1) }), errors, stuck], width: 24 }),

@@ -459,7 +459,7 @@ describe('GatewayObservability', () => {
       MetricName: 'AbandonedRotations',
       Threshold: 1,
       Period: 3600,
-      AlarmDescription: Match.stringLikeRegexp('README: Keys and rotation, When a rotation fails'),
+      AlarmDescription: Match.stringLikeRegexp('docs/keys-and-rotation.md: When a rotation fails'),
     });
   });
 

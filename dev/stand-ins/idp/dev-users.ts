@@ -1,7 +1,7 @@
 import type { MappingRuleSet } from '../../../core/auth/mapping-rules';
 
 /**
- * The documented users of the development IdP (see "Try it locally" in README.md). Dev-only
+ * The documented users of the development IdP (see docs/local.md). Dev-only
  * passwords: the IdP listens on 127.0.0.1 and lives as long as `npm run local`.
  */
 export interface DevUser {
