@@ -8,7 +8,9 @@ module.exports = {
   transform: {
     '^.+\\.[tj]s$': ['ts-jest', { tsconfig: { allowJs: true, isolatedModules: true, module: 'commonjs', esModuleInterop: true }, diagnostics: false }],
   },
-  transformIgnorePatterns: ['/node_modules/(?!(jose|openid-client|oauth4webapi)/)'],
+  // dist/ holds the built Lambda assets, loaded as the runtime loads them (not transformed).
+  transformIgnorePatterns: ['/node_modules/(?!(jose|openid-client|oauth4webapi)/)', '<rootDir>/dist/'],
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
   setupFilesAfterEnv: ['<rootDir>/test/support/setup.ts'],
   snapshotSerializers: ['<rootDir>/test/support/template-serializer.ts'],
   testTimeout: 60000,

@@ -26,7 +26,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { haproxyCommand, RunningHaproxy, startHaproxy } from '../test/support/haproxy';
+import { haproxyCommand, RunningHaproxy, startHaproxy } from '../dev/haproxy';
 import { ProxyBenchSetup, writeProxyBenchSetup } from './support/proxy-setup';
 import { CALLGRIND_SETTINGS, InstructionResult, countInstructions, valgrindVersion } from './support/callgrind';
 
@@ -106,9 +106,13 @@ function measure(name: string, url: string, headers: string[], pid: number): Wrk
   const cpuBefore = processTreeCpuSeconds(pid);
   const measured = runWrk(url, DURATION_SECONDS, headers);
   const result = { ...measured, cpuMicrosPerRequest: Number((((processTreeCpuSeconds(pid) - cpuBefore) * 1e6) / measured.requests).toFixed(1)) };
-  if (result.errors > 0) throw new Error(`${name}: ${result.errors} non-2xx answers out of ${result.requests}: the setup is broken, the figures would mean nothing.`);
-  if (result.socketErrors > 0) console.warn(`${name}: ${result.socketErrors} socket errors/timeouts: the machine is overloaded, latency figures are unreliable.`);
-  console.log(`${name.padEnd(18)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms   cpu ${result.cpuMicrosPerRequest} us/req   (load ${loadavg()[0].toFixed(2)})`);
+  if (result.errors > 0)
+    throw new Error(`${name}: ${result.errors} non-2xx answers out of ${result.requests}: the setup is broken, the figures would mean nothing.`);
+  if (result.socketErrors > 0)
+    console.warn(`${name}: ${result.socketErrors} socket errors/timeouts: the machine is overloaded, latency figures are unreliable.`);
+  console.log(
+    `${name.padEnd(18)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms   cpu ${result.cpuMicrosPerRequest} us/req   (load ${loadavg()[0].toFixed(2)})`,
+  );
   return result;
 }
 
@@ -150,7 +154,9 @@ function measureOneConnection(name: string, url: string, headers: string[]): Wrk
   runWrk(url, 1, headers, 1, 1);
   const result = runWrk(url, ONE_CONNECTION_SECONDS, headers, 1, 1);
   if (result.errors > 0) throw new Error(`${name}: ${result.errors} non-2xx answers out of ${result.requests}: the setup is broken.`);
-  console.log(`${`${name} (1 conn)`.padEnd(27)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms`);
+  console.log(
+    `${`${name} (1 conn)`.padEnd(27)} ${result.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${result.latencyP50Ms.toFixed(3)} ms   p99 ${result.latencyP99Ms.toFixed(3)} ms`,
+  );
   return result;
 }
 
@@ -209,7 +215,10 @@ async function main(): Promise<void> {
 
     const round = (n: number, digits = 3) => Number(n.toFixed(digits));
     const ir = (name: 'plain' | 'gateway' | 'gatewayNoCache'): InstructionResult | undefined => instructions?.[name];
-    const scenario = (name: 'plain' | 'gateway' | 'gatewayNoCache') => ({ ...(wall ? wall[name] : {}), instructionsPerRequest: ir(name)?.instructionsPerRequest });
+    const scenario = (name: 'plain' | 'gateway' | 'gatewayNoCache') => ({
+      ...(wall ? wall[name] : {}),
+      instructionsPerRequest: ir(name)?.instructionsPerRequest,
+    });
     const results = {
       command: 'npm run bench:proxy',
       date: new Date().toISOString(),
@@ -217,7 +226,17 @@ async function main(): Promise<void> {
       haproxy: execFileSync(haproxyCommand().file, [...haproxyCommand().prefixArgs, '-v'], { encoding: 'utf8' }).split('\n')[0],
       load: wall ? { before: wall.loadBefore.map((n) => round(n, 2)), after: wall.loadAfter.map((n) => round(n, 2)) } : undefined,
       settings: {
-        wallClock: { rounds: ROUNDS, statistic: 'median over rounds', tool: 'wrk', threads: THREADS, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS, durationSeconds: DURATION_SECONDS, haproxyThreads: 1, http: 'HTTP/1.1 keep-alive over TLS' },
+        wallClock: {
+          rounds: ROUNDS,
+          statistic: 'median over rounds',
+          tool: 'wrk',
+          threads: THREADS,
+          connections: CONNECTIONS,
+          warmupSeconds: WARMUP_SECONDS,
+          durationSeconds: DURATION_SECONDS,
+          haproxyThreads: 1,
+          http: 'HTTP/1.1 keep-alive over TLS',
+        },
         instructions: instructions ? { tool: `${valgrindVersion()} --tool=callgrind`, ...CALLGRIND_SETTINGS } : undefined,
       },
       scenarios: { plain: scenario('plain'), gateway: scenario('gateway'), gatewayNoCache: scenario('gatewayNoCache') },
@@ -252,11 +271,20 @@ async function main(): Promise<void> {
     mkdirSync(path.dirname(RESULTS), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
     if (wall) {
-      console.log(`wall clock: ratio ${results.ratio} (per round ${results.ratioPerRound!.join(', ')}; no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms), load ${results.load!.before[0]} -> ${results.load!.after[0]}`);
-      console.log(`one connection: p99 plain ${results.oneConnection!.plain.p99Ms} ms, gateway ${results.oneConnection!.gateway.p99Ms} ms (added ${results.oneConnection!.p99AddedMs} ms; no cache ${results.oneConnection!.p99AddedMsNoCache} ms)`);
-      console.log(`CPU per request: plain ${wall.plain.cpuMicrosPerRequest} us, gateway +${results.cpuMicrosAddedPerRequest} us (capacity ratio ${results.cpuRatio}), no cache +${results.cpuMicrosAddedPerRequestNoCache} us (${results.cpuRatioNoCache})`);
+      console.log(
+        `wall clock: ratio ${results.ratio} (per round ${results.ratioPerRound!.join(', ')}; no cache ${results.ratioNoCache}), p99 added ${results.p99AddedMs} ms (no cache ${results.p99AddedMsNoCache} ms), load ${results.load!.before[0]} -> ${results.load!.after[0]}`,
+      );
+      console.log(
+        `one connection: p99 plain ${results.oneConnection!.plain.p99Ms} ms, gateway ${results.oneConnection!.gateway.p99Ms} ms (added ${results.oneConnection!.p99AddedMs} ms; no cache ${results.oneConnection!.p99AddedMsNoCache} ms)`,
+      );
+      console.log(
+        `CPU per request: plain ${wall.plain.cpuMicrosPerRequest} us, gateway +${results.cpuMicrosAddedPerRequest} us (capacity ratio ${results.cpuRatio}), no cache +${results.cpuMicrosAddedPerRequestNoCache} us (${results.cpuRatioNoCache})`,
+      );
     }
-    if (instructions) console.log(`instructions: plain/gateway ${results.instructionRatio}, plain/no-cache ${results.instructionRatioNoCache}, gateway adds ${results.instructionsAddedPerRequest} per request`);
+    if (instructions)
+      console.log(
+        `instructions: plain/gateway ${results.instructionRatio}, plain/no-cache ${results.instructionRatioNoCache}, gateway adds ${results.instructionsAddedPerRequest} per request`,
+      );
     console.log(`written to ${path.relative(process.cwd(), RESULTS)}`);
   } finally {
     await standIn?.stop();

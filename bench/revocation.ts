@@ -13,8 +13,8 @@
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { AUTH_PATHS, DEFAULT_REVOCATION_POLL_SECONDS } from '../lib/session-contract';
-import { DEFAULT_CLAIMS, sessionCookies, startGatewayEnv } from '../test/fleet/support/gateway-env';
+import { AUTH_PATHS, DEFAULT_REVOCATION_POLL_SECONDS } from '../core/session-contract';
+import { DEFAULT_CLAIMS, sessionCookies, startGatewayEnv } from '../dev/gateway-env';
 
 const TRIALS = Number(process.env.BENCH_REVOCATION_TRIALS ?? 20);
 const PROBE_INTERVAL_MS = 25;
@@ -66,7 +66,9 @@ async function main(): Promise<void> {
     measuredAt: new Date().toISOString(),
   };
   writeFileSync(path.join(__dirname, 'results', 'revocation.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`revocation delay over ${TRIALS} logouts (poll every ${DEFAULT_REVOCATION_POLL_SECONDS} s): min ${result.minMs} ms, median ${result.medianMs} ms, p90 ${result.p90Ms} ms, max ${result.maxMs} ms`);
+  console.log(
+    `revocation delay over ${TRIALS} logouts (poll every ${DEFAULT_REVOCATION_POLL_SECONDS} s): min ${result.minMs} ms, median ${result.medianMs} ms, p90 ${result.p90Ms} ms, max ${result.maxMs} ms`,
+  );
 }
 
 main().catch((error) => {

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
  * The deployable Looker gateway. Settings come from cdk.json "context" (example values)
- * or `-c key=value`; README.md ("The deployable app: cdk.json settings") lists them. The four cdk-nag packs run on synth.
+ * or `-c key=value`; docs/deployable-app.md lists them. The four cdk-nag packs run on synth.
  */
 import { App } from 'aws-cdk-lib';
-import { addGatewayNagPacks } from '../lib/nag';
+import { GatewayNagPacks } from '../lib/nag';
 import { LookerGatewayStack, settingsFromContext } from '../lib/stack';
 
 // aws-cdk-lib warns about a deprecated property that its own step scaling policy passes
@@ -17,5 +17,5 @@ new LookerGatewayStack(app, stackName, {
   settings: settingsFromContext(app.node),
   description: 'cdk-looker-gateway: identity-aware HAProxy gateway in front of Looker',
 });
-addGatewayNagPacks(app);
+GatewayNagPacks.addTo(app);
 app.synth();

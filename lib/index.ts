@@ -1,13 +1,13 @@
 export * from './looker-gateway';
 export * from './stack';
-export * from './nag';
 export * from './fleet/gateway-fleet';
+export { ClientCertificateAuthority } from './fleet/machine-clients';
+export type { ClientCertificateAuthorityFileOptions, ClientCertificateAuthorityPemOptions, MachineClient, MachineRoutes } from './fleet/machine-clients';
 export * from './auth/auth-service';
 export * from './keys/gateway-keys';
 export * from './observability/gateway-observability';
 export * from './looker/looker-backend';
 export * from './looker/looker-oidc-configuration';
-export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from './auth/mapping-rules';
-export { AttributeConflictPolicy } from './auth/mapping-rules';
-export { UserClaim } from './fleet/gateway-options';
-export { GatewayPropsError } from './private/validation';
+export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from '../core/auth/mapping-rules';
+export { AttributeConflictPolicy } from '../core/auth/mapping-rules';
+export { UserClaim } from '../core/haproxy/options';

@@ -10,9 +10,10 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/auth-service';
-import { MappingRuleSet } from './auth/mapping-rules';
-import { ClientCertificateAuthority, GatewayFleet, MachineClient, MachineRoutes } from './fleet/gateway-fleet';
-import { UserClaim } from './fleet/gateway-options';
+import { MappingRuleSet } from '../core/auth/mapping-rules';
+import { UserClaim } from '../core/haproxy/options';
+import { GatewayFleet } from './fleet/gateway-fleet';
+import { ClientCertificateAuthority, MachineClient, MachineRoutes } from './fleet/machine-clients';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { GatewayKeys } from './keys/gateway-keys';
 import { LookerBackend } from './looker/looker-backend';
@@ -145,7 +146,15 @@ export class LookerGateway extends Construct {
     super(scope, id);
     const where = `LookerGateway ${this.node.path}`;
     assertDomainName(where, 'domainName', props.domainName);
-    if (props.natGateways !== undefined) assertIntegerInRange(where, 'natGateways', props.natGateways, 1, 2, 'Instances install packages at boot and the Lambdas call the IdP: the private subnets need egress.');
+    if (props.natGateways !== undefined)
+      assertIntegerInRange(
+        where,
+        'natGateways',
+        props.natGateways,
+        1,
+        2,
+        'Instances install packages at boot and the Lambdas call the IdP: the private subnets need egress.',
+      );
     this.encryptionKey = props.encryptionKey ?? newGatewayEncryptionKey(this, 'Key');
     this.vpc = props.vpc ?? this.newVpc(props.natGateways ?? 1);
     assertTwoZones(where, this.vpc);
@@ -180,7 +189,13 @@ export class LookerGateway extends Construct {
       domainName: props.domainName,
       authService: { hostName: this.authService.hostName, pathPrefix: this.authService.stagePath },
       accessLogGroup: this.observability.accessLogGroup,
-      session: { issuer: origin, audience: origin, algorithm: this.keys.sessionAlgorithm, attributeNames: attributeNamesOf(props.mappingRules), userClaim: props.userClaim },
+      session: {
+        issuer: origin,
+        audience: origin,
+        algorithm: this.keys.sessionAlgorithm,
+        attributeNames: attributeNamesOf(props.mappingRules),
+        userClaim: props.userClaim,
+      },
       instanceType: props.instanceType,
       fallbackInstanceTypes: props.fallbackInstanceTypes,
       minCapacity: props.minCapacity,
@@ -196,7 +211,7 @@ export class LookerGateway extends Construct {
       machineRoutes: props.machineRoutes,
       clientCertificateAuthority: props.clientCertificateAuthority,
     });
-    this.authService.allowAccessFrom(this.fleet);
+    this.authService.connections.allowDefaultPortFrom(this.fleet, 'Gateway fleet to the auth service API');
     // Instances (key-sync at boot) and the auth service read key material that the first
     // rotations write: start those rotations before either comes up.
     // Only the group and the function resources: their roles are named in the key policy.
@@ -219,7 +234,7 @@ export class LookerGateway extends Construct {
       // Remove with the auth service's broker routes (issue 12, part 2).
       Annotations.of(this.lookerOidc).addWarningV2(
         'cdk-looker-gateway:broker-not-served-yet',
-        'lookerOidc points Looker\'s OpenID Connect login at the broker routes (/oauth2/looker/...), which this version of the auth service does not serve yet: Looker\'s OIDC logins fail until broker mode is in the auth service. Looker admins keep the alternate e-mail login (/login/email).',
+        "lookerOidc points Looker's OpenID Connect login at the broker routes (/oauth2/looker/...), which this version of the auth service does not serve yet: Looker's OIDC logins fail until broker mode is in the auth service. Looker admins keep the alternate e-mail login (/login/email).",
       );
     }
 

@@ -10,9 +10,9 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct, Node } from 'constructs';
 import type { GoogleDirectorySettings } from './auth/auth-service';
-import { MappingRuleSet } from './auth/mapping-rules';
-import { UserClaim } from './fleet/gateway-options';
-import { ClientCertificateAuthority, MachineClient } from './fleet/gateway-fleet';
+import { MappingRuleSet } from '../core/auth/mapping-rules';
+import { UserClaim } from '../core/haproxy/options';
+import { ClientCertificateAuthority, MachineClient } from './fleet/machine-clients';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { LookerBackend } from './looker/looker-backend';
 import { LookerGroupRoles, LookerOidcSettings } from './looker/looker-oidc-configuration';
@@ -127,7 +127,7 @@ export interface GatewayAppSettings {
   readonly lookerApiUrl?: string;
 }
 
-/** Context keys, in the order README.md ("The deployable app: cdk.json settings") documents them. */
+/** Context keys, in the order docs/deployable-app.md documents them. */
 export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'domainName',
   'idpIssuer',
@@ -190,7 +190,7 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
   const text = (key: keyof GatewayAppSettings, required: boolean): string | undefined => {
     const value = raw(key);
     if (value === undefined || value === null || value === '') {
-      if (required) throw new GatewayPropsError(where, `"${key}" is not set. Add it to cdk.json "context" or pass -c ${key}=... (see "The deployable app: cdk.json settings" in README.md).`);
+      if (required) throw new GatewayPropsError(where, `"${key}" is not set. Add it to cdk.json "context" or pass -c ${key}=... (see docs/deployable-app.md).`);
       return undefined;
     }
     if (typeof value !== 'string') throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; it must be a string.`);
@@ -204,7 +204,10 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     try {
       return JSON.parse(trimmed);
     } catch (error) {
-      throw new GatewayPropsError(where, `"${key}" is not valid JSON (${(error as Error).message}). Quote it for your shell, for example -c '${key}=["a","b"]'.`);
+      throw new GatewayPropsError(
+        where,
+        `"${key}" is not valid JSON (${(error as Error).message}). Quote it for your shell, for example -c '${key}=["a","b"]'.`,
+      );
     }
   };
   const list = (key: keyof GatewayAppSettings): string[] | undefined => {
@@ -244,7 +247,14 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     if (value === undefined || value === null || value === '') return undefined;
     const valid =
       Array.isArray(value) &&
-      value.every((item) => item !== null && typeof item === 'object' && typeof item.group === 'string' && Array.isArray(item.roles) && item.roles.every((r: unknown) => typeof r === 'string'));
+      value.every(
+        (item) =>
+          item !== null &&
+          typeof item === 'object' &&
+          typeof item.group === 'string' &&
+          Array.isArray(item.roles) &&
+          item.roles.every((r: unknown) => typeof r === 'string'),
+      );
     if (!valid) {
       throw new GatewayPropsError(where, `"lookerGroupRoles" is ${JSON.stringify(value)}; give a JSON list like [{"group":"Analysts","roles":["Viewer"]}].`);
     }
@@ -254,13 +264,19 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     const value = json(key);
     if (value === undefined || value === null || value === '') return undefined;
     if (typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
-      throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; give a JSON object of strings, for example {"access_type": "offline", "prompt": "consent"}.`);
+      throw new GatewayPropsError(
+        where,
+        `"${key}" is ${JSON.stringify(value)}; give a JSON object of strings, for example {"access_type": "offline", "prompt": "consent"}.`,
+      );
     }
     return value as { [name: string]: string };
   };
   const rules = json('mappingRules');
   if (rules === undefined || rules === null || typeof rules !== 'object') {
-    throw new GatewayPropsError(where, '"mappingRules" is not set: give a rule set {"rules": [...]} (see "The deployable app: cdk.json settings" in README.md). Without rules every user is denied.');
+    throw new GatewayPropsError(
+      where,
+      '"mappingRules" is not set: give a rule set {"rules": [...]} (see docs/deployable-app.md). Without rules every user is denied.',
+    );
   }
   return {
     domainName: text('domainName', true)!,
@@ -363,7 +379,9 @@ export class LookerGatewayStack extends Stack {
       vpc,
       natGateways: s.natGateways,
       sessionLifetime: s.sessionLifetimeMinutes === undefined ? undefined : Duration.minutes(s.sessionLifetimeMinutes),
-      frontendCertificate: s.frontendCertificateSecretArn ? secretsmanager.Secret.fromSecretCompleteArn(this, 'FrontendCertificate', s.frontendCertificateSecretArn) : undefined,
+      frontendCertificate: s.frontendCertificateSecretArn
+        ? secretsmanager.Secret.fromSecretCompleteArn(this, 'FrontendCertificate', s.frontendCertificateSecretArn)
+        : undefined,
       instanceType: s.instanceType ? new ec2.InstanceType(s.instanceType) : undefined,
       fallbackInstanceTypes: s.fallbackInstanceTypes?.map((type) => new ec2.InstanceType(type)),
       minCapacity: s.minCapacity,
@@ -381,7 +399,10 @@ export class LookerGatewayStack extends Stack {
     new CfnOutput(this, 'Url', { value: this.gateway.url, description: 'Open this once the DNS name points at the load balancer' });
     new CfnOutput(this, 'LoadBalancerDnsName', { value: this.gateway.loadBalancerDnsName, description: `Point ${s.domainName} (CNAME or alias) here` });
     new CfnOutput(this, 'RedirectUri', { value: `${this.gateway.url}/oauth2/callback`, description: 'Register this redirect URI at the IdP' });
-    new CfnOutput(this, 'FleetSecurityGroupId', { value: this.gateway.fleet.securityGroup.securityGroupId, description: "Admit this group in Looker's security group on 9999 and 19999" });
+    new CfnOutput(this, 'FleetSecurityGroupId', {
+      value: this.gateway.fleet.securityGroup.securityGroupId,
+      description: "Admit this group in Looker's security group on 9999 and 19999",
+    });
     if (clientSecret) new CfnOutput(this, 'IdpClientSecretArn', { value: clientSecret.secretArn, description: 'The secret that holds the IdP client secret' });
   }
 
@@ -395,7 +416,11 @@ export class LookerGatewayStack extends Stack {
       'cdk-looker-gateway:placeholder-client-secret',
       'No idpClientSecretArn was given: the IdP client secret is a random placeholder and logins fail until you store the real client secret in it (aws secretsmanager put-secret-value --secret-id <IdpClientSecretArn output> --secret-string <secret>), or deploy with -c idpClientSecretArn=<arn of your secret>.',
     );
- acknowledge(secret, ['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled', 'HIPAA.Security-SecretsManagerRotationEnabled'], 'The IdP client secret is issued and rotated at the IdP; the gateway cannot rotate it. Store the new value when the IdP rotates it.');
+    acknowledge(
+      secret,
+      ['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled', 'HIPAA.Security-SecretsManagerRotationEnabled'],
+      'The IdP client secret is issued and rotated at the IdP; the gateway cannot rotate it. Store the new value when the IdP rotates it.',
+    );
     return secret;
   }
 }
@@ -403,15 +428,25 @@ export class LookerGatewayStack extends Stack {
 function googleDirectoryFrom(scope: Construct, where: string, s: GatewayAppSettings): GoogleDirectorySettings | undefined {
   if (!s.idpGoogleServiceAccountSecretArn && !s.idpGoogleAdminEmail) return undefined;
   if (!s.idpGoogleServiceAccountSecretArn || !s.idpGoogleAdminEmail) {
-    throw new GatewayPropsError(where, 'the Google Directory groups source needs both idpGoogleServiceAccountSecretArn (the service account key file secret) and idpGoogleAdminEmail (the administrator it acts as); set both, or neither.');
+    throw new GatewayPropsError(
+      where,
+      'the Google Directory groups source needs both idpGoogleServiceAccountSecretArn (the service account key file secret) and idpGoogleAdminEmail (the administrator it acts as); set both, or neither.',
+    );
   }
-  return { serviceAccountKey: secretsmanager.Secret.fromSecretCompleteArn(scope, 'IdpGoogleServiceAccount', s.idpGoogleServiceAccountSecretArn), adminEmail: s.idpGoogleAdminEmail };
+  return {
+    serviceAccountKey: secretsmanager.Secret.fromSecretCompleteArn(scope, 'IdpGoogleServiceAccount', s.idpGoogleServiceAccountSecretArn),
+    adminEmail: s.idpGoogleAdminEmail,
+  };
 }
 
 function userClaimFrom(where: string, value: string | undefined): UserClaim | undefined {
   if (value === undefined) return undefined;
   const claim = Object.values(UserClaim).find((c) => c === value);
-  if (!claim) throw new GatewayPropsError(where, `userClaim ${JSON.stringify(value)} is not a claim HAProxy can send as X-Forwarded-User: use "sub" (the IdP subject) or "email".`);
+  if (!claim)
+    throw new GatewayPropsError(
+      where,
+      `userClaim ${JSON.stringify(value)} is not a claim HAProxy can send as X-Forwarded-User: use "sub" (the IdP subject) or "email".`,
+    );
   return claim;
 }
 
@@ -433,10 +468,18 @@ function lookerBackendFrom(where: string, s: GatewayAppSettings): LookerBackend 
 
 function lookerOidcFrom(scope: Construct, where: string, s: GatewayAppSettings): LookerOidcSettings | undefined {
   if (!s.lookerApiCredentialsSecretArn) {
-    if (s.lookerGroupRoles || s.lookerApiUrl) throw new GatewayPropsError(where, 'lookerGroupRoles or lookerApiUrl is set but lookerApiCredentialsSecretArn is not: configuring Looker needs the API3 credentials secret; set it too, or remove the others.');
+    if (s.lookerGroupRoles || s.lookerApiUrl)
+      throw new GatewayPropsError(
+        where,
+        'lookerGroupRoles or lookerApiUrl is set but lookerApiCredentialsSecretArn is not: configuring Looker needs the API3 credentials secret; set it too, or remove the others.',
+      );
     return undefined;
   }
-  if (!s.lookerGroupRoles) throw new GatewayPropsError(where, 'lookerApiCredentialsSecretArn is set but lookerGroupRoles is not: give the Looker groups your rules grant and their roles, for example -c \'lookerGroupRoles=[{"group":"Analysts","roles":["Viewer"]}]\'.');
+  if (!s.lookerGroupRoles)
+    throw new GatewayPropsError(
+      where,
+      'lookerApiCredentialsSecretArn is set but lookerGroupRoles is not: give the Looker groups your rules grant and their roles, for example -c \'lookerGroupRoles=[{"group":"Analysts","roles":["Viewer"]}]\'.',
+    );
   return {
     apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(scope, 'LookerApiCredentials', s.lookerApiCredentialsSecretArn),
     groupRoles: s.lookerGroupRoles,
@@ -446,13 +489,18 @@ function lookerOidcFrom(scope: Construct, where: string, s: GatewayAppSettings):
 
 function machineClientsFrom(where: string, s: GatewayAppSettings): Pick<LookerGatewayProps, 'machineClients' | 'machineRoutes' | 'clientCertificateAuthority'> {
   if (s.machineClientCrlFile && !s.machineClientCaFile) {
-    throw new GatewayPropsError(where, 'machineClientCrlFile is set but machineClientCaFile is not: a CRL belongs to the CA of the machine clients; set machineClientCaFile too.');
+    throw new GatewayPropsError(
+      where,
+      'machineClientCrlFile is set but machineClientCaFile is not: a CRL belongs to the CA of the machine clients; set machineClientCaFile too.',
+    );
   }
   const hasRoutes = (s.machineRoutePathPrefixes?.length ?? 0) > 0 || s.machineHostName !== undefined;
   return {
     machineClients: s.machineClients,
     machineRoutes: hasRoutes ? { pathPrefixes: s.machineRoutePathPrefixes, hostName: s.machineHostName } : undefined,
-    clientCertificateAuthority: s.machineClientCaFile ? ClientCertificateAuthority.fromFile(s.machineClientCaFile, { crlFile: s.machineClientCrlFile }) : undefined,
+    clientCertificateAuthority: s.machineClientCaFile
+      ? ClientCertificateAuthority.fromFile(s.machineClientCaFile, { crlFile: s.machineClientCrlFile })
+      : undefined,
   };
 }
 
@@ -467,18 +515,37 @@ const IPV4_CIDR = /^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/;
  * the fleet in the wrong subnets) is reported here with the setting and the fix.
  */
 function existingVpcFrom(scope: Construct, where: string, s: GatewayAppSettings): ec2.IVpc | undefined {
-  const vpcOnly = { vpcCidrBlock: s.vpcCidrBlock, availabilityZones: s.availabilityZones, privateSubnetIds: s.privateSubnetIds, publicSubnetIds: s.publicSubnetIds };
+  const vpcOnly = {
+    vpcCidrBlock: s.vpcCidrBlock,
+    availabilityZones: s.availabilityZones,
+    privateSubnetIds: s.privateSubnetIds,
+    publicSubnetIds: s.publicSubnetIds,
+  };
   if (!s.vpcId) {
-    const stray = Object.entries(vpcOnly).filter(([, value]) => value !== undefined).map(([key]) => key);
-    if (stray.length > 0) throw new GatewayPropsError(where, `${stray.join(', ')} set without vpcId: they describe an existing VPC. Set vpcId too, or remove them to get a new VPC.`);
+    const stray = Object.entries(vpcOnly)
+      .filter(([, value]) => value !== undefined)
+      .map(([key]) => key);
+    if (stray.length > 0)
+      throw new GatewayPropsError(
+        where,
+        `${stray.join(', ')} set without vpcId: they describe an existing VPC. Set vpcId too, or remove them to get a new VPC.`,
+      );
     return undefined;
   }
   const problems: string[] = [];
-  if (!VPC_ID.test(s.vpcId)) problems.push(`vpcId ${JSON.stringify(s.vpcId)} is not a VPC id (vpc- and 8 or 17 hex digits, as "aws ec2 describe-vpcs" prints it).`);
-  if (s.natGateways !== undefined) problems.push('natGateways applies to a new VPC only: remove it (the existing VPC\'s private subnets need their own egress: NAT or Transit Gateway).');
-  if (!s.vpcCidrBlock || !IPV4_CIDR.test(s.vpcCidrBlock)) problems.push(`vpcCidrBlock ${JSON.stringify(s.vpcCidrBlock)} must be the VPC's IPv4 CIDR, for example "10.20.0.0/16" (internal gateways admit it by default).`);
+  if (!VPC_ID.test(s.vpcId))
+    problems.push(`vpcId ${JSON.stringify(s.vpcId)} is not a VPC id (vpc- and 8 or 17 hex digits, as "aws ec2 describe-vpcs" prints it).`);
+  if (s.natGateways !== undefined)
+    problems.push("natGateways applies to a new VPC only: remove it (the existing VPC's private subnets need their own egress: NAT or Transit Gateway).");
+  if (!s.vpcCidrBlock || !IPV4_CIDR.test(s.vpcCidrBlock))
+    problems.push(
+      `vpcCidrBlock ${JSON.stringify(s.vpcCidrBlock)} must be the VPC's IPv4 CIDR, for example "10.20.0.0/16" (internal gateways admit it by default).`,
+    );
   const zones = s.availabilityZones ?? [];
-  if (zones.length < 2) problems.push(`availabilityZones ${JSON.stringify(zones)} must list at least 2 zones (the fleet spans 2 or more so that it survives the loss of one), in the order of the subnet ids.`);
+  if (zones.length < 2)
+    problems.push(
+      `availabilityZones ${JSON.stringify(zones)} must list at least 2 zones (the fleet spans 2 or more so that it survives the loss of one), in the order of the subnet ids.`,
+    );
   const badZones = zones.filter((zone) => !ZONE_NAME.test(zone));
   if (badZones.length > 0) problems.push(`availabilityZones has ${JSON.stringify(badZones)}: give zone names such as "eu-west-1a".`);
   if (new Set(zones).size !== zones.length) problems.push(`availabilityZones ${JSON.stringify(zones)} names a zone twice: one subnet per zone.`);
@@ -487,22 +554,24 @@ function existingVpcFrom(scope: Construct, where: string, s: GatewayAppSettings)
     const out: string[] = [];
     const bad = ids.filter((id) => !SUBNET_ID.test(id));
     if (bad.length > 0) out.push(`${key} has ${JSON.stringify(bad)}: give subnet ids such as "subnet-0123456789abcdef0".`);
-    if (zones.length >= 2 && ids.length !== zones.length) out.push(`${key} has ${ids.length} subnet(s) for ${zones.length} zone(s): give one subnet per zone, in the order of availabilityZones.`);
+    if (zones.length >= 2 && ids.length !== zones.length)
+      out.push(`${key} has ${ids.length} subnet(s) for ${zones.length} zone(s): give one subnet per zone, in the order of availabilityZones.`);
     return out;
   };
   problems.push(...subnetProblems('privateSubnetIds', s.privateSubnetIds));
   if (s.internetFacing ?? true) problems.push(...subnetProblems('publicSubnetIds', s.publicSubnetIds));
-  else if (s.publicSubnetIds) problems.push('publicSubnetIds is set but internetFacing is false: an internal load balancer uses the private subnets; remove publicSubnetIds.');
+  else if (s.publicSubnetIds)
+    problems.push('publicSubnetIds is set but internetFacing is false: an internal load balancer uses the private subnets; remove publicSubnetIds.');
   const overlap = (s.privateSubnetIds ?? []).filter((id) => (s.publicSubnetIds ?? []).includes(id));
   if (overlap.length > 0) problems.push(`${JSON.stringify(overlap)} is both a private and a public subnet: instances belong in private subnets only.`);
   if (problems.length > 0) {
-    throw new GatewayPropsError(where, `the existing VPC settings are not usable (see "Deploy into an existing VPC" in README.md):\n- ${problems.join('\n- ')}`);
+    throw new GatewayPropsError(where, `the existing VPC settings are not usable (see "Deploy" in README.md):\n- ${problems.join('\n- ')}`);
   }
   return ec2.Vpc.fromVpcAttributes(scope, 'ExistingVpc', {
     vpcId: s.vpcId,
     vpcCidrBlock: s.vpcCidrBlock!,
     availabilityZones: zones,
     privateSubnetIds: s.privateSubnetIds,
-    ...(s.internetFacing ?? true ? { publicSubnetIds: s.publicSubnetIds } : {}),
+    ...((s.internetFacing ?? true) ? { publicSubnetIds: s.publicSubnetIds } : {}),
   });
 }

@@ -1,20 +1,20 @@
 /**
  * The whole gateway on 127.0.0.1: the development IdP, the auth service through its
- * local adapter, HAProxy with the config lib/fleet renders, and the Looker stand-in.
+ * local adapter, HAProxy with the config core/haproxy renders, and the Looker stand-in.
  * `npm run local` (local/run.ts) and the end-to-end tests both start it from here.
  */
 import { randomBytes } from 'node:crypto';
-import { AUTH_PATHS } from '../lib/session-contract';
+import { AUTH_PATHS } from '../core/session-contract';
 import { checkLocalAuthSettings, LocalAuthSettings, startLocalAuth, RunningLocalAuth } from './auth-service';
-import { DevIdpStats, devUserAccount, startDevIdp } from './dev-idp';
-import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from './dev-users';
+import { DevIdpStats, devUserAccount, startDevIdp } from '../dev/stand-ins/idp/dev-idp';
+import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from '../dev/stand-ins/idp/dev-users';
 import { createLocalFolder } from './files';
 import { startLocalHaproxy } from './haproxy';
 import { generateCookieKeySet, generateSigningKeySet } from './keys';
-import { SeenRequest, startLookerStandIn } from './looker-stand-in';
+import { SeenRequest, startLookerStandIn } from '../dev/stand-ins/looker/looker-stand-in';
 import { createLocalPki, pemChain, spkiSha256Base64 } from './pki';
 import { CleanupStack } from './processes';
-import { assertPortFree, freePort, waitUntilReady } from './readiness';
+import { assertPortFree, freePort, waitUntilReady } from '../dev/readiness';
 
 export interface LocalGatewayOptions {
   /** Port of the gateway on 127.0.0.1. @default 0 - a free port chosen by the kernel */
@@ -106,7 +106,12 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     cleanup.add('stop the dev IdP', () => idp.stop());
 
     // Users reach Looker at the gateway's URL: the base of Looker's OIDC redirect URI.
-    const looker = await startLookerStandIn({ certPem: pemChain(pki.looker.cert, pki.ca.cert), keyPem: pki.looker.key, clientCaPem: pki.ca.cert, publicUrl: url });
+    const looker = await startLookerStandIn({
+      certPem: pemChain(pki.looker.cert, pki.ca.cert),
+      keyPem: pki.looker.key,
+      clientCaPem: pki.ca.cert,
+      publicUrl: url,
+    });
     cleanup.add('stop the Looker stand-in', () => looker.stop());
 
     const signingKeys = await generateSigningKeySet('ES256');
@@ -190,10 +195,14 @@ function validateOptions(options: LocalGatewayOptions, ttl: number, window: numb
     throw new Error(`Invalid port ${JSON.stringify(options.port)}: give a whole number from 1 to 65535 (or 0 for a free port), e.g. --port 8443.`);
   }
   if (!Number.isInteger(ttl) || ttl < 1) {
-    throw new Error(`Invalid session lifetime ${JSON.stringify(options.sessionTtlSeconds)}: give a whole number of seconds, at least 1, e.g. --session-ttl 600.`);
+    throw new Error(
+      `Invalid session lifetime ${JSON.stringify(options.sessionTtlSeconds)}: give a whole number of seconds, at least 1, e.g. --session-ttl 600.`,
+    );
   }
   if (!Number.isInteger(window) || window < 0 || window >= ttl) {
-    throw new Error(`Invalid refresh window ${JSON.stringify(window)} s for a ${ttl} s session: it must be a whole number of seconds from 0 to ${ttl - 1}, e.g. --refresh-window ${Math.min(60, Math.floor(ttl / 5))}.`);
+    throw new Error(
+      `Invalid refresh window ${JSON.stringify(window)} s for a ${ttl} s session: it must be a whole number of seconds from 0 to ${ttl - 1}, e.g. --refresh-window ${Math.min(60, Math.floor(ttl / 5))}.`,
+    );
   }
   checkLocalAuthSettings(authSettings('https://127.0.0.1:8443', 'https://127.0.0.1:8444', ttl, window));
 }

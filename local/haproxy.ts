@@ -1,17 +1,17 @@
 /**
- * HAProxy of the local gateway: the config that lib/fleet renders (the same renderer the
+ * HAProxy of the local gateway: the config that core/haproxy renders (the same renderer the
  * CDK construct uses), for 127.0.0.1, started with the real haproxy 3.0 binary.
  */
 import { createWriteStream, WriteStream } from 'node:fs';
 import * as path from 'node:path';
-import { GatewayConfigOptions, LogDestination, renderGatewayConfig } from '../lib/fleet';
-import { SigningKeySetSecret } from '../lib/key-material';
-import { haproxyProgram } from '../test/support/haproxy';
-import { ManagedProcess, startProcess, waitForPorts } from '../test/support/processes';
+import { GatewayConfigOptions, LogDestination, renderGatewayConfig } from '../core/haproxy';
+import { SigningKeySetSecret } from '../core/key-material';
+import { haproxyProgram } from '../dev/haproxy';
+import { ManagedProcess, startProcess, waitForPorts } from '../dev/processes';
 import { LocalFolder } from './files';
 import { verificationKeysOf } from './keys';
 import { AUTH_TLS_NAME, LocalPki, LOOKER_TLS_NAME, pemChain } from './pki';
-import { freePort } from './readiness';
+import { freePort } from '../dev/readiness';
 
 /** The machine client of the local setup and what it may call. */
 export const LOCAL_AGENT = {

@@ -1,6 +1,6 @@
 /**
  * Key material of the local gateway, generated at every start with jose in the formats
- * of lib/key-material.ts: a signing key set with the three pre-published slots
+ * of core/key-material.ts: a signing key set with the three pre-published slots
  * (previous, current, next) and a cookie encryption key set.
  */
 import { createPublicKey, JsonWebKey, randomBytes } from 'node:crypto';
@@ -14,8 +14,8 @@ import {
   SigningKeySetSecret,
   StoredJwk,
   VerificationKeySetSecret,
-} from '../lib/key-material';
-import { SessionAlgorithm } from '../lib/session-contract';
+} from '../core/key-material';
+import { SessionAlgorithm } from '../core/session-contract';
 
 export async function generateSigningKeySet(alg: SessionAlgorithm): Promise<SigningKeySetSecret> {
   const createdAt = new Date().toISOString();
@@ -46,7 +46,9 @@ export function verificationKeysOf(signing: SigningKeySetSecret): VerificationKe
       kid,
       status,
       publicJwk,
-      publicKeyPem: createPublicKey({ key: publicJwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString(),
+      publicKeyPem: createPublicKey({ key: publicJwk as JsonWebKey, format: 'jwk' })
+        .export({ type: 'spki', format: 'pem' })
+        .toString(),
     })),
   };
 }

@@ -6,7 +6,7 @@
  */
 import 'reflect-metadata';
 import { createHash, X509Certificate } from 'node:crypto';
-import { createCa, issueCertificate, Pem, TestCa } from '../test/support/pki';
+import { createCa, issueCertificate, Pem, TestCa } from '../dev/pki';
 
 export const LOCAL_HOST_NAMES = ['localhost'];
 export const LOCAL_ADDRESSES = ['127.0.0.1'];
@@ -31,7 +31,12 @@ export interface LocalPki {
 export async function createLocalPki(): Promise<LocalPki> {
   const ca = await createCa('Looker Gateway Local CA');
   const server = (commonName: string, extraNames: string[] = []) =>
-    issueCertificate(ca, { commonName, dnsNames: [...new Set([commonName, ...extraNames, ...LOCAL_HOST_NAMES])], ipAddresses: LOCAL_ADDRESSES, usages: ['server'] });
+    issueCertificate(ca, {
+      commonName,
+      dnsNames: [...new Set([commonName, ...extraNames, ...LOCAL_HOST_NAMES])],
+      ipAddresses: LOCAL_ADDRESSES,
+      usages: ['server'],
+    });
   return {
     ca,
     gateway: await server('localhost'),

@@ -1,5 +1,5 @@
 /**
- * Clean-up of the local gateway. Its child processes are started with test/support/processes.ts,
+ * Clean-up of the local gateway. Its child processes are started with dev/processes.ts,
  * the helpers the tests use too.
  */
 /** Runs clean-up steps in reverse order of registration; every step runs even if one fails. */

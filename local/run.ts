@@ -4,7 +4,7 @@
  * SIGTERM stops every process it started and removes its temporary folder.
  */
 import { parseArgs } from 'node:util';
-import { DEV_USERS } from './dev-users';
+import { DEV_USERS } from '../dev/stand-ins/idp/dev-users';
 import type { LocalGateway, LocalGatewayOptions } from './gateway';
 
 export const DEFAULT_LOCAL_PORT = 8443;
@@ -38,7 +38,8 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
   if (parsed.values.help) return 'help';
   const whole = (flag: string, raw: string | undefined): number | undefined => {
     if (raw === undefined) return undefined;
-    if (!/^\d+$/.test(raw)) throw new Error(`--${flag} ${JSON.stringify(raw)} is not a whole number: give for example --${flag} ${flag === 'port' ? DEFAULT_LOCAL_PORT : 600}.`);
+    if (!/^\d+$/.test(raw))
+      throw new Error(`--${flag} ${JSON.stringify(raw)} is not a whole number: give for example --${flag} ${flag === 'port' ? DEFAULT_LOCAL_PORT : 600}.`);
     return Number(raw);
   };
   return {

@@ -24,8 +24,8 @@ import { Agent, request } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { haproxyCommand, RunningHaproxy, startHaproxy } from '../../test/support/haproxy';
-import { GATEWAY_HOST } from '../../test/fleet/support/gateway-env';
+import { haproxyCommand, RunningHaproxy, startHaproxy } from '../../dev/haproxy';
+import { GATEWAY_HOST } from '../../dev/gateway-env';
 import { ProxyBenchSetup, SCENARIOS, Scenario, ScenarioName, writeProxyBenchSetup } from './proxy-setup';
 
 const VALGRIND = process.env.VALGRIND ?? '/usr/bin/valgrind';
@@ -61,10 +61,24 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
 /** One request on the agent's single keep-alive connection; throws unless 200. */
 function get(agent: Agent, port: number, headers: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/dashboards/1?x=1', method: 'GET', servername: GATEWAY_HOST, headers: { Host: GATEWAY_HOST, ...headers }, agent, rejectUnauthorized: false }, (res) => {
-      res.resume();
-      res.once('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`answer ${res.statusCode}: the setup is broken, the figures would mean nothing`))));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/dashboards/1?x=1',
+        method: 'GET',
+        servername: GATEWAY_HOST,
+        headers: { Host: GATEWAY_HOST, ...headers },
+        agent,
+        rejectUnauthorized: false,
+      },
+      (res) => {
+        res.resume();
+        res.once('end', () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`answer ${res.statusCode}: the setup is broken, the figures would mean nothing`)),
+        );
+      },
+    );
     req.once('error', reject);
     req.end();
   });
@@ -102,7 +116,16 @@ function totalIr(outFile: string): number {
 export async function countScenario(setup: ProxyBenchSetup, scenario: Scenario, dir: string): Promise<InstructionResult> {
   const command = haproxyCommand();
   const outFile = path.join(dir, `callgrind.${scenario.name}.out`);
-  const args = ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${outFile}`, command.file, ...command.prefixArgs, '-db', '-f', callgrindConfig(scenario)];
+  const args = [
+    '--tool=callgrind',
+    '--instr-atstart=no',
+    `--callgrind-out-file=${outFile}`,
+    command.file,
+    ...command.prefixArgs,
+    '-db',
+    '-f',
+    callgrindConfig(scenario),
+  ];
   const child = spawn(VALGRIND, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   child.stderr!.setEncoding('utf8');
@@ -129,11 +152,18 @@ export async function countScenario(setup: ProxyBenchSetup, scenario: Scenario, 
   return { instructionsPerRequest: Math.round(instructions / MEASURED), measuredRequests: MEASURED, warmupRequests: WARMUP, instructions };
 }
 
-export const CALLGRIND_SETTINGS = { warmupRequests: WARMUP, measuredRequests: MEASURED, connections: 1, haproxyThreads: 1, http: 'HTTP/1.1 keep-alive over TLS, one request at a time' };
+export const CALLGRIND_SETTINGS = {
+  warmupRequests: WARMUP,
+  measuredRequests: MEASURED,
+  connections: 1,
+  haproxyThreads: 1,
+  http: 'HTTP/1.1 keep-alive over TLS, one request at a time',
+};
 
 export function checkCallgrindTools(): void {
   for (const tool of [VALGRIND, CALLGRIND_CONTROL, CALLGRIND_ANNOTATE]) {
-    if (!existsSync(tool)) throw new Error(`${tool} not found: install valgrind (apt-get install valgrind) or set VALGRIND/CALLGRIND_CONTROL/CALLGRIND_ANNOTATE.`);
+    if (!existsSync(tool))
+      throw new Error(`${tool} not found: install valgrind (apt-get install valgrind) or set VALGRIND/CALLGRIND_CONTROL/CALLGRIND_ANNOTATE.`);
   }
 }
 
@@ -142,7 +172,11 @@ export function valgrindVersion(): string {
 }
 
 /** Counts each scenario in turn (the scenario's ports must be free: nothing else may run its config). */
-export async function countInstructions(setup: ProxyBenchSetup, dir: string, names: readonly ScenarioName[] = SCENARIOS): Promise<Partial<Record<ScenarioName, InstructionResult>>> {
+export async function countInstructions(
+  setup: ProxyBenchSetup,
+  dir: string,
+  names: readonly ScenarioName[] = SCENARIOS,
+): Promise<Partial<Record<ScenarioName, InstructionResult>>> {
   checkCallgrindTools();
   const results: Partial<Record<ScenarioName, InstructionResult>> = {};
   for (const name of names) {
@@ -159,7 +193,11 @@ async function main(): Promise<void> {
   try {
     const setup = await writeProxyBenchSetup(dir, 300);
     standIn = await startHaproxy(setup.standInConfig, [setup.standInPort]);
-    await countInstructions(setup, dir, SCENARIOS.filter((n) => !ONLY || ONLY.includes(n)));
+    await countInstructions(
+      setup,
+      dir,
+      SCENARIOS.filter((n) => !ONLY || ONLY.includes(n)),
+    );
     if (EDITS.length > 0) console.log('(with BENCH_CONFIG_EDITS applied)');
   } finally {
     await standIn?.stop();

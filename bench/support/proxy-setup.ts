@@ -13,9 +13,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SignJWT } from 'jose';
-import { publicKeyPemFromJwk, renderGatewayConfig } from '../../lib/fleet';
-import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, SESSION_COOKIE, SESSION_TOKEN_TYPE, assertionAudience } from '../../lib/session-contract';
-import { freePorts } from '../../test/support/ports';
+import { publicKeyPemFromJwk, renderGatewayConfig } from '../../core/haproxy';
+import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, SESSION_COOKIE, SESSION_TOKEN_TYPE, assertionAudience } from '../../core/session-contract';
+import { freePorts } from '../../dev/ports';
 import {
   AUDIENCE,
   DEFAULT_CLAIMS,
@@ -25,7 +25,7 @@ import {
   createSigningKeys,
   createTestPki,
   writeRenderedFiles,
-} from '../../test/fleet/support/gateway-env';
+} from '../../dev/gateway-env';
 
 export type ScenarioName = 'plain' | 'gateway' | 'gatewayNoCache';
 export const SCENARIOS: readonly ScenarioName[] = ['plain', 'gateway', 'gatewayNoCache'];
@@ -46,8 +46,9 @@ export interface ProxyBenchSetup {
   readonly headers: Record<string, string>;
 }
 
-/** Same cipher lists as the gateway (lib/fleet/render-haproxy.ts), so TLS costs the same. */
-const CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
+/** Same cipher lists as the gateway (core/haproxy/global.ts), so TLS costs the same. */
+const CIPHERS =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
 const SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
 /**
@@ -134,7 +135,7 @@ export async function writeProxyBenchSetup(dir: string, healthCheckIntervalSecon
   };
 
   const now = Math.floor(Date.now() / 1000);
-  // A session and the upstream assertion the auth service mints next to it (lib/session-contract.ts).
+  // A session and the upstream assertion the auth service mints next to it (core/session-contract.ts).
   const mint = (type: string, audience: string) =>
     new SignJWT({ ...DEFAULT_CLAIMS })
       .setProtectedHeader({ alg: 'ES256', typ: type, kid: keys.current.kid })

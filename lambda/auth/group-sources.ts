@@ -100,16 +100,22 @@ export class MicrosoftGraphGroups implements GroupSource {
 
   async groupsOf(claims: Readonly<Record<string, unknown>>): Promise<string[]> {
     const oid = claims.oid;
-    if (typeof oid !== 'string' || !/^[0-9a-fA-F-]{36}$/.test(oid)) throw new GroupSourceError('Microsoft Graph: the ID token has no oid (the user object id) to ask for');
+    if (typeof oid !== 'string' || !/^[0-9a-fA-F-]{36}$/.test(oid))
+      throw new GroupSourceError('Microsoft Graph: the ID token has no oid (the user object id) to ask for');
     const token = await this.appToken();
     const body = await callJson(
       this.options.fetch,
       'Microsoft Graph getMemberGroups',
       `${this.options.baseUrl}/v1.0/users/${encodeURIComponent(oid)}/getMemberGroups`,
-      { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ securityEnabledOnly: false }) },
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ securityEnabledOnly: false }),
+      },
       this.options.timeoutMs,
     );
-    if (!Array.isArray(body.value) || body.value.some((id) => typeof id !== 'string')) throw new GroupSourceError('Microsoft Graph getMemberGroups: the answer has no list of group ids');
+    if (!Array.isArray(body.value) || body.value.some((id) => typeof id !== 'string'))
+      throw new GroupSourceError('Microsoft Graph getMemberGroups: the answer has no list of group ids');
     return body.value as string[];
   }
 }
@@ -158,7 +164,11 @@ export class GoogleDirectoryGroups implements GroupSource {
   private token?: CachedToken & { readonly keyEmail: string };
 
   constructor(private readonly options: GoogleDirectoryOptions) {
-    this.key = new CachedSecret(options.secretSource, options.serviceAccountSecretId, parseGoogleServiceAccountKey, { maxAgeMs: options.keyCacheMs, rereadIntervalMs: options.rereadIntervalMs, now: options.now });
+    this.key = new CachedSecret(options.secretSource, options.serviceAccountSecretId, parseGoogleServiceAccountKey, {
+      maxAgeMs: options.keyCacheMs,
+      rereadIntervalMs: options.rereadIntervalMs,
+      now: options.now,
+    });
   }
 
   private async accessToken(): Promise<string> {
@@ -203,7 +213,13 @@ export class GoogleDirectoryGroups implements GroupSource {
     let pageToken: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
       const query = new URLSearchParams({ userKey: email, maxResults: '200', ...(pageToken ? { pageToken } : {}) });
-      const body = await callJson(this.options.fetch, 'Google Directory groups.list', `${this.options.directoryUrl}/groups?${query}`, { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, this.options.timeoutMs);
+      const body = await callJson(
+        this.options.fetch,
+        'Google Directory groups.list',
+        `${this.options.directoryUrl}/groups?${query}`,
+        { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'application/json' } },
+        this.options.timeoutMs,
+      );
       for (const group of Array.isArray(body.groups) ? body.groups : []) {
         // Rules match the group's e-mail address, the id an administrator sees and types.
         if (group && typeof (group as { email?: unknown }).email === 'string') groups.push((group as { email: string }).email.toLowerCase());

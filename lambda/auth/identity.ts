@@ -7,9 +7,9 @@
  * a bounded time. Anything that leaves the groups unknown is a deny with its own reason,
  * never an empty list that a rule could read as "no groups".
  */
-import { readClaimPointer } from '../../lib/auth/claim-pointer';
-import type { AuthServiceConfig } from '../../lib/auth/environment';
-import { identityFacts, type IdentityFacts } from '../../lib/auth/mapping-rules';
+import { readClaimPointer } from '../../core/auth/claim-pointer';
+import type { AuthServiceConfig } from '../../core/auth/environment';
+import { identityFacts, type IdentityFacts } from '../../core/auth/mapping-rules';
 import { GroupSourceError, type GroupSource } from './group-sources';
 import { IdpError, type IdpClient, type IdpTokens } from './oidc';
 import type { SessionSecrets } from './session-store';
@@ -37,7 +37,13 @@ export interface IdentityDenial {
 }
 
 export type IdentityOutcome =
-  | { readonly ok: true; readonly identity: UserIdentity; readonly claims: Record<string, unknown>; readonly groupsClaimSeen: boolean; readonly groups?: SessionSecrets['groups'] }
+  | {
+      readonly ok: true;
+      readonly identity: UserIdentity;
+      readonly claims: Record<string, unknown>;
+      readonly groupsClaimSeen: boolean;
+      readonly groups?: SessionSecrets['groups'];
+    }
   | { readonly ok: false; readonly denial: IdentityDenial; readonly subject: string };
 
 /** Entra's overage markers: `_claim_names.groups` (code flow) or `hasgroups` (implicit flow). */
@@ -75,7 +81,11 @@ export class IdentityResolver {
       const userinfo = await this.idp.userinfo(tokens.accessToken, subject);
       if (userinfo) claims = { ...claims, ...userinfo, sub: subject };
     }
-    const deny = (reason: IdentityDenialReason, status: 403 | 502, detail: string, message: string): IdentityOutcome => ({ ok: false, subject, denial: { reason, status, detail, message } });
+    const deny = (reason: IdentityDenialReason, status: 403 | 502, detail: string, message: string): IdentityOutcome => ({
+      ok: false,
+      subject,
+      denial: { reason, status, detail, message },
+    });
 
     const tenant = this.tenantCheck(claims);
     if (tenant) return deny('tenant-not-allowed', 403, tenant, 'Your organisation (Microsoft Entra ID tenant) may not sign in here.');
@@ -128,7 +138,8 @@ export class IdentityResolver {
     if (source === 'none') return {};
     const fromSource = async () => {
       const cached = previous?.groups;
-      if (cached && this.groupSource && cached.source === this.groupSource.name && this.seconds() - cached.readAt < groupsCacheSeconds) return { values: cached.values, cached };
+      if (cached && this.groupSource && cached.source === this.groupSource.name && this.seconds() - cached.readAt < groupsCacheSeconds)
+        return { values: cached.values, cached };
       try {
         const values = await this.groupSource!.groupsOf(claims);
         const fresh = { values, source: this.groupSource!.name, readAt: this.seconds() };
@@ -153,8 +164,10 @@ export class IdentityResolver {
         denial: {
           reason: 'groups-overage',
           status: 403,
-          detail: 'the ID token has no groups claim but an overage marker (_claim_names.groups: more than 200 groups); set groupsSource to microsoft-graph (with the application permissions User.Read.All and GroupMember.Read.All) or emit fewer groups (groups assigned to the application)',
-          message: 'Your account is a member of too many groups for the identity provider to list them in the sign-in token, and the gateway is not set up to look them up.',
+          detail:
+            'the ID token has no groups claim but an overage marker (_claim_names.groups: more than 200 groups); set groupsSource to microsoft-graph (with the application permissions User.Read.All and GroupMember.Read.All) or emit fewer groups (groups assigned to the application)',
+          message:
+            'Your account is a member of too many groups for the identity provider to list them in the sign-in token, and the gateway is not set up to look them up.',
         },
       };
     }
@@ -164,7 +177,8 @@ export class IdentityResolver {
           reason: 'groups-claim-missing',
           status: 403,
           detail: `the refresh answer has no claim at ${settings.groupsClaim} (neither in an ID token nor in userinfo) though the login had it; configure the IdP to return an ID token on refresh (PingFederate: "Return ID Token On Refresh Grant") or to put the groups in userinfo`,
-          message: 'The identity provider stopped sending your group memberships, so your access cannot be decided. Sign in again; if it keeps happening, tell your administrator.',
+          message:
+            'The identity provider stopped sending your group memberships, so your access cannot be decided. Sign in again; if it keeps happening, tell your administrator.',
         },
       };
     }

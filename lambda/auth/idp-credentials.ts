@@ -8,7 +8,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import * as client from 'openid-client';
 import { importPKCS8, type CryptoKey as JoseCryptoKey } from 'jose';
-import type { TokenEndpointAuthMethod } from '../../lib/auth/idp-profiles';
+import type { TokenEndpointAuthMethod } from '../../core/auth/idp-profiles';
 import { CachedSecret, type SecretSource } from '../shared/secrets';
 
 /** How long a container uses a client credential before reading it again. */
@@ -25,7 +25,8 @@ export function parseClientSecret(secretString: string): string {
       throw new Error('The IdP client secret looks like JSON but does not parse: store the secret as plain text or {"clientSecret": "..."}.');
     }
     const secret = value.clientSecret ?? value.client_secret;
-    if (typeof secret !== 'string' || secret === '') throw new Error('The IdP client secret JSON has no "clientSecret" string: store {"clientSecret": "..."} or the plain secret.');
+    if (typeof secret !== 'string' || secret === '')
+      throw new Error('The IdP client secret JSON has no "clientSecret" string: store {"clientSecret": "..."} or the plain secret.');
     return secret;
   }
   if (!trimmed) throw new Error('The IdP client secret is empty.');
@@ -60,10 +61,13 @@ export function parseClientKey(secretString: string): ClientKey {
   }
   const pem = value.privateKeyPem;
   if (typeof pem !== 'string' || !pem.includes('-----BEGIN PRIVATE KEY-----')) {
-    throw new Error('The IdP client key secret has no "privateKeyPem" in PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"); convert with: openssl pkcs8 -topk8 -nocrypt -in key.pem.');
+    throw new Error(
+      'The IdP client key secret has no "privateKeyPem" in PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"); convert with: openssl pkcs8 -topk8 -nocrypt -in key.pem.',
+    );
   }
   const alg = value.alg ?? 'RS256';
-  if (typeof alg !== 'string' || !(KEY_ALGORITHMS as readonly string[]).includes(alg)) throw new Error(`The IdP client key secret's "alg" ${JSON.stringify(alg)} is not one of ${KEY_ALGORITHMS.join(', ')}.`);
+  if (typeof alg !== 'string' || !(KEY_ALGORITHMS as readonly string[]).includes(alg))
+    throw new Error(`The IdP client key secret's "alg" ${JSON.stringify(alg)} is not one of ${KEY_ALGORITHMS.join(', ')}.`);
   let thumbprintS256: string | undefined;
   if (value.certificatePem !== undefined) {
     if (typeof value.certificatePem !== 'string') throw new Error('The IdP client key secret\'s "certificatePem" is not a PEM string.');
@@ -109,7 +113,12 @@ export class IdpClientCredentials {
    * a promise): the credential is read (cached) at each request, so a new one is used
    * without a new configuration.
    */
-  readonly clientAuth: client.ClientAuth = (async (as: client.ServerMetadata, metadata: client.ClientMetadata, body: URLSearchParams, headers: Headers): Promise<void> => {
+  readonly clientAuth: client.ClientAuth = (async (
+    as: client.ServerMetadata,
+    metadata: client.ClientMetadata,
+    body: URLSearchParams,
+    headers: Headers,
+  ): Promise<void> => {
     const auth = await this.currentAuth(as.token_endpoint);
     await auth(as, metadata, body, headers);
   }) as unknown as client.ClientAuth;
@@ -126,12 +135,15 @@ export class IdpClientCredentials {
       this.imported.set(key, privateKey);
     }
     const toTokenEndpoint = this.options.assertionAudienceIsTokenEndpoint === true;
-    return client.PrivateKeyJwt({ key: (await privateKey) as CryptoKey, kid: key.kid }, {
-      [client.modifyAssertion]: (header: Record<string, unknown>, payload: Record<string, unknown>) => {
-        if (key.thumbprintS256) header['x5t#S256'] = key.thumbprintS256;
-        if (toTokenEndpoint && tokenEndpoint) payload.aud = tokenEndpoint;
+    return client.PrivateKeyJwt(
+      { key: (await privateKey) as CryptoKey, kid: key.kid },
+      {
+        [client.modifyAssertion]: (header: Record<string, unknown>, payload: Record<string, unknown>) => {
+          if (key.thumbprintS256) header['x5t#S256'] = key.thumbprintS256;
+          if (toTokenEndpoint && tokenEndpoint) payload.aud = tokenEndpoint;
+        },
       },
-    });
+    );
   }
 
   /**

@@ -4,10 +4,10 @@
  * encrypted with the cookie key set (JWE dir + A256GCM, `kid` in the header).
  */
 import { EncryptJWT, errors as joseErrors, importJWK, jwtDecrypt, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { ASSERTION_TOKEN_TYPE, SESSION_TOKEN_TYPE } from '../../lib/session-contract';
-import { keyAlgorithm, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
-import { buildAssertionClaims, buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
-import { CLAIMS } from '../../lib/session-contract';
+import { ASSERTION_TOKEN_TYPE, SESSION_TOKEN_TYPE } from '../../core/session-contract';
+import { keyAlgorithm, type CookieKeySetSecret, type SigningKeySetSecret } from '../../core/key-material';
+import { buildAssertionClaims, buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../core/auth/session-claims';
+import { CLAIMS } from '../../core/session-contract';
 import type { CachedSecret } from '../shared/secrets';
 
 export class KeysNotReadyError extends Error {}
@@ -83,7 +83,14 @@ export class SessionSigner {
           if (header.alg !== keyAlgorithm(entry, set)) throw new Error('algorithm of another key');
           return importJWK(entry.publicJwk as JWK, keyAlgorithm(entry, set));
         },
-        { algorithms: [...new Set(set.keys.map((entry) => keyAlgorithm(entry, set)))], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE, requiredClaims: ['exp', 'sub', 'sid'] },
+        {
+          algorithms: [...new Set(set.keys.map((entry) => keyAlgorithm(entry, set)))],
+          issuer,
+          audience,
+          clockTolerance: clockSkewSeconds,
+          typ: SESSION_TOKEN_TYPE,
+          requiredClaims: ['exp', 'sub', 'sid'],
+        },
       );
       return payload;
     } catch {

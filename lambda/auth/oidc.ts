@@ -57,7 +57,8 @@ function oauthErrorOf(error: unknown): string | undefined {
 export function classifyIdpError(error: unknown): IdpError {
   if (error instanceof IdpError) return error;
   if (error instanceof client.ResponseBodyError) {
-    if (oauthErrorOf(error) === 'invalid_client') return new IdpError('client-auth', `the IdP refused the gateway's client credential (invalid_client, HTTP ${error.status})`, 'invalid_client');
+    if (oauthErrorOf(error) === 'invalid_client')
+      return new IdpError('client-auth', `the IdP refused the gateway's client credential (invalid_client, HTTP ${error.status})`, 'invalid_client');
     if (error.status >= 500) return new IdpError('unreachable', `the IdP answered HTTP ${error.status}`);
     return new IdpError('rejected', `the IdP refused the request (${oauthErrorOf(error) ?? `HTTP ${error.status}`})`, oauthErrorOf(error));
   }
@@ -71,7 +72,8 @@ export function classifyIdpError(error: unknown): IdpError {
     }
     return new IdpError('bad-response', `the IdP answer failed validation: ${error.message}`);
   }
-  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) return new IdpError('timeout', 'the IdP did not answer in time');
+  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    return new IdpError('timeout', 'the IdP did not answer in time');
   if (error instanceof TypeError) return new IdpError('unreachable', 'the IdP could not be reached');
   return new IdpError('bad-response', 'the IdP call failed unexpectedly');
 }
@@ -113,10 +115,16 @@ export class IdpClient {
   config(): Promise<client.Configuration> {
     if (!this.configuration) {
       const attempt = this.bounded(async () => {
-        const config = await client.discovery(new URL(this.options.issuer), this.options.clientId, { [client.clockTolerance]: this.options.clockSkewSeconds }, this.options.clientAuth, {
-          timeout: this.options.timeoutMs / 1000,
-          ...(this.options.fetch ? { [client.customFetch]: this.options.fetch } : {}),
-        });
+        const config = await client.discovery(
+          new URL(this.options.issuer),
+          this.options.clientId,
+          { [client.clockTolerance]: this.options.clockSkewSeconds },
+          this.options.clientAuth,
+          {
+            timeout: this.options.timeoutMs / 1000,
+            ...(this.options.fetch ? { [client.customFetch]: this.options.fetch } : {}),
+          },
+        );
         config.timeout = this.options.timeoutMs / 1000;
         if (this.options.fetch) config[client.customFetch] = this.options.fetch;
         return config;
@@ -129,7 +137,13 @@ export class IdpClient {
     return this.configuration;
   }
 
-  async authorizationUrl(params: { scope: string; state: string; nonce: string; codeChallenge: string; extra: Readonly<Record<string, string>> }): Promise<string> {
+  async authorizationUrl(params: {
+    scope: string;
+    state: string;
+    nonce: string;
+    codeChallenge: string;
+    extra: Readonly<Record<string, string>>;
+  }): Promise<string> {
     const config = await this.config();
     return client
       .buildAuthorizationUrl(config, {
@@ -203,5 +217,10 @@ export class IdpClient {
 }
 
 function tokensOf(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): IdpTokens {
-  return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, idToken: tokens.id_token, idTokenClaims: tokens.claims() as Record<string, unknown> | undefined };
+  return {
+    accessToken: tokens.access_token,
+    refreshToken: tokens.refresh_token,
+    idToken: tokens.id_token,
+    idTokenClaims: tokens.claims() as Record<string, unknown> | undefined,
+  };
 }

@@ -20,8 +20,8 @@ import {
   type AttributeValue,
   type QueryCommandOutput,
 } from '@aws-sdk/client-dynamodb';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
-import type { RevocationList } from '../../lib/session-contract';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
+import type { RevocationList } from '../../core/session-contract';
 
 export interface SessionRevocation {
   readonly sid: string;
@@ -118,7 +118,10 @@ export class InMemoryRevocationStore implements SessionRevocationStore {
 
   async listRevoked(now: number): Promise<RevokedSession[]> {
     for (const [sid, entry] of this.entries) if (entry.refuseRefreshUntil <= now) this.entries.delete(sid);
-    return latestPerSid([...this.entries].map(([sid, entry]) => ({ sid, until: entry.listUntil })), now);
+    return latestPerSid(
+      [...this.entries].map(([sid, entry]) => ({ sid, until: entry.listUntil })),
+      now,
+    );
   }
 }
 
@@ -165,7 +168,10 @@ export class DynamoDbRevocationStore implements SessionRevocationStore {
 
   private async putIfLater(item: Record<string, AttributeValue>, condition: string, values?: Record<string, AttributeValue>): Promise<void> {
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition, ExpressionAttributeValues: values }), dynamoCallOptions());
+      await this.client.send(
+        new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition, ExpressionAttributeValues: values }),
+        dynamoCallOptions(),
+      );
     } catch (error) {
       // The item already holds a deadline at least as late: nothing to do.
       if (isConditionFailed(error)) return;

@@ -9,11 +9,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import * as client from 'openid-client';
 import type { JWTPayload } from 'jose';
 import type { Context } from 'aws-lambda';
-import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM, type RevocationList } from '../../lib/session-contract';
-import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
-import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../lib/auth/environment';
-import { evaluateMappingRules, type MappingDenial, type MappingGrant } from '../../lib/auth/mapping-rules';
-import { checkReturnTo } from '../../lib/auth/return-to';
+import { AUTH_PATHS, InlineRefreshResponse, RETURN_TO_PARAM, type RevocationList } from '../../core/session-contract';
+import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret } from '../../core/key-material';
+import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../core/auth/environment';
+import { evaluateMappingRules, type MappingDenial, type MappingGrant } from '../../core/auth/mapping-rules';
+import { checkReturnTo } from '../../core/auth/return-to';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
 import { CachedSecret, SecretReadError, type ReadinessOptions, type SecretSource } from '../shared/secrets';
 import {
@@ -134,10 +134,20 @@ function requestContext(event: ProxyEvent, context: Partial<Context> | undefined
   return { event, route: route ?? event.path ?? '', requestId, browser, sourceIp: forwarded || event.requestContext?.identity?.sourceIp || undefined };
 }
 
-function errorAnswer(ctx: RequestContext, status: number, code: string, reason: string, message: string, cookies: readonly string[] = [], extraHtml = ''): ProxyResult {
+function errorAnswer(
+  ctx: RequestContext,
+  status: number,
+  code: string,
+  reason: string,
+  message: string,
+  cookies: readonly string[] = [],
+  extraHtml = '',
+): ProxyResult {
   if (ctx.browser) {
     const title = status === 403 ? 'Access denied' : status >= 500 ? 'Sign-in is unavailable' : 'Sign-in failed';
-    return htmlPage(status, title, message, `${extraHtml}<p><small>Reason: ${escapeHtml(reason)}. Request id: ${escapeHtml(ctx.requestId)}</small></p>`, { cookies });
+    return htmlPage(status, title, message, `${extraHtml}<p><small>Reason: ${escapeHtml(reason)}. Request id: ${escapeHtml(ctx.requestId)}</small></p>`, {
+      cookies,
+    });
   }
   return jsonResponse(status, { error: code, reason, message, requestId: ctx.requestId }, { cookies });
 }
@@ -148,7 +158,13 @@ class MisconfiguredAuthService implements AuthService {
   async handle(event: ProxyEvent, context?: Partial<Context>): Promise<ProxyResult> {
     const ctx = requestContext(event, context, resolveRoute(event));
     this.logger.audit({ event: 'error', outcome: 'failure', reason: 'configuration-invalid', requestId: ctx.requestId, route: ctx.route, status: 503 });
-    return errorAnswer(ctx, 503, 'service_misconfigured', 'configuration-invalid', 'The sign-in service configuration is invalid. The operator can find the reason in the auth service log.');
+    return errorAnswer(
+      ctx,
+      503,
+      'service_misconfigured',
+      'configuration-invalid',
+      'The sign-in service configuration is invalid. The operator can find the reason in the auth service log.',
+    );
   }
 }
 
@@ -190,7 +206,9 @@ const SUPERSEDED_GRACE_SECONDS = 10;
 const CONCURRENT_REFRESH_WAIT_MS = 2500;
 const CONCURRENT_REFRESH_POLL_MS = 50;
 
-type Minted = { readonly ok: true; readonly token: string; readonly assertion: string; readonly expiresAt: number } | { readonly ok: false; readonly bytes: number; readonly limit: number };
+type Minted =
+  | { readonly ok: true; readonly token: string; readonly assertion: string; readonly expiresAt: number }
+  | { readonly ok: false; readonly bytes: number; readonly limit: number };
 
 type RedeemOutcome =
   | { readonly ok: true; readonly minted: { token: string; assertion: string; expiresAt: number }; readonly cookies: string[] }
@@ -275,7 +293,10 @@ class ConfiguredAuthService implements AuthService {
 
   private defaultRevocationStore(): SessionRevocationStore {
     if (this.config.revocationTableName) return new DynamoDbRevocationStore(this.config.revocationTableName, this.dynamo());
-    this.logger.log('info', 'LG_REVOCATION_TABLE_NAME is not set: revoked sessions and session records are kept in this process only (fine for one local process, not for Lambda).');
+    this.logger.log(
+      'info',
+      'LG_REVOCATION_TABLE_NAME is not set: revoked sessions and session records are kept in this process only (fine for one local process, not for Lambda).',
+    );
     return new InMemoryRevocationStore();
   }
 
@@ -286,8 +307,10 @@ class ConfiguredAuthService implements AuthService {
   private groupSource(deps: AuthServiceDependencies, rereadIntervalMs: number): GroupSource | undefined {
     const { settings, timeoutMs, graphBaseUrl, google } = this.config.idp;
     // Looked up at call time: the Lambda's global fetch (a test may replace it), or the one given.
-    const fetchFn: FetchLike = (url, init) => (deps.idpFetch ? (deps.idpFetch(url, init as Parameters<client.CustomFetch>[1]) as Promise<Response>) : globalThis.fetch(url, init));
-    if (settings.groupsSource === 'microsoft-graph') return new MicrosoftGraphGroups({ baseUrl: graphBaseUrl, tokens: this.idp, fetch: fetchFn, timeoutMs, now: this.now });
+    const fetchFn: FetchLike = (url, init) =>
+      deps.idpFetch ? (deps.idpFetch(url, init as Parameters<client.CustomFetch>[1]) as Promise<Response>) : globalThis.fetch(url, init);
+    if (settings.groupsSource === 'microsoft-graph')
+      return new MicrosoftGraphGroups({ baseUrl: graphBaseUrl, tokens: this.idp, fetch: fetchFn, timeoutMs, now: this.now });
     if (settings.groupsSource === 'google-directory' && google) {
       return new GoogleDirectoryGroups({
         secretSource: deps.secretSource,
@@ -366,29 +389,76 @@ class ConfiguredAuthService implements AuthService {
     if (error instanceof SecretReadError) {
       this.logger.log('error', error.message, { requestId: ctx.requestId });
       this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'secrets-unavailable', status: 503 });
-      return errorAnswer(ctx, 503, 'temporarily_unavailable', 'secrets-unavailable', 'The sign-in service cannot read its keys right now. Try again in a moment.');
+      return errorAnswer(
+        ctx,
+        503,
+        'temporarily_unavailable',
+        'secrets-unavailable',
+        'The sign-in service cannot read its keys right now. Try again in a moment.',
+      );
     }
     this.logger.log('error', 'Unexpected failure while answering a request.', { requestId: ctx.requestId, error: (error as Error)?.message ?? String(error) });
     this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'internal-error', status: 503 });
-    return errorAnswer(ctx, 503, 'temporarily_unavailable', 'internal-error', 'The sign-in service could not answer this request. Try again; if it keeps failing, give the request id to your administrator.');
+    return errorAnswer(
+      ctx,
+      503,
+      'temporarily_unavailable',
+      'internal-error',
+      'The sign-in service could not answer this request. Try again; if it keeps failing, give the request id to your administrator.',
+    );
   }
 
   private idpFailure(ctx: RequestContext, event: AuditEvent['event'], error: IdpError, cookies: readonly string[], user?: AuditEvent['user']): ProxyResult {
     if (error.kind === 'client-auth') {
       // The operator's problem, not the user's: a client secret or key that the IdP no longer takes.
-      this.audit(ctx, { event, outcome: 'failure', reason: 'idp-client-auth-failed', status: 502, user, detail: `${error.message}; check the client secret (or key) in Secrets Manager against the one registered at the IdP, and tokenEndpointAuthMethod` });
-      return errorAnswer(ctx, 502, 'idp_unavailable', 'idp-client-auth-failed', 'The identity provider did not accept the sign-in service\'s own credentials. Your administrator has to fix this; try again later.', cookies);
+      this.audit(ctx, {
+        event,
+        outcome: 'failure',
+        reason: 'idp-client-auth-failed',
+        status: 502,
+        user,
+        detail: `${error.message}; check the client secret (or key) in Secrets Manager against the one registered at the IdP, and tokenEndpointAuthMethod`,
+      });
+      return errorAnswer(
+        ctx,
+        502,
+        'idp_unavailable',
+        'idp-client-auth-failed',
+        "The identity provider did not accept the sign-in service's own credentials. Your administrator has to fix this; try again later.",
+        cookies,
+      );
     }
     const status = error.kind === 'timeout' ? 504 : 502;
     const reason = error.kind === 'timeout' ? 'idp-timeout' : error.kind === 'unreachable' ? 'idp-unreachable' : 'idp-bad-response';
     this.audit(ctx, { event, outcome: 'failure', reason, status, user, detail: error.message });
-    return errorAnswer(ctx, status, status === 504 ? 'idp_timeout' : 'idp_unavailable', reason, `The identity provider could not complete the sign-in: ${error.message}. Try again in a moment.`, cookies);
+    return errorAnswer(
+      ctx,
+      status,
+      status === 504 ? 'idp_timeout' : 'idp_unavailable',
+      reason,
+      `The identity provider could not complete the sign-in: ${error.message}. Try again in a moment.`,
+      cookies,
+    );
   }
 
   /** A user the IdP signed in whose groups or tenant rule the session out. */
-  private identityDenied(ctx: RequestContext, event: AuditEvent['event'], outcome: Extract<IdentityOutcome, { ok: false }>, cookies: readonly string[], sessionId?: string): ProxyResult {
+  private identityDenied(
+    ctx: RequestContext,
+    event: AuditEvent['event'],
+    outcome: Extract<IdentityOutcome, { ok: false }>,
+    cookies: readonly string[],
+    sessionId?: string,
+  ): ProxyResult {
     const { denial } = outcome;
-    this.audit(ctx, { event: denial.status === 403 ? 'deny' : event, outcome: denial.status === 403 ? 'denied' : 'failure', reason: denial.reason, status: denial.status, user: { sub: outcome.subject }, sessionId, detail: denial.detail });
+    this.audit(ctx, {
+      event: denial.status === 403 ? 'deny' : event,
+      outcome: denial.status === 403 ? 'denied' : 'failure',
+      reason: denial.reason,
+      status: denial.status,
+      user: { sub: outcome.subject },
+      sessionId,
+      detail: denial.detail,
+    });
     return errorAnswer(ctx, denial.status, denial.status === 403 ? 'access_denied' : 'groups_unavailable', denial.reason, denial.message, cookies);
   }
 
@@ -404,7 +474,10 @@ class ConfiguredAuthService implements AuthService {
    * tokens: HAProxy needs the session (expired) with the refresh cookie to refresh inline.
    */
   private sessionCookies(minted: { token: string; assertion: string }, maxAgeSeconds: number): string[] {
-    return [setCookie(this.config.cookies.session, minted.token, { maxAgeSeconds }), setCookie(this.config.cookies.assertion, minted.assertion, { maxAgeSeconds })];
+    return [
+      setCookie(this.config.cookies.session, minted.token, { maxAgeSeconds }),
+      setCookie(this.config.cookies.assertion, minted.assertion, { maxAgeSeconds }),
+    ];
   }
 
   private async refreshCookie(cookie: RefreshCookie, expiresAt: number): Promise<string> {
@@ -481,7 +554,11 @@ class ConfiguredAuthService implements AuthService {
     if (!sealed) return refuse(400, 'login-state-missing', 'This sign-in was not started here, took too long, or cookies are blocked.');
     const opened = await this.sealer.open<LoginState>('login', sealed);
     if (!opened.ok) {
-      return refuse(400, opened.reason === 'expired' ? 'login-state-expired' : 'login-state-invalid', opened.reason === 'expired' ? 'This sign-in took too long.' : 'The sign-in state cookie is not valid.');
+      return refuse(
+        400,
+        opened.reason === 'expired' ? 'login-state-expired' : 'login-state-invalid',
+        opened.reason === 'expired' ? 'This sign-in took too long.' : 'The sign-in state cookie is not valid.',
+      );
     }
     const login = opened.payload;
     const idpError = queryParam(ctx.event, 'error');
@@ -502,7 +579,8 @@ class ConfiguredAuthService implements AuthService {
       outcome = await this.identities.resolve(tokens);
     } catch (error) {
       if (!(error instanceof IdpError)) throw error;
-      if (error.kind === 'rejected') return refuse(400, `code-rejected:${error.oauthError ?? 'unknown'}`, 'The identity provider refused the sign-in code (used twice or expired).');
+      if (error.kind === 'rejected')
+        return refuse(400, `code-rejected:${error.oauthError ?? 'unknown'}`, 'The identity provider refused the sign-in code (used twice or expired).');
       if (error.kind === 'bad-response') return refuse(400, 'id-token-rejected', `The identity provider's answer failed validation: ${error.message}.`);
       return this.idpFailure(ctx, 'login', error, [clearLogin]);
     }
@@ -520,9 +598,26 @@ class ConfiguredAuthService implements AuthService {
     if (tokens.refreshToken) {
       const expiresAt = this.seconds() + this.config.refreshCookieMaxAgeSeconds;
       const k = newSessionKey();
-      const secrets: SessionSecrets = { refreshToken: tokens.refreshToken, idToken: tokens.idToken, claims: outcome.claims, groupsClaimSeen: outcome.groupsClaimSeen, groups: outcome.groups };
-      await this.records.create({ sid: sessionId, gen: 1, genAt: this.seconds(), lease: NO_LEASE, leaseUntil: 0, expiresAt: expiresAt + this.config.clockSkewSeconds, sealed: await sealSecrets(secrets, sessionId, k) });
-      cookies.push(...this.sessionCookies(minted, this.config.refreshCookieMaxAgeSeconds), await this.refreshCookie({ sid: sessionId, sub: identity.subject, k, g: 1 }, expiresAt));
+      const secrets: SessionSecrets = {
+        refreshToken: tokens.refreshToken,
+        idToken: tokens.idToken,
+        claims: outcome.claims,
+        groupsClaimSeen: outcome.groupsClaimSeen,
+        groups: outcome.groups,
+      };
+      await this.records.create({
+        sid: sessionId,
+        gen: 1,
+        genAt: this.seconds(),
+        lease: NO_LEASE,
+        leaseUntil: 0,
+        expiresAt: expiresAt + this.config.clockSkewSeconds,
+        sealed: await sealSecrets(secrets, sessionId, k),
+      });
+      cookies.push(
+        ...this.sessionCookies(minted, this.config.refreshCookieMaxAgeSeconds),
+        await this.refreshCookie({ sid: sessionId, sub: identity.subject, k, g: 1 }, expiresAt),
+      );
     } else {
       // Without a refresh token the session ends with its token: the user signs in again
       // every session lifetime, and Looker's background requests get 401s meanwhile.
@@ -558,7 +653,14 @@ class ConfiguredAuthService implements AuthService {
     return errorAnswer(ctx, 403, 'access_denied', decision.reason, `${detail} Ask your administrator for access to Looker.`, this.clearAll());
   }
 
-  private tooLarge(ctx: RequestContext, event: AuditEvent['event'], user: AuditEvent['user'], grant: MappingGrant, size: { bytes: number; limit: number }, cookies: readonly string[]): ProxyResult {
+  private tooLarge(
+    ctx: RequestContext,
+    event: AuditEvent['event'],
+    user: AuditEvent['user'],
+    grant: MappingGrant,
+    size: { bytes: number; limit: number },
+    cookies: readonly string[],
+  ): ProxyResult {
     this.audit(ctx, {
       event: 'deny',
       outcome: 'denied',
@@ -603,7 +705,8 @@ class ConfiguredAuthService implements AuthService {
         continue;
       }
       const lease = newLease();
-      if (await this.records.replace({ gen: record.gen, lease: record.lease }, { ...record, lease, leaseUntil: now + this.leaseSeconds })) return { kind: 'claimed', record, lease, secrets };
+      if (await this.records.replace({ gen: record.gen, lease: record.lease }, { ...record, lease, leaseUntil: now + this.leaseSeconds }))
+        return { kind: 'claimed', record, lease, secrets };
       // Another request took the lease first: look again.
     }
   }
@@ -612,7 +715,12 @@ class ConfiguredAuthService implements AuthService {
   private async redeem(ctx: RequestContext): Promise<RedeemOutcome> {
     const loginRequired = (reason: string, user?: AuditEvent['user'], sessionId?: string): RedeemOutcome => {
       this.audit(ctx, { event: 'refresh', outcome: 'failure', reason, status: 401, user, sessionId });
-      return { ok: false, kind: 'login-required', reason, result: jsonResponse(401, { error: 'login_required', reason, requestId: ctx.requestId }, { cookies: this.clearAll() }) };
+      return {
+        ok: false,
+        kind: 'login-required',
+        reason,
+        result: jsonResponse(401, { error: 'login_required', reason, requestId: ctx.requestId }, { cookies: this.clearAll() }),
+      };
     };
     const sealed = requestCookies(ctx.event).get(this.config.cookies.refresh);
     if (!sealed) return loginRequired('refresh-cookie-missing');
@@ -631,7 +739,12 @@ class ConfiguredAuthService implements AuthService {
     if (claim.kind === 'refused') return loginRequired(claim.reason, user, cookie.sid);
     if (claim.kind === 'busy') {
       this.audit(ctx, { event: 'refresh', outcome: 'failure', reason: 'refresh-in-progress', status: 503, user, sessionId: cookie.sid });
-      return { ok: false, kind: 'idp', reason: 'refresh-in-progress', result: errorAnswer(ctx, 503, 'temporarily_unavailable', 'refresh-in-progress', 'Another request is renewing this session. Try again in a moment.') };
+      return {
+        ok: false,
+        kind: 'idp',
+        reason: 'refresh-in-progress',
+        result: errorAnswer(ctx, 503, 'temporarily_unavailable', 'refresh-in-progress', 'Another request is renewing this session. Try again in a moment.'),
+      };
     }
     if (claim.kind === 'fresh') return this.reuseFreshRefresh(ctx, cookie, claim.record, claim.secrets, refreshExpiresAt);
 
@@ -690,19 +803,33 @@ class ConfiguredAuthService implements AuthService {
       return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', fullUser, decision, minted, this.clearAll()) };
     }
     const gen = record.gen + 1;
-    const stored = await this.records.replace({ gen: record.gen, lease }, { ...record, gen, genAt: this.seconds(), lease: NO_LEASE, leaseUntil: 0, sealed: sealedNext });
+    const stored = await this.records.replace(
+      { gen: record.gen, lease },
+      { ...record, gen, genAt: this.seconds(), lease: NO_LEASE, leaseUntil: 0, sealed: sealedNext },
+    );
     // A logout recorded while the IdP answered: the token just minted is never handed
     // out. Every token that is handed out was minted before its sid was found unrevoked,
     // which is what bounds the revocation list's `until` (see logout).
     if (await this.revocations.isRevoked(cookie.sid, this.seconds())) return loginRequired('session-revoked', fullUser, cookie.sid);
     if (!stored) {
       // The record changed under the lease (it outlived leaseSeconds, or the session ended).
-      this.logger.log('error', 'A refresh lost its lease on the session record: the session must sign in again.', { requestId: ctx.requestId, sessionId: cookie.sid });
+      this.logger.log('error', 'A refresh lost its lease on the session record: the session must sign in again.', {
+        requestId: ctx.requestId,
+        sessionId: cookie.sid,
+      });
       return loginRequired('session-record-changed', fullUser, cookie.sid);
     }
     const rotated = tokens.refreshToken !== undefined && tokens.refreshToken !== secrets.refreshToken;
     const cookies = [...this.sessionCookies(minted, refreshExpiresAt - this.seconds()), await this.refreshCookie({ ...cookie, g: gen }, refreshExpiresAt)];
-    this.audit(ctx, { event: 'refresh', outcome: 'success', reason: rotated ? 'refreshed-rotated' : 'refreshed', status: 200, user: fullUser, sessionId: cookie.sid, ...grantFields(decision) });
+    this.audit(ctx, {
+      event: 'refresh',
+      outcome: 'success',
+      reason: rotated ? 'refreshed-rotated' : 'refreshed',
+      status: 200,
+      user: fullUser,
+      sessionId: cookie.sid,
+      ...grantFields(decision),
+    });
     return { ok: true, minted, cookies };
   }
 
@@ -711,19 +838,42 @@ class ConfiguredAuthService implements AuthService {
    * one generation behind): this one gets a session from that refresh's result, without
    * spending the refresh token again, and the current refresh cookie.
    */
-  private async reuseFreshRefresh(ctx: RequestContext, cookie: RefreshCookie, record: SessionRecord, secrets: SessionSecrets, refreshExpiresAt: number): Promise<RedeemOutcome> {
+  private async reuseFreshRefresh(
+    ctx: RequestContext,
+    cookie: RefreshCookie,
+    record: SessionRecord,
+    secrets: SessionSecrets,
+    refreshExpiresAt: number,
+  ): Promise<RedeemOutcome> {
     const identity = this.identities.fromStored(cookie.sub, secrets);
     const user = { sub: identity.subject, email: identity.email };
     const decision = evaluateMappingRules(this.config.mappingRules, identity.facts);
     if (!decision.allowed) return { ok: false, kind: 'denied', reason: decision.reason, result: this.denied(ctx, decision, identity, user, cookie.sid) };
     const minted = await this.mint(identity, decision, cookie.sid);
-    if (!minted.ok) return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', user, decision, minted, this.clearAll()) };
+    if (!minted.ok)
+      return { ok: false, kind: 'denied', reason: 'session-too-large', result: this.tooLarge(ctx, 'refresh', user, decision, minted, this.clearAll()) };
     if (await this.revocations.isRevoked(cookie.sid, this.seconds())) {
       this.audit(ctx, { event: 'refresh', outcome: 'failure', reason: 'session-revoked', status: 401, user, sessionId: cookie.sid });
-      return { ok: false, kind: 'login-required', reason: 'session-revoked', result: jsonResponse(401, { error: 'login_required', reason: 'session-revoked', requestId: ctx.requestId }, { cookies: this.clearAll() }) };
+      return {
+        ok: false,
+        kind: 'login-required',
+        reason: 'session-revoked',
+        result: jsonResponse(401, { error: 'login_required', reason: 'session-revoked', requestId: ctx.requestId }, { cookies: this.clearAll() }),
+      };
     }
-    const cookies = [...this.sessionCookies(minted, refreshExpiresAt - this.seconds()), await this.refreshCookie({ ...cookie, g: record.gen }, refreshExpiresAt)];
-    this.audit(ctx, { event: 'refresh', outcome: 'success', reason: 'refreshed-by-concurrent-request', status: 200, user, sessionId: cookie.sid, ...grantFields(decision) });
+    const cookies = [
+      ...this.sessionCookies(minted, refreshExpiresAt - this.seconds()),
+      await this.refreshCookie({ ...cookie, g: record.gen }, refreshExpiresAt),
+    ];
+    this.audit(ctx, {
+      event: 'refresh',
+      outcome: 'success',
+      reason: 'refreshed-by-concurrent-request',
+      status: 200,
+      user,
+      sessionId: cookie.sid,
+      ...grantFields(decision),
+    });
     return { ok: true, minted, cookies };
   }
 
@@ -760,7 +910,12 @@ class ConfiguredAuthService implements AuthService {
     const rd = returnTo.path;
     const current = await this.currentSession(ctx);
     const sid = typeof current?.sid === 'string' ? current.sid : undefined;
-    if (current?.exp && current.exp > this.seconds() + this.config.session.refreshWindowSeconds && sid && !(await this.revocations.isRevoked(sid, this.seconds()))) {
+    if (
+      current?.exp &&
+      current.exp > this.seconds() + this.config.session.refreshWindowSeconds &&
+      sid &&
+      !(await this.revocations.isRevoked(sid, this.seconds()))
+    ) {
       return redirect(rd);
     }
     const outcome = await this.redeem(ctx);
@@ -803,7 +958,9 @@ class ConfiguredAuthService implements AuthService {
       return record?.sealed ? await openSecrets(record.sealed, cookie.sid, cookie.k) : undefined;
     } catch (error) {
       if (!(error instanceof SessionStoreError)) throw error;
-      this.logger.log('warn', `Logout could not read the session record (no id_token_hint, no refresh token revocation at the IdP): ${error.message}`, { requestId: ctx.requestId });
+      this.logger.log('warn', `Logout could not read the session record (no id_token_hint, no refresh token revocation at the IdP): ${error.message}`, {
+        requestId: ctx.requestId,
+      });
       return undefined;
     }
   }
@@ -811,7 +968,15 @@ class ConfiguredAuthService implements AuthService {
   private async logout(ctx: RequestContext): Promise<ProxyResult> {
     if (!this.sameOrigin(ctx)) {
       this.audit(ctx, { event: 'logout', outcome: 'denied', reason: 'cross-site-refused', status: 403 });
-      return errorAnswer(ctx, 403, 'forbidden', 'cross-site-refused', 'Sign-out must be confirmed on this site.', [], `<p><a href="${AUTH_PATHS.logout}">Go to the sign-out page</a></p>`);
+      return errorAnswer(
+        ctx,
+        403,
+        'forbidden',
+        'cross-site-refused',
+        'Sign-out must be confirmed on this site.',
+        [],
+        `<p><a href="${AUTH_PATHS.logout}">Go to the sign-out page</a></p>`,
+      );
     }
     // Only a session this service signed (checked like any other: typ, iss, aud, exp) or
     // its own encrypted refresh cookie names a sid to revoke: a forged token must not
@@ -819,8 +984,21 @@ class ConfiguredAuthService implements AuthService {
     const session = await this.currentSession(ctx);
     const sealedRefresh = requestCookies(ctx.event).get(this.config.cookies.refresh);
     const opened = sealedRefresh ? await this.sealer.open<Record<string, unknown>>('refresh', sealedRefresh) : undefined;
-    const refresh = opened?.ok && isRefreshCookie(opened.payload) ? { sid: opened.payload.sid, sub: opened.payload.sub, k: opened.payload.k, g: opened.payload.g, exp: typeof opened.payload.exp === 'number' ? opened.payload.exp : undefined } : undefined;
-    const user = session ? { sub: session.sub, email: typeof session.email === 'string' && session.email ? session.email : undefined } : refresh ? { sub: refresh.sub } : undefined;
+    const refresh =
+      opened?.ok && isRefreshCookie(opened.payload)
+        ? {
+            sid: opened.payload.sid,
+            sub: opened.payload.sub,
+            k: opened.payload.k,
+            g: opened.payload.g,
+            exp: typeof opened.payload.exp === 'number' ? opened.payload.exp : undefined,
+          }
+        : undefined;
+    const user = session
+      ? { sub: session.sub, email: typeof session.email === 'string' && session.email ? session.email : undefined }
+      : refresh
+        ? { sub: refresh.sub }
+        : undefined;
     const revocations = logoutRevocations({
       now: this.seconds(),
       sessionTtlSeconds: this.config.session.ttlSeconds,
@@ -852,7 +1030,10 @@ class ConfiguredAuthService implements AuthService {
     // The records' secrets (refresh token, ID token) are erased; the revocations above are what refuse the sid.
     for (const revocation of revocations) {
       await this.records.end(revocation.sid, revocation.refuseRefreshUntil).catch((error: unknown) => {
-        this.logger.log('warn', `Logout could not erase the session record: ${(error as Error).message}`, { requestId: ctx.requestId, sessionId: revocation.sid });
+        this.logger.log('warn', `Logout could not erase the session record: ${(error as Error).message}`, {
+          requestId: ctx.requestId,
+          sessionId: revocation.sid,
+        });
       });
     }
     let idpRevocation = 'no refresh token';
@@ -871,23 +1052,42 @@ class ConfiguredAuthService implements AuthService {
    * session ends too, and the next visit asks for the password) as `endSession` says, or
    * the signed-out page, audited `idp-session-kept` because the IdP session survives.
    */
-  private async endSession(ctx: RequestContext, idTokenHint: string | undefined): Promise<{ location: string; reason: 'idp-end-session' | 'idp-session-kept'; detail: string }> {
+  private async endSession(
+    ctx: RequestContext,
+    idTokenHint: string | undefined,
+  ): Promise<{ location: string; reason: 'idp-end-session' | 'idp-session-kept'; detail: string }> {
     const { endSession, profile } = this.config.idp.settings;
     const postLogout = this.config.postLogoutRedirectUrl;
-    const kept = (why: string) => ({ location: postLogout, reason: 'idp-session-kept' as const, detail: `the ${profile.displayName} session is kept (${why}): the next sign-in there may not ask for a password` });
+    const kept = (why: string) => ({
+      location: postLogout,
+      reason: 'idp-session-kept' as const,
+      detail: `the ${profile.displayName} session is kept (${why}): the next sign-in there may not ask for a password`,
+    });
     const hint = idTokenHint ? 'with id_token_hint' : 'without id_token_hint (no ID token kept for this session)';
     if (endSession.mode === 'off') return kept('endSession is off');
     if (endSession.mode === 'template') {
       // {state} is for IdPs that insist on one; the signed-out page does not need it back.
-      const values: Record<string, string> = { clientId: this.config.idp.clientId, postLogoutRedirectUri: postLogout, idTokenHint: idTokenHint ?? '', state: client.randomState() };
-      return { location: endSession.template.replace(/\{([A-Za-z]+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? '')), reason: 'idp-end-session', detail: `IdP logout through the endSession template ${hint}` };
+      const values: Record<string, string> = {
+        clientId: this.config.idp.clientId,
+        postLogoutRedirectUri: postLogout,
+        idTokenHint: idTokenHint ?? '',
+        state: client.randomState(),
+      };
+      return {
+        location: endSession.template.replace(/\{([A-Za-z]+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? '')),
+        reason: 'idp-end-session',
+        detail: `IdP logout through the endSession template ${hint}`,
+      };
     }
     try {
       const url = await this.idp.endSessionUrl({ postLogoutRedirectUri: postLogout, idTokenHint });
       if (url) return { location: url, reason: 'idp-end-session', detail: `IdP logout at its end_session_endpoint ${hint}` };
       return kept('the IdP advertises no end_session_endpoint');
     } catch (error) {
-      this.logger.log('warn', 'Logout could not reach the IdP; the session is revoked and the cookies cleared anyway.', { requestId: ctx.requestId, error: (error as Error).message });
+      this.logger.log('warn', 'Logout could not reach the IdP; the session is revoked and the cookies cleared anyway.', {
+        requestId: ctx.requestId,
+        error: (error as Error).message,
+      });
       return kept('the IdP could not be reached for its logout endpoint');
     }
   }

@@ -11,7 +11,7 @@
  * session at once (IdPs with reuse detection revoke the whole token family when a spent
  * token is presented).
  *
- * Layout in the revocation table (lib/auth/revocation-table.ts; one table, item types by
+ * Layout in the revocation table (core/auth/revocation-table.ts; one table, item types by
  * key): `pk = "sid#<sid>", sk = "refresh"` with
  *   - `gen` (N): the cookie generation; a refresh that redeemed the refresh token at the IdP
  *     moves it on, and the refresh cookie names the generation it was issued for;
@@ -27,7 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 import { DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 import { dynamoCallOptions, isConditionFailed, SESSION_ID } from './revocations';
 
 /** No lease held. */
@@ -107,7 +107,10 @@ export async function sealSecrets(secrets: SessionSecrets, sid: string, sessionK
 /** Decrypts a record's secrets; undefined when the key does not open them or they belong to another sid. */
 export async function openSecrets(sealed: string, sid: string, sessionKey: string): Promise<SessionSecrets | undefined> {
   try {
-    const { plaintext, protectedHeader } = await compactDecrypt(sealed, keyBytes(sessionKey), { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+    const { plaintext, protectedHeader } = await compactDecrypt(sealed, keyBytes(sessionKey), {
+      keyManagementAlgorithms: ['dir'],
+      contentEncryptionAlgorithms: ['A256GCM'],
+    });
     if (protectedHeader.sid !== sid) return undefined;
     const value = JSON.parse(Buffer.from(plaintext).toString('utf8')) as SessionSecrets;
     return value && typeof value === 'object' && value.claims && typeof value.claims === 'object' ? value : undefined;
@@ -142,7 +145,14 @@ export class InMemorySessionRecordStore implements SessionRecordStore {
 
   async end(sid: string, expiresAt: number): Promise<void> {
     const current = this.records.get(sid);
-    this.records.set(sid, { sid, gen: current?.gen ?? 0, genAt: current?.genAt ?? 0, lease: NO_LEASE, leaseUntil: 0, expiresAt: Math.max(expiresAt, current?.expiresAt ?? 0) });
+    this.records.set(sid, {
+      sid,
+      gen: current?.gen ?? 0,
+      genAt: current?.genAt ?? 0,
+      lease: NO_LEASE,
+      leaseUntil: 0,
+      expiresAt: Math.max(expiresAt, current?.expiresAt ?? 0),
+    });
   }
 }
 
@@ -183,7 +193,10 @@ export class DynamoDbSessionRecordStore implements SessionRecordStore {
   async create(record: SessionRecord): Promise<void> {
     if (!SESSION_ID.test(record.sid)) throw new SessionStoreError('create a session record', new Error('the session id is not one this service mints'));
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: toItem(record), ConditionExpression: `attribute_not_exists(${PK})` }), dynamoCallOptions());
+      await this.client.send(
+        new PutItemCommand({ TableName: this.tableName, Item: toItem(record), ConditionExpression: `attribute_not_exists(${PK})` }),
+        dynamoCallOptions(),
+      );
     } catch (error) {
       throw new SessionStoreError('create a session record', error);
     }

@@ -2,7 +2,7 @@
  * What the custom resource does for each CloudFormation request:
  * - Create and Update: log in to Looker's API with the API3 credentials, resolve the role
  *   and user attribute names to Looker's ids, and PATCH `oidc_config` so Looker's OpenID
- *   Connect login uses the gateway's broker (lib/looker/oidc-config.ts brokerOidcConfig).
+ *   Connect login uses the gateway's broker (core/looker/oidc-config.ts brokerOidcConfig).
  *   PATCH writes the whole desired state every time, so repeating it changes nothing.
  * - Delete: switch Looker's OpenID Connect login off (`enabled: false`) if it still points
  *   at this gateway's broker, and leave it alone if someone has pointed it elsewhere since.
@@ -23,7 +23,7 @@ import {
   parseLookerOidcResourceSettings,
   pointsAtBroker,
   resolveLookerIds,
-} from '../../lib/looker/oidc-config';
+} from '../../core/looker/oidc-config';
 import type { SecretSource } from '../shared/secrets';
 import type { CustomResourceAnswer } from './cfn-response';
 import { LookerApi } from './looker-api';
@@ -59,7 +59,12 @@ export async function handleRequest(event: CloudFormationCustomResourceEvent, de
     const settings = parseLookerOidcResourceSettings(event.ResourceProperties.Settings);
     const credentials = parseLookerApiCredentials(await deps.secrets.getSecretString(settings.apiCredentialsSecretArn), settings.apiCredentialsSecretArn);
     secrets.push(credentials.client_secret);
-    const looker = new LookerApi({ apiUrl: settings.apiUrl, serverName: settings.serverName, caCertificatePem: settings.caCertificatePem, timeoutMs: settings.requestTimeoutSeconds * 1000 });
+    const looker = new LookerApi({
+      apiUrl: settings.apiUrl,
+      serverName: settings.serverName,
+      caCertificatePem: settings.caCertificatePem,
+      timeoutMs: settings.requestTimeoutSeconds * 1000,
+    });
     await looker.login(credentials);
     log({ step: 'login', outcome: 'success', apiUrl: settings.apiUrl });
 
@@ -69,13 +74,18 @@ export async function handleRequest(event: CloudFormationCustomResourceEvent, de
     secrets.push(clientSecret);
     if (!clientSecret) throw new Error(`The Looker OIDC client secret ${settings.clientSecretArn} is empty.`);
     const roleNames = settings.groupRoles.flatMap((g) => g.roleNames);
-    const roleIds = roleNames.length > 0 ? resolveLookerIds('role', roleNames, await looker.get<LookerNamedObject[]>(LOOKER_API_PATHS.roles)) : new Map<string, string>();
+    const roleIds =
+      roleNames.length > 0 ? resolveLookerIds('role', roleNames, await looker.get<LookerNamedObject[]>(LOOKER_API_PATHS.roles)) : new Map<string, string>();
     const attributeNames = settings.userAttributes.map((a) => a.lookerUserAttribute);
     const attributeIds =
-      attributeNames.length > 0 ? resolveLookerIds('user attribute', attributeNames, await looker.get<LookerNamedObject[]>(LOOKER_API_PATHS.userAttributes)) : new Map<string, string>();
+      attributeNames.length > 0
+        ? resolveLookerIds('user attribute', attributeNames, await looker.get<LookerNamedObject[]>(LOOKER_API_PATHS.userAttributes))
+        : new Map<string, string>();
     const applied = await looker.patch<OidcConfigRead>(LOOKER_API_PATHS.oidcConfig, brokerOidcConfig(settings, clientSecret, roleIds, attributeIds));
     if (!applied?.enabled || !pointsAtBroker(applied, settings)) {
-      throw new Error(`Looker accepted the OIDC configuration but reads back enabled=${applied?.enabled} issuer=${JSON.stringify(applied?.issuer)}: check Looker's OpenID Connect page.`);
+      throw new Error(
+        `Looker accepted the OIDC configuration but reads back enabled=${applied?.enabled} issuer=${JSON.stringify(applied?.issuer)}: check Looker's OpenID Connect page.`,
+      );
     }
     const physicalId = physicalIdFor(settings);
     log({
@@ -95,13 +105,23 @@ export async function handleRequest(event: CloudFormationCustomResourceEvent, de
   }
 }
 
-async function switchOff(looker: LookerApi, settings: LookerOidcResourceSettings, physicalId: string, log: (entry: Record<string, unknown>) => void): Promise<CustomResourceAnswer> {
+async function switchOff(
+  looker: LookerApi,
+  settings: LookerOidcResourceSettings,
+  physicalId: string,
+  log: (entry: Record<string, unknown>) => void,
+): Promise<CustomResourceAnswer> {
   const current = await looker.get<OidcConfigRead>(LOOKER_API_PATHS.oidcConfig);
   if (!current.enabled || !pointsAtBroker(current, settings)) {
-    log({ step: 'delete', outcome: 'left-alone', message: 'Looker\'s OpenID Connect login is off or points at another provider: left as it is.', issuer: current.issuer ?? null });
+    log({
+      step: 'delete',
+      outcome: 'left-alone',
+      message: "Looker's OpenID Connect login is off or points at another provider: left as it is.",
+      issuer: current.issuer ?? null,
+    });
     return { Status: 'SUCCESS', PhysicalResourceId: physicalId, Reason: 'Looker no longer used this broker; left as it is.' };
   }
   await looker.patch<OidcConfigRead>(LOOKER_API_PATHS.oidcConfig, { enabled: false });
-  log({ step: 'delete', outcome: 'disabled', message: 'Looker\'s OpenID Connect login is switched off; e-mail logins take over.' });
-  return { Status: 'SUCCESS', PhysicalResourceId: physicalId, Reason: 'Looker\'s OpenID Connect login switched off.' };
+  log({ step: 'delete', outcome: 'disabled', message: "Looker's OpenID Connect login is switched off; e-mail logins take over." });
+  return { Status: 'SUCCESS', PhysicalResourceId: physicalId, Reason: "Looker's OpenID Connect login switched off." };
 }

@@ -38,6 +38,13 @@ export async function handler(event: CloudFormationCustomResourceEvent, context:
   });
   const answer = await Promise.race([handleRequest(event, { secrets, log }), outOfTime]);
   clearTimeout(timer);
-  log({ step: 'answer', requestType: event.RequestType, logicalResourceId: event.LogicalResourceId, status: answer.Status, physicalResourceId: answer.PhysicalResourceId, reason: answer.Reason });
+  log({
+    step: 'answer',
+    requestType: event.RequestType,
+    logicalResourceId: event.LogicalResourceId,
+    status: answer.Status,
+    physicalResourceId: answer.PhysicalResourceId,
+    reason: answer.Reason,
+  });
   await sendResponse(event, answer);
 }

@@ -5,7 +5,7 @@
  * deadline on every call, and errors that say what to fix without quoting a secret.
  */
 import * as https from 'node:https';
-import { LOOKER_API_PATHS, LookerAccessToken, LookerApiCredentials, LookerValidationError } from '../../lib/looker/oidc-config';
+import { LOOKER_API_PATHS, LookerAccessToken, LookerApiCredentials, LookerValidationError } from '../../core/looker/oidc-config';
 
 export interface LookerApiOptions {
   /** Base URL of the API, without /api/4.0. */
@@ -56,7 +56,8 @@ export class LookerApi {
       throw new LookerApiError(`${hint} (HTTP ${answer.status} at POST ${LOOKER_API_PATHS.login}${messageOf(answer)})`, answer.status);
     }
     const token = parseJson<LookerAccessToken>(answer.body);
-    if (!token || typeof token.access_token !== 'string') throw new LookerApiError(`Looker's login answer has no access_token (POST ${LOOKER_API_PATHS.login}).`, answer.status);
+    if (!token || typeof token.access_token !== 'string')
+      throw new LookerApiError(`Looker's login answer has no access_token (POST ${LOOKER_API_PATHS.login}).`, answer.status);
     this.token = token.access_token;
   }
 
@@ -70,7 +71,12 @@ export class LookerApi {
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     if (!this.token) throw new Error('LookerApi: login() first.');
-    const answer = await this.call(method, path, { authorization: `token ${this.token}`, 'content-type': 'application/json', accept: 'application/json' }, body === undefined ? undefined : JSON.stringify(body));
+    const answer = await this.call(
+      method,
+      path,
+      { authorization: `token ${this.token}`, 'content-type': 'application/json', accept: 'application/json' },
+      body === undefined ? undefined : JSON.stringify(body),
+    );
     if (answer.status === 200 || answer.status === 204) {
       const parsed = answer.body ? parseJson<T>(answer.body) : undefined;
       if (answer.body && parsed === undefined) throw new LookerApiError(`Looker's answer to ${method} ${path} is not JSON.`, answer.status);
@@ -122,15 +128,21 @@ function unreachable(method: string, url: URL, error: Error & { code?: string },
     );
   }
   if (error.code && /CERT|SSL|TLS|ALTNAME|SELF_SIGNED|UNABLE_TO/.test(error.code)) {
-    return new LookerUnreachableError(`TLS to Looker's API failed at ${where} (${error.code}): give the CA of Looker's certificate (caCertificatePem) and the name in it (serverName).`);
+    return new LookerUnreachableError(
+      `TLS to Looker's API failed at ${where} (${error.code}): give the CA of Looker's certificate (caCertificatePem) and the name in it (serverName).`,
+    );
   }
-  return new LookerUnreachableError(`Looker's API is unreachable at ${where} (${error.code ?? error.message}). Check apiUrl and that Looker's security group admits the function on the API port.`);
+  return new LookerUnreachableError(
+    `Looker's API is unreachable at ${where} (${error.code ?? error.message}). Check apiUrl and that Looker's security group admits the function on the API port.`,
+  );
 }
 
 function describeFailure(method: string, path: string, answer: HttpAnswer): string {
   const where = `${method} ${path}`;
-  if (answer.status === 401) return `Looker answered 401 Unauthorized to ${where}: the API token was refused; check the API3 credentials and that the API key's user is not disabled.`;
-  if (answer.status === 403) return `Looker answered 403 Forbidden to ${where}: the API key's user must be a Looker admin (only admins can read and update the OIDC configuration).`;
+  if (answer.status === 401)
+    return `Looker answered 401 Unauthorized to ${where}: the API token was refused; check the API3 credentials and that the API key's user is not disabled.`;
+  if (answer.status === 403)
+    return `Looker answered 403 Forbidden to ${where}: the API key's user must be a Looker admin (only admins can read and update the OIDC configuration).`;
   if (answer.status === 422) {
     const error = parseJson<LookerValidationError>(answer.body);
     const fields = (error?.errors ?? []).map((e) => `${e.field ?? '?'}: ${e.message ?? e.code ?? 'invalid'}`).join('; ');

@@ -11,7 +11,7 @@ import {
   SECRET_FORMAT_VERSION,
   SECRET_KIND_TAG,
   SECRET_KINDS,
-} from '../../lib/key-material';
+} from '../../core/key-material';
 import type { KindRotation, RotationContext } from './kind';
 import { checkCertificate, createCa, createSelfSignedServerCertificate, issueClientCertificate } from './pki';
 import { AWSCURRENT, isAwsError } from './secret-store';
@@ -32,7 +32,9 @@ export async function ensureBackendCa(context: RotationContext): Promise<Backend
   const described = await context.store.describe(arn);
   const kind = described.Tags?.find((t) => t.Key === SECRET_KIND_TAG)?.Value;
   if (kind !== SECRET_KINDS.backendCa) {
-    throw new Error(`The backend CA secret ${arn} is tagged ${SECRET_KIND_TAG}=${JSON.stringify(kind)}, expected ${JSON.stringify(SECRET_KINDS.backendCa)}: check the CA secret ARN given to the rotation.`);
+    throw new Error(
+      `The backend CA secret ${arn} is tagged ${SECRET_KIND_TAG}=${JSON.stringify(kind)}, expected ${JSON.stringify(SECRET_KINDS.backendCa)}: check the CA secret ARN given to the rotation.`,
+    );
   }
   const current = await context.store.get(arn, { stage: AWSCURRENT });
   const ca = parseGatewaySecret(current.secretString, SECRET_KINDS.backendCa, arn);
@@ -102,7 +104,8 @@ export const frontendCertificateRotation: KindRotation = {
       context.log({
         event: 'kept-provided-certificate',
         notAfter: existing.notAfter,
-        warning: 'the secret holds a certificate you provided (selfSigned: false): the rotation keeps it; renew it yourself before it expires, or pass it as the frontendCertificate prop (no rotation schedule then)',
+        warning:
+          'the secret holds a certificate you provided (selfSigned: false): the rotation keeps it; renew it yourself before it expires, or pass it as the frontendCertificate prop (no rotation schedule then)',
       });
       return current;
     }
@@ -117,7 +120,11 @@ export const frontendCertificateRotation: KindRotation = {
       notAfter: issued.notAfter.toISOString(),
       selfSigned: true,
     };
-    context.log({ event: 'self-signed-frontend-certificate', domainName: frontendDomainName, warning: 'browsers will not trust it: give the gateway a certificate from your CA' });
+    context.log({
+      event: 'self-signed-frontend-certificate',
+      domainName: frontendDomainName,
+      warning: 'browsers will not trust it: give the gateway a certificate from your CA',
+    });
     return JSON.stringify(value);
   },
 
@@ -127,7 +134,8 @@ export const frontendCertificateRotation: KindRotation = {
 
   follows(pending, current, context) {
     const now = parseGatewaySecret(current, SECRET_KINDS.frontendCertificate, context.secretArn);
-    if (now.selfSigned === false && pending !== current) return 'the secret now holds a certificate you provided (selfSigned: false), which the rotation never replaces';
+    if (now.selfSigned === false && pending !== current)
+      return 'the secret now holds a certificate you provided (selfSigned: false), which the rotation never replaces';
     return undefined;
   },
 

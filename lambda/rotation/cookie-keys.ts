@@ -4,13 +4,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { base64url, compactDecrypt, CompactEncrypt, decodeProtectedHeader } from 'jose';
-import { CookieKeyEntry, CookieKeySetSecret, parseGatewaySecret, SECRET_FORMAT_VERSION, SECRET_KINDS } from '../../lib/key-material';
+import { CookieKeyEntry, CookieKeySetSecret, parseGatewaySecret, SECRET_FORMAT_VERSION, SECRET_KINDS } from '../../core/key-material';
 import type { KindRotation } from './kind';
 
 export const COOKIE_KEY_BYTES = 32;
 
 export function generateCookieKey(now: Date): CookieKeyEntry {
-  return { kid: randomBytes(12).toString('base64url'), status: 'current', createdAt: now.toISOString(), k: randomBytes(COOKIE_KEY_BYTES).toString('base64url') };
+  return {
+    kid: randomBytes(12).toString('base64url'),
+    status: 'current',
+    createdAt: now.toISOString(),
+    k: randomBytes(COOKIE_KEY_BYTES).toString('base64url'),
+  };
 }
 
 /** Pure: the old current becomes previous, `fresh` becomes current, the old previous is dropped. */
@@ -23,7 +28,9 @@ export function advanceCookieKeys(current: CookieKeySetSecret, fresh: CookieKeyE
 
 /** Encrypts with a key of the set, the way the auth service does (kid in the header). */
 export async function encryptWith(key: CookieKeyEntry, plaintext: string): Promise<string> {
-  return new CompactEncrypt(new TextEncoder().encode(plaintext)).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: key.kid }).encrypt(base64url.decode(key.k));
+  return new CompactEncrypt(new TextEncoder().encode(plaintext))
+    .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: key.kid })
+    .encrypt(base64url.decode(key.k));
 }
 
 /** Decrypts with whichever key of the set the header names; throws when none matches. */

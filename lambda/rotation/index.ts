@@ -8,10 +8,10 @@
  */
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
-import { readRotationSettings } from '../../lib/keys/rotation-contract';
+import { readRotationSettings } from '../../core/rotation-contract';
 import { stdoutSink } from '../shared/audit';
 import type { LogEntry } from './kind';
-import { CLEAR_ABANDONED_ROTATIONS } from '../../lib/keys/rotation-contract';
+import { CLEAR_ABANDONED_ROTATIONS } from '../../core/rotation-contract';
 import { clearAbandonedRotations, rotate } from './protocol';
 import { SecretStore } from './secret-store';
 

@@ -1,4 +1,4 @@
-import type { ResolvedRotationSettings } from '../../lib/keys/rotation-contract';
+import type { ResolvedRotationSettings } from '../../core/rotation-contract';
 import type { SecretStore } from './secret-store';
 
 export type LogEntry = Record<string, unknown>;

@@ -82,7 +82,9 @@ export async function issueClientCertificate(ca: CaMaterial, commonName: string,
   const keys = await newKeyPair();
   const times = validity(now, validityDays);
   if (times.notAfter > caCertificate.notAfter) {
-    throw new Error(`The backend CA expires on ${caCertificate.notAfter.toISOString()}, before a new client certificate would (${times.notAfter.toISOString()}): a new CA is needed.`);
+    throw new Error(
+      `The backend CA expires on ${caCertificate.notAfter.toISOString()}, before a new client certificate would (${times.notAfter.toISOString()}): a new CA is needed.`,
+    );
   }
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
@@ -145,7 +147,9 @@ export async function checkCertificate(certificatePem: string, privateKeyPem: st
   }
   for (const cert of [certificate, issuer]) {
     if (expected.now < cert.notBefore || expected.now >= cert.notAfter) {
-      throw new Error(`The certificate ${cert.subject} is valid from ${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()}, not at ${expected.now.toISOString()}.`);
+      throw new Error(
+        `The certificate ${cert.subject} is valid from ${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()}, not at ${expected.now.toISOString()}.`,
+      );
     }
   }
   const usage = certificate.getExtension(x509.ExtendedKeyUsageExtension);

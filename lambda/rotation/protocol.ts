@@ -12,8 +12,8 @@
  */
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import type { DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
-import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SecretKind } from '../../lib/key-material';
-import { ROTATION_EVENTS, type ResolvedRotationSettings } from '../../lib/keys/rotation-contract';
+import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SecretKind } from '../../core/key-material';
+import { ROTATION_EVENTS, type ResolvedRotationSettings } from '../../core/rotation-contract';
 import { backendClientCertificateRotation, frontendCertificateRotation } from './certificates';
 import { cookieKeyRotation } from './cookie-keys';
 import type { KindRotation, Log, RotationContext } from './kind';
@@ -63,7 +63,14 @@ async function runStep(event: SecretsManagerRotationEvent, deps: RotationDepende
   const described = await deps.store.describe(secretArn);
   const kind = kindOf(described, secretArn);
   base.kind = kind;
-  const context: RotationContext = { store: deps.store, settings: deps.settings, secretArn, token, now: deps.now(), log: (entry) => deps.log({ ...base, ...entry }) };
+  const context: RotationContext = {
+    store: deps.store,
+    settings: deps.settings,
+    secretArn,
+    token,
+    now: deps.now(),
+    log: (entry) => deps.log({ ...base, ...entry }),
+  };
 
   if (!described.RotationEnabled) throw new Error(`Secret ${secretArn} is not enabled for rotation.`);
   const stages = described.VersionIdsToStages?.[token];
@@ -199,14 +206,17 @@ function kindOf(described: DescribeSecretCommandOutput, secretArn: string): Secr
   const tag = described.Tags?.find((t) => t.Key === SECRET_KIND_TAG)?.Value;
   const kinds = Object.values(SECRET_KINDS) as string[];
   if (!tag || !kinds.includes(tag)) {
-    throw new Error(`Secret ${secretArn} has tag ${SECRET_KIND_TAG}=${JSON.stringify(tag)}; expected one of ${kinds.join(', ')}. This rotation only rotates the gateway's own secrets.`);
+    throw new Error(
+      `Secret ${secretArn} has tag ${SECRET_KIND_TAG}=${JSON.stringify(tag)}; expected one of ${kinds.join(', ')}. This rotation only rotates the gateway's own secrets.`,
+    );
   }
   return tag as SecretKind;
 }
 
 function checkEvent(event: SecretsManagerRotationEvent): void {
   const missing = (['SecretId', 'ClientRequestToken', 'Step'] as const).filter((k) => typeof event?.[k] !== 'string' || event[k] === '');
-  if (missing.length > 0) throw new Error(`The rotation event lacks ${missing.join(', ')}: it must come from Secrets Manager ({SecretId, ClientRequestToken, Step}).`);
+  if (missing.length > 0)
+    throw new Error(`The rotation event lacks ${missing.join(', ')}: it must come from Secrets Manager ({SecretId, ClientRequestToken, Step}).`);
   if (!(ROTATION_STEPS as readonly string[]).includes(event.Step)) {
     throw new Error(`Unknown rotation step ${JSON.stringify(event.Step)}: expected one of ${ROTATION_STEPS.join(', ')}.`);
   }

@@ -55,7 +55,9 @@ export class SecretStore {
    * existing version's value is ignored, labels included, so they may not be the ones asked for.
    */
   async put(secretId: string, token: string, secretString: string, stages?: string[]): Promise<string[]> {
-    const out = await this.client.send(new PutSecretValueCommand({ SecretId: secretId, ClientRequestToken: token, SecretString: secretString, VersionStages: stages }));
+    const out = await this.client.send(
+      new PutSecretValueCommand({ SecretId: secretId, ClientRequestToken: token, SecretString: secretString, VersionStages: stages }),
+    );
     return out.VersionStages ?? [];
   }
 

@@ -19,8 +19,8 @@ import {
   SigningKeyStatus,
   StoredJwk,
   VerificationKeySetSecret,
-} from '../../lib/key-material';
-import type { SessionAlgorithm } from '../../lib/session-contract';
+} from '../../core/key-material';
+import type { SessionAlgorithm } from '../../core/session-contract';
 import type { KindRotation, RotationContext } from './kind';
 import { AWSCURRENT, isAwsError } from './secret-store';
 
@@ -174,25 +174,44 @@ export const signingKeyRotation: KindRotation = {
   async create(current, context) {
     const set = parseGatewaySecret(current, SECRET_KINDS.signingKeys, context.secretArn);
     const alg = context.settings.sessionAlgorithm;
-    const advanced = await advanceSigningKeys(set, alg, context.now, context.settings.signingKeyMinAgeSeconds * 1000, (status) => generateSigningKey(alg, status, context.now));
+    const advanced = await advanceSigningKeys(set, alg, context.now, context.settings.signingKeyMinAgeSeconds * 1000, (status) =>
+      generateSigningKey(alg, status, context.now),
+    );
     if (!advanced.promoted) {
-      context.log({ event: 'promotion-deferred', reason: advanced.deferredBecause, replacedNext: advanced.replacedNext, kids: advanced.set.keys.map((k) => `${k.status}:${k.kid}`) });
+      context.log({
+        event: 'promotion-deferred',
+        reason: advanced.deferredBecause,
+        replacedNext: advanced.replacedNext,
+        kids: advanced.set.keys.map((k) => `${k.status}:${k.kid}`),
+      });
     }
     const signingAlg = advanced.set.keys.find((k) => k.status === 'current')?.publicJwk.alg ?? alg;
     if (set.keys.length > 0 && signingAlg !== alg) {
-      context.log({ event: 'algorithm-changed', from: signingAlg, to: alg, note: `new keys are ${alg}; sessions are signed with ${alg} once the first ${alg} key, now next, becomes current at a later rotation` });
+      context.log({
+        event: 'algorithm-changed',
+        from: signingAlg,
+        to: alg,
+        note: `new keys are ${alg}; sessions are signed with ${alg} once the first ${alg} key, now next, becomes current at a later rotation`,
+      });
     }
     return JSON.stringify(advanced.set);
   },
 
   follows(pending, current, context) {
-    return signingSetFollows(parseGatewaySecret(pending, SECRET_KINDS.signingKeys, context.secretArn), parseGatewaySecret(current, SECRET_KINDS.signingKeys, context.secretArn));
+    return signingSetFollows(
+      parseGatewaySecret(pending, SECRET_KINDS.signingKeys, context.secretArn),
+      parseGatewaySecret(current, SECRET_KINDS.signingKeys, context.secretArn),
+    );
   },
 
   async set(pending, context) {
     const set = parseGatewaySecret(pending, SECRET_KINDS.signingKeys, context.secretArn);
     const published = await publish(set, context);
-    context.log({ event: 'published-verification-keys', secretArn: context.settings.verificationKeysSecretArn, kids: published.keys.map((k) => `${k.status}:${k.kid}`) });
+    context.log({
+      event: 'published-verification-keys',
+      secretArn: context.settings.verificationKeysSecretArn,
+      kids: published.keys.map((k) => `${k.status}:${k.kid}`),
+    });
   },
 
   async test(pending, context) {

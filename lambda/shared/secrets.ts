@@ -137,7 +137,9 @@ export class CachedSecret<T> {
     const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     let parsed = await this.read();
     if (readiness.isReady(parsed)) return parsed;
-    readiness.report('info', `Secret ${this.secretId} holds no keys yet (its first rotation has not finished): waiting up to ${readiness.maxWaitMs} ms.`, { secretId: this.secretId });
+    readiness.report('info', `Secret ${this.secretId} holds no keys yet (its first rotation has not finished): waiting up to ${readiness.maxWaitMs} ms.`, {
+      secretId: this.secretId,
+    });
     // Counted, not timed: the wait ends after maxWaitMs of sleeping whatever the clock does.
     let waitedMs = 0;
     while (waitedMs < readiness.maxWaitMs) {
@@ -150,7 +152,10 @@ export class CachedSecret<T> {
         return parsed;
       }
     }
-    readiness.report('warn', `Secret ${this.secretId} still holds no keys after waiting ${waitedMs} ms: answering that the keys are not ready.`, { secretId: this.secretId, waitedMs });
+    readiness.report('warn', `Secret ${this.secretId} still holds no keys after waiting ${waitedMs} ms: answering that the keys are not ready.`, {
+      secretId: this.secretId,
+      waitedMs,
+    });
     return parsed;
   }
 

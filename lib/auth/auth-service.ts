@@ -13,18 +13,18 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { GatewayKeys } from '../keys/gateway-keys';
+import { IGatewayKeys } from '../keys/gateway-keys';
 import { lambdaEnvironmentProblems } from '../private/lambda-environment';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
+import { LAMBDA_ASSETS } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { assertDomainName, assertDurationInRange, assertHttpsUrl, assertIntegerInRange, assertNonEmptyString, GatewayPropsError } from '../private/validation';
-import { DEFAULT_SESSION_TTL_SECONDS } from '../session-contract';
-import { AuthServiceConfigError, AuthServiceEnvironment, parseAuthServiceEnvironment } from './environment';
-import { resolveIdpSettings, validateIdpSettings, type IdpProblem, type IdpSettings } from './idp-profiles';
-import { MappingRuleSet, validateMappingRules } from './mapping-rules';
-import { REVOCATION_TABLE } from './revocation-table';
+import { DEFAULT_SESSION_TTL_SECONDS } from '../../core/session-contract';
+import { AuthServiceConfigError, AuthServiceEnvironment, parseAuthServiceEnvironment } from '../../core/auth/environment';
+import { resolveIdpSettings, validateIdpSettings, type IdpProblem, type IdpSettings } from '../../core/auth/idp-profiles';
+import { MappingRuleSet, validateMappingRules } from '../../core/auth/mapping-rules';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 
 /** The IdP the gateway logs users in with (OpenID Connect, authorization code + PKCE). */
 export interface IdentityProviderSettings {
@@ -145,7 +145,7 @@ export interface AuthServiceProps {
   /** Subnets for the interface endpoint and the Lambda. @default - private subnets with egress */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /** The gateway's keys: the service reads the signing and cookie keys. */
-  readonly keys: GatewayKeys;
+  readonly keys: IGatewayKeys;
   /** Host name users open (the gateway's own origin), for example "looker.example.com". */
   readonly domainName: string;
   readonly identityProvider: IdentityProviderSettings;
@@ -187,7 +187,11 @@ const MIN_SESSION = Duration.minutes(1);
 const MAX_SESSION = Duration.minutes(60);
 const STAGE_NAME = 'gateway';
 
-export class AuthService extends Construct {
+/**
+ * The auth service: the auth Lambda behind a PRIVATE REST API that only what is let in
+ * through `connections` (the gateway fleet) can reach, through its interface VPC endpoint.
+ */
+export class AuthService extends Construct implements ec2.IConnectable {
   public readonly function: lambda.Function;
   public readonly api: apigateway.LambdaRestApi;
   public readonly endpoint: ec2.InterfaceVpcEndpoint;
@@ -204,6 +208,11 @@ export class AuthService extends Construct {
    * point-in-time recovery on, items expire through TTL.
    */
   public readonly revocationTable: dynamodb.Table;
+  /**
+   * The API's interface endpoint, on HTTPS (443): nothing is let in by default. The gateway
+   * fleet is, with `authService.connections.allowDefaultPortFrom(fleet)`.
+   */
+  public readonly connections: ec2.Connections;
 
   constructor(scope: Construct, id: string, props: AuthServiceProps) {
     super(scope, id);
@@ -234,7 +243,7 @@ export class AuthService extends Construct {
 
     this.auditLogGroup = props.auditLogGroup ?? newEncryptedLogGroup(this, 'AuditLogs', encryptionKey, logs.RetentionDays.ONE_YEAR);
     this.function = newGatewayFunction(this, 'Function', {
-      bundle: LAMBDA_BUNDLES.auth,
+      asset: LAMBDA_ASSETS.auth,
       description: 'cdk-looker-gateway: OIDC login, refresh and claim mapping',
       environment: { ...environment },
       logGroup: this.auditLogGroup,
@@ -261,9 +270,10 @@ export class AuthService extends Construct {
       service: ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
       subnets: subnets,
       privateDnsEnabled: true,
-      // No rule by default: only the fleet is let in (allowAccessFrom).
+      // No rule by default: only the fleet is let in (through connections).
       open: false,
     });
+    this.connections = new ec2.Connections({ securityGroups: this.endpoint.connections.securityGroups, defaultPort: ec2.Port.tcp(443) });
 
     this.accessLogGroup = newEncryptedLogGroup(this, 'ApiAccessLogs', encryptionKey, props.accessLogRetention ?? logs.RetentionDays.ONE_YEAR);
     const throttlingRateLimit = props.throttlingRateLimit ?? 200;
@@ -303,11 +313,6 @@ export class AuthService extends Construct {
     this.acknowledgeApiFindings();
   }
 
-  /** Lets `fleet` reach the API through the interface endpoint (HTTPS). */
-  public allowAccessFrom(fleet: ec2.IConnectable): void {
-    this.endpoint.connections.allowFrom(fleet, ec2.Port.tcp(443), 'Gateway fleet to the auth service API');
-  }
-
   private acknowledgeApiFindings(): void {
     const api = this.api;
     const cloudWatchRole = api.node.tryFindChild('CloudWatchRole');
@@ -318,7 +323,11 @@ export class AuthService extends Construct {
         'The AWS-maintained role policy API Gateway needs to write execution logs (account setting); it grants log writing only.',
       );
     }
-    acknowledge(api, ['AwsSolutions-APIG2'], 'A Lambda proxy API: the auth service validates every request itself and answers bad ones with a 4xx and a reason.');
+    acknowledge(
+      api,
+      ['AwsSolutions-APIG2'],
+      'A Lambda proxy API: the auth service validates every request itself and answers bad ones with a 4xx and a reason.',
+    );
     for (const method of api.methods) {
       acknowledge(
         method,
@@ -370,18 +379,33 @@ function validateAuthServiceProps(where: string, props: AuthServiceProps): void 
   assertDomainName(where, 'domainName', props.domainName);
   const trust: unknown = props.identityProvider.trustUnverifiedEmail;
   if (trust !== undefined && typeof trust !== 'boolean') {
-    throw new GatewayPropsError(where, `identityProvider.trustUnverifiedEmail is ${JSON.stringify(trust)}: use true or false (default false: only addresses the IdP marks email_verified count).`);
+    throw new GatewayPropsError(
+      where,
+      `identityProvider.trustUnverifiedEmail is ${JSON.stringify(trust)}: use true or false (default false: only addresses the IdP marks email_verified count).`,
+    );
   }
   assertHttpsUrl(where, 'identityProvider.issuer', props.identityProvider.issuer);
   assertNonEmptyString(where, 'identityProvider.clientId', props.identityProvider.clientId);
   validateIdentityProvider(where, props.identityProvider);
   if (props.sessionLifetime) {
-    assertDurationInRange(where, 'sessionLifetime', props.sessionLifetime, MIN_SESSION, MAX_SESSION, 'Sessions are refreshed inline when they expire; 10 minutes is the default and a good balance between revocation delay and refresh calls.');
+    assertDurationInRange(
+      where,
+      'sessionLifetime',
+      props.sessionLifetime,
+      MIN_SESSION,
+      MAX_SESSION,
+      'Sessions are refreshed inline when they expire; 10 minutes is the default and a good balance between revocation delay and refresh calls.',
+    );
   }
-  for (const [prop, value] of [['throttlingRateLimit', props.throttlingRateLimit], ['throttlingBurstLimit', props.throttlingBurstLimit]] as const) {
-    if (value !== undefined) assertIntegerInRange(where, prop, value, 1, 10_000, 'Size it for logins and refreshes: about one refresh per user per session lifetime.');
+  for (const [prop, value] of [
+    ['throttlingRateLimit', props.throttlingRateLimit],
+    ['throttlingBurstLimit', props.throttlingBurstLimit],
+  ] as const) {
+    if (value !== undefined)
+      assertIntegerInRange(where, prop, value, 1, 10_000, 'Size it for logins and refreshes: about one refresh per user per session lifetime.');
   }
-  if (props.reservedConcurrency !== undefined) assertIntegerInRange(where, 'reservedConcurrency', props.reservedConcurrency, 1, 1000, 'Or leave it unset to use the unreserved account concurrency.');
+  if (props.reservedConcurrency !== undefined)
+    assertIntegerInRange(where, 'reservedConcurrency', props.reservedConcurrency, 1, 1000, 'Or leave it unset to use the unreserved account concurrency.');
   try {
     validateMappingRules(props.mappingRules);
   } catch (error) {
@@ -405,7 +429,17 @@ function idpSettingsOf(idp: IdentityProviderSettings): IdpSettings {
 }
 
 function hasUnresolved(idp: IdentityProviderSettings): boolean {
-  const values = [idp.provider, idp.issuer, idp.groupsClaim, idp.tokenEndpointAuthMethod, idp.endSession, idp.groupsSource, ...(idp.scopes ?? []), ...(idp.allowedTenants ?? []), ...Object.values(idp.authorizationParams ?? {})];
+  const values = [
+    idp.provider,
+    idp.issuer,
+    idp.groupsClaim,
+    idp.tokenEndpointAuthMethod,
+    idp.endSession,
+    idp.groupsSource,
+    ...(idp.scopes ?? []),
+    ...(idp.allowedTenants ?? []),
+    ...Object.values(idp.authorizationParams ?? {}),
+  ];
   return values.some((value) => value !== undefined && Token.isUnresolved(value));
 }
 
@@ -415,26 +449,46 @@ function validateIdentityProvider(where: string, idp: IdentityProviderSettings):
   if (!hasUnresolved(idp)) {
     for (const problem of validateIdpSettings(idpSettingsOf(idp))) if (problem.severity === 'error') problems.push(`identityProvider.${problem.message}`);
   }
-  const method = idp.tokenEndpointAuthMethod !== undefined && !Token.isUnresolved(idp.tokenEndpointAuthMethod) ? idp.tokenEndpointAuthMethod : resolveIdpSettings(idpSettingsOf(idp)).tokenEndpointAuthMethod;
+  const method =
+    idp.tokenEndpointAuthMethod !== undefined && !Token.isUnresolved(idp.tokenEndpointAuthMethod)
+      ? idp.tokenEndpointAuthMethod
+      : resolveIdpSettings(idpSettingsOf(idp)).tokenEndpointAuthMethod;
   if (method === 'private_key_jwt' && !idp.clientKey) {
-    problems.push('identityProvider.clientKey is not set: private_key_jwt signs the client assertion with that key; give the secret holding {"privateKeyPem": ..., "certificatePem": ...}.');
+    problems.push(
+      'identityProvider.clientKey is not set: private_key_jwt signs the client assertion with that key; give the secret holding {"privateKeyPem": ..., "certificatePem": ...}.',
+    );
   }
   if (method !== 'private_key_jwt' && !idp.clientSecret) {
-    problems.push(`identityProvider.clientSecret is not set: ${method} sends the client secret; give the secret that holds it (or set tokenEndpointAuthMethod to private_key_jwt with clientKey).`);
+    problems.push(
+      `identityProvider.clientSecret is not set: ${method} sends the client secret; give the secret that holds it (or set tokenEndpointAuthMethod to private_key_jwt with clientKey).`,
+    );
   }
   const source = idp.groupsSource ?? resolveIdpSettings(idpSettingsOf(idp)).groupsSource;
   if (source === 'google-directory' && !idp.googleDirectory) {
-    problems.push('identityProvider.googleDirectory is not set: groupsSource google-directory reads groups with a service account key and a Workspace administrator to act as; give both.');
+    problems.push(
+      'identityProvider.googleDirectory is not set: groupsSource google-directory reads groups with a service account key and a Workspace administrator to act as; give both.',
+    );
   }
   if (idp.googleDirectory && source !== 'google-directory') {
-    problems.push(`identityProvider.googleDirectory is set but groupsSource is ${JSON.stringify(source)}: set groupsSource to google-directory, or remove googleDirectory.`);
+    problems.push(
+      `identityProvider.googleDirectory is set but groupsSource is ${JSON.stringify(source)}: set groupsSource to google-directory, or remove googleDirectory.`,
+    );
   }
   if (idp.googleDirectory && !Token.isUnresolved(idp.googleDirectory.adminEmail) && !/^[^@\s]+@[^@\s]+$/.test(idp.googleDirectory.adminEmail)) {
-    problems.push(`identityProvider.googleDirectory.adminEmail ${JSON.stringify(idp.googleDirectory.adminEmail)} is not an e-mail address: give a Workspace administrator who may read groups.`);
+    problems.push(
+      `identityProvider.googleDirectory.adminEmail ${JSON.stringify(idp.googleDirectory.adminEmail)} is not an e-mail address: give a Workspace administrator who may read groups.`,
+    );
   }
   if (idp.groupsCacheDuration) {
     try {
-      assertDurationInRange(where, 'identityProvider.groupsCacheDuration', idp.groupsCacheDuration, Duration.minutes(1), Duration.days(1), 'Groups read from a directory are reused for a session this long: a removed group takes effect within it.');
+      assertDurationInRange(
+        where,
+        'identityProvider.groupsCacheDuration',
+        idp.groupsCacheDuration,
+        Duration.minutes(1),
+        Duration.days(1),
+        'Groups read from a directory are reused for a session this long: a removed group takes effect within it.',
+      );
     } catch (error) {
       problems.push((error as Error).message.replace(`${where}: `, ''));
     }
@@ -454,7 +508,7 @@ interface AuthEnvironmentInput {
   readonly identityProvider: IdentityProviderSettings;
   readonly mappingRules: MappingRuleSet;
   readonly sessionLifetime: Duration;
-  readonly keys: GatewayKeys;
+  readonly keys: IGatewayKeys;
   readonly revocationTable: dynamodb.ITable;
 }
 
@@ -476,7 +530,9 @@ export function authFunctionEnvironment(input: AuthEnvironmentInput): AuthServic
     ...(idp.clientKey ? { LG_IDP_CLIENT_KEY_SECRET_ARN: idp.clientKey.secretArn } : {}),
     ...(idp.tokenEndpointAuthMethod ? { LG_IDP_TOKEN_AUTH_METHOD: idp.tokenEndpointAuthMethod } : {}),
     ...(idp.scopes ? { LG_IDP_SCOPES: idp.scopes.join(' ') } : {}),
-    ...(idp.authorizationParams && Object.keys(idp.authorizationParams).length > 0 ? { LG_IDP_AUTHORIZATION_PARAMS: JSON.stringify(idp.authorizationParams) } : {}),
+    ...(idp.authorizationParams && Object.keys(idp.authorizationParams).length > 0
+      ? { LG_IDP_AUTHORIZATION_PARAMS: JSON.stringify(idp.authorizationParams) }
+      : {}),
     ...(idp.groupsClaim ? { LG_IDP_GROUPS_CLAIM: idp.groupsClaim } : {}),
     ...(idp.groupsSource ? { LG_IDP_GROUPS_SOURCE: idp.groupsSource } : {}),
     ...(idp.groupsCacheDuration ? { LG_IDP_GROUPS_CACHE_SECONDS: String(idp.groupsCacheDuration.toSeconds()) } : {}),
@@ -549,7 +605,9 @@ function checkEnvironmentWithTheServiceParser(where: string, environment: AuthSe
   const entries = Object.entries(environment) as Array<[string, string | undefined]>;
   if (entries.some(([name, value]) => value !== undefined && !deployTime(name) && Token.isUnresolved(value))) return;
   try {
-    parseAuthServiceEnvironment(Object.fromEntries(entries.map(([name, value]) => [name, value !== undefined && Token.isUnresolved(value) ? 'filled-in-at-deploy' : value])));
+    parseAuthServiceEnvironment(
+      Object.fromEntries(entries.map(([name, value]) => [name, value !== undefined && Token.isUnresolved(value) ? 'filled-in-at-deploy' : value])),
+    );
   } catch (error) {
     if (error instanceof AuthServiceConfigError) {
       throw new GatewayPropsError(where, `the auth service would refuse this configuration:\n- ${error.problems.join('\n- ')}`);

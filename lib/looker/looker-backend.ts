@@ -5,7 +5,8 @@
  */
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Token } from 'aws-cdk-lib';
-import { GatewayPropsError, isHostName, isIpv4Address } from '../private/validation';
+import { isHostName, isIpv4Address } from '../../core/net';
+import { GatewayPropsError } from '../private/validation';
 
 /** Looker's web UI port. */
 export const LOOKER_WEB_PORT = 9999;
@@ -16,12 +17,13 @@ export const LOOKER_HEALTH_PATH = '/alive';
 
 export interface LookerBackendOptions {
   /**
-   * Port of Looker's web UI on every node.
+   * Port of Looker's web UI on every node: the gateway fleet sends every request here.
    * @default 9999
    */
   readonly webPort?: number;
   /**
-   * Port of Looker's API on every node.
+   * Port of Looker's API on every node, used only by what calls Looker's API directly from
+   * the VPC (the LookerOidcConfiguration function); the fleet never connects to it.
    * @default 19999
    */
   readonly apiPort?: number;
@@ -67,13 +69,19 @@ export class LookerBackend {
   public static fromHosts(hosts: string[], options: LookerBackendOptions = {}): LookerBackend {
     const where = 'LookerBackend.fromHosts';
     if (!Token.isUnresolved(hosts) && hosts.length === 0) {
-      throw new GatewayPropsError(where, 'the list of Looker hosts is empty. Give at least one host name or IPv4 address of a Looker node, for example ["10.0.3.10", "10.0.4.10"].');
+      throw new GatewayPropsError(
+        where,
+        'the list of Looker hosts is empty. Give at least one host name or IPv4 address of a Looker node, for example ["10.0.3.10", "10.0.4.10"].',
+      );
     }
     const seen = new Set<string>();
     for (const host of hosts) {
       if (Token.isUnresolved(host)) continue;
       if (!isHostName(host) && !isIpv4Address(host)) {
-        throw new GatewayPropsError(where, `Looker host ${JSON.stringify(host)} is neither a host name nor an IPv4 address. Give bare names or addresses, without scheme or port (ports go in webPort/apiPort).`);
+        throw new GatewayPropsError(
+          where,
+          `Looker host ${JSON.stringify(host)} is neither a host name nor an IPv4 address. Give bare names or addresses, without scheme or port (ports go in webPort/apiPort).`,
+        );
       }
       if (seen.has(host)) throw new GatewayPropsError(where, `Looker host ${JSON.stringify(host)} is listed twice. List every node once.`);
       seen.add(host);
@@ -85,7 +93,10 @@ export class LookerBackend {
   public static fromDnsName(dnsName: string, options: LookerBackendOptions = {}): LookerBackend {
     const where = 'LookerBackend.fromDnsName';
     if (!Token.isUnresolved(dnsName) && !isHostName(dnsName)) {
-      throw new GatewayPropsError(where, `${JSON.stringify(dnsName)} is not a DNS name. Give the name Looker is reachable at, for example "looker.internal.example.com".`);
+      throw new GatewayPropsError(
+        where,
+        `${JSON.stringify(dnsName)} is not a DNS name. Give the name Looker is reachable at, for example "looker.internal.example.com".`,
+      );
     }
     return new LookerBackend(where, [dnsName], true, options);
   }
@@ -96,17 +107,29 @@ export class LookerBackend {
   private constructor(where: string, hosts: string[], resolvesByDns: boolean, options: LookerBackendOptions) {
     const webPort = options.webPort ?? LOOKER_WEB_PORT;
     const apiPort = options.apiPort ?? LOOKER_API_PORT;
-    for (const [prop, port] of [['webPort', webPort], ['apiPort', apiPort]] as const) {
+    for (const [prop, port] of [
+      ['webPort', webPort],
+      ['apiPort', apiPort],
+    ] as const) {
       if (!Token.isUnresolved(port) && (!Number.isInteger(port) || port < 1 || port > 65535)) {
-        throw new GatewayPropsError(where, `${prop} is ${port}; use a TCP port from 1 to 65535 (Looker's defaults are 9999 for the web UI and 19999 for the API).`);
+        throw new GatewayPropsError(
+          where,
+          `${prop} is ${port}; use a TCP port from 1 to 65535 (Looker's defaults are 9999 for the web UI and 19999 for the API).`,
+        );
       }
     }
     const ca = options.caCertificatePem;
     if (ca !== undefined && !Token.isUnresolved(ca) && !/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(ca)) {
-      throw new GatewayPropsError(where, 'caCertificatePem is not a PEM certificate. Give the CA certificate(s) that Looker\'s TLS certificate chains to, starting with "-----BEGIN CERTIFICATE-----".');
+      throw new GatewayPropsError(
+        where,
+        'caCertificatePem is not a PEM certificate. Give the CA certificate(s) that Looker\'s TLS certificate chains to, starting with "-----BEGIN CERTIFICATE-----".',
+      );
     }
     if (options.serverName !== undefined && !Token.isUnresolved(options.serverName) && !isHostName(options.serverName)) {
-      throw new GatewayPropsError(where, `serverName ${JSON.stringify(options.serverName)} is not a DNS name. Give the name in Looker's certificate, for example "looker.internal.example.com".`);
+      throw new GatewayPropsError(
+        where,
+        `serverName ${JSON.stringify(options.serverName)} is not a DNS name. Give the name in Looker's certificate, for example "looker.internal.example.com".`,
+      );
     }
     this.config = {
       hosts,
@@ -130,12 +153,14 @@ export class LookerBackend {
     this.peer.connections.allowFrom(client, ec2.Port.tcp(apiPort), `Looker API port ${apiPort}`);
   }
 
-  /** Lets `fleet` reach Looker's web and API ports when Looker's security group is known. */
+  /**
+   * Lets `fleet` reach Looker's web port when Looker's security group is known. Only the web
+   * port: HAProxy sends every request there (Looker serves its API under /api/ on it too);
+   * the API port is opened only to what calls it directly (allowApiAccessFrom).
+   */
   public allowFrom(fleet: ec2.IConnectable): void {
     if (!this.peer) return;
-    const ports = [...new Set([this.config.webPort, this.config.apiPort])];
-    for (const port of ports) {
-      this.peer.connections.allowFrom(fleet, ec2.Port.tcp(port), `Looker gateway fleet to Looker port ${port}`);
-    }
+    const port = this.config.webPort;
+    this.peer.connections.allowFrom(fleet, ec2.Port.tcp(port), `Looker gateway fleet to Looker port ${port}`);
   }
 }

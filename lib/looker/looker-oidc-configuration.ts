@@ -18,17 +18,17 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Annotations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { DEFAULT_LOOKER_CLIENT_ID, lookerRedirectUri } from '../auth/looker-broker';
-import type { MappingRuleSet } from '../auth/mapping-rules';
+import { DEFAULT_LOOKER_CLIENT_ID, lookerRedirectUri } from '../../core/auth/looker-broker';
+import type { MappingRuleSet } from '../../core/auth/mapping-rules';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newGatewayFunction } from '../private/gateway-function';
-import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
+import { LAMBDA_ASSETS } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { assertDomainName, GatewayPropsError } from '../private/validation';
-import { ATTRIBUTE_NAME_PATTERN } from '../session-contract';
+import { ATTRIBUTE_NAME_PATTERN } from '../../core/session-contract';
 import { LookerBackend } from './looker-backend';
-import { DEFAULT_LOOKER_REQUEST_TIMEOUT_SECONDS, LOOKER_MIGRATION_TYPES, LookerOidcResourceSettings } from './oidc-config';
+import { DEFAULT_LOOKER_REQUEST_TIMEOUT_SECONDS, LOOKER_MIGRATION_TYPES, LookerOidcResourceSettings } from '../../core/looker/oidc-config';
 
 /** One Looker group the mapping rules grant, and the Looker roles it gives. */
 export interface LookerGroupRoles {
@@ -155,7 +155,7 @@ export class LookerOidcConfiguration extends Construct {
     this.clientId = props.clientId ?? DEFAULT_LOOKER_CLIENT_ID;
     this.lookerRedirectUri = lookerRedirectUri(origin);
     this.clientSecret = new secretsmanager.Secret(this, 'ClientSecret', {
-      description: 'cdk-looker-gateway: the client secret Looker authenticates with at the gateway\'s OpenID provider (broker mode)',
+      description: "cdk-looker-gateway: the client secret Looker authenticates with at the gateway's OpenID provider (broker mode)",
       encryptionKey,
       generateSecretString: { passwordLength: 48, excludePunctuation: true },
     });
@@ -177,15 +177,19 @@ export class LookerOidcConfiguration extends Construct {
       clientId: this.clientId,
       gatewayOrigin: origin,
       groupRoles: props.groupRoles.map((g) => ({ group: g.group, roleNames: [...g.roles] })),
-      userAttributes: userAttributesOf(props).map((a) => ({ attribute: a.attribute, lookerUserAttribute: a.lookerUserAttribute ?? a.attribute, required: a.required ?? false })),
+      userAttributes: userAttributesOf(props).map((a) => ({
+        attribute: a.attribute,
+        lookerUserAttribute: a.lookerUserAttribute ?? a.attribute,
+        required: a.required ?? false,
+      })),
       authRequiresRole: props.requireRole ?? true,
       migrationTypes: props.mergeExistingUsersBy ?? ['email'],
       requestTimeoutSeconds: timeoutSeconds,
     };
 
     this.function = newGatewayFunction(this, 'Function', {
-      bundle: LAMBDA_BUNDLES.lookerOidc,
-      description: 'cdk-looker-gateway: points Looker\'s OpenID Connect login at the gateway\'s broker (custom resource)',
+      asset: LAMBDA_ASSETS.lookerOidc,
+      description: "cdk-looker-gateway: points Looker's OpenID Connect login at the gateway's broker (custom resource)",
       environment: {},
       logGroup: props.logGroup ?? newEncryptedLogGroup(this, 'Logs', encryptionKey, logs.RetentionDays.ONE_YEAR),
       // Four calls to Looker at most (login, roles, user attributes, PATCH), each with its deadline, plus secrets and the answer.
@@ -199,7 +203,8 @@ export class LookerOidcConfiguration extends Construct {
     props.looker.allowApiAccessFrom(this.function, apiPortOf(apiUrl, backend.apiPort));
     acknowledgeLambdaFindings(this.function, {
       inVpc: true,
-      deadLetterReason: 'Invoked synchronously by CloudFormation as a custom resource: the answer goes to CloudFormation, which fails the deployment with the reason; there is no event to park.',
+      deadLetterReason:
+        'Invoked synchronously by CloudFormation as a custom resource: the answer goes to CloudFormation, which fails the deployment with the reason; there is no event to park.',
     });
 
     this.resource = new CustomResource(this, 'Resource', {
@@ -227,31 +232,48 @@ function apiPortOf(apiUrl: string, apiPort: number): number {
 function validateSettings(where: string, props: LookerOidcConfigurationProps): void {
   const groups = props.groupRoles;
   if (!Token.isUnresolved(groups) && groups.length === 0) {
-    throw new GatewayPropsError(where, 'groupRoles is empty: Looker takes roles from the groups the broker sends, so with no group mapped nobody gets a role. Map each Looker group your rules grant to its roles, for example [{ group: "Analysts", roles: ["Viewer"] }].');
+    throw new GatewayPropsError(
+      where,
+      'groupRoles is empty: Looker takes roles from the groups the broker sends, so with no group mapped nobody gets a role. Map each Looker group your rules grant to its roles, for example [{ group: "Analysts", roles: ["Viewer"] }].',
+    );
   }
   const seen = new Set<string>();
   for (const entry of groups) {
     if (Token.isUnresolved(entry.group)) continue;
+    // eslint-disable-next-line no-control-regex -- control characters are what this rejects
     if (entry.group.trim() === '' || entry.group.trim() !== entry.group || /[,\u0000-\u001f]/.test(entry.group)) {
-      throw new GatewayPropsError(where, `groupRoles group ${JSON.stringify(entry.group)} must be a non-empty name without leading or trailing spaces, commas or control characters (the name the mapping rules grant).`);
+      throw new GatewayPropsError(
+        where,
+        `groupRoles group ${JSON.stringify(entry.group)} must be a non-empty name without leading or trailing spaces, commas or control characters (the name the mapping rules grant).`,
+      );
     }
-    if (seen.has(entry.group)) throw new GatewayPropsError(where, `groupRoles lists group ${JSON.stringify(entry.group)} twice: give each group once, with all its roles.`);
+    if (seen.has(entry.group))
+      throw new GatewayPropsError(where, `groupRoles lists group ${JSON.stringify(entry.group)} twice: give each group once, with all its roles.`);
     seen.add(entry.group);
     if (entry.roles.length === 0 || entry.roles.some((role) => !Token.isUnresolved(role) && role.trim() === '')) {
-      throw new GatewayPropsError(where, `groupRoles group ${JSON.stringify(entry.group)} has no role names: give the names of Looker roles, for example ["Viewer"].`);
+      throw new GatewayPropsError(
+        where,
+        `groupRoles group ${JSON.stringify(entry.group)} has no role names: give the names of Looker roles, for example ["Viewer"].`,
+      );
     }
   }
   const attributes = new Set<string>();
   for (const entry of props.userAttributes ?? []) {
     if (!ATTRIBUTE_NAME_PATTERN.test(entry.attribute)) {
-      throw new GatewayPropsError(where, `userAttributes attribute ${JSON.stringify(entry.attribute)} is not an attribute name of the mapping rules: lower case letters, digits and "_", starting with a letter, at most 32 characters.`);
+      throw new GatewayPropsError(
+        where,
+        `userAttributes attribute ${JSON.stringify(entry.attribute)} is not an attribute name of the mapping rules: lower case letters, digits and "_", starting with a letter, at most 32 characters.`,
+      );
     }
     if (attributes.has(entry.attribute)) throw new GatewayPropsError(where, `userAttributes lists ${JSON.stringify(entry.attribute)} twice.`);
     attributes.add(entry.attribute);
   }
   const clientId = props.clientId;
   if (clientId !== undefined && !Token.isUnresolved(clientId) && !CLIENT_ID_PATTERN.test(clientId)) {
-    throw new GatewayPropsError(where, `clientId ${JSON.stringify(clientId)} must be 1 to 128 letters, digits or "-._~" (it travels in URLs and HTTP Basic authentication), for example "looker".`);
+    throw new GatewayPropsError(
+      where,
+      `clientId ${JSON.stringify(clientId)} must be 1 to 128 letters, digits or "-._~" (it travels in URLs and HTTP Basic authentication), for example "looker".`,
+    );
   }
   for (const type of props.mergeExistingUsersBy ?? []) {
     if (!(LOOKER_MIGRATION_TYPES as readonly string[]).includes(type)) {
@@ -266,12 +288,18 @@ function validateSettings(where: string, props: LookerOidcConfigurationProps): v
       url = undefined;
     }
     if (!url || url.protocol !== 'https:' || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
-      throw new GatewayPropsError(where, `apiUrl ${JSON.stringify(props.apiUrl)} must be an https URL without a path, for example "https://looker.internal.example.com:19999" (the function adds /api/4.0/...).`);
+      throw new GatewayPropsError(
+        where,
+        `apiUrl ${JSON.stringify(props.apiUrl)} must be an https URL without a path, for example "https://looker.internal.example.com:19999" (the function adds /api/4.0/...).`,
+      );
     }
   }
   const timeout = props.requestTimeout;
   if (timeout && !timeout.isUnresolved() && (timeout.toSeconds() < MIN_TIMEOUT || timeout.toSeconds() > MAX_TIMEOUT)) {
-    throw new GatewayPropsError(where, `requestTimeout is ${timeout.toHumanString()}; it must be from ${MIN_TIMEOUT} to ${MAX_TIMEOUT} seconds (each call to Looker's API).`);
+    throw new GatewayPropsError(
+      where,
+      `requestTimeout is ${timeout.toHumanString()}; it must be from ${MIN_TIMEOUT} to ${MAX_TIMEOUT} seconds (each call to Looker's API).`,
+    );
   }
 }
 
@@ -297,7 +325,10 @@ function warnAboutUnmappedGroups(scope: Construct, props: LookerOidcConfiguratio
   for (const attribute of props.userAttributes ?? []) {
     const set = props.mappingRules.rules.some((rule) => attribute.attribute in (rule.grant?.attributes ?? {}));
     if (!set) {
-      Annotations.of(scope).addWarningV2('cdk-looker-gateway:looker-attribute-never-set', `userAttributes maps ${JSON.stringify(attribute.attribute)}, which no mapping rule sets (grant.attributes)${attribute.required ? ': it is required, so every login would be refused' : ''}.`);
+      Annotations.of(scope).addWarningV2(
+        'cdk-looker-gateway:looker-attribute-never-set',
+        `userAttributes maps ${JSON.stringify(attribute.attribute)}, which no mapping rule sets (grant.attributes)${attribute.required ? ': it is required, so every login would be refused' : ''}.`,
+      );
     }
   }
 }

@@ -19,8 +19,8 @@ import { Construct } from 'constructs';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { assertIntegerInRange } from '../private/validation';
-import { ROTATION_EVENTS, ROTATION_LOG_FIELDS } from '../keys/rotation-contract';
-import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, LOOKER_UNAVAILABLE_DECISION, PUBLIC_FRONTEND } from './log-fields';
+import { ROTATION_EVENTS, ROTATION_LOG_FIELDS } from '../../core/rotation-contract';
+import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, LOOKER_UNAVAILABLE_DECISION, PUBLIC_FRONTEND } from '../../core/log-fields';
 
 export interface GatewayObservabilityProps {
   /**
@@ -149,7 +149,10 @@ export class GatewayObservability extends Construct {
       new cloudwatch.GraphWidget({ title: 'Gateway hosts', left: [healthy, unhealthy], width: 12 }),
       new cloudwatch.GraphWidget({
         title: 'Load balancer flows',
-        left: [fleet.loadBalancer.metrics.activeFlowCount({ period: Duration.minutes(1) }), fleet.loadBalancer.metrics.newFlowCount({ period: Duration.minutes(1) })],
+        left: [
+          fleet.loadBalancer.metrics.activeFlowCount({ period: Duration.minutes(1) }),
+          fleet.loadBalancer.metrics.newFlowCount({ period: Duration.minutes(1) }),
+        ],
         width: 12,
       }),
     );
@@ -164,7 +167,14 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       alarmDescription: 'The auth service function failed more than 5 times in 5 minutes (users cannot log in or refresh).',
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Auth service', left: [fn.metricInvocations(), errors, fn.metricThrottles()], right: [fn.metricDuration({ statistic: 'p99' })], width: 24 }));
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Auth service',
+        left: [fn.metricInvocations(), errors, fn.metricThrottles()],
+        right: [fn.metricDuration({ statistic: 'p99' })],
+        width: 24,
+      }),
+    );
   }
 
   /**
@@ -180,15 +190,21 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       alarmDescription: 'A key or certificate rotation failed: the secret keeps its current value; read the rotation log group.',
     });
-    const stuck = this.filterMetric('AbandonedRotations', this.rotationLogGroup, `{ $.${ROTATION_LOG_FIELDS.event} = "${ROTATION_EVENTS.abandonedRotationCleared}" }`).with({ period: Duration.hours(1) });
+    const stuck = this.filterMetric(
+      'AbandonedRotations',
+      this.rotationLogGroup,
+      `{ $.${ROTATION_LOG_FIELDS.event} = "${ROTATION_EVENTS.abandonedRotationCleared}" }`,
+    ).with({ period: Duration.hours(1) });
     this.alarm('RotationStuck', stuck, {
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       alarmDescription:
-        'A rotation stopped half-way and sat unfinished (it blocked later rotations and deployments that update the schedule) until the hourly check removed its AWSPENDING label. The secret kept its current value. Find the failed step in the rotation log group, fix the cause, then rotate again (README: Keys and rotation, When a rotation fails).',
+        'A rotation stopped half-way and sat unfinished (it blocked later rotations and deployments that update the schedule) until the hourly check removed its AWSPENDING label. The secret kept its current value. Find the failed step in the rotation log group, fix the cause, then rotate again (docs/keys-and-rotation.md: When a rotation fails).',
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Rotation', left: [fn.metricInvocations({ period: Duration.hours(1) }), errors, stuck], width: 24 }));
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Rotation', left: [fn.metricInvocations({ period: Duration.hours(1) }), errors, stuck], width: 24 }),
+    );
   }
 
   private addAccessLogMetrics(): void {
@@ -196,7 +212,11 @@ export class GatewayObservability extends Construct {
     const userRequest = `$.${ACCESS_LOG_FIELDS.frontend} = "${PUBLIC_FRONTEND}"`;
     const requests = this.filterMetric('Requests', this.accessLogGroup, `{ ${userRequest} && $.${ACCESS_LOG_FIELDS.status} = * }`);
     const serverErrors = this.filterMetric('ServerErrors', this.accessLogGroup, `{ ${userRequest} && $.${ACCESS_LOG_FIELDS.status} >= 500 }`);
-    const denied = this.filterMetric('Denied', this.accessLogGroup, `{ ${userRequest} && ($.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403) }`);
+    const denied = this.filterMetric(
+      'Denied',
+      this.accessLogGroup,
+      `{ ${userRequest} && ($.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403) }`,
+    );
     // The decision code, logged on users' 503s and on every health check while Looker is down.
     const noLooker = this.filterMetric('NoLookerNode', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.decision} = "${LOOKER_UNAVAILABLE_DECISION}" }`);
     const serverErrorRate = new cloudwatch.MathExpression({
@@ -237,9 +257,21 @@ export class GatewayObservability extends Construct {
 
   private addAuditMetrics(): void {
     const f = AUDIT_EVENT_FIELDS;
-    const loginFailures = this.filterMetric('LoginFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
-    const refreshFailures = this.filterMetric('RefreshFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.refresh}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`);
-    const logins = this.filterMetric('Logins', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} = "${AUDIT_EVENTS.success}" }`);
+    const loginFailures = this.filterMetric(
+      'LoginFailures',
+      this.auditLogGroup,
+      `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`,
+    );
+    const refreshFailures = this.filterMetric(
+      'RefreshFailures',
+      this.auditLogGroup,
+      `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.refresh}" && $.${f.outcome} != "${AUDIT_EVENTS.success}" }`,
+    );
+    const logins = this.filterMetric(
+      'Logins',
+      this.auditLogGroup,
+      `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.event} = "${AUDIT_EVENTS.login}" && $.${f.outcome} = "${AUDIT_EVENTS.success}" }`,
+    );
     this.alarm('LoginFailures', loginFailures, {
       threshold: this.props.loginFailureThreshold ?? 10,
       evaluationPeriods: 1,
@@ -253,15 +285,21 @@ export class GatewayObservability extends Construct {
       alarmDescription: 'Many inline refreshes failed in 5 minutes: users are sent back to the login page.',
     });
     // One refusal is enough to act on: every sign-in and refresh fails until the credential matches the IdP's again.
-    const clientAuthFailures = this.filterMetric('IdpClientAuthFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.reason} = "${AUDIT_EVENTS.idpClientAuthFailed}" }`);
+    const clientAuthFailures = this.filterMetric(
+      'IdpClientAuthFailures',
+      this.auditLogGroup,
+      `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.reason} = "${AUDIT_EVENTS.idpClientAuthFailed}" }`,
+    );
     this.alarm('IdpClientAuthFailed', clientAuthFailures, {
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       alarmDescription:
-        'The IdP refused the auth service\'s client credential (invalid_client): no one can sign in or refresh. Put the client secret (or key) registered at the IdP into its Secrets Manager secret, and check tokenEndpointAuthMethod.',
+        "The IdP refused the auth service's client credential (invalid_client): no one can sign in or refresh. Put the client secret (or key) registered at the IdP into its Secrets Manager secret, and check tokenEndpointAuthMethod.",
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Logins and refreshes', left: [logins, loginFailures, refreshFailures, clientAuthFailures], width: 24 }));
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Logins and refreshes', left: [logins, loginFailures, refreshFailures, clientAuthFailures], width: 24 }),
+    );
   }
 
   private addQueries(): void {

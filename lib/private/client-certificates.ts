@@ -20,12 +20,16 @@ function pemBlocks(pem: string): PemBlock[] {
 /** Problems of a client CA bundle, as sentences naming the fix; empty when it is usable. */
 export function clientCaProblems(pem: string, now: Date = new Date()): string[] {
   if (/PRIVATE KEY-----/.test(pem)) {
-    return ['it contains a PRIVATE KEY block: give only the CA certificate(s), and keep the CA\'s private key out of the app (it would end up in the template).'];
+    return [
+      "it contains a PRIVATE KEY block: give only the CA certificate(s), and keep the CA's private key out of the app (it would end up in the template).",
+    ];
   }
   const blocks = pemBlocks(pem);
   const certificates = blocks.filter((b) => b.label === 'CERTIFICATE');
   if (certificates.length === 0) {
-    return ['it holds no "-----BEGIN CERTIFICATE-----" block: give the PEM of the CA that issues the machine clients\' certificates (openssl x509 -in ca.crt -outform PEM).'];
+    return [
+      'it holds no "-----BEGIN CERTIFICATE-----" block: give the PEM of the CA that issues the machine clients\' certificates (openssl x509 -in ca.crt -outform PEM).',
+    ];
   }
   const other = blocks.filter((b) => b.label !== 'CERTIFICATE');
   if (other.length > 0) return [`it holds a "${other[0].label}" block: give only CERTIFICATE blocks (a CRL goes in the separate CRL setting).`];
@@ -39,8 +43,12 @@ export function clientCaProblems(pem: string, now: Date = new Date()): string[] 
       return;
     }
     const subject = certificate.subject.replace(/\n/g, ', ');
-    if (!certificate.ca) problems.push(`certificate ${index + 1} (${subject}) is not a CA certificate (basicConstraints CA:TRUE): give the issuing CA, not a client certificate; clients are listed by fingerprint in machineClients.`);
-    if (new Date(certificate.validTo) <= now) problems.push(`certificate ${index + 1} (${subject}) expired on ${certificate.validTo}: renew the CA and re-issue the client certificates.`);
+    if (!certificate.ca)
+      problems.push(
+        `certificate ${index + 1} (${subject}) is not a CA certificate (basicConstraints CA:TRUE): give the issuing CA, not a client certificate; clients are listed by fingerprint in machineClients.`,
+      );
+    if (new Date(certificate.validTo) <= now)
+      problems.push(`certificate ${index + 1} (${subject}) expired on ${certificate.validTo}: renew the CA and re-issue the client certificates.`);
   });
   return problems;
 }
@@ -53,6 +61,7 @@ export function clientCrlProblems(pem: string): string[] {
   const other = blocks.find((b) => b.label !== 'X509 CRL');
   if (other) return [`it holds a "${other.label}" block: give only X509 CRL blocks.`];
   // DER of a CertificateList starts with a SEQUENCE.
-  if (crls.some((b) => b.der.length < 16 || b.der[0] !== 0x30)) return ['a CRL block is not DER-encoded ASN.1 after base64 decoding: check that the PEM was copied whole.'];
+  if (crls.some((b) => b.der.length < 16 || b.der[0] !== 0x30))
+    return ['a CRL block is not DER-encoded ASN.1 after base64 decoding: check that the PEM was copied whole.'];
   return [];
 }

@@ -1,6 +1,6 @@
 /**
  * Narrow acknowledgements of cdk-nag findings, made right where the resource is made.
- * Each carries the reason a reviewer needs; README.md ("cdk-nag findings") lists them all.
+ * Each carries the reason a reviewer needs; docs/constructs.md ("cdk-nag findings") lists them all.
  */
 import { Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';

@@ -3,24 +3,18 @@
  * the fix. Values that are unresolved tokens are not known at synth and are skipped.
  */
 import { Duration, Token } from 'aws-cdk-lib';
+import { isHostName, isIpv4Address } from '../../core/net';
 
+/**
+ * A prop that cannot work, found at synth: the message names the construct, the prop, the
+ * value and the fix. Not exported from the package entry (jsii cannot expose a subclass of
+ * Error); callers recognise it by `error.name === 'GatewayPropsError'`.
+ */
 export class GatewayPropsError extends Error {
   constructor(where: string, message: string) {
     super(`${where}: ${message}`);
     this.name = 'GatewayPropsError';
   }
-}
-
-/** A DNS host name: labels of letters, digits and hyphens, at least two labels, at most 253 characters. */
-const HOST_NAME_PATTERN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/i;
-const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-export function isHostName(value: string): boolean {
-  return HOST_NAME_PATTERN.test(value);
-}
-
-export function isIpv4Address(value: string): boolean {
-  return IPV4_PATTERN.test(value);
 }
 
 export function assertDomainName(where: string, prop: string, value: string): void {
@@ -39,7 +33,10 @@ export function assertHttpsUrl(where: string, prop: string, value: string): void
   try {
     url = new URL(value);
   } catch {
-    throw new GatewayPropsError(where, `${prop} ${JSON.stringify(value)} is not a URL. Give the IdP's issuer URL exactly as its discovery document states, for example "https://login.example.com/oauth2/default".`);
+    throw new GatewayPropsError(
+      where,
+      `${prop} ${JSON.stringify(value)} is not a URL. Give the IdP's issuer URL exactly as its discovery document states, for example "https://login.example.com/oauth2/default".`,
+    );
   }
   if (url.protocol !== 'https:') {
     throw new GatewayPropsError(

@@ -5,7 +5,16 @@
  * the inline refresh body; the service's own session checks refuse it as a session.
  */
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { ASSERTION_COOKIE, ASSERTION_TOKEN_TYPE, assertionAudience, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, SESSION_TOKEN_TYPE, type InlineRefreshResponse } from '../../lib/session-contract';
+import {
+  ASSERTION_COOKIE,
+  ASSERTION_TOKEN_TYPE,
+  assertionAudience,
+  AUTH_PATHS,
+  REFRESH_COOKIE,
+  SESSION_COOKIE,
+  SESSION_TOKEN_TYPE,
+  type InlineRefreshResponse,
+} from '../../core/session-contract';
 import { CookieJar, Harness, login, loginAt, request, startHarness } from './support/harness';
 
 let h: Harness;
@@ -32,7 +41,11 @@ function cookieLine(setCookies: string[], name: string): string {
 }
 
 /** The attributes of a Set-Cookie line, without the value. */
-const attributes = (line: string) => line.split(';').slice(1).map((a) => a.trim());
+const attributes = (line: string) =>
+  line
+    .split(';')
+    .slice(1)
+    .map((a) => a.trim());
 
 async function verifyAssertion(token: string) {
   const jwks = createRemoteJWKSet(new URL(`${h.gatewayUrl}${AUTH_PATHS.jwks}`));
@@ -127,7 +140,9 @@ test('the session budget counts the assertion: a budget the session fits but the
     const callback = await loginAt(h, tight.url, tightJar, 'alice');
     expect(callback.status).toBe(403);
     expect(JSON.parse(callback.body)).toMatchObject({ reason: 'session-too-large' });
-    expect(tight.logs.audits().find((e) => e.reason === 'session-too-large')).toMatchObject({ detail: `login: the session (or its assertion) would be ${assertionBytes} bytes, over the budget of ${sessionBytes}` });
+    expect(tight.logs.audits().find((e) => e.reason === 'session-too-large')).toMatchObject({
+      detail: `login: the session (or its assertion) would be ${assertionBytes} bytes, over the budget of ${sessionBytes}`,
+    });
     expect(tightJar.get(tight.url, SESSION_COOKIE)).toBeUndefined();
   } finally {
     await tight.stop();

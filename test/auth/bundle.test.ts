@@ -1,13 +1,13 @@
 /**
- * The esbuild bundle the construct deploys (lib/private/lambda-bundling.ts settings):
+ * The built asset the construct deploys (dist/assets/auth/index.js, core/lambda-assets.ts settings):
  * within its size budget, free of aws-cdk-lib, and working: a full login and inline
  * refresh run through the bundled handler, with its own Secrets Manager client (answered
  * by the model) and its own stdout audit log.
  */
 import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
-import { LAMBDA_BUNDLES } from '../../lib/private/lambda-bundling';
-import { REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { LAMBDA_ASSETS } from '../../core/lambda-assets';
+import { REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { startBundledHarness, type BundledHarness } from './support/bundle';
 import { CookieJar, login, request } from './support/harness';
 
@@ -22,9 +22,9 @@ afterAll(async () => {
 });
 
 test('the minified bundle stays within its budget and leaves the AWS SDK and aws-cdk-lib out', () => {
-  expect(b.built.maxBytes).toBe(LAMBDA_BUNDLES.auth.maxBytes);
+  expect(b.built.maxBytes).toBe(LAMBDA_ASSETS.auth.maxBytes);
   expect(b.built.bytes).toBeGreaterThan(10_000);
-  expect(b.built.bytes).toBeLessThanOrEqual(LAMBDA_BUNDLES.auth.maxBytes);
+  expect(b.built.bytes).toBeLessThanOrEqual(LAMBDA_ASSETS.auth.maxBytes);
   const source = readFileSync(b.built.file, 'utf8');
   expect(source).toContain('require("@aws-sdk/client-secrets-manager")');
   expect(source).toContain('require("@aws-sdk/client-dynamodb")');

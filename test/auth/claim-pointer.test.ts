@@ -3,7 +3,7 @@
  * escapes, arrays, missing paths, non-string values and malformed pointers.
  */
 import fc from 'fast-check';
-import { claimPointerFor, ClaimPointerError, parseClaimPointer, readClaimPointer, readClaimStrings, toClaimPointer } from '../../lib/auth/claim-pointer';
+import { claimPointerFor, ClaimPointerError, parseClaimPointer, readClaimPointer, readClaimStrings, toClaimPointer } from '../../core/auth/claim-pointer';
 
 describe('parseClaimPointer', () => {
   test('splits on "/" and unescapes ~1 to "/" and ~0 to "~"', () => {

@@ -9,7 +9,7 @@
  * https://docs.aws.amazon.com/cognito/latest/developerguide/userinfo-endpoint.html (the sample answer's "email_verified": "true")
  */
 import { decodeJwt } from 'jose';
-import { SESSION_COOKIE } from '../../lib/session-contract';
+import { SESSION_COOKIE } from '../../core/session-contract';
 import { CookieJar, Harness, loginAt, startHarness, type TestUsers } from './support/harness';
 
 const RULES = {
@@ -32,7 +32,10 @@ const SHAPES: ReadonlyArray<readonly [string, unknown, { byDefault: boolean; tru
 
 const USERS: TestUsers = {
   ...Object.fromEntries(
-    SHAPES.map(([shape, claim]) => [`v-${shape}`, { email: `v-${shape}@example.com`, name: shape, groups: [], ...(claim === undefined ? {} : { email_verified: claim }) }]),
+    SHAPES.map(([shape, claim]) => [
+      `v-${shape}`,
+      { email: `v-${shape}@example.com`, name: shape, groups: [], ...(claim === undefined ? {} : { email_verified: claim }) },
+    ]),
   ),
   // Admitted by group; the address must still not reach the session unless verified.
   'staff-unverified': { email: 'someone-else@example.com', name: 'Staff', groups: ['staff'] },
@@ -60,7 +63,12 @@ describe.each([
     h = await startHarness({ rules: RULES, users: USERS, idTokenClaims });
     trusting = await h.startAnother({ LG_IDP_TRUST_UNVERIFIED_EMAIL: 'true' });
     // The cognito profile reads strings; its groups claim is pointed at this IdP's.
-    cognito = await h.startAnother({ LG_IDP_PROVIDER: 'cognito', LG_IDP_SCOPES: 'openid email profile groups', LG_IDP_GROUPS_CLAIM: '/groups', LG_IDP_END_SESSION: 'off' });
+    cognito = await h.startAnother({
+      LG_IDP_PROVIDER: 'cognito',
+      LG_IDP_SCOPES: 'openid email profile groups',
+      LG_IDP_GROUPS_CLAIM: '/groups',
+      LG_IDP_END_SESSION: 'off',
+    });
   });
   afterAll(async () => {
     await trusting?.stop();

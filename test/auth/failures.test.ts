@@ -4,12 +4,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { parseGatewaySecret, SECRET_KINDS, seedSecretValue, type CookieKeySetSecret } from '../../lib/key-material';
-import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { parseGatewaySecret, SECRET_KINDS, seedSecretValue, type CookieKeySetSecret } from '../../core/key-material';
+import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { CookieSealer } from '../../lambda/auth/keys';
 import { createAuthService, resolveRoute } from '../../lambda/auth/service';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
-import { freePort } from '../support/ports';
+import { freePort } from '../../dev/ports';
 import { CLIENT_SECRET, CookieJar, Harness, idpLogin, login, request, startHarness } from './support/harness';
 
 let h: Harness;
@@ -31,7 +31,10 @@ afterAll(async () => {
 
 function sealerFor(keys: CookieKeySetSecret): CookieSealer {
   const source = new StaticSecretSource({ keys });
-  return new CookieSealer(new CachedSecret(source, 'keys', (s) => parseGatewaySecret(s, SECRET_KINDS.cookieKeys, 'keys'), { maxAgeMs: 60_000, rereadIntervalMs: 1000 }), 0);
+  return new CookieSealer(
+    new CachedSecret(source, 'keys', (s) => parseGatewaySecret(s, SECRET_KINDS.cookieKeys, 'keys'), { maxAgeMs: 60_000, rereadIntervalMs: 1000 }),
+    0,
+  );
 }
 
 function remember(jar: CookieJar): void {
@@ -152,7 +155,10 @@ describe('refresh cookie refusals', () => {
       // The format before server-side records (the refresh token inside the cookie): sign in again.
       ['refresh-cookie-outdated', await sealer.seal('refresh', { rt: 'an-old-refresh-token', sid, sub }, Math.floor(Date.now() / 1000) + 120)],
       // Another session key does not open the record.
-      ['session-record-unreadable', await sealer.seal('refresh', { sid, sub, k: randomBytes(32).toString('base64url'), g }, Math.floor(Date.now() / 1000) + 120)],
+      [
+        'session-record-unreadable',
+        await sealer.seal('refresh', { sid, sub, k: randomBytes(32).toString('base64url'), g }, Math.floor(Date.now() / 1000) + 120),
+      ],
     ];
     for (const [reason, value] of cases) {
       const caseJar = new CookieJar();
@@ -235,7 +241,15 @@ describe('unknown key ids', () => {
     // Rotation elsewhere: a new current key that this container has not seen.
     const rotated: CookieKeySetSecret = {
       ...h.cookieKeys,
-      keys: [{ kid: `cookie-new-${randomBytes(4).toString('hex')}`, status: 'current', createdAt: new Date().toISOString(), k: randomBytes(32).toString('base64url') }, { ...h.cookieKeys.keys[0], status: 'previous' }],
+      keys: [
+        {
+          kid: `cookie-new-${randomBytes(4).toString('hex')}`,
+          status: 'current',
+          createdAt: new Date().toISOString(),
+          k: randomBytes(32).toString('base64url'),
+        },
+        { ...h.cookieKeys.keys[0], status: 'previous' },
+      ],
     };
     sensitive.add(rotated.keys[0].k);
     h.model.putSecretValue({ SecretId: h.secretArns.cookie, SecretString: JSON.stringify(rotated) });
@@ -256,7 +270,11 @@ describe('unknown key ids', () => {
     // A flood of bogus kids: refused, and no further reads within the re-read interval.
     const bogus = { ...rotated, keys: [{ kid: 'bogus', status: 'current' as const, createdAt: '', k: randomBytes(32).toString('base64url') }] };
     for (let i = 0; i < 25; i += 1) {
-      const forged = await sealerFor({ ...bogus, keys: [{ ...bogus.keys[0], kid: `bogus-${i}` }] }).seal('refresh', { sid: 's', sub: 'alice', k: randomBytes(32).toString('base64url'), g: 1 }, Math.floor(Date.now() / 1000) + 600);
+      const forged = await sealerFor({ ...bogus, keys: [{ ...bogus.keys[0], kid: `bogus-${i}` }] }).seal(
+        'refresh',
+        { sid: 's', sub: 'alice', k: randomBytes(32).toString('base64url'), g: 1 },
+        Math.floor(Date.now() / 1000) + 600,
+      );
       const floodJar = new CookieJar();
       floodJar.set(other.url, REFRESH_COOKIE, forged);
       const answer = await request(h.fetch, floodJar, `${other.url}/oauth2/session`, { method: 'POST' });
@@ -273,7 +291,12 @@ describe('configuration', () => {
   test('an invalid configuration is reported once at start and every request gets a 503 that says so', async () => {
     const lines: string[] = [];
     const service = createAuthService(
-      { ...h.environment, LG_PUBLIC_BASE_URL: 'http://looker.example.com/app', LG_SESSION_TTL_SECONDS: 'ten', LG_MAPPING_RULES: '{"rules": [{"name": "x", "match": {}, "grant": {"roles": ["R"]}}]}' },
+      {
+        ...h.environment,
+        LG_PUBLIC_BASE_URL: 'http://looker.example.com/app',
+        LG_SESSION_TTL_SECONDS: 'ten',
+        LG_MAPPING_RULES: '{"rules": [{"name": "x", "match": {}, "grant": {"roles": ["R"]}}]}',
+      },
       { secretSource: new StaticSecretSource(), logSink: { write: (l) => void lines.push(l) } },
     );
     expect(lines).toHaveLength(1);
@@ -402,7 +425,12 @@ describe('audit events', () => {
 
   test('every decision of this file was audited and no log line contains a token, code, cookie or secret', () => {
     const lines = [...h.logs.lines, ...otherLogs.flat()];
-    const events = new Set(lines.map((l) => JSON.parse(l) as { type: string; event?: string }).filter((e) => e.type === 'audit').map((e) => e.event));
+    const events = new Set(
+      lines
+        .map((l) => JSON.parse(l) as { type: string; event?: string })
+        .filter((e) => e.type === 'audit')
+        .map((e) => e.event),
+    );
     for (const name of ['login', 'refresh']) expect(events).toContain(name);
     expect(sensitive.size).toBeGreaterThan(15);
     const all = lines.join('\n');

@@ -9,7 +9,7 @@
  * service reads them through its SDK client (SecretsManagerSource), as in Lambda.
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { SECRET_KINDS, seedSecretValue } from '../../lib/key-material';
+import { SECRET_KINDS, seedSecretValue } from '../../core/key-material';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
 import { createAuthService } from '../../lambda/auth/service';
 import { SecretsManagerSource } from '../../lambda/shared/secrets';
@@ -43,7 +43,20 @@ function service(waitSeconds: string) {
 }
 
 function jwksRequest(): APIGatewayProxyEvent {
-  return { resource: '/{proxy+}', path: '/oauth2/jwks.json', httpMethod: 'GET', headers: {}, multiValueHeaders: {}, queryStringParameters: null, multiValueQueryStringParameters: null, pathParameters: { proxy: 'oauth2/jwks.json' }, stageVariables: null, body: null, isBase64Encoded: false, requestContext: { requestId: 'r1' } as APIGatewayProxyEvent['requestContext'] };
+  return {
+    resource: '/{proxy+}',
+    path: '/oauth2/jwks.json',
+    httpMethod: 'GET',
+    headers: {},
+    multiValueHeaders: {},
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: { proxy: 'oauth2/jwks.json' },
+    stageVariables: null,
+    body: null,
+    isBase64Encoded: false,
+    requestContext: { requestId: 'r1' } as APIGatewayProxyEvent['requestContext'],
+  };
 }
 
 const waitLines = () => logs.filter((l) => l.event === 'first-keys').map((l) => `${l.level}: ${l.message}`);

@@ -4,7 +4,7 @@
  * revocation, denial, logout, the inline-refresh contract and the JWKS.
  */
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
-import { CLAIMS, LOGIN_STATE_COOKIE, MAX_SESSION_TOKEN_BYTES, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { CLAIMS, LOGIN_STATE_COOKIE, MAX_SESSION_TOKEN_BYTES, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { CookieJar, Harness, login, request, startHarness } from './support/harness';
 
 let h: Harness;
@@ -102,7 +102,12 @@ describe('refresh', () => {
     const replay = await inlineRefresh(replayJar);
     expect(replay.status).toBe(200);
     expect((await h.idp.stats()).refreshes).toBe(refreshes);
-    expect(h.logs.audits().filter((e) => e.event === 'refresh').pop()).toMatchObject({ outcome: 'success', reason: 'refreshed-by-concurrent-request' });
+    expect(
+      h.logs
+        .audits()
+        .filter((e) => e.event === 'refresh')
+        .pop(),
+    ).toMatchObject({ outcome: 'success', reason: 'refreshed-by-concurrent-request' });
     expect((await inlineRefresh(jar)).status).toBe(200);
   });
 
@@ -185,7 +190,10 @@ describe('logout', () => {
     expect(page.body).toContain('<form method="post" action="/oauth2/logout">');
     expect(page.setCookies).toEqual([]);
 
-    const crossSite = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/logout`, { method: 'POST', headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.test' } });
+    const crossSite = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/logout`, {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.test' },
+    });
     expect(crossSite.status).toBe(403);
     const noOrigin = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/logout`, { method: 'POST' });
     expect(noOrigin.status).toBe(403);

@@ -1,6 +1,6 @@
 /**
  * Issue 16's numbered defects, each against the dev IdP answering as the IdP in question
- * does (local/dev-idp-quirks.mjs; the facts and their sources are in docs/idps.md), through
+ * does (dev/stand-ins/idp/dev-idp-quirks.mjs; the facts and their sources are in docs/idps.md), through
  * the auth service and the AWS models. Every test here failed on the code before issue 16
  * part 2 (the comment on each says how); the per-profile flows are in
  * idp-profiles-bundled.test.ts.
@@ -9,12 +9,12 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt, exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import type { CustomFetch } from 'openid-client';
-import { AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, ASSERTION_COOKIE } from '../../lib/session-contract';
-import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type RunningGoogleDirectoryStandIn } from '../../local/stand-ins/google-directory';
-import { startMicrosoftGraphStandIn, type RunningMicrosoftGraphStandIn } from '../../local/stand-ins/microsoft-graph';
+import { AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, ASSERTION_COOKIE } from '../../core/session-contract';
+import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type RunningGoogleDirectoryStandIn } from '../../dev/stand-ins/google-directory';
+import { startMicrosoftGraphStandIn, type RunningMicrosoftGraphStandIn } from '../../dev/stand-ins/microsoft-graph';
 import { createClientCertificate } from '../e2e/support/quirky-idp';
-import { issueCertificate } from '../support/pki';
-import { freePort } from '../support/ports';
+import { issueCertificate } from '../../dev/pki';
+import { freePort } from '../../dev/ports';
 import {
   CLIENT_ID,
   CookieJar,
@@ -33,7 +33,8 @@ import {
 const ENTRA_TENANT = '3c2f8b1e-7d4a-4e6b-9a1c-5f0e2d8b7a64';
 const OTHER_TENANT = '11111111-2222-4333-8444-555555555555';
 
-const inlineRefresh = (h: Harness, jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> => request(h.fetch, jar, `${base}${AUTH_PATHS.session}`, { method: 'POST', headers: { 'x-request-id': `r-${randomBytes(6).toString('hex')}` } });
+const inlineRefresh = (h: Harness, jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> =>
+  request(h.fetch, jar, `${base}${AUTH_PATHS.session}`, { method: 'POST', headers: { 'x-request-id': `r-${randomBytes(6).toString('hex')}` } });
 const lastAudit = (h: Harness, event?: string) => [...h.logs.audits()].reverse().find((e) => event === undefined || e.event === event);
 const sessionClaims = (jar: CookieJar, h: Harness) => decodeJwt(jar.get(h.gatewayUrl, SESSION_COOKIE)!);
 
@@ -62,7 +63,10 @@ describe('item 1: Google issues refresh tokens with the provider setting alone',
     const start = await request(h.fetch, jar, `${h.gatewayUrl}${AUTH_PATHS.start}`);
     const authorization = new URL(start.location!);
     expect(authorization.searchParams.get('scope')).toBe('openid email profile');
-    expect({ access_type: authorization.searchParams.get('access_type'), prompt: authorization.searchParams.get('prompt') }).toEqual({ access_type: 'offline', prompt: 'consent' });
+    expect({ access_type: authorization.searchParams.get('access_type'), prompt: authorization.searchParams.get('prompt') }).toEqual({
+      access_type: 'offline',
+      prompt: 'consent',
+    });
     const callback = await request(h.fetch, jar, await idpLogin(h.fetch, jar, start.location!, 'alice'));
     expect(callback.status).toBe(302);
     expect(jar.get(h.gatewayUrl, REFRESH_COOKIE)).toBeDefined();
@@ -79,7 +83,11 @@ describe('item 2: refresh tokens kept server-side', () => {
   describe('a 3 KB refresh token (Entra ID documents no maximum length)', () => {
     let h: Harness;
     beforeAll(async () => {
-      h = await startHarness({ quirks: { profile: 'entra', refreshTokenBytes: 3072 }, environment: { LG_IDP_PROVIDER: 'entra', LG_IDP_SCOPES: undefined }, revocationTable: true });
+      h = await startHarness({
+        quirks: { profile: 'entra', refreshTokenBytes: 3072 },
+        environment: { LG_IDP_PROVIDER: 'entra', LG_IDP_SCOPES: undefined },
+        revocationTable: true,
+      });
     });
     afterAll(async () => h?.stop());
 
@@ -106,7 +114,12 @@ describe('item 2: refresh tokens kept server-side', () => {
     let h: Harness;
     let other: Awaited<ReturnType<Harness['startAnother']>>;
     beforeAll(async () => {
-      h = await startHarness({ quirks: { profile: 'okta' }, environment: { LG_IDP_PROVIDER: 'okta', LG_IDP_SCOPES: undefined }, revocationTable: true, now: () => Date.now() + clock.offsetSeconds * 1000 });
+      h = await startHarness({
+        quirks: { profile: 'okta' },
+        environment: { LG_IDP_PROVIDER: 'okta', LG_IDP_SCOPES: undefined },
+        revocationTable: true,
+        now: () => Date.now() + clock.offsetSeconds * 1000,
+      });
       other = await h.startAnother({});
     });
     afterAll(async () => {
@@ -131,7 +144,11 @@ describe('item 2: refresh tokens kept server-side', () => {
       expect([here.status, there.status]).toEqual([200, 200]);
       const after = await h.idp.stats();
       expect({ redeemed: after.refreshes - before.refreshes, refused: after.failedRefreshes - before.failedRefreshes }).toEqual({ redeemed: 1, refused: 0 });
-      const reasons = [...h.logs.audits(), ...other.logs.audits()].filter((e) => e.event === 'refresh').slice(-2).map((e) => e.reason).sort();
+      const reasons = [...h.logs.audits(), ...other.logs.audits()]
+        .filter((e) => e.event === 'refresh')
+        .slice(-2)
+        .map((e) => e.reason)
+        .sort();
       expect(reasons).toEqual(['refreshed-by-concurrent-request', 'refreshed-rotated']);
       // Either answer's cookies carry on.
       expect((await inlineRefresh(h, jar)).status).toBe(200);
@@ -166,7 +183,9 @@ describe('item 3: the session budget counts the cookie name', () => {
   const withAttribute = (length: number) => {
     const attributes: Record<string, string> = {};
     for (let i = 0; i * 250 < length; i += 1) attributes[`a${String(i).padStart(2, '0')}`] = 'a'.repeat(Math.min(250, length - i * 250));
-    return h.startAnother({ LG_MAPPING_RULES: JSON.stringify({ rules: [{ name: 'big', match: { groups: ['looker-analysts'] }, grant: { roles: ['Viewer'], attributes } }] }) });
+    return h.startAnother({
+      LG_MAPPING_RULES: JSON.stringify({ rules: [{ name: 'big', match: { groups: ['looker-analysts'] }, grant: { roles: ['Viewer'], attributes } }] }),
+    });
   };
 
   // Before: a token of 4079 to 4096 bytes passed the 4096-byte check and its cookie line (name, "=", value) did not fit.
@@ -192,7 +211,10 @@ describe('item 3: the session budget counts the cookie name', () => {
       const outcome = await attempt(middle);
       if (outcome.callback.status === 302) {
         fits = middle;
-        largestSet = Math.max(largestSet, ...[SESSION_COOKIE, ASSERTION_COOKIE].map((name) => Buffer.byteLength(`${name}=${outcome.jar.get(outcome.url, name)}`)));
+        largestSet = Math.max(
+          largestSet,
+          ...[SESSION_COOKIE, ASSERTION_COOKIE].map((name) => Buffer.byteLength(`${name}=${outcome.jar.get(outcome.url, name)}`)),
+        );
       } else {
         tooLarge = middle;
       }
@@ -218,7 +240,12 @@ describe('item 5: Entra ID multi-tenant issuers enforce the tenant', () => {
   beforeAll(async () => {
     h = await startHarness({
       quirks: { profile: 'entra' },
-      environment: { LG_IDP_PROVIDER: 'entra', LG_IDP_SCOPES: undefined, LG_IDP_ISSUER: 'https://login.microsoftonline.com/organizations/v2.0', LG_IDP_ALLOWED_TENANTS: OTHER_TENANT },
+      environment: {
+        LG_IDP_PROVIDER: 'entra',
+        LG_IDP_SCOPES: undefined,
+        LG_IDP_ISSUER: 'https://login.microsoftonline.com/organizations/v2.0',
+        LG_IDP_ALLOWED_TENANTS: OTHER_TENANT,
+      },
       wrapFetch: entraHostOnEmulation,
     });
   });
@@ -385,7 +412,10 @@ describe('items 8 and 10: Entra ID certificate credentials (private_key_jwt with
     try {
       const answer = await loginAt(h, tokenOnly.url, new CookieJar(), 'bigbob');
       expect({ status: answer.status, reason: JSON.parse(answer.body).reason }).toEqual({ status: 403, reason: 'groups-overage' });
-      expect(tokenOnly.logs.audits().find((e) => e.reason === 'groups-overage')).toMatchObject({ event: 'deny', detail: expect.stringContaining('set groupsSource to microsoft-graph') });
+      expect(tokenOnly.logs.audits().find((e) => e.reason === 'groups-overage')).toMatchObject({
+        event: 'deny',
+        detail: expect.stringContaining('set groupsSource to microsoft-graph'),
+      });
     } finally {
       await tokenOnly.stop();
     }
@@ -411,7 +441,10 @@ describe('item 10: Google Workspace groups from the Directory API', () => {
           administrators: ['admin@example.com'],
           memberships: { 'alice@example.com': [{ id: '1', email: 'Looker-Analysts@example.com', name: 'Analysts' }], 'admin@example.com': [] },
         });
-        const secret = model.createSecret({ Name: 'lg/google-sa', SecretString: JSON.stringify({ client_email: email, private_key: await exportPKCS8(keys.privateKey), token_uri: directory.tokenUri }) });
+        const secret = model.createSecret({
+          Name: 'lg/google-sa',
+          SecretString: JSON.stringify({ client_email: email, private_key: await exportPKCS8(keys.privateKey), token_uri: directory.tokenUri }),
+        });
         return {
           environment: {
             LG_IDP_PROVIDER: 'google',
@@ -444,7 +477,10 @@ describe('item 10: PingFederate without "Return ID Token On Refresh Grant", grou
   // https://docs.pingidentity.com/pingfederate/latest/administrators_reference_guide/help_policymanagementtasklet_policymanagementstate.html
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ quirks: { profile: 'ping', groups: { path: ['groups'], in: ['id_token'] } }, environment: { LG_IDP_PROVIDER: 'ping', LG_IDP_SCOPES: undefined } });
+    h = await startHarness({
+      quirks: { profile: 'ping', groups: { path: ['groups'], in: ['id_token'] } },
+      environment: { LG_IDP_PROVIDER: 'ping', LG_IDP_SCOPES: undefined },
+    });
   });
   afterAll(async () => h?.stop());
 
@@ -471,14 +507,24 @@ describe('item 11: a login without a refresh token is reported; foreign cookies 
     const jar = new CookieJar();
     expect((await login(h, jar, 'alice')).callback.status).toBe(302);
     expect(jar.get(h.gatewayUrl, REFRESH_COOKIE)).toBeUndefined();
-    expect(lastAudit(h, 'login')).toMatchObject({ outcome: 'success', reason: 'authenticated-without-refresh-token', detail: expect.stringContaining('offline_access') });
+    expect(lastAudit(h, 'login')).toMatchObject({
+      outcome: 'success',
+      reason: 'authenticated-without-refresh-token',
+      detail: expect.stringContaining('offline_access'),
+    });
   });
 
-  test('Looker\'s cookies, malformed pairs and a 6 KB cookie beside the gateway\'s change nothing', async () => {
+  test("Looker's cookies, malformed pairs and a 6 KB cookie beside the gateway's change nothing", async () => {
     const withScopes = await h.startAnother({ LG_IDP_SCOPES: 'openid email profile groups offline_access' });
     try {
       const jar = new CookieJar();
-      const foreign: Array<[string, string]> = [['looker.browser', '123'], ['CSRF-TOKEN', 'abc%3D%3D'], ['big', 'x'.repeat(6000)], ['=nameless', 'v'], ['flag', '']];
+      const foreign: Array<[string, string]> = [
+        ['looker.browser', '123'],
+        ['CSRF-TOKEN', 'abc%3D%3D'],
+        ['big', 'x'.repeat(6000)],
+        ['=nameless', 'v'],
+        ['flag', ''],
+      ];
       for (const [name, value] of foreign) jar.set(withScopes.url, name, value);
       expect((await loginAt(h, withScopes.url, jar, 'alice')).status).toBe(302);
       const refreshed = await inlineRefresh(h, jar, withScopes.url);

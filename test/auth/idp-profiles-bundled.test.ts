@@ -1,6 +1,6 @@
 /**
  * Issue 16, "Done when": for every IdP profile, against the dev IdP answering as that IdP
- * does (local/dev-idp-quirks.mjs, facts and sources in docs/idps.md), through the auth
+ * does (dev/stand-ins/idp/dev-idp-quirks.mjs, facts and sources in docs/idps.md), through the auth
  * service as it deploys (the esbuild bundle, its own AWS SDK clients answered by the
  * DynamoDB and Secrets Manager models): a login, an inline refresh, a group-based mapping
  * that follows a group change at the IdP, and a logout that ends the IdP session where
@@ -10,10 +10,10 @@
  */
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { decodeJwt } from 'jose';
-import { IDP_PROVIDERS, type IdpProvider } from '../../lib/auth/idp-profiles';
-import { AUTH_PATHS, SESSION_COOKIE } from '../../lib/session-contract';
-import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type DirectoryGroup } from '../../local/stand-ins/google-directory';
-import { issueCertificate } from '../support/pki';
+import { IDP_PROVIDERS, type IdpProvider } from '../../core/auth/idp-profiles';
+import { AUTH_PATHS, SESSION_COOKIE } from '../../core/session-contract';
+import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type DirectoryGroup } from '../../dev/stand-ins/google-directory';
+import { issueCertificate } from '../../dev/pki';
 import { startBundledHarness, type BundledHarness } from './support/bundle';
 import { CLIENT_ID, CookieJar, followIdpLogout, idpSessionState, login, request, type HarnessOptions, type TestUsers } from './support/harness';
 
@@ -66,8 +66,13 @@ function setupFor(provider: IdpProvider, memberships: Record<string, DirectoryGr
 
 describe.each(IDP_PROVIDERS)('the %s profile, bundled, against its emulated IdP', (provider) => {
   const groups = GROUPS[provider];
-  const users: TestUsers = { alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', hd: 'example.com', groups: [groups.analysts, 'unmapped'] } };
-  const memberships: Record<string, DirectoryGroup[]> = { 'alice@example.com': [{ id: '01a', email: groups.analysts, name: 'Analysts' }], 'admin@example.com': [] };
+  const users: TestUsers = {
+    alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', hd: 'example.com', groups: [groups.analysts, 'unmapped'] },
+  };
+  const memberships: Record<string, DirectoryGroup[]> = {
+    'alice@example.com': [{ id: '01a', email: groups.analysts, name: 'Analysts' }],
+    'admin@example.com': [],
+  };
   const rules = {
     rules: [
       { name: 'analysts', match: { groups: [groups.analysts] }, grant: { roles: ['Viewer'], groups: ['Analysts'] } },
@@ -78,7 +83,13 @@ describe.each(IDP_PROVIDERS)('the %s profile, bundled, against its emulated IdP'
   let b: BundledHarness;
 
   beforeAll(async () => {
-    b = await startBundledHarness({ quirks: { profile: provider }, users, rules, revocationTable: true, prepare: setupFor(provider, memberships, directoryCalls) });
+    b = await startBundledHarness({
+      quirks: { profile: provider },
+      users,
+      rules,
+      revocationTable: true,
+      prepare: setupFor(provider, memberships, directoryCalls),
+    });
   });
   afterAll(async () => b?.stop());
 
@@ -106,7 +117,12 @@ describe.each(IDP_PROVIDERS)('the %s profile, bundled, against its emulated IdP'
     const refreshed = await request(h.fetch, jar, `${h.gatewayUrl}${AUTH_PATHS.session}`, { method: 'POST' });
     expect(refreshed.status).toBe(200);
     expect(decodeJwt(JSON.parse(refreshed.body).session)).toMatchObject({ sub: 'alice', roles_csv: 'Admin', groups_csv: 'Admins' });
-    expect(b.audits().filter((e) => e.event === 'refresh').pop()).toMatchObject({ outcome: 'success', matchedRules: ['admins'] });
+    expect(
+      b
+        .audits()
+        .filter((e) => e.event === 'refresh')
+        .pop(),
+    ).toMatchObject({ outcome: 'success', matchedRules: ['admins'] });
     await finishWithLogout(b, jar, provider, 'Admin');
   });
 });
@@ -116,7 +132,10 @@ async function finishWithLogout(b: BundledHarness, jar: CookieJar, provider: Idp
   expect(decodeJwt(jar.get(h.gatewayUrl, SESSION_COOKIE)!)).toMatchObject({ roles_csv: role });
   const out = await request(h.fetch, jar, `${h.gatewayUrl}${AUTH_PATHS.logout}`, { method: 'POST', headers: { origin: h.gatewayUrl } });
   expect(out.status).toBe(303);
-  const audit = b.audits().filter((e) => e.event === 'logout').pop()!;
+  const audit = b
+    .audits()
+    .filter((e) => e.event === 'logout')
+    .pop()!;
   const redirectUri = `${h.gatewayUrl}${AUTH_PATHS.callback}`;
   if (provider === 'google') {
     // Google has no RP-initiated logout: the gateway says so, and the Google session survives.

@@ -4,8 +4,16 @@
  * (Google or Cognito with offline_access, Entra with /common, Auth0's restricted claim
  * names and trailing slash, Cognito's logout and issuer, unsupported auth methods).
  */
-import { parseClaimPointer } from '../../lib/auth/claim-pointer';
-import { IDP_PROVIDERS, idpProfile, readEmailVerified, resolveIdpSettings, validateIdpSettings, type IdpProblem, type IdpSettings } from '../../lib/auth/idp-profiles';
+import { parseClaimPointer } from '../../core/auth/claim-pointer';
+import {
+  IDP_PROVIDERS,
+  idpProfile,
+  readEmailVerified,
+  resolveIdpSettings,
+  validateIdpSettings,
+  type IdpProblem,
+  type IdpSettings,
+} from '../../core/auth/idp-profiles';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 
@@ -99,7 +107,9 @@ describe('resolveIdpSettings', () => {
 
   test('a flat groups claim name (the old setting) becomes a pointer; a pointer stays', () => {
     expect(resolveIdpSettings({ issuer: 'https://idp.example.com', groupsClaim: 'roles' }).groupsClaim).toBe('/roles');
-    expect(resolveIdpSettings({ issuer: 'https://idp.example.com', groupsClaim: 'https://example.com/groups' }).groupsClaim).toBe('/https:~1~1example.com~1groups');
+    expect(resolveIdpSettings({ issuer: 'https://idp.example.com', groupsClaim: 'https://example.com/groups' }).groupsClaim).toBe(
+      '/https:~1~1example.com~1groups',
+    );
     expect(resolveIdpSettings({ ...WORKING.keycloak }).groupsClaim).toBe('/realm_access/roles');
   });
 
@@ -127,8 +137,12 @@ describe('validateIdpSettings: refresh tokens (issue 16 item 1)', () => {
   });
 
   test('Google without access_type=offline, or without prompt=consent, warns that refresh tokens will not come', () => {
-    expect(messages({ ...WORKING.google, authorizationParams: { access_type: '' } }, 'authorizationParams')[0]).toMatch(/^warning: access_type is "\(unset\)": Google Workspace issues refresh tokens only with access_type=offline/);
-    expect(messages({ ...WORKING.google, authorizationParams: { prompt: 'select_account' } }, 'authorizationParams')[0]).toMatch(/^warning: prompt lacks "consent"/);
+    expect(messages({ ...WORKING.google, authorizationParams: { access_type: '' } }, 'authorizationParams')[0]).toMatch(
+      /^warning: access_type is "\(unset\)": Google Workspace issues refresh tokens only with access_type=offline/,
+    );
+    expect(messages({ ...WORKING.google, authorizationParams: { prompt: 'select_account' } }, 'authorizationParams')[0]).toMatch(
+      /^warning: prompt lacks "consent"/,
+    );
   });
 
   test('Okta without offline_access warns that users sign in again every session lifetime', () => {
@@ -156,14 +170,18 @@ describe('validateIdpSettings: Entra issuers and tenants (issue 16 item 5)', () 
 
   test('/organizations with allowedTenants (GUIDs) is accepted; a non-GUID tenant is an error', () => {
     expect(errors({ provider: 'entra', issuer: 'https://login.microsoftonline.com/organizations/v2.0', allowedTenants: [TENANT] })).toEqual([]);
-    expect(messages({ provider: 'entra', issuer: 'https://login.microsoftonline.com/organizations/v2.0', allowedTenants: ['contoso.com'] }, 'allowedTenants')[0]).toMatch(
-      /^error: allowedTenants entry "contoso.com" is not a tenant id/,
-    );
+    expect(
+      messages({ provider: 'entra', issuer: 'https://login.microsoftonline.com/organizations/v2.0', allowedTenants: ['contoso.com'] }, 'allowedTenants')[0],
+    ).toMatch(/^error: allowedTenants entry "contoso.com" is not a tenant id/);
   });
 
   test('/consumers, a domain-named tenant, the v1.0 issuer and a non-Entra URL are errors with the right form', () => {
-    expect(messages({ provider: 'entra', issuer: 'https://login.microsoftonline.com/consumers/v2.0', allowedTenants: [TENANT] }, 'issuer')[0]).toMatch(/personal Microsoft accounts only/);
-    expect(messages({ provider: 'entra', issuer: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0' }, 'issuer')[0]).toMatch(/names the tenant by domain \(contoso.onmicrosoft.com\)/);
+    expect(messages({ provider: 'entra', issuer: 'https://login.microsoftonline.com/consumers/v2.0', allowedTenants: [TENANT] }, 'issuer')[0]).toMatch(
+      /personal Microsoft accounts only/,
+    );
+    expect(messages({ provider: 'entra', issuer: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0' }, 'issuer')[0]).toMatch(
+      /names the tenant by domain \(contoso.onmicrosoft.com\)/,
+    );
     expect(messages({ provider: 'entra', issuer: `https://sts.windows.net/${TENANT}/` }, 'issuer')[0]).toMatch(/is the v1.0 issuer: use the v2.0 one/);
     expect(messages({ provider: 'entra', issuer: `https://login.microsoftonline.com/${TENANT}` }, 'issuer')[0]).toMatch(/is not an Entra ID v2.0 issuer/);
   });
@@ -178,7 +196,9 @@ describe('validateIdpSettings: other issuers', () => {
     expect(messages({ ...WORKING.auth0, issuer: 'https://example.eu.auth0.com' }, 'issuer')).toEqual([
       'error: issuer "https://example.eu.auth0.com" lacks the trailing "/" of Auth0 issuers, so discovery fails its issuer check: use "https://example.eu.auth0.com/".',
     ]);
-    expect(messages({ ...WORKING.cognito, issuer: 'https://example.auth.eu-west-1.amazoncognito.com' }, 'issuer')[0]).toMatch(/that is the user pool domain, which serves the login pages, not the issuer/);
+    expect(messages({ ...WORKING.cognito, issuer: 'https://example.auth.eu-west-1.amazoncognito.com' }, 'issuer')[0]).toMatch(
+      /that is the user pool domain, which serves the login pages, not the issuer/,
+    );
     expect(messages({ ...WORKING.google, issuer: 'https://accounts.google.com/' }, 'issuer')[0]).toMatch(/use "https:\/\/accounts.google.com"/);
   });
 
@@ -226,7 +246,9 @@ describe('validateIdpSettings: client authentication (issue 16 item 8)', () => {
   });
 
   test('an unknown method is an error', () => {
-    expect(messages({ ...WORKING.okta, tokenEndpointAuthMethod: 'client_secret_jwt' }, 'tokenEndpointAuthMethod')[0]).toMatch(/"client_secret_jwt" is not a method/);
+    expect(messages({ ...WORKING.okta, tokenEndpointAuthMethod: 'client_secret_jwt' }, 'tokenEndpointAuthMethod')[0]).toMatch(
+      /"client_secret_jwt" is not a method/,
+    );
   });
 });
 
@@ -243,7 +265,9 @@ describe('validateIdpSettings: logout (issue 16 item 6)', () => {
 
   test('a template must be https and use known placeholders only', () => {
     expect(messages({ ...WORKING.okta, endSession: 'http://idp.example.com/logout' }, 'endSession')[0]).toMatch(/must be an https URL/);
-    expect(messages({ ...WORKING.okta, endSession: 'https://idp.example.com/logout?u={user}' }, 'endSession')[0]).toMatch(/uses \{user\}: the placeholders are/);
+    expect(messages({ ...WORKING.okta, endSession: 'https://idp.example.com/logout?u={user}' }, 'endSession')[0]).toMatch(
+      /uses \{user\}: the placeholders are/,
+    );
     expect(messages({ ...WORKING.okta, endSession: 'not a url' }, 'endSession')[0]).toMatch(/is neither "auto", "off" nor an https URL template/);
   });
 });

@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { fetchTrustingCa, startLocalAuthService, type RunningLocalAuthService } from '../../lambda/auth/local-server';
-import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
+import { fetchTrustingCa, startLocalAuthService, type RunningLocalAuthService } from '../../local/auth-local-server';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { parseClientSecret } from '../../lambda/auth/service';
-import { REPO_ROOT } from '../../lib/private/lambda-bundling';
-import { createCa, issueCertificate } from '../support/pki';
+import { REPO_ROOT } from '../../dev/repo';
+import { createCa, issueCertificate } from '../../dev/pki';
 import { DEFAULT_RULES, generateCookieKeySet, generateSigningKeySet } from './support/harness';
 
 describe('toProxyEvent through a recording handler', () => {
@@ -84,7 +84,17 @@ describe('HTTPS and the CLI', () => {
     );
     const child = spawn(
       path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'),
-      ['lambda/auth/local-server.ts', '--env', path.join(dir, 'env.json'), '--secrets', path.join(dir, 'secrets.json'), '--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')],
+      [
+        'local/auth-local-server.ts',
+        '--env',
+        path.join(dir, 'env.json'),
+        '--secrets',
+        path.join(dir, 'secrets.json'),
+        '--tls-cert',
+        path.join(dir, 'cert.pem'),
+        '--tls-key',
+        path.join(dir, 'key.pem'),
+      ],
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -148,12 +158,21 @@ describe('configuration parsing', () => {
     [{ LG_REFRESH_COOKIE_NAME: '__Host-lg_session' }, /The cookie names must differ/],
     [{ LG_IDP_AUTHORIZATION_PARAMS: '{"state": "x"}' }, /LG_IDP_AUTHORIZATION_PARAMS: authorizationParams set state, which the login flow sets itself/],
     // issue 16: the profile and its overrides, checked by validateIdpSettings at start-up as at synth.
-    [{ LG_IDP_PROVIDER: 'google', LG_IDP_ISSUER: 'https://accounts.google.com', LG_IDP_SCOPES: 'openid email offline_access' }, /LG_IDP_SCOPES: scopes include "offline_access", which Google Workspace refuses/],
-    [{ LG_IDP_PROVIDER: 'entra', LG_IDP_ISSUER: 'https://login.microsoftonline.com/organizations/v2.0' }, /LG_IDP_ISSUER: issuer .* lets users of any Entra ID tenant sign in/],
+    [
+      { LG_IDP_PROVIDER: 'google', LG_IDP_ISSUER: 'https://accounts.google.com', LG_IDP_SCOPES: 'openid email offline_access' },
+      /LG_IDP_SCOPES: scopes include "offline_access", which Google Workspace refuses/,
+    ],
+    [
+      { LG_IDP_PROVIDER: 'entra', LG_IDP_ISSUER: 'https://login.microsoftonline.com/organizations/v2.0' },
+      /LG_IDP_ISSUER: issuer .* lets users of any Entra ID tenant sign in/,
+    ],
     [{ LG_IDP_PROVIDER: 'okta-ish' }, /LG_IDP_PROVIDER: provider "okta-ish" is not known/],
     [{ LG_IDP_GROUPS_CLAIM: '/a~2b' }, /LG_IDP_GROUPS_CLAIM: The claim path "\/a~2b" is not a JSON pointer/],
     [{ LG_IDP_TOKEN_AUTH_METHOD: 'private_key_jwt' }, /LG_IDP_CLIENT_KEY_SECRET_ARN is not set: private_key_jwt signs the client assertion/],
-    [{ LG_IDP_PROVIDER: 'google', LG_IDP_ISSUER: 'https://accounts.google.com', LG_IDP_GROUPS_SOURCE: 'google-directory' }, /LG_GOOGLE_SERVICE_ACCOUNT_SECRET_ARN is not set/],
+    [
+      { LG_IDP_PROVIDER: 'google', LG_IDP_ISSUER: 'https://accounts.google.com', LG_IDP_GROUPS_SOURCE: 'google-directory' },
+      /LG_GOOGLE_SERVICE_ACCOUNT_SECRET_ARN is not set/,
+    ],
     [{ LG_IDP_END_SESSION: 'http://idp.example.com/logout' }, /LG_IDP_END_SESSION: endSession "http:\/\/idp.example.com\/logout" must be an https URL/],
     [{ LG_IDP_AUTHORIZATION_PARAMS: '{"prompt": 1}' }, /must be a JSON object of string values/],
     [{ LG_IDP_TIMEOUT_MS: '60000' }, /LG_IDP_TIMEOUT_MS="60000" is invalid: expected a whole number from 100 to 25000/],
@@ -166,10 +185,20 @@ describe('configuration parsing', () => {
     expect(google.scopes).toEqual(['openid', 'email', 'profile']);
     expect(google.authorizationParams).toEqual({ access_type: 'offline', prompt: 'consent' });
     expect(google.tokenEndpointAuthMethod).toBe('client_secret_post');
-    const keycloak = parseAuthServiceEnvironment({ ...minimal, LG_IDP_PROVIDER: 'keycloak', LG_IDP_GROUPS_CLAIM: 'groups', LG_IDP_AUTHORIZATION_PARAMS: '{"kc_idp_hint":"corp"}' }).idp.settings;
+    const keycloak = parseAuthServiceEnvironment({
+      ...minimal,
+      LG_IDP_PROVIDER: 'keycloak',
+      LG_IDP_GROUPS_CLAIM: 'groups',
+      LG_IDP_AUTHORIZATION_PARAMS: '{"kc_idp_hint":"corp"}',
+    }).idp.settings;
     expect(keycloak.groupsClaim).toBe('/groups');
     expect(keycloak.authorizationParams).toEqual({ kc_idp_hint: 'corp' });
-    const withKey = parseAuthServiceEnvironment({ ...minimal, LG_IDP_CLIENT_SECRET_ARN: undefined, LG_IDP_TOKEN_AUTH_METHOD: 'private_key_jwt', LG_IDP_CLIENT_KEY_SECRET_ARN: 'arn:key' }).idp;
+    const withKey = parseAuthServiceEnvironment({
+      ...minimal,
+      LG_IDP_CLIENT_SECRET_ARN: undefined,
+      LG_IDP_TOKEN_AUTH_METHOD: 'private_key_jwt',
+      LG_IDP_CLIENT_KEY_SECRET_ARN: 'arn:key',
+    }).idp;
     expect(withKey).toMatchObject({ clientKeySecretId: 'arn:key', clientSecretId: undefined });
   });
 

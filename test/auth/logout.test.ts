@@ -7,8 +7,8 @@
  */
 import { jwtDecrypt, decodeJwt } from 'jose';
 import * as client from 'openid-client';
-import { ASSERTION_COOKIE, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../lib/session-contract';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { ASSERTION_COOKIE, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../core/session-contract';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 import { openSecrets } from '../../lambda/auth/session-store';
 import { CLIENT_ID, CLIENT_SECRET, CookieJar, Harness, login, request, REVOCATION_TABLE_NAME, startHarness, type HttpAnswer } from './support/harness';
 
@@ -30,8 +30,10 @@ afterEach(async () => {
   await h.idp.delay(0);
 });
 
-const inlineRefresh = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> => request(h.fetch, jar, `${base}${AUTH_PATHS.session}`, { method: 'POST', headers: { 'x-request-id': `r-${Math.random().toString(36).slice(2)}` } });
-const logout = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> => request(h.fetch, jar, `${base}${AUTH_PATHS.logout}`, { method: 'POST', headers: { origin: h.gatewayUrl, 'sec-fetch-site': 'same-origin' } });
+const inlineRefresh = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> =>
+  request(h.fetch, jar, `${base}${AUTH_PATHS.session}`, { method: 'POST', headers: { 'x-request-id': `r-${Math.random().toString(36).slice(2)}` } });
+const logout = (jar: CookieJar, base = h.gatewayUrl): Promise<HttpAnswer> =>
+  request(h.fetch, jar, `${base}${AUTH_PATHS.logout}`, { method: 'POST', headers: { origin: h.gatewayUrl, 'sec-fetch-site': 'same-origin' } });
 async function revocationList(base = h.gatewayUrl): Promise<RevocationList> {
   const answer = await request(h.fetch, new CookieJar(), `${base}${AUTH_PATHS.revocations}`);
   expect(answer.status).toBe(200);
@@ -71,7 +73,9 @@ test('logout, then a replay of the refresh cookie is refused with session-revoke
   const inline = await inlineRefresh(copyOf(stolen));
   expect(inline.status).toBe(401);
   expect(JSON.parse(inline.body)).toMatchObject({ error: 'login_required', reason: 'session-revoked' });
-  const nav = await request(h.fetch, copyOf(stolen), `${h.gatewayUrl}${AUTH_PATHS.refresh}?rd=${encodeURIComponent('/looks/1')}`, { headers: { accept: 'text/html' } });
+  const nav = await request(h.fetch, copyOf(stolen), `${h.gatewayUrl}${AUTH_PATHS.refresh}?rd=${encodeURIComponent('/looks/1')}`, {
+    headers: { accept: 'text/html' },
+  });
   expect(nav.status).toBe(302);
   expect(nav.location).toBe(`${h.gatewayUrl}${AUTH_PATHS.start}?rd=%2Flooks%2F1`);
   const stats = await h.idp.stats();
@@ -101,17 +105,23 @@ test('the refresh token is revoked at the IdP (RFC 7009) and then fails there', 
   const key = Buffer.from(h.cookieKeys.keys.find((k) => k.status === 'current')!.k, 'base64url');
   const { payload } = await jwtDecrypt(jar.get(h.gatewayUrl, REFRESH_COOKIE)!, key);
   // The refresh token is in the session's record, under the key the refresh cookie holds.
-  const record = h.dynamo!.scanAll(REVOCATION_TABLE_NAME).find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${payload.sid as string}` && item[REVOCATION_TABLE.sortKey].S === 'refresh')!;
+  const record = h
+    .dynamo!.scanAll(REVOCATION_TABLE_NAME)
+    .find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${payload.sid as string}` && item[REVOCATION_TABLE.sortKey].S === 'refresh')!;
   const secrets = await openSecrets(record.sealed.S!, payload.sid as string, payload.k as string);
   const revocationsBefore = (await h.idp.stats()).revocations;
   expect((await logout(jar)).status).toBe(303);
   expect((await h.idp.stats()).revocations).toBe(revocationsBefore + 1);
   // Straight to the IdP's token endpoint with the revoked refresh token.
-  const config = await client.discovery(new URL(h.idp.issuer), CLIENT_ID, CLIENT_SECRET, client.ClientSecretBasic(CLIENT_SECRET), { [client.customFetch]: h.fetch });
+  const config = await client.discovery(new URL(h.idp.issuer), CLIENT_ID, CLIENT_SECRET, client.ClientSecretBasic(CLIENT_SECRET), {
+    [client.customFetch]: h.fetch,
+  });
   config[client.customFetch] = h.fetch;
   await expect(client.refreshTokenGrant(config, secrets!.refreshToken!)).rejects.toMatchObject({ error: 'invalid_grant' });
   // ...and the record no longer holds it.
-  const after = h.dynamo!.scanAll(REVOCATION_TABLE_NAME).find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${payload.sid as string}` && item[REVOCATION_TABLE.sortKey].S === 'refresh')!;
+  const after = h
+    .dynamo!.scanAll(REVOCATION_TABLE_NAME)
+    .find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${payload.sid as string}` && item[REVOCATION_TABLE.sortKey].S === 'refresh')!;
   expect(after.sealed).toBeUndefined();
 });
 
@@ -137,7 +147,9 @@ test('the revocation list names the sid until the last token that can carry it h
   // DynamoDB's TTL has not run: the item is still there, and the service filtered it.
   expect(h.dynamo!.scanAll(REVOCATION_TABLE_NAME).some((item) => item.sid?.S === sid && item[REVOCATION_TABLE.sortKey].S !== 'session')).toBe(true);
   // Refreshes stay refused after the listing ends, for as long as the refresh cookie lives.
-  const session = h.dynamo!.scanAll(REVOCATION_TABLE_NAME).find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${sid}` && item[REVOCATION_TABLE.sortKey].S === 'session')!;
+  const session = h
+    .dynamo!.scanAll(REVOCATION_TABLE_NAME)
+    .find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${sid}` && item[REVOCATION_TABLE.sortKey].S === 'session')!;
   expect(Number(session.refuseRefreshUntil.N)).toBeGreaterThan(entry!.until + 40_000);
 });
 
@@ -201,7 +213,9 @@ test('when the store cannot record the logout: 503 with the reason, the cookies 
   expect(failed.body).toContain('revocation-store-unavailable');
   expect(failed.setCookies).toEqual([]);
   expect((await h.idp.stats()).revocations).toBe(revocations);
-  expect(h.logs.audits().some((e) => e.event === 'logout' && e.outcome === 'failure' && e.reason === 'revocation-store-unavailable' && e.status === 503)).toBe(true);
+  expect(h.logs.audits().some((e) => e.event === 'logout' && e.outcome === 'failure' && e.reason === 'revocation-store-unavailable' && e.status === 503)).toBe(
+    true,
+  );
   expect((await logout(jar)).status).toBe(303);
 });
 

@@ -5,13 +5,21 @@
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, identityFacts, isEmailVerified, readEmailVerified, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
-import { MAX_SESSION_TOKEN_BYTES } from '../../lib/session-contract';
+import {
+  AttributeConflictPolicy,
+  evaluateMappingRules,
+  globToRegExp,
+  identityFacts,
+  isEmailVerified,
+  readEmailVerified,
+  validateMappingRules,
+  type MappingRuleSet,
+} from '../../core/auth/mapping-rules';
+import { MAX_SESSION_TOKEN_BYTES } from '../../core/session-contract';
 import { SessionSigner } from '../../lambda/auth/keys';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
-import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
 import { generateSigningKeySet } from './support/harness';
-
 
 const grant = { roles: ['Viewer'] };
 
@@ -22,19 +30,36 @@ describe('validateMappingRules', () => {
     ['empty match', { rules: [{ name: 'r', match: {}, grant }] }, /rule #1 \("r"\): match is empty: a rule must say whom it applies to/],
     ['rule granting nothing', { rules: [{ name: 'r', match: { groups: ['g'] }, grant: {} }] }, /grants nothing: give at least one of grant.roles/],
     ['empty grant lists', { rules: [{ name: 'r', match: { groups: ['g'] }, grant: { roles: [], groups: [] } }] }, /grants nothing/],
-    ['bad glob (character class)', { rules: [{ name: 'r', match: { groups: ['eng-[ab]'] }, grant }] }, /"eng-\[ab\]" uses glob syntax that is not supported: only "\*"/],
+    [
+      'bad glob (character class)',
+      { rules: [{ name: 'r', match: { groups: ['eng-[ab]'] }, grant }] },
+      /"eng-\[ab\]" uses glob syntax that is not supported: only "\*"/,
+    ],
     ['bad glob (braces)', { rules: [{ name: 'r', match: { groups: ['{a,b}'] }, grant }] }, /glob syntax that is not supported/],
     ['double star', { rules: [{ name: 'r', match: { groups: ['a**'] }, grant }] }, /contains "\*\*"/],
     ['empty pattern', { rules: [{ name: 'r', match: { groups: [''] }, grant }] }, /pattern is empty: give the exact text, or "\*"/],
     ['padded pattern', { rules: [{ name: 'r', match: { groups: [' g'] }, grant }] }, /leading or trailing spaces/],
     ['empty group list', { rules: [{ name: 'r', match: { groups: [] }, grant }] }, /match.groups is an empty list/],
-    ['bad attribute name', { rules: [{ name: 'r', match: { groups: ['g'] }, grant: { attributes: { 'Cost-Center': 'x' } } }] }, /attribute name "Cost-Center" is invalid: use lower case letters/],
+    [
+      'bad attribute name',
+      { rules: [{ name: 'r', match: { groups: ['g'] }, grant: { attributes: { 'Cost-Center': 'x' } } }] },
+      /attribute name "Cost-Center" is invalid: use lower case letters/,
+    ],
     ['attribute value not a string', { rules: [{ name: 'r', match: { groups: ['g'] }, grant: { attributes: { team: 3 } } }] }, /attribute "team" has value 3/],
     ['comma in a role', { rules: [{ name: 'r', match: { groups: ['g'] }, grant: { roles: ['a,b'] } }] }, /contains a comma or control character/],
     ['e-mail with @', { rules: [{ name: 'r', match: { emailDomains: ['@example.com'] }, grant }] }, /contains "@": give the domain only/],
     ['bad claim name', { rules: [{ name: 'r', match: { claims: [{ claim: 'a b', values: ['x'] }] }, grant }] }, /names claim "a b"/],
     ['unknown field', { rules: [{ name: 'r', match: { group: ['g'] }, grant }] }, /unknown match field "group": use groups, emailDomains or claims/],
-    ['duplicate names', { rules: [{ name: 'r', match: { groups: ['g'] }, grant }, { name: 'r', match: { groups: ['h'] }, grant }] }, /rule "r": the name is used twice/],
+    [
+      'duplicate names',
+      {
+        rules: [
+          { name: 'r', match: { groups: ['g'] }, grant },
+          { name: 'r', match: { groups: ['h'] }, grant },
+        ],
+      },
+      /rule "r": the name is used twice/,
+    ],
     [
       'conflicting single-valued attributes without a policy',
       {
@@ -45,14 +70,26 @@ describe('validateMappingRules', () => {
       },
       /rules "emea" and "us" set attribute "region" to different values \("emea" and "us"\).*set attributeConflicts to "first-match", "join" or "deny"/,
     ],
-    ['unknown policy', { rules: [{ name: 'r', match: { groups: ['g'] }, grant }], attributeConflicts: 'last' }, /"last" is not a policy: use one of "first-match", "join", "deny"/],
+    [
+      'unknown policy',
+      { rules: [{ name: 'r', match: { groups: ['g'] }, grant }], attributeConflicts: 'last' },
+      /"last" is not a policy: use one of "first-match", "join", "deny"/,
+    ],
   ];
   test.each(cases)('rejects %s with the bad value and the fix', (_name, rules, message) => {
     expect(() => validateMappingRules(rules)).toThrow(message);
   });
 
   test('accepts a valid rule set and returns it', () => {
-    const rules = { rules: [{ name: 'r', match: { groups: ['eng-*'], emailDomains: ['*.example.com'], claims: [{ claim: 'department', values: ['R?D'] }] }, grant: { roles: ['Viewer'], attributes: { team: 'eng' } } }] };
+    const rules = {
+      rules: [
+        {
+          name: 'r',
+          match: { groups: ['eng-*'], emailDomains: ['*.example.com'], claims: [{ claim: 'department', values: ['R?D'] }] },
+          grant: { roles: ['Viewer'], attributes: { team: 'eng' } },
+        },
+      ],
+    };
     expect(validateMappingRules(rules)).toBe(rules);
   });
 });
@@ -62,7 +99,11 @@ describe('evaluateMappingRules', () => {
     rules: [
       { name: 'analysts', match: { groups: ['looker-analysts'] }, grant: { roles: ['Viewer'], groups: ['Analysts'], attributes: { team: 'analytics' } } },
       { name: 'admins', match: { groups: ['looker-admin*'] }, grant: { roles: ['Admin'] } },
-      { name: 'emea-staff', match: { emailDomains: ['*.emea.example.com'], claims: [{ claim: 'employee_type', values: ['staff'] }] }, grant: { attributes: { region: 'emea' } } },
+      {
+        name: 'emea-staff',
+        match: { emailDomains: ['*.emea.example.com'], claims: [{ claim: 'employee_type', values: ['staff'] }] },
+        grant: { attributes: { region: 'emea' } },
+      },
     ],
   });
 
@@ -73,15 +114,27 @@ describe('evaluateMappingRules', () => {
       emailVerified: true,
       claims: { employee_type: ['contractor', 'staff'] },
     });
-    expect(result).toEqual({ allowed: true, matchedRules: ['analysts', 'admins', 'emea-staff'], roles: ['Viewer', 'Admin'], groups: ['Analysts'], attributes: { team: 'analytics', region: 'emea' } });
+    expect(result).toEqual({
+      allowed: true,
+      matchedRules: ['analysts', 'admins', 'emea-staff'],
+      roles: ['Viewer', 'Admin'],
+      groups: ['Analysts'],
+      attributes: { team: 'analytics', region: 'emea' },
+    });
   });
 
   test('every condition of a rule must hold; only a verified e-mail matches (missing email_verified is not verified)', () => {
-    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: true, claims: { employee_type: 'contractor' } }).allowed).toBe(false);
-    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: false, claims: { employee_type: 'staff' } }).allowed).toBe(false);
+    expect(
+      evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: true, claims: { employee_type: 'contractor' } }).allowed,
+    ).toBe(false);
+    expect(
+      evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: false, claims: { employee_type: 'staff' } }).allowed,
+    ).toBe(false);
     // Issue 11 item 9: an IdP that omits email_verified (Entra ID) used to count as verified.
     expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', claims: { employee_type: 'staff' } }).allowed).toBe(false);
-    expect(evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: true, claims: { employee_type: 'staff' } }).allowed).toBe(true);
+    expect(
+      evaluateMappingRules(ruleSet, { groups: [], email: 'a@lon.emea.example.com', emailVerified: true, claims: { employee_type: 'staff' } }).allowed,
+    ).toBe(true);
   });
 
   test('groups match exactly (case-sensitive) or by glob; glob metacharacters of regular expressions are literal', () => {
@@ -122,7 +175,9 @@ describe('evaluateMappingRules', () => {
       expect(JSON.parse(JSON.stringify(fromCode)).attributeConflicts).toBe(policy.toString());
       expect(evaluateMappingRules(fromJson, both)).toEqual(evaluateMappingRules(fromCode, both));
     }
-    expect(evaluateMappingRules(validateMappingRules({ rules, attributeConflicts: AttributeConflictPolicy.JOIN }), both)).toMatchObject({ attributes: { region: 'emea,us' } });
+    expect(evaluateMappingRules(validateMappingRules({ rules, attributeConflicts: AttributeConflictPolicy.JOIN }), both)).toMatchObject({
+      attributes: { region: 'emea,us' },
+    });
   });
 });
 
@@ -137,7 +192,10 @@ describe('properties', () => {
       name: fc.stringMatching(/^[a-z]{1,8}$/),
       groups: fc.array(ruleText, { minLength: 1, maxLength: 4 }),
       emailDomains: fc.array(ruleText, { minLength: 1, maxLength: 3 }),
-      claims: fc.array(fc.record({ claim: fc.constantFrom('department', 'team', 'sub', 'email'), values: fc.array(ruleText, { minLength: 1, maxLength: 3 }) }), { minLength: 1, maxLength: 2 }),
+      claims: fc.array(
+        fc.record({ claim: fc.constantFrom('department', 'team', 'sub', 'email'), values: fc.array(ruleText, { minLength: 1, maxLength: 3 }) }),
+        { minLength: 1, maxLength: 2 },
+      ),
     },
     { requiredKeys: ['name'] },
   );
@@ -149,11 +207,17 @@ describe('properties', () => {
 
   test('deny by default: random claims that match no rule are always denied', () => {
     fc.assert(
-      fc.property(ruleSet, fc.array(userText), fc.option(userText, { nil: undefined }), fc.dictionary(fc.constantFrom('department', 'team', 'sub', 'email', 'x'), claimValue), (rules, groups, email, claims) => {
-        const result = evaluateMappingRules(rules, { groups, email, claims });
-        expect(result.allowed).toBe(false);
-        expect(result.matchedRules).toEqual([]);
-      }),
+      fc.property(
+        ruleSet,
+        fc.array(userText),
+        fc.option(userText, { nil: undefined }),
+        fc.dictionary(fc.constantFrom('department', 'team', 'sub', 'email', 'x'), claimValue),
+        (rules, groups, email, claims) => {
+          const result = evaluateMappingRules(rules, { groups, email, claims });
+          expect(result.allowed).toBe(false);
+          expect(result.matchedRules).toEqual([]);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -170,7 +234,10 @@ describe('properties', () => {
   test('size budget: no minted session ever exceeds it, and an overflow fails closed', async () => {
     const keySet = await generateSigningKeySet();
     const signer = new SessionSigner(
-      new CachedSecret(new StaticSecretSource({ keys: keySet }), 'keys', (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, 'keys'), { maxAgeMs: 60_000, rereadIntervalMs: 1000 }),
+      new CachedSecret(new StaticSecretSource({ keys: keySet }), 'keys', (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, 'keys'), {
+        maxAgeMs: 60_000,
+        rereadIntervalMs: 1000,
+      }),
     );
     const name = fc.stringMatching(/^[A-Za-z0-9 _-]{1,60}$/);
     let overflows = 0;
@@ -234,7 +301,8 @@ describe('e-mail verification (issue 11 item 9, issue 16 item 4)', () => {
 
   test('one reading of the claim: isEmailVerified agrees with readEmailVerified (which the IdP profiles use) for every shape', () => {
     for (const claim of [true, false, 'true', 'false', 'TRUE', 1, null, 'yes']) {
-      for (const shape of ['boolean', 'boolean-or-string'] as const) expect(isEmailVerified(claim, false, shape)).toBe(readEmailVerified(claim, shape) === true);
+      for (const shape of ['boolean', 'boolean-or-string'] as const)
+        expect(isEmailVerified(claim, false, shape)).toBe(readEmailVerified(claim, shape) === true);
     }
   });
 
@@ -242,18 +310,22 @@ describe('e-mail verification (issue 11 item 9, issue 16 item 4)', () => {
     const claims = { sub: 'u', email: 'mallory@example.com', groups: ['g'] };
     const facts = identityFacts(claims, { groupsClaim: '/groups', trustUnverifiedEmail: false });
     expect(facts).toEqual({ groups: ['g'], email: undefined, emailVerified: false, claims: { sub: 'u', groups: ['g'] }, unverifiedEmail: true });
-    const rules = validateMappingRules({ rules: [{ name: 'by-address', match: { claims: [{ claim: 'email', values: ['mallory@example.com'] }] }, grant: { roles: ['Admin'] } }] });
+    const rules = validateMappingRules({
+      rules: [{ name: 'by-address', match: { claims: [{ claim: 'email', values: ['mallory@example.com'] }] }, grant: { roles: ['Admin'] } }],
+    });
     expect(evaluateMappingRules(rules, facts).allowed).toBe(false);
     const trusted = identityFacts(claims, { groupsClaim: '/groups', trustUnverifiedEmail: true });
     expect(trusted).toMatchObject({ email: 'mallory@example.com', emailVerified: true, unverifiedEmail: false });
     expect(evaluateMappingRules(rules, trusted).allowed).toBe(true);
   });
 
-  test('groups are read at a JSON pointer (issue 16 item 9), and a directory\'s groups replace the claim', () => {
+  test("groups are read at a JSON pointer (issue 16 item 9), and a directory's groups replace the claim", () => {
     const claims = { sub: 'u', realm_access: { roles: ['looker-admin', 'offline'] }, 'https://example.com/groups': ['ns-group'] };
     expect(identityFacts(claims, { groupsClaim: '/realm_access/roles', trustUnverifiedEmail: false }).groups).toEqual(['looker-admin', 'offline']);
     expect(identityFacts(claims, { groupsClaim: '/https:~1~1example.com~1groups', trustUnverifiedEmail: false }).groups).toEqual(['ns-group']);
     expect(identityFacts(claims, { groupsClaim: '/missing', trustUnverifiedEmail: false }).groups).toEqual([]);
-    expect(identityFacts(claims, { groupsClaim: '/realm_access/roles', groups: ['from-directory'], trustUnverifiedEmail: false }).groups).toEqual(['from-directory']);
+    expect(identityFacts(claims, { groupsClaim: '/realm_access/roles', groups: ['from-directory'], trustUnverifiedEmail: false }).groups).toEqual([
+      'from-directory',
+    ]);
   });
 });

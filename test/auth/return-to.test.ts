@@ -6,8 +6,8 @@
  * and /oauth2/refresh in security-bundle.test.ts.
  */
 import { jwtDecrypt } from 'jose';
-import { checkReturnTo } from '../../lib/auth/return-to';
-import { LOGIN_STATE_COOKIE } from '../../lib/session-contract';
+import { checkReturnTo } from '../../core/auth/return-to';
+import { LOGIN_STATE_COOKIE } from '../../core/session-contract';
 import { OPEN_REDIRECT_CASES } from './corpus/open-redirect';
 import { CookieJar, Harness, request, startHarness } from './support/harness';
 
@@ -20,7 +20,22 @@ describe('checkReturnTo over the corpus', () => {
     expect(refused.length).toBeGreaterThanOrEqual(500);
     expect(accepted.length).toBeGreaterThanOrEqual(15);
     const classes = new Set(refused.map((c) => c.class));
-    for (const klass of ['scheme-relative', 'backslash', 'encoded slash', 'double-encoded', 'triple-encoded', 'dot-segment', 'encoded dot-segment', 'whitespace', 'newline', 'NUL', 'unicode look-alike', 'absolute or pseudo scheme', 'issue 11', 'user-info']) {
+    for (const klass of [
+      'scheme-relative',
+      'backslash',
+      'encoded slash',
+      'double-encoded',
+      'triple-encoded',
+      'dot-segment',
+      'encoded dot-segment',
+      'whitespace',
+      'newline',
+      'NUL',
+      'unicode look-alike',
+      'absolute or pseudo scheme',
+      'issue 11',
+      'user-info',
+    ]) {
       expect(classes).toContain(klass);
     }
   });
@@ -98,7 +113,9 @@ describe('/oauth2/start with the corpus', () => {
   });
 
   test('a browser gets the reason on an HTML page', async () => {
-    const answer = await request(h.fetch, new CookieJar(), `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent('//evil.example')}`, { headers: { accept: 'text/html' } });
+    const answer = await request(h.fetch, new CookieJar(), `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent('//evil.example')}`, {
+      headers: { accept: 'text/html' },
+    });
     expect(answer.status).toBe(400);
     expect(answer.headers.get('content-type')).toContain('text/html');
     expect(answer.body).toContain('starts with &quot;//&quot;');

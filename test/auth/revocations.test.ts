@@ -1,13 +1,19 @@
 /**
  * The session revocation store: the DynamoDB implementation against the DynamoDB model
- * (test/support/dynamodb-model.ts: conditional writes, eventual vs consistent reads, lazy
+ * (dev/aws/dynamodb-model.ts: conditional writes, eventual vs consistent reads, lazy
  * TTL deletion, paging), the in-memory one for `npm run local`, both held to the same
  * behaviour; and the deadlines a logout records.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
-import { DynamoDbRevocationStore, InMemoryRevocationStore, logoutRevocations, RevocationStoreError, type SessionRevocationStore } from '../../lambda/auth/revocations';
-import { DynamoDbModel, installDynamoDbFake, ValidationException } from '../support/dynamodb-model';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
+import {
+  DynamoDbRevocationStore,
+  InMemoryRevocationStore,
+  logoutRevocations,
+  RevocationStoreError,
+  type SessionRevocationStore,
+} from '../../lambda/auth/revocations';
+import { DynamoDbModel, installDynamoDbFake, ValidationException } from '../../dev/aws/dynamodb-model';
 
 const TABLE = 'revocations';
 const T0 = 1_900_000_000;
@@ -139,9 +145,14 @@ describe('DynamoDB store against the documented semantics', () => {
 
   test('the model answers as DynamoDB does to malformed requests', () => {
     expect(() => env.model.putItem({ TableName: TABLE, Item: { pk: { S: 'x' } } })).toThrow(ValidationException);
-    expect(() => env.model.putItem({ TableName: TABLE, Item: { pk: { S: 'x' }, sk: { S: 'y' } }, ConditionExpression: 'attribute_not_exists(pk)', ExpressionAttributeValues: {} })).toThrow(
-      /must not be empty/,
-    );
+    expect(() =>
+      env.model.putItem({
+        TableName: TABLE,
+        Item: { pk: { S: 'x' }, sk: { S: 'y' } },
+        ConditionExpression: 'attribute_not_exists(pk)',
+        ExpressionAttributeValues: {},
+      }),
+    ).toThrow(/must not be empty/);
     expect(() => env.model.putItem({ TableName: TABLE, Item: { pk: { S: 'x' }, sk: { S: 'y' } }, ConditionExpression: 'a < :missing' })).toThrow(/not defined/);
     expect(() => env.model.getItem({ TableName: 'nope', Key: {} })).toThrow(/not found/);
   });
@@ -157,7 +168,9 @@ describe('deadlines a logout records', () => {
   });
 
   test('a token presented with a later exp (a longer lifetime before a redeploy) extends the listing', () => {
-    expect(logoutRevocations({ ...base, session: { sid: 's1', exp: T0 + 3600 } })).toEqual([{ sid: 's1', listUntil: T0 + 3630, refuseRefreshUntil: T0 + 43_230 }]);
+    expect(logoutRevocations({ ...base, session: { sid: 's1', exp: T0 + 3600 } })).toEqual([
+      { sid: 's1', listUntil: T0 + 3630, refuseRefreshUntil: T0 + 43_230 },
+    ]);
   });
 
   test('without a refresh cookie, refreshes are refused for the longest a refresh cookie lives; two sids are both revoked; none without cookies', () => {

@@ -11,7 +11,7 @@
  *     sharing the table (item 8).
  */
 import { decodeJwt } from 'jose';
-import { AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../lib/session-contract';
+import { AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../core/session-contract';
 import { buildForgeryCorpus, malleate, type ForgeryCase } from './corpus/jwt-forgeries';
 import { OPEN_REDIRECT_CASES } from './corpus/open-redirect';
 import { startBundledHarness, type BundledHarness } from './support/bundle';
@@ -46,7 +46,8 @@ describe('open-redirect corpus through the bundled handler', () => {
     for (const c of OPEN_REDIRECT_CASES) {
       const answer = await request(h.fetch, new CookieJar(), `${h.gatewayUrl}${AUTH_PATHS.start}?rd=${encodeURIComponent(c.payload)}`);
       const expected = 'refuse' in c.expected ? { status: 400, to: undefined } : { status: 302, to: new URL(h.idp.issuer).origin };
-      if (answer.status !== expected.status || destination(answer.location) !== expected.to) outcomes.push(`${JSON.stringify(c.payload)} -> ${answer.status} ${answer.location}`);
+      if (answer.status !== expected.status || destination(answer.location) !== expected.to)
+        outcomes.push(`${JSON.stringify(c.payload)} -> ${answer.status} ${answer.location}`);
     }
     expect(outcomes).toEqual([]);
   });
@@ -60,9 +61,11 @@ describe('open-redirect corpus through the bundled handler', () => {
       const caseJar = new CookieJar();
       caseJar.set(h.gatewayUrl, SESSION_COOKIE, session);
       const answer = await request(h.fetch, caseJar, `${h.gatewayUrl}${AUTH_PATHS.refresh}?rd=${encodeURIComponent(c.payload)}`);
-      if (answer.location !== undefined && destination(answer.location) !== new URL(h.gatewayUrl).origin) outcomes.push(`LEFT THE ORIGIN: ${JSON.stringify(c.payload)} -> ${answer.location}`);
+      if (answer.location !== undefined && destination(answer.location) !== new URL(h.gatewayUrl).origin)
+        outcomes.push(`LEFT THE ORIGIN: ${JSON.stringify(c.payload)} -> ${answer.location}`);
       const expected = 'refuse' in c.expected ? { status: 400, location: undefined } : { status: 302, location: `${h.gatewayUrl}${c.expected.path}` };
-      if (answer.status !== expected.status || answer.location !== expected.location) outcomes.push(`${JSON.stringify(c.payload)} -> ${answer.status} ${answer.location}`);
+      if (answer.status !== expected.status || answer.location !== expected.location)
+        outcomes.push(`${JSON.stringify(c.payload)} -> ${answer.status} ${answer.location}`);
     }
     expect(outcomes).toEqual([]);
     const refusals = b.audits().filter((e) => e.route === AUTH_PATHS.refresh && e.reason === 'bad-return-to');
@@ -86,7 +89,21 @@ describe('JWT forgery corpus against the bundled handler', () => {
   test('the corpus covers every class, with controls', () => {
     expect(corpus.filter((c) => c.expected === 'refused').length).toBeGreaterThanOrEqual(45);
     expect(corpus.filter((c) => c.expected === 'accepted').length).toBe(3);
-    for (const word of ['alg none', 'HS256', 'RS256', 'attacker ES256 key under the real current kid', 'embedded jwk', 'jku', 'x5c', 'stripped', 'expired', 'wrong issuer', 'wrong audience', 'upstream assertion', 'typ missing']) {
+    for (const word of [
+      'alg none',
+      'HS256',
+      'RS256',
+      'attacker ES256 key under the real current kid',
+      'embedded jwk',
+      'jku',
+      'x5c',
+      'stripped',
+      'expired',
+      'wrong issuer',
+      'wrong audience',
+      'upstream assertion',
+      'typ missing',
+    ]) {
       expect(corpus.some((c) => c.name.includes(word))).toBe(true);
     }
   });
@@ -97,7 +114,12 @@ describe('JWT forgery corpus against the bundled handler', () => {
       const jar = new CookieJar();
       jar.set(h.gatewayUrl, SESSION_COOKIE, c.token);
       const answer = await request(h.fetch, jar, `${h.gatewayUrl}${AUTH_PATHS.refresh}?rd=%2Fprobe`);
-      const got = answer.location === `${h.gatewayUrl}/probe` ? 'accepted' : answer.location === `${h.gatewayUrl}${AUTH_PATHS.start}?rd=%2Fprobe` ? 'refused' : `${answer.status} ${answer.location}`;
+      const got =
+        answer.location === `${h.gatewayUrl}/probe`
+          ? 'accepted'
+          : answer.location === `${h.gatewayUrl}${AUTH_PATHS.start}?rd=%2Fprobe`
+            ? 'refused'
+            : `${answer.status} ${answer.location}`;
       if (got !== c.expected) wrong.push(`${c.name}: expected ${c.expected}, got ${got}`);
     }
     expect(wrong).toEqual([]);
@@ -107,14 +129,16 @@ describe('JWT forgery corpus against the bundled handler', () => {
     for (const c of corpus) {
       const jar = new CookieJar();
       jar.set(h.gatewayUrl, SESSION_COOKIE, c.token);
-      const answer = await request(h.fetch, jar, `${h.gatewayUrl}${AUTH_PATHS.logout}`, { method: 'POST', headers: { origin: h.gatewayUrl }, });
+      const answer = await request(h.fetch, jar, `${h.gatewayUrl}${AUTH_PATHS.logout}`, { method: 'POST', headers: { origin: h.gatewayUrl } });
       expect({ name: c.name, status: answer.status }).toEqual({ name: c.name, status: 303 });
     }
     const revoked = new Set(await revokedSids());
     const wrong = corpus.filter((c) => revoked.has(c.sid) !== (c.expected === 'accepted')).map((c) => `${c.name}: expected ${c.expected}`);
     expect(wrong).toEqual([]);
     // The malleated control shares nothing with the genuine one but its signature's r: its own sid was revoked through it.
-    const forgedLogouts = b.audits().filter((e) => e.event === 'logout' && typeof e.sessionId === 'string' && corpus.some((c) => c.sid === e.sessionId && c.expected === 'refused'));
+    const forgedLogouts = b
+      .audits()
+      .filter((e) => e.event === 'logout' && typeof e.sessionId === 'string' && corpus.some((c) => c.sid === e.sessionId && c.expected === 'refused'));
     expect(forgedLogouts).toEqual([]);
   });
 

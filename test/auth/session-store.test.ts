@@ -2,11 +2,11 @@
  * The sessions' server-side records (lambda/auth/session-store.ts), both stores held to
  * one contract: the DynamoDB store against the DynamoDB model (conditional writes,
  * consistent reads, TTL that deletes lazily, as the DynamoDB documentation describes them:
- * see test/support/dynamodb-model.ts) and the in-memory store of `npm run local`; and the
+ * see dev/aws/dynamodb-model.ts) and the in-memory store of `npm run local`; and the
  * encryption of the secrets under the key only the refresh cookie holds.
  */
 import { randomBytes } from 'node:crypto';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 import {
   DynamoDbSessionRecordStore,
   InMemorySessionRecordStore,
@@ -19,17 +19,27 @@ import {
   type SessionRecordStore,
   type SessionSecrets,
 } from '../../lambda/auth/session-store';
-import { DynamoDbModel, installDynamoDbFake } from '../support/dynamodb-model';
+import { DynamoDbModel, installDynamoDbFake } from '../../dev/aws/dynamodb-model';
 
 const TABLE = 'lg-test-records';
 const NOW = 1_900_000_000;
 const clock = { ms: NOW * 1000 };
 const model = new DynamoDbModel({ now: () => clock.ms });
-model.createTable({ name: TABLE, partitionKey: { name: REVOCATION_TABLE.partitionKey, type: 'S' }, sortKey: { name: REVOCATION_TABLE.sortKey, type: 'S' }, timeToLiveAttribute: REVOCATION_TABLE.timeToLive });
+model.createTable({
+  name: TABLE,
+  partitionKey: { name: REVOCATION_TABLE.partitionKey, type: 'S' },
+  sortKey: { name: REVOCATION_TABLE.sortKey, type: 'S' },
+  timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
+});
 const mock = installDynamoDbFake(model);
 afterAll(() => mock.restore());
 
-const secrets: SessionSecrets = { refreshToken: `rt-${randomBytes(24).toString('base64url')}`, idToken: 'header.payload.signature', claims: { sub: 'alice', groups: ['g'] }, groupsClaimSeen: true };
+const secrets: SessionSecrets = {
+  refreshToken: `rt-${randomBytes(24).toString('base64url')}`,
+  idToken: 'header.payload.signature',
+  claims: { sub: 'alice', groups: ['g'] },
+  groupsClaimSeen: true,
+};
 
 function record(sid: string, sealed: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
   return { sid, gen: 1, genAt: NOW, lease: NO_LEASE, leaseUntil: 0, expiresAt: NOW + 3600, sealed, ...overrides };
@@ -107,7 +117,11 @@ describe('DynamoDB specifics', () => {
     const sid = randomBytes(16).toString('base64url');
     await store.create(record(sid, 'sealed-1'));
     const item = model.scanAll(TABLE).find((i) => i.sid?.S === sid)!;
-    expect({ pk: item[REVOCATION_TABLE.partitionKey].S, sk: item[REVOCATION_TABLE.sortKey].S, ttl: item[REVOCATION_TABLE.timeToLive].N }).toEqual({ pk: `sid#${sid}`, sk: 'refresh', ttl: String(NOW + 3600) });
+    expect({ pk: item[REVOCATION_TABLE.partitionKey].S, sk: item[REVOCATION_TABLE.sortKey].S, ttl: item[REVOCATION_TABLE.timeToLive].N }).toEqual({
+      pk: `sid#${sid}`,
+      sk: 'refresh',
+      ttl: String(NOW + 3600),
+    });
   });
 });
 

@@ -7,11 +7,11 @@
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
-import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
-import { AUTH_PATHS } from '../../lib/session-contract';
+import { AUTH_PATHS } from '../../core/session-contract';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
 import { resolveRoute } from '../../lambda/auth/service';
 import { defaultContext, newEmptyStack, newGatewayStack } from './fixtures';
@@ -56,7 +56,9 @@ test('the function may GetItem, PutItem and Query that table only (no Scan, no d
     .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(`"${roleId}"`))
     .flatMap((r) => r.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }>);
   const dynamo = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('dynamodb:')));
-  expect(dynamo).toEqual([expect.objectContaining({ Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], Resource: { 'Fn::GetAtt': [tableId, 'Arn'] } })]);
+  expect(dynamo).toEqual([
+    expect.objectContaining({ Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], Resource: { 'Fn::GetAtt': [tableId, 'Arn'] } }),
+  ]);
   const viaDynamo = statements.filter((s) => JSON.stringify(s.Condition ?? {}).includes('dynamodb.'));
   expect(viaDynamo).toEqual([
     expect.objectContaining({
@@ -79,7 +81,9 @@ test('the function environment names the table, and the service parses it', () =
 
 test('the REST API routes /oauth2/revocations to the function: a greedy {proxy+} resource with ANY, under the stage HAProxy calls', () => {
   const apiId = logicalIdOf('/AuthService/Api/Resource');
-  const proxy = Object.entries(json.Resources).find(([, r]) => r.Type === 'AWS::ApiGateway::Resource' && r.Properties.PathPart === '{proxy+}' && JSON.stringify(r.Properties.RestApiId).includes(apiId));
+  const proxy = Object.entries(json.Resources).find(
+    ([, r]) => r.Type === 'AWS::ApiGateway::Resource' && r.Properties.PathPart === '{proxy+}' && JSON.stringify(r.Properties.RestApiId).includes(apiId),
+  );
   expect(proxy).toBeDefined();
   expect(proxy![1].Properties.ParentId).toEqual({ 'Fn::GetAtt': [apiId, 'RootResourceId'] });
   template.hasResourceProperties('AWS::ApiGateway::Method', {
@@ -88,9 +92,14 @@ test('the REST API routes /oauth2/revocations to the function: a greedy {proxy+}
     Integration: Match.objectLike({ Type: 'AWS_PROXY' }),
   });
   // The event API Gateway makes of GET /gateway/oauth2/revocations reaches the revocation route.
-  expect(resolveRoute({ resource: '/{proxy+}', path: '/oauth2/revocations', pathParameters: { proxy: 'oauth2/revocations' }, requestContext: { path: '/gateway/oauth2/revocations' } as never })).toBe(
-    AUTH_PATHS.revocations,
-  );
+  expect(
+    resolveRoute({
+      resource: '/{proxy+}',
+      path: '/oauth2/revocations',
+      pathParameters: { proxy: 'oauth2/revocations' },
+      requestContext: { path: '/gateway/oauth2/revocations' } as never,
+    }),
+  ).toBe(AUTH_PATHS.revocations);
 });
 
 test('trustUnverifiedEmail: true sets the variable and warns at synth; a non-boolean fails with the value and the fix', () => {
@@ -101,7 +110,10 @@ test('trustUnverifiedEmail: true sets the variable and warns at synth; a non-boo
     mappingRules: { rules: [{ name: 'r', match: { groups: ['g'] }, grant: { roles: ['Viewer'] } }] },
     looker: LookerBackend.fromDnsName('looker.internal.example.com'),
   };
-  const gateway = new LookerGateway(stack, 'Gateway', { ...props, identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', clientSecret, trustUnverifiedEmail: true } });
+  const gateway = new LookerGateway(stack, 'Gateway', {
+    ...props,
+    identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', clientSecret, trustUnverifiedEmail: true },
+  });
   const fn = Template.fromStack(stack).toJSON().Resources[stack.getLogicalId(gateway.authService.function.node.defaultChild as never)];
   expect(fn.Properties.Environment.Variables.LG_IDP_TRUST_UNVERIFIED_EMAIL).toBe('true');
   Annotations.fromStack(stack).hasWarning('/Test/Gateway/AuthService', Match.stringLikeRegexp('trustUnverifiedEmail is true'));
@@ -109,12 +121,22 @@ test('trustUnverifiedEmail: true sets the variable and warns at synth; a non-boo
   const other = newEmptyStack();
   const otherSecret = secretsmanager.Secret.fromSecretNameV2(other, 'ClientSecret', 'idp-client-secret');
   expect(
-    () => new LookerGateway(other, 'Gateway', { ...props, identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', clientSecret: otherSecret, trustUnverifiedEmail: 'yes' as unknown as boolean } }),
+    () =>
+      new LookerGateway(other, 'Gateway', {
+        ...props,
+        identityProvider: {
+          issuer: 'https://login.example.com',
+          clientId: 'gateway',
+          clientSecret: otherSecret,
+          trustUnverifiedEmail: 'yes' as unknown as boolean,
+        },
+      }),
   ).toThrow(/identityProvider\.trustUnverifiedEmail is "yes": use true or false \(default false/);
 });
 
 test('cdk.json key idpTrustUnverifiedEmail: true/false or their text, anything else fails naming the key', () => {
-  const settings = (value: unknown) => settingsFromContext(new App({ context: { ...defaultContext(), idpTrustUnverifiedEmail: value } }).node).idpTrustUnverifiedEmail;
+  const settings = (value: unknown) =>
+    settingsFromContext(new App({ context: { ...defaultContext(), idpTrustUnverifiedEmail: value } }).node).idpTrustUnverifiedEmail;
   expect(settings(true)).toBe(true);
   expect(settings('false')).toBe(false);
   expect(settings(undefined)).toBeUndefined();

@@ -11,8 +11,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { DPKG_LOCK_TIMEOUT_SECONDS, renderBootstrapScript } from '../../lib/fleet/user-data';
-import { TRIXIE_ROOT } from '../support/haproxy';
+import { DPKG_LOCK_TIMEOUT_SECONDS, renderBootstrapScript } from '../../core/instance/user-data';
+import { TRIXIE_ROOT } from '../../dev/haproxy';
 
 jest.setTimeout(120_000);
 
@@ -23,7 +23,10 @@ function buildDeb(dir: string, name: string): { file: string; stanza: string } {
   mkdirSync(path.join(root, 'DEBIAN'), { recursive: true });
   mkdirSync(path.join(root, 'usr', 'share', 'doc', name), { recursive: true });
   writeFileSync(path.join(root, 'usr', 'share', 'doc', name, 'README'), `${name}\n`);
-  writeFileSync(path.join(root, 'DEBIAN', 'control'), `Package: ${name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.com>\nDescription: ${name} for the dpkg lock test\n`);
+  writeFileSync(
+    path.join(root, 'DEBIAN', 'control'),
+    `Package: ${name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.com>\nDescription: ${name} for the dpkg lock test\n`,
+  );
   const file = `${name}_1.0_all.deb`;
   execFileSync('dpkg-deb', ['--root-owner-group', '--build', root, path.join(dir, 'repo', file)], { stdio: 'ignore' });
   const bytes = readFileSync(path.join(dir, 'repo', file));

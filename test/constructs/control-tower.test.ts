@@ -74,11 +74,13 @@ afterAll(() => {
 });
 
 test('the hook harness fails a resource that breaks a control (a log group kept 3 months)', () => {
-  const failing = failingControls({ ShortLogs: { Type: 'AWS::Logs::LogGroup', Properties: { RetentionInDays: 90, KmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/abc' } } });
+  const failing = failingControls({
+    ShortLogs: { Type: 'AWS::Logs::LogGroup', Properties: { RetentionInDays: 90, KmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/abc' } },
+  });
   expect([...failing.keys()]).toEqual(['CT.CLOUDWATCH.PR.2']);
 });
 
-test('docs/control-tower.md lists exactly the proactive controls that evaluate the stack\'s resource types', () => {
+test("docs/control-tower.md lists exactly the proactive controls that evaluate the stack's resource types", () => {
   const types = new Set(Object.values(template.Resources).map((r) => r.Type));
   const applicable = [...publishedControls()].filter(([, evaluated]) => evaluated.some((type) => types.has(type))).map(([id]) => id);
   expect([...documentedControls().keys()].sort()).toEqual(applicable.sort());
@@ -92,7 +94,9 @@ test('the stack passes every control marked met or n/a, and fails exactly those 
   const failing = failingControls(template.Resources);
   const documented = documentedControls();
   const doesNotFit = [...documented].filter(([, row]) => row.status === 'does not fit').map(([id]) => id);
-  expect(Object.fromEntries([...failing.keys()].map((id) => [id, documented.get(id)?.status ?? 'undocumented']))).toEqual(Object.fromEntries(doesNotFit.map((id) => [id, 'does not fit'])));
+  expect(Object.fromEntries([...failing.keys()].map((id) => [id, documented.get(id)?.status ?? 'undocumented']))).toEqual(
+    Object.fromEntries(doesNotFit.map((id) => [id, 'does not fit'])),
+  );
   // The one that does not fit fails only on the load balancer.
   expect(failing.get('CT.ELASTICLOADBALANCING.PR.6')).toEqual([expect.stringMatching(/^GatewayFleetLoadBalancer/)]);
 });

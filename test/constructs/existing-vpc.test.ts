@@ -27,11 +27,15 @@ describe('an existing VPC from context', () => {
   });
 
   test('no VPC, subnet or NAT gateway is made', () => {
-    for (const type of ['AWS::EC2::VPC', 'AWS::EC2::Subnet', 'AWS::EC2::NatGateway', 'AWS::EC2::InternetGateway', 'AWS::EC2::FlowLog']) template.resourceCountIs(type, 0);
+    for (const type of ['AWS::EC2::VPC', 'AWS::EC2::Subnet', 'AWS::EC2::NatGateway', 'AWS::EC2::InternetGateway', 'AWS::EC2::FlowLog'])
+      template.resourceCountIs(type, 0);
   });
 
   test('instances run in the private subnets of the given zones; the load balancer sits in the public subnets', () => {
-    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { VPCZoneIdentifier: EXISTING.privateSubnetIds, AvailabilityZones: EXISTING.availabilityZones });
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
+      VPCZoneIdentifier: EXISTING.privateSubnetIds,
+      AvailabilityZones: EXISTING.availabilityZones,
+    });
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Subnets: EXISTING.publicSubnetIds, Scheme: 'internet-facing' });
   });
 
@@ -46,18 +50,36 @@ describe('an existing VPC from context', () => {
   test('an internal gateway needs no public subnets and admits the VPC CIDR by default', () => {
     const internal = synth({ ...EXISTING, publicSubnetIds: undefined, internetFacing: false });
     internal.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Subnets: EXISTING.privateSubnetIds, Scheme: 'internal' });
-    internal.hasResourceProperties('AWS::EC2::SecurityGroup', { SecurityGroupIngress: [{ CidrIp: EXISTING.vpcCidrBlock, FromPort: 443, ToPort: 443, IpProtocol: 'tcp', Description: 'HTTPS from clients' }] });
+    internal.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupIngress: [{ CidrIp: EXISTING.vpcCidrBlock, FromPort: 443, ToPort: 443, IpProtocol: 'tcp', Description: 'HTTPS from clients' }],
+    });
   });
 });
 
 describe('existing VPC settings that cannot work fail at synth with the fix', () => {
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ['a VPC id that is not one', { vpcId: 'my-vpc' }, /vpcId "my-vpc" is not a VPC id \(vpc- and 8 or 17 hex digits/],
-    ['one zone', { availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1'], publicSubnetIds: ['subnet-0bbbbbbbbbbbbbbb1'] }, /availabilityZones \["eu-west-1a"\] must list at least 2 zones/],
-    ['fewer private subnets than zones', { privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1'] }, /privateSubnetIds has 1 subnet\(s\) for 2 zone\(s\): give one subnet per zone, in the order of availabilityZones/],
+    [
+      'one zone',
+      { availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1'], publicSubnetIds: ['subnet-0bbbbbbbbbbbbbbb1'] },
+      /availabilityZones \["eu-west-1a"\] must list at least 2 zones/,
+    ],
+    [
+      'fewer private subnets than zones',
+      { privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1'] },
+      /privateSubnetIds has 1 subnet\(s\) for 2 zone\(s\): give one subnet per zone, in the order of availabilityZones/,
+    ],
     ['an internet-facing gateway without public subnets', { publicSubnetIds: undefined }, /publicSubnetIds is not set: give one subnet id per zone/],
-    ['a subnet id that is not one', { privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'private-b'] }, /privateSubnetIds has \["private-b"\]: give subnet ids such as "subnet-0123456789abcdef0"/],
-    ['a subnet both private and public', { publicSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'subnet-0bbbbbbbbbbbbbbb2'] }, /\["subnet-0aaaaaaaaaaaaaaa1"\] is both a private and a public subnet/],
+    [
+      'a subnet id that is not one',
+      { privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'private-b'] },
+      /privateSubnetIds has \["private-b"\]: give subnet ids such as "subnet-0123456789abcdef0"/,
+    ],
+    [
+      'a subnet both private and public',
+      { publicSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'subnet-0bbbbbbbbbbbbbbb2'] },
+      /\["subnet-0aaaaaaaaaaaaaaa1"\] is both a private and a public subnet/,
+    ],
     ['no VPC CIDR', { vpcCidrBlock: undefined }, /vpcCidrBlock undefined must be the VPC's IPv4 CIDR/],
     ['NAT gateways for an existing VPC', { natGateways: 2 }, /natGateways applies to a new VPC only/],
   ];
@@ -66,7 +88,9 @@ describe('existing VPC settings that cannot work fail at synth with the fix', ()
   });
 
   test('subnets or zones without a vpcId', () => {
-    expect(() => synth({ privateSubnetIds: EXISTING.privateSubnetIds })).toThrow(/privateSubnetIds set without vpcId: they describe an existing VPC\. Set vpcId too, or remove them to get a new VPC\./);
+    expect(() => synth({ privateSubnetIds: EXISTING.privateSubnetIds })).toThrow(
+      /privateSubnetIds set without vpcId: they describe an existing VPC\. Set vpcId too, or remove them to get a new VPC\./,
+    );
   });
 
   test('every problem is reported at once', () => {

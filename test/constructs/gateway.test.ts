@@ -3,17 +3,20 @@
  * the example context), plus IAM least privilege over every policy statement.
  */
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
-import { DEBIAN_13_ARM64_AMI_PARAMETER } from '../../lib/fleet/gateway-fleet';
-import { CLOUDWATCH_AGENT_CONFIG_PATH, FILES_METADATA_KEY } from '../../lib/fleet/user-data';
-import { SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue } from '../../lib/key-material';
-import { CLEAR_ABANDONED_ROTATIONS, readRotationSettings } from '../../lib/keys/rotation-contract';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
+import { DEBIAN_13_ARM64_AMI_PARAMETER } from '../../lib/fleet/launch-template';
+import { CLOUDWATCH_AGENT_CONFIG_PATH, FILES_METADATA_KEY } from '../../core/instance/user-data';
+import { SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue } from '../../core/key-material';
+import { CLEAR_ABANDONED_ROTATIONS, readRotationSettings } from '../../core/rotation-contract';
 import { newGatewayStack } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
 const { stack } = newGatewayStack();
 const template = Template.fromStack(stack);
-const json = template.toJSON() as { Resources: Record<string, { Type: string; Properties: any; Metadata?: any; UpdatePolicy?: any; CreationPolicy?: any }>; Parameters: Record<string, any> };
+const json = template.toJSON() as {
+  Resources: Record<string, { Type: string; Properties: any; Metadata?: any; UpdatePolicy?: any; CreationPolicy?: any }>;
+  Parameters: Record<string, any>;
+};
 
 function resourcesOfType(type: string): Array<[string, { Properties: any; Metadata?: any; UpdatePolicy?: any; CreationPolicy?: any }]> {
   return Object.entries(json.Resources).filter(([, r]) => r.Type === type);
@@ -49,7 +52,10 @@ describe('GatewayFleet', () => {
     const [, group] = resourcesOfType('AWS::AutoScaling::AutoScalingGroup')[0];
     expect(group.Properties.LaunchTemplate).toBeUndefined();
     expect(group.Properties.MixedInstancesPolicy).toMatchObject({
-      LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateId: { Ref: logicalIdOf('/Fleet/LaunchTemplate/Resource') } }, Overrides: [{ InstanceType: 'm7g.medium' }, { InstanceType: 'c7g.medium' }] },
+      LaunchTemplate: {
+        LaunchTemplateSpecification: { LaunchTemplateId: { Ref: logicalIdOf('/Fleet/LaunchTemplate/Resource') } },
+        Overrides: [{ InstanceType: 'm7g.medium' }, { InstanceType: 'c7g.medium' }],
+      },
       InstancesDistribution: { OnDemandAllocationStrategy: 'prioritized', OnDemandPercentageAboveBaseCapacity: 100 },
     });
     // Both the zones and the subnets: the zones are those of the private subnets.
@@ -74,7 +80,12 @@ describe('GatewayFleet', () => {
     const [, group] = resourcesOfType('AWS::AutoScaling::AutoScalingGroup')[0];
     expect(group.Properties).toMatchObject({ MinSize: '2', MaxSize: '6', HealthCheckType: 'ELB', HealthCheckGracePeriod: 600 });
     expect(group.Properties.VPCZoneIdentifier).toHaveLength(2);
-    expect(group.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({ MinInstancesInService: 2, MaxBatchSize: 1, WaitOnResourceSignals: true, PauseTime: 'PT15M' });
+    expect(group.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({
+      MinInstancesInService: 2,
+      MaxBatchSize: 1,
+      WaitOnResourceSignals: true,
+      PauseTime: 'PT15M',
+    });
     expect(group.CreationPolicy.ResourceSignal).toMatchObject({ Count: 2, Timeout: 'PT15M' });
   });
 
@@ -111,13 +122,21 @@ describe('GatewayFleet', () => {
   });
 
   test('the CloudWatch agent may publish its metrics (into its namespace only) and read the tags its dimensions need', () => {
-    const files = resolveIntrinsics(json.Resources[logicalIdOf('/Fleet/LaunchTemplate/Resource')].Metadata[FILES_METADATA_KEY], FAKE_DEPLOYMENT, json) as { files: Array<{ path: string; content: string }> };
+    const files = resolveIntrinsics(json.Resources[logicalIdOf('/Fleet/LaunchTemplate/Resource')].Metadata[FILES_METADATA_KEY], FAKE_DEPLOYMENT, json) as {
+      files: Array<{ path: string; content: string }>;
+    };
     const agentConfig = JSON.parse(files.files.find((f) => f.path === CLOUDWATCH_AGENT_CONFIG_PATH)!.content);
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [{ Ref: logicalIdOf('/Fleet/InstanceRole/Resource') }],
       PolicyDocument: {
         Statement: Match.arrayWith([
-          Match.objectLike({ Sid: 'CloudWatchAgentMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': agentConfig.metrics.namespace } } }),
+          Match.objectLike({
+            Sid: 'CloudWatchAgentMetrics',
+            Effect: 'Allow',
+            Action: 'cloudwatch:PutMetricData',
+            Resource: '*',
+            Condition: { StringEquals: { 'cloudwatch:namespace': agentConfig.metrics.namespace } },
+          }),
           Match.objectLike({ Sid: 'CloudWatchAgentDimensions', Effect: 'Allow', Action: 'ec2:DescribeTags', Resource: '*' }),
         ]),
       },
@@ -145,14 +164,17 @@ describe('GatewayFleet', () => {
 
   test('the launch template carries the rendered files; the user data fetches them and signals', () => {
     const [, launchTemplate] = resourcesOfType('AWS::EC2::LaunchTemplate')[0];
-    const files = (resolveIntrinsics(launchTemplate.Metadata[FILES_METADATA_KEY], FAKE_DEPLOYMENT, json) as { files: Array<{ path: string; content: string }> }).files;
+    const files = (resolveIntrinsics(launchTemplate.Metadata[FILES_METADATA_KEY], FAKE_DEPLOYMENT, json) as { files: Array<{ path: string; content: string }> })
+      .files;
     const paths = files.map((f) => f.path);
     expect(paths).toEqual(expect.arrayContaining(['/etc/haproxy/gateway/haproxy.cfg', '/etc/haproxy/gateway/lua/gateway-refresh.lua']));
     const config = files.find((f) => f.path.endsWith('haproxy.cfg'))!.content;
     const apiId = logicalIdOf('/AuthService/Api/Resource');
     expect(config).toContain(`${apiId.toLowerCase()}-ref.execute-api.eu-west-1.amazonaws.com`);
     expect(config).not.toMatch(/placeholder\.invalid|\$\{Token/);
-    const userData = Buffer.from(resolveIntrinsics(launchTemplate.Properties.LaunchTemplateData.UserData, FAKE_DEPLOYMENT, json) as string, 'base64').toString('utf8');
+    const userData = Buffer.from(resolveIntrinsics(launchTemplate.Properties.LaunchTemplateData.UserData, FAKE_DEPLOYMENT, json) as string, 'base64').toString(
+      'utf8',
+    );
     expect(userData.length).toBeLessThan(16 * 1024);
     expect(userData).toContain(`--logical-resource-id "$LG_FILES_RESOURCE"`);
     expect(userData).toContain(`LG_SIGNAL_RESOURCE='${logicalIdOf('/Fleet/Group/ASG')}'`);
@@ -264,7 +286,7 @@ describe('GatewayKeys', () => {
     );
   });
 
-  test('seeds are the frozen texts of lib/key-material.ts, whatever the settings: a later deploy never rewrites them', () => {
+  test('seeds are the frozen texts of core/key-material.ts, whatever the settings: a later deploy never rewrites them', () => {
     for (const [, secret] of resourcesOfType('AWS::SecretsManager::Secret').filter(([, r]) => r.Properties.Tags)) {
       const kind = secret.Properties.Tags.find((t: { Key: string }) => t.Key === SECRET_KIND_TAG).Value;
       expect(secret.Properties.SecretString).toBe(seedSecretValue(kind));
@@ -279,7 +301,15 @@ describe('GatewayKeys', () => {
     });
     template.hasResourceProperties('AWS::Lambda::Permission', { FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] }, Principal: 'events.amazonaws.com' });
     template.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'FindAbandonedRotations', Action: 'secretsmanager:ListSecretVersionIds', Resource: Match.arrayWith([{ Ref: logicalIdOf('/Keys/SigningKeys/Resource') }]) })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Sid: 'FindAbandonedRotations',
+            Action: 'secretsmanager:ListSecretVersionIds',
+            Resource: Match.arrayWith([{ Ref: logicalIdOf('/Keys/SigningKeys/Resource') }]),
+          }),
+        ]),
+      },
     });
   });
 });
@@ -301,11 +331,15 @@ describe('grants', () => {
   const secret = (name: string) => logicalIdOf(`/Keys/${name}/Resource`);
 
   test('instances read the verification keys and their certificates, never the private keys', () => {
-    expect(secretsReadBy('/Fleet/InstanceRole/Resource').sort()).toEqual([secret('VerificationKeys'), secret('BackendClientCertificate'), secret('FrontendCertificate')].sort());
+    expect(secretsReadBy('/Fleet/InstanceRole/Resource').sort()).toEqual(
+      [secret('VerificationKeys'), secret('BackendClientCertificate'), secret('FrontendCertificate')].sort(),
+    );
   });
 
   test('the auth service reads the signing keys, cookie keys and the IdP client secret only', () => {
-    expect(secretsReadBy('/AuthService/Function/ServiceRole/Resource').sort()).toEqual([secret('SigningKeys'), secret('CookieKeys'), logicalIdOf('LookerGateway/IdpClientSecret/Resource')].sort());
+    expect(secretsReadBy('/AuthService/Function/ServiceRole/Resource').sort()).toEqual(
+      [secret('SigningKeys'), secret('CookieKeys'), logicalIdOf('LookerGateway/IdpClientSecret/Resource')].sort(),
+    );
   });
 
   test('key use is limited to Secrets Manager (kms:ViaService)', () => {
@@ -324,7 +358,18 @@ describe('grants', () => {
 
 describe('least privilege', () => {
   /** Actions that support no resource-level permissions: "*" is the narrowest resource they take. */
-  const ACTIONS_WITHOUT_RESOURCES = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'secretsmanager:GetRandomPassword', 'ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses', 'cloudwatch:PutMetricData', 'ec2:DescribeTags']);
+  const ACTIONS_WITHOUT_RESOURCES = new Set([
+    'xray:PutTraceSegments',
+    'xray:PutTelemetryRecords',
+    'secretsmanager:GetRandomPassword',
+    'ec2:CreateNetworkInterface',
+    'ec2:DescribeNetworkInterfaces',
+    'ec2:DeleteNetworkInterface',
+    'ec2:AssignPrivateIpAddresses',
+    'ec2:UnassignPrivateIpAddresses',
+    'cloudwatch:PutMetricData',
+    'ec2:DescribeTags',
+  ]);
 
   function everyIdentityStatement(): Array<{ where: string; statement: { Effect: string; Action: string | string[]; Resource: unknown } }> {
     const out: Array<{ where: string; statement: any }> = [];
@@ -382,7 +427,17 @@ describe('GatewayObservability', () => {
     const alarms = resourcesOfType('AWS::CloudWatch::Alarm').map(([id, r]) => ({ id, ...r.Properties }));
     const topicId = logicalIdOf('/Observability/AlarmTopic/Resource');
     expect(json.Resources[topicId].Properties.KmsMasterKeyId).toBeTruthy();
-    for (const name of ['ServerErrorRate', 'DeniedRate', 'LoginFailures', 'RefreshFailures', 'RotationFailure', 'UnhealthyHosts', 'NoHealthyGatewayHost', 'NoHealthyLookerNode', 'AuthServiceErrors']) {
+    for (const name of [
+      'ServerErrorRate',
+      'DeniedRate',
+      'LoginFailures',
+      'RefreshFailures',
+      'RotationFailure',
+      'UnhealthyHosts',
+      'NoHealthyGatewayHost',
+      'NoHealthyLookerNode',
+      'AuthServiceErrors',
+    ]) {
       const alarm = alarms.find((a) => a.id.includes(name));
       expect(alarm).toBeDefined();
       expect(alarm!.AlarmActions).toEqual([{ Ref: topicId }]);
@@ -404,7 +459,7 @@ describe('GatewayObservability', () => {
       MetricName: 'AbandonedRotations',
       Threshold: 1,
       Period: 3600,
-      AlarmDescription: Match.stringLikeRegexp('README: Keys and rotation, When a rotation fails'),
+      AlarmDescription: Match.stringLikeRegexp('docs/keys-and-rotation.md: When a rotation fails'),
     });
   });
 

@@ -11,9 +11,9 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcConfigurationProps } from '../../lib/looker/looker-oidc-configuration';
-import { parseLookerOidcResourceSettings } from '../../lib/looker/oidc-config';
+import { parseLookerOidcResourceSettings } from '../../core/looker/oidc-config';
 import { LookerGateway } from '../../lib/looker-gateway';
-import { nagFindings } from '../../lib/nag';
+import { GatewayNagPacks } from '../../lib/nag';
 import { newGatewayStack, newTestApp } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
@@ -40,14 +40,16 @@ describe('off by default', () => {
   });
 });
 
-describe('on, through the deployable app\'s context', () => {
+describe("on, through the deployable app's context", () => {
   const { stack } = newGatewayStack({ context: LOOKER_OIDC_CONTEXT });
   const template = Template.fromStack(stack);
   const json = template.toJSON() as Json;
   const [resourceId, resource] = resourcesOfType(json, 'Custom::LookerOidcConfiguration')[0];
-  const [functionId, fn] = Object.entries(json.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && String(r.Metadata?.['aws:cdk:path']).endsWith('/LookerOidc/Function/Resource'))!;
+  const [functionId, fn] = Object.entries(json.Resources).find(
+    ([, r]) => r.Type === 'AWS::Lambda::Function' && String(r.Metadata?.['aws:cdk:path']).endsWith('/LookerOidc/Function/Resource'),
+  )!;
 
-  test('the custom resource is the function\'s, and its Settings resolve to what the function parses', () => {
+  test("the custom resource is the function's, and its Settings resolve to what the function parses", () => {
     expect(resource.Properties.ServiceToken).toEqual({ 'Fn::GetAtt': [functionId, 'Arn'] });
     const settings = parseLookerOidcResourceSettings(resolveIntrinsics(resource.Properties.Settings, FAKE_DEPLOYMENT, json));
     expect(settings).toEqual({
@@ -75,7 +77,13 @@ describe('on, through the deployable app\'s context', () => {
   });
 
   test('the function: Node.js 24 on arm64, in the private subnets, a timeout that covers four calls to Looker, no environment', () => {
-    expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], Timeout: 60, MemorySize: 256, VpcConfig: { SubnetIds: expect.any(Array), SecurityGroupIds: expect.any(Array) } });
+    expect(fn.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Timeout: 60,
+      MemorySize: 256,
+      VpcConfig: { SubnetIds: expect.any(Array), SecurityGroupIds: expect.any(Array) },
+    });
     expect(fn.Properties.Environment).toBeUndefined();
   });
 
@@ -84,9 +92,12 @@ describe('on, through the deployable app\'s context', () => {
     const policies = resourcesOfType(json, 'AWS::IAM::Policy').filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId));
     const statements = policies.flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
     const secretStatements = statements.filter((s: { Action: string | string[] }) => [s.Action].flat().some((a) => a.startsWith('secretsmanager:')));
-    const resources = secretStatements.flatMap((s: { Resource: unknown }) => [s.Resource].flat()).map((r: unknown) => resolveIntrinsics(r, FAKE_DEPLOYMENT, json));
+    const resources = secretStatements
+      .flatMap((s: { Resource: unknown }) => [s.Resource].flat())
+      .map((r: unknown) => resolveIntrinsics(r, FAKE_DEPLOYMENT, json));
     expect(resources.sort()).toEqual([API_SECRET_ARN, expect.stringMatching(/secret:GatewayLookerOidcClientSecret/)].sort());
-    for (const statement of secretStatements) expect([statement.Action].flat().sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    for (const statement of secretStatements)
+      expect([statement.Action].flat().sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
   });
 
   test('the client secret is generated (48 characters, no punctuation) and encrypted with the gateway key', () => {
@@ -103,11 +114,11 @@ describe('on, through the deployable app\'s context', () => {
   });
 
   test('no cdk-nag finding in any of the four packs', () => {
-    expect(nagFindings(stack)).toEqual([]);
+    expect(GatewayNagPacks.findings(stack)).toEqual([]);
   });
 });
 
-describe('Looker\'s security group', () => {
+describe("Looker's security group", () => {
   test('admits the function on the API port only (and the fleet on both ports, as before)', () => {
     const s = new Stack(newTestApp(), 'Peer');
     const vpc = new ec2.Vpc(s, 'Vpc', { maxAzs: 2 });
@@ -118,7 +129,10 @@ describe('Looker\'s security group', () => {
       mappingRules: { rules: [{ name: 'all', match: { emailDomains: ['example.com'] }, grant: { groups: ['Everyone'] } }] },
       looker: LookerBackend.fromDnsName('looker.internal.example.com', { peer: lookerSg }),
       vpc,
-      lookerOidc: { apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(s, 'Api', API_SECRET_ARN), groupRoles: [{ group: 'Everyone', roles: ['Viewer'] }] },
+      lookerOidc: {
+        apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(s, 'Api', API_SECRET_ARN),
+        groupRoles: [{ group: 'Everyone', roles: ['Viewer'] }],
+      },
     });
     const json = Template.fromStack(s).toJSON() as Json;
     const functionSg = s.resolve((gateway.lookerOidc!.function.connections.securityGroups[0].node.defaultChild as ec2.CfnSecurityGroup).attrGroupId);
@@ -146,13 +160,34 @@ describe('synth-time checks name the value and the fix', () => {
 
   test.each<[string, Partial<LookerOidcConfigurationProps>, string]>([
     ['no group mapped', { groupRoles: [] }, 'groupRoles is empty: Looker takes roles from the groups the broker sends'],
-    ['a group twice', { groupRoles: [{ group: 'A', roles: ['Viewer'] }, { group: 'A', roles: ['Admin'] }] }, 'groupRoles lists group "A" twice'],
+    [
+      'a group twice',
+      {
+        groupRoles: [
+          { group: 'A', roles: ['Viewer'] },
+          { group: 'A', roles: ['Admin'] },
+        ],
+      },
+      'groupRoles lists group "A" twice',
+    ],
     ['a group without roles', { groupRoles: [{ group: 'A', roles: [] }] }, 'groupRoles group "A" has no role names'],
     ['a group name with a comma', { groupRoles: [{ group: 'A,B', roles: ['Viewer'] }] }, 'groupRoles group "A,B" must be a non-empty name'],
-    ['an attribute name the rules cannot have', { userAttributes: [{ attribute: 'Cost-Center' }] }, 'userAttributes attribute "Cost-Center" is not an attribute name'],
+    [
+      'an attribute name the rules cannot have',
+      { userAttributes: [{ attribute: 'Cost-Center' }] },
+      'userAttributes attribute "Cost-Center" is not an attribute name',
+    ],
     ['a client id with a space', { clientId: 'looker prod' }, 'clientId "looker prod" must be 1 to 128 letters'],
-    ['an unknown migration type', { mergeExistingUsersBy: ['carrier-pigeon'] }, 'mergeExistingUsersBy "carrier-pigeon" is not one of Looker\'s: email, ldap, google, saml'],
-    ['an API URL with a path', { apiUrl: 'https://looker.internal:19999/api/4.0' }, 'apiUrl "https://looker.internal:19999/api/4.0" must be an https URL without a path'],
+    [
+      'an unknown migration type',
+      { mergeExistingUsersBy: ['carrier-pigeon'] },
+      'mergeExistingUsersBy "carrier-pigeon" is not one of Looker\'s: email, ldap, google, saml',
+    ],
+    [
+      'an API URL with a path',
+      { apiUrl: 'https://looker.internal:19999/api/4.0' },
+      'apiUrl "https://looker.internal:19999/api/4.0" must be an https URL without a path',
+    ],
     ['an API URL over http', { apiUrl: 'http://looker.internal:19999' }, 'must be an https URL without a path'],
     ['a request timeout of a minute', { requestTimeout: Duration.minutes(1) }, 'requestTimeout is 1 minute; it must be from 1 to 30 seconds'],
     ['a bad domain name', { domainName: 'https://looker.example.com' }, 'domainName "https://looker.example.com" is not a fully qualified domain name'],
@@ -164,7 +199,10 @@ describe('synth-time checks name the value and the fix', () => {
     const stack = new Stack(new App(), 'Warnings');
     new LookerOidcConfiguration(stack, 'LookerOidc', {
       apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Api', API_SECRET_ARN),
-      groupRoles: [{ group: 'Analysts', roles: ['Viewer'] }, { group: 'Nobody', roles: ['Viewer'] }],
+      groupRoles: [
+        { group: 'Analysts', roles: ['Viewer'] },
+        { group: 'Nobody', roles: ['Viewer'] },
+      ],
       userAttributes: [{ attribute: 'team', required: true }],
       looker: LookerBackend.fromDnsName('looker.internal.example.com'),
       domainName: 'looker.example.com',
@@ -189,9 +227,21 @@ describe('synth-time checks name the value and the fix', () => {
   });
 
   test.each<[string, Record<string, unknown>, string]>([
-    ['group roles without the credentials secret', { lookerGroupRoles: LOOKER_OIDC_CONTEXT.lookerGroupRoles }, 'lookerGroupRoles or lookerApiUrl is set but lookerApiCredentialsSecretArn is not'],
-    ['the credentials secret without group roles', { lookerApiCredentialsSecretArn: API_SECRET_ARN }, 'lookerApiCredentialsSecretArn is set but lookerGroupRoles is not'],
-    ['group roles that are not a list of {group, roles}', { ...LOOKER_OIDC_CONTEXT, lookerGroupRoles: '{"Analysts":"Viewer"}' }, '"lookerGroupRoles" is {"Analysts":"Viewer"}; give a JSON list like'],
+    [
+      'group roles without the credentials secret',
+      { lookerGroupRoles: LOOKER_OIDC_CONTEXT.lookerGroupRoles },
+      'lookerGroupRoles or lookerApiUrl is set but lookerApiCredentialsSecretArn is not',
+    ],
+    [
+      'the credentials secret without group roles',
+      { lookerApiCredentialsSecretArn: API_SECRET_ARN },
+      'lookerApiCredentialsSecretArn is set but lookerGroupRoles is not',
+    ],
+    [
+      'group roles that are not a list of {group, roles}',
+      { ...LOOKER_OIDC_CONTEXT, lookerGroupRoles: '{"Analysts":"Viewer"}' },
+      '"lookerGroupRoles" is {"Analysts":"Viewer"}; give a JSON list like',
+    ],
   ])('app context: %s', (_case, context, message) => {
     expect(() => newGatewayStack({ context })).toThrow(message);
   });

@@ -12,14 +12,14 @@ import * as x509 from '@peculiar/x509';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { MappingRuleSet } from '../../lib/auth/mapping-rules';
-import { ClientCertificateAuthority, MachineClient } from '../../lib/fleet/gateway-fleet';
-import { FILES_METADATA_KEY } from '../../lib/fleet/user-data';
+import { MappingRuleSet } from '../../core/auth/mapping-rules';
+import { ClientCertificateAuthority, MachineClient } from '../../lib/fleet/machine-clients';
+import { FILES_METADATA_KEY } from '../../core/instance/user-data';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
-import { createCa, issueCertificate, Pem, TestCa } from '../support/pki';
-import { createCrl } from '../fleet/support/gateway-env';
+import { createCa, issueCertificate, Pem, TestCa } from '../../dev/pki';
+import { createCrl } from '../../dev/gateway-env';
 import { defaultContext, newEmptyStack } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
@@ -43,13 +43,23 @@ afterAll(() => {
 });
 
 function reportingBot(overrides: Partial<MachineClient> = {}): MachineClient {
-  return { name: 'reporting-bot', certificateSha256: bot.fingerprint, allowedMethods: ['GET', 'POST'], allowedPathPrefixes: ['/api/4.0/queries/'], ...overrides };
+  return {
+    name: 'reporting-bot',
+    certificateSha256: bot.fingerprint,
+    allowedMethods: ['GET', 'POST'],
+    allowedPathPrefixes: ['/api/4.0/queries/'],
+    ...overrides,
+  };
 }
 
 function gateway(overrides: Partial<LookerGatewayProps> = {}, stack: Stack = newEmptyStack()): LookerGateway {
   return new LookerGateway(stack, 'Gateway', {
     domainName: 'looker.example.com',
-    identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'ClientSecret', 'idp-client-secret') },
+    identityProvider: {
+      issuer: 'https://login.example.com',
+      clientId: 'gateway',
+      clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'ClientSecret', 'idp-client-secret'),
+    },
     mappingRules: RULES,
     looker: LookerBackend.fromDnsName('looker.internal.example.com'),
     ...overrides,
@@ -61,14 +71,23 @@ function instanceFiles(stack: Stack): Map<string, { mode: string; content: strin
   const json = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Metadata?: Record<string, unknown> }> };
   const launchTemplates = Object.values(json.Resources).filter((r) => r.Type === 'AWS::EC2::LaunchTemplate');
   expect(launchTemplates).toHaveLength(1);
-  const { files } = resolveIntrinsics(launchTemplates[0].Metadata![FILES_METADATA_KEY], FAKE_DEPLOYMENT, json as never) as { files: Array<{ path: string; mode: string; content: string }> };
+  const { files } = resolveIntrinsics(launchTemplates[0].Metadata![FILES_METADATA_KEY], FAKE_DEPLOYMENT, json as never) as {
+    files: Array<{ path: string; mode: string; content: string }>;
+  };
   return new Map(files.map((f) => [f.path, { mode: f.mode, content: f.content }]));
 }
 
 describe('rendered into the launch template Metadata', () => {
   test('a machine route on path prefixes: the client CA file, the identity map and the route in haproxy.cfg', () => {
     const stack = newEmptyStack();
-    gateway({ machineClients: [reportingBot()], machineRoutes: { pathPrefixes: ['/api/4.0/'] }, clientCertificateAuthority: ClientCertificateAuthority.fromPem(ca.cert) }, stack);
+    gateway(
+      {
+        machineClients: [reportingBot()],
+        machineRoutes: { pathPrefixes: ['/api/4.0/'] },
+        clientCertificateAuthority: ClientCertificateAuthority.fromPem(ca.cert),
+      },
+      stack,
+    );
     const files = instanceFiles(stack);
     expect(files.get(`${CONFIG_DIR}/tls/client-ca.pem`)).toEqual({ mode: '0644', content: ca.cert.endsWith('\n') ? ca.cert : `${ca.cert}\n` });
     expect(files.get(`${CONFIG_DIR}/maps/machine-clients.map`)?.content).toBe(`${bot.fingerprint} reporting-bot\n`);
@@ -93,7 +112,14 @@ describe('rendered into the launch template Metadata', () => {
     writeFileSync(caFile, ca.cert);
     writeFileSync(crlFile, crlPem);
     const stack = newEmptyStack();
-    gateway({ machineClients: [reportingBot()], machineRoutes: { pathPrefixes: ['/api/4.0/'] }, clientCertificateAuthority: ClientCertificateAuthority.fromFile(caFile, { crlFile }) }, stack);
+    gateway(
+      {
+        machineClients: [reportingBot()],
+        machineRoutes: { pathPrefixes: ['/api/4.0/'] },
+        clientCertificateAuthority: ClientCertificateAuthority.fromFile(caFile, { crlFile }),
+      },
+      stack,
+    );
     const files = instanceFiles(stack);
     expect(files.get(`${CONFIG_DIR}/tls/client-crl.pem`)?.content.trim()).toBe(crlPem.trim());
     expect(files.get(`${CONFIG_DIR}/haproxy.cfg`)!.content).toContain(`crl-file ${CONFIG_DIR}/tls/client-crl.pem`);
@@ -101,17 +127,34 @@ describe('rendered into the launch template Metadata', () => {
 
   test('a host name of their own: certificates asked for on that SNI only (crt-list), with a warning when the frontend certificate is self-signed', () => {
     const stack = newEmptyStack();
-    gateway({ machineClients: [reportingBot()], machineRoutes: { hostName: 'agents.looker.example.com' }, clientCertificateAuthority: ClientCertificateAuthority.fromPem(ca.cert) }, stack);
+    gateway(
+      {
+        machineClients: [reportingBot()],
+        machineRoutes: { hostName: 'agents.looker.example.com' },
+        clientCertificateAuthority: ClientCertificateAuthority.fromPem(ca.cert),
+      },
+      stack,
+    );
     const files = instanceFiles(stack);
     expect(files.get(`${CONFIG_DIR}/tls/frontend.crt-list`)?.content).toContain('agents.looker.example.com');
-    Annotations.fromStack(stack).hasWarning('*', Match.stringLikeRegexp('machineRoutes.hostName "agents.looker.example.com" is not in the self-signed frontend certificate.*Give a frontendCertificate'));
+    Annotations.fromStack(stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp('machineRoutes.hostName "agents.looker.example.com" is not in the self-signed frontend certificate.*Give a frontendCertificate'),
+    );
   });
 
   test('a change of the client CA makes a new user data (files digest), so the fleet rolls', async () => {
     const other = await createCa('Another Machine CA');
     const userData = (pem: string) => {
       const stack = newEmptyStack();
-      gateway({ machineClients: [reportingBot()], machineRoutes: { pathPrefixes: ['/api/4.0/'] }, clientCertificateAuthority: ClientCertificateAuthority.fromPem(pem) }, stack);
+      gateway(
+        {
+          machineClients: [reportingBot()],
+          machineRoutes: { pathPrefixes: ['/api/4.0/'] },
+          clientCertificateAuthority: ClientCertificateAuthority.fromPem(pem),
+        },
+        stack,
+      );
       const json = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties: any }> };
       const lt = Object.values(json.Resources).find((r) => r.Type === 'AWS::EC2::LaunchTemplate')!;
       return JSON.stringify(lt.Properties.LaunchTemplateData.UserData).match(/files digest: ([0-9a-f]{64})/)![1];
@@ -122,7 +165,12 @@ describe('rendered into the launch template Metadata', () => {
 
 describe('validation at synth', () => {
   const withMachines = (overrides: Partial<LookerGatewayProps>) => () =>
-    gateway({ machineClients: [reportingBot()], machineRoutes: { pathPrefixes: ['/api/4.0/'] }, clientCertificateAuthority: ClientCertificateAuthority.fromPem(ca.cert), ...overrides });
+    gateway({
+      machineClients: [reportingBot()],
+      machineRoutes: { pathPrefixes: ['/api/4.0/'] },
+      clientCertificateAuthority: ClientCertificateAuthority.fromPem(ca.cert),
+      ...overrides,
+    });
 
   test('the baseline with machine clients synthesizes', () => {
     expect(withMachines({})).not.toThrow();
@@ -135,15 +183,21 @@ describe('validation at synth', () => {
   });
 
   test('a machine route overlapping /oauth2/', () => {
-    expect(withMachines({ machineRoutes: { pathPrefixes: ['/oauth2/'] }, machineClients: [reportingBot({ allowedPathPrefixes: ['/oauth2/'] })] })).toThrow(/machineRoutes\.pathPrefixes .*"\/oauth2\/".*the auth service prefix/);
+    expect(withMachines({ machineRoutes: { pathPrefixes: ['/oauth2/'] }, machineClients: [reportingBot({ allowedPathPrefixes: ['/oauth2/'] })] })).toThrow(
+      /machineRoutes\.pathPrefixes .*"\/oauth2\/".*the auth service prefix/,
+    );
   });
 
   test('machine clients without a CA', () => {
-    expect(withMachines({ clientCertificateAuthority: undefined })).toThrow(/machineRoutes are set but clientCertificateAuthority is not: .*ClientCertificateAuthority\.fromFile\("certs\/machine-ca\.pem"\)/);
+    expect(withMachines({ clientCertificateAuthority: undefined })).toThrow(
+      /machineRoutes are set but clientCertificateAuthority is not: .*ClientCertificateAuthority\.fromFile\("certs\/machine-ca\.pem"\)/,
+    );
   });
 
   test('two clients with the same name', () => {
-    expect(withMachines({ machineClients: [reportingBot(), reportingBot({ certificateSha256: 'a'.repeat(64) })] })).toThrow(/machineClients\[1\]\.name "reporting-bot" is used twice: give each machine client its own name/);
+    expect(withMachines({ machineClients: [reportingBot(), reportingBot({ certificateSha256: 'a'.repeat(64) })] })).toThrow(
+      /machineClients\[1\]\.name "reporting-bot" is used twice: give each machine client its own name/,
+    );
   });
 
   test('two clients with the same certificate', () => {
@@ -153,19 +207,27 @@ describe('validation at synth', () => {
   });
 
   test('a client name HAProxy cannot carry', () => {
-    expect(withMachines({ machineClients: [reportingBot({ name: 'reporting bot' })] })).toThrow(/machineClients\[0\]\.name is "reporting bot": use letters, digits/);
+    expect(withMachines({ machineClients: [reportingBot({ name: 'reporting bot' })] })).toThrow(
+      /machineClients\[0\]\.name is "reporting bot": use letters, digits/,
+    );
   });
 
   test('a method in lower case', () => {
-    expect(withMachines({ machineClients: [reportingBot({ allowedMethods: ['get'] })] })).toThrow(/machineClients\[0\]\.allowedMethods has "get": expected upper-case HTTP methods/);
+    expect(withMachines({ machineClients: [reportingBot({ allowedMethods: ['get'] })] })).toThrow(
+      /machineClients\[0\]\.allowedMethods has "get": expected upper-case HTTP methods/,
+    );
   });
 
   test('a client path outside every machine route', () => {
-    expect(withMachines({ machineClients: [reportingBot({ allowedPathPrefixes: ['/dashboards/'] })] })).toThrow(/allowedPathPrefixes has "\/dashboards\/", which is not inside a machine route \(\/api\/4\.0\/\): add a matching machineRoutes\.pathPrefixes entry/);
+    expect(withMachines({ machineClients: [reportingBot({ allowedPathPrefixes: ['/dashboards/'] })] })).toThrow(
+      /allowedPathPrefixes has "\/dashboards\/", which is not inside a machine route \(\/api\/4\.0\/\): add a matching machineRoutes\.pathPrefixes entry/,
+    );
   });
 
   test('machine clients without machine routes', () => {
-    expect(withMachines({ machineRoutes: undefined })).toThrow(/GatewayFleet .*: machineClients\[0\]\.allowedPathPrefixes has "\/api\/4\.0\/queries\/", which is not inside a machine route \(none\): add a matching machineRoutes\.pathPrefixes entry/);
+    expect(withMachines({ machineRoutes: undefined })).toThrow(
+      /GatewayFleet .*: machineClients\[0\]\.allowedPathPrefixes has "\/api\/4\.0\/queries\/", which is not inside a machine route \(none\): add a matching machineRoutes\.pathPrefixes entry/,
+    );
   });
 
   test('machine routes with neither prefixes nor a host name', () => {
@@ -177,7 +239,9 @@ describe('validation at synth', () => {
   });
 
   test('a client CA PEM with no certificate', () => {
-    expect(() => ClientCertificateAuthority.fromPem('not a pem')).toThrow(/ClientCertificateAuthority\.fromPem: the client CA PEM is not usable: it holds no "-----BEGIN CERTIFICATE-----" block/);
+    expect(() => ClientCertificateAuthority.fromPem('not a pem')).toThrow(
+      /ClientCertificateAuthority\.fromPem: the client CA PEM is not usable: it holds no "-----BEGIN CERTIFICATE-----" block/,
+    );
   });
 
   test('a client CA PEM that carries the CA private key', () => {
@@ -185,7 +249,9 @@ describe('validation at synth', () => {
   });
 
   test('a client certificate given as the CA', () => {
-    expect(() => ClientCertificateAuthority.fromPem(bot.cert)).toThrow(/certificate 1 \(CN=reporting-bot\) is not a CA certificate \(basicConstraints CA:TRUE\): give the issuing CA/);
+    expect(() => ClientCertificateAuthority.fromPem(bot.cert)).toThrow(
+      /certificate 1 \(CN=reporting-bot\) is not a CA certificate \(basicConstraints CA:TRUE\): give the issuing CA/,
+    );
   });
 
   test('an expired client CA', async () => {
@@ -202,15 +268,21 @@ describe('validation at synth', () => {
       },
       webcrypto as unknown as Crypto,
     );
-    expect(() => ClientCertificateAuthority.fromPem(expired.toString('pem'))).toThrow(/certificate 1 \(CN=Expired CA\) expired on .*: renew the CA and re-issue the client certificates/);
+    expect(() => ClientCertificateAuthority.fromPem(expired.toString('pem'))).toThrow(
+      /certificate 1 \(CN=Expired CA\) expired on .*: renew the CA and re-issue the client certificates/,
+    );
   });
 
   test('a CRL that is not one', () => {
-    expect(() => ClientCertificateAuthority.fromPem(ca.cert, { crlPem: ca.cert })).toThrow(/the client CRL PEM is not usable: it holds no "-----BEGIN X509 CRL-----" block/);
+    expect(() => ClientCertificateAuthority.fromPem(ca.cert, { crlPem: ca.cert })).toThrow(
+      /the client CRL PEM is not usable: it holds no "-----BEGIN X509 CRL-----" block/,
+    );
   });
 
   test('a CA file that cannot be read', () => {
-    expect(() => ClientCertificateAuthority.fromFile(path.join(workDir, 'missing.pem'))).toThrow(/ClientCertificateAuthority\.fromFile: caFile ".*missing\.pem" cannot be read \(ENOENT\): give the path of a PEM file/);
+    expect(() => ClientCertificateAuthority.fromFile(path.join(workDir, 'missing.pem'))).toThrow(
+      /ClientCertificateAuthority\.fromFile: caFile ".*missing\.pem" cannot be read \(ENOENT\): give the path of a PEM file/,
+    );
   });
 });
 
@@ -234,7 +306,9 @@ describe('cdk.json settings', () => {
   });
 
   test('machineClients that is not a list of objects', () => {
-    expect(() => stackWith({ machineClients: '{"name":"reporting-bot"}' })).toThrow(/"machineClients" is \{"name":"reporting-bot"\}; give a JSON list of objects/);
+    expect(() => stackWith({ machineClients: '{"name":"reporting-bot"}' })).toThrow(
+      /"machineClients" is \{"name":"reporting-bot"\}; give a JSON list of objects/,
+    );
   });
 
   test('a CRL file without a CA file', () => {

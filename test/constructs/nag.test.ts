@@ -5,7 +5,7 @@
  */
 import { Validations } from 'aws-cdk-lib';
 import { IConstruct } from 'constructs';
-import { nagFindings } from '../../lib/nag';
+import { GatewayNagPacks } from '../../lib/nag';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { LookerBackend } from '../../lib/looker/looker-backend';
@@ -16,7 +16,13 @@ function acknowledgementsUnder(scope: IConstruct): Array<{ path: string; id: str
   return scope.node.findAll().flatMap((construct) =>
     construct.node.metadata
       .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-      .flatMap((entry) => Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({ path: construct.node.path, id: id.replace(/^annotation::/i, ''), reason }))),
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path,
+          id: id.replace(/^annotation::/i, ''),
+          reason,
+        })),
+      ),
   );
 }
 
@@ -24,7 +30,7 @@ describe('cdk-nag on the full stack', () => {
   const { app, stack } = newGatewayStack();
 
   test('no errors and no warnings in any of the four packs', () => {
-    const findings = nagFindings(stack);
+    const findings = GatewayNagPacks.findings(stack);
     expect(findings.filter((f) => f.severity === 'error')).toEqual([]);
     expect(findings).toEqual([]);
   });
@@ -32,7 +38,9 @@ describe('cdk-nag on the full stack', () => {
   test('the packs are really checking: an unacknowledged violation is reported', () => {
     const { stack: other } = newGatewayStack();
     const bucket = new (require('aws-cdk-lib/aws-s3').Bucket)(other, 'PlainBucket');
-    const rules = nagFindings(other).filter((f) => f.resources.some((r) => r.startsWith(bucket.node.path))).map((f) => f.rule);
+    const rules = GatewayNagPacks.findings(other)
+      .filter((f) => f.resources.some((r) => r.startsWith(bucket.node.path)))
+      .map((f) => f.rule);
     expect(rules).toEqual(expect.arrayContaining(['AwsSolutions-S1', 'AwsSolutions-S10', 'NIST.800.53.R5-S3BucketLoggingEnabled']));
   });
 
@@ -47,7 +55,7 @@ describe('cdk-nag on the full stack', () => {
       vpc,
       internetFacing: false,
     });
-    const underGateway = nagFindings(stack).filter((f) => f.resources.some((r) => r.startsWith(`${gateway.node.path}/`)));
+    const underGateway = GatewayNagPacks.findings(stack).filter((f) => f.resources.some((r) => r.startsWith(`${gateway.node.path}/`)));
     expect(underGateway).toEqual([]);
   });
 

@@ -2,7 +2,7 @@
  * What deploys is what is tested, the way it runs on EC2: the user data and the launch
  * template Metadata are taken from the synthesized template (CloudFormation functions
  * resolved with fake values) and run on a Debian 13 instance booted with systemd as PID 1
- * (test/support/systemd-container.ts), in a transient service as cloud-init's final stage
+ * (dev/systemd-container.ts), in a transient service as cloud-init's final stage
  * runs user data. AWS answers come from fakes on 127.0.0.1 that follow AWS's documented
  * behaviour: Secrets Manager (the stateful model, its rotations done by the real rotation
  * handler), CloudFormation (DescribeStackResource, SignalResource) and the instance
@@ -13,7 +13,7 @@
  *   - a new stack: the first rotations (RotateImmediatelyOnUpdate, asynchronous) have not
  *     finished when the instance boots, so the secrets still hold their seeds;
  *   - health checks as the NLB sends them with proxy protocol v2 on the target group (a
- *     LOCAL PROXY v2 header, test/support/proxy-protocol.ts), at the interval and
+ *     LOCAL PROXY v2 header, dev/proxy-protocol.ts), at the interval and
  *     thresholds of the synthesized target group;
  *   - the key-sync timer firing, a reboot, and Looker going away for longer than the
  *     load balancer's health-check window.
@@ -29,25 +29,25 @@ import { TLSSocket } from 'node:tls';
 import { Stack } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { importJWK, SignJWT } from 'jose';
-import { buildSessionClaims } from '../../lib/auth/session-claims';
-import { KEY_SYNC_UNITS } from '../../lib/fleet/key-sync';
-import { DECISIONS } from '../../lib/fleet/render-haproxy';
-import { ACCESS_LOG_PATH, HAPROXY_USER } from '../../lib/fleet/user-data';
-import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
-import { ClientCertificateAuthority } from '../../lib/fleet/gateway-fleet';
+import { buildSessionClaims } from '../../core/auth/session-claims';
+import { KEY_SYNC_UNITS } from '../../core/instance/key-sync';
+import { DECISIONS } from '../../core/haproxy/logging';
+import { ACCESS_LOG_PATH, HAPROXY_USER } from '../../core/instance/user-data';
+import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
+import { ClientCertificateAuthority } from '../../lib/fleet/machine-clients';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
-import { HEADERS, SESSION_COOKIE } from '../../lib/session-contract';
+import { HEADERS, SESSION_COOKIE } from '../../core/session-contract';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
-import { startCloudFormationEndpoint, CloudFormationEndpoint } from '../support/cloudformation-endpoint';
-import { startInstanceMetadataService, InstanceMetadataService } from '../support/instance-metadata';
-import { matchesJsonFilterPattern } from '../support/metric-filter';
-import { createCa, issueCertificate, Pem } from '../support/pki';
-import { freePorts } from '../support/ports';
-import { nlbHealthCheck } from '../support/proxy-protocol';
-import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { bootInstance, Instance, jsonLines } from '../support/systemd-container';
+import { startCloudFormationEndpoint, CloudFormationEndpoint } from '../../dev/aws/cloudformation-endpoint';
+import { startInstanceMetadataService, InstanceMetadataService } from '../../dev/aws/instance-metadata';
+import { matchesJsonFilterPattern } from '../../dev/aws/metric-filter';
+import { createCa, issueCertificate, Pem } from '../../dev/pki';
+import { freePorts } from '../../dev/ports';
+import { nlbHealthCheck } from '../../dev/proxy-protocol';
+import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../../dev/aws/secrets-manager-endpoint';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
+import { bootInstance, Instance, jsonLines } from '../../dev/systemd-container';
 import { attachRotation, DOMAIN, GatewaySecretArns, rotateSecret, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
 import { newTestApp } from './fixtures';
 import { FakeDeployment, resolveIntrinsics } from './resolve';
@@ -119,11 +119,14 @@ async function journal(unit: string, sinceBoot = true): Promise<Array<Record<str
 
 async function startLooker(): Promise<void> {
   const backendCa = parseGatewaySecret(model.valueAt(arns.backendCa), SECRET_KINDS.backendCa, 'backend CA');
-  const server = createHttpsServer({ key: lookerCert.key, cert: lookerCert.cert, ca: backendCa.certificatePem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    const peer = (req.socket as TLSSocket).getPeerCertificate();
-    if (req.url !== '/alive') lookerRequests.push({ path: req.url ?? '', headers: req.headers, clientCertificate: String(peer.subject?.CN ?? '') });
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"looker":"stand-in"}');
-  });
+  const server = createHttpsServer(
+    { key: lookerCert.key, cert: lookerCert.cert, ca: backendCa.certificatePem, requestCert: true, rejectUnauthorized: true },
+    (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      if (req.url !== '/alive') lookerRequests.push({ path: req.url ?? '', headers: req.headers, clientCertificate: String(peer.subject?.CN ?? '') });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"looker":"stand-in"}');
+    },
+  );
   await new Promise<void>((resolve) => server.listen(ports.looker, '127.0.0.1', resolve));
   looker = server;
 }
@@ -163,8 +166,14 @@ beforeAll(async () => {
   const stack = new Stack(app, STACK_NAME);
   new LookerGateway(stack, 'Gateway', {
     domainName: DOMAIN,
-    identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'IdpSecret', 'idp') },
-    mappingRules: { rules: [{ name: 'analysts', match: { groups: ['analysts'] }, grant: { roles: ['Viewer'], groups: ['Analysts'], attributes: { region: 'eu' } } }] },
+    identityProvider: {
+      issuer: 'https://login.example.com',
+      clientId: 'gateway',
+      clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'IdpSecret', 'idp'),
+    },
+    mappingRules: {
+      rules: [{ name: 'analysts', match: { groups: ['analysts'] }, grant: { roles: ['Viewer'], groups: ['Analysts'], attributes: { region: 'eu' } } }],
+    },
     looker: LookerBackend.fromHosts(['127.0.0.1'], { webPort: lookerPort, serverName: LOOKER_NAME, caCertificatePem: lookerCa.cert }),
     instancePort: https,
     healthCheckPort: health,
@@ -179,7 +188,10 @@ beforeAll(async () => {
   // WHEN CloudFormation has substituted the deploy-time values (the secret ARNs are the model's)
   const secretIds: Record<string, string> = {};
   for (const [id, resource] of Object.entries(template.Resources)) {
-    const kind = resource.Type === 'AWS::SecretsManager::Secret' ? resource.Properties.Tags?.find((t: { Key: string }) => t.Key === 'cdk-looker-gateway:kind')?.Value : undefined;
+    const kind =
+      resource.Type === 'AWS::SecretsManager::Secret'
+        ? resource.Properties.Tags?.find((t: { Key: string }) => t.Key === 'cdk-looker-gateway:kind')?.Value
+        : undefined;
     const name = Object.entries(SECRET_KINDS).find(([, k]) => k === kind)?.[0] as keyof GatewaySecretArns | undefined;
     if (name) secretIds[id] = arns[name];
   }
@@ -188,7 +200,11 @@ beforeAll(async () => {
   const [groupId] = resourceOfType('AWS::AutoScaling::AutoScalingGroup');
   const userData = Buffer.from(resolveIntrinsics(launchTemplate.Properties.LaunchTemplateData.UserData, fake, template) as string, 'base64').toString('utf8');
   const metadata = resolveIntrinsics(launchTemplate.Metadata, fake, template);
-  cloudFormation = await startCloudFormationEndpoint({ stackName: STACK_NAME, metadataByLogicalId: { [launchTemplateId]: metadata }, signalledResources: [groupId] });
+  cloudFormation = await startCloudFormationEndpoint({
+    stackName: STACK_NAME,
+    metadataByLogicalId: { [launchTemplateId]: metadata },
+    signalledResources: [groupId],
+  });
   imds = await startInstanceMetadataService({ instanceId: INSTANCE_ID, roleName: INSTANCE_ROLE });
   workDir = mkdtempSync(path.join(tmpdir(), 'lg-user-data-'));
 
@@ -209,7 +225,22 @@ beforeAll(async () => {
 
   // AND cloud-init's final stage runs the user data (a oneshot service, KillMode=process as cloud-final.service)
   const bootstrapRun = instance.exec(
-    ['systemd-run', '--unit=lg-cloud-final', '--wait', '--pipe', '--quiet', '--service-type=oneshot', '-p', 'KillMode=process', '-E', 'LG_SKIP_CLOUDWATCH_AGENT=1', '-E', 'LG_SKIP_SSM_AGENT=1', '/bin/bash', USER_DATA_PATH],
+    [
+      'systemd-run',
+      '--unit=lg-cloud-final',
+      '--wait',
+      '--pipe',
+      '--quiet',
+      '--service-type=oneshot',
+      '-p',
+      'KillMode=process',
+      '-E',
+      'LG_SKIP_CLOUDWATCH_AGENT=1',
+      '-E',
+      'LG_SKIP_SSM_AGENT=1',
+      '/bin/bash',
+      USER_DATA_PATH,
+    ],
     240_000,
   );
   // WHEN the first rotations finish while key-sync waits at boot
@@ -257,7 +288,9 @@ async function sessionToken(): Promise<string> {
     grant: { allowed: true, matchedRules: ['analysts'], roles: ['Viewer'], groups: ['Analysts'], attributes: { region: 'eu' } },
     timing: { now, ttlSeconds: 600 },
   });
-  return new SignJWT(claims as Record<string, unknown>).setProtectedHeader({ alg: 'ES256', kid: current.kid, typ: 'JWT' }).sign(await importJWK(current.privateJwk, 'ES256'));
+  return new SignJWT(claims as Record<string, unknown>)
+    .setProtectedHeader({ alg: 'ES256', kid: current.kid, typ: 'JWT' })
+    .sign(await importJWK(current.privateJwk, 'ES256'));
 }
 
 function frontendCa(): string {
@@ -307,9 +340,12 @@ describe('first boot of a new stack', () => {
     const waiting = keySyncBootLines.filter((line) => line.outcome === 'waiting');
     expect(waiting.length).toBeGreaterThanOrEqual(1);
     expect(waiting[0]).toMatchObject({ secret: 'verification-keys', waitedSeconds: 0, retryInSeconds: 2 });
-    expect(String(waiting[0].message)).toMatch(/^waiting for the first rotation: the verification-keys secret \(arn:aws:secretsmanager:[^)]+\) has no current session key yet; next check in 2 s$/);
+    expect(String(waiting[0].message)).toMatch(
+      /^waiting for the first rotation: the verification-keys secret \(arn:aws:secretsmanager:[^)]+\) has no current session key yet; next check in 2 s$/,
+    );
     // Bounded backoff: each wait at most doubles.
-    for (let i = 1; i < waiting.length; i += 1) expect(Number(waiting[i].retryInSeconds)).toBeLessThanOrEqual(Math.min(30, 2 * Number(waiting[i - 1].retryInSeconds)));
+    for (let i = 1; i < waiting.length; i += 1)
+      expect(Number(waiting[i].retryInSeconds)).toBeLessThanOrEqual(Math.min(30, 2 * Number(waiting[i - 1].retryInSeconds)));
     expect(keySyncBootLines[keySyncBootLines.length - 1]).toMatchObject({ outcome: 'updated', reloaded: false });
   });
 
@@ -319,7 +355,13 @@ describe('first boot of a new stack', () => {
     expect(cloudFormation.signals).toEqual([{ logicalResourceId: expect.stringMatching(/^GatewayFleetGroupASG/), uniqueId: INSTANCE_ID, status: 'SUCCESS' }]);
     expect(cloudFormation.failed()).toBe(false);
     expect(cloudFormation.calls[0]).toMatchObject({ Action: 'DescribeStackResource', LogicalResourceId: expect.stringMatching(/^GatewayFleetLaunchTemplate/) });
-    for (const file of ['etc/haproxy/gateway/haproxy.cfg', 'etc/haproxy/gateway/keys/session-current.pem', 'etc/haproxy/gateway/tls/frontend.pem', 'etc/haproxy/gateway/tls/backend-client.pem', 'usr/local/sbin/lg-key-sync']) {
+    for (const file of [
+      'etc/haproxy/gateway/haproxy.cfg',
+      'etc/haproxy/gateway/keys/session-current.pem',
+      'etc/haproxy/gateway/tls/frontend.pem',
+      'etc/haproxy/gateway/tls/backend-client.pem',
+      'usr/local/sbin/lg-key-sync',
+    ]) {
       expect(instance!.readFile(file)).toBeDefined();
     }
   });
@@ -350,7 +392,25 @@ describe('first boot of a new stack', () => {
     expect(workers.length).toBeGreaterThanOrEqual(1);
     expect(new Set(workers.map((w) => w.user))).toEqual(new Set([HAPROXY_USER]));
     // The inline refresh's Lua client runs in the workers: the relay socket must accept that user.
-    const relay = await instance!.exec(['runuser', '-u', HAPROXY_USER, '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', '--unix-socket', '/run/haproxy/refresh-relay.sock', '-X', 'POST', 'http://relay/oauth2/session']);
+    const relay = await instance!.exec([
+      'runuser',
+      '-u',
+      HAPROXY_USER,
+      '--',
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '5',
+      '--unix-socket',
+      '/run/haproxy/refresh-relay.sock',
+      '-X',
+      'POST',
+      'http://relay/oauth2/session',
+    ]);
     expect(relay.stdout).toMatch(/^[1-5]\d\d$/);
   });
 });
@@ -380,7 +440,20 @@ describe('requests through the instance', () => {
 
   test('a request without a session is not forwarded', async () => {
     const before = lookerRequests.length;
-    const result = await curl(['--haproxy-protocol', '--resolve', `${DOMAIN}:${ports.https}:127.0.0.1`, '--cacert', frontendCa(), '-H', 'Accept: application/json', '-o', '/dev/null', '-w', '%{http_code}', `https://${DOMAIN}:${ports.https}/api/4.0/user`]);
+    const result = await curl([
+      '--haproxy-protocol',
+      '--resolve',
+      `${DOMAIN}:${ports.https}:127.0.0.1`,
+      '--cacert',
+      frontendCa(),
+      '-H',
+      'Accept: application/json',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `https://${DOMAIN}:${ports.https}/api/4.0/user`,
+    ]);
     expect(result.stdout).toBe('401');
     expect(lookerRequests.length).toBe(before);
   });
@@ -445,9 +518,15 @@ test('the key-sync timer fires: a new signing key reaches haproxy by a seamless 
   // WHEN the timer elapses (the clock is the host's and cannot be sped up: a drop-in makes
   // the timer fire 1 s after it starts instead of 5 minutes after boot)
   const dropIn = '[Timer]\nOnBootSec=\nOnUnitActiveSec=\nRandomizedDelaySec=0\nOnActiveSec=1s\n';
-  await instance!.exec(['sh', '-c', `mkdir -p /run/systemd/system/${KEY_SYNC_UNITS.timer}.d && printf '${dropIn.replace(/\n/g, '\\n')}' > /run/systemd/system/${KEY_SYNC_UNITS.timer}.d/test-now.conf && systemctl daemon-reload && systemctl restart ${KEY_SYNC_UNITS.timer}`]);
+  await instance!.exec([
+    'sh',
+    '-c',
+    `mkdir -p /run/systemd/system/${KEY_SYNC_UNITS.timer}.d && printf '${dropIn.replace(/\n/g, '\\n')}' > /run/systemd/system/${KEY_SYNC_UNITS.timer}.d/test-now.conf && systemctl daemon-reload && systemctl restart ${KEY_SYNC_UNITS.timer}`,
+  ]);
   // THEN lg-key-sync.service runs, installs the key and reloads haproxy
-  const updated = await waitFor('lg-key-sync.service to install the new key', 60_000, async () => (await journal(KEY_SYNC_UNITS.service)).find((line) => line.outcome === 'updated'));
+  const updated = await waitFor('lg-key-sync.service to install the new key', 60_000, async () =>
+    (await journal(KEY_SYNC_UNITS.service)).find((line) => line.outcome === 'updated'),
+  );
   expect(updated).toMatchObject({ reloaded: true });
   expect(instance!.readFile('/etc/haproxy/gateway/maps/session-kids.map')).toContain(next.kid);
   expect(await mainPid('haproxy.service')).toBe(masterBefore);

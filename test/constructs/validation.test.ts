@@ -7,7 +7,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeConflictPolicy, MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { AttributeConflictPolicy, MappingRuleSet } from '../../core/auth/mapping-rules';
 import { GatewayKeys } from '../../lib/keys/gateway-keys';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
@@ -39,47 +39,80 @@ describe('LookerGateway props', () => {
   test('issuer not HTTPS', () => {
     const stack = newEmptyStack();
     expect(() =>
-      gateway({ identityProvider: { issuer: 'http://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack),
+      gateway(
+        {
+          identityProvider: { issuer: 'http://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') },
+        },
+        stack,
+      ),
     ).toThrow(/identityProvider\.issuer "http:\/\/login\.example\.com" must use https:.*Use the https:\/\/ issuer URL/);
   });
 
   test('issuer not a URL', () => {
     const stack = newEmptyStack();
-    expect(() => gateway({ identityProvider: { issuer: 'login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack)).toThrow(
-      /identityProvider\.issuer "login\.example\.com" is not a URL/,
-    );
+    expect(() =>
+      gateway(
+        { identityProvider: { issuer: 'login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } },
+        stack,
+      ),
+    ).toThrow(/identityProvider\.issuer "login\.example\.com" is not a URL/);
   });
 
   test('scopes without openid', () => {
     const stack = newEmptyStack();
     expect(() =>
-      gateway({ identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', scopes: ['email'], clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack),
+      gateway(
+        {
+          identityProvider: {
+            issuer: 'https://login.example.com',
+            clientId: 'gateway',
+            scopes: ['email'],
+            clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x'),
+          },
+        },
+        stack,
+      ),
     ).toThrow(/identityProvider\.scopes "email" lack "openid": OpenID Connect login needs it/);
   });
 
   test('empty client id', () => {
     const stack = newEmptyStack();
-    expect(() => gateway({ identityProvider: { issuer: 'https://login.example.com', clientId: ' ', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack)).toThrow(
-      /identityProvider\.clientId is empty/,
-    );
+    expect(() =>
+      gateway(
+        { identityProvider: { issuer: 'https://login.example.com', clientId: ' ', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } },
+        stack,
+      ),
+    ).toThrow(/identityProvider\.clientId is empty/);
   });
 
   test.each([
     [Duration.seconds(30), '30 seconds'],
     [Duration.minutes(61), '1 hour 1 minute'],
   ])('session lifetime of %s is outside 1 to 60 minutes', (sessionLifetime, shown) => {
-    expect(() => gateway({ sessionLifetime })).toThrow(new RegExp(`sessionLifetime is ${shown}; it must be from 1 minute to 1 hour\\. Sessions are refreshed inline`));
+    expect(() => gateway({ sessionLifetime })).toThrow(
+      new RegExp(`sessionLifetime is ${shown}; it must be from 1 minute to 1 hour\\. Sessions are refreshed inline`),
+    );
   });
 
   test('fewer than 2 Availability Zones', () => {
     const stack = newEmptyStack();
-    const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-1', availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-1'], publicSubnetIds: ['subnet-2'], vpcCidrBlock: '10.0.0.0/16' });
-    expect(() => gateway({ vpc }, stack)).toThrow(/the VPC spans 1 Availability Zone\(s\) \(eu-west-1a\); the gateway needs at least 2.*Give a VPC with subnets in 2 or more AZs/);
+    const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', {
+      vpcId: 'vpc-1',
+      availabilityZones: ['eu-west-1a'],
+      privateSubnetIds: ['subnet-1'],
+      publicSubnetIds: ['subnet-2'],
+      vpcCidrBlock: '10.0.0.0/16',
+    });
+    expect(() => gateway({ vpc }, stack)).toThrow(
+      /the VPC spans 1 Availability Zone\(s\) \(eu-west-1a\); the gateway needs at least 2.*Give a VPC with subnets in 2 or more AZs/,
+    );
   });
 
   test('mapping rules that grant nothing', () => {
     const rules = { rules: [{ name: 'nothing', match: { groups: ['g'] }, grant: {} }] } as MappingRuleSet;
-    expect(() => gateway({ mappingRules: rules })).toThrow(/mappingRules: .*grants nothing: give at least one of grant\.roles, grant\.groups or grant\.attributes/);
+    expect(() => gateway({ mappingRules: rules })).toThrow(
+      /mappingRules: .*grants nothing: give at least one of grant\.roles, grant\.groups or grant\.attributes/,
+    );
   });
 
   test('no mapping rules at all', () => {
@@ -87,7 +120,9 @@ describe('LookerGateway props', () => {
   });
 
   test.each(['https://looker.example.com', 'looker', 'looker.example.com/path', '10.0.0.1'])('bad domain name %s', (domainName) => {
-    expect(() => gateway({ domainName })).toThrow(new RegExp(`domainName "${domainName.replace(/[./]/g, '\\$&')}" is not a fully qualified domain name.*for example "looker\\.example\\.com"`));
+    expect(() => gateway({ domainName })).toThrow(
+      new RegExp(`domainName "${domainName.replace(/[./]/g, '\\$&')}" is not a fully qualified domain name.*for example "looker\\.example\\.com"`),
+    );
   });
 
   test('a domain name that is a token is not checked at synth', () => {
@@ -107,14 +142,18 @@ describe('LookerGateway props', () => {
   });
 
   test('listener ports that collide', () => {
-    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort, readinessPort and metricsPort must differ, got 443, 443, 8081, 8405/);
+    expect(() => gateway({ healthCheckPort: 443 })).toThrow(
+      /instancePort, healthCheckPort, readinessPort and metricsPort must differ, got 443, 443, 8081, 8405/,
+    );
   });
 
   test('fallback instance types of another architecture, or listed twice', () => {
     expect(() => gateway({ fallbackInstanceTypes: [new ec2.InstanceType('m7i.large')] })).toThrow(
       /fallbackInstanceTypes has m7i\.large \(x86_64\) but instanceType m7g\.medium is arm64: the group launches one AMI, so every type must have the same architecture\. Pick fallbacks of the same family, for example c7g\.medium for m7g\.medium\./,
     );
-    expect(() => gateway({ instanceType: new ec2.InstanceType('c7g.medium'), fallbackInstanceTypes: [new ec2.InstanceType('c7g.medium')] })).toThrow(/instance type c7g\.medium is listed twice/);
+    expect(() => gateway({ instanceType: new ec2.InstanceType('c7g.medium'), fallbackInstanceTypes: [new ec2.InstanceType('c7g.medium')] })).toThrow(
+      /instance type c7g\.medium is listed twice/,
+    );
   });
 
   test('a client CIDR that is not one', () => {
@@ -126,17 +165,23 @@ describe('LookerGateway props', () => {
   });
 
   test('Looker reached by IP address without the name in its certificate', () => {
-    expect(() => gateway({ looker: LookerBackend.fromHosts(['10.0.1.10']) })).toThrow(/Looker hosts are IP addresses \(10\.0\.1\.10\) and no serverName is set.*serverName: "looker\.internal\.example\.com"/);
+    expect(() => gateway({ looker: LookerBackend.fromHosts(['10.0.1.10']) })).toThrow(
+      /Looker hosts are IP addresses \(10\.0\.1\.10\) and no serverName is set.*serverName: "looker\.internal\.example\.com"/,
+    );
   });
 });
 
 describe('LookerBackend', () => {
   test('empty list of hosts', () => {
-    expect(() => LookerBackend.fromHosts([])).toThrow(/LookerBackend\.fromHosts: the list of Looker hosts is empty\. Give at least one host name or IPv4 address/);
+    expect(() => LookerBackend.fromHosts([])).toThrow(
+      /LookerBackend\.fromHosts: the list of Looker hosts is empty\. Give at least one host name or IPv4 address/,
+    );
   });
 
   test('a host with a scheme or port', () => {
-    expect(() => LookerBackend.fromHosts(['https://looker:9999'])).toThrow(/Looker host "https:\/\/looker:9999" is neither a host name nor an IPv4 address.*ports go in webPort\/apiPort/);
+    expect(() => LookerBackend.fromHosts(['https://looker:9999'])).toThrow(
+      /Looker host "https:\/\/looker:9999" is neither a host name nor an IPv4 address.*ports go in webPort\/apiPort/,
+    );
   });
 
   test('a host listed twice', () => {
@@ -155,7 +200,7 @@ describe('LookerBackend', () => {
     expect(() => LookerBackend.fromDnsName('looker.example.com', { caCertificatePem: 'MIIB...' })).toThrow(/caCertificatePem is not a PEM certificate/);
   });
 
-  test('the fleet is let into Looker\'s security group on both ports', () => {
+  test("the fleet is let into Looker's security group on the web port only (it never routes to the API port)", () => {
     const stack = newEmptyStack();
     const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2 });
     const lookerSg = new ec2.SecurityGroup(stack, 'Looker', { vpc });
@@ -165,7 +210,7 @@ describe('LookerBackend', () => {
       .filter((r) => r.Type === 'AWS::EC2::SecurityGroupIngress')
       .map((r) => r.Properties.FromPort)
       .sort((a, b) => a - b);
-    expect(ingress).toEqual([9999, 19999]);
+    expect(ingress).toEqual([9999]);
   });
 });
 
@@ -179,7 +224,9 @@ describe('GatewayKeys', () => {
     const schedules = Object.values(template.findResources('AWS::SecretsManager::RotationSchedule'));
     expect(schedules).toHaveLength(3);
     expect(schedules.map((schedule) => schedule.Properties.SecretId.Ref)).not.toContain(providedId);
-    const rotationFunction = Object.values(template.findResources('AWS::Lambda::Function')).find((fn) => fn.Properties.Environment?.Variables?.LG_ROTATED_SECRET_ARNS);
+    const rotationFunction = Object.values(template.findResources('AWS::Lambda::Function')).find(
+      (fn) => fn.Properties.Environment?.Variables?.LG_ROTATED_SECRET_ARNS,
+    );
     expect(JSON.stringify(rotationFunction!.Properties.Environment.Variables.LG_ROTATED_SECRET_ARNS)).not.toContain(providedId);
     const writes = Object.values(template.findResources('AWS::IAM::Policy'))
       .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
@@ -192,8 +239,13 @@ describe('GatewayKeys', () => {
       'signingKeyRotation 1 day ("rate(1 day)") lets two rotations land 0 min apart (one at the end of its window (the default: the rest of the UTC day for daily schedules, one hour for hourly ones), the next at the start of the following one), but a signing key needs 22 min between rotations',
     );
     // Longer sessions raise the need: 2-hour sessions do not fit between 4-hourly windows of 3 hours.
-    expect(() =>
-      new GatewayKeys(newEmptyStack(), 'Keys', { signingKeyRotationSchedule: 'cron(0 0/4 * * ? *)', signingKeyRotationWindow: Duration.hours(3), sessionLifetime: Duration.hours(2) }),
+    expect(
+      () =>
+        new GatewayKeys(newEmptyStack(), 'Keys', {
+          signingKeyRotationSchedule: 'cron(0 0/4 * * ? *)',
+          signingKeyRotationWindow: Duration.hours(3),
+          sessionLifetime: Duration.hours(2),
+        }),
     ).toThrow(/lets two rotations land 60 min apart .* needs 132 min between rotations: .* session lifetime 7200 s/);
   });
 
@@ -211,8 +263,14 @@ describe('GatewayKeys', () => {
 
   test.each([
     [{ signingKeyRotationWindow: Duration.hours(2) }, 'signingKeyRotationWindow is the window of signingKeyRotationSchedule: give the schedule too'],
-    [{ signingKeyRotation: Duration.days(7), signingKeyRotationSchedule: 'rate(7 days)' }, 'give either signingKeyRotation (a period) or signingKeyRotationSchedule'],
-    [{ signingKeyRotationSchedule: 'cron(0 3 ? * MON *)', signingKeyRotationWindow: Duration.minutes(90) }, 'signingKeyRotationWindow is 1 hour 30 minutes; Secrets Manager takes a window of whole hours from 1 to 24'],
+    [
+      { signingKeyRotation: Duration.days(7), signingKeyRotationSchedule: 'rate(7 days)' },
+      'give either signingKeyRotation (a period) or signingKeyRotationSchedule',
+    ],
+    [
+      { signingKeyRotationSchedule: 'cron(0 3 ? * MON *)', signingKeyRotationWindow: Duration.minutes(90) },
+      'signingKeyRotationWindow is 1 hour 30 minutes; Secrets Manager takes a window of whole hours from 1 to 24',
+    ],
     [{ signingKeyRotationSchedule: 'weekly' }, 'signingKeyRotationSchedule: Schedule expression "weekly" is neither rate(...) nor cron(...)'],
     [{ signingKeyRotationSchedule: 'cron(0 23 ? * MON *)', signingKeyRotationWindow: Duration.hours(2) }, 'runs past the end of the UTC day'],
   ] as const)('an invalid signing-key schedule %j', (props, message) => {
@@ -220,7 +278,9 @@ describe('GatewayKeys', () => {
   });
 
   test('an unsupported session algorithm', () => {
-    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { sessionAlgorithm: 'HS256' })).toThrow(/sessionAlgorithm "HS256" is not supported; use one of ES256, RS256/);
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { sessionAlgorithm: 'HS256' })).toThrow(
+      /sessionAlgorithm "HS256" is not supported; use one of ES256, RS256/,
+    );
   });
 
   test('a certificate rotation slower than half its validity', () => {
@@ -230,7 +290,9 @@ describe('GatewayKeys', () => {
   });
 
   test('a rotation faster than Secrets Manager allows', () => {
-    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { cookieKeyRotation: Duration.hours(1) })).toThrow(/rotation of CookieKeys every 1 hour is too often: Secrets Manager rotates at most every 4 hours/);
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { cookieKeyRotation: Duration.hours(1) })).toThrow(
+      /rotation of CookieKeys every 1 hour is too often: Secrets Manager rotates at most every 4 hours/,
+    );
   });
 
   test('a frontend domain that is not a DNS name', () => {
@@ -265,7 +327,13 @@ describe('app settings from context', () => {
   });
 
   test('settings given on the command line as strings are parsed', () => {
-    const stack = stackWith({ lookerHosts: '10.1.0.1,10.1.0.2', minCapacity: '3', maxCapacity: '5', internetFacing: 'false', mappingRules: JSON.stringify(RULES) });
+    const stack = stackWith({
+      lookerHosts: '10.1.0.1,10.1.0.2',
+      minCapacity: '3',
+      maxCapacity: '5',
+      internetFacing: 'false',
+      mappingRules: JSON.stringify(RULES),
+    });
     const template = Template.fromStack(stack);
     template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '3', MaxSize: '5' });
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internal' });
@@ -302,7 +370,12 @@ describe("the auth service environment and Lambda's 4 KB limit", () => {
     const { total } = environmentSize(variables);
     expect(total).toBeLessThanOrEqual(LAMBDA_ENVIRONMENT_LIMIT_BYTES);
     // Deploy-time values (secret ARNs) resolved to real-looking ARNs still fit in the size counted.
-    const resolved = Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? v : `arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:${'GatewayKeysSigningKeys'.padEnd(40, 'x')}-AbCdEf`]));
+    const resolved = Object.fromEntries(
+      Object.entries(variables).map(([k, v]) => [
+        k,
+        typeof v === 'string' ? v : `arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:${'GatewayKeysSigningKeys'.padEnd(40, 'x')}-AbCdEf`,
+      ]),
+    );
     expect(Buffer.byteLength(JSON.stringify(resolved))).toBeLessThanOrEqual(total);
   });
 });

@@ -5,9 +5,9 @@
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateKeyPair, SignJWT, decodeProtectedHeader, decodeJwt } from 'jose';
 import { readFileSync } from 'node:fs';
-import { ASSERTION_COOKIE, AUTH_PATHS, CLAIMS, DEFAULT_REVOCATION_POLL_SECONDS, HEADERS, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { httpsRequest } from '../../local/readiness';
-import { DEV_ANALYST_REGION, DEV_USERS } from '../../local/dev-users';
+import { ASSERTION_COOKIE, AUTH_PATHS, CLAIMS, DEFAULT_REVOCATION_POLL_SECONDS, HEADERS, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { httpsRequest } from '../../dev/readiness';
+import { DEV_ANALYST_REGION, DEV_USERS } from '../../dev/stand-ins/idp/dev-users';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { launchChromium } from './support/browser';
 import { countRequestsTo, field, loginFromDeepLink, screenshot, START_PATH, submitLogin, VIEWPORT } from './support/flows';
@@ -116,7 +116,10 @@ describe('browser login through the local gateway', () => {
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(audits.find((e) => e.type === 'audit' && e.event === 'logout' && e.sessionId === sid)).toMatchObject({ outcome: 'success', detail: expect.stringMatching(/^revoked 1 session id/) });
+    expect(audits.find((e) => e.type === 'audit' && e.event === 'logout' && e.sessionId === sid)).toMatchObject({
+      outcome: 'success',
+      detail: expect.stringMatching(/^revoked 1 session id/),
+    });
 
     await page.goBack();
     await page.waitForLoadState('networkidle');

@@ -1,13 +1,22 @@
 /**
  * The development IdP answers as each IdP does, as its documentation describes it
- * (docs/idps.md has the facts and sources; local/dev-idp-quirks.mjs the machinery). The
+ * (docs/idps.md has the facts and sources; dev/stand-ins/idp/dev-idp-quirks.mjs the machinery). The
  * relying party is openid-client 6, as in the auth service. Each test cites the document
  * for the behaviour it shows, so that the auth service (issue 16, part 2) is tested
  * against what the real IdP does, not against a friendlier one.
  */
 import * as client from 'openid-client';
 import { CookieJar } from '../auth/support/harness';
-import { CLIENT_ID, CLIENT_SECRET, createClientCertificate, jwtPayload, POST_LOGOUT_URI, startQuirkyIdp, type QuirkyIdp, type Users } from './support/quirky-idp';
+import {
+  CLIENT_ID,
+  CLIENT_SECRET,
+  createClientCertificate,
+  jwtPayload,
+  POST_LOGOUT_URI,
+  startQuirkyIdp,
+  type QuirkyIdp,
+  type Users,
+} from './support/quirky-idp';
 
 const ALICE = { name: 'Alice Analyst', email: 'alice@example.com', email_verified: true, groups: ['looker-analysts', 'everyone'] };
 const USERS: Users = { alice: ALICE, carol: { name: 'Carol', email: 'carol@example.com', email_verified: false, groups: ['contractors'] } };
@@ -94,7 +103,14 @@ describe('Google Workspace', () => {
   // Google shows ("Error 400: invalid_scope ... invalid=[offline_access]", e.g.
   // https://github.com/int128/kubelogin/issues/405): an error page, no redirect back.
   test('refuses offline_access with "Error 400: invalid_scope" on its own page', async () => {
-    const url = client.buildAuthorizationUrl(config, { redirect_uri: 'https://gateway.invalid/oauth2/callback', scope: 'openid email offline_access', state: 's', nonce: 'n', code_challenge: 'c'.repeat(43), code_challenge_method: 'S256' });
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: 'https://gateway.invalid/oauth2/callback',
+      scope: 'openid email offline_access',
+      state: 's',
+      nonce: 'n',
+      code_challenge: 'c'.repeat(43),
+      code_challenge_method: 'S256',
+    });
     const answer = await idp.get(url.href, new CookieJar());
     expect(answer.status).toBe(400);
     expect(answer.location).toBeUndefined();
@@ -171,7 +187,10 @@ describe('Amazon Cognito', () => {
   // https://docs.aws.amazon.com/cognito/latest/developerguide/userinfo-endpoint.html (the sample
   // response has "email_verified": "true", a string).
   test('userinfo answers email_verified as the strings "true" and "false"; the ID token has booleans', async () => {
-    for (const [user, expected] of [['alice', 'true'], ['carol', 'false']] as const) {
+    for (const [user, expected] of [
+      ['alice', 'true'],
+      ['carol', 'false'],
+    ] as const) {
       const { tokens } = await idp.login(config, { user, scope: 'openid email' });
       expect(tokens.claims()?.email_verified).toBe(expected === 'true');
       expect((await client.fetchUserInfo(config, tokens.access_token, user)).email_verified).toBe(expected);
@@ -233,7 +252,9 @@ describe('Ping Identity', () => {
   test('enforces the registered client authentication: client_secret_post is refused for a client_secret_basic client', async () => {
     const post = await idp.configuration(client.ClientSecretPost(CLIENT_SECRET));
     const { callbackUrl, verifier, state, nonce } = await idp.authorize(post, { user: 'alice', scope: 'openid' });
-    await expect(client.authorizationCodeGrant(post, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce })).rejects.toMatchObject({ error: 'invalid_client' });
+    await expect(
+      client.authorizationCodeGrant(post, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }),
+    ).rejects.toMatchObject({ error: 'invalid_client' });
   });
 
   test('without id_token_hint the logout page waits for the user, and the Ping session survives', async () => {
@@ -276,7 +297,9 @@ describe('Auth0', () => {
   test('enforces the registered method: client_secret_basic is refused for a client_secret_post client', async () => {
     const basic = await idp.configuration(client.ClientSecretBasic(CLIENT_SECRET));
     const { callbackUrl, verifier, state, nonce } = await idp.authorize(basic, { user: 'alice', scope: 'openid' });
-    await expect(client.authorizationCodeGrant(basic, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce })).rejects.toMatchObject({ error: 'invalid_client' });
+    await expect(
+      client.authorizationCodeGrant(basic, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }),
+    ).rejects.toMatchObject({ error: 'invalid_client' });
   });
 });
 
@@ -293,7 +316,9 @@ describe('Auth0 without "RP-Initiated Logout End Session Endpoint Discovery"', (
     const config = await idp.configuration(client.ClientSecretPost(CLIENT_SECRET));
     expect(config.serverMetadata().end_session_endpoint).toBeUndefined();
     const { jar } = await idp.login(config, { user: 'alice', scope: 'openid' });
-    expect((await idp.get(`${idp.issuer}/v2/logout?client_id=${CLIENT_ID}&returnTo=${encodeURIComponent('https://elsewhere.invalid/')}`, jar)).status).toBe(400);
+    expect((await idp.get(`${idp.issuer}/v2/logout?client_id=${CLIENT_ID}&returnTo=${encodeURIComponent('https://elsewhere.invalid/')}`, jar)).status).toBe(
+      400,
+    );
     const redirect = await idp.get(`${idp.issuer}/v2/logout?client_id=${CLIENT_ID}&returnTo=${encodeURIComponent(POST_LOGOUT_URI)}`, jar);
     const page = await idp.get(redirect.location!, jar);
     expect((await idp.submitLogoutForm(page, redirect.location!, jar)).location).toBe(POST_LOGOUT_URI);
@@ -371,7 +396,9 @@ describe('Microsoft Entra ID', () => {
     for (const tenant of ['common', 'organizations']) {
       const answer = await idp.get(`${idp.origin}/${tenant}/v2.0/.well-known/openid-configuration`, new CookieJar());
       expect(JSON.parse(answer.body).issuer).toBe(`${idp.origin}/{tenantid}/v2.0`);
-      await expect(client.discovery(new URL(`${idp.origin}/${tenant}/v2.0`), CLIENT_ID, {}, client.ClientSecretPost(CLIENT_SECRET), { [client.customFetch]: idp.fetch })).rejects.toThrow(/issuer/i);
+      await expect(
+        client.discovery(new URL(`${idp.origin}/${tenant}/v2.0`), CLIENT_ID, {}, client.ClientSecretPost(CLIENT_SECRET), { [client.customFetch]: idp.fetch }),
+      ).rejects.toThrow(/issuer/i);
     }
   });
 
@@ -425,7 +452,13 @@ describe('Entra certificate credentials (private_key_jwt)', () => {
   let certificate: Awaited<ReturnType<typeof createClientCertificate>>;
   beforeAll(async () => {
     certificate = await createClientCertificate();
-    idp = await withIdp({ profile: 'entra', tokenEndpointAuthMethod: 'private_key_jwt', alsoAcceptedAuthMethods: [], clientJwks: { keys: [certificate.publicJwk] }, requireCertificateThumbprint: true });
+    idp = await withIdp({
+      profile: 'entra',
+      tokenEndpointAuthMethod: 'private_key_jwt',
+      alsoAcceptedAuthMethods: [],
+      clientJwks: { keys: [certificate.publicJwk] },
+      requireCertificateThumbprint: true,
+    });
   });
   afterAll(async () => idp?.stop());
 

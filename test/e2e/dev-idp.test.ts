@@ -11,11 +11,11 @@ import { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { Browser } from 'playwright-core';
-import { devUserAccount, startDevIdp, RunningDevIdp } from '../../local/dev-idp';
-import { DEV_USERS } from '../../local/dev-users';
+import { devUserAccount, startDevIdp, RunningDevIdp } from '../../dev/stand-ins/idp/dev-idp';
+import { DEV_USERS } from '../../dev/stand-ins/idp/dev-users';
 import { createLocalFolder, LocalFolder } from '../../local/files';
 import { createLocalPki, LocalPki, spkiSha256Base64 } from '../../local/pki';
-import { httpsRequest } from '../../local/readiness';
+import { httpsRequest } from '../../dev/readiness';
 import { launchChromium } from './support/browser';
 import { submitLogin, VIEWPORT } from './support/flows';
 

@@ -6,10 +6,10 @@
  */
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import * as client from 'openid-client';
-import { issueCertificate, type Pem } from '../support/pki';
-import { freePort } from '../support/ports';
-import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type RunningGoogleDirectoryStandIn } from '../../local/stand-ins/google-directory';
-import { startMicrosoftGraphStandIn, type RunningMicrosoftGraphStandIn } from '../../local/stand-ins/microsoft-graph';
+import { issueCertificate, type Pem } from '../../dev/pki';
+import { freePort } from '../../dev/ports';
+import { DIRECTORY_GROUP_READONLY_SCOPE, startGoogleDirectoryStandIn, type RunningGoogleDirectoryStandIn } from '../../dev/stand-ins/google-directory';
+import { startMicrosoftGraphStandIn, type RunningMicrosoftGraphStandIn } from '../../dev/stand-ins/microsoft-graph';
 import { CLIENT_SECRET, startQuirkyIdp, type QuirkyIdp } from './support/quirky-idp';
 
 const TENANT = '3c2f8b1e-7d4a-4e6b-9a1c-5f0e2d8b7a64';
@@ -37,7 +37,15 @@ describe('Microsoft Graph stand-in (Entra groups overage)', () => {
     });
     fetchFn = idp.fetch as unknown as Fetch;
     const cert = await serverCert(idp);
-    graph = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, port, issuer: idp.issuer, tenantId: TENANT, memberships: { [BOB_OID]: MANY }, fetch: fetchFn });
+    graph = await startMicrosoftGraphStandIn({
+      certPem: cert.cert,
+      keyPem: cert.key,
+      port,
+      issuer: idp.issuer,
+      tenantId: TENANT,
+      memberships: { [BOB_OID]: MANY },
+      fetch: fetchFn,
+    });
     config = await idp.configuration(client.ClientSecretPost(CLIENT_SECRET));
   });
   afterAll(async () => {
@@ -82,10 +90,22 @@ describe('Microsoft Graph stand-in (Entra groups overage)', () => {
     expect((await getMemberGroups(tokens.id_token)).status).toBe(401);
 
     const cert = await serverCert(idp);
-    const otherTenant = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, issuer: idp.issuer, tenantId: '11111111-2222-4333-8444-555555555555', audience: graph.url, memberships: {}, fetch: fetchFn });
+    const otherTenant = await startMicrosoftGraphStandIn({
+      certPem: cert.cert,
+      keyPem: cert.key,
+      issuer: idp.issuer,
+      tenantId: '11111111-2222-4333-8444-555555555555',
+      audience: graph.url,
+      memberships: {},
+      fetch: fetchFn,
+    });
     try {
       const app = await client.clientCredentialsGrant(config, { scope: `${graph.url}/.default` });
-      const answer = await fetchFn(`${otherTenant.url}/v1.0/users/${BOB_OID}/getMemberGroups`, { method: 'POST', headers: { authorization: `Bearer ${app.access_token}`, 'content-type': 'application/json' }, body: '{"securityEnabledOnly":false}' });
+      const answer = await fetchFn(`${otherTenant.url}/v1.0/users/${BOB_OID}/getMemberGroups`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${app.access_token}`, 'content-type': 'application/json' },
+        body: '{"securityEnabledOnly":false}',
+      });
       expect(answer.status).toBe(401);
     } finally {
       await otherTenant.stop();
@@ -108,13 +128,28 @@ describe('Microsoft Graph stand-in: an app without GroupMember.Read.All', () => 
   test('gets 403 Authorization_RequestDenied', async () => {
     const port = await freePort();
     const resource = `https://127.0.0.1:${port}`;
-    const idp = await startQuirkyIdp({ quirks: { profile: 'entra', graph: { resource, roles: ['User.Read.All'] } }, users: { bigbob: { oid: BOB_OID, groups: [] } } });
+    const idp = await startQuirkyIdp({
+      quirks: { profile: 'entra', graph: { resource, roles: ['User.Read.All'] } },
+      users: { bigbob: { oid: BOB_OID, groups: [] } },
+    });
     const cert = await serverCert(idp);
-    const graph = await startMicrosoftGraphStandIn({ certPem: cert.cert, keyPem: cert.key, port, issuer: idp.issuer, tenantId: TENANT, memberships: { [BOB_OID]: MANY }, fetch: idp.fetch as unknown as Fetch });
+    const graph = await startMicrosoftGraphStandIn({
+      certPem: cert.cert,
+      keyPem: cert.key,
+      port,
+      issuer: idp.issuer,
+      tenantId: TENANT,
+      memberships: { [BOB_OID]: MANY },
+      fetch: idp.fetch as unknown as Fetch,
+    });
     try {
       const config = await idp.configuration(client.ClientSecretPost(CLIENT_SECRET));
       const app = await client.clientCredentialsGrant(config, { scope: `${resource}/.default` });
-      const answer = await (idp.fetch as unknown as Fetch)(`${graph.url}/v1.0/users/${BOB_OID}/getMemberGroups`, { method: 'POST', headers: { authorization: `Bearer ${app.access_token}`, 'content-type': 'application/json' }, body: '{"securityEnabledOnly":false}' });
+      const answer = await (idp.fetch as unknown as Fetch)(`${graph.url}/v1.0/users/${BOB_OID}/getMemberGroups`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${app.access_token}`, 'content-type': 'application/json' },
+        body: '{"securityEnabledOnly":false}',
+      });
       expect(answer.status).toBe(403);
       expect(((await answer.json()) as { error: { code: string } }).error.code).toBe('Authorization_RequestDenied');
     } finally {
@@ -158,7 +193,10 @@ describe('Google Workspace Directory API stand-in', () => {
   /** What the auth service will do with the service account key from Secrets Manager (key file fields: client_email, private_key, token_uri). */
   async function serviceAccountToken(claims: { sub?: string; scope?: string; lifetime?: number; key?: CryptoKey } = {}): Promise<Response> {
     const now = Math.floor(Date.now() / 1000);
-    const assertion = await new SignJWT({ scope: claims.scope ?? DIRECTORY_GROUP_READONLY_SCOPE, ...(claims.sub === '' ? {} : { sub: claims.sub ?? 'admin@example.com' }) })
+    const assertion = await new SignJWT({
+      scope: claims.scope ?? DIRECTORY_GROUP_READONLY_SCOPE,
+      ...(claims.sub === '' ? {} : { sub: claims.sub ?? 'admin@example.com' }),
+    })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
       .setIssuer(SERVICE_ACCOUNT)
       .setAudience(directory.tokenUri)
@@ -172,7 +210,8 @@ describe('Google Workspace Directory API stand-in', () => {
     });
   }
 
-  const groups = (token: string | undefined, query: string) => fetchFn(`${directory.directoryApi}/groups?${query}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const groups = (token: string | undefined, query: string) =>
+    fetchFn(`${directory.directoryApi}/groups?${query}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
 
   test('a Google login has no groups; the e-mail claim is the userKey that lists them through the Directory API', async () => {
     const config = await idp.configuration(client.ClientSecretPost(CLIENT_SECRET));
@@ -193,7 +232,10 @@ describe('Google Workspace Directory API stand-in', () => {
     const first = (await (await groups(token, 'userKey=alice@example.com&maxResults=2')).json()) as { groups: Array<{ id: string }>; nextPageToken?: string };
     expect(first.groups.map((g) => g.id)).toEqual(['01abc', '02def']);
     expect(first.nextPageToken).toBeTruthy();
-    const second = (await (await groups(token, `userKey=alice@example.com&maxResults=2&pageToken=${first.nextPageToken!}`)).json()) as { groups: Array<{ id: string }>; nextPageToken?: string };
+    const second = (await (await groups(token, `userKey=alice@example.com&maxResults=2&pageToken=${first.nextPageToken!}`)).json()) as {
+      groups: Array<{ id: string }>;
+      nextPageToken?: string;
+    };
     expect(second.groups.map((g) => g.id)).toEqual(['03ghi']);
     expect(second.nextPageToken).toBeUndefined();
   });
@@ -201,12 +243,20 @@ describe('Google Workspace Directory API stand-in', () => {
   // https://developers.google.com/identity/protocols/oauth2/service-account#httprest (error responses)
   test('the token endpoint refuses a wrong key, an undelegated scope, a long-lived assertion and an unknown subject', async () => {
     const other = await generateKeyPair('RS256');
-    expect(await (await serviceAccountToken({ key: other.privateKey })).json()).toEqual({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
+    expect(await (await serviceAccountToken({ key: other.privateKey })).json()).toEqual({
+      error: 'invalid_grant',
+      error_description: 'Invalid JWT Signature.',
+    });
     const undelegated = await serviceAccountToken({ scope: 'https://www.googleapis.com/auth/admin.directory.user' });
     expect(undelegated.status).toBe(401);
     expect(((await undelegated.json()) as { error: string }).error).toBe('unauthorized_client');
-    expect(((await (await serviceAccountToken({ lifetime: 7200 })).json()) as { error_description: string }).error_description).toMatch(/short-lived token \(60 minutes\)/);
-    expect(await (await serviceAccountToken({ sub: 'nobody@example.com' })).json()).toEqual({ error: 'invalid_grant', error_description: 'Invalid email or User ID' });
+    expect(((await (await serviceAccountToken({ lifetime: 7200 })).json()) as { error_description: string }).error_description).toMatch(
+      /short-lived token \(60 minutes\)/,
+    );
+    expect(await (await serviceAccountToken({ sub: 'nobody@example.com' })).json()).toEqual({
+      error: 'invalid_grant',
+      error_description: 'Invalid email or User ID',
+    });
   });
 
   test('the API refuses no token (401), a non-administrator subject (403), an unknown user (404), and passes injected failures', async () => {

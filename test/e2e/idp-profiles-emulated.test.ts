@@ -1,13 +1,13 @@
 /**
- * The profiles (lib/auth/idp-profiles.ts) against the emulated IdPs (local/dev-idp-quirks.mjs):
+ * The profiles (core/auth/idp-profiles.ts) against the emulated IdPs (dev/stand-ins/idp/dev-idp-quirks.mjs):
  * both are written from the IdPs' documentation, separately; this checks that they tell
  * the same story. With each profile's defaults a login gets a refresh token, the groups
  * claim pointer finds the groups, a refresh behaves as the profile says (ID token or not,
  * rotation or not), and discovery has (or lacks) the logout and revocation endpoints.
  */
 import * as client from 'openid-client';
-import { readClaimStrings } from '../../lib/auth/claim-pointer';
-import { IDP_PROVIDERS, readEmailVerified, resolveIdpSettings, type IdpProvider, type IdpSettings } from '../../lib/auth/idp-profiles';
+import { readClaimStrings } from '../../core/auth/claim-pointer';
+import { IDP_PROVIDERS, readEmailVerified, resolveIdpSettings, type IdpProvider, type IdpSettings } from '../../core/auth/idp-profiles';
 import { CLIENT_SECRET, startQuirkyIdp, type QuirkyIdp } from './support/quirky-idp';
 
 const GROUPS: Record<IdpProvider, string[]> = {

@@ -9,13 +9,13 @@
  * `POST /api/4.0/login` and `PATCH /api/4.0/oidc_config`.
  */
 import { Browser, BrowserContext, Page } from 'playwright-core';
-import { LOOKER_API_PATHS, OidcConfigWrite } from '../../lib/looker/oidc-config';
-import { DevIdpAccount, RunningDevIdp, startDevIdp } from '../../local/dev-idp';
+import { LOOKER_API_PATHS, OidcConfigWrite } from '../../core/looker/oidc-config';
+import { DevIdpAccount, RunningDevIdp, startDevIdp } from '../../dev/stand-ins/idp/dev-idp';
 import { createLocalFolder, LocalFolder } from '../../local/files';
-import { RunningLookerStandIn, startLookerStandIn } from '../../local/looker-stand-in';
-import { TokenEndpointAuthMethod } from '../../local/looker-oidc-login';
+import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/looker/looker-stand-in';
+import { TokenEndpointAuthMethod } from '../../dev/stand-ins/looker/looker-oidc-login';
 import { createLocalPki, LocalPki, spkiSha256Base64 } from '../../local/pki';
-import { httpsRequest } from '../../local/readiness';
+import { httpsRequest } from '../../dev/readiness';
 import { launchChromium } from './support/browser';
 import { field, submitLogin, VIEWPORT } from './support/flows';
 
@@ -24,9 +24,36 @@ const ROLE = { admin: '2', viewer: '5' };
 const REGION_ATTRIBUTE_ID = '10';
 
 const ACCOUNTS: DevIdpAccount[] = [
-  { username: 'alice', password: 'alice-pw', claims: { name: 'Alice Analyst', given_name: 'Alice', family_name: 'Analyst', email: 'alice@example.com', email_verified: true, groups: ['looker-analysts'], region: 'emea' } },
-  { username: 'bob', password: 'bob-pw', claims: { name: 'Bob Admin', given_name: 'Bob', family_name: 'Admin', email: 'bob@example.com', email_verified: true, groups: ['looker-admins'] } },
-  { username: 'carol', password: 'carol-pw', claims: { name: 'Carol Contractor', given_name: 'Carol', family_name: 'Contractor', email: 'carol@example.com', email_verified: true, groups: ['contractors'] } },
+  {
+    username: 'alice',
+    password: 'alice-pw',
+    claims: {
+      name: 'Alice Analyst',
+      given_name: 'Alice',
+      family_name: 'Analyst',
+      email: 'alice@example.com',
+      email_verified: true,
+      groups: ['looker-analysts'],
+      region: 'emea',
+    },
+  },
+  {
+    username: 'bob',
+    password: 'bob-pw',
+    claims: { name: 'Bob Admin', given_name: 'Bob', family_name: 'Admin', email: 'bob@example.com', email_verified: true, groups: ['looker-admins'] },
+  },
+  {
+    username: 'carol',
+    password: 'carol-pw',
+    claims: {
+      name: 'Carol Contractor',
+      given_name: 'Carol',
+      family_name: 'Contractor',
+      email: 'carol@example.com',
+      email_verified: true,
+      groups: ['contractors'],
+    },
+  },
 ];
 const user = (name: string) => ACCOUNTS.find((a) => a.username === name)!;
 
@@ -145,7 +172,11 @@ async function signIn(page: Page, looker: RunningLookerStandIn, path: string, ac
 }
 
 async function setIdpClaims(username: string, claims: Record<string, unknown>): Promise<void> {
-  const answer = await httpsRequest(`${idp.issuer}/test-admin/users/${username}`, pki.ca.cert, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(claims) });
+  const answer = await httpsRequest(`${idp.issuer}/test-admin/users/${username}`, pki.ca.cert, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(claims),
+  });
   expect(answer.status).toBe(200);
 }
 
@@ -169,14 +200,20 @@ describe.each(METHODS)('Looker stand-in OIDC login, token endpoint authenticatio
     await expect(field(page, 'groups').textContent()).resolves.toBe('Analysts');
     await expect(field(page, 'attributes').textContent()).resolves.toBe('region = emea');
     const alice = looker.users().find((u) => u.email === 'alice@example.com')!;
-    expect(alice).toMatchObject({ roleIds: [ROLE.viewer], groupNames: ['Analysts'], attributeValues: { [REGION_ATTRIBUTE_ID]: 'emea' }, firstName: 'Alice', lastName: 'Analyst' });
+    expect(alice).toMatchObject({
+      roleIds: [ROLE.viewer],
+      groupNames: ['Analysts'],
+      attributeValues: { [REGION_ATTRIBUTE_ID]: 'emea' },
+      firstName: 'Alice',
+      lastName: 'Analyst',
+    });
   });
 });
 
 describe('Looker stand-in OIDC login (client_secret_basic)', () => {
   const method: TokenEndpointAuthMethod = 'client_secret_basic';
 
-  test('the authorization request is a code-flow request with Looker\'s client id, redirect URI, scopes, state and nonce, and no PKCE', async () => {
+  test("the authorization request is a code-flow request with Looker's client id, redirect URI, scopes, state and nonce, and no PKCE", async () => {
     const looker = lookers[method];
     const { page } = await newPage();
     const requests: string[] = [];
@@ -232,7 +269,7 @@ describe('Looker stand-in OIDC login (client_secret_basic)', () => {
     expect(bare.status).toBe(400);
   });
 
-  test('changing alice\'s IdP group and signing in again changes her Looker role (roles mirror the groups at every login)', async () => {
+  test("changing alice's IdP group and signing in again changes her Looker role (roles mirror the groups at every login)", async () => {
     const looker = lookers[method];
     const { page } = await newPage();
     await signIn(page, looker, '/', user('alice'));

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { AddressInfo, createServer } from 'node:net';
 import * as path from 'node:path';
-import { AUTH_METHODS } from '../../lib/session-contract';
+import { AUTH_METHODS } from '../../core/session-contract';
 import { DEFAULT_LOCAL_PORT, parseCommandLine } from '../../local/run';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -78,7 +78,11 @@ interface StartedRunner {
 
 /** `ownProcessGroup`: like a terminal job, so Ctrl-C (SIGINT to the group) can be imitated. */
 function startRunner(args: string[], ownProcessGroup = false): StartedRunner {
-  const child = spawn(RUNNER_COMMAND[0], [...RUNNER_COMMAND.slice(1), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: ownProcessGroup });
+  const child = spawn(RUNNER_COMMAND[0], [...RUNNER_COMMAND.slice(1), ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: ownProcessGroup,
+  });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk) => (output += chunk.toString()));
@@ -103,7 +107,11 @@ describe('the command line', () => {
   });
 
   test('reads --port, --session-ttl and --refresh-window', () => {
-    expect(parseCommandLine(['--port', '0', '--session-ttl', '60', '--refresh-window', '50'])).toEqual({ port: 0, sessionTtlSeconds: 60, refreshWindowSeconds: 50 });
+    expect(parseCommandLine(['--port', '0', '--session-ttl', '60', '--refresh-window', '50'])).toEqual({
+      port: 0,
+      sessionTtlSeconds: 60,
+      refreshWindowSeconds: 50,
+    });
     expect(parseCommandLine(['--help'])).toBe('help');
   });
 
@@ -132,7 +140,9 @@ describe('npm run local (local/run.ts as a child process)', () => {
     try {
       const runner = startRunner(['--port', String(port)]);
       expect(await runner.exited).toBe(1);
-      expect(runner.output()).toContain(`Port ${port} on 127.0.0.1 is already in use: stop what uses it, or choose another port with --port (0 picks a free one).`);
+      expect(runner.output()).toContain(
+        `Port ${port} on 127.0.0.1 is already in use: stop what uses it, or choose another port with --port (0 picks a free one).`,
+      );
     } finally {
       squatter.close();
     }

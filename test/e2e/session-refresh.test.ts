@@ -4,7 +4,7 @@
  * or a 401, and the dev IdP sees the refresh token being redeemed (and rotated).
  */
 import { Browser, BrowserContext, Page, Response } from 'playwright-core';
-import { DEV_USERS } from '../../local/dev-users';
+import { DEV_USERS } from '../../dev/stand-ins/idp/dev-users';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { launchChromium } from './support/browser';
 import { countRequestsTo, field, loginFromDeepLink, START_PATH, VIEWPORT } from './support/flows';

@@ -7,9 +7,9 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { GatewayConfigOptions, LogDestination, UserClaim, publicKeyPemFromJwk, renderGatewayConfig } from '../../lib/fleet';
-import { checkConfig } from '../support/haproxy';
-import { baseGatewayOptions, createCrl, createSigningKeys, createTestPki, SigningKey, TestPki, writeRenderedFiles } from './support/gateway-env';
+import { GatewayConfigOptions, LogDestination, UserClaim, publicKeyPemFromJwk, renderGatewayConfig } from '../../core/haproxy';
+import { checkConfig } from '../../dev/haproxy';
+import { baseGatewayOptions, createCrl, createSigningKeys, createTestPki, SigningKey, TestPki, writeRenderedFiles } from '../../dev/gateway-env';
 
 let pki: TestPki;
 let keys: Record<string, SigningKey>;
@@ -33,7 +33,12 @@ function baseOptions(dir: string): GatewayConfigOptions {
     lookerPorts: [19999, 19998],
     authPort: 18444,
     pki,
-    sessionKeys: (['previous', 'current', 'next'] as const).map((slot) => ({ kid: keys[slot].kid, status: slot, publicJwk: keys[slot].publicJwk, publicKeyPem: publicKeyPemFromJwk(keys[slot].publicJwk) })),
+    sessionKeys: (['previous', 'current', 'next'] as const).map((slot) => ({
+      kid: keys[slot].kid,
+      status: slot,
+      publicJwk: keys[slot].publicJwk,
+      publicKeyPem: publicKeyPemFromJwk(keys[slot].publicJwk),
+    })),
   });
 }
 
@@ -57,32 +62,45 @@ const machine = (base: GatewayConfigOptions): GatewayConfigOptions => ({
 
 const variants: Array<[string, (base: GatewayConfigOptions) => GatewayConfigOptions]> = [
   ['static servers, cache on, ES256, stdout log (the defaults)', (b) => b],
-  ['Looker and the auth service found by DNS through the VPC resolver and resolv.conf', (b) => ({
-    ...b,
-    looker: { dnsName: 'looker.internal.test', dnsPort: 9999, maxDnsServers: 5, tlsServerName: 'looker.test' },
-    authService: { host: 'abc123.execute-api.eu-west-1.amazonaws.com', dnsName: 'vpce-0abc-xyz.execute-api.eu-west-1.vpce.amazonaws.com', pathPrefix: '/prod' },
-    resolvers: { nameservers: ['169.254.169.253:53'], useResolvConf: true },
-  })],
+  [
+    'Looker and the auth service found by DNS through the VPC resolver and resolv.conf',
+    (b) => ({
+      ...b,
+      looker: { dnsName: 'looker.internal.test', dnsPort: 9999, maxDnsServers: 5, tlsServerName: 'looker.test' },
+      authService: {
+        host: 'abc123.execute-api.eu-west-1.amazonaws.com',
+        dnsName: 'vpce-0abc-xyz.execute-api.eu-west-1.vpce.amazonaws.com',
+        pathPrefix: '/prod',
+      },
+      resolvers: { nameservers: ['169.254.169.253:53'], useResolvConf: true },
+    }),
+  ],
   ['verification cache off', (b) => ({ ...b, session: { ...b.session, verificationCache: false } })],
   ['RS256, email as the user, no attributes', (b) => ({ ...b, session: { ...b.session, algorithm: 'RS256', userClaim: UserClaim.EMAIL, attributeNames: [] } })],
   ['machine routes with a CRL', (b) => ({ ...machine(b), clientCrl: true, material: { ...b.material, clientCrlPem: crl } })],
-  ['machine clients on a host name of their own (crt-list), with a CRL', (b) => ({
-    ...b,
-    machineRoutes: { hostName: 'machines.gateway.test' },
-    machineClients: [{ name: 'a', certificateSha256: pki.machineClient.fingerprint, allowedPathPrefixes: ['/api/'] }],
-    clientCrl: true,
-    material: { ...b.material, clientCrlPem: crl },
-  })],
+  [
+    'machine clients on a host name of their own (crt-list), with a CRL',
+    (b) => ({
+      ...b,
+      machineRoutes: { hostName: 'machines.gateway.test' },
+      machineClients: [{ name: 'a', certificateSha256: pki.machineClient.fingerprint, allowedPathPrefixes: ['/api/'] }],
+      clientCrl: true,
+      material: { ...b.material, clientCrlPem: crl },
+    }),
+  ],
   ['log to a unix socket', (b) => ({ ...b, logging: { destination: LogDestination.UNIX_SOCKET, target: '/dev/log', facility: 'local1' } })],
   ['log to a syslog receiver over UDP', (b) => ({ ...b, logging: { destination: LogDestination.UDP, target: '127.0.0.1:514' } })],
-  ['no PROXY protocol, framing by an embedding portal, no HSTS, extra stripped headers', (b) => ({
-    ...b,
-    listener: { ...b.listener, acceptProxyProtocol: false },
-    securityHeaders: { hstsMaxAgeSeconds: 0, frameAncestors: ['https://portal.example.com', 'https://*.example.org'] },
-    headerHygiene: { extraStrippedHeaders: ['X-Debug-User'], extraStrippedHeaderPrefixes: ['X-Corp-'] },
-    apiPathPrefixes: ['/api/', '/internal-api/'],
-    process: { nbthread: 4, maxconn: 4096 },
-  })],
+  [
+    'no PROXY protocol, framing by an embedding portal, no HSTS, extra stripped headers',
+    (b) => ({
+      ...b,
+      listener: { ...b.listener, acceptProxyProtocol: false },
+      securityHeaders: { hstsMaxAgeSeconds: 0, frameAncestors: ['https://portal.example.com', 'https://*.example.org'] },
+      headerHygiene: { extraStrippedHeaders: ['X-Debug-User'], extraStrippedHeaderPrefixes: ['X-Corp-'] },
+      apiPathPrefixes: ['/api/', '/internal-api/'],
+      process: { nbthread: 4, maxconn: 4096 },
+    }),
+  ],
 ];
 
 test.each(variants)('haproxy -c accepts: %s', (_name, change) => {
@@ -106,7 +124,11 @@ test('the variants differ where they should', () => {
   const machineCfg = render(machine);
   expect(machineCfg).toContain('verify optional ca-file /etc/haproxy/gateway/tls/client-ca.pem ca-ignore-err all crt-ignore-err all');
   expect(render((b) => ({ ...machine(b), clientCrl: true }))).toContain('crl-file /etc/haproxy/gateway/tls/client-crl.pem');
-  const dns = render((b) => ({ ...b, looker: { dnsName: 'looker.internal.test', tlsServerName: 'looker.test' }, resolvers: { nameservers: ['169.254.169.253:53'] } }));
+  const dns = render((b) => ({
+    ...b,
+    looker: { dnsName: 'looker.internal.test', tlsServerName: 'looker.test' },
+    resolvers: { nameservers: ['169.254.169.253:53'] },
+  }));
   expect(dns).toContain('server-template looker 1-10 looker.internal.test:9999 resolvers gateway_dns');
   expect(dns).toContain('nameserver dns1 169.254.169.253:53');
   expect(dns).not.toContain('parse-resolv-conf');
@@ -119,7 +141,9 @@ test('every file the config names is required, rendered and parseable', () => {
   dirs.push(dir);
   const rendered = renderGatewayConfig(machine(baseOptions(dir)));
   writeRenderedFiles(dir, rendered);
-  const named = new Set([...rendered.haproxyCfg.matchAll(new RegExp(`${dir}/[A-Za-z0-9_./-]+`, 'g'))].map((m) => m[0]).filter((file) => !file.startsWith(`${dir}/run/`)));
+  const named = new Set(
+    [...rendered.haproxyCfg.matchAll(new RegExp(`${dir}/[A-Za-z0-9_./-]+`, 'g'))].map((m) => m[0]).filter((file) => !file.startsWith(`${dir}/run/`)),
+  );
   expect(named.size).toBeGreaterThan(10);
   for (const file of named) expect(rendered.requiredFiles).toContain(file);
   for (const file of rendered.requiredFiles) {
@@ -157,5 +181,12 @@ test('without material the config still names every file, and only generated fil
   expect(rendered.files.map((f) => f.path).sort()).toEqual(
     ['haproxy.cfg', 'lua/gateway-refresh.lua', 'maps/revoked-sessions.map', ...[400, 403, 405, 408, 500, 502, 503, 504].map((s) => `errors/${s}.http`)].sort(),
   );
-  expect(rendered.requiredFiles).toEqual(expect.arrayContaining(['/etc/haproxy/gateway/keys/session-previous.pem', '/etc/haproxy/gateway/keys/session-next.pem', '/etc/haproxy/gateway/maps/session-kids.map', '/etc/haproxy/gateway/tls/backend-client.pem']));
+  expect(rendered.requiredFiles).toEqual(
+    expect.arrayContaining([
+      '/etc/haproxy/gateway/keys/session-previous.pem',
+      '/etc/haproxy/gateway/keys/session-next.pem',
+      '/etc/haproxy/gateway/maps/session-kids.map',
+      '/etc/haproxy/gateway/tls/backend-client.pem',
+    ]),
+  );
 });

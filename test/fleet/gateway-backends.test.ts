@@ -6,15 +6,15 @@
 import { chmodSync } from 'node:fs';
 import * as path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
-import type { StoredJwk } from '../../lib/key-material';
-import { publicKeyPemFromJwk } from '../../lib/fleet';
-import { DECISIONS } from '../../lib/fleet/render-haproxy';
-import { REFRESH_COOKIE } from '../../lib/session-contract';
-import { nlbHealthCheck } from '../support/proxy-protocol';
-import { DEFAULT_CLAIMS, GatewayEnv, ISSUER, AUDIENCE, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import type { StoredJwk } from '../../core/key-material';
+import { publicKeyPemFromJwk } from '../../core/haproxy';
+import { DECISIONS } from '../../core/haproxy/logging';
+import { REFRESH_COOKIE } from '../../core/session-contract';
+import { nlbHealthCheck } from '../../dev/proxy-protocol';
+import { DEFAULT_CLAIMS, GatewayEnv, ISSUER, AUDIENCE, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 let env: GatewayEnv;
-/** An ES256 key published as `next` next to RS256 keys: the set after a change of algorithm (lib/key-material.ts, keyAlgorithm). */
+/** An ES256 key published as `next` next to RS256 keys: the set after a change of algorithm (core/key-material.ts, keyAlgorithm). */
 let esNext: { kid: string; privateKey: CryptoKey };
 
 beforeAll(async () => {
@@ -32,7 +32,9 @@ beforeAll(async () => {
       material: {
         ...base.material!,
         sessionKeys: base.material!.sessionKeys!.map((key) =>
-          key.status === 'next' ? { kid: esNext.kid, status: 'next' as const, publicJwk: { ...publicJwk, kid: esNext.kid }, publicKeyPem: publicKeyPemFromJwk(publicJwk) } : key,
+          key.status === 'next'
+            ? { kid: esNext.kid, status: 'next' as const, publicJwk: { ...publicJwk, kid: esNext.kid }, publicKeyPem: publicKeyPemFromJwk(publicJwk) }
+            : key,
         ),
       },
     }),
@@ -76,13 +78,21 @@ test('during a change of algorithm both kinds verify, each only with a key of it
   const client = env.client();
   const now = Math.floor(Date.now() / 1000);
   const sign = (alg: 'ES256' | 'RS256', kid: string, key: CryptoKey) =>
-    new SignJWT({ ...DEFAULT_CLAIMS }).setProtectedHeader({ alg, kid, typ: 'JWT' }).setIssuer(ISSUER).setAudience(AUDIENCE).setNotBefore(now - 5).setExpirationTime(now + 600).sign(key);
+    new SignJWT({ ...DEFAULT_CLAIMS })
+      .setProtectedHeader({ alg, kid, typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setNotBefore(now - 5)
+      .setExpirationTime(now + 600)
+      .sign(key);
   const byNewKey = await client.request('/', { headers: { cookie: sessionCookies(await sign('ES256', esNext.kid, esNext.privateKey)) } });
   expect(byNewKey.status).toBe(200);
   const byOldKey = await client.request('/', { headers: { cookie: sessionCookies(await env.mint()) } });
   expect(byOldKey.status).toBe(200);
   // The ES256 key's kid with an RS256 token made with the current RSA key: the kid decides the key, the key refuses.
-  const mixed = await client.request('/', { headers: { accept: 'application/json', cookie: sessionCookies(await sign('RS256', esNext.kid, env.keys.current.privateKey)) } });
+  const mixed = await client.request('/', {
+    headers: { accept: 'application/json', cookie: sessionCookies(await sign('RS256', esNext.kid, env.keys.current.privateKey)) },
+  });
   expect(mixed.status).toBe(401);
   expect(mixed.json().reason).toBe('session signature is invalid');
 });
@@ -101,12 +111,23 @@ test('with one Looker node down, every request goes to the other; with all down,
 
   await env.looker[1].close();
   // Liveness is not availability: the load balancer's check stays 200 and says why Looker is not served.
-  await waitFor(async () => JSON.parse((await nlbHealthCheck({ port: env.ports.health })).body).looker === 'unavailable', 'the health listener to report no Looker server');
-  expect(await nlbHealthCheck({ port: env.ports.health })).toEqual({ status: 200, body: JSON.stringify({ status: 'ok', looker: 'unavailable', code: DECISIONS.lookerUnavailable }) });
+  await waitFor(
+    async () => JSON.parse((await nlbHealthCheck({ port: env.ports.health })).body).looker === 'unavailable',
+    'the health listener to report no Looker server',
+  );
+  expect(await nlbHealthCheck({ port: env.ports.health })).toEqual({
+    status: 200,
+    body: JSON.stringify({ status: 'ok', looker: 'unavailable', code: DECISIONS.lookerUnavailable }),
+  });
   const response = await client.request('/dashboards/1', { headers: { cookie: sessionCookies(token) } });
   expect(response.status).toBe(503);
   expect(response.headers['retry-after']).toBe('5');
-  expect(response.json()).toEqual({ error: 'service_unavailable', code: DECISIONS.lookerUnavailable, reason: 'no Looker server is available', requestId: response.headers['x-request-id'] });
+  expect(response.json()).toEqual({
+    error: 'service_unavailable',
+    code: DECISIONS.lookerUnavailable,
+    reason: 'no Looker server is available',
+    requestId: response.headers['x-request-id'],
+  });
   // Both are logged with the machine-readable decision the alarm's metric filter counts.
   await waitFor(async () => env.logLines().some((l) => l.request_id === response.headers['x-request-id']), 'the access log line of the 503');
   const lines = env.logLines();
@@ -119,7 +140,12 @@ test('workers run unprivileged and still refresh sessions inline through the rel
   const refresh = env.refreshCookie({ sid });
   const calls = env.auth.sessionCalls().length;
   const response = await env.client().request('/dashboards/2', {
-    headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', cookie: sessionCookies(await env.mint({ ...DEFAULT_CLAIMS, sid }, { expiresIn: -120 }), refresh) },
+    headers: {
+      'sec-fetch-mode': 'navigate',
+      'sec-fetch-dest': 'document',
+      accept: 'text/html',
+      cookie: sessionCookies(await env.mint({ ...DEFAULT_CLAIMS, sid }, { expiresIn: -120 }), refresh),
+    },
   });
   // All Looker nodes are down by now (previous test): the refresh itself is what is checked.
   expect(env.auth.sessionCalls().length).toBe(calls + 1);

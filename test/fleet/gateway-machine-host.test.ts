@@ -2,7 +2,7 @@
  * Machine clients on a host name of their own: client certificates are asked for only on
  * that name (crt-list), so browsers on the main host never get a certificate request.
  */
-import { GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import { GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 const MACHINE_HOST = 'machines.gateway.test';
 let env: GatewayEnv;

@@ -2,8 +2,8 @@
  * Machine clients on the real haproxy 3.0: client certificates mapped by SHA-256 to an
  * identity and a policy, on the routes reserved for them; a CRL revokes certificates.
  */
-import type { Pem } from '../support/pki';
-import { createCrl, GatewayEnv, issueCertificate, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import type { Pem } from '../../dev/pki';
+import { createCrl, GatewayEnv, issueCertificate, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 let env: GatewayEnv;
 let revoked: Pem;
@@ -18,7 +18,12 @@ beforeAll(async () => {
         ...base,
         machineRoutes: { pathPrefixes: ['/api/4.0/'] },
         machineClients: [
-          { name: 'reporting-bot', certificateSha256: pki.machineClient.fingerprint, allowedMethods: ['GET', 'POST'], allowedPathPrefixes: ['/api/4.0/queries/', '/api/4.0/looks/'] },
+          {
+            name: 'reporting-bot',
+            certificateSha256: pki.machineClient.fingerprint,
+            allowedMethods: ['GET', 'POST'],
+            allowedPathPrefixes: ['/api/4.0/queries/', '/api/4.0/looks/'],
+          },
           { name: 'revoked-bot', certificateSha256: revoked.fingerprint, allowedPathPrefixes: ['/api/4.0/'] },
         ],
         clientCrl: true,
@@ -50,7 +55,14 @@ test('a registered certificate inside its policy reaches Looker as its identity,
   expect(echoed.headers['x-gateway-assertion']).toBeUndefined();
   await new Promise((resolve) => setTimeout(resolve, 200));
   const line = env.logLines().find((l) => l.request_id === response.headers['x-request-id']);
-  expect(line).toMatchObject({ route: 'machine', decision: 'machine-allowed', user: 'reporting-bot', auth: 'client-certificate', client_cert_sha256: env.pki.machineClient.fingerprint, client_cert_subject: '/CN=reporting-bot' });
+  expect(line).toMatchObject({
+    route: 'machine',
+    decision: 'machine-allowed',
+    user: 'reporting-bot',
+    auth: 'client-certificate',
+    client_cert_sha256: env.pki.machineClient.fingerprint,
+    client_cert_subject: '/CN=reporting-bot',
+  });
 });
 
 test('outside its policy (method or path) it gets 403 JSON', async () => {
@@ -61,7 +73,11 @@ test('outside its policy (method or path) it gets 403 JSON', async () => {
   ]) {
     const response = await client.request(path, { method });
     expect(response.status).toBe(403);
-    expect(response.json()).toEqual({ error: 'forbidden', reason: 'the method or path is outside this client policy', requestId: response.headers['x-request-id'] });
+    expect(response.json()).toEqual({
+      error: 'forbidden',
+      reason: 'the method or path is outside this client policy',
+      requestId: response.headers['x-request-id'],
+    });
   }
 });
 

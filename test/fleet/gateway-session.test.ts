@@ -5,11 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import { createConnection } from 'node:net';
 import * as path from 'node:path';
-import { GATEWAY_FILES } from '../../lib/fleet';
-import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayClient } from './support/proxy-client';
-import { nlbHealthCheck } from '../support/proxy-protocol';
+import { GATEWAY_FILES } from '../../core/haproxy';
+import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayClient } from '../../dev/proxy-client';
+import { nlbHealthCheck } from '../../dev/proxy-protocol';
 
 let env: GatewayEnv;
 let client: GatewayClient;
@@ -155,7 +155,8 @@ describe('header hygiene', () => {
     expect(headers['x-gateway-assertion']).toBeUndefined();
     expect(headers['x-request-id']).not.toBe('client-chosen');
     expect(headers['x-forwarded-for']).toBe('192.0.2.10');
-    for (const name of ['x-looker-attr-evil', 'forwarded', 'x-real-ip', 'x-remote-user', 'x-debug-user', 'x-corp-identity']) expect(headers[name]).toBeUndefined();
+    for (const name of ['x-looker-attr-evil', 'forwarded', 'x-real-ip', 'x-remote-user', 'x-debug-user', 'x-corp-identity'])
+      expect(headers[name]).toBeUndefined();
     expect(headers['x-forwarded-proto']).toBe('https');
   });
 
@@ -365,7 +366,11 @@ describe('abuse', () => {
     }
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
     expect(last!.headers['retry-after']).toBe('10');
-    expect(last!.json()).toEqual({ error: 'too_many_requests', reason: 'too many requests to the auth service from this address', requestId: last!.headers['x-request-id'] });
+    expect(last!.json()).toEqual({
+      error: 'too_many_requests',
+      reason: 'too many requests to the auth service from this address',
+      requestId: last!.headers['x-request-id'],
+    });
     expect((await env.client({ sourceAddress: '198.51.100.10' }).request('/oauth2/start')).status).toBe(200);
   });
 });
@@ -381,7 +386,9 @@ describe('PROXY protocol and the access log', () => {
     const token = await env.mint({ ...DEFAULT_CLAIMS, sid: randomUUID() });
     const old = await refreshableSession(-100);
     const refresh = old.refresh;
-    const ok = await env.client({ sourceAddress: '203.0.113.9' }).request('/looks/9?secret=query', { headers: { cookie: `${sessionCookies(token)}; looker_csrf=looker-cookie-value` } });
+    const ok = await env
+      .client({ sourceAddress: '203.0.113.9' })
+      .request('/looks/9?secret=query', { headers: { cookie: `${sessionCookies(token)}; looker_csrf=looker-cookie-value` } });
     const refreshed = await client.request('/x', { headers: { ...xhr, cookie: sessionCookies(old.token, refresh) } });
     expect([ok.status, refreshed.status]).toEqual([200, 200]);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -400,13 +407,15 @@ describe('PROXY protocol and the access log', () => {
       tls_version: expect.stringMatching(/^TLSv1\.[23]$/),
       frontend: 'gateway',
     });
-    for (const field of ['time', 'time_total_ms', 'time_response_ms', 'time_active_ms', 'bytes_in', 'bytes_out', 'server', 'termination', 'client_cert_sha256']) expect(line).toHaveProperty(field);
+    for (const field of ['time', 'time_total_ms', 'time_response_ms', 'time_active_ms', 'bytes_in', 'bytes_out', 'server', 'termination', 'client_cert_sha256'])
+      expect(line).toHaveProperty(field);
     const refreshLine = lines.find((l) => l.request_id === refreshed.headers['x-request-id'] && l.frontend === 'gateway');
     expect(refreshLine).toMatchObject({ decision: 'session-refreshed', refresh: 'refreshed', user: 'user-123' });
     const relayLine = lines.find((l) => l.request_id === refreshed.headers['x-request-id'] && l.frontend === 'refresh_relay');
     expect(relayLine).toMatchObject({ decision: 'inline-refresh', status: 200, backend: 'auth_service' });
     const output = env.haproxy.output();
-    for (const secret of [token, token.split('.')[2], refresh, 'looker-cookie-value', 'secret=query', String(refreshed.headers['set-cookie'])]) expect(output).not.toContain(secret);
+    for (const secret of [token, token.split('.')[2], refresh, 'looker-cookie-value', 'secret=query', String(refreshed.headers['set-cookie'])])
+      expect(output).not.toContain(secret);
   });
 
   test('the health listener answers 200 to the NLB health check while Looker has a server, metrics are served on the private listener', async () => {

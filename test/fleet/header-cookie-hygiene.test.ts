@@ -12,9 +12,9 @@
  */
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
-import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayClient } from './support/proxy-client';
+import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayClient } from '../../dev/proxy-client';
 
 let env: GatewayEnv;
 let client: GatewayClient;
@@ -56,7 +56,12 @@ describe('identity headers spelled with "_"', () => {
     expect(response.status).toBe(200);
     const headers = response.json().headers;
     for (const name of underscored) expect({ name, value: headers[name] }).toEqual({ name, value: undefined });
-    expect(headers).toMatchObject({ 'x-looker-roles': 'viewer,explorer', 'x-forwarded-user': 'user-123', 'x-forwarded-for': '192.0.2.10', 'x-gateway-auth': 'session' });
+    expect(headers).toMatchObject({
+      'x-looker-roles': 'viewer,explorer',
+      'x-forwarded-user': 'user-123',
+      'x-forwarded-for': '192.0.2.10',
+      'x-gateway-auth': 'session',
+    });
   });
 
   test('never reach Looker over HTTP/2 either', async () => {
@@ -77,16 +82,31 @@ describe('identity headers spelled with "_"', () => {
 });
 
 describe('a Connection header that names a protected header', () => {
-  const naming = ['X-Looker-Roles', 'keep-alive, x_forwarded_user', 'close, X-Request-Id', 'X-Gateway-Assertion, foo', 'x-forwarded-for', 'X_Looker_Attr_Region'];
+  const naming = [
+    'X-Looker-Roles',
+    'keep-alive, x_forwarded_user',
+    'close, X-Request-Id',
+    'X-Gateway-Assertion, foo',
+    'x-forwarded-for',
+    'X_Looker_Attr_Region',
+  ];
 
   test.each(naming)('Connection: %s is refused with 400 and a reason, and nothing reaches Looker', async (value) => {
     const before = lookerRequestCount();
     const response = await client.request('/', { headers: { connection: value, 'x-looker-roles': 'admin', cookie: sessionCookies(token) } });
     expect(response.status).toBe(400);
-    expect(response.json()).toEqual({ error: 'bad_request', reason: 'the Connection header names a protected header', requestId: response.headers['x-request-id'] });
+    expect(response.json()).toEqual({
+      error: 'bad_request',
+      reason: 'the Connection header names a protected header',
+      requestId: response.headers['x-request-id'],
+    });
     expect(lookerRequestCount()).toBe(before);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(env.logLines().find((l) => l.request_id === response.headers['x-request-id'])).toMatchObject({ status: 400, decision: 'bad-request', reason: 'the Connection header names a protected header' });
+    expect(env.logLines().find((l) => l.request_id === response.headers['x-request-id'])).toMatchObject({
+      status: 400,
+      decision: 'bad-request',
+      reason: 'the Connection header names a protected header',
+    });
   });
 
   test("other Connection values pass, and the gateway's own identity headers arrive with them", async () => {
@@ -108,13 +128,17 @@ describe('cookies', () => {
   });
 
   test('two session cookies in one line are refused', async () => {
-    const response = await client.request('/', { headers: { 'x-requested-with': 'XMLHttpRequest', cookie: `${SESSION_COOKIE}=${token}; ${SESSION_COOKIE}=${token}` } });
+    const response = await client.request('/', {
+      headers: { 'x-requested-with': 'XMLHttpRequest', cookie: `${SESSION_COOKIE}=${token}; ${SESSION_COOKIE}=${token}` },
+    });
     expect(response.status).toBe(401);
     expect(response.json().reason).toBe('more than one session cookie');
   });
 
   test('two Cookie header lines are still refused', async () => {
-    const response = await client.request('/', { rawHeaders: ['x-requested-with', 'XMLHttpRequest', 'cookie', `${SESSION_COOKIE}=${token}`, 'cookie', 'lk=1,2'] });
+    const response = await client.request('/', {
+      rawHeaders: ['x-requested-with', 'XMLHttpRequest', 'cookie', `${SESSION_COOKIE}=${token}`, 'cookie', 'lk=1,2'],
+    });
     expect(response.status).toBe(400);
     expect(response.json().reason).toBe('more than one Cookie header line');
   });
@@ -128,7 +152,12 @@ describe('cookies', () => {
   });
 
   test('after a comma, with spaces before "=", in another case: never passed to Looker', async () => {
-    for (const cookie of [`lk=1, ${SESSION_COOKIE}=${token}`, `lk=1,${SESSION_COOKIE} =${token}`, `${SESSION_COOKIE}= ${token}, lk=1`, `lk=1; ${SESSION_COOKIE.toLowerCase()}=${token}; ${SESSION_COOKIE}=${token}`]) {
+    for (const cookie of [
+      `lk=1, ${SESSION_COOKIE}=${token}`,
+      `lk=1,${SESSION_COOKIE} =${token}`,
+      `${SESSION_COOKIE}= ${token}, lk=1`,
+      `lk=1; ${SESSION_COOKIE.toLowerCase()}=${token}; ${SESSION_COOKIE}=${token}`,
+    ]) {
       const response = await client.request('/', { headers: { cookie } });
       expect({ cookie, status: response.status }).toEqual({ cookie, status: 200 });
       const forwarded = String(response.json().headers.cookie ?? '');
@@ -159,14 +188,18 @@ describe('cookies', () => {
         const odd = `${s.before}${name}${s.beforeEquals}=${s.afterEquals}${value}`;
         // A valid session in the usual form too, unless the odd one is the session itself.
         const usual = s.name === SESSION_COOKIE ? [] : [`${SESSION_COOKIE}=${token}`];
-        const parts = s.position === 'first' ? [odd, 'lk_a=1', ...usual] : s.position === 'middle' ? ['lk_a=1', odd, ...usual, 'lk_b=2'] : ['lk_a=1', ...usual, odd];
+        const parts =
+          s.position === 'first' ? [odd, 'lk_a=1', ...usual] : s.position === 'middle' ? ['lk_a=1', odd, ...usual, 'lk_b=2'] : ['lk_a=1', ...usual, odd];
         const cookie = parts.join(s.separator);
         const response = await client.rawRequest('GET', '/shape', [`Cookie: ${cookie}`, 'X-Requested-With: XMLHttpRequest']);
         const shown = JSON.stringify(cookie);
         expect({ shown, status: response.status === 200 || response.status === 401 }).toEqual({ shown, status: true });
         if (response.status === 200) {
           const echoed = JSON.parse(response.body.slice(response.body.indexOf('{'), response.body.lastIndexOf('}') + 1));
-          expect({ shown, leaked: String(echoed.headers.cookie ?? '').includes(value) || String(echoed.headers.cookie ?? '').includes(token) }).toEqual({ shown, leaked: false });
+          expect({ shown, leaked: String(echoed.headers.cookie ?? '').includes(value) || String(echoed.headers.cookie ?? '').includes(token) }).toEqual({
+            shown,
+            leaked: false,
+          });
           if (s.name === SESSION_COOKIE) readAsSession += 1;
         }
       }

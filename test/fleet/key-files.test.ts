@@ -1,6 +1,6 @@
 import { createPublicKey, generateKeyPairSync, verify, sign } from 'node:crypto';
-import { publicKeyPemFromJwk, renderKidMap, renderSessionKeyFiles } from '../../lib/fleet';
-import type { StoredJwk, VerificationKeyEntry } from '../../lib/key-material';
+import { publicKeyPemFromJwk, renderKidMap, renderSessionKeyFiles } from '../../core/haproxy';
+import type { StoredJwk, VerificationKeyEntry } from '../../core/key-material';
 
 function ecJwk(kid: string): { jwk: StoredJwk; privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'] } {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -19,13 +19,22 @@ test('publicKeyPemFromJwk gives an SPKI PEM that verifies signatures of the pair
 });
 
 test('publicKeyPemFromJwk names the kid when the JWK is unusable', () => {
-  expect(() => publicKeyPemFromJwk({ kty: 'EC', kid: 'broken', crv: 'P-256', x: 'AA' })).toThrow(/^Cannot turn the JWK with kid "broken" \(kty "EC"\) into a PEM public key/);
+  expect(() => publicKeyPemFromJwk({ kty: 'EC', kid: 'broken', crv: 'P-256', x: 'AA' })).toThrow(
+    /^Cannot turn the JWK with kid "broken" \(kty "EC"\) into a PEM public key/,
+  );
 });
 
 test('renderKidMap points each kid at its slot file, in slot order', () => {
-  expect(renderKidMap([{ kid: 'n', slot: 'next' }, { kid: 'c', slot: 'current' }, { kid: 'p', slot: 'previous' }], '/etc/haproxy/gateway')).toBe(
-    'p /etc/haproxy/gateway/keys/session-previous.pem\nc /etc/haproxy/gateway/keys/session-current.pem\nn /etc/haproxy/gateway/keys/session-next.pem\n',
-  );
+  expect(
+    renderKidMap(
+      [
+        { kid: 'n', slot: 'next' },
+        { kid: 'c', slot: 'current' },
+        { kid: 'p', slot: 'previous' },
+      ],
+      '/etc/haproxy/gateway',
+    ),
+  ).toBe('p /etc/haproxy/gateway/keys/session-previous.pem\nc /etc/haproxy/gateway/keys/session-current.pem\nn /etc/haproxy/gateway/keys/session-next.pem\n');
 });
 
 test('a slot without a key holds a copy of the current key and has no kid map line', () => {
@@ -37,5 +46,7 @@ test('a slot without a key holds a copy of the current key and has no kid map li
   expect(files['keys/session-current.pem']).toBe(pem);
   expect(files['keys/session-next.pem']).toBe(pem);
   expect(files['maps/session-kids.map']).toBe('cur /gw/keys/session-current.pem\n');
-  expect(() => renderSessionKeyFiles([], '/gw')).toThrow('The verification key set has no "current" key: nothing could verify sessions. Rotate the signing keys first.');
+  expect(() => renderSessionKeyFiles([], '/gw')).toThrow(
+    'The verification key set has no "current" key: nothing could verify sessions. Rotate the signing keys first.',
+  );
 });

@@ -6,15 +6,15 @@
  *
  * The issue's examples are written out with their expected answers; a generated corpus of
  * paths (dot segments plain and encoded, empty segments, encoded unreserved characters,
- * encoded separators, parameters) checks the rest against lib/fleet/paths.ts, whose model
+ * encoded separators, parameters) checks the rest against core/haproxy/paths.ts, whose model
  * of the normalization is itself checked against RFC 3986 in paths.test.ts.
  */
 import fc from 'fast-check';
-import { AMBIGUOUS_PATH_REASONS, ambiguousPathReason, normalizePath, pathUnderPrefix } from '../../lib/fleet/paths';
-import { AUTH_PATH_PREFIX, AUTH_PATHS } from '../../lib/session-contract';
-import type { Pem } from '../support/pki';
-import { AUTH_PATH_PREFIX as AUTH_STAGE, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayResponse } from './support/proxy-client';
+import { AMBIGUOUS_PATH_REASONS, ambiguousPathReason, normalizePath, pathUnderPrefix } from '../../core/haproxy/paths';
+import { AUTH_PATH_PREFIX, AUTH_PATHS } from '../../core/session-contract';
+import type { Pem } from '../../dev/pki';
+import { AUTH_PATH_PREFIX as AUTH_STAGE, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayResponse } from '../../dev/proxy-client';
 
 const MACHINE_ROUTES = ['/api/4.0/queries', '/machine/'];
 const AGENT_PATHS = ['/api/4.0/queries/run', '/machine/reports/'];
@@ -28,7 +28,9 @@ beforeAll(async () => {
     overrides: (base, { pki }) => ({
       ...base,
       machineRoutes: { pathPrefixes: MACHINE_ROUTES },
-      machineClients: [{ name: 'reporting-bot', certificateSha256: pki.machineClient.fingerprint, allowedMethods: ['GET', 'POST'], allowedPathPrefixes: AGENT_PATHS }],
+      machineClients: [
+        { name: 'reporting-bot', certificateSha256: pki.machineClient.fingerprint, allowedMethods: ['GET', 'POST'], allowedPathPrefixes: AGENT_PATHS },
+      ],
       authRateLimit: { requestsPerPeriod: 100_000, periodSeconds: 10 },
     }),
   });
@@ -77,7 +79,9 @@ function expectedFor(rawPath: string, caller: 'session' | 'agent', method = 'GET
 async function send(rawPath: string, caller: 'session' | 'agent', http2 = false, method = 'GET'): Promise<GatewayResponse> {
   const client = caller === 'agent' ? agent() : env.client();
   const headers = caller === 'session' ? { ...xhr, cookie: sessionCookies(token) } : xhr;
-  return http2 ? client.http2Request(`${rawPath}?q=1`, headers, method) : client.request(`${rawPath}?q=1`, { method, headers, body: method === 'POST' ? '{}' : undefined });
+  return http2
+    ? client.http2Request(`${rawPath}?q=1`, headers, method)
+    : client.request(`${rawPath}?q=1`, { method, headers, body: method === 'POST' ? '{}' : undefined });
 }
 
 function forwardedPath(response: GatewayResponse): string | undefined {
@@ -88,7 +92,14 @@ function forwardedPath(response: GatewayResponse): string | undefined {
 async function expectAnswer(rawPath: string, caller: 'session' | 'agent', expected: Expected, http2 = false, method = 'GET'): Promise<void> {
   const before = lookerRequestCount();
   const response = await send(rawPath, caller, http2, method);
-  const seen = { path: rawPath, caller, http2, status: response.status, forwarded: expected.forwarded ? forwardedPath(response) : undefined, reason: expected.reason ? response.json().reason : undefined };
+  const seen = {
+    path: rawPath,
+    caller,
+    http2,
+    status: response.status,
+    forwarded: expected.forwarded ? forwardedPath(response) : undefined,
+    reason: expected.reason ? response.json().reason : undefined,
+  };
   expect(seen).toEqual({ path: rawPath, caller, http2, ...expected });
   if (response.status !== 200) expect(lookerRequestCount()).toBe(before);
 }
@@ -183,12 +194,55 @@ describe('what stays ambiguous is refused with 400 and a reason, in the answer a
 describe('a generated corpus of paths', () => {
   // Pieces that normalization changes, that it must leave alone, and that it must refuse.
   const segment = fc.constantFrom(
-    'api', '4.0', 'queries', 'run', 'users', 'me', 'machine', 'reports', 'admin', 'oauth2', 'start', 'revocations', 'x',
-    '', '.', '..', '%2e', '%2E', '%2e%2e', '.%2e', '%2E.', '...', '..a', 'a..',
-    '%71ueries', 'r%75n', '%61pi', '%7E', '%7e', '%2d', '%5F', 'a%20b', '%C3%A9t%c3%a9', 'Queries',
-    '%2f', '%2F', '%5c', '%25', '%252e', ';v=1', 'a;b', '%zz', '%00', '%c0%ae',
+    'api',
+    '4.0',
+    'queries',
+    'run',
+    'users',
+    'me',
+    'machine',
+    'reports',
+    'admin',
+    'oauth2',
+    'start',
+    'revocations',
+    'x',
+    '',
+    '.',
+    '..',
+    '%2e',
+    '%2E',
+    '%2e%2e',
+    '.%2e',
+    '%2E.',
+    '...',
+    '..a',
+    'a..',
+    '%71ueries',
+    'r%75n',
+    '%61pi',
+    '%7E',
+    '%7e',
+    '%2d',
+    '%5F',
+    'a%20b',
+    '%C3%A9t%c3%a9',
+    'Queries',
+    '%2f',
+    '%2F',
+    '%5c',
+    '%25',
+    '%252e',
+    ';v=1',
+    'a;b',
+    '%zz',
+    '%00',
+    '%c0%ae',
   );
-  const rawPaths = fc.sample(fc.array(segment, { minLength: 1, maxLength: 7 }).map((segments) => `/${segments.join('/')}`), { seed: 20261125, numRuns: 160 });
+  const rawPaths = fc.sample(
+    fc.array(segment, { minLength: 1, maxLength: 7 }).map((segments) => `/${segments.join('/')}`),
+    { seed: 20261125, numRuns: 160 },
+  );
 
   test('every path gets the answer its normalized form calls for, and Looker receives that form (HTTP/1.1)', async () => {
     let routedDifferently = 0;
@@ -196,7 +250,13 @@ describe('a generated corpus of paths', () => {
       for (const caller of ['session', 'agent'] as const) {
         const expected = expectedFor(rawPath, caller);
         const response = await send(rawPath, caller);
-        const seen = { rawPath, caller, status: response.status, forwarded: expected.forwarded ? response.json().url : undefined, reason: expected.reason ? response.json().reason : undefined };
+        const seen = {
+          rawPath,
+          caller,
+          status: response.status,
+          forwarded: expected.forwarded ? response.json().url : undefined,
+          reason: expected.reason ? response.json().reason : undefined,
+        };
         expect(seen).toEqual({ rawPath, caller, ...expected });
       }
       if (normalizePath(rawPath) !== rawPath) routedDifferently += 1;
@@ -209,7 +269,12 @@ describe('a generated corpus of paths', () => {
     for (const rawPath of rawPaths.slice(0, 60)) {
       const expected = expectedFor(rawPath, 'session');
       const response = await send(rawPath, 'session', true);
-      const seen = { rawPath, status: response.status, forwarded: expected.forwarded ? response.json().url : undefined, reason: expected.reason ? response.json().reason : undefined };
+      const seen = {
+        rawPath,
+        status: response.status,
+        forwarded: expected.forwarded ? response.json().url : undefined,
+        reason: expected.reason ? response.json().reason : undefined,
+      };
       expect(seen).toEqual({ rawPath, ...expected });
     }
   });

@@ -1,9 +1,9 @@
 /**
- * The model of the gateway's path normalization (lib/fleet/paths.ts), which validation uses
+ * The model of the gateway's path normalization (core/haproxy/paths.ts), which validation uses
  * for configured prefixes and path-normalization.test.ts uses as the expected answer for its
  * generated corpus, checked here against RFC 3986 itself.
  */
-import { ambiguousPathReason, normalizePath, pathPrefixesOverlap, pathUnderPrefix } from '../../lib/fleet/paths';
+import { ambiguousPathReason, normalizePath, pathPrefixesOverlap, pathUnderPrefix } from '../../core/haproxy/paths';
 
 describe('normalizePath', () => {
   // RFC 3986 section 5.4.1: the reference resolved against the base path /b/c/d;p, written

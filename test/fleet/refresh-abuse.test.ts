@@ -8,8 +8,8 @@
  * with another sub or sid is refused. Answers that set refreshed cookies are not cacheable.
  */
 import { randomUUID } from 'node:crypto';
-import { ASSERTION_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import { ASSERTION_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 const MAX_EXPIRED_SECONDS = 60;
 const PER_ADDRESS = 5;
@@ -49,14 +49,16 @@ async function expiredSession(secondsAgo: number): Promise<{ token: string; refr
 }
 
 describe('a refresh flood', () => {
-  test("80 requests with one expired, validly signed token and random refresh cookies make at most the per-session limit of calls", async () => {
+  test('80 requests with one expired, validly signed token and random refresh cookies make at most the per-session limit of calls', async () => {
     const { token } = await expiredSession(10);
     const before = env.auth.sessionCalls().length;
     env.auth.delayMs = 100;
     try {
       const responses = await Promise.all(
         Array.from({ length: 80 }, () =>
-          env.client({ sourceAddress: freshAddress() }).request('/api/internal/poll', { headers: { ...xhr, cookie: sessionCookies(token, `refresh-${randomUUID()}`) } }),
+          env
+            .client({ sourceAddress: freshAddress() })
+            .request('/api/internal/poll', { headers: { ...xhr, cookie: sessionCookies(token, `refresh-${randomUUID()}`) } }),
         ),
       );
       const calls = env.auth.sessionCalls().length - before;
@@ -82,7 +84,9 @@ describe('a refresh flood', () => {
     expect(statuses).toEqual(Array(12).fill(401));
     expect(env.auth.sessionCalls().length - before).toBe(PER_ADDRESS);
     const legitimate = await expiredSession(10);
-    const response = await env.client({ sourceAddress: freshAddress() }).request('/api/internal/poll', { headers: { ...xhr, cookie: sessionCookies(legitimate.token, legitimate.refresh) } });
+    const response = await env
+      .client({ sourceAddress: freshAddress() })
+      .request('/api/internal/poll', { headers: { ...xhr, cookie: sessionCookies(legitimate.token, legitimate.refresh) } });
     expect(response.status).toBe(200);
     expect(response.json().headers['x-forwarded-email']).toBe(REFRESHED_CLAIMS.email);
   });
@@ -118,7 +122,9 @@ describe('the window after expiry', () => {
 
   test('inside the window it is refreshed inline', async () => {
     const recent = await expiredSession(MAX_EXPIRED_SECONDS - 20);
-    const response = await env.client({ sourceAddress: freshAddress() }).request('/api/internal/x', { headers: { ...xhr, cookie: sessionCookies(recent.token, recent.refresh) } });
+    const response = await env
+      .client({ sourceAddress: freshAddress() })
+      .request('/api/internal/x', { headers: { ...xhr, cookie: sessionCookies(recent.token, recent.refresh) } });
     expect(response.status).toBe(200);
     expect(response.json().headers['x-forwarded-email']).toBe(REFRESHED_CLAIMS.email);
   });
@@ -133,13 +139,18 @@ describe('the refreshed session must be the same session', () => {
     const before = env.auth.sessionCalls().length;
     env.refreshedClaims = { ...REFRESHED_CLAIMS, ...change };
     try {
-      const response = await env.client({ sourceAddress: freshAddress() }).request('/api/internal/x', { headers: { ...xhr, cookie: sessionCookies(token, refresh) } });
+      const response = await env
+        .client({ sourceAddress: freshAddress() })
+        .request('/api/internal/x', { headers: { ...xhr, cookie: sessionCookies(token, refresh) } });
       expect(response.status).toBe(401);
       expect(response.json().reason).toBe('the refreshed session has another sub or sid');
       expect(response.headers['set-cookie']).toBeUndefined();
       expect(env.auth.sessionCalls().length).toBe(before + 1);
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(env.logLines().find((l) => l.request_id === response.headers['x-request-id'] && l.frontend === 'gateway')).toMatchObject({ decision: 'refresh-refused', refresh: 'mismatch' });
+      expect(env.logLines().find((l) => l.request_id === response.headers['x-request-id'] && l.frontend === 'gateway')).toMatchObject({
+        decision: 'refresh-refused',
+        refresh: 'mismatch',
+      });
     } finally {
       env.refreshedClaims = { ...REFRESHED_CLAIMS };
     }
@@ -172,13 +183,17 @@ describe('the answer of a refresh', () => {
   test('is never stored by a cache: Cache-Control no-store and Vary: Cookie, over what Looker said', async () => {
     const { token, refresh } = await expiredSession(10);
     const client = env.client({ sourceAddress: freshAddress() });
-    const refreshed = await client.request('/static/app.js', { headers: { 'x-test-cache-control': 'public, max-age=600', cookie: sessionCookies(token, refresh) } });
+    const refreshed = await client.request('/static/app.js', {
+      headers: { 'x-test-cache-control': 'public, max-age=600', cookie: sessionCookies(token, refresh) },
+    });
     expect(refreshed.status).toBe(200);
     expect((refreshed.headers['set-cookie'] ?? []).some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(true);
     expect(refreshed.headers['cache-control']).toBe('no-store');
     expect(String(refreshed.headers.vary)).toMatch(/(^|, )Cookie($|,)/);
     // Without a refresh, Looker's own caching headers pass untouched.
-    const plain = await client.request('/static/app.js', { headers: { 'x-test-cache-control': 'public, max-age=600', cookie: sessionCookies(await env.mint()) } });
+    const plain = await client.request('/static/app.js', {
+      headers: { 'x-test-cache-control': 'public, max-age=600', cookie: sessionCookies(await env.mint()) },
+    });
     expect(plain.headers['cache-control']).toBe('public, max-age=600');
     expect(plain.headers.vary).toBe('Accept-Encoding');
     expect(plain.headers['set-cookie']).toEqual(['looker_own=from-looker; Path=/; Secure']);
@@ -190,7 +205,9 @@ describe('the answer of a refresh', () => {
       try {
         const old = await expiredSession(10);
         const oldAssertion = await env.mintAssertion({ ...DEFAULT_CLAIMS, sid: old.sid }, { expiresIn: 300 });
-        const response = await env.client({ sourceAddress: freshAddress() }).request('/x', { headers: { cookie: sessionCookies(old.token, old.refresh, oldAssertion) } });
+        const response = await env
+          .client({ sourceAddress: freshAddress() })
+          .request('/x', { headers: { cookie: sessionCookies(old.token, old.refresh, oldAssertion) } });
         expect(response.status).toBe(200);
         const cookie = (response.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${ASSERTION_COOKIE}=`));
         const newAssertion = /^[^=]+=([^;]+)/.exec(cookie ?? '')?.[1];
@@ -223,10 +240,14 @@ describe('the single-flight table', () => {
     const sessions = await Promise.all([session(), session(), session()]);
     small.auth.delayMs = 1500;
     try {
-      const running = sessions.slice(0, 2).map((s) => small.client({ sourceAddress: freshAddress() }).request('/api/x', { headers: { ...xhr, cookie: sessionCookies(s.token, s.refresh) } }));
+      const running = sessions
+        .slice(0, 2)
+        .map((s) => small.client({ sourceAddress: freshAddress() }).request('/api/x', { headers: { ...xhr, cookie: sessionCookies(s.token, s.refresh) } }));
       await new Promise((resolve) => setTimeout(resolve, 500));
       const before = small.auth.sessionCalls().length;
-      const third = await small.client({ sourceAddress: freshAddress() }).request('/api/x', { headers: { ...xhr, cookie: sessionCookies(sessions[2].token, sessions[2].refresh) } });
+      const third = await small
+        .client({ sourceAddress: freshAddress() })
+        .request('/api/x', { headers: { ...xhr, cookie: sessionCookies(sessions[2].token, sessions[2].refresh) } });
       expect(third.status).toBe(401);
       expect(third.json().reason).toBe('too many inline refreshes running on this gateway');
       expect(small.auth.sessionCalls().length).toBe(before);
@@ -235,7 +256,9 @@ describe('the single-flight table', () => {
       small.auth.delayMs = 0;
     }
     // Both entries are finished now: the oldest makes room for a new refresh.
-    const retry = await small.client({ sourceAddress: freshAddress() }).request('/api/x', { headers: { ...xhr, cookie: sessionCookies(sessions[2].token, sessions[2].refresh) } });
+    const retry = await small
+      .client({ sourceAddress: freshAddress() })
+      .request('/api/x', { headers: { ...xhr, cookie: sessionCookies(sessions[2].token, sessions[2].refresh) } });
     expect(retry.status).toBe(200);
   });
 });

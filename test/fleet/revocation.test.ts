@@ -1,6 +1,6 @@
 /**
  * Logout across the fleet, on the real haproxy 3.0 with the rendered config and an auth
- * stand-in that follows the contract (lib/session-contract.ts: POST /oauth2/logout revokes
+ * stand-in that follows the contract (core/session-contract.ts: POST /oauth2/logout revokes
  * the session's sid until its exp plus the skew; GET /oauth2/revocations answers the
  * complete RevocationList). Each HAProxy process polls the list through its relay socket and
  * keeps the revoked sids in an in-memory map, without reload: a revoked session is refused
@@ -12,10 +12,10 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { Socket } from 'node:net';
-import { refreshRelaySocket } from '../../lib/fleet';
-import { LUA_LOG_EVENTS } from '../../lib/fleet/render-lua';
-import { AUTH_PATHS } from '../../lib/session-contract';
-import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from './support/gateway-env';
+import { refreshRelaySocket } from '../../core/haproxy';
+import { LUA_LOG_EVENTS } from '../../core/haproxy/lua';
+import { AUTH_PATHS } from '../../core/session-contract';
+import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 
 const POLL_SECONDS = 1;
 
@@ -65,7 +65,10 @@ describe('logout', () => {
     expect(page.status).toBe(302);
     expect(page.headers.location).toBe('/oauth2/start?rd=%2Fdashboards%2F1');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(env.logLines().find((l) => l.request_id === page.headers['x-request-id'] && l.frontend === 'gateway')).toMatchObject({ decision: 'session-revoked', reason: 'session revoked (logged out)' });
+    expect(env.logLines().find((l) => l.request_id === page.headers['x-request-id'] && l.frontend === 'gateway')).toMatchObject({
+      decision: 'session-revoked',
+      reason: 'session revoked (logged out)',
+    });
   });
 
   test('other sessions of the same user are not affected', async () => {
@@ -89,7 +92,11 @@ describe('the revocation list', () => {
   ])('is not served to clients: GET %s is 404', async (path) => {
     const response = await env.client().request(path, { headers: xhr });
     expect(response.status).toBe(404);
-    expect(response.json()).toEqual({ error: 'not_found', reason: 'the revocation list is only served to the gateway', requestId: response.headers['x-request-id'] });
+    expect(response.json()).toEqual({
+      error: 'not_found',
+      reason: 'the revocation list is only served to the gateway',
+      requestId: response.headers['x-request-id'],
+    });
     // Every call the stand-in saw on that path came from the relay, none from a client.
     expect(env.auth.revocationCalls().filter((call) => call.headers['x-forwarded-for'] !== undefined)).toEqual([]);
   });
@@ -160,7 +167,12 @@ describe('websockets of a revoked session (the documented limit)', () => {
   function openTunnel(token: string): Promise<Socket> {
     return env
       .client()
-      .upgrade('/ws', { upgrade: 'websocket', cookie: sessionCookies(token), 'sec-websocket-key': Buffer.from(randomUUID().slice(0, 16)).toString('base64'), 'sec-websocket-version': '13' })
+      .upgrade('/ws', {
+        upgrade: 'websocket',
+        cookie: sessionCookies(token),
+        'sec-websocket-key': Buffer.from(randomUUID().slice(0, 16)).toString('base64'),
+        'sec-websocket-version': '13',
+      })
       .then(({ socket }) => socket);
   }
 

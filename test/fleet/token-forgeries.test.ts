@@ -11,11 +11,11 @@ import { createHmac, createSign, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, JWTPayload } from 'jose';
-import { GATEWAY_FILES } from '../../lib/fleet';
-import { ASSERTION_TOKEN_TYPE, assertionAudience } from '../../lib/session-contract';
-import { createCa } from '../support/pki';
-import { AUDIENCE, DEFAULT_CLAIMS, GatewayEnv, ISSUER, sessionCookies, startGatewayEnv } from './support/gateway-env';
-import { GatewayClient } from './support/proxy-client';
+import { GATEWAY_FILES } from '../../core/haproxy';
+import { ASSERTION_TOKEN_TYPE, assertionAudience } from '../../core/session-contract';
+import { createCa } from '../../dev/pki';
+import { AUDIENCE, DEFAULT_CLAIMS, GatewayEnv, ISSUER, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { GatewayClient } from '../../dev/proxy-client';
 
 let env: GatewayEnv;
 let client: GatewayClient;
@@ -111,17 +111,51 @@ const CORPUS: Case[] = [
   { name: 'another audience', token: () => env.mint(claims(), { audience: 'someone-else' }), status: 401, reason: WRONG_ISS_AUD },
   // Tokens the gateway's own key signed, with claims in shapes the auth service never mints:
   // what HAProxy makes of them, written down (only the key's holder can make them).
-  { name: 'the audience in an array with another one (the contract says a string)', token: () => signedByGateway(claims({ aud: ['other', AUDIENCE] })), status: 401, reason: WRONG_ISS_AUD },
-  { name: 'an array of other audiences', token: () => signedByGateway(claims({ aud: ['other', assertionAudience(AUDIENCE)] })), status: 401, reason: WRONG_ISS_AUD },
+  {
+    name: 'the audience in an array with another one (the contract says a string)',
+    token: () => signedByGateway(claims({ aud: ['other', AUDIENCE] })),
+    status: 401,
+    reason: WRONG_ISS_AUD,
+  },
+  {
+    name: 'an array of other audiences',
+    token: () => signedByGateway(claims({ aud: ['other', assertionAudience(AUDIENCE)] })),
+    status: 401,
+    reason: WRONG_ISS_AUD,
+  },
   { name: 'no sid claim', token: () => signedByGateway(claims({ sid: undefined })), status: 401, reason: 'session has no exp, nbf or sid claim' },
   { name: 'no exp claim', token: () => signedByGateway(claims({ exp: undefined })), status: 401, reason: 'session has no exp, nbf or sid claim' },
-  { name: 'exp as a word (json_query reads 0)', token: () => signedByGateway(claims({ exp: 'never' as unknown as number })), status: 401, reason: 'session expired' },
-  { name: 'exp as a string of digits (json_query reads the number)', token: () => signedByGateway(claims({ exp: String(Math.floor(Date.now() / 1000) + 600) as unknown as number })), status: 200 },
+  {
+    name: 'exp as a word (json_query reads 0)',
+    token: () => signedByGateway(claims({ exp: 'never' as unknown as number })),
+    status: 401,
+    reason: 'session expired',
+  },
+  {
+    name: 'exp as a string of digits (json_query reads the number)',
+    token: () => signedByGateway(claims({ exp: String(Math.floor(Date.now() / 1000) + 600) as unknown as number })),
+    status: 200,
+  },
   { name: 'exp far in the past as a negative number', token: () => signedByGateway(claims({ exp: -1 })), status: 401, reason: 'session expired' },
-  { name: 'signed by a key the gateway does not know', token: () => env.mint(claims(), { key: env.keys.unknown }), status: 401, reason: 'session signed by an unknown key' },
-  { name: 'a kid that looks like a path', token: () => env.mint(claims(), { key: { ...env.keys.current, kid: '../../keys/session-current.pem' } }), status: 401, reason: 'session signed by an unknown key' },
+  {
+    name: 'signed by a key the gateway does not know',
+    token: () => env.mint(claims(), { key: env.keys.unknown }),
+    status: 401,
+    reason: 'session signed by an unknown key',
+  },
+  {
+    name: 'a kid that looks like a path',
+    token: () => env.mint(claims(), { key: { ...env.keys.current, kid: '../../keys/session-current.pem' } }),
+    status: 401,
+    reason: 'session signed by an unknown key',
+  },
   { name: 'no kid', token: () => env.mint(claims(), { omitKid: true }), status: 401, reason: BAD_SIGNATURE },
-  { name: "an attacker's key under the current kid", token: () => signedByAttacker({ kid: env.keys.current.kid, typ: 'JWT' }), status: 401, reason: BAD_SIGNATURE },
+  {
+    name: "an attacker's key under the current kid",
+    token: () => signedByAttacker({ kid: env.keys.current.kid, typ: 'JWT' }),
+    status: 401,
+    reason: BAD_SIGNATURE,
+  },
   {
     name: "the attacker's public key embedded as a jwk header, under the current kid",
     token: async () => {
@@ -140,7 +174,12 @@ const CORPUS: Case[] = [
     status: 401,
     reason: BAD_SIGNATURE,
   },
-  { name: "a jku header pointing at the attacker's key set", token: () => signedByAttacker({ kid: env.keys.current.kid, typ: 'JWT', jku: 'https://evil.test/jwks.json' }), status: 401, reason: BAD_SIGNATURE },
+  {
+    name: "a jku header pointing at the attacker's key set",
+    token: () => signedByAttacker({ kid: env.keys.current.kid, typ: 'JWT', jku: 'https://evil.test/jwks.json' }),
+    status: 401,
+    reason: BAD_SIGNATURE,
+  },
   {
     name: "an x5c header with the attacker's self-signed certificate",
     token: async () => {
@@ -151,8 +190,18 @@ const CORPUS: Case[] = [
     status: 401,
     reason: BAD_SIGNATURE,
   },
-  { name: 'alg none, empty signature', token: async () => compact({ alg: 'none', typ: 'JWT', kid: env.keys.current.kid }, claims(), () => ''), status: 401, reason: BAD_SIGNATURE },
-  { name: 'alg none with a signature', token: async () => compact({ alg: 'none', typ: 'JWT', kid: env.keys.current.kid }, claims(), () => Buffer.alloc(64, 7)), status: 401, reason: BAD_SIGNATURE },
+  {
+    name: 'alg none, empty signature',
+    token: async () => compact({ alg: 'none', typ: 'JWT', kid: env.keys.current.kid }, claims(), () => ''),
+    status: 401,
+    reason: BAD_SIGNATURE,
+  },
+  {
+    name: 'alg none with a signature',
+    token: async () => compact({ alg: 'none', typ: 'JWT', kid: env.keys.current.kid }, claims(), () => Buffer.alloc(64, 7)),
+    status: 401,
+    reason: BAD_SIGNATURE,
+  },
   {
     name: 'HS256 keyed with the public key file',
     token: async () => {
@@ -164,7 +213,10 @@ const CORPUS: Case[] = [
   },
   {
     name: 'HS256 keyed with the public JWK',
-    token: async () => compact({ alg: 'HS256', typ: 'JWT', kid: env.keys.current.kid }, claims(), (input) => createHmac('sha256', JSON.stringify(env.keys.current.publicJwk)).update(input).digest()),
+    token: async () =>
+      compact({ alg: 'HS256', typ: 'JWT', kid: env.keys.current.kid }, claims(), (input) =>
+        createHmac('sha256', JSON.stringify(env.keys.current.publicJwk)).update(input).digest(),
+      ),
     status: 401,
     reason: BAD_SIGNATURE,
   },
@@ -257,7 +309,11 @@ const CORPUS: Case[] = [
   { name: 'not a JWT at all', token: async () => 'this-is-not-a-jwt-at-all', status: 401, reason: BAD_SIGNATURE },
   { name: 'too short', token: async () => 'a.b.c', status: 401, reason: 'session cookie too short or too long' },
   { name: 'too long', token: async () => `${await env.mint(claims())}${'A'.repeat(4200)}`, status: 401, reason: 'session cookie too short or too long' },
-  { name: 'an ES256 signature malleated (s -> n - s): still the same session (see the revocation test below)', token: async () => malleate(await env.mint(claims())), status: 200 },
+  {
+    name: 'an ES256 signature malleated (s -> n - s): still the same session (see the revocation test below)',
+    token: async () => malleate(await env.mint(claims())),
+    status: 200,
+  },
 ];
 
 describe('forged and malformed session tokens', () => {
@@ -269,7 +325,10 @@ describe('forged and malformed session tokens', () => {
       expect(response.json().headers['x-forwarded-user']).toBe('user-123');
       return;
     }
-    expect({ status: response.status, body: response.json() }).toEqual({ status: c.status, body: { error: 'unauthorized', reason: c.reason, requestId: response.headers['x-request-id'] } });
+    expect({ status: response.status, body: response.json() }).toEqual({
+      status: c.status,
+      body: { error: 'unauthorized', reason: c.reason, requestId: response.headers['x-request-id'] },
+    });
     expect(env.looker[0].requests.length).toBe(before);
   });
 
@@ -300,8 +359,17 @@ describe('the upstream assertion', () => {
     { name: "another session's (sid)", assertion: (s) => env.mintAssertion({ ...s, sid: 'another-sid' }), forwarded: false },
     { name: 'expired', assertion: (s) => env.mintAssertion(s, { expiresIn: -60 }), forwarded: false },
     { name: 'signed by another key the gateway knows', assertion: (s) => env.mintAssertion(s, { key: env.keys.previous }), forwarded: false },
-    { name: "signed by an attacker's key under the current kid", assertion: (s) => signedByAttacker({ kid: env.keys.current.kid, typ: ASSERTION_TOKEN_TYPE }, { ...s, aud: assertionAudience(AUDIENCE), iss: ISSUER }), forwarded: false },
-    { name: 'alg none', assertion: async (s) => compact({ alg: 'none', typ: ASSERTION_TOKEN_TYPE, kid: env.keys.current.kid }, { ...claims(s), aud: assertionAudience(AUDIENCE) }, () => ''), forwarded: false },
+    {
+      name: "signed by an attacker's key under the current kid",
+      assertion: (s) => signedByAttacker({ kid: env.keys.current.kid, typ: ASSERTION_TOKEN_TYPE }, { ...s, aud: assertionAudience(AUDIENCE), iss: ISSUER }),
+      forwarded: false,
+    },
+    {
+      name: 'alg none',
+      assertion: async (s) =>
+        compact({ alg: 'none', typ: ASSERTION_TOKEN_TYPE, kid: env.keys.current.kid }, { ...claims(s), aud: assertionAudience(AUDIENCE) }, () => ''),
+      forwarded: false,
+    },
     { name: 'garbage', assertion: async () => 'not-an-assertion-at-all', forwarded: false },
   ];
 
@@ -318,7 +386,7 @@ describe('the upstream assertion', () => {
     }
   });
 
-  test("a valid assertion is not forwarded with another session, even once the pair is cached", async () => {
+  test('a valid assertion is not forwarded with another session, even once the pair is cached', async () => {
     const mine = claims();
     const theirs = claims({ sub: 'victim', sid: 'victim-sid' });
     const myToken = await env.mint(mine);

@@ -9,8 +9,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import * as path from 'node:path';
-import { RunningHaproxy, TRIXIE_ROOT } from '../support/haproxy';
-import { startProcess, waitForPorts } from '../support/processes';
+import { RunningHaproxy, TRIXIE_ROOT } from '../../dev/haproxy';
+import { startProcess, waitForPorts } from '../../dev/processes';
 
 export { TRIXIE_ROOT };
 
@@ -35,11 +35,16 @@ export function runInRoot(args: string[], env: Record<string, string>): Promise<
   return new Promise((resolve) => {
     // A deadline for a stuck program; on two loaded cores one key-sync run (several AWS CLI calls) has taken minutes.
     const timeoutMs = 300_000;
-    execFile('chroot', [TRIXIE_ROOT, ...args], { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env }, timeout: timeoutMs }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      const killed = error?.killed ? `\n[harness] ${args.join(' ')} was killed (${error.signal}) after the ${timeoutMs / 1000} s deadline` : '';
-      resolve({ code, stdout, stderr: stderr + killed });
-    });
+    execFile(
+      'chroot',
+      [TRIXIE_ROOT, ...args],
+      { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env }, timeout: timeoutMs },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        const killed = error?.killed ? `\n[harness] ${args.join(' ')} was killed (${error.signal}) after the ${timeoutMs / 1000} s deadline` : '';
+        resolve({ code, stdout, stderr: stderr + killed });
+      },
+    );
   });
 }
 
@@ -54,7 +59,18 @@ export async function runKeySync(script: string, config: string, env: Record<str
 
 /** Starts `haproxy -Ws` inside the root (master-worker, master CLI on a socket) and waits for `port`. */
 export async function startHaproxyInRoot(configFile: string, pidFile: string, masterSocket: string, port: number): Promise<RunningHaproxy> {
-  const haproxy = startProcess('haproxy', 'chroot', [TRIXIE_ROOT, '/usr/sbin/haproxy', '-Ws', '-db', '-f', configFile, '-p', pidFile, '-S', `${masterSocket},mode,600`]);
+  const haproxy = startProcess('haproxy', 'chroot', [
+    TRIXIE_ROOT,
+    '/usr/sbin/haproxy',
+    '-Ws',
+    '-db',
+    '-f',
+    configFile,
+    '-p',
+    pidFile,
+    '-S',
+    `${masterSocket},mode,600`,
+  ]);
   try {
     await waitForPorts([port], haproxy, 15_000);
   } catch (error) {

@@ -8,16 +8,16 @@ import { createPrivateKey, randomUUID } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { importJWK, SignJWT } from 'jose';
-import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeyEntry, SigningKeySetSecret } from '../../lib/key-material';
-import { KeySyncUnit, renderKeySyncUnit } from '../../lib/fleet/key-sync';
-import { renderSessionKeyFiles } from '../../lib/fleet/key-files';
-import { GATEWAY_FILES } from '../../lib/fleet/layout';
-import { SESSION_COOKIE } from '../../lib/session-contract';
+import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeyEntry, SigningKeySetSecret } from '../../core/key-material';
+import { KeySyncUnit, renderKeySyncUnit } from '../../core/instance/key-sync';
+import { renderSessionKeyFiles } from '../../core/haproxy/key-files';
+import { GATEWAY_FILES } from '../../core/layout';
+import { SESSION_COOKIE } from '../../core/session-contract';
 import { handler } from '../../lambda/rotation/index';
-import type { RunningHaproxy } from '../support/haproxy';
-import { freePorts } from '../support/ports';
-import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
-import type { SecretsManagerModel } from '../support/secrets-manager-model';
+import type { RunningHaproxy } from '../../dev/haproxy';
+import { freePorts } from '../../dev/ports';
+import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../../dev/aws/secrets-manager-endpoint';
+import type { SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { GatewaySecretArns, RotationWorld, startRotationWorld } from '../rotation/fixture';
 import { getWithSession, reloadCount, rootScratchDir, runKeySync, SyncRun, sleep, startHaproxyInRoot, startLoad } from './harness';
 
@@ -60,7 +60,10 @@ function signingKeys(): SigningKeySetSecret {
 }
 
 async function signWith(key: SigningKeyEntry, sub: string): Promise<string> {
-  return new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' }).setExpirationTime('10m').sign(await importJWK(key.privateJwk, 'ES256'));
+  return new SignJWT({ sub })
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
+    .setExpirationTime('10m')
+    .sign(await importJWK(key.privateJwk, 'ES256'));
 }
 
 function keyWithStatus(status: 'previous' | 'current' | 'next'): SigningKeyEntry {
@@ -68,12 +71,7 @@ function keyWithStatus(status: 'previous' | 'current' | 'next'): SigningKeyEntry
 }
 
 function managedFiles(): Record<string, string> {
-  return Object.fromEntries(
-    unit.managedFiles.map((rel) => [
-      rel,
-      readFileSync(path.join(configDirHost, rel), 'utf8'),
-    ]),
-  );
+  return Object.fromEntries(unit.managedFiles.map((rel) => [rel, readFileSync(path.join(configDirHost, rel), 'utf8')]));
 }
 
 function haproxyConfig(): string {
@@ -158,20 +156,29 @@ test('the boot run writes the slot files, kid map and certificates with the righ
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   expect(run.lines).toHaveLength(1);
-  expect(run.lines[0]).toMatchObject({ unit: 'lg-key-sync', outcome: 'updated', reloaded: false, fetched: ['verification-keys', 'backend-client-certificate', 'frontend-certificate'] });
+  expect(run.lines[0]).toMatchObject({
+    unit: 'lg-key-sync',
+    outcome: 'updated',
+    reloaded: false,
+    fetched: ['verification-keys', 'backend-client-certificate', 'frontend-certificate'],
+  });
   expect(run.stdout).not.toMatch(/BEGIN|PRIVATE/);
 
   const current = keyWithStatus('current');
   const next = keyWithStatus('next');
   const files = managedFiles();
-  expect(files[GATEWAY_FILES.sessionKidMap]).toBe(`${current.kid} ${configDirInside}/keys/session-current.pem\n${next.kid} ${configDirInside}/keys/session-next.pem\n`);
+  expect(files[GATEWAY_FILES.sessionKidMap]).toBe(
+    `${current.kid} ${configDirInside}/keys/session-current.pem\n${next.kid} ${configDirInside}/keys/session-next.pem\n`,
+  );
   // No previous key yet: its slot holds a copy of the current key and has no map line.
   expect(files[GATEWAY_FILES.sessionKey('previous')]).toBe(files[GATEWAY_FILES.sessionKey('current')]);
   const published = parseGatewaySecret(model.valueAt(arns.verificationKeys), SECRET_KINDS.verificationKeys, 'v');
   expect(files[GATEWAY_FILES.sessionKey('next')]).toBe(published.keys.find((k) => k.status === 'next')!.publicKeyPem);
   // Byte for byte what the config renderer writes for the same keys (tests and local runs use that one).
   for (const file of renderSessionKeyFiles(published.keys, configDirInside).files) expect(files[file.path]).toBe(file.content);
-  expect(files[GATEWAY_FILES.backendClientCertificate]).toMatch(/^-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN PRIVATE KEY-----/);
+  expect(files[GATEWAY_FILES.backendClientCertificate]).toMatch(
+    /^-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN CERTIFICATE-----[\s\S]+-----BEGIN PRIVATE KEY-----/,
+  );
   expect(() => createPrivateKey(files[GATEWAY_FILES.frontendCertificate])).not.toThrow();
   const mode = (rel: string) => (statSync(path.join(configDirHost, rel)).mode & 0o777).toString(8);
   expect(mode(GATEWAY_FILES.frontendCertificate)).toBe('640');
@@ -242,7 +249,12 @@ test('a broken key keeps the old files and the running config, and exits non-zer
   const run = await sync();
   expect(run.code).toBe(1);
   expect(run.lines).toHaveLength(1);
-  expect(run.lines[0]).toMatchObject({ outcome: 'error', reloaded: false, keptPreviousFiles: true, message: 'the next session key in the verification-keys secret is not a valid PEM public key' });
+  expect(run.lines[0]).toMatchObject({
+    outcome: 'error',
+    reloaded: false,
+    keptPreviousFiles: true,
+    message: 'the next session key in the verification-keys secret is not a valid PEM public key',
+  });
   expect(managedFiles()).toEqual(before);
   expect(await reloadCount(masterSocketHost)).toBe(1);
   expect(await getWithSession(httpPort, SESSION_COOKIE, await signWith(keyWithStatus('current'), 'frank'))).toBe(200);
@@ -305,8 +317,15 @@ describe('a secret whose first rotation has not finished (a new stack)', () => {
 
   beforeAll(() => {
     // The seed CloudFormation writes before the first rotation, in a secret of its own.
-    const seeded = model.createSecret({ Name: `lg/seed-${Date.now()}`, SecretString: seedSecretValue(SECRET_KINDS.verificationKeys), Tags: [{ Key: SECRET_KIND_TAG, Value: SECRET_KINDS.verificationKeys }] }).ARN;
-    const config = unit.files.find((f) => f.path === configInside)!.content.replace(arns.verificationKeys, seeded).replace(/^FIRST_ROTATION_WAIT_SECONDS=.*$/m, "FIRST_ROTATION_WAIT_SECONDS='5'");
+    const seeded = model.createSecret({
+      Name: `lg/seed-${Date.now()}`,
+      SecretString: seedSecretValue(SECRET_KINDS.verificationKeys),
+      Tags: [{ Key: SECRET_KIND_TAG, Value: SECRET_KINDS.verificationKeys }],
+    }).ARN;
+    const config = unit.files
+      .find((f) => f.path === configInside)!
+      .content.replace(arns.verificationKeys, seeded)
+      .replace(/^FIRST_ROTATION_WAIT_SECONDS=.*$/m, "FIRST_ROTATION_WAIT_SECONDS='5'");
     seedConfigInside = `${scratch.inside}/key-sync-seed.conf`;
     writeFileSync(path.join(TRIXIE(), seedConfigInside), config, { mode: 0o640 });
   });
@@ -334,7 +353,9 @@ describe('a secret whose first rotation has not finished (a new stack)', () => {
       expect(Number(waits[i].retryInSeconds)).toBeLessThanOrEqual(2 * Number(waits[i - 1].retryInSeconds));
       expect(Number(waits[i].waitedSeconds) + Number(waits[i].retryInSeconds)).toBeLessThanOrEqual(5);
     }
-    expect(String(waits[0].message)).toMatch(/^waiting for the first rotation: the verification-keys secret \(arn:[^)]+\) has no current session key yet; next check in 2 s$/);
+    expect(String(waits[0].message)).toMatch(
+      /^waiting for the first rotation: the verification-keys secret \(arn:[^)]+\) has no current session key yet; next check in 2 s$/,
+    );
     const last = run.lines[run.lines.length - 1];
     expect(last).toMatchObject({ outcome: 'error' });
     expect(String(last.message)).toMatch(/^gave up after \d+ s waiting for the first rotation: the verification-keys secret/);

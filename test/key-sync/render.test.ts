@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { KEY_SYNC_DEFAULTS, KeySyncOptions, renderKeySyncUnit } from '../../lib/fleet/key-sync';
-import { renderGatewayConfig } from '../../lib/fleet';
-import { DEFAULT_CONFIG_DIR } from '../../lib/fleet/layout';
+import { KEY_SYNC_DEFAULTS, KeySyncOptions, renderKeySyncUnit } from '../../core/instance/key-sync';
+import { renderGatewayConfig } from '../../core/haproxy';
+import { DEFAULT_CONFIG_DIR } from '../../core/layout';
 
 const OPTIONS: KeySyncOptions = {
   region: 'eu-west-1',
@@ -89,7 +89,11 @@ describe('renderKeySyncUnit', () => {
       writeFileSync(path.join(dir, 'script'), file(unit, '/usr/local/sbin/lg-key-sync'));
       writeFileSync(path.join(dir, 'conf'), file(unit, '/etc/lg-key-sync/key-sync.conf'));
       execFileSync('bash', ['-n', path.join(dir, 'script')]);
-      const out = execFileSync('bash', ['-c', `set -u; . ${path.join(dir, 'conf')}; printf '%s|' "$RELOAD_COMMAND" "$HAPROXY_CONFIG" "$FRONTEND_CERTIFICATE_SECRET_ARN"`], { encoding: 'utf8' });
+      const out = execFileSync(
+        'bash',
+        ['-c', `set -u; . ${path.join(dir, 'conf')}; printf '%s|' "$RELOAD_COMMAND" "$HAPROXY_CONFIG" "$FRONTEND_CERTIFICATE_SECRET_ARN"`],
+        { encoding: 'utf8' },
+      );
       expect(out).toBe(`kill -USR2 $(cat /run/haproxy.pid)|/etc/haproxy/gateway/haproxy.cfg|${OPTIONS.frontendCertificateSecretArn}|`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -97,15 +101,23 @@ describe('renderKeySyncUnit', () => {
   });
 
   test('deploy-time placeholders pass (they look like host names)', () => {
-    expect(() => renderKeySyncUnit({ ...OPTIONS, region: 'lg-value-1.placeholder.invalid', verificationKeysSecretArn: 'lg-value-2.placeholder.invalid' })).not.toThrow();
+    expect(() =>
+      renderKeySyncUnit({ ...OPTIONS, region: 'lg-value-1.placeholder.invalid', verificationKeysSecretArn: 'lg-value-2.placeholder.invalid' }),
+    ).not.toThrow();
   });
 
   test.each([
     [{ configDir: 'etc/haproxy' }, 'key-sync configDir "etc/haproxy" must be an absolute path of letters, digits and . _ - / (no spaces).'],
     [{ stateDir: '/var/lib/my state' }, 'key-sync stateDir "/var/lib/my state" must be an absolute path of letters, digits and . _ - / (no spaces).'],
     [{ region: "eu-west-1'; rm -rf /" }, `key-sync region "eu-west-1'; rm -rf /" must be one word without quotes or shell characters.`],
-    [{ frontendCertificateSecretArn: '' }, 'key-sync frontendCertificateSecretArn "" must be a secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>).'],
-    [{ reloadCommand: "systemctl reload 'haproxy'" }, `key-sync reloadCommand "systemctl reload 'haproxy'" must be one line without single quotes, for example "systemctl try-reload-or-restart haproxy.service".`],
+    [
+      { frontendCertificateSecretArn: '' },
+      'key-sync frontendCertificateSecretArn "" must be a secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>).',
+    ],
+    [
+      { reloadCommand: "systemctl reload 'haproxy'" },
+      `key-sync reloadCommand "systemctl reload 'haproxy'" must be one line without single quotes, for example "systemctl try-reload-or-restart haproxy.service".`,
+    ],
     [{ intervalSeconds: 10 }, 'key-sync intervalSeconds is 10: use a whole number of seconds from 60 to 86400.'],
     [{ intervalSeconds: 120, randomDelaySeconds: 600 }, 'key-sync randomDelaySeconds is 600: use a whole number of seconds from 0 to 120.'],
   ] as const)('rejects %j with the bad value and the fix', (bad, message) => {

@@ -1,7 +1,7 @@
 /**
  * Key rotation end to end, as it runs in AWS, with no request failing:
  *
- *   CloudFormation (test/support/cloudformation-model.ts) deploys the synthesized
+ *   CloudFormation (dev/aws/cloudformation-model.ts) deploys the synthesized
  *   GatewayKeys template into the Secrets Manager model; the bundled rotation function
  *   rotates on the model's schedule; the auth service's own SessionSigner (the code that
  *   mints every session) signs with the current key it reads through its SDK client;
@@ -23,33 +23,32 @@
  * pool before the rotation that drops its key is synced: what "expired" means here.
  */
 import 'reflect-metadata';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
 import * as path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { decodeProtectedHeader } from 'jose';
-import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SigningKeySetSecret, VerificationKeySetSecret } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SigningKeySetSecret, VerificationKeySetSecret } from '../../core/key-material';
 import { GatewayKeys, GatewayKeysProps } from '../../lib/keys/gateway-keys';
-import { renderGatewayConfig } from '../../lib/fleet';
-import { renderKeySyncUnit, KeySyncUnit } from '../../lib/fleet/key-sync';
-import { REPO_ROOT } from '../../lib/private/lambda-bundling';
-import { SESSION_COOKIE } from '../../lib/session-contract';
+import { renderGatewayConfig } from '../../core/haproxy';
+import { renderKeySyncUnit, KeySyncUnit } from '../../core/instance/key-sync';
+import { SESSION_COOKIE } from '../../core/session-contract';
 import { createAuthService } from '../../lambda/auth/service';
 import { SessionSigner } from '../../lambda/auth/keys';
 import { CachedSecret, SecretsManagerSource } from '../../lambda/shared/secrets';
-import { bundleLambda } from '../../scripts/bundle-lambdas';
-import { CloudFormationModel, TemplateJson } from '../support/cloudformation-model';
+import { builtAssetFile } from '../../scripts/bundle-lambdas';
+import { CloudFormationModel, TemplateJson } from '../../dev/aws/cloudformation-model';
 import { keyMaterialWithFormatVersion } from '../support/format-bump';
-import type { RunningHaproxy } from '../support/haproxy';
-import { freePorts } from '../support/ports';
-import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
-import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../support/secrets-manager-model';
+import type { RunningHaproxy } from '../../dev/haproxy';
+import { freePorts } from '../../dev/ports';
+import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../../dev/aws/secrets-manager-endpoint';
+import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { newTestApp } from '../constructs/fixtures';
-import { AUDIENCE, AUTH_HOST, AUTH_PATH_PREFIX, baseGatewayOptions, createTestPki, GATEWAY_HOST, ISSUER, TestPki } from '../fleet/support/gateway-env';
-import { AuthStandIn, LookerStandIn, startAuthStandIn, startLookerStandIn } from '../fleet/support/stand-ins';
-import { GatewayClient } from '../fleet/support/proxy-client';
+import { AUDIENCE, AUTH_HOST, AUTH_PATH_PREFIX, baseGatewayOptions, createTestPki, GATEWAY_HOST, ISSUER, TestPki } from '../../dev/gateway-env';
+import { AuthStandIn, LookerStandIn, startAuthStandIn, startLookerStandIn } from '../../dev/stand-ins/gateway-backends';
+import { GatewayClient } from '../../dev/proxy-client';
 import { captureLogs } from '../rotation/fixture';
 import { reloadCount, rootScratchDir, runKeySync, SyncRun, TRIXIE_ROOT, startHaproxyInRoot } from './harness';
 
@@ -64,7 +63,6 @@ let fake: ReturnType<typeof installSecretsManagerFake>;
 let cfn: CloudFormationModel;
 let endpoint: SecretsManagerEndpoint;
 let scratch: ReturnType<typeof rootScratchDir>;
-let bundleDir: string;
 let rotationBundle: RotationFunction;
 let savedEnv: Record<string, string | undefined>;
 let pki: TestPki;
@@ -90,14 +88,9 @@ beforeAll(async () => {
   model = new SecretsManagerModel({ scheduledRotationAt: 'start' });
   fake = installSecretsManagerFake(model);
   savedEnv = { ...process.env };
-  // The bundle the construct deploys; built inside the repository's own node_modules so
-  // its require('@aws-sdk/...') is the SDK the fake patches.
-  mkdirSync(path.join(REPO_ROOT, 'node_modules', '.cache'), { recursive: true });
-  bundleDir = mkdtempSync(path.join(REPO_ROOT, 'node_modules', '.cache', 'test-rotation-e2e-'));
-  const built = await bundleLambda('rotation', bundleDir);
-  copyFileSync(built.file, path.join(bundleDir, 'index.cjs'));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const bundle = require(path.join(bundleDir, 'index.cjs')) as { handler: RotationFunction };
+  // The asset the construct deploys (dist/assets/rotation, made by npm run build), inside the
+  // repository so its require('@aws-sdk/...') is the SDK the fake patches.
+  const bundle = require(builtAssetFile('rotation')) as { handler: RotationFunction };
   rotationBundle = async (event) => {
     const logs = await captureLogs(() => bundle.handler(event));
     rotationLines.push(...logs.lines);
@@ -112,7 +105,15 @@ beforeAll(async () => {
   // The frontend certificate is the user's (never rotated): a secret they made, holding their certificate.
   frontendSecretArn = model.createSecret({
     Name: 'my/frontend-certificate',
-    SecretString: JSON.stringify({ kind: SECRET_KINDS.frontendCertificate, version: 1, certificatePem: pki.gatewayServer.cert, privateKeyPem: pki.gatewayServer.key, chainPem: pki.ca.cert, notAfter: '2030-01-01T00:00:00.000Z', selfSigned: false }),
+    SecretString: JSON.stringify({
+      kind: SECRET_KINDS.frontendCertificate,
+      version: 1,
+      certificatePem: pki.gatewayServer.cert,
+      privateKeyPem: pki.gatewayServer.key,
+      chainPem: pki.ca.cert,
+      notAfter: '2030-01-01T00:00:00.000Z',
+      selfSigned: false,
+    }),
     Tags: [{ Key: SECRET_KIND_TAG, Value: SECRET_KINDS.frontendCertificate }],
   }).ARN;
   scratch = rootScratchDir();
@@ -120,8 +121,8 @@ beforeAll(async () => {
   templates.rs256 = synth({ sessionAlgorithm: 'RS256' });
   jest.isolateModules(() => {
     // The same construct, loaded with the key-material.ts of a release that bumps SECRET_FORMAT_VERSION.
-    jest.doMock('../../lib/key-material', () => keyMaterialWithFormatVersion(2));
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    jest.doMock('../../core/key-material', () => keyMaterialWithFormatVersion(2));
+
     const { GatewayKeys: BumpedKeys } = require('../../lib/keys/gateway-keys') as typeof import('../../lib/keys/gateway-keys');
     templates.formatBump = synth({ sessionAlgorithm: 'RS256' }, BumpedKeys);
   });
@@ -135,14 +136,17 @@ afterAll(async () => {
   await endpoint?.close();
   scratch?.remove();
   fake?.restore();
-  if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
   for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
   Object.assign(process.env, savedEnv);
 });
 
 function synth(props: GatewayKeysProps, keys: typeof GatewayKeys = GatewayKeys): TemplateJson {
   const stack = new Stack(newTestApp(), 'Gateway');
-  new keys(stack, 'Keys', { domainName: GATEWAY_HOST, frontendCertificate: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Frontend', frontendSecretArn), ...props });
+  new keys(stack, 'Keys', {
+    domainName: GATEWAY_HOST,
+    frontendCertificate: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Frontend', frontendSecretArn),
+    ...props,
+  });
   return Template.fromStack(stack).toJSON() as TemplateJson;
 }
 
@@ -162,7 +166,9 @@ function published(): VerificationKeySetSecret {
 let signer: SessionSigner | undefined;
 async function mintSession(sub: string): Promise<string> {
   const arn = arnOf('SigningKeys');
-  signer ??= new SessionSigner(new CachedSecret(new SecretsManagerSource(), arn, (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, arn), { maxAgeMs: 0, rereadIntervalMs: 0 }));
+  signer ??= new SessionSigner(
+    new CachedSecret(new SecretsManagerSource(), arn, (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, arn), { maxAgeMs: 0, rereadIntervalMs: 0 }),
+  );
   const minted = await signer.mint(
     {
       issuer: ISSUER,
@@ -179,12 +185,17 @@ async function mintSession(sub: string): Promise<string> {
 }
 
 async function sync(extraArgs: string[] = []): Promise<SyncRun> {
-  const run = await runKeySync(unit.files.find((f) => f.path.endsWith('lg-key-sync'))!.path, `${scratch.inside}/key-sync.conf`, {
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoint.url,
-    AWS_ACCESS_KEY_ID: 'AKIDTESTE2E',
-    AWS_SECRET_ACCESS_KEY: 'test-secret-not-real',
-    HOME: `${scratch.inside}/home`,
-  }, extraArgs);
+  const run = await runKeySync(
+    unit.files.find((f) => f.path.endsWith('lg-key-sync'))!.path,
+    `${scratch.inside}/key-sync.conf`,
+    {
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoint.url,
+      AWS_ACCESS_KEY_ID: 'AKIDTESTE2E',
+      AWS_SECRET_ACCESS_KEY: 'test-secret-not-real',
+      HOME: `${scratch.inside}/home`,
+    },
+    extraArgs,
+  );
   syncRuns.push(run);
   if (run.code !== 0) throw new Error(`key-sync failed: ${run.stdout} ${run.stderr}`);
   return run;
@@ -205,7 +216,8 @@ function startLoad(pool: () => string[], clients = 4): { stop(): Promise<{ total
         try {
           const answer = await client.request(`/dashboards/${i}`, { headers: { cookie: `${SESSION_COOKIE}=${token}`, accept: 'application/json' } });
           total += 1;
-          if (answer.status !== 200) failures.push(`${phase}: status ${answer.status} (${answer.body.slice(0, 120)}) for ${JSON.stringify(decodeProtectedHeader(token))}`);
+          if (answer.status !== 200)
+            failures.push(`${phase}: status ${answer.status} (${answer.body.slice(0, 120)}) for ${JSON.stringify(decodeProtectedHeader(token))}`);
         } catch (error) {
           total += 1;
           failures.push(`${phase}: error ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
@@ -244,7 +256,20 @@ async function get(token: string): Promise<number> {
 }
 
 function jwksRequest(): APIGatewayProxyEvent {
-  return { resource: '/{proxy+}', path: '/oauth2/jwks.json', httpMethod: 'GET', headers: {}, multiValueHeaders: {}, queryStringParameters: null, multiValueQueryStringParameters: null, pathParameters: { proxy: 'oauth2/jwks.json' }, stageVariables: null, body: null, isBase64Encoded: false, requestContext: { requestId: 'e2e' } as APIGatewayProxyEvent['requestContext'] };
+  return {
+    resource: '/{proxy+}',
+    path: '/oauth2/jwks.json',
+    httpMethod: 'GET',
+    headers: {},
+    multiValueHeaders: {},
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: { proxy: 'oauth2/jwks.json' },
+    stageVariables: null,
+    body: null,
+    isBase64Encoded: false,
+    requestContext: { requestId: 'e2e' } as APIGatewayProxyEvent['requestContext'],
+  };
 }
 
 /** The tokens the clients send: sessions that are still "alive" (see the header). */
@@ -292,16 +317,32 @@ test('a first deployment with slow rotations: the auth service waits for the fir
     reloadCommand: `kill -USR2 $(cat ${scratch.inside}/haproxy.pid)`,
   });
   mkdirSync(path.join(scratch.host, 'home'), { recursive: true });
-  for (const file of unit.files.filter((f) => f.path.startsWith(scratch.inside))) writeFileSync(path.join(TRIXIE_ROOT, file.path), file.content, { mode: parseInt(file.mode, 8) });
+  for (const file of unit.files.filter((f) => f.path.startsWith(scratch.inside)))
+    writeFileSync(path.join(TRIXIE_ROOT, file.path), file.content, { mode: parseInt(file.mode, 8) });
 
   const backendCa = parseGatewaySecret(model.valueAt(arnOf('BackendCa')), SECRET_KINDS.backendCa, 'ca');
   looker = await startLookerStandIn('looker-1', { cert: pki.looker.cert, key: pki.looker.key, clientCa: backendCa.certificatePem });
-  auth = await startAuthStandIn({ cert: pki.auth.cert, key: pki.auth.key }, { pathPrefix: AUTH_PATH_PREFIX, mintSession: async () => ({ token: await mintSession('refreshed'), expiresAt: 0 }) });
+  auth = await startAuthStandIn(
+    { cert: pki.auth.cert, key: pki.auth.key },
+    { pathPrefix: AUTH_PATH_PREFIX, mintSession: async () => ({ token: await mintSession('refreshed'), expiresAt: 0 }) },
+  );
   const [gateway, health, metrics] = await freePorts(3);
   ports = { gateway, health, metrics };
-  const options = baseGatewayOptions({ dir: `${scratch.inside}/gateway`, ports, lookerPorts: [looker.port], authPort: auth.port, pki, sessionKeys: [...published().keys] });
+  const options = baseGatewayOptions({
+    dir: `${scratch.inside}/gateway`,
+    ports,
+    lookerPorts: [looker.port],
+    authPort: auth.port,
+    pki,
+    sessionKeys: [...published().keys],
+  });
   // Health checks every 5 s (the default) rather than the fleet tests' 1 s: rotations and key-sync share this process with the stand-in.
-  const rendered = renderGatewayConfig({ ...options, runtimeDir: `${scratch.inside}/run`, authService: { ...options.authService, host: AUTH_HOST }, looker: { ...options.looker, healthCheckIntervalSeconds: 5 } });
+  const rendered = renderGatewayConfig({
+    ...options,
+    runtimeDir: `${scratch.inside}/run`,
+    authService: { ...options.authService, host: AUTH_HOST },
+    looker: { ...options.looker, healthCheckIntervalSeconds: 5 },
+  });
   for (const directory of rendered.directories) mkdirSync(path.join(TRIXIE_ROOT, directory), { recursive: true });
   for (const file of rendered.files) {
     const target = path.join(scratch.host, 'gateway', file.path);
@@ -315,7 +356,10 @@ test('a first deployment with slow rotations: the auth service waits for the fir
 
   const session = await mintSession('alice');
   expect(await get(session)).toBe(200);
-  expect(looker.requests.at(-1)).toMatchObject({ clientCertificateSubject: 'CN=looker-gateway', headers: expect.objectContaining({ 'x-forwarded-user': 'alice' }) });
+  expect(looker.requests.at(-1)).toMatchObject({
+    clientCertificateSubject: 'CN=looker-gateway',
+    headers: expect.objectContaining({ 'x-forwarded-user': 'alice' }),
+  });
   pool = [session];
   load = startLoad(() => pool);
   await requestsGoOn(100);
@@ -366,7 +410,9 @@ test('a release that bumps SECRET_FORMAT_VERSION rewrites no secret, and nothing
   expect(deployed.ok).toBe(true);
   expect(deployed.actions.filter((a) => a.includes('AWS::SecretsManager::Secret'))).toEqual([]);
   await model.settled();
-  expect(['SigningKeys', 'VerificationKeys', 'CookieKeys', 'BackendCa', 'BackendClientCertificate'].map((name) => model.versionAt(arnOf(name)))).toEqual(versions);
+  expect(['SigningKeys', 'VerificationKeys', 'CookieKeys', 'BackendCa', 'BackendClientCertificate'].map((name) => model.versionAt(arnOf(name)))).toEqual(
+    versions,
+  );
   expect((await sync()).lines[0]).toMatchObject({ outcome: 'unchanged' });
   await requestsGoOn(100);
 

@@ -1,6 +1,6 @@
 /**
  * The custom resource as it ships: the esbuild bundle of lambda/looker-oidc (the settings
- * of lib/private/lambda-bundling.ts), fed the `Settings` property of the template the
+ * of core/lambda-assets.ts), fed the `Settings` property of the template the
  * LookerOidcConfiguration construct synthesizes (intrinsics resolved as CloudFormation
  * would), against the Looker stand-in's API over HTTPS, with secrets from the stateful
  * Secrets Manager model. Answers go where CloudFormation documents them: a PUT of a JSON
@@ -9,10 +9,8 @@
  * here a local server that records it.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo, createServer as createTcpServer, Server as TcpServer, Socket } from 'node:net';
-import * as path from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -20,15 +18,14 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcSettings } from '../../lib/looker/looker-oidc-configuration';
-import { LOOKER_API_PATHS } from '../../lib/looker/oidc-config';
-import { REPO_ROOT } from '../../lib/private/lambda-bundling';
-import { RunningLookerStandIn, startLookerStandIn } from '../../local/looker-stand-in';
+import { LOOKER_API_PATHS } from '../../core/looker/oidc-config';
+import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/looker/looker-stand-in';
 import { createLocalPki, LocalPki } from '../../local/pki';
-import { bundleLambda } from '../../scripts/bundle-lambdas';
+import { builtAssetFile } from '../../scripts/bundle-lambdas';
 import { captureLogs } from '../rotation/fixture';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from '../constructs/resolve';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
-import { createCa } from '../support/pki';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
+import { createCa } from '../../dev/pki';
 
 // The first test synthesizes a stack with a VPC (aws-cdk-lib loads then): about 16 s alone, several times that on two loaded cores.
 jest.setTimeout(180_000);
@@ -45,7 +42,6 @@ const RULES = {
 
 type Handler = (event: CloudFormationCustomResourceEvent, context: { getRemainingTimeInMillis(): number }) => Promise<void>;
 
-let dir: string;
 let handler: Handler;
 let pki: LocalPki;
 let looker: RunningLookerStandIn;
@@ -63,14 +59,8 @@ const savedRegion = process.env.AWS_REGION;
 beforeAll(async () => {
   // The Lambda runtime always sets the function's region.
   process.env.AWS_REGION = 'eu-west-1';
-  // Inside the repository, so the bundle's require('@aws-sdk/...') resolves to the SDK the test mocks
-  // (.tmp, not .cache: a worktree's .cache may be a link to another checkout with its own node_modules).
-  mkdirSync(path.join(REPO_ROOT, '.tmp'), { recursive: true });
-  dir = mkdtempSync(path.join(REPO_ROOT, '.tmp', 'test-looker-oidc-bundle-'));
-  const built = await bundleLambda('lookerOidc', dir);
-  const file = path.join(dir, 'index.cjs');
-  copyFileSync(built.file, file);
-  handler = require(file).handler;
+  // The built asset in the repository's dist/, so its require('@aws-sdk/...') resolves to the SDK the test mocks.
+  handler = require(builtAssetFile('lookerOidc')).handler;
 
   pki = await createLocalPki();
   looker = await startLookerStandIn({ certPem: pki.looker.cert, keyPem: pki.looker.key, oidc: { apiCredentials: [API_KEY] } });
@@ -104,7 +94,6 @@ afterAll(async () => {
   responses?.close();
   for (const socket of hangingSockets) socket.destroy();
   hanging?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 interface Target {
@@ -181,7 +170,12 @@ function expectNoSecretIn(text: string): void {
 describe('Create and Update', () => {
   test('Create points Looker at the broker: URLs, client credentials, roles from groups (ids resolved from names), attributes, alternate login kept', async () => {
     const { answer, logs } = await invoke('Create', settingsFromTemplate());
-    expect(answer).toMatchObject({ Status: 'SUCCESS', PhysicalResourceId: `looker-oidc:https://127.0.0.1:${looker.port}`, Data: { Issuer: `https://${DOMAIN}`, ClientId: 'looker' }, contentType: '' });
+    expect(answer).toMatchObject({
+      Status: 'SUCCESS',
+      PhysicalResourceId: `looker-oidc:https://127.0.0.1:${looker.port}`,
+      Data: { Issuer: `https://${DOMAIN}`, ClientId: 'looker' },
+      contentType: '',
+    });
     const config = await lookerConfig();
     expect(config).toMatchObject({
       enabled: true,
@@ -223,7 +217,9 @@ describe('Create and Update', () => {
 
   test('Update with other groups replaces the mapping (lists are written whole, nothing stale stays)', async () => {
     const created = await invoke('Create', settingsFromTemplate());
-    const { answer } = await invoke('Update', settingsFromTemplate({ groupRoles: [{ group: 'Analysts', roles: ['Viewer', 'User'] }] }), { physicalId: created.answer.PhysicalResourceId });
+    const { answer } = await invoke('Update', settingsFromTemplate({ groupRoles: [{ group: 'Analysts', roles: ['Viewer', 'User'] }] }), {
+      physicalId: created.answer.PhysicalResourceId,
+    });
     expect(answer.Status).toBe('SUCCESS');
     expect((await lookerConfig()).groups_with_role_ids).toEqual([{ name: 'Analysts', looker_group_name: 'Analysts', role_ids: ['5', '4'] }]);
   });
@@ -239,7 +235,7 @@ describe('Create and Update', () => {
 });
 
 describe('Delete', () => {
-  test('switches Looker\'s OIDC login off and keeps the rest; a second Delete leaves it alone', async () => {
+  test("switches Looker's OIDC login off and keeps the rest; a second Delete leaves it alone", async () => {
     const created = await invoke('Create', settingsFromTemplate());
     const { answer } = await invoke('Delete', settingsFromTemplate(), { physicalId: created.answer.PhysicalResourceId });
     expect(answer.Status).toBe('SUCCESS');
@@ -273,8 +269,14 @@ function hangingPort(): number {
 
 describe('clear failures, never a secret', () => {
   test('wrong API3 credentials: FAILED with the fix; neither secret in the answer or the logs', async () => {
-    const wrongArn = model.createSecret({ Name: `looker/wrong-${invocation}`, SecretString: JSON.stringify({ client_id: API_KEY.client_id, client_secret: 'wrong-api-secret-value' }) }).ARN;
-    const { answer, logs } = await invoke('Create', settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Wrong', wrongArn) }));
+    const wrongArn = model.createSecret({
+      Name: `looker/wrong-${invocation}`,
+      SecretString: JSON.stringify({ client_id: API_KEY.client_id, client_secret: 'wrong-api-secret-value' }),
+    }).ARN;
+    const { answer, logs } = await invoke(
+      'Create',
+      settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Wrong', wrongArn) }),
+    );
     expect(answer.Status).toBe('FAILED');
     expect(answer.Reason).toContain('Looker refused the API3 credentials');
     expect(answer.Reason).toContain(`HTTP 404 at POST ${LOOKER_API_PATHS.login}`);
@@ -284,7 +286,10 @@ describe('clear failures, never a secret', () => {
 
   test('a credentials secret that is not the documented JSON: FAILED naming the expected shape', async () => {
     const plainArn = model.createSecret({ Name: `looker/plain-${invocation}`, SecretString: 'just-a-password' }).ARN;
-    const { answer, logs } = await invoke('Create', settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Plain', plainArn) }));
+    const { answer, logs } = await invoke(
+      'Create',
+      settingsFromTemplate({ apiCredentials: secretsmanager.Secret.fromSecretCompleteArn(new Stack(), 'Plain', plainArn) }),
+    );
     expect(answer.Reason).toContain('is not JSON: store {"client_id": "...", "client_secret": "..."}');
     expect(logs + JSON.stringify(answer)).not.toContain('just-a-password');
   });
@@ -307,13 +312,13 @@ describe('clear failures, never a secret', () => {
     expect(answer.Reason).toContain('ECONNREFUSED');
   });
 
-  test('Looker\'s certificate from another CA: FAILED with the TLS cause and the fix', async () => {
+  test("Looker's certificate from another CA: FAILED with the TLS cause and the fix", async () => {
     const otherCa = await createCa('Some Other CA');
     const { answer } = await invoke('Create', settingsFromTemplate({}, { port: looker.port, caPem: otherCa.cert }));
     expect(answer.Reason).toMatch(/TLS to Looker's API failed .*caCertificatePem/);
   });
 
-  test('Looker refuses the configuration (422): FAILED with Looker\'s field errors', async () => {
+  test("Looker refuses the configuration (422): FAILED with Looker's field errors", async () => {
     // A value the construct would refuse at synth, to reach Looker's own validation.
     const settings = JSON.parse(settingsFromTemplate());
     const { answer } = await invoke('Create', JSON.stringify({ ...settings, migrationTypes: ['carrier-pigeon'] }));
@@ -322,16 +327,19 @@ describe('clear failures, never a secret', () => {
     expect(answer.Reason).toContain('new_user_migration_types: "carrier-pigeon" is not one of email, ldap, google, saml');
   });
 
-  test('the function\'s time runs out before Looker answers: it still answers CloudFormation, FAILED, before the timeout', async () => {
+  test("the function's time runs out before Looker answers: it still answers CloudFormation, FAILED, before the timeout", async () => {
     const started = Date.now();
     const settings = JSON.parse(settingsFromTemplate({}, { port: hangingPort() }));
-    const { answer } = await invoke('Update', JSON.stringify({ ...settings, requestTimeoutSeconds: 30 }), { physicalId: 'looker-oidc:previous', remainingMs: 6_500 });
+    const { answer } = await invoke('Update', JSON.stringify({ ...settings, requestTimeoutSeconds: 30 }), {
+      physicalId: 'looker-oidc:previous',
+      remainingMs: 6_500,
+    });
     expect(answer).toMatchObject({ Status: 'FAILED', PhysicalResourceId: 'looker-oidc:previous' });
     expect(answer.Reason).toContain('did not finish within 2 s');
     expect(Date.now() - started).toBeLessThan(6_500);
   });
 
-  test('settings that are not the construct\'s JSON: FAILED naming the field', async () => {
+  test("settings that are not the construct's JSON: FAILED naming the field", async () => {
     const { answer } = await invoke('Create', JSON.stringify({ apiUrl: 'https://x' }));
     expect(answer.Reason).toContain('"apiCredentialsSecretArn" must be a non-empty string');
   });

@@ -8,8 +8,8 @@
  * for login to be allowed to succeed", `default_new_user_role_ids` "applied to new users
  * the first time they login via OIDC".
  */
-import type { OidcConfigWrite } from '../../lib/looker/oidc-config';
-import { decideLogin, LookerUser } from '../../local/looker-oidc-model';
+import type { OidcConfigWrite } from '../../core/looker/oidc-config';
+import { decideLogin, LookerUser } from '../../dev/stand-ins/looker/looker-oidc-model';
 
 const CONFIG: OidcConfigWrite = {
   enabled: true,
@@ -29,7 +29,15 @@ const CONFIG: OidcConfigWrite = {
   ],
   default_new_user_role_ids: ['4'],
 };
-const ALICE = { sub: 'alice', email: 'alice@example.com', given_name: 'Alice', family_name: 'Analyst', groups: ['Analysts'], attr_region: 'emea', attr_team: 'finance' };
+const ALICE = {
+  sub: 'alice',
+  email: 'alice@example.com',
+  given_name: 'Alice',
+  family_name: 'Analyst',
+  groups: ['Analysts'],
+  attr_region: 'emea',
+  attr_team: 'finance',
+};
 let ids = 0;
 const newId = () => String((ids += 1));
 
@@ -41,7 +49,15 @@ function allowed(config: OidcConfigWrite, claims: Record<string, unknown>, exist
 
 test('roles come from the mapped groups, the mirrored group takes its Looker name, attributes their claims; a new user also gets the default roles', () => {
   const user = allowed(CONFIG, ALICE);
-  expect(user).toMatchObject({ email: 'alice@example.com', firstName: 'Alice', lastName: 'Analyst', roleIds: ['5', '4'], groupNames: ['Looker Analysts'], attributeValues: { '10': 'emea', '11': 'finance', '12': 'finance' }, logins: 1 });
+  expect(user).toMatchObject({
+    email: 'alice@example.com',
+    firstName: 'Alice',
+    lastName: 'Analyst',
+    roleIds: ['5', '4'],
+    groupNames: ['Looker Analysts'],
+    attributeValues: { '10': 'emea', '11': 'finance', '12': 'finance' },
+    logins: 1,
+  });
 });
 
 test('at the next login the roles mirror the groups again (default roles are for the first login only), the user keeps its id', () => {

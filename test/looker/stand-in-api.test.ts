@@ -11,10 +11,10 @@
  *   (https://cloud.google.com/looker/docs/reference/looker-api/latest/methods/Auth/oidc_config),
  *   answering 422 with a ValidationError otherwise.
  */
-import { brokerOidcConfig, LOOKER_API_PATHS } from '../../lib/looker/oidc-config';
-import { RunningLookerStandIn, startLookerStandIn } from '../../local/looker-stand-in';
+import { brokerOidcConfig, LOOKER_API_PATHS } from '../../core/looker/oidc-config';
+import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/looker/looker-stand-in';
 import { createLocalPki, LocalPki } from '../../local/pki';
-import { httpsRequest } from '../../local/readiness';
+import { httpsRequest } from '../../dev/readiness';
 
 const API_KEY = { client_id: 'api-key-id', client_secret: 'api-key-secret' };
 let pki: LocalPki;
@@ -26,7 +26,11 @@ beforeAll(async () => {
 });
 afterAll(() => looker?.stop());
 
-const form = (values: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(values).toString() });
+const form = (values: Record<string, string>) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  body: new URLSearchParams(values).toString(),
+});
 
 async function login(): Promise<string> {
   const answer = await httpsRequest(`${looker.publicUrl}${LOOKER_API_PATHS.login}`, pki.ca.cert, form(API_KEY));
@@ -95,7 +99,12 @@ describe('the admin API needs the token, in the documented "token" scheme', () =
   });
 
   test('roles and user attributes list ids and names', async () => {
-    expect((await api('GET', LOOKER_API_PATHS.roles)).body).toEqual(expect.arrayContaining([{ id: '2', name: 'Admin' }, { id: '5', name: 'Viewer' }]));
+    expect((await api('GET', LOOKER_API_PATHS.roles)).body).toEqual(
+      expect.arrayContaining([
+        { id: '2', name: 'Admin' },
+        { id: '5', name: 'Viewer' },
+      ]),
+    );
     expect((await api('GET', LOOKER_API_PATHS.userAttributes)).body).toEqual(expect.arrayContaining([{ id: '10', name: 'region' }]));
   });
 });
@@ -126,14 +135,20 @@ describe('GET and PATCH /api/4.0/oidc_config', () => {
     const answer = await api('PATCH', LOOKER_API_PATHS.oidcConfig, { enabled: true, identifier: '', token_endpoint: null, scopes: ['email'] });
     expect(answer.status).toBe(422);
     expect(answer.body.message).toBe('Validation Failed');
-    expect(answer.body.errors.map((e: { field: string; code: string }) => `${e.field}:${e.code}`)).toEqual(expect.arrayContaining(['identifier:missing', 'token_endpoint:missing', 'scopes:invalid']));
+    expect(answer.body.errors.map((e: { field: string; code: string }) => `${e.field}:${e.code}`)).toEqual(
+      expect.arrayContaining(['identifier:missing', 'token_endpoint:missing', 'scopes:invalid']),
+    );
     const after = (await api('GET', LOOKER_API_PATHS.oidcConfig)).body;
     expect({ ...after, modified_at: null }).toEqual({ ...before, modified_at: null });
   });
 
   test.each([
     ['a role id that does not exist', { groups_with_role_ids: [{ name: 'Analysts', role_ids: ['999'] }] }, 'groups_with_role_ids[0].role_ids:not_found'],
-    ['a user attribute id that does not exist', { user_attributes_with_ids: [{ name: 'attr_region', user_attribute_ids: ['999'] }] }, 'user_attributes_with_ids[0].user_attribute_ids:not_found'],
+    [
+      'a user attribute id that does not exist',
+      { user_attributes_with_ids: [{ name: 'attr_region', user_attribute_ids: ['999'] }] },
+      'user_attributes_with_ids[0].user_attribute_ids:not_found',
+    ],
     ['roles from groups without a groups attribute', { groups_attribute: null }, 'groups_attribute:missing'],
     ['an http endpoint', { token_endpoint: 'http://gateway.example.com/token' }, 'token_endpoint:invalid'],
     ['an unknown migration type', { new_user_migration_types: 'email,carrier-pigeon' }, 'new_user_migration_types:invalid'],

@@ -1,33 +1,23 @@
 /**
- * The esbuild bundle that deploys (lib/private/lambda-bundling.ts settings, through
- * scripts/bundle-lambdas.ts) rotates every kind of secret. The AWS SDK stays external,
- * so aws-sdk-client-mock's patch of SecretsManagerClient reaches the bundle too.
+ * The built asset that deploys (dist/assets/rotation/index.js, made by `npm run build`)
+ * rotates every kind of secret. The AWS SDK stays external, so aws-sdk-client-mock's patch
+ * of SecretsManagerClient reaches the bundle too.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
-import { parseGatewaySecret, SECRET_KINDS } from '../../lib/key-material';
-import { REPO_ROOT } from '../../lib/private/lambda-bundling';
-import { bundleLambda } from '../../scripts/bundle-lambdas';
+import { parseGatewaySecret, SECRET_KINDS } from '../../core/key-material';
+import { builtAssetFile } from '../../scripts/bundle-lambdas';
 import { rotateAndWait, runHourlyCheck, startRotationWorld } from './fixture';
 
-let dir: string;
 let bundled: { handler: (event: SecretsManagerRotationEvent) => Promise<void> };
 let source: string;
 
-beforeAll(async () => {
-  // Inside the repository's own node_modules (.cache may be a link to another checkout's),
-  // so the bundle's require('@aws-sdk/...') resolves to the same SDK the test mocks.
-  mkdirSync(path.join(REPO_ROOT, 'node_modules', '.cache'), { recursive: true });
-  dir = mkdtempSync(path.join(REPO_ROOT, 'node_modules', '.cache', 'test-rotation-bundle-'));
-  const built = await bundleLambda('rotation', dir);
-  source = readFileSync(built.file, 'utf8');
-  // .cjs: loaded as is, not transformed again by ts-jest.
-  const file = path.join(dir, 'index.cjs');
-  copyFileSync(built.file, file);
+beforeAll(() => {
+  // In the repository's dist/, so the bundle's require('@aws-sdk/...') resolves to the same SDK the test mocks.
+  const file = builtAssetFile('rotation');
+  source = readFileSync(file, 'utf8');
   bundled = require(file);
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test('the bundle keeps the AWS SDK external and carries jose and @peculiar/x509 inside', () => {
   expect(source).toMatch(/require\("@aws-sdk\/client-secrets-manager"\)/);
@@ -68,7 +58,15 @@ test('the bundled handler answers the hourly check: it clears the AWSPENDING lab
     model.setRotationEnabled(arns.cookieKeys, true);
     const check = await runHourlyCheck((event) => bundled.handler(event as never), model.now().getTime() + 3 * 3600_000);
     expect(check.error).toBeUndefined();
-    expect(check.lines).toEqual([expect.objectContaining({ source: 'lg-rotation', action: 'clear-abandoned-rotations', event: 'abandoned-rotation-cleared', secretArn: arns.cookieKeys, clearedVersion: token })]);
+    expect(check.lines).toEqual([
+      expect.objectContaining({
+        source: 'lg-rotation',
+        action: 'clear-abandoned-rotations',
+        event: 'abandoned-rotation-cleared',
+        secretArn: arns.cookieKeys,
+        clearedVersion: token,
+      }),
+    ]);
     expect(model.versionAt(arns.cookieKeys, 'AWSPENDING')).toBeUndefined();
     expect(await rotateAndWait(model, arns.cookieKeys)).toMatchObject({ succeeded: true });
   } finally {

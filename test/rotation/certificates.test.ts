@@ -3,11 +3,11 @@
  * self-signed frontend certificate, checked with Node's own X.509 parser.
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { parseGatewaySecret, SECRET_KINDS, seedSecretValue } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KINDS, seedSecretValue } from '../../core/key-material';
 import { caCreationToken } from '../../lambda/rotation/certificates';
 import { handler } from '../../lambda/rotation/index';
 import { checkCertificate } from '../../lambda/rotation/pki';
-import type { SecretsManagerModel } from '../support/secrets-manager-model';
+import type { SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { captureLogs, DOMAIN, event, GatewaySecretArns, rotateAndWait, RotationWorld, rotationSettings, runSteps, startRotationWorld } from './fixture';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -63,9 +63,15 @@ describe('backend client certificate', () => {
     await rotate(arns.backendClientCertificate);
     const secret = clientSecret();
     const expectations = { issuerPem: caSecret().certificatePem, extendedKeyUsage: 'clientAuth' as const };
-    await expect(checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 13 * DAY_MS) })).resolves.toBeUndefined();
-    await expect(checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 15 * DAY_MS) })).rejects.toThrow(/is valid from .* not at/);
-    await expect(checkCertificate(secret.certificatePem, caSecret().privateKeyPem, { ...expectations, now: new Date() })).rejects.toThrow(/private key does not belong/);
+    await expect(
+      checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 13 * DAY_MS) }),
+    ).resolves.toBeUndefined();
+    await expect(checkCertificate(secret.certificatePem, secret.privateKeyPem, { ...expectations, now: new Date(Date.now() + 15 * DAY_MS) })).rejects.toThrow(
+      /is valid from .* not at/,
+    );
+    await expect(checkCertificate(secret.certificatePem, caSecret().privateKeyPem, { ...expectations, now: new Date() })).rejects.toThrow(
+      /private key does not belong/,
+    );
   });
 
   test('each rotation issues a new certificate and key from the same CA', async () => {
@@ -142,7 +148,12 @@ describe('self-signed frontend certificate', () => {
   });
 
   test('a certificate the user put in the secret (selfSigned: false) is kept, and its rotations finish instead of failing every period', async () => {
-    const provided = JSON.stringify({ ...JSON.parse(seedSecretValue(SECRET_KINDS.frontendCertificate)), selfSigned: false, certificatePem: 'x', notAfter: '2027-01-01T00:00:00.000Z' });
+    const provided = JSON.stringify({
+      ...JSON.parse(seedSecretValue(SECRET_KINDS.frontendCertificate)),
+      selfSigned: false,
+      certificatePem: 'x',
+      notAfter: '2027-01-01T00:00:00.000Z',
+    });
     model.putSecretValue({ SecretId: arns.frontendCertificate, SecretString: provided });
     for (let i = 0; i < 2; i += 1) {
       const ended = await rotateAndWait(model, arns.frontendCertificate);

@@ -3,16 +3,24 @@
  * them, with the rotation handler attached, for the rotation tests.
  */
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
-import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../lib/key-material';
-import { CLEAR_ABANDONED_ROTATIONS, rotationEnvironment, RotationSettings } from '../../lib/keys/rotation-contract';
-import { installSecretsManagerFake, ModelOptions, ROTATION_STEPS, RotationFunction, RotationStep, SecretsManagerModel } from '../support/secrets-manager-model';
+import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../core/key-material';
+import { CLEAR_ABANDONED_ROTATIONS, rotationEnvironment, RotationSettings } from '../../core/rotation-contract';
+import {
+  installSecretsManagerFake,
+  ModelOptions,
+  ROTATION_STEPS,
+  RotationFunction,
+  RotationStep,
+  SecretsManagerModel,
+} from '../../dev/aws/secrets-manager-model';
 
 export type GatewaySecretArns = Record<keyof typeof SECRET_KINDS, string>;
 
 export const DOMAIN = 'looker.example.com';
 
 export function seedGatewaySecrets(model: SecretsManagerModel): GatewaySecretArns {
-  const make = (kind: SecretKind) => model.createSecret({ Name: `lg/${kind}`, SecretString: seedSecretValue(kind), Tags: [{ Key: SECRET_KIND_TAG, Value: kind }] }).ARN;
+  const make = (kind: SecretKind) =>
+    model.createSecret({ Name: `lg/${kind}`, SecretString: seedSecretValue(kind), Tags: [{ Key: SECRET_KIND_TAG, Value: kind }] }).ARN;
   return {
     signingKeys: make(SECRET_KINDS.signingKeys),
     verificationKeys: make(SECRET_KINDS.verificationKeys),
@@ -191,7 +199,10 @@ export async function atTime<T>(atMs: number, run: () => Promise<T>): Promise<T>
  * `{"action": "clear-abandoned-rotations"}`, here at the time `atMs` (the model's clock
  * dates the versions, so the check runs on a clock in step with it).
  */
-export async function runHourlyCheck(handler: (event: { action: string }) => Promise<unknown>, atMs: number): Promise<{ error?: unknown; lines: Record<string, unknown>[] }> {
+export async function runHourlyCheck(
+  handler: (event: { action: string }) => Promise<unknown>,
+  atMs: number,
+): Promise<{ error?: unknown; lines: Record<string, unknown>[] }> {
   return atTime(atMs, () => captureLogs(() => handler({ action: CLEAR_ABANDONED_ROTATIONS })));
 }
 

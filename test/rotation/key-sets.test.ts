@@ -14,12 +14,12 @@ import {
   SigningKeySetSecret,
   SigningKeyStatus,
   VerificationKeySetSecret,
-} from '../../lib/key-material';
-import type { SessionAlgorithm } from '../../lib/session-contract';
+} from '../../core/key-material';
+import type { SessionAlgorithm } from '../../core/session-contract';
 import { decryptWith, encryptWith } from '../../lambda/rotation/cookie-keys';
 import { handler } from '../../lambda/rotation/index';
 import { advanceSigningKeys } from '../../lambda/rotation/signing-keys';
-import { ROTATION_STEPS, SecretsManagerModel } from '../support/secrets-manager-model';
+import { ROTATION_STEPS, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { atTime, captureLogs, GatewaySecretArns, rotateAndWait, RotationWorld, rotationSettings, startRotationWorld } from './fixture';
 
 let world: RotationWorld;
@@ -39,7 +39,10 @@ async function signSession(sub: string): Promise<string> {
   const set = parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 'signing') as SigningKeySetSecret;
   const key = set.keys.find((k) => k.status === 'current')!;
   const alg = keyAlgorithm(key, set);
-  return new SignJWT({ sub }).setProtectedHeader({ alg, kid: key.kid, typ: 'JWT' }).setExpirationTime('10m').sign(await importJWK(key.privateJwk, alg));
+  return new SignJWT({ sub })
+    .setProtectedHeader({ alg, kid: key.kid, typ: 'JWT' })
+    .setExpirationTime('10m')
+    .sign(await importJWK(key.privateJwk, alg));
 }
 
 function published(): VerificationKeySetSecret {
@@ -69,7 +72,9 @@ describe.each(['ES256', 'RS256'] as const)('session signing keys (%s)', (alg) =>
       expect(PRIVATE_JWK_MEMBERS.filter((m) => m in key.publicJwk)).toEqual([]);
       expect(key.publicJwk).toMatchObject({ kid: key.kid, alg, use: 'sig' });
       // The PEM is the same key as the JWK.
-      expect(createPublicKey(key.publicKeyPem).export({ format: 'jwk' })).toEqual(createPublicKey({ key: key.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ format: 'jwk' }));
+      expect(createPublicKey(key.publicKeyPem).export({ format: 'jwk' })).toEqual(
+        createPublicKey({ key: key.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ format: 'jwk' }),
+      );
     }
     expect(model.valueAt(arns.verificationKeys)).not.toMatch(/PRIVATE KEY|"d":/);
   });
@@ -164,7 +169,11 @@ describe('a next key younger than the minimum age is not promoted', () => {
     kind: SECRET_KINDS.signingKeys,
     version: 1,
     alg: 'ES256',
-    keys: [key('previous', 'ES256', new Date(t0.getTime() - 20 * MINUTE)), key('current', 'ES256', new Date(t0.getTime() - 10 * MINUTE)), key('next', nextAlg, t0)],
+    keys: [
+      key('previous', 'ES256', new Date(t0.getTime() - 20 * MINUTE)),
+      key('current', 'ES256', new Date(t0.getTime() - 10 * MINUTE)),
+      key('next', nextAlg, t0),
+    ],
   });
   const fresh = (alg: SessionAlgorithm) => async (status: SigningKeyStatus) => ({ ...key(status, alg, t0), kid: `fresh-${status}-${alg}` });
 
@@ -196,7 +205,9 @@ describe('a next key younger than the minimum age is not promoted', () => {
     expect(soon.lines).toContainEqual(expect.objectContaining({ event: 'promotion-deferred' }));
     expect(parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 's').keys).toEqual(first.keys);
     await atTime(start + 30 * MINUTE, () => rotate(arns.signingKeys));
-    expect(parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 's').keys.find((k) => k.status === 'current')!.kid).toBe(first.keys.find((k) => k.status === 'next')!.kid);
+    expect(parseGatewaySecret(model.valueAt(arns.signingKeys), SECRET_KINDS.signingKeys, 's').keys.find((k) => k.status === 'current')!.kid).toBe(
+      first.keys.find((k) => k.status === 'next')!.kid,
+    );
   });
 });
 
@@ -210,11 +221,17 @@ describe('cookie encryption keys', () => {
   test('a cookie encrypted before a rotation still decrypts after one rotation, and not after two', async () => {
     await rotate(arns.cookieKeys);
     expect(cookieKeys().keys.map((k) => k.status)).toEqual(['current']);
-    const cookie = await encryptWith(cookieKeys().keys.find((k) => k.status === 'current')!, 'refresh-token-1');
+    const cookie = await encryptWith(
+      cookieKeys().keys.find((k) => k.status === 'current')!,
+      'refresh-token-1',
+    );
     await rotate(arns.cookieKeys);
     expect(cookieKeys().keys.map((k) => k.status)).toEqual(['current', 'previous']);
     await expect(decryptWith(cookieKeys(), cookie)).resolves.toBe('refresh-token-1');
-    const fresh = await encryptWith(cookieKeys().keys.find((k) => k.status === 'current')!, 'refresh-token-2');
+    const fresh = await encryptWith(
+      cookieKeys().keys.find((k) => k.status === 'current')!,
+      'refresh-token-2',
+    );
     await rotate(arns.cookieKeys);
     await expect(decryptWith(cookieKeys(), cookie)).rejects.toThrow(/No cookie key with kid/);
     await expect(decryptWith(cookieKeys(), fresh)).resolves.toBe('refresh-token-2');

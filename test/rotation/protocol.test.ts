@@ -5,10 +5,10 @@
  * clears an unfinished rotation, and the refusals the AWS template makes.
  */
 import { randomUUID } from 'node:crypto';
-import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeySetSecret } from '../../lib/key-material';
+import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeySetSecret } from '../../core/key-material';
 import { handler } from '../../lambda/rotation/index';
 import { republishToken } from '../../lambda/rotation/signing-keys';
-import { ROTATION_STEPS, RotationStep, SecretsManagerModel } from '../support/secrets-manager-model';
+import { ROTATION_STEPS, RotationStep, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { captureLogs, event, GatewaySecretArns, rotateAndWait, RotationWorld, runHourlyCheck, startRotationWorld } from './fixture';
 
 let world: RotationWorld;
@@ -66,9 +66,22 @@ describe('a full rotation', () => {
     const outcomes = lines.filter((l) => 'outcome' in l);
     expect(outcomes).toHaveLength(rotated.length * 4);
     for (const line of outcomes) {
-      expect(line).toEqual(expect.objectContaining({ step: expect.any(String), secretArn: expect.any(String), kind: expect.any(String), token: expect.any(String), outcome: expect.any(String) }));
+      expect(line).toEqual(
+        expect.objectContaining({
+          step: expect.any(String),
+          secretArn: expect.any(String),
+          kind: expect.any(String),
+          token: expect.any(String),
+          outcome: expect.any(String),
+        }),
+      );
     }
-    expect(outcomes.map((l) => `${l.step}:${l.outcome}`).slice(0, 4)).toEqual(['createSecret:created', 'setSecret:set', 'testSecret:tested', 'finishSecret:finished']);
+    expect(outcomes.map((l) => `${l.step}:${l.outcome}`).slice(0, 4)).toEqual([
+      'createSecret:created',
+      'setSecret:set',
+      'testSecret:tested',
+      'finishSecret:finished',
+    ]);
     expect(raw).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE|PUBLIC KEY|"d":|"k":/);
     for (const key of parseGatewaySecret(model.valueAt(arns.cookieKeys), SECRET_KINDS.cookieKeys, 'c').keys) expect(raw).not.toContain(key.k);
     for (const key of signingSet().keys) expect(raw).not.toContain(key.privateJwk.d as string);
@@ -115,20 +128,28 @@ describe('idempotence, crashes and what follows them', () => {
       await expect(model.rotateSecret({ SecretId: arn })).rejects.toMatchObject({ name: 'InvalidRequestException' });
     });
 
-    test.each(rotated)('of %s: if Secrets Manager retries the rotation with the same token, the retry finishes it with the value made before the crash', async (name) => {
-      world.stop();
-      world = startRotationWorld(handler, {}, { failedRotationRetries: 1 });
-      ({ model, arns } = world);
-      const arn = arns[name];
-      crashOnce(arn);
-      const ended = await rotateAndWait(model, arn);
-      expect(ended.succeeded).toBe(true);
-      assertRotationFinished(arn, ended.token);
-      expect(model.events.filter((e) => e.token === ended.token).map((e) => e.type)).toEqual(['RotationStarted', 'RotationFailed', 'RotationStarted', 'RotationSucceeded']);
-      expect(ended.lines.filter((l) => l.step === 'createSecret' && 'outcome' in l).map((l) => l.outcome)).toEqual(['created', 'already-created']);
-      // One value was made and it is the one that became current.
-      expect(model.calls.filter((c) => c.operation === 'PutSecretValue' && c.input.SecretId === arn)).toHaveLength(1);
-    });
+    test.each(rotated)(
+      'of %s: if Secrets Manager retries the rotation with the same token, the retry finishes it with the value made before the crash',
+      async (name) => {
+        world.stop();
+        world = startRotationWorld(handler, {}, { failedRotationRetries: 1 });
+        ({ model, arns } = world);
+        const arn = arns[name];
+        crashOnce(arn);
+        const ended = await rotateAndWait(model, arn);
+        expect(ended.succeeded).toBe(true);
+        assertRotationFinished(arn, ended.token);
+        expect(model.events.filter((e) => e.token === ended.token).map((e) => e.type)).toEqual([
+          'RotationStarted',
+          'RotationFailed',
+          'RotationStarted',
+          'RotationSucceeded',
+        ]);
+        expect(ended.lines.filter((l) => l.step === 'createSecret' && 'outcome' in l).map((l) => l.outcome)).toEqual(['created', 'already-created']);
+        // One value was made and it is the one that became current.
+        expect(model.calls.filter((c) => c.operation === 'PutSecretValue' && c.input.SecretId === arn)).toHaveLength(1);
+      },
+    );
   });
 
   test('a crash inside finishSecret (AWSCURRENT moved, AWSPENDING not yet removed) blocks nothing, and running finishSecret again tidies up', async () => {
@@ -189,7 +210,10 @@ describe('idempotence, crashes and what follows them', () => {
     const before = signingSet();
     // The attempt publishes its keys in setSecret, then fails in testSecret (its second read of the published set).
     let reads = 0;
-    model.injectFailure({ operation: 'GetSecretValue', when: (input) => input.SecretId === arns.verificationKeys && input.VersionStage === 'AWSCURRENT' && ++reads === 2 });
+    model.injectFailure({
+      operation: 'GetSecretValue',
+      when: (input) => input.SecretId === arns.verificationKeys && input.VersionStage === 'AWSCURRENT' && ++reads === 2,
+    });
     const failed = await rotateAndWait(model, arns.signingKeys);
     expect(failed.lines.find((l) => l.outcome === 'error')).toMatchObject({ step: 'testSecret' });
     const stale = signingSet('AWSPENDING');
@@ -200,7 +224,9 @@ describe('idempotence, crashes and what follows them', () => {
     expect(early.lines).toContainEqual(expect.objectContaining({ event: 'rotation-in-progress', secretArn: arns.signingKeys }));
     expect(model.versionAt(arns.signingKeys, 'AWSPENDING')).toBe(failed.token);
     const late = await runHourlyCheck(handler, model.now().getTime() + 2 * 3600_000 + 1000);
-    expect(late.lines).toContainEqual(expect.objectContaining({ event: 'abandoned-rotation-cleared', secretArn: arns.signingKeys, clearedVersion: failed.token }));
+    expect(late.lines).toContainEqual(
+      expect.objectContaining({ event: 'abandoned-rotation-cleared', secretArn: arns.signingKeys, clearedVersion: failed.token }),
+    );
     expect(model.versionAt(arns.signingKeys, 'AWSPENDING')).toBeUndefined();
     expect(signingSet()).toEqual(before);
 

@@ -1,7 +1,7 @@
-import { KEY_SYNC_DEFAULTS } from '../../lib/fleet/key-sync';
-import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
-import { DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_SESSION_TTL_SECONDS } from '../../lib/session-contract';
-import { worstCaseRotationGapSeconds } from '../../lib/keys/rotation-window';
+import { KEY_SYNC_DEFAULTS } from '../../core/instance/key-sync';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
+import { DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_SESSION_TTL_SECONDS } from '../../core/session-contract';
+import { worstCaseRotationGapSeconds } from '../../core/rotation-window';
 import {
   certificateScheduleProblem,
   DEFAULT_SIGNING_KEY_TIMING,
@@ -13,7 +13,7 @@ import {
   ROTATION_SCHEDULE_DEFAULTS_DAYS,
   rotationEnvironment,
   RotationSettings,
-} from '../../lib/keys/rotation-contract';
+} from '../../core/rotation-contract';
 
 /** The variables the auth service requires; everything else at its default. */
 const MINIMAL_AUTH_ENV = {
@@ -40,7 +40,10 @@ describe('the rotation contract', () => {
     expect(env[ROTATION_ENV.sessionAlgorithm]).toBe('ES256');
     expect(readRotationSettings(env)).toEqual({ ...ROTATION_DEFAULTS, ...SETTINGS, rotatedSecretArns: [], signingKeyMinAgeSeconds: 1290 });
     const arns = [SETTINGS.verificationKeysSecretArn, SETTINGS.backendCaSecretArn];
-    expect(readRotationSettings(rotationEnvironment({ ...SETTINGS, rotatedSecretArns: arns, signingKeyMinAgeSeconds: 0 }))).toMatchObject({ rotatedSecretArns: arns, signingKeyMinAgeSeconds: 0 });
+    expect(readRotationSettings(rotationEnvironment({ ...SETTINGS, rotatedSecretArns: arns, signingKeyMinAgeSeconds: 0 }))).toMatchObject({
+      rotatedSecretArns: arns,
+      signingKeyMinAgeSeconds: 0,
+    });
   });
 
   test('CloudFormation tokens are accepted where ARNs and names are expected', () => {
@@ -49,10 +52,19 @@ describe('the rotation contract', () => {
 
   test.each([
     [{ sessionAlgorithm: 'HS256' }, 'sessionAlgorithm "HS256" is not supported: use one of ES256, RS256.'],
-    [{ backendCaSecretArn: 'backend-ca' }, 'backendCaSecretArn "backend-ca" is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>).'],
-    [{ frontendDomainName: 'https://looker.example.com' }, 'frontendDomainName "https://looker.example.com" is not a DNS name: give the gateway\'s host name, for example "looker.example.com".'],
+    [
+      { backendCaSecretArn: 'backend-ca' },
+      'backendCaSecretArn "backend-ca" is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>).',
+    ],
+    [
+      { frontendDomainName: 'https://looker.example.com' },
+      'frontendDomainName "https://looker.example.com" is not a DNS name: give the gateway\'s host name, for example "looker.example.com".',
+    ],
     [{ backendClientValidityDays: 1 }, 'backendClientValidityDays is 1: use a whole number of days from 2 to 397.'],
-    [{ backendClientValidityDays: 60, backendCaValidityDays: 45 }, 'backendClientValidityDays (60) must be shorter than backendCaValidityDays (45): a client certificate cannot outlive its CA.'],
+    [
+      { backendClientValidityDays: 60, backendCaValidityDays: 45 },
+      'backendClientValidityDays (60) must be shorter than backendCaValidityDays (45): a client certificate cannot outlive its CA.',
+    ],
     [{ backendClientCommonName: 'a,b' }, 'backendClientCommonName "a,b" is invalid: use 1 to 64 letters, digits, spaces and . : _ -.'],
   ] as const)('rejects %j with the bad value and the fix', (bad, message) => {
     expect(() => rotationEnvironment({ ...SETTINGS, ...(bad as Partial<RotationSettings>) })).toThrow(message);
@@ -61,14 +73,24 @@ describe('the rotation contract', () => {
   test('reading names the variable that is missing or malformed', () => {
     const env = rotationEnvironment(SETTINGS);
     expect(() => readRotationSettings({ ...env, [ROTATION_ENV.backendCaSecretArn]: undefined })).toThrow(
-      'Environment variable LG_BACKEND_CA_SECRET_ARN is not set: the rotation construct sets it (see lib/keys/rotation-contract.ts).',
+      'Environment variable LG_BACKEND_CA_SECRET_ARN is not set: the rotation construct sets it (see core/rotation-contract.ts).',
     );
-    expect(() => readRotationSettings({ ...env, [ROTATION_ENV.frontendValidityDays]: 'ninety' })).toThrow('Environment variable LG_FRONTEND_VALIDITY_DAYS="ninety" is not a whole number of days.');
+    expect(() => readRotationSettings({ ...env, [ROTATION_ENV.frontendValidityDays]: 'ninety' })).toThrow(
+      'Environment variable LG_FRONTEND_VALIDITY_DAYS="ninety" is not a whole number of days.',
+    );
   });
 
   test('the default schedules rotate each certificate at most halfway through its validity', () => {
-    expect(certificateScheduleProblem('backend client certificate', ROTATION_DEFAULTS.backendClientValidityDays, ROTATION_SCHEDULE_DEFAULTS_DAYS.backendClientCertificate)).toBeUndefined();
-    expect(certificateScheduleProblem('frontend certificate', ROTATION_DEFAULTS.frontendValidityDays, ROTATION_SCHEDULE_DEFAULTS_DAYS.frontendCertificate)).toBeUndefined();
+    expect(
+      certificateScheduleProblem(
+        'backend client certificate',
+        ROTATION_DEFAULTS.backendClientValidityDays,
+        ROTATION_SCHEDULE_DEFAULTS_DAYS.backendClientCertificate,
+      ),
+    ).toBeUndefined();
+    expect(
+      certificateScheduleProblem('frontend certificate', ROTATION_DEFAULTS.frontendValidityDays, ROTATION_SCHEDULE_DEFAULTS_DAYS.frontendCertificate),
+    ).toBeUndefined();
     expect(certificateScheduleProblem('backend client certificate', 14, 10)).toBe(
       'backend client certificate rotates every 10 days but each certificate is valid for 14 days: rotate at most every 7 days (half the validity), or make the certificates valid for at least 20 days.',
     );
@@ -110,7 +132,9 @@ describe('the rotation contract', () => {
         '(for example signingKeyRotationSchedule "cron(0 3 ? * MON *)" with signingKeyRotationWindow Duration.hours(2)).',
     );
     // Longer sessions need more room: 4-hourly windows of 3 hours leave 1 hour, less than the 71.5 minutes that 1-hour sessions need.
-    expect(signingScheduleProblem('signingKeyRotationSchedule', 'cron(0 0/4 * * ? *)', '3h', { ...DEFAULT_SIGNING_KEY_TIMING, sessionLifetimeSeconds: 3600 })).toMatch(/lets two rotations land 60 min apart .* needs 72 min/);
+    expect(
+      signingScheduleProblem('signingKeyRotationSchedule', 'cron(0 0/4 * * ? *)', '3h', { ...DEFAULT_SIGNING_KEY_TIMING, sessionLifetimeSeconds: 3600 }),
+    ).toMatch(/lets two rotations land 60 min apart .* needs 72 min/);
   });
 
   test.each([

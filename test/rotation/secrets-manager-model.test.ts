@@ -9,7 +9,7 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 
 const TOKEN_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const TOKEN_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -58,10 +58,14 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     const { ARN } = model.createSecret({ Name: 's', SecretString: 'v1' });
     const current = model.versionAt(ARN!)!;
     await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPENDING' }))).rejects.toBeInstanceOf(ResourceNotFoundException);
-    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: current, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: current, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
     model.setRotationFunction(ARN!, async () => undefined);
     const token = model.startRotation(ARN!);
-    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: token, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: token, VersionStage: 'AWSPENDING' }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
     await expect(client.send(new GetSecretValueCommand({ SecretId: 'nope' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
   });
 
@@ -69,7 +73,9 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     const { ARN } = model.createSecret({ Name: 's', SecretString: 'v1' });
     const first = model.versionAt(ARN!)!;
     await client.send(new PutSecretValueCommand({ SecretId: ARN, SecretString: 'v2', ClientRequestToken: TOKEN_A, VersionStages: ['AWSPENDING'] }));
-    await expect(client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN_A }))).rejects.toMatchObject({
+    await expect(
+      client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN_A })),
+    ).rejects.toMatchObject({
       name: 'InvalidParameterException',
     });
     await client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN_A, RemoveFromVersionId: first }));
@@ -85,9 +91,15 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     const steps: string[] = [];
     model.setRotationFunction(ARN!, async (e) => {
       steps.push(e.Step);
-      if (e.Step === 'createSecret') model.putSecretValue({ SecretId: e.SecretId, ClientRequestToken: e.ClientRequestToken, SecretString: 'v2', VersionStages: ['AWSPENDING'] });
+      if (e.Step === 'createSecret')
+        model.putSecretValue({ SecretId: e.SecretId, ClientRequestToken: e.ClientRequestToken, SecretString: 'v2', VersionStages: ['AWSPENDING'] });
       if (e.Step === 'finishSecret') {
-        model.updateSecretVersionStage({ SecretId: e.SecretId, VersionStage: 'AWSCURRENT', MoveToVersionId: e.ClientRequestToken, RemoveFromVersionId: model.versionAt(e.SecretId)! });
+        model.updateSecretVersionStage({
+          SecretId: e.SecretId,
+          VersionStage: 'AWSCURRENT',
+          MoveToVersionId: e.ClientRequestToken,
+          RemoveFromVersionId: model.versionAt(e.SecretId)!,
+        });
         model.updateSecretVersionStage({ SecretId: e.SecretId, VersionStage: 'AWSPENDING', RemoveFromVersionId: e.ClientRequestToken });
       }
     });
@@ -115,7 +127,10 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     expect(steps).toEqual(['createSecret', 'setSecret', 'testSecret']);
     expect(model.rotationOutcome(VersionId!)).toEqual({ succeeded: false, error: 'Error: boom' });
     expect(model.describeSecret({ SecretId: ARN! }).RotationEnabled).toBe(true);
-    await expect(client.send(new RotateSecretCommand({ SecretId: ARN }))).rejects.toMatchObject({ name: 'InvalidRequestException', message: "A previous rotation isn't complete. That rotation will be reattempted." });
+    await expect(client.send(new RotateSecretCommand({ SecretId: ARN }))).rejects.toMatchObject({
+      name: 'InvalidRequestException',
+      message: "A previous rotation isn't complete. That rotation will be reattempted.",
+    });
     expect(() => model.startRotation(ARN!)).toThrow(expect.objectContaining({ name: 'InvalidRequestException' }));
     // The same request token again is the same request: it starts nothing new.
     await expect(model.rotateSecret({ SecretId: ARN!, ClientRequestToken: VersionId })).resolves.toMatchObject({ VersionId });
@@ -134,7 +149,14 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     const { VersionId } = await retrying.rotateSecret({ SecretId: ARN! });
     await retrying.settled();
     expect(tokens).toEqual([VersionId, VersionId, VersionId]);
-    expect(retrying.events.map((e) => `${e.type}:${e.trigger ?? ''}`)).toEqual(['RotationStarted:api', 'RotationFailed:', 'RotationStarted:retry', 'RotationFailed:', 'RotationStarted:retry', 'RotationFailed:']);
+    expect(retrying.events.map((e) => `${e.type}:${e.trigger ?? ''}`)).toEqual([
+      'RotationStarted:api',
+      'RotationFailed:',
+      'RotationStarted:retry',
+      'RotationFailed:',
+      'RotationStarted:retry',
+      'RotationFailed:',
+    ]);
   });
 
   test('RotateImmediately false runs only testSecret, on an empty AWSPENDING version that is removed after; a failing test is the error (API_RotateSecret, RotateImmediately)', async () => {
@@ -142,15 +164,24 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     const seen: { step: string; pending: string[] | undefined; value: string | undefined }[] = [];
     let fail = false;
     model.setRotationFunction(ARN!, async (e) => {
-      seen.push({ step: e.Step, pending: model.describeSecret({ SecretId: e.SecretId }).VersionIdsToStages[e.ClientRequestToken], value: model.versions(e.SecretId).find((v) => v.versionId === e.ClientRequestToken)?.secretString });
+      seen.push({
+        step: e.Step,
+        pending: model.describeSecret({ SecretId: e.SecretId }).VersionIdsToStages[e.ClientRequestToken],
+        value: model.versions(e.SecretId).find((v) => v.versionId === e.ClientRequestToken)?.secretString,
+      });
       if (fail) throw new Error('cannot read the secret');
     });
-    await expect(model.rotateSecret({ SecretId: ARN!, RotateImmediately: false, RotationRules: { ScheduleExpression: 'rate(7 days)' } })).resolves.not.toHaveProperty('VersionId');
+    await expect(
+      model.rotateSecret({ SecretId: ARN!, RotateImmediately: false, RotationRules: { ScheduleExpression: 'rate(7 days)' } }),
+    ).resolves.not.toHaveProperty('VersionId');
     expect(seen).toEqual([{ step: 'testSecret', pending: ['AWSPENDING'], value: undefined }]);
     expect(model.versionAt(ARN!, 'AWSPENDING')).toBeUndefined();
     expect(model.valueAt(ARN!)).toBe('v1');
     fail = true;
-    await expect(model.rotateSecret({ SecretId: ARN!, RotateImmediately: false })).rejects.toMatchObject({ name: 'InvalidRequestException', message: expect.stringContaining('cannot read the secret') });
+    await expect(model.rotateSecret({ SecretId: ARN!, RotateImmediately: false })).rejects.toMatchObject({
+      name: 'InvalidRequestException',
+      message: expect.stringContaining('cannot read the secret'),
+    });
     expect(model.versionAt(ARN!, 'AWSPENDING')).toBeUndefined();
   });
 
@@ -180,7 +211,10 @@ describe('the Secrets Manager model follows the documented semantics', () => {
       [{ ScheduleExpression: 'rate(7 days)', Duration: '25h' }, /1h to 24h/],
       [{ AutomaticallyAfterDays: 0 }, /1 to 1000/],
     ] as const) {
-      await expect(model.rotateSecret({ SecretId: ARN!, RotationRules: rules, RotateImmediately: false })).rejects.toMatchObject({ name: 'InvalidParameterException', message: expect.stringMatching(message) });
+      await expect(model.rotateSecret({ SecretId: ARN!, RotationRules: rules, RotateImmediately: false })).rejects.toMatchObject({
+        name: 'InvalidParameterException',
+        message: expect.stringMatching(message),
+      });
     }
   });
   test('injected failures hit the matching calls only, then stop', async () => {
@@ -188,7 +222,9 @@ describe('the Secrets Manager model follows the documented semantics', () => {
     model.injectFailure({ operation: 'GetSecretValue', when: (input) => input.VersionStage === 'AWSPREVIOUS' });
     await expect(client.send(new GetSecretValueCommand({ SecretId: ARN }))).resolves.toMatchObject({ SecretString: 'v1' });
     await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPREVIOUS' }))).rejects.toMatchObject({ code: 'ECONNRESET' });
-    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPREVIOUS' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionStage: 'AWSPREVIOUS' }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
   });
 });
 
@@ -198,9 +234,15 @@ describe('the rotation schedule (RotationRulesType; "Schedule expressions in Sec
     const { ARN } = m.createSecret({ Name: 's', SecretString: 'v0' });
     let n = 0;
     m.setRotationFunction(ARN!, async (e) => {
-      if (e.Step === 'createSecret') m.putSecretValue({ SecretId: e.SecretId, ClientRequestToken: e.ClientRequestToken, SecretString: `v${++n}`, VersionStages: ['AWSPENDING'] });
+      if (e.Step === 'createSecret')
+        m.putSecretValue({ SecretId: e.SecretId, ClientRequestToken: e.ClientRequestToken, SecretString: `v${++n}`, VersionStages: ['AWSPENDING'] });
       if (e.Step === 'finishSecret') {
-        m.updateSecretVersionStage({ SecretId: e.SecretId, VersionStage: 'AWSCURRENT', MoveToVersionId: e.ClientRequestToken, RemoveFromVersionId: m.versionAt(e.SecretId)! });
+        m.updateSecretVersionStage({
+          SecretId: e.SecretId,
+          VersionStage: 'AWSCURRENT',
+          MoveToVersionId: e.ClientRequestToken,
+          RemoveFromVersionId: m.versionAt(e.SecretId)!,
+        });
         m.updateSecretVersionStage({ SecretId: e.SecretId, VersionStage: 'AWSPENDING', RemoveFromVersionId: e.ClientRequestToken });
       }
     });
@@ -212,7 +254,11 @@ describe('the rotation schedule (RotationRulesType; "Schedule expressions in Sec
     const { m, arn, rotations } = rotating({ start: new Date('2026-03-02T23:58:00Z'), scheduledRotationAt: 'start' });
     await m.rotateSecret({ SecretId: arn, RotationRules: { ScheduleExpression: 'rate(1 day)' } });
     await m.settled();
-    expect(m.nextRotation(arn)).toEqual({ start: new Date('2026-03-03T00:00:00Z'), end: new Date('2026-03-04T00:00:00Z'), at: new Date('2026-03-03T00:00:00Z') });
+    expect(m.nextRotation(arn)).toEqual({
+      start: new Date('2026-03-03T00:00:00Z'),
+      end: new Date('2026-03-04T00:00:00Z'),
+      at: new Date('2026-03-03T00:00:00Z'),
+    });
     await m.advanceTime(5 * 60_000);
     expect(rotations()).toEqual(['2026-03-02T23:58:00.000Z', '2026-03-03T00:00:00.000Z']);
   });
@@ -249,4 +295,3 @@ describe('the rotation schedule (RotationRulesType; "Schedule expressions in Sec
     expect(m.nextRotation(arn)!.start).toEqual(new Date('2026-03-12T00:00:00Z'));
   });
 });
-

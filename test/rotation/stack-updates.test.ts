@@ -7,7 +7,7 @@
  *
  *   - a change of sessionAlgorithm rewrites no secret and is carried out by rotations:
  *     the new algorithm's key is published a whole period before it signs;
- *   - a format bump of lib/key-material.ts leaves the template's seeds untouched;
+ *   - a format bump of core/key-material.ts leaves the template's seeds untouched;
  *   - a rotation that comes right after another (a deployment that updates a schedule:
  *     RotateImmediatelyOnUpdate) keeps the signing key;
  *   - a rotation that stopped half-way blocks deployments that update its schedule, as
@@ -17,16 +17,16 @@ import { createPublicKey } from 'node:crypto';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { decodeProtectedHeader, jwtVerify } from 'jose';
-import { keyAlgorithm, parseGatewaySecret, SECRET_KINDS, SigningKeySetSecret, VerificationKeySetSecret } from '../../lib/key-material';
+import { keyAlgorithm, parseGatewaySecret, SECRET_KINDS, SigningKeySetSecret, VerificationKeySetSecret } from '../../core/key-material';
 import { GatewayKeys, GatewayKeysProps } from '../../lib/keys/gateway-keys';
-import { CLEAR_ABANDONED_ROTATIONS } from '../../lib/keys/rotation-contract';
-import type { SessionClaims } from '../../lib/auth/session-claims';
+import { CLEAR_ABANDONED_ROTATIONS } from '../../core/rotation-contract';
+import type { SessionClaims } from '../../core/auth/session-claims';
 import { SessionSigner } from '../../lambda/auth/keys';
 import { handler } from '../../lambda/rotation/index';
 import { CachedSecret, SecretsManagerSource } from '../../lambda/shared/secrets';
-import { CloudFormationModel, TemplateJson } from '../support/cloudformation-model';
+import { CloudFormationModel, TemplateJson } from '../../dev/aws/cloudformation-model';
 import { keyMaterialWithFormatVersion } from '../support/format-bump';
-import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../support/secrets-manager-model';
+import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { newTestApp } from '../constructs/fixtures';
 import { captureLogs, processClockFollowsModel } from './fixture';
 
@@ -90,7 +90,9 @@ function published(): VerificationKeySetSecret {
 /** The auth service's signer, reading the signing keys through its SDK client at every use. */
 function authServiceSigner(): SessionSigner {
   const arn = arnOf('SigningKeys');
-  return new SessionSigner(new CachedSecret(new SecretsManagerSource(), arn, (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, arn), { maxAgeMs: 0, rereadIntervalMs: 0 }));
+  return new SessionSigner(
+    new CachedSecret(new SecretsManagerSource(), arn, (s) => parseGatewaySecret(s, SECRET_KINDS.signingKeys, arn), { maxAgeMs: 0, rereadIntervalMs: 0 }),
+  );
 }
 
 async function signSession(sub: string): Promise<string> {
@@ -154,24 +156,33 @@ describe('a change of sessionAlgorithm (ES256 -> RS256)', () => {
     expect(lines).toContainEqual(expect.objectContaining({ event: 'algorithm-changed', from: 'ES256', to: 'RS256' }));
   });
 
-  test('a format bump of lib/key-material.ts leaves the seeds in the template as they were: the update rewrites no secret', async () => {
+  test('a format bump of core/key-material.ts leaves the seeds in the template as they were: the update rewrites no secret', async () => {
     const before = synth({});
     // The same construct, loaded with a key-material.ts whose SECRET_FORMAT_VERSION is 2.
     let bumped!: TemplateJson;
     jest.isolateModules(() => {
-      jest.doMock('../../lib/key-material', () => keyMaterialWithFormatVersion(2));
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      jest.doMock('../../core/key-material', () => keyMaterialWithFormatVersion(2));
+
       const { GatewayKeys: BumpedKeys } = require('../../lib/keys/gateway-keys') as typeof import('../../lib/keys/gateway-keys');
       bumped = synth({}, BumpedKeys);
     });
-    const seeds = (t: TemplateJson) => Object.values(t.Resources).filter((r) => r.Type === 'AWS::SecretsManager::Secret').map((r) => r.Properties?.SecretString);
+    const seeds = (t: TemplateJson) =>
+      Object.values(t.Resources)
+        .filter((r) => r.Type === 'AWS::SecretsManager::Secret')
+        .map((r) => r.Properties?.SecretString);
     expect(seeds(bumped)).toEqual(seeds(before));
 
     await deploy(before);
-    const versions = ['SigningKeys', 'VerificationKeys', 'CookieKeys', 'BackendCa', 'BackendClientCertificate', 'FrontendCertificate'].map((name) => model.versionAt(arnOf(name)));
+    const versions = ['SigningKeys', 'VerificationKeys', 'CookieKeys', 'BackendCa', 'BackendClientCertificate', 'FrontendCertificate'].map((name) =>
+      model.versionAt(arnOf(name)),
+    );
     const actions = await deploy(bumped);
     expect(actions.filter((a) => a.includes('AWS::SecretsManager::Secret'))).toEqual([]);
-    expect(['SigningKeys', 'VerificationKeys', 'CookieKeys', 'BackendCa', 'BackendClientCertificate', 'FrontendCertificate'].map((name) => model.versionAt(arnOf(name)))).toEqual(versions);
+    expect(
+      ['SigningKeys', 'VerificationKeys', 'CookieKeys', 'BackendCa', 'BackendClientCertificate', 'FrontendCertificate'].map((name) =>
+        model.versionAt(arnOf(name)),
+      ),
+    ).toEqual(versions);
   });
 });
 
@@ -209,12 +220,22 @@ describe('rotations that come too soon, and rotations that stop', () => {
       return handler(event);
     };
     await model.advanceTime(31 * DAY_MS);
-    expect(model.events.filter((e) => e.secretArn === cookieKeys).map((e) => e.type)).toEqual(['RotationStarted', 'RotationSucceeded', 'RotationStarted', 'RotationFailed']);
+    expect(model.events.filter((e) => e.secretArn === cookieKeys).map((e) => e.type)).toEqual([
+      'RotationStarted',
+      'RotationSucceeded',
+      'RotationStarted',
+      'RotationFailed',
+    ]);
     rotationFunction = handler;
 
     const update = synth({ cookieKeyRotation: Duration.days(20) });
     const blocked = await cfn.deploy(update);
-    expect(blocked).toMatchObject({ ok: false, error: expect.stringMatching(/^update AWS::SecretsManager::RotationSchedule KeysCookieKeysRotation.* failed: InvalidRequestException: A previous rotation isn't complete/) });
+    expect(blocked).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(
+        /^update AWS::SecretsManager::RotationSchedule KeysCookieKeysRotation.* failed: InvalidRequestException: A previous rotation isn't complete/,
+      ),
+    });
 
     // The hourly schedule invokes the rotation function; past the limit (2 hours) it clears the label.
     await model.advanceTime(3 * 3600_000);

@@ -16,9 +16,9 @@
  */
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
-import type { SigningKeySetSecret } from '../../../lib/key-material';
-import { ASSERTION_TOKEN_TYPE, assertionAudience, SESSION_TOKEN_TYPE } from '../../../lib/session-contract';
-import { createCa } from '../../support/pki';
+import type { SigningKeySetSecret } from '../../../core/key-material';
+import { ASSERTION_TOKEN_TYPE, assertionAudience, SESSION_TOKEN_TYPE } from '../../../core/session-contract';
+import { createCa } from '../../../dev/pki';
 
 export interface ForgeryCase {
   readonly name: string;
@@ -129,10 +129,14 @@ export async function buildForgeryCorpus(ctx: ForgeryContext): Promise<ForgeryCa
   // Controls: what the service itself mints verifies, under every slot of the key set.
   await add('genuine, current key', (id) => genuine('current', claims(id)), 'accepted');
   await add('genuine, previous key (rotation overlap)', (id) => genuine('previous', claims(id)), 'accepted');
-  await add('genuine, ECDSA signature re-encoded as (r, n - s): the same session', async (id) => {
-    const [h, p, s] = (await genuine('current', claims(id))).split('.');
-    return `${h}.${p}.${malleate(s)}`;
-  }, 'accepted');
+  await add(
+    'genuine, ECDSA signature re-encoded as (r, n - s): the same session',
+    async (id) => {
+      const [h, p, s] = (await genuine('current', claims(id))).split('.');
+      return `${h}.${p}.${malleate(s)}`;
+    },
+    'accepted',
+  );
 
   // alg none and algorithm confusion.
   for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
@@ -157,7 +161,9 @@ export async function buildForgeryCorpus(ctx: ForgeryContext): Promise<ForgeryCa
       });
     }
   }
-  await add('RS256 with an attacker RSA key under the real kid', (id) => new SignJWT(claims(id) as JWTPayload).setProtectedHeader({ alg: 'RS256', kid: current.kid, typ: 'JWT' }).sign(rsa.privateKey));
+  await add('RS256 with an attacker RSA key under the real kid', (id) =>
+    new SignJWT(claims(id) as JWTPayload).setProtectedHeader({ alg: 'RS256', kid: current.kid, typ: 'JWT' }).sign(rsa.privateKey),
+  );
   await add('ES384 header on an ES256 signature', async (id) => {
     const [, p, s] = (await genuine('current', claims(id))).split('.');
     return `${json({ alg: 'ES384', kid: current.kid, typ: 'JWT' })}.${p}.${s}`;
@@ -180,7 +186,9 @@ export async function buildForgeryCorpus(ctx: ForgeryContext): Promise<ForgeryCa
     new SignJWT(claims(id) as JWTPayload).setProtectedHeader({ alg: 'ES256', typ: 'JWT', x5c: [x5c] }).sign(ca.keys.privateKey as unknown as CryptoKey),
   );
   await add('x5c with an attacker certificate, real kid', async (id) =>
-    new SignJWT(claims(id) as JWTPayload).setProtectedHeader({ alg: 'ES256', typ: 'JWT', x5c: [x5c], kid: current.kid }).sign(ca.keys.privateKey as unknown as CryptoKey),
+    new SignJWT(claims(id) as JWTPayload)
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', x5c: [x5c], kid: current.kid })
+      .sign(ca.keys.privateKey as unknown as CryptoKey),
   );
 
   // Signatures stripped, swapped, truncated, re-encoded; payloads edited after signing.
@@ -222,14 +230,18 @@ export async function buildForgeryCorpus(ctx: ForgeryContext): Promise<ForgeryCa
   await add('issuer with a trailing slash', (id) => genuine('current', claims(id, { iss: `${ctx.issuer}/` })));
   await add('wrong audience', (id) => genuine('current', claims(id, { aud: 'https://evil.example' })));
   await add('audience of the upstream assertion (typ JWT)', (id) => genuine('current', claims(id, { aud: assertionAudience(ctx.audience) })));
-  await add('the upstream assertion itself (typ and aud)', (id) => genuine('current', claims(id, { aud: assertionAudience(ctx.audience) }), { typ: ASSERTION_TOKEN_TYPE }));
+  await add('the upstream assertion itself (typ and aud)', (id) =>
+    genuine('current', claims(id, { aud: assertionAudience(ctx.audience) }), { typ: ASSERTION_TOKEN_TYPE }),
+  );
   await add('assertion typ with the session audience', (id) => genuine('current', claims(id), { typ: ASSERTION_TOKEN_TYPE }));
   await add('typ missing', async (id) => {
     const key = await importJWK(current.privateJwk as JWK, ctx.keys.alg);
     return new SignJWT(claims(id) as JWTPayload).setProtectedHeader({ alg: ctx.keys.alg, kid: current.kid }).sign(key);
   });
   await add('typ at+jwt (an access token)', (id) => genuine('current', claims(id), { typ: 'at+jwt' }));
-  await add('crit names an unknown extension', (id) => signRaw({ alg: 'ES256', kid: current.kid, typ: 'JWT', crit: ['exp-extension'], 'exp-extension': true }, claims(id), current.privateJwk));
+  await add('crit names an unknown extension', (id) =>
+    signRaw({ alg: 'ES256', kid: current.kid, typ: 'JWT', crit: ['exp-extension'], 'exp-extension': true }, claims(id), current.privateJwk),
+  );
   await add('no sid', (id) => genuine('current', claims(id, { sid: undefined })));
   return cases;
 }

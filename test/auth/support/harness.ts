@@ -3,24 +3,31 @@
  * in a child process, HTTPS), key sets in the Secrets Manager model, the service served
  * by its local adapter, a cookie-jar HTTP client and the captured log lines.
  */
-import 'reflect-metadata'; // @peculiar/x509 (test/support/pki.ts) needs it loaded first
+import 'reflect-metadata'; // @peculiar/x509 (dev/pki.ts) needs it loaded first
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { CustomFetch } from 'openid-client';
-import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret, type SigningKeyStatus, type StoredJwk } from '../../../lib/key-material';
-import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
-import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
+import {
+  SECRET_FORMAT_VERSION,
+  SECRET_KINDS,
+  type CookieKeySetSecret,
+  type SigningKeySetSecret,
+  type SigningKeyStatus,
+  type StoredJwk,
+} from '../../../core/key-material';
+import type { AuthServiceEnvironment } from '../../../core/auth/environment';
+import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../local/auth-local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
 import { InMemorySessionRecordStore } from '../../../lambda/auth/session-store';
-import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
-import { REVOCATION_TABLE } from '../../../lib/auth/revocation-table';
-import { DynamoDbModel, installDynamoDbFake } from '../../support/dynamodb-model';
-import { createCa, issueCertificate, type TestCa } from '../../support/pki';
-import { freePort } from '../../support/ports';
-import { installSecretsManagerFake, SecretsManagerModel } from '../../support/secrets-manager-model';
+import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../dev/stand-ins/idp/dev-idp';
+import { REVOCATION_TABLE } from '../../../core/auth/revocation-table';
+import { DynamoDbModel, installDynamoDbFake } from '../../../dev/aws/dynamodb-model';
+import { createCa, issueCertificate, type TestCa } from '../../../dev/pki';
+import { freePort } from '../../../dev/ports';
+import { installSecretsManagerFake, SecretsManagerModel } from '../../../dev/aws/secrets-manager-model';
 
 export type TestUsers = Record<string, Record<string, unknown>>;
 
@@ -42,7 +49,7 @@ export interface RunningIdp {
   stop(): Promise<void>;
 }
 
-/** The development IdP (local/dev-idp-server.mjs) with the test users and its test-only admin endpoints. */
+/** The development IdP (dev/stand-ins/idp/dev-idp-server.mjs) with the test users and its test-only admin endpoints. */
 export async function startTestIdp(options: {
   ca: TestCa;
   users: TestUsers;
@@ -52,7 +59,7 @@ export async function startTestIdp(options: {
   postLogoutRedirectUris: string[];
   idTokenClaims?: boolean;
   fetch: CustomFetch;
-  /** Answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  /** Answer as one IdP does (dev/stand-ins/idp/dev-idp-quirks.mjs). @default none */
   quirks?: DevIdpQuirks;
 }): Promise<RunningIdp> {
   const dir = mkdtempSync(path.join(tmpdir(), 'lg-idp-'));
@@ -81,7 +88,11 @@ export async function startTestIdp(options: {
     throw error;
   }
   const admin = async (adminPath: string, body: unknown) => {
-    const answer = await options.fetch(`${idp.origin}/test-admin${adminPath}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } as unknown as Parameters<CustomFetch>[1]);
+    const answer = await options.fetch(`${idp.origin}/test-admin${adminPath}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    } as unknown as Parameters<CustomFetch>[1]);
     if (answer.status !== 200) throw new Error(`IdP test-admin ${adminPath} answered ${answer.status}: ${await answer.text()}`);
   };
   return {
@@ -117,7 +128,12 @@ export async function generateSigningKeySet(alg: 'ES256' | 'RS256' = 'ES256'): P
 }
 
 export function generateCookieKeySet(): CookieKeySetSecret {
-  const key = (status: 'current' | 'previous') => ({ kid: `cookie-${status}-${randomBytes(4).toString('hex')}`, status, createdAt: new Date().toISOString(), k: randomBytes(32).toString('base64url') });
+  const key = (status: 'current' | 'previous') => ({
+    kid: `cookie-${status}-${randomBytes(4).toString('hex')}`,
+    status,
+    createdAt: new Date().toISOString(),
+    k: randomBytes(32).toString('base64url'),
+  });
   return { kind: SECRET_KINDS.cookieKeys, version: SECRET_FORMAT_VERSION, keys: [key('current'), key('previous')] };
 }
 
@@ -171,7 +187,12 @@ export interface HttpAnswer {
 }
 
 /** One request with the jar's cookies, no redirect following. */
-export async function request(fetchFn: CustomFetch, jar: CookieJar, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<HttpAnswer> {
+export async function request(
+  fetchFn: CustomFetch,
+  jar: CookieJar,
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...(init.headers ?? {}) };
   const cookie = jar.header(url);
   if (cookie) headers.cookie = cookie;
@@ -179,7 +200,13 @@ export async function request(fetchFn: CustomFetch, jar: CookieJar, url: string,
   const setCookies = answer.headers.getSetCookie();
   jar.store(url, setCookies);
   const location = answer.headers.get('location') ?? undefined;
-  return { status: answer.status, headers: answer.headers, setCookies, body: await answer.text(), location: location ? new URL(location, url).toString() : undefined };
+  return {
+    status: answer.status,
+    headers: answer.headers,
+    setCookies,
+    body: await answer.text(),
+    location: location ? new URL(location, url).toString() : undefined,
+  };
 }
 
 export interface CapturedLogs {
@@ -230,7 +257,10 @@ export interface Harness {
   /** The DynamoDB model holding the revocation table, when `revocationTable` was asked for. */
   readonly dynamo?: DynamoDbModel;
   /** Starts one more auth service on the same IdP and secrets with changed variables (or a given handler). */
-  startAnother(overrides: Partial<Record<keyof AuthServiceEnvironment, string>>, handler?: ProxyHandler): Promise<RunningLocalAuthService & { logs: CapturedLogs }>;
+  startAnother(
+    overrides: Partial<Record<keyof AuthServiceEnvironment, string>>,
+    handler?: ProxyHandler,
+  ): Promise<RunningLocalAuthService & { logs: CapturedLogs }>;
   stop(): Promise<void>;
 }
 
@@ -239,7 +269,7 @@ export interface HarnessOptions {
   readonly users?: TestUsers;
   readonly environment?: Partial<Record<keyof AuthServiceEnvironment, string>>;
   readonly idTokenClaims?: boolean;
-  /** Make the IdP answer as one IdP does (local/dev-idp-quirks.mjs). @default none */
+  /** Make the IdP answer as one IdP does (dev/stand-ins/idp/dev-idp-quirks.mjs). @default none */
   readonly quirks?: DevIdpQuirks;
   /** Serve this handler (e.g. the bundle's) instead of the service from source. */
   readonly handler?: (env: AuthServiceEnvironment, caPem: string) => Promise<ProxyHandler>;
@@ -393,7 +423,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 /** Drives a full login: start -> IdP authorize -> interaction form -> callback. Returns the callback answer. */
-export async function login(h: Pick<Harness, 'gatewayUrl' | 'fetch'>, jar: CookieJar, user: string, rd = '/'): Promise<{ callback: HttpAnswer; callbackUrl: string }> {
+export async function login(
+  h: Pick<Harness, 'gatewayUrl' | 'fetch'>,
+  jar: CookieJar,
+  user: string,
+  rd = '/',
+): Promise<{ callback: HttpAnswer; callbackUrl: string }> {
   const start = await request(h.fetch, jar, `${h.gatewayUrl}/oauth2/start?rd=${encodeURIComponent(rd)}`, { headers: { accept: 'text/html' } });
   if (start.status !== 302 || !start.location) throw new Error(`start answered ${start.status}: ${start.body}`);
   const callbackUrl = await idpLogin(h.fetch, jar, start.location, user);
@@ -414,7 +449,11 @@ export async function idpLogin(fetchFn: CustomFetch, jar: CookieJar, authorizati
     if (answer.status === 200 && /\/interaction\/[\w-]+$/.test(new URL(at).pathname) && answer.body.includes('name="username"')) {
       // What the IdP's login form posts.
       const form = new URLSearchParams({ username: user, password: testPassword(user) });
-      answer = await request(fetchFn, jar, `${at}/login`, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      answer = await request(fetchFn, jar, `${at}/login`, {
+        method: 'POST',
+        body: form.toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       continue;
     }
     if (!answer.location) throw new Error(`IdP answered ${answer.status} without a redirect: ${answer.body.slice(0, 300)}`);
@@ -439,12 +478,18 @@ export async function loginAt(h: Pick<Harness, 'fetch'>, base: string, jar: Cook
 
 /** Posts the dev IdP's logout confirmation form (what its page's script, or the user, submits). */
 export async function submitIdpLogoutForm(fetchFn: CustomFetch, jar: CookieJar, page: HttpAnswer, pageUrl: string): Promise<HttpAnswer> {
-  const form = /<form[^>]*id="op\.logoutForm"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page.body) ?? /<form[^>]*action="([^"]+)"[^>]*id="op\.logoutForm"[^>]*>([\s\S]*?)<\/form>/.exec(page.body);
+  const form =
+    /<form[^>]*id="op\.logoutForm"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page.body) ??
+    /<form[^>]*action="([^"]+)"[^>]*id="op\.logoutForm"[^>]*>([\s\S]*?)<\/form>/.exec(page.body);
   if (!form) throw new Error(`no logout form in the IdP page: ${page.body.slice(0, 300)}`);
   const fields = new URLSearchParams();
   for (const input of form[2].matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"[^>]*>/g)) fields.set(input[1], input[2]);
   fields.set('logout', 'yes');
-  return request(fetchFn, jar, new URL(form[1], pageUrl).href, { method: 'POST', body: fields.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  return request(fetchFn, jar, new URL(form[1], pageUrl).href, {
+    method: 'POST',
+    body: fields.toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
 }
 
 export interface IdpLogoutWalk {
@@ -485,11 +530,23 @@ export async function followIdpLogout(fetchFn: CustomFetch, jar: CookieJar, loca
  * session ended).
  */
 export async function idpSessionState(fetchFn: CustomFetch, jar: CookieJar, issuer: string, clientId: string, redirectUri: string): Promise<string> {
-  const discovery = JSON.parse((await request(fetchFn, new CookieJar(), `${issuer}/.well-known/openid-configuration`)).body) as { authorization_endpoint: string };
+  const discovery = JSON.parse((await request(fetchFn, new CookieJar(), `${issuer}/.well-known/openid-configuration`)).body) as {
+    authorization_endpoint: string;
+  };
   const url = new URL(discovery.authorization_endpoint);
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
-  for (const [name, value] of Object.entries({ client_id: clientId, redirect_uri: redirectUri, response_type: 'code', scope: 'openid', prompt: 'none', state: 'silent', nonce: 'silent', code_challenge: challenge, code_challenge_method: 'S256' })) {
+  for (const [name, value] of Object.entries({
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    response_type: 'code',
+    scope: 'openid',
+    prompt: 'none',
+    state: 'silent',
+    nonce: 'silent',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  })) {
     url.searchParams.set(name, value);
   }
   let at = url.href;

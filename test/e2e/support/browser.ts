@@ -26,7 +26,9 @@ const CLOSED_NETWORK_FLAGS = [
  */
 export function launchChromium(trustedSpkiHashes: readonly string[]): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`No Chromium at ${CHROMIUM}: run "bash scripts/install-test-deps.sh" (installs Debian's chromium), or set LG_CHROMIUM to a Chromium binary.`);
+    throw new Error(
+      `No Chromium at ${CHROMIUM}: run "bash scripts/install-test-deps.sh" (installs Debian's chromium), or set LG_CHROMIUM to a Chromium binary.`,
+    );
   }
   return chromium.launch({
     executablePath: CHROMIUM,

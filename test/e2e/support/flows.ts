@@ -5,8 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { BrowserContext, Locator, Page } from 'playwright-core';
-import { AUTH_PATHS } from '../../../lib/session-contract';
-import { DevUser } from '../../../local/dev-users';
+import { AUTH_PATHS } from '../../../core/session-contract';
+import { DevUser } from '../../../dev/stand-ins/idp/dev-users';
 
 export const SCREENSHOT_DIR = path.resolve(__dirname, '..', '..', '..', 'docs', 'images');
 /** A fixed viewport and scale, so screenshots are the same from run to run. */

@@ -1,5 +1,5 @@
 /**
- * The development IdP answering as one IdP does (local/dev-idp-quirks.mjs), with
+ * The development IdP answering as one IdP does (dev/stand-ins/idp/dev-idp-quirks.mjs), with
  * openid-client 6 as the relying party (the library the auth service uses) and the
  * HTTP-level login of the auth-service harness (its form, cookies and redirects).
  */
@@ -8,10 +8,10 @@ import { createHash, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { exportJWK } from 'jose';
 import * as client from 'openid-client';
-import { fetchTrustingCa } from '../../../lambda/auth/local-server';
-import type { DevIdpQuirks } from '../../../local/dev-idp';
+import { fetchTrustingCa } from '../../../local/auth-local-server';
+import type { DevIdpQuirks } from '../../../dev/stand-ins/idp/dev-idp';
 import { CookieJar, idpLogin, request, startTestIdp, submitIdpLogoutForm, type HttpAnswer } from '../../auth/support/harness';
-import { createCa, type TestCa } from '../../support/pki';
+import { createCa, type TestCa } from '../../../dev/pki';
 
 export const CLIENT_ID = 'looker-gateway';
 export const CLIENT_SECRET = 'quirky-client-secret';
@@ -110,7 +110,12 @@ export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Use
     login: async (config, options) => {
       const jar = options.jar ?? new CookieJar();
       const { callbackUrl, verifier, state, nonce } = await authorize(config, { ...options, jar });
-      const tokens = await client.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+      const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+        idTokenExpected: true,
+      });
       return { tokens, jar };
     },
     get: (url, jar) => request(fetchFn, jar, url),
