@@ -24,6 +24,7 @@ import { SIGNING_KEY_STATUSES } from '../key-material';
 import { GATEWAY_FILES } from './layout';
 import { LogDestination } from './gateway-options';
 import { AMBIGUOUS_PATH_REASONS } from './paths';
+import { renderHttpRedirectFrontend } from './render-redirect';
 import { MAX_REFRESH_SET_COOKIES, REFRESH_ACTION, REFRESH_JOINS_FETCH, REFRESH_RESULTS, REFRESH_VARS } from './render-lua';
 import { ResolvedGatewayOptions } from './validate';
 
@@ -175,11 +176,11 @@ function escapeRegex(value: string): string {
 }
 
 /** A JSON error body as an `lf-string` (reason and request id filled in at run time). */
-function jsonError(error: string, reasonExpr: string): string {
+export function jsonError(error: string, reasonExpr: string): string {
   return `'{"error":"${error}","reason":"${reasonExpr}","requestId":"%[unique-id]"}'`;
 }
 
-class Section {
+export class Section {
   private readonly lines: string[] = [];
   constructor(header: string, why?: string) {
     if (why) for (const line of why.split('\n')) this.lines.push(`# ${line}`);
@@ -209,6 +210,7 @@ export function renderHaproxyConfig(o: ResolvedGatewayOptions): string {
     renderErrors(file),
     ...(o.usesDns ? [renderResolvers(o)] : []),
     renderGatewayFrontend(o, file),
+    ...(o.httpRedirect ? [renderHttpRedirectFrontend(o)] : []),
     renderHealthFrontend(o),
     renderMetricsFrontend(o),
     renderRefreshRelay(o),
