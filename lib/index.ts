@@ -4,6 +4,7 @@ export * from './nag';
 export * from './fleet/gateway-fleet';
 export * from './auth/auth-service';
 export * from './keys/gateway-keys';
+export * from './keys/frontend-certificate';
 export * from './observability/gateway-observability';
 export * from './looker/looker-backend';
 export * from './looker/looker-oidc-configuration';

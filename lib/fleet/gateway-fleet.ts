@@ -5,12 +5,14 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Annotations, Aws, CfnElement, Duration, Lazy, Stack, Token } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import { GatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
@@ -18,6 +20,9 @@ import { acknowledge, acknowledgeDefaultPolicy } from '../private/nag-acknowledg
 import { clientCaProblems, clientCrlProblems } from '../private/client-certificates';
 import { assertIntegerInRange, assertPort, GatewayPropsError } from '../private/validation';
 import { GatewayConfigError } from './validate';
+import { assertNamesInZone, certificateExpiryMetric, defaultMetricNamespace, grantCertificateExpiryMetric, grantExportCertificate, newFrontendAcmCertificate } from './certificate';
+import { addLoadBalancerAliasRecords } from './dns';
+import { addHttpRedirectListener } from './http-listener';
 import { CLOUDWATCH_AGENT_CONFIG_PATH, CLOUDWATCH_AGENT_METRIC_NAMESPACE, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, InstanceMachineClients, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
 
 /** The public SSM parameter with the newest official Debian 13 arm64 AMI. */
@@ -212,6 +217,21 @@ export interface GatewayFleetProps {
    * @default - none (only allowed without machine routes)
    */
   readonly clientCertificateAuthority?: ClientCertificateAuthority;
+  /**
+   * The Route 53 hosted zone of `domainName` (and of `machineRoutes.hostName`): alias A and
+   * AAAA records point them at the load balancer, and an ACM certificate
+   * (`FrontendCertificate.acmExportable()` on the keys) is validated there.
+   * @default - no DNS records: point the names at `loadBalancer` yourself
+   */
+  readonly hostedZone?: route53.IHostedZone;
+  /** Port HAProxy answers plain HTTP on (the NLB forwards 80 to it) with a redirect to HTTPS. @default 80 */
+  readonly httpRedirectPort?: number;
+  /**
+   * CloudWatch namespace of the gateway's own metrics (key-sync's days until the frontend
+   * certificate expires).
+   * @default "LookerGateway/<stack name>" (GatewayObservability's default too)
+   */
+  readonly metricNamespace?: string;
 }
 
 /** Where the auth service answers, as the fleet needs it. */
@@ -243,6 +263,15 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
   public readonly connections: ec2.Connections;
   /** The bootstrap script as rendered (with CloudFormation tokens where deploy-time values go). */
   public readonly userDataScript: string;
+  /** The exportable ACM certificate, with `FrontendCertificate.acmExportable()`. */
+  public readonly certificate?: acm.ICertificate;
+  /** Port 80 of the load balancer: plain HTTP to HAProxy's redirect frontend. */
+  public readonly httpListener: elbv2.NetworkListener;
+  public readonly httpTargetGroup: elbv2.NetworkTargetGroup;
+  /** The alias records of the gateway's names, with `hostedZone`. */
+  public readonly records: route53.RecordSet[];
+  /** Namespace of key-sync's metrics. */
+  public readonly metricNamespace: string;
 
   constructor(scope: Construct, id: string, props: GatewayFleetProps) {
     super(scope, id);
@@ -254,6 +283,8 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     const healthCheckPort = props.healthCheckPort ?? 8080;
     const readinessPort = props.readinessPort ?? 8081;
     const metricsPort = props.metricsPort ?? 8405;
+    const httpRedirectPort = props.httpRedirectPort ?? 80;
+    this.metricNamespace = props.metricNamespace ?? defaultMetricNamespace(this);
     const internetFacing = props.internetFacing ?? true;
     const instanceType = props.instanceType ?? DEFAULT_INSTANCE_TYPE;
     const instanceTypes = [instanceType, ...(props.fallbackInstanceTypes ?? (props.instanceType ? [] : [DEFAULT_FALLBACK_INSTANCE_TYPE]))];
@@ -277,10 +308,10 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
           'AwsSolutions-EC23',
           ...['NIST.800.53.R5', 'HIPAA.Security', 'PCI.DSS.321'].flatMap((pack) => [`${pack}-EC2RestrictedCommonPorts`, `${pack}-EC2RestrictedSSH`]),
         ],
-        'The rules cannot read a client CIDR that CloudFormation resolves (by default the VPC CIDR of an internal gateway). The group admits TCP 443 only, from that CIDR; no SSH or other common port.',
+        'The rules cannot read a client CIDR that CloudFormation resolves (by default the VPC CIDR of an internal gateway). The group admits TCP 443 and 80 (redirects to HTTPS) only, from that CIDR; no SSH or other common port.',
       );
     } else if (clientCidrs.includes('0.0.0.0/0')) {
-      acknowledge(this.loadBalancerSecurityGroup, ['AwsSolutions-EC23'], 'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose; every request is authenticated by HAProxy. Set clientCidrs to narrow it.');
+      acknowledge(this.loadBalancerSecurityGroup, ['AwsSolutions-EC23'], 'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose, every request authenticated by HAProxy; HTTP (80) only redirects to HTTPS. Set clientCidrs to narrow it.');
     }
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
@@ -306,6 +337,17 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       'Session Manager replaces SSH (no key pair, no port 22); AWS maintains this policy with the exact actions the SSM agent needs.',
     );
     props.keys.grantReadInstanceMaterial(this.role);
+    if (props.hostedZone) {
+      assertNamesInZone(where, props.hostedZone, [['domainName', props.domainName], ...(props.machineRoutes?.hostName ? [['machineRoutes.hostName', props.machineRoutes.hostName] as const] : [])]);
+    }
+    this.certificate = newFrontendAcmCertificate(this, 'Certificate', where, {
+      choice: props.keys.frontendCertificateSource,
+      hostedZone: props.hostedZone,
+      domainName: props.domainName,
+      machineHostName: props.machineRoutes?.hostName,
+    });
+    if (this.certificate) grantExportCertificate(this.role, this.certificate);
+    grantCertificateExpiryMetric(this.role, this.metricNamespace);
     props.accessLogGroup.grant(this.role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
     grantCloudWatchAgentMetrics(this.role);
 
@@ -336,8 +378,11 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       secrets: {
         verificationKeys: deployTime.placeholderFor(props.keys.verificationKeys.secretArn, token),
         backendClientCertificate: deployTime.placeholderFor(props.keys.backendClientCertificate.secretArn, token),
-        frontendCertificate: deployTime.placeholderFor(props.keys.frontendCertificate.secretArn, token),
+        frontendCertificate: props.keys.frontendCertificate && deployTime.placeholderFor(props.keys.frontendCertificate.secretArn, token),
       },
+      frontendAcmCertificateArn: this.certificate && deployTime.placeholderFor(this.certificate.certificateArn, token),
+      metricNamespace: deployTime.placeholderFor(this.metricNamespace, token),
+      httpRedirectPort,
       machineClients: machineClientsInput(where, props, (value) => deployTime.placeholderFor(value, token)),
     };
     if (props.machineRoutes?.hostName && props.keys.frontendCertificateIsSelfSigned && props.machineRoutes.hostName !== props.domainName) {
@@ -484,6 +529,19 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       defaultTargetGroups: [this.targetGroup],
     });
 
+    ({ listener: this.httpListener, targetGroup: this.httpTargetGroup } = addHttpRedirectListener(this, {
+      vpc: props.vpc,
+      loadBalancer: this.loadBalancer,
+      loadBalancerSecurityGroup: this.loadBalancerSecurityGroup,
+      instanceSecurityGroup: this.securityGroup,
+      autoScalingGroup: this.autoScalingGroup,
+      clientCidrs,
+      instancePort: httpRedirectPort,
+      healthCheck: this.targetGroup.healthCheck,
+    }));
+    const names = [{ id: 'Domain', name: props.domainName }, ...(props.machineRoutes?.hostName && props.machineRoutes.hostName !== props.domainName ? [{ id: 'MachineHost', name: props.machineRoutes.hostName }] : [])];
+    this.records = props.hostedZone ? addLoadBalancerAliasRecords(this, props.hostedZone, this.loadBalancer, names) : [];
+
     acknowledge(
       this.listener,
       ['NIST.800.53.R5-ELBv2ACMCertificateRequired', 'HIPAA.Security-ELBv2ACMCertificateRequired', 'PCI.DSS.321-ELBv2ACMCertificateRequired'],
@@ -529,6 +587,14 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       ['AwsSolutions-AS3'],
       'Scaling and health events are visible in the GatewayObservability alarms (unhealthy hosts, no healthy host) and in the Auto Scaling activity history; add notifications to your own topic if you need them.',
     );
+  }
+
+  /**
+   * Days until the frontend certificate that the instances serve expires, as key-sync reports
+   * it after every run (every 5 minutes): by default the fleet's minimum over an hour.
+   */
+  public metricFrontendCertificateDaysToExpiry(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return certificateExpiryMetric(this.metricNamespace, props);
   }
 }
 
@@ -580,12 +646,12 @@ function validateFleetProps(where: string, props: GatewayFleetProps, minCapacity
       `minCapacity (${minCapacity}) must be less than maxCapacity (${maxCapacity}): rolling updates keep minCapacity instances in service and add one before removing one. Raise maxCapacity to at least ${minCapacity + 1}.`,
     );
   }
-  for (const [prop, value] of [['instancePort', props.instancePort], ['healthCheckPort', props.healthCheckPort], ['readinessPort', props.readinessPort], ['metricsPort', props.metricsPort]] as const) {
+  for (const [prop, value] of [['instancePort', props.instancePort], ['healthCheckPort', props.healthCheckPort], ['readinessPort', props.readinessPort], ['metricsPort', props.metricsPort], ['httpRedirectPort', props.httpRedirectPort]] as const) {
     if (value !== undefined) assertPort(where, prop, value);
   }
-  const ports = [props.instancePort ?? 443, props.healthCheckPort ?? 8080, props.readinessPort ?? 8081, props.metricsPort ?? 8405].filter((p) => !Token.isUnresolved(p));
+  const ports = [props.instancePort ?? 443, props.healthCheckPort ?? 8080, props.readinessPort ?? 8081, props.metricsPort ?? 8405, props.httpRedirectPort ?? 80].filter((p) => !Token.isUnresolved(p));
   if (new Set(ports).size !== ports.length) {
-    throw new GatewayPropsError(where, `instancePort, healthCheckPort, readinessPort and metricsPort must differ, got ${ports.join(', ')}: each is a listener of its own.`);
+    throw new GatewayPropsError(where, `instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got ${ports.join(', ')}: each is a listener of its own.`);
   }
   if (props.targetCpuUtilizationPercent !== undefined) assertIntegerInRange(where, 'targetCpuUtilizationPercent', props.targetCpuUtilizationPercent, 10, 90, 'Leave headroom for TLS handshakes in bursts; 60 is the default.');
   if (props.connectionsPerInstance !== undefined) assertIntegerInRange(where, 'connectionsPerInstance', props.connectionsPerInstance, 10, 1_000_000, 'Size it from a load test of your instance type.');

@@ -16,6 +16,7 @@ import { DEFAULT_SESSION_ALGORITHM, SESSION_ALGORITHMS, SessionAlgorithm } from 
 import { newGatewayFunction } from '../private/gateway-function';
 import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
 import { newEncryptedLogGroup } from '../private/log-group';
+import { FrontendCertificate, FrontendCertificateSource } from './frontend-certificate';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { GatewayPropsError } from '../private/validation';
 import { newGatewayEncryptionKey } from './encryption-key';
@@ -33,11 +34,12 @@ export interface GatewayKeysProps {
    */
   readonly sessionAlgorithm?: string;
   /**
-   * The frontend TLS certificate, as a secret in the frontend-certificate JSON format of
-   * lib/key-material.ts. It is not rotated by the gateway: you renew it.
-   * @default - a self-signed certificate made and rotated by the rotation Lambda (browsers warn)
+   * Where the frontend TLS certificate comes from. Only `FrontendCertificate.selfSigned()`
+   * makes a secret (and a rotation) here; `fromSecret` reads yours; `acmExportable` is
+   * requested by the fleet, which the instances export it from.
+   * @default FrontendCertificate.selfSigned() - browsers warn: for trials only
    */
-  readonly frontendCertificate?: secretsmanager.ISecret;
+  readonly frontendCertificate?: FrontendCertificate;
   /**
    * Host name the self-signed frontend certificate is issued for.
    * @default - "localhost"; give the gateway's domain name
@@ -97,9 +99,11 @@ export class GatewayKeys extends Construct {
   public readonly backendCa: secretsmanager.Secret;
   /** The fleet's client certificate for mTLS to Looker: instances. */
   public readonly backendClientCertificate: secretsmanager.Secret;
-  /** The frontend certificate: the user's, or a self-signed one made by the rotation. */
-  public readonly frontendCertificate: secretsmanager.ISecret;
-  /** True when the frontend certificate is self-signed (no certificate given). */
+  /** The secret of the frontend certificate: the user's, or a self-signed one made by the rotation; none for ACM. */
+  public readonly frontendCertificate?: secretsmanager.ISecret;
+  /** Where the frontend certificate comes from. */
+  public readonly frontendCertificateSource: FrontendCertificate;
+  /** True when the frontend certificate is self-signed. */
   public readonly frontendCertificateIsSelfSigned: boolean;
   public readonly rotationFunction: lambda.Function;
   /** The rotation schedules; their first rotation (on deploy) replaces the seed values. */
@@ -130,8 +134,11 @@ export class GatewayKeys extends Construct {
     this.cookieKeys = this.newSecret('CookieKeys', SECRET_KINDS.cookieKeys, 'cookie encryption keys (current/previous)');
     this.backendCa = this.newSecret('BackendCa', SECRET_KINDS.backendCa, 'internal CA of the fleet client certificate');
     this.backendClientCertificate = this.newSecret('BackendClientCertificate', SECRET_KINDS.backendClientCertificate, 'fleet client certificate for mTLS to Looker');
-    this.frontendCertificateIsSelfSigned = props.frontendCertificate === undefined;
-    this.frontendCertificate = props.frontendCertificate ?? this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)');
+    this.frontendCertificateSource = props.frontendCertificate ?? FrontendCertificate.selfSigned();
+    this.frontendCertificateIsSelfSigned = this.frontendCertificateSource.source === FrontendCertificateSource.SELF_SIGNED;
+    this.frontendCertificate = this.frontendCertificateIsSelfSigned
+      ? this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)')
+      : this.frontendCertificateSource.secret;
 
     const environment = withPropsContext(where, () =>
       rotationEnvironment({
@@ -166,7 +173,7 @@ export class GatewayKeys extends Construct {
     if (this.frontendCertificateIsSelfSigned) {
       const frontendRotation = props.frontendCertificateRotation ?? Duration.days(days.frontendCertificate);
       checkCertificateSchedule(where, 'frontendCertificateRotation', ROTATION_DEFAULTS.frontendValidityDays, frontendRotation);
-      this.schedule('FrontendCertificate', this.frontendCertificate, frontendRotation);
+      this.schedule('FrontendCertificate', this.frontendCertificate!, frontendRotation);
     }
 
     // Secrets Manager may invoke the rotation function for this account's secrets only
@@ -226,9 +233,9 @@ export class GatewayKeys extends Construct {
     return this.backendClientCertificate.grantRead(grantee);
   }
 
-  /** The frontend certificate and key. */
+  /** The frontend certificate and key, when they are in a secret (an ACM certificate is granted by the fleet: export of that one certificate). */
   public grantReadFrontendCertificate(grantee: iam.IGrantable): iam.Grant {
-    return this.frontendCertificate.grantRead(grantee);
+    return this.frontendCertificate?.grantRead(grantee) ?? iam.Grant.drop(grantee, 'read the frontend certificate: it is in ACM, not in a secret');
   }
 
   /** Everything an instance reads: verification keys, backend client certificate, frontend certificate. */

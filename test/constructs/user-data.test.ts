@@ -48,6 +48,7 @@ import { nlbHealthCheck } from '../support/proxy-protocol';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../support/secrets-manager-endpoint';
 import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
 import { bootInstance, Instance, jsonLines } from '../support/systemd-container';
+import { waitFor } from '../support/wait';
 import { attachRotation, captureLogs, DOMAIN, GatewaySecretArns, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
 import { newTestApp } from './fixtures';
 import { FakeDeployment, resolveIntrinsics } from './resolve';
@@ -99,17 +100,6 @@ function resourceWithId(prefix: string): TemplateResource {
   const found = Object.entries(template.Resources).find(([id]) => id.startsWith(prefix));
   if (!found) throw new Error(`no resource ${prefix}* in the template`);
   return found[1];
-}
-
-/** Polls `check` until it returns a value, at most `timeoutMs`; the error says what was awaited. */
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 async function journal(unit: string, sinceBoot = true): Promise<Array<Record<string, unknown>>> {

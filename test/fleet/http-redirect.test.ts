@@ -8,6 +8,7 @@ import { renderGatewayConfig } from '../../lib/fleet';
 import { HTTP_REDIRECT } from '../../lib/fleet/render-redirect';
 import { freePorts } from '../support/ports';
 import { proxyV2Header, rawHttpExchange, RawHttpAnswer } from '../support/proxy-protocol';
+import { waitFor } from '../support/wait';
 import { GatewayEnv, startGatewayEnv } from './support/gateway-env';
 
 jest.setTimeout(60_000);
@@ -88,15 +89,10 @@ describe('a request on plain HTTP', () => {
 
   test('each redirect is one JSON access-log line with its route, decision and the client address from the PROXY header', async () => {
     await plainHttp('GET /logged?q=secret HTTP/1.1\r\nHost: looker.example.com\r\nConnection: close\r\n\r\n');
-    const deadline = Date.now() + 5000;
-    let line: Record<string, unknown> | undefined;
-    while (!line && Date.now() < deadline) {
-      line = env.logLines().find((l) => l.frontend === HTTP_REDIRECT.proxyName && String(l.path).startsWith('/logged'));
-      if (!line) await new Promise((r) => setTimeout(r, 50));
-    }
+    const line = await waitFor('the access-log line of the redirect', 5000, () => env.logLines().find((l) => l.frontend === HTTP_REDIRECT.proxyName && String(l.path).startsWith('/logged')));
     expect(line).toMatchObject({ route: HTTP_REDIRECT.route, decision: HTTP_REDIRECT.decision, status: 301, client_ip: '198.51.100.7', host: 'looker.example.com' });
     // The access log never keeps a query string (it may carry codes).
-    expect(String(line!.path)).toBe('/logged');
+    expect(String(line.path)).toBe('/logged');
   });
 });
 

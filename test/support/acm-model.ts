@@ -69,7 +69,7 @@ interface CertificateRecord {
   readonly subjectAlternativeNames: string[];
   readonly keyAlgorithm: TestKeyAlgorithm;
   readonly exportable: boolean;
-  readonly validityDays: number;
+  validityDays: number;
   status: 'PENDING_VALIDATION' | 'ISSUED';
   issued?: Issued;
   /** Exported since it was issued or last renewed (managed renewal eligibility). */
@@ -249,6 +249,11 @@ export class AcmModel {
     return true;
   }
 
+  /** Certificates issued from now on (renewals) are valid this many days (a test stands in for a date close to expiry). */
+  public setValidityDays(arn: string, days: number): void {
+    this.find(arn).validityDays = days;
+  }
+
   /** The next ExportCertificate answer carries this fault (once). */
   public corruptNextExport(fault: ExportFault): void {
     this.faults.push(fault);
@@ -296,7 +301,8 @@ export class AcmModel {
       const root = await createCa('Test Amazon Root CA');
       const intermediate = await createIntermediateCa(root, 'Test Amazon RSA 2048 M01');
       const foreign = await createCa('Some Other CA');
-      return { root, intermediate, chainPem: `${intermediate.cert}${root.cert}`, foreign };
+      const chainPem = [intermediate.cert, root.cert].map((pem) => (pem.endsWith('\n') ? pem : `${pem}\n`)).join('');
+      return { root, intermediate, chainPem, foreign };
     })();
     return this.authorities;
   }

@@ -41,10 +41,10 @@ export_acm_certificate() {
     || fail "cannot make a passphrase for the ACM export"
   aws_acm export-certificate --certificate-arn "$1" --passphrase "fileb://$acm/passphrase" > "$acm/export.json" \
     || fail "cannot export the ACM certificate ($1): $(aws_error)"
-  jq -er '.Certificate | select(type == "string" and length > 0)' "$acm/export.json" > "$acm/certificate.pem" 2>/dev/null \
+  jq -ej '.Certificate | select(type == "string" and length > 0)' "$acm/export.json" > "$acm/certificate.pem" 2>/dev/null \
     || fail "the export of the ACM certificate ($1) holds no certificate"
-  jq -r '.CertificateChain // "" | strings' "$acm/export.json" > "$acm/chain.pem"
-  jq -er '.PrivateKey | select(type == "string" and length > 0)' "$acm/export.json" > "$acm/encrypted-key.pem" 2>/dev/null \
+  jq -j '.CertificateChain // "" | strings' "$acm/export.json" > "$acm/chain.pem"
+  jq -ej '.PrivateKey | select(type == "string" and length > 0)' "$acm/export.json" > "$acm/encrypted-key.pem" 2>/dev/null \
     || fail "the export of the ACM certificate ($1) holds no private key"
   openssl x509 -in "$acm/certificate.pem" -noout >/dev/null 2>&1 \
     || fail "the exported ACM certificate ($1) is not a valid PEM certificate"
