@@ -10,4 +10,5 @@ export * from './looker/looker-backend';
 export * from './looker/looker-oidc-configuration';
 export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from './auth/mapping-rules';
 export { AttributeConflictPolicy } from './auth/mapping-rules';
+export { UserClaim } from './fleet/gateway-options';
 export { GatewayPropsError } from './private/validation';

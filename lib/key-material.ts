@@ -7,7 +7,7 @@
  * `SECRET_KIND_TAG`, so the rotation Lambda can tell kinds apart before it can read a
  * value (for example when the first version is still the seed).
  */
-import type { SessionAlgorithm } from './session-contract';
+import { SESSION_ALGORITHMS, type SessionAlgorithm } from './session-contract';
 
 export const SECRET_KIND_TAG = 'cdk-looker-gateway:kind';
 export const SECRET_FORMAT_VERSION = 1;
@@ -52,6 +52,11 @@ export interface SigningKeyEntry {
 export interface SigningKeySetSecret {
   readonly kind: typeof SECRET_KINDS.signingKeys;
   readonly version: typeof SECRET_FORMAT_VERSION;
+  /**
+   * The algorithm of the `current` key (what sessions are signed with now). Each key's own
+   * is its JWK's `alg` (keyAlgorithm()): after a change of algorithm, the new one arrives
+   * as `next` and the old keys keep theirs until they leave the set.
+   */
   readonly alg: SessionAlgorithm;
   /** Empty only in the seed value that CloudFormation writes before the first rotation. */
   readonly keys: readonly SigningKeyEntry[];
@@ -129,21 +134,46 @@ export type GatewaySecret =
   | BackendClientCertificateSecret
   | FrontendCertificateSecret;
 
-/** The value CloudFormation writes when it creates a secret; the first rotation replaces it. */
-export function seedSecretValue(kind: SecretKind, alg: SessionAlgorithm = 'ES256'): string {
-  switch (kind) {
-    case SECRET_KINDS.signingKeys:
-    case SECRET_KINDS.verificationKeys:
-      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, alg, keys: [] });
-    case SECRET_KINDS.cookieKeys:
-      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, keys: [] });
-    case SECRET_KINDS.backendCa:
-      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, certificatePem: '', privateKeyPem: '' });
-    case SECRET_KINDS.backendClientCertificate:
-      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, certificatePem: '', privateKeyPem: '', chainPem: '', notAfter: '' });
-    case SECRET_KINDS.frontendCertificate:
-      return JSON.stringify({ kind, version: SECRET_FORMAT_VERSION, certificatePem: '', privateKeyPem: '', chainPem: '', notAfter: '', selfSigned: true });
+/**
+ * The value CloudFormation writes when it creates a secret; the first rotation replaces
+ * it. No key material, and FROZEN: the text depends on the kind only, never on the
+ * deployment's settings (session algorithm, domain) or on SECRET_FORMAT_VERSION.
+ * CloudFormation writes a secret's SecretString again whenever the template's text
+ * changes, as a new AWSCURRENT version: a seed that followed a setting would replace the
+ * real keys with an empty set at the next deploy that changed it. These are the exact
+ * texts of the first release (format 1, ES256), so existing stacks see no change.
+ * Readers treat a seed as "no keys yet" whatever the current format version is.
+ */
+const SEED_VALUES: Readonly<Record<SecretKind, string>> = {
+  [SECRET_KINDS.signingKeys]: '{"kind":"session-signing-keys","version":1,"alg":"ES256","keys":[]}',
+  [SECRET_KINDS.verificationKeys]: '{"kind":"session-verification-keys","version":1,"alg":"ES256","keys":[]}',
+  [SECRET_KINDS.cookieKeys]: '{"kind":"cookie-encryption-keys","version":1,"keys":[]}',
+  [SECRET_KINDS.backendCa]: '{"kind":"backend-ca","version":1,"certificatePem":"","privateKeyPem":""}',
+  [SECRET_KINDS.backendClientCertificate]: '{"kind":"backend-client-certificate","version":1,"certificatePem":"","privateKeyPem":"","chainPem":"","notAfter":""}',
+  [SECRET_KINDS.frontendCertificate]: '{"kind":"frontend-certificate","version":1,"certificatePem":"","privateKeyPem":"","chainPem":"","notAfter":"","selfSigned":true}',
+};
+
+/** The frozen seed of a kind (see SEED_VALUES). */
+export function seedSecretValue(kind: SecretKind): string {
+  return SEED_VALUES[kind];
+}
+
+/** True when a SecretString is the seed of its kind: the secret has no real value yet. */
+export function isSeedValue(kind: SecretKind, secretString: string | undefined): boolean {
+  return secretString === SEED_VALUES[kind];
+}
+
+/**
+ * The algorithm of one signing or verification key: its JWK's `alg` (RFC 7517), or the
+ * set's for keys stored without one. A set may hold keys of two algorithms while the
+ * deployment moves from one to the other; each key verifies with its own.
+ */
+export function keyAlgorithm(entry: { readonly publicJwk: StoredJwk }, set: { readonly alg: SessionAlgorithm }): SessionAlgorithm {
+  const alg = entry.publicJwk.alg ?? set.alg;
+  if (!(SESSION_ALGORITHMS as readonly unknown[]).includes(alg)) {
+    throw new Error(`Key ${entry.publicJwk.kid ?? '?'} has algorithm ${JSON.stringify(alg)}; the gateway signs with ${SESSION_ALGORITHMS.join(' or ')}.`);
   }
+  return alg as SessionAlgorithm;
 }
 
 /** Parses a SecretString and checks its kind and format version; the error says which secret and what was found. */
@@ -159,7 +189,7 @@ export function parseGatewaySecret<K extends SecretKind>(secretString: string | 
   if (typeof value !== 'object' || value === null || record.kind !== expectedKind) {
     throw new Error(`Secret ${where} holds kind ${JSON.stringify(record?.kind)}, expected ${JSON.stringify(expectedKind)}.`);
   }
-  if (record.version !== SECRET_FORMAT_VERSION) {
+  if (record.version !== SECRET_FORMAT_VERSION && !isSeedValue(expectedKind, secretString)) {
     throw new Error(`Secret ${where} has format version ${JSON.stringify(record.version)}; this release reads version ${SECRET_FORMAT_VERSION}.`);
   }
   return value as Extract<GatewaySecret, { kind: K }>;

@@ -12,6 +12,7 @@ import { Construct } from 'constructs';
 import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/auth-service';
 import { MappingRuleSet } from './auth/mapping-rules';
 import { ClientCertificateAuthority, GatewayFleet, MachineClient, MachineRoutes } from './fleet/gateway-fleet';
+import { UserClaim } from './fleet/gateway-options';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { FrontendCertificate, FrontendCertificateSource } from './keys/frontend-certificate';
 import { GatewayKeys } from './keys/gateway-keys';
@@ -32,6 +33,12 @@ export interface LookerGatewayProps {
   readonly identityProvider: IdentityProviderSettings;
   /** Rules from IdP groups and claims to Looker roles, groups and user attributes; deny by default. */
   readonly mappingRules: MappingRuleSet;
+  /**
+   * The session claim HAProxy sends as X-Forwarded-User: the IdP subject, or the e-mail
+   * address (only one the IdP marks verified reaches the session).
+   * @default UserClaim.SUBJECT
+   */
+  readonly userClaim?: UserClaim;
   /** How the fleet reaches Looker: LookerBackend.fromHosts(...) or LookerBackend.fromDnsName(...). */
   readonly looker: LookerBackend;
   /**
@@ -171,6 +178,8 @@ export class LookerGateway extends Construct {
       domainName: props.domainName,
       vpc: this.vpc,
       rotationLogGroup: this.observability.rotationLogGroup,
+      // The rotation's timing depends on how long the sessions it signs live.
+      sessionLifetime: props.sessionLifetime,
     });
     this.authService = new AuthService(this, 'AuthService', {
       vpc: this.vpc,
@@ -189,7 +198,7 @@ export class LookerGateway extends Construct {
       domainName: props.domainName,
       authService: { hostName: this.authService.hostName, pathPrefix: this.authService.stagePath },
       accessLogGroup: this.observability.accessLogGroup,
-      session: { issuer: origin, audience: origin, algorithm: this.keys.sessionAlgorithm, attributeNames: attributeNamesOf(props.mappingRules) },
+      session: { issuer: origin, audience: origin, algorithm: this.keys.sessionAlgorithm, attributeNames: attributeNamesOf(props.mappingRules), userClaim: props.userClaim },
       instanceType: props.instanceType,
       fallbackInstanceTypes: props.fallbackInstanceTypes,
       minCapacity: props.minCapacity,

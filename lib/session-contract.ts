@@ -55,15 +55,15 @@ export const CLAIMS = {
   issuedAt: 'iat',
   notBefore: 'nbf',
   expiresAt: 'exp',
-  /** Mapped Looker groups, comma-separated (HAProxy forwards strings, not arrays). */
+  /**
+   * Mapped Looker groups, comma-separated: HAProxy forwards the claim's value as
+   * X-Forwarded-Groups unchanged, and rule names and grants can hold no comma, so the list
+   * reads back exactly. The only form in the token: the same values as arrays would
+   * double the groups' share of the 4096-byte budget.
+   */
   groupsCsv: 'groups_csv',
-  /** Mapped Looker roles, comma-separated. */
+  /** Mapped Looker roles, comma-separated (as groups_csv). */
   rolesCsv: 'roles_csv',
-  /** The same values as arrays, for other readers. */
-  groups: 'groups',
-  roles: 'roles',
-  /** All user attributes as an object, for other readers. */
-  attributes: 'attrs',
 } as const;
 
 /** One string claim per user attribute: `attr_<name>`. */

@@ -10,7 +10,9 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct, Node } from 'constructs';
+import type { GoogleDirectorySettings } from './auth/auth-service';
 import { MappingRuleSet } from './auth/mapping-rules';
+import { UserClaim } from './fleet/gateway-options';
 import { ClientCertificateAuthority, MachineClient } from './fleet/gateway-fleet';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { FrontendCertificate } from './keys/frontend-certificate';
@@ -45,6 +47,30 @@ export interface GatewayAppSettings {
    * @default false
    */
   readonly idpTrustUnverifiedEmail?: boolean;
+  /** The IdP's profile: okta, entra, google, auth0, keycloak, ping, cognito or generic (docs/idps.md). @default "generic" */
+  readonly idpProvider?: string;
+  /** Extra authorization parameters, a JSON object of strings merged over the profile's. @default - the profile's */
+  readonly idpAuthorizationParams?: { [name: string]: string };
+  /** client_secret_basic, client_secret_post or private_key_jwt. @default - the profile's; private_key_jwt when idpClientKeySecretArn is set */
+  readonly idpTokenEndpointAuthMethod?: string;
+  /** Full ARN of the secret with the private_key_jwt key ({"privateKeyPem", "certificatePem"}). @default - none */
+  readonly idpClientKeySecretArn?: string;
+  /** auto, off, or an https URL template with {clientId}, {postLogoutRedirectUri}, {idTokenHint}, {state}. @default "auto" */
+  readonly idpEndSession?: string;
+  /** Entra ID with a multi-tenant issuer: the tenant ids that may sign in. @default - the issuer's tenant only */
+  readonly idpAllowedTenants?: string[];
+  /** token, microsoft-graph, google-directory or none. @default - "none" for google, "token" otherwise */
+  readonly idpGroupsSource?: string;
+  /** How long groups read from Graph or the Directory API are reused for a session, minutes. @default 15 */
+  readonly idpGroupsCacheMinutes?: number;
+  /** Microsoft Graph's base URL (national clouds). @default "https://graph.microsoft.com" */
+  readonly idpMicrosoftGraphUrl?: string;
+  /** Full ARN of the secret with the Google service account key file (groupsSource google-directory). @default - none */
+  readonly idpGoogleServiceAccountSecretArn?: string;
+  /** The Workspace administrator the service account acts as. @default - none */
+  readonly idpGoogleAdminEmail?: string;
+  /** The claim sent as X-Forwarded-User: "sub" or "email". @default "sub" */
+  readonly userClaim?: string;
   readonly mappingRules: MappingRuleSet;
   /** Looker nodes (host names or IPv4 addresses); or lookerDnsName. */
   readonly lookerHosts?: string[];
@@ -123,6 +149,18 @@ export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'idpScopes',
   'idpGroupsClaim',
   'idpTrustUnverifiedEmail',
+  'idpProvider',
+  'idpAuthorizationParams',
+  'idpTokenEndpointAuthMethod',
+  'idpClientKeySecretArn',
+  'idpEndSession',
+  'idpAllowedTenants',
+  'idpGroupsSource',
+  'idpGroupsCacheMinutes',
+  'idpMicrosoftGraphUrl',
+  'idpGoogleServiceAccountSecretArn',
+  'idpGoogleAdminEmail',
+  'userClaim',
   'mappingRules',
   'lookerHosts',
   'lookerDnsName',
@@ -225,6 +263,14 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     }
     return value as LookerGroupRoles[];
   };
+  const stringMap = (key: keyof GatewayAppSettings): { [name: string]: string } | undefined => {
+    const value = json(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+      throw new GatewayPropsError(where, `"${key}" is ${JSON.stringify(value)}; give a JSON object of strings, for example {"access_type": "offline", "prompt": "consent"}.`);
+    }
+    return value as { [name: string]: string };
+  };
   const rules = json('mappingRules');
   if (rules === undefined || rules === null || typeof rules !== 'object') {
     throw new GatewayPropsError(where, '"mappingRules" is not set: give a rule set {"rules": [...]} (see "The deployable app: cdk.json settings" in README.md). Without rules every user is denied.');
@@ -239,6 +285,18 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     idpScopes: list('idpScopes'),
     idpGroupsClaim: text('idpGroupsClaim', false),
     idpTrustUnverifiedEmail: flag('idpTrustUnverifiedEmail'),
+    idpProvider: text('idpProvider', false),
+    idpAuthorizationParams: stringMap('idpAuthorizationParams'),
+    idpTokenEndpointAuthMethod: text('idpTokenEndpointAuthMethod', false),
+    idpClientKeySecretArn: text('idpClientKeySecretArn', false),
+    idpEndSession: text('idpEndSession', false),
+    idpAllowedTenants: list('idpAllowedTenants'),
+    idpGroupsSource: text('idpGroupsSource', false),
+    idpGroupsCacheMinutes: integer('idpGroupsCacheMinutes'),
+    idpMicrosoftGraphUrl: text('idpMicrosoftGraphUrl', false),
+    idpGoogleServiceAccountSecretArn: text('idpGoogleServiceAccountSecretArn', false),
+    idpGoogleAdminEmail: text('idpGoogleAdminEmail', false),
+    userClaim: text('userClaim', false),
     mappingRules: rules as MappingRuleSet,
     lookerHosts: list('lookerHosts'),
     lookerDnsName: text('lookerDnsName', false),
@@ -284,9 +342,12 @@ export class LookerGatewayStack extends Stack {
     const s = props.settings;
     const where = 'LookerGatewayStack settings';
     const encryptionKey = newGatewayEncryptionKey(this, 'Key');
+    const tokenEndpointAuthMethod = s.idpTokenEndpointAuthMethod ?? (s.idpClientKeySecretArn ? 'private_key_jwt' : undefined);
     const clientSecret = s.idpClientSecretArn
       ? secretsmanager.Secret.fromSecretCompleteArn(this, 'IdpClientSecret', s.idpClientSecretArn)
-      : this.placeholderClientSecret(encryptionKey);
+      : tokenEndpointAuthMethod === 'private_key_jwt'
+        ? undefined
+        : this.placeholderClientSecret(encryptionKey);
     const looker = lookerBackendFrom(where, s);
     const vpc = existingVpcFrom(this, where, s);
     const hostedZone = hostedZoneFrom(this, where, s);
@@ -301,7 +362,18 @@ export class LookerGatewayStack extends Stack {
         scopes: s.idpScopes,
         groupsClaim: s.idpGroupsClaim,
         trustUnverifiedEmail: s.idpTrustUnverifiedEmail,
+        provider: s.idpProvider,
+        authorizationParams: s.idpAuthorizationParams,
+        tokenEndpointAuthMethod,
+        clientKey: s.idpClientKeySecretArn ? secretsmanager.Secret.fromSecretCompleteArn(this, 'IdpClientKey', s.idpClientKeySecretArn) : undefined,
+        endSession: s.idpEndSession,
+        allowedTenants: s.idpAllowedTenants,
+        groupsSource: s.idpGroupsSource,
+        groupsCacheDuration: s.idpGroupsCacheMinutes === undefined ? undefined : Duration.minutes(s.idpGroupsCacheMinutes),
+        microsoftGraphUrl: s.idpMicrosoftGraphUrl,
+        googleDirectory: googleDirectoryFrom(this, where, s),
       },
+      userClaim: userClaimFrom(where, s.userClaim),
       mappingRules: s.mappingRules,
       looker,
       encryptionKey,
@@ -336,7 +408,7 @@ export class LookerGatewayStack extends Stack {
     if (s.machineHostName) new CfnOutput(this, 'MachineClientUrl', { value: `https://${s.machineHostName}`, description: 'Where machine clients connect with their certificates' });
     new CfnOutput(this, 'RedirectUri', { value: `${this.gateway.url}/oauth2/callback`, description: 'Register this redirect URI at the IdP' });
     new CfnOutput(this, 'FleetSecurityGroupId', { value: this.gateway.fleet.securityGroup.securityGroupId, description: "Admit this group in Looker's security group on 9999 and 19999" });
-    new CfnOutput(this, 'IdpClientSecretArn', { value: clientSecret.secretArn, description: 'The secret that holds the IdP client secret' });
+    if (clientSecret) new CfnOutput(this, 'IdpClientSecretArn', { value: clientSecret.secretArn, description: 'The secret that holds the IdP client secret' });
   }
 
   private placeholderClientSecret(encryptionKey: kms.IKey): secretsmanager.ISecret {
@@ -370,6 +442,21 @@ function hostedZoneFrom(scope: Construct, where: string, s: GatewayAppSettings):
     throw new GatewayPropsError(where, `hostedZoneId ${JSON.stringify(s.hostedZoneId)} is not a Route 53 hosted zone ID: it starts with "Z" followed by upper-case letters and digits, for example "Z0123456789ABCDEFGHIJ".`);
   }
   return route53.HostedZone.fromHostedZoneAttributes(scope, 'HostedZone', { hostedZoneId: id, zoneName: s.hostedZoneName.replace(/\.$/, '') });
+}
+
+function googleDirectoryFrom(scope: Construct, where: string, s: GatewayAppSettings): GoogleDirectorySettings | undefined {
+  if (!s.idpGoogleServiceAccountSecretArn && !s.idpGoogleAdminEmail) return undefined;
+  if (!s.idpGoogleServiceAccountSecretArn || !s.idpGoogleAdminEmail) {
+    throw new GatewayPropsError(where, 'the Google Directory groups source needs both idpGoogleServiceAccountSecretArn (the service account key file secret) and idpGoogleAdminEmail (the administrator it acts as); set both, or neither.');
+  }
+  return { serviceAccountKey: secretsmanager.Secret.fromSecretCompleteArn(scope, 'IdpGoogleServiceAccount', s.idpGoogleServiceAccountSecretArn), adminEmail: s.idpGoogleAdminEmail };
+}
+
+function userClaimFrom(where: string, value: string | undefined): UserClaim | undefined {
+  if (value === undefined) return undefined;
+  const claim = Object.values(UserClaim).find((c) => c === value);
+  if (!claim) throw new GatewayPropsError(where, `userClaim ${JSON.stringify(value)} is not a claim HAProxy can send as X-Forwarded-User: use "sub" (the IdP subject) or "email".`);
+  return claim;
 }
 
 function lookerBackendFrom(where: string, s: GatewayAppSettings): LookerBackend {

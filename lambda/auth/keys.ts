@@ -5,7 +5,7 @@
  */
 import { EncryptJWT, errors as joseErrors, importJWK, jwtDecrypt, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { ASSERTION_TOKEN_TYPE, SESSION_TOKEN_TYPE } from '../../lib/session-contract';
-import type { CookieKeySetSecret, SigningKeySetSecret } from '../../lib/key-material';
+import { keyAlgorithm, type CookieKeySetSecret, type SigningKeySetSecret } from '../../lib/key-material';
 import { buildAssertionClaims, buildSessionClaims, type SessionClaims, type SessionClaimsInput } from '../../lib/auth/session-claims';
 import { CLAIMS } from '../../lib/session-contract';
 import type { CachedSecret } from '../shared/secrets';
@@ -32,8 +32,9 @@ export class SessionSigner {
     const set = await this.keySet.get();
     const current = set.keys.find((key) => key.status === 'current');
     if (!current) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
-    const key = await importJWK(current.privateJwk as JWK, set.alg);
-    return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: set.alg, kid: current.kid, typ: type }).sign(key);
+    const alg = keyAlgorithm(current, set);
+    const key = await importJWK(current.privateJwk as JWK, alg);
+    return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg, kid: current.kid, typ: type }).sign(key);
   }
 
   /**
@@ -51,7 +52,7 @@ export class SessionSigner {
     return { ok: true, token, assertion, bytes, expiresAt: claims[CLAIMS.expiresAt] as number };
   }
 
-  /** Public keys of every slot (previous, current, next) for `jwks.json`. */
+  /** Public keys of every slot (previous, current, next) for `jwks.json`, each with its own algorithm. */
   async jwks(): Promise<{ keys: JWK[] }> {
     const set = await this.keySet.get();
     if (set.keys.length === 0) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} is empty (the first rotation has not run).`);
@@ -59,7 +60,7 @@ export class SessionSigner {
       keys: set.keys.map((entry) => {
         const { d: _private, ...publicJwk } = entry.publicJwk as JWK;
         void _private;
-        return { ...publicJwk, kid: entry.kid, alg: set.alg, use: 'sig' } as JWK;
+        return { ...publicJwk, kid: entry.kid, alg: keyAlgorithm(entry, set), use: 'sig' } as JWK;
       }),
     };
   }
@@ -78,9 +79,11 @@ export class SessionSigner {
         async (header) => {
           const entry = set.keys.find((key) => key.kid === header.kid);
           if (!entry) throw new Error('unknown kid');
-          return importJWK(entry.publicJwk as JWK, set.alg);
+          // The key's own algorithm, so a token can only name the one its key was made for.
+          if (header.alg !== keyAlgorithm(entry, set)) throw new Error('algorithm of another key');
+          return importJWK(entry.publicJwk as JWK, keyAlgorithm(entry, set));
         },
-        { algorithms: [set.alg], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE, requiredClaims: ['exp', 'sub', 'sid'] },
+        { algorithms: [...new Set(set.keys.map((entry) => keyAlgorithm(entry, set)))], issuer, audience, clockTolerance: clockSkewSeconds, typ: SESSION_TOKEN_TYPE, requiredClaims: ['exp', 'sub', 'sid'] },
       );
       return payload;
     } catch {

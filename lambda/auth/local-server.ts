@@ -19,6 +19,7 @@ import type { AuthServiceEnvironment } from '../../lib/auth/environment';
 import type { LogSink } from '../shared/audit';
 import { JsonFileSecretSource, type SecretSource } from '../shared/secrets';
 import type { SessionRevocationStore } from './revocations';
+import type { SessionRecordStore } from './session-store';
 import { createAuthService } from './service';
 
 /** Anything with the Lambda handler's shape: the service, or a bundled handler. */
@@ -43,6 +44,8 @@ export interface LocalAuthServiceOptions {
   readonly logSink?: LogSink;
   /** Where revoked sessions are kept. @default - as the environment says (LG_REVOCATION_TABLE_NAME, else memory) */
   readonly revocationStore?: SessionRevocationStore;
+  /** Where session records are kept. @default - as the environment says (LG_REVOCATION_TABLE_NAME, else memory) */
+  readonly sessionStore?: SessionRecordStore;
   /** Clock of the service, epoch milliseconds (tests). @default Date.now */
   readonly now?: () => number;
   /**
@@ -148,6 +151,7 @@ export async function startLocalAuthService(options: LocalAuthServiceOptions): P
       idpFetch: options.idpFetch,
       logSink: options.logSink,
       revocationStore: options.revocationStore,
+      sessionStore: options.sessionStore,
       now: options.now,
     });
   }

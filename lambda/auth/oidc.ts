@@ -6,7 +6,11 @@
  */
 import * as client from 'openid-client';
 
-export type IdpFailureKind = 'unreachable' | 'timeout' | 'rejected' | 'bad-response';
+/**
+ * `client-auth`: the IdP refused the client's own credential (`invalid_client`): a client
+ * secret or key that no longer matches the one registered there, or the wrong method.
+ */
+export type IdpFailureKind = 'unreachable' | 'timeout' | 'rejected' | 'bad-response' | 'client-auth';
 
 /** A failed IdP call, classified for the answer: 502, 504, or a 4xx the caller chooses. */
 export class IdpError extends Error {
@@ -24,7 +28,10 @@ export class IdpError extends Error {
 export interface IdpClientOptions {
   readonly issuer: string;
   readonly clientId: string;
-  readonly clientSecret: () => Promise<string>;
+  /** The client's authentication at the token endpoint; may read its credential at each call. */
+  readonly clientAuth: client.ClientAuth;
+  /** After `invalid_client`: re-reads the credential; true when it changed (the call is then tried once more). */
+  readonly rereadCredential: () => Promise<boolean>;
   readonly redirectUri: string;
   readonly timeoutMs: number;
   readonly clockSkewSeconds: number;
@@ -35,6 +42,8 @@ export interface IdpClientOptions {
 export interface IdpTokens {
   readonly refreshToken?: string;
   readonly accessToken: string;
+  /** The ID token as received, kept for `id_token_hint` at logout. */
+  readonly idToken?: string;
   /** ID token claims when an ID token came back (validated by openid-client). */
   readonly idTokenClaims?: Record<string, unknown>;
 }
@@ -48,6 +57,7 @@ function oauthErrorOf(error: unknown): string | undefined {
 export function classifyIdpError(error: unknown): IdpError {
   if (error instanceof IdpError) return error;
   if (error instanceof client.ResponseBodyError) {
+    if (oauthErrorOf(error) === 'invalid_client') return new IdpError('client-auth', `the IdP refused the gateway's client credential (invalid_client, HTTP ${error.status})`, 'invalid_client');
     if (error.status >= 500) return new IdpError('unreachable', `the IdP answered HTTP ${error.status}`);
     return new IdpError('rejected', `the IdP refused the request (${oauthErrorOf(error) ?? `HTTP ${error.status}`})`, oauthErrorOf(error));
   }
@@ -86,11 +96,24 @@ export class IdpClient {
     }
   }
 
+  /**
+   * Runs a call that authenticates the client; on `invalid_client` the credential is read
+   * again and, when it changed (rotated at the IdP and in Secrets Manager), the call is
+   * tried once more. A code is not spent by a request whose client authentication failed.
+   */
+  private async authenticated<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await this.bounded(call);
+    } catch (error) {
+      if (!(error instanceof IdpError) || error.kind !== 'client-auth' || !(await this.options.rereadCredential())) throw error;
+      return this.bounded(call);
+    }
+  }
+
   config(): Promise<client.Configuration> {
     if (!this.configuration) {
       const attempt = this.bounded(async () => {
-        const secret = await this.options.clientSecret();
-        const config = await client.discovery(new URL(this.options.issuer), this.options.clientId, { client_secret: secret, [client.clockTolerance]: this.options.clockSkewSeconds }, client.ClientSecretBasic(secret), {
+        const config = await client.discovery(new URL(this.options.issuer), this.options.clientId, { [client.clockTolerance]: this.options.clockSkewSeconds }, this.options.clientAuth, {
           timeout: this.options.timeoutMs / 1000,
           ...(this.options.fetch ? { [client.customFetch]: this.options.fetch } : {}),
         });
@@ -123,7 +146,7 @@ export class IdpClient {
 
   async exchangeCode(callbackUrl: URL, checks: { state: string; nonce: string; codeVerifier: string }): Promise<IdpTokens> {
     const config = await this.config();
-    const tokens = await this.bounded(() =>
+    const tokens = await this.authenticated(() =>
       client.authorizationCodeGrant(config, callbackUrl, {
         pkceCodeVerifier: checks.codeVerifier,
         expectedState: checks.state,
@@ -131,13 +154,19 @@ export class IdpClient {
         idTokenExpected: true,
       }),
     );
-    return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, idTokenClaims: tokens.claims() as Record<string, unknown> | undefined };
+    return tokensOf(tokens);
   }
 
   async refresh(refreshToken: string): Promise<IdpTokens> {
     const config = await this.config();
-    const tokens = await this.bounded(() => client.refreshTokenGrant(config, refreshToken));
-    return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, idTokenClaims: tokens.claims() as Record<string, unknown> | undefined };
+    return tokensOf(await this.authenticated(() => client.refreshTokenGrant(config, refreshToken)));
+  }
+
+  /** An app-only access token (client credentials grant), e.g. for Microsoft Graph. */
+  async clientCredentials(scope: string): Promise<{ accessToken: string; expiresInSeconds?: number }> {
+    const config = await this.config();
+    const tokens = await this.authenticated(() => client.clientCredentialsGrant(config, { scope }));
+    return { accessToken: tokens.access_token, expiresInSeconds: tokens.expires_in };
   }
 
   async userinfo(accessToken: string, subject: string): Promise<Record<string, unknown> | undefined> {
@@ -146,18 +175,33 @@ export class IdpClient {
     return (await this.bounded(() => client.fetchUserInfo(config, accessToken, subject))) as Record<string, unknown>;
   }
 
-  /** RP-initiated logout URL (client_id + post_logout_redirect_uri), when the IdP has an end_session_endpoint. */
-  async endSessionUrl(postLogoutRedirectUri: string): Promise<string | undefined> {
+  /**
+   * RP-initiated logout at the discovered end_session_endpoint (OpenID Connect RP-Initiated
+   * Logout 1.0): client_id, post_logout_redirect_uri, and id_token_hint when the ID
+   * token is known (Okta refuses the request without it; Entra, Keycloak and Ping ask the
+   * user to confirm without it). Undefined when the IdP has no such endpoint.
+   */
+  async endSessionUrl(params: { postLogoutRedirectUri: string; idTokenHint?: string }): Promise<string | undefined> {
     const config = await this.config();
     if (!config.serverMetadata().end_session_endpoint) return undefined;
-    return client.buildEndSessionUrl(config, { client_id: this.options.clientId, post_logout_redirect_uri: postLogoutRedirectUri }).toString();
+    return client
+      .buildEndSessionUrl(config, {
+        client_id: this.options.clientId,
+        post_logout_redirect_uri: params.postLogoutRedirectUri,
+        ...(params.idTokenHint ? { id_token_hint: params.idTokenHint } : {}),
+      })
+      .toString();
   }
 
   /** Best effort: revokes a refresh token when the IdP supports revocation. */
   async revoke(refreshToken: string): Promise<boolean> {
     const config = await this.config();
     if (!config.serverMetadata().revocation_endpoint) return false;
-    await this.bounded(() => client.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' }));
+    await this.authenticated(() => client.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' }));
     return true;
   }
+}
+
+function tokensOf(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): IdpTokens {
+  return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, idToken: tokens.id_token, idTokenClaims: tokens.claims() as Record<string, unknown> | undefined };
 }

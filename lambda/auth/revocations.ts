@@ -84,7 +84,7 @@ export function logoutRevocations(facts: LogoutFacts): SessionRevocation[] {
 }
 
 /** Session ids the service mints (base64url); anything else is never written. */
-const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+export const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 function assertSessionId(sid: string): void {
   if (!SESSION_ID.test(sid)) throw new RevocationStoreError('record a revocation', new Error('the session id is not one this service mints'));
@@ -139,6 +139,16 @@ const SESSION_SORT_KEY = 'session';
 /** Bound on each DynamoDB call (with the SDK's retries): the inline refresh must answer HAProxy within seconds. */
 const CALL_TIMEOUT_MS = 2000;
 
+/** The options of every DynamoDB call of the service (the revocations and the session records share the table). */
+export function dynamoCallOptions(): { abortSignal: AbortSignal } {
+  return { abortSignal: AbortSignal.timeout(CALL_TIMEOUT_MS) };
+}
+
+/** A conditional write whose condition did not hold (nothing was written). */
+export function isConditionFailed(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException';
+}
+
 function sessionKey(sid: string): Record<string, AttributeValue> {
   return { [PK]: { S: `sid#${sid}` }, [SK]: { S: SESSION_SORT_KEY } };
 }
@@ -153,16 +163,12 @@ export class DynamoDbRevocationStore implements SessionRevocationStore {
     private readonly client: DynamoDBClient = new DynamoDBClient({ maxAttempts: 3 }),
   ) {}
 
-  private options() {
-    return { abortSignal: AbortSignal.timeout(CALL_TIMEOUT_MS) };
-  }
-
   private async putIfLater(item: Record<string, AttributeValue>, condition: string, values?: Record<string, AttributeValue>): Promise<void> {
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition, ExpressionAttributeValues: values }), this.options());
+      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition, ExpressionAttributeValues: values }), dynamoCallOptions());
     } catch (error) {
       // The item already holds a deadline at least as late: nothing to do.
-      if (error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException') return;
+      if (isConditionFailed(error)) return;
       throw new RevocationStoreError('record a revocation', error);
     }
   }
@@ -208,7 +214,7 @@ export class DynamoDbRevocationStore implements SessionRevocationStore {
           ConsistentRead: true,
           ProjectionExpression: 'refuseRefreshUntil',
         }),
-        this.options(),
+        dynamoCallOptions(),
       );
     } catch (error) {
       throw new RevocationStoreError('read a revocation', error);
@@ -235,7 +241,7 @@ export class DynamoDbRevocationStore implements SessionRevocationStore {
             ConsistentRead: true,
             ExclusiveStartKey: startKey,
           }),
-          this.options(),
+          dynamoCallOptions(),
         );
       } catch (error) {
         throw new RevocationStoreError('list revocations', error);

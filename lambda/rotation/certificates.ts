@@ -73,6 +73,11 @@ export const backendClientCertificateRotation: KindRotation = {
     // Instances pull the AWSCURRENT certificate (key-sync); Looker trusts the CA, not the certificate.
   },
 
+  follows() {
+    // Any certificate from the current CA can replace any other.
+    return undefined;
+  },
+
   async test(pending, context) {
     const value = parseGatewaySecret(pending, SECRET_KINDS.backendClientCertificate, context.secretArn);
     const caArn = context.settings.backendCaSecretArn;
@@ -91,9 +96,15 @@ export const frontendCertificateRotation: KindRotation = {
   async create(current, context) {
     const existing = parseGatewaySecret(current, SECRET_KINDS.frontendCertificate, context.secretArn);
     if (existing.selfSigned === false) {
-      throw new Error(
-        `Secret ${context.secretArn} holds a frontend certificate you provided (selfSigned: false); the rotation only renews the self-signed one. Renew your certificate with PutSecretValue and turn rotation off for this secret.`,
-      );
+      // Never replace what the user provided, and never fail over it either: a failed
+      // createSecret would leave an empty AWSPENDING that blocks every later rotation and
+      // every deployment that updates the schedule. The rotation keeps the value as it is.
+      context.log({
+        event: 'kept-provided-certificate',
+        notAfter: existing.notAfter,
+        warning: 'the secret holds a certificate you provided (selfSigned: false): the rotation keeps it; renew it yourself before it expires, or pass it as the frontendCertificate prop (no rotation schedule then)',
+      });
+      return current;
     }
     const { frontendDomainName, frontendValidityDays } = context.settings;
     const issued = await createSelfSignedServerCertificate(frontendDomainName, frontendValidityDays, context.now);
@@ -114,8 +125,16 @@ export const frontendCertificateRotation: KindRotation = {
     // Instances pull the AWSCURRENT certificate (key-sync).
   },
 
+  follows(pending, current, context) {
+    const now = parseGatewaySecret(current, SECRET_KINDS.frontendCertificate, context.secretArn);
+    if (now.selfSigned === false && pending !== current) return 'the secret now holds a certificate you provided (selfSigned: false), which the rotation never replaces';
+    return undefined;
+  },
+
   async test(pending, context) {
     const value = parseGatewaySecret(pending, SECRET_KINDS.frontendCertificate, context.secretArn);
+    // A provided certificate is kept as it is (create); its checks are the user's business.
+    if (value.selfSigned === false) return;
     await checkCertificate(value.certificatePem, value.privateKeyPem, {
       extendedKeyUsage: 'serverAuth',
       dnsName: context.settings.frontendDomainName,

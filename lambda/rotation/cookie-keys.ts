@@ -45,6 +45,12 @@ export const cookieKeyRotation: KindRotation = {
     // The auth service reads AWSCURRENT; finishSecret is what puts the new key in use.
   },
 
+  follows(pending, current, context) {
+    const inUse = parseGatewaySecret(current, SECRET_KINDS.cookieKeys, context.secretArn).keys.find((k) => k.status === 'current');
+    const kids = parseGatewaySecret(pending, SECRET_KINDS.cookieKeys, context.secretArn).keys.map((k) => k.kid);
+    return inUse && !kids.includes(inUse.kid) ? `it drops the current cookie key ${inUse.kid}, which encrypts the cookies in use` : undefined;
+  },
+
   async test(pending, context) {
     const set = parseGatewaySecret(pending, SECRET_KINDS.cookieKeys, context.secretArn);
     const current = set.keys.filter((k) => k.status === 'current');

@@ -23,4 +23,10 @@ export interface KindRotation {
   set(pending: string, context: RotationContext): Promise<void>;
   /** Proves the AWSPENDING value works; throws what is wrong. */
   test(pending: string, context: RotationContext): Promise<void>;
+  /**
+   * Why `pending` cannot follow `current` (the AWSCURRENT value now), or undefined when it
+   * can. A pending value made from an AWSCURRENT that has since been replaced (by hand, by a
+   * deployment) would undo that change: for signing keys, drop the key that signs now.
+   */
+  follows(pending: string, current: string, context: RotationContext): string | undefined;
 }

@@ -6,6 +6,7 @@ import {
   DescribeSecretCommand,
   DescribeSecretCommandOutput,
   GetSecretValueCommand,
+  ListSecretVersionIdsCommand,
   PutSecretValueCommand,
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
@@ -48,9 +49,20 @@ export class SecretStore {
     }
   }
 
-  /** PutSecretValue with the token as VersionId; without stages the version becomes AWSCURRENT. */
-  async put(secretId: string, token: string, secretString: string, stages?: string[]): Promise<void> {
-    await this.client.send(new PutSecretValueCommand({ SecretId: secretId, ClientRequestToken: token, SecretString: secretString, VersionStages: stages }));
+  /**
+   * PutSecretValue with the token as VersionId; without stages the version becomes
+   * AWSCURRENT. Returns the labels the version has afterwards: a request that repeats an
+   * existing version's value is ignored, labels included, so they may not be the ones asked for.
+   */
+  async put(secretId: string, token: string, secretString: string, stages?: string[]): Promise<string[]> {
+    const out = await this.client.send(new PutSecretValueCommand({ SecretId: secretId, ClientRequestToken: token, SecretString: secretString, VersionStages: stages }));
+    return out.VersionStages ?? [];
+  }
+
+  /** ListSecretVersionIds: every labelled version with its creation date. */
+  async versions(secretId: string): Promise<{ versionId: string; stages: string[]; createdDate?: Date }[]> {
+    const out = await this.client.send(new ListSecretVersionIdsCommand({ SecretId: secretId }));
+    return (out.Versions ?? []).map((v) => ({ versionId: v.VersionId ?? '', stages: v.VersionStages ?? [], createdDate: v.CreatedDate }));
   }
 
   async updateStage(secretId: string, stage: string, move: { to?: string; from?: string }): Promise<void> {

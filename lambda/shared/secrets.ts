@@ -71,21 +71,43 @@ export class JsonFileSecretSource implements SecretSource {
   }
 }
 
+/** A value that is not usable yet (a key set still at its seed) and how long to wait for a usable one. */
+export interface ReadinessOptions {
+  /** True when the value can be used (a key set with a current key). */
+  readonly isReady: (parsed: unknown) => boolean;
+  /** How long one read waits for a usable value before it gives up with what it has. */
+  readonly maxWaitMs: number;
+  /** How often it reads again while it waits. */
+  readonly pollMs: number;
+  /** Where the wait is reported: one line when it starts and one when it ends. Never the value. */
+  readonly report: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+}
+
 export interface CachedSecretOptions {
   /** A value older than this is read again on the next use. */
   readonly maxAgeMs: number;
   /** Smallest interval between two re-reads triggered by unknown key ids. */
   readonly rereadIntervalMs: number;
   readonly now?: () => number;
+  /**
+   * With it, a value that is not ready is never kept for `maxAgeMs`: `get()` reads again
+   * every `pollMs` until it is ready or `maxWaitMs` passed (the first rotation runs after
+   * the deployment started everything: RotateSecret only starts it).
+   */
+  readonly readiness?: ReadinessOptions;
+  /** Waits `ms` (tests make it instant). @default setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 /**
  * One secret, parsed, cached per container. Concurrent callers share one read. A read
- * that fails is not cached, so the next request tries again.
+ * that fails is not cached, so the next request tries again. A value that is not ready
+ * (see `readiness`) is waited for, bounded, and not cached.
  */
 export class CachedSecret<T> {
   private value?: { parsed: T; readAt: number };
   private pending?: Promise<T>;
+  private waiting?: Promise<T>;
   private lastForcedRead = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
 
@@ -99,8 +121,37 @@ export class CachedSecret<T> {
   }
 
   async get(): Promise<T> {
-    if (this.value && this.now() - this.value.readAt < this.options.maxAgeMs) return this.value.parsed;
-    return this.read();
+    if (this.value && this.now() - this.value.readAt < this.options.maxAgeMs && this.isReady(this.value.parsed)) return this.value.parsed;
+    if (!this.options.readiness) return this.read();
+    this.waiting ??= this.readUntilReady(this.options.readiness).finally(() => {
+      this.waiting = undefined;
+    });
+    return this.waiting;
+  }
+
+  private isReady(parsed: T): boolean {
+    return this.options.readiness?.isReady(parsed) ?? true;
+  }
+
+  private async readUntilReady(readiness: ReadinessOptions): Promise<T> {
+    const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+    let parsed = await this.read();
+    if (readiness.isReady(parsed)) return parsed;
+    readiness.report('info', `Secret ${this.secretId} holds no keys yet (its first rotation has not finished): waiting up to ${readiness.maxWaitMs} ms.`, { secretId: this.secretId });
+    // Counted, not timed: the wait ends after maxWaitMs of sleeping whatever the clock does.
+    let waitedMs = 0;
+    while (waitedMs < readiness.maxWaitMs) {
+      const step = Math.min(readiness.pollMs, readiness.maxWaitMs - waitedMs);
+      await sleep(step);
+      waitedMs += step;
+      parsed = await this.read();
+      if (readiness.isReady(parsed)) {
+        readiness.report('info', `Secret ${this.secretId} has its first keys after waiting ${waitedMs} ms.`, { secretId: this.secretId, waitedMs });
+        return parsed;
+      }
+    }
+    readiness.report('warn', `Secret ${this.secretId} still holds no keys after waiting ${waitedMs} ms: answering that the keys are not ready.`, { secretId: this.secretId, waitedMs });
+    return parsed;
   }
 
   /**

@@ -22,27 +22,98 @@ import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowled
 import { assertDomainName, assertDurationInRange, assertHttpsUrl, assertIntegerInRange, assertNonEmptyString, GatewayPropsError } from '../private/validation';
 import { DEFAULT_SESSION_TTL_SECONDS } from '../session-contract';
 import { AuthServiceConfigError, AuthServiceEnvironment, parseAuthServiceEnvironment } from './environment';
+import { resolveIdpSettings, validateIdpSettings, type IdpProblem, type IdpSettings } from './idp-profiles';
 import { MappingRuleSet, validateMappingRules } from './mapping-rules';
 import { REVOCATION_TABLE } from './revocation-table';
 
 /** The IdP the gateway logs users in with (OpenID Connect, authorization code + PKCE). */
 export interface IdentityProviderSettings {
+  /**
+   * Which IdP this is: `okta`, `entra`, `google`, `auth0`, `keycloak`, `ping`, `cognito`, or
+   * `generic` for any other OpenID provider. The profile (docs/idps.md) gives the default of
+   * every setting below (scopes, authorization parameters, groups claim, client
+   * authentication, logout); each stays overridable, and synth checks the combination.
+   * @default "generic"
+   */
+  readonly provider?: string;
   /** Issuer URL, https, exactly as in the IdP's discovery document. */
   readonly issuer: string;
   /** Client id of the gateway's application at the IdP. */
   readonly clientId: string;
-  /** Client secret, stored in Secrets Manager as a plain string. Read by the auth service only. */
-  readonly clientSecret: secretsmanager.ISecret;
+  /**
+   * Client secret, stored in Secrets Manager as a plain string (or `{"clientSecret": "..."}`).
+   * Read by the auth service only, again after at most a minute, and at once when the IdP
+   * answers `invalid_client`: rotate it at the IdP, then put the new value in the secret.
+   * @default - none: required unless tokenEndpointAuthMethod is private_key_jwt
+   */
+  readonly clientSecret?: secretsmanager.ISecret;
+  /**
+   * How the auth service authenticates at the token endpoint: `client_secret_basic`,
+   * `client_secret_post` (Auth0 and Ping accept only the method registered for the
+   * application), or `private_key_jwt` with `clientKey` (Entra ID certificate credentials).
+   * @default - the profile's
+   */
+  readonly tokenEndpointAuthMethod?: string;
+  /**
+   * For private_key_jwt: a secret holding JSON `{"privateKeyPem": "-----BEGIN PRIVATE KEY-----...",
+   * "certificatePem": "-----BEGIN CERTIFICATE-----...", "alg": "RS256"}` (PKCS#8 key; the
+   * certificate registered at the IdP gives Entra ID its `x5t#S256`). You rotate it: see
+   * docs/idps.md "Rotating a private_key_jwt key".
+   * @default - none
+   */
+  readonly clientKey?: secretsmanager.ISecret;
   /**
    * Scopes requested at login.
-   * @default ["openid", "email", "profile", "offline_access"]
+   * @default - the profile's (Google and Cognito refuse offline_access; Okta, Entra and Auth0 need it for refresh tokens)
    */
   readonly scopes?: string[];
   /**
-   * Claim that holds the user's IdP groups.
-   * @default "groups"
+   * Extra authorization request parameters, merged over the profile's (Google's:
+   * `access_type=offline`, `prompt=consent`, without which it issues no refresh token); a
+   * value of "" removes a profile parameter.
+   * @default - the profile's
+   */
+  readonly authorizationParams?: { [name: string]: string };
+  /**
+   * Where the user's groups are: a JSON pointer (RFC 6901) such as `/groups`,
+   * `/realm_access/roles` or `/https:~1~1example.com~1groups`, or the name of one top-level claim.
+   * @default - the profile's
    */
   readonly groupsClaim?: string;
+  /**
+   * Where groups come from: `token` (the groups claim), `microsoft-graph` (the claim, or
+   * Microsoft Graph on an Entra overage), `google-directory` (with `googleDirectory`), or `none`.
+   * @default - "none" for google, "token" otherwise
+   */
+  readonly groupsSource?: string;
+  /**
+   * How long groups read from Microsoft Graph or the Directory API are reused for a session.
+   * @default Duration.minutes(15)
+   */
+  readonly groupsCacheDuration?: Duration;
+  /**
+   * Microsoft Graph's base URL, for groupsSource microsoft-graph (national clouds differ).
+   * @default "https://graph.microsoft.com"
+   */
+  readonly microsoftGraphUrl?: string;
+  /**
+   * The Google Workspace Directory API, for groupsSource google-directory.
+   * @default - none
+   */
+  readonly googleDirectory?: GoogleDirectorySettings;
+  /**
+   * RP-initiated logout: `auto` (the IdP's end_session_endpoint, with id_token_hint), `off`
+   * (the gateway session only), or an https URL template with {clientId},
+   * {postLogoutRedirectUri}, {idTokenHint} and {state} (Cognito's `/logout`, Auth0's `/v2/logout`).
+   * @default "auto"
+   */
+  readonly endSession?: string;
+  /**
+   * Entra ID with a multi-tenant issuer (`/organizations` or `/common`): the tenant ids whose
+   * users may sign in (the `tid` claim is checked).
+   * @default - only the tenant in the issuer
+   */
+  readonly allowedTenants?: string[];
   /**
    * Treat an e-mail address that comes WITHOUT an `email_verified` claim as verified.
    * Only for IdPs that never send the claim and where users cannot set their own address
@@ -53,6 +124,19 @@ export interface IdentityProviderSettings {
    * @default false
    */
   readonly trustUnverifiedEmail?: boolean;
+}
+
+/** A Google service account with domain-wide delegation that reads users' groups. */
+export interface GoogleDirectorySettings {
+  /** The service account's JSON key file, as a secret (client_email, private_key, token_uri). */
+  readonly serviceAccountKey: secretsmanager.ISecret;
+  /**
+   * A Workspace administrator allowed to read groups: the service account acts as this
+   * user (delegated scope https://www.googleapis.com/auth/admin.directory.group.readonly).
+   */
+  readonly adminEmail: string;
+  /** @default "https://admin.googleapis.com/admin/directory/v1" */
+  readonly apiUrl?: string;
 }
 
 export interface AuthServiceProps {
@@ -138,6 +222,9 @@ export class AuthService extends Construct {
       revocationTable: this.revocationTable,
     });
     checkEnvironmentWithTheServiceParser(where, environment);
+    for (const warning of idpWarnings(props.identityProvider)) {
+      Annotations.of(this).addWarningV2(`cdk-looker-gateway:idp-${warning.setting}`, `identityProvider.${warning.message}`);
+    }
     if (props.identityProvider.trustUnverifiedEmail === true) {
       Annotations.of(this).addWarningV2(
         'cdk-looker-gateway:trust-unverified-email',
@@ -160,7 +247,8 @@ export class AuthService extends Construct {
     // Checked on the final environment (whatever else is added to it later) when the app synthesizes.
     this.node.addValidation({ validate: () => lambdaEnvironmentProblems(this.function) });
     props.keys.grantReadAuthServiceMaterial(this.function);
-    props.identityProvider.clientSecret.grantRead(this.function);
+    const idp = props.identityProvider;
+    for (const secret of [idp.clientSecret, idp.clientKey, idp.googleDirectory?.serviceAccountKey]) secret?.grantRead(this.function);
     grantRevocationTableUse(this.revocationTable, encryptionKey, this.function);
     acknowledgeLambdaFindings(this.function, {
       inVpc: true,
@@ -286,6 +374,7 @@ function validateAuthServiceProps(where: string, props: AuthServiceProps): void 
   }
   assertHttpsUrl(where, 'identityProvider.issuer', props.identityProvider.issuer);
   assertNonEmptyString(where, 'identityProvider.clientId', props.identityProvider.clientId);
+  validateIdentityProvider(where, props.identityProvider);
   if (props.sessionLifetime) {
     assertDurationInRange(where, 'sessionLifetime', props.sessionLifetime, MIN_SESSION, MAX_SESSION, 'Sessions are refreshed inline when they expire; 10 minutes is the default and a good balance between revocation delay and refresh calls.');
   }
@@ -293,15 +382,71 @@ function validateAuthServiceProps(where: string, props: AuthServiceProps): void 
     if (value !== undefined) assertIntegerInRange(where, prop, value, 1, 10_000, 'Size it for logins and refreshes: about one refresh per user per session lifetime.');
   }
   if (props.reservedConcurrency !== undefined) assertIntegerInRange(where, 'reservedConcurrency', props.reservedConcurrency, 1, 1000, 'Or leave it unset to use the unreserved account concurrency.');
-  const scopes = props.identityProvider.scopes;
-  if (scopes && !scopes.some((s) => Token.isUnresolved(s)) && !scopes.includes('openid')) {
-    throw new GatewayPropsError(where, `identityProvider.scopes ${JSON.stringify(scopes)} lacks "openid": OpenID Connect needs it. Add "openid" (and "offline_access" for refresh tokens).`);
-  }
   try {
     validateMappingRules(props.mappingRules);
   } catch (error) {
     throw new GatewayPropsError(where, `mappingRules: ${(error as Error).message}`);
   }
+}
+
+/** The profile and its overrides as validateIdpSettings takes them (values CloudFormation fills in are not checked). */
+function idpSettingsOf(idp: IdentityProviderSettings): IdpSettings {
+  return {
+    provider: idp.provider,
+    issuer: idp.issuer,
+    scopes: idp.scopes,
+    authorizationParams: idp.authorizationParams,
+    groupsClaim: idp.groupsClaim,
+    tokenEndpointAuthMethod: idp.tokenEndpointAuthMethod,
+    endSession: idp.endSession,
+    allowedTenants: idp.allowedTenants,
+    groupsSource: idp.groupsSource,
+  };
+}
+
+function hasUnresolved(idp: IdentityProviderSettings): boolean {
+  const values = [idp.provider, idp.issuer, idp.groupsClaim, idp.tokenEndpointAuthMethod, idp.endSession, idp.groupsSource, ...(idp.scopes ?? []), ...(idp.allowedTenants ?? []), ...Object.values(idp.authorizationParams ?? {})];
+  return values.some((value) => value !== undefined && Token.isUnresolved(value));
+}
+
+/** Every error of the profile and its overrides (validateIdpSettings), and the credentials they need. */
+function validateIdentityProvider(where: string, idp: IdentityProviderSettings): void {
+  const problems: string[] = [];
+  if (!hasUnresolved(idp)) {
+    for (const problem of validateIdpSettings(idpSettingsOf(idp))) if (problem.severity === 'error') problems.push(`identityProvider.${problem.message}`);
+  }
+  const method = idp.tokenEndpointAuthMethod !== undefined && !Token.isUnresolved(idp.tokenEndpointAuthMethod) ? idp.tokenEndpointAuthMethod : resolveIdpSettings(idpSettingsOf(idp)).tokenEndpointAuthMethod;
+  if (method === 'private_key_jwt' && !idp.clientKey) {
+    problems.push('identityProvider.clientKey is not set: private_key_jwt signs the client assertion with that key; give the secret holding {"privateKeyPem": ..., "certificatePem": ...}.');
+  }
+  if (method !== 'private_key_jwt' && !idp.clientSecret) {
+    problems.push(`identityProvider.clientSecret is not set: ${method} sends the client secret; give the secret that holds it (or set tokenEndpointAuthMethod to private_key_jwt with clientKey).`);
+  }
+  const source = idp.groupsSource ?? resolveIdpSettings(idpSettingsOf(idp)).groupsSource;
+  if (source === 'google-directory' && !idp.googleDirectory) {
+    problems.push('identityProvider.googleDirectory is not set: groupsSource google-directory reads groups with a service account key and a Workspace administrator to act as; give both.');
+  }
+  if (idp.googleDirectory && source !== 'google-directory') {
+    problems.push(`identityProvider.googleDirectory is set but groupsSource is ${JSON.stringify(source)}: set groupsSource to google-directory, or remove googleDirectory.`);
+  }
+  if (idp.googleDirectory && !Token.isUnresolved(idp.googleDirectory.adminEmail) && !/^[^@\s]+@[^@\s]+$/.test(idp.googleDirectory.adminEmail)) {
+    problems.push(`identityProvider.googleDirectory.adminEmail ${JSON.stringify(idp.googleDirectory.adminEmail)} is not an e-mail address: give a Workspace administrator who may read groups.`);
+  }
+  if (idp.groupsCacheDuration) {
+    try {
+      assertDurationInRange(where, 'identityProvider.groupsCacheDuration', idp.groupsCacheDuration, Duration.minutes(1), Duration.days(1), 'Groups read from a directory are reused for a session this long: a removed group takes effect within it.');
+    } catch (error) {
+      problems.push((error as Error).message.replace(`${where}: `, ''));
+    }
+  }
+  if (problems.length === 1) throw new GatewayPropsError(where, problems[0]);
+  if (problems.length > 1) throw new GatewayPropsError(where, `the identity provider settings are invalid:\n- ${problems.join('\n- ')}`);
+}
+
+/** The working but surprising combinations (validateIdpSettings' warnings), for addWarningV2. */
+function idpWarnings(idp: IdentityProviderSettings): IdpProblem[] {
+  if (hasUnresolved(idp)) return [];
+  return validateIdpSettings(idpSettingsOf(idp)).filter((problem) => problem.severity === 'warning');
 }
 
 interface AuthEnvironmentInput {
@@ -325,9 +470,26 @@ export function authFunctionEnvironment(input: AuthEnvironmentInput): AuthServic
   return {
     LG_IDP_ISSUER: idp.issuer,
     LG_IDP_CLIENT_ID: idp.clientId,
-    LG_IDP_CLIENT_SECRET_ARN: idp.clientSecret.secretArn,
+    // Only what differs from the defaults travels: the environment's 4 KB are shared with the rules.
+    ...(idp.provider ? { LG_IDP_PROVIDER: idp.provider } : {}),
+    ...(idp.clientSecret ? { LG_IDP_CLIENT_SECRET_ARN: idp.clientSecret.secretArn } : {}),
+    ...(idp.clientKey ? { LG_IDP_CLIENT_KEY_SECRET_ARN: idp.clientKey.secretArn } : {}),
+    ...(idp.tokenEndpointAuthMethod ? { LG_IDP_TOKEN_AUTH_METHOD: idp.tokenEndpointAuthMethod } : {}),
     ...(idp.scopes ? { LG_IDP_SCOPES: idp.scopes.join(' ') } : {}),
+    ...(idp.authorizationParams && Object.keys(idp.authorizationParams).length > 0 ? { LG_IDP_AUTHORIZATION_PARAMS: JSON.stringify(idp.authorizationParams) } : {}),
     ...(idp.groupsClaim ? { LG_IDP_GROUPS_CLAIM: idp.groupsClaim } : {}),
+    ...(idp.groupsSource ? { LG_IDP_GROUPS_SOURCE: idp.groupsSource } : {}),
+    ...(idp.groupsCacheDuration ? { LG_IDP_GROUPS_CACHE_SECONDS: String(idp.groupsCacheDuration.toSeconds()) } : {}),
+    ...(idp.microsoftGraphUrl ? { LG_GRAPH_BASE_URL: idp.microsoftGraphUrl } : {}),
+    ...(idp.googleDirectory
+      ? {
+          LG_GOOGLE_SERVICE_ACCOUNT_SECRET_ARN: idp.googleDirectory.serviceAccountKey.secretArn,
+          LG_GOOGLE_ADMIN_EMAIL: idp.googleDirectory.adminEmail,
+          ...(idp.googleDirectory.apiUrl ? { LG_GOOGLE_DIRECTORY_URL: idp.googleDirectory.apiUrl } : {}),
+        }
+      : {}),
+    ...(idp.endSession ? { LG_IDP_END_SESSION: idp.endSession } : {}),
+    ...(idp.allowedTenants && idp.allowedTenants.length > 0 ? { LG_IDP_ALLOWED_TENANTS: idp.allowedTenants.join(',') } : {}),
     ...(idp.trustUnverifiedEmail === true ? { LG_IDP_TRUST_UNVERIFIED_EMAIL: 'true' } : {}),
     LG_PUBLIC_BASE_URL: origin,
     LG_SESSION_ISSUER: origin,
@@ -381,11 +543,13 @@ function grantRevocationTableUse(table: dynamodb.ITable, key: kms.IKey, grantee:
 
 /** Runs the auth service's own parser at synth, so what the Lambda would refuse at cold start fails here. */
 function checkEnvironmentWithTheServiceParser(where: string, environment: AuthServiceEnvironment): void {
-  if (Token.isUnresolved(environment.LG_IDP_ISSUER) || Token.isUnresolved(environment.LG_PUBLIC_BASE_URL)) return;
-  // The table's name is CloudFormation's to choose: a token here, a valid name at deploy.
-  const tableName = environment.LG_REVOCATION_TABLE_NAME;
+  // Secret ARNs and the table's name are CloudFormation's to fill in: tokens here, valid at
+  // deploy. Any other value that is a token cannot be checked before the deploy.
+  const deployTime = (name: string) => name.endsWith('_ARN') || name === 'LG_REVOCATION_TABLE_NAME';
+  const entries = Object.entries(environment) as Array<[string, string | undefined]>;
+  if (entries.some(([name, value]) => value !== undefined && !deployTime(name) && Token.isUnresolved(value))) return;
   try {
-    parseAuthServiceEnvironment({ ...environment, LG_REVOCATION_TABLE_NAME: tableName && Token.isUnresolved(tableName) ? 'named-by-cloudformation' : tableName });
+    parseAuthServiceEnvironment(Object.fromEntries(entries.map(([name, value]) => [name, value !== undefined && Token.isUnresolved(value) ? 'filled-in-at-deploy' : value])));
   } catch (error) {
     if (error instanceof AuthServiceConfigError) {
       throw new GatewayPropsError(where, `the auth service would refuse this configuration:\n- ${error.problems.join('\n- ')}`);

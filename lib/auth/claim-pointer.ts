@@ -5,7 +5,6 @@
  * `/https:~1~1example.com~1groups` (`~1` is `/`, `~0` is `~`), Cognito's `/cognito:groups`.
  * Pure: imported by the construct at synth time and by the auth service at run time.
  */
-import { claimValues } from './mapping-rules';
 
 export class ClaimPointerError extends Error {
   constructor(
@@ -82,6 +81,12 @@ export function readClaimPointer(claims: unknown, pointer: string): ClaimLookup 
     }
   }
   return { found: true, value: current };
+}
+
+/** Claim values as strings: strings, numbers and booleans, or the elements of an array of them. */
+export function claimValues(value: unknown): string[] {
+  const list = Array.isArray(value) ? value : [value];
+  return list.filter((v) => ['string', 'number', 'boolean'].includes(typeof v)).map((v) => String(v));
 }
 
 export interface ClaimStrings {

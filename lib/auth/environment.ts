@@ -16,6 +16,7 @@ import {
   SESSION_COOKIE,
   AUTH_PATHS,
 } from '../session-contract';
+import { resolveIdpSettings, validateIdpSettings, type IdpSettings, type ResolvedIdpSettings } from './idp-profiles';
 import { MappingRuleSet, validateMappingRules } from './mapping-rules';
 
 /**
@@ -31,29 +32,97 @@ export interface AuthServiceEnvironment {
   readonly LG_IDP_CLIENT_ID: string;
   /**
    * ARN (or name) of the Secrets Manager secret holding the client secret: either the
-   * secret as plain text or JSON `{"clientSecret": "..."}`.
+   * secret as plain text or JSON `{"clientSecret": "..."}`. Read again after a short
+   * cache, and at once when the IdP answers `invalid_client`, so a rotated secret takes
+   * effect without a cold start.
+   * @default - none: only allowed with private_key_jwt
    */
-  readonly LG_IDP_CLIENT_SECRET_ARN: string;
+  readonly LG_IDP_CLIENT_SECRET_ARN?: string;
   /**
-   * Space-separated scopes requested at login. Must include `openid`; include
-   * `offline_access` (or what your IdP needs) to receive refresh tokens.
-   * @default "openid email profile offline_access"
+   * The IdP's profile (lib/auth/idp-profiles.ts, facts in docs/idps.md): `okta`, `entra`,
+   * `google`, `auth0`, `keycloak`, `ping`, `cognito` or `generic`. It supplies the default
+   * of every IdP setting below; each stays overridable.
+   * @default "generic"
+   */
+  readonly LG_IDP_PROVIDER?: string;
+  /**
+   * Space-separated scopes requested at login. Must include `openid`.
+   * @default - the profile's (for example "openid email profile offline_access"; Google and Cognito refuse offline_access)
    */
   readonly LG_IDP_SCOPES?: string;
   /**
-   * The ID-token/userinfo claim that lists the user's groups: `groups` for Okta and
-   * Entra ID (object ids), `roles` for Entra app roles, a custom claim for Google.
-   * @default "groups"
+   * Where the user's groups are in the ID token or userinfo: a JSON pointer (RFC 6901),
+   * e.g. `/groups`, `/realm_access/roles`, `/https:~1~1example.com~1groups`; a value
+   * without a leading `/` names one top-level claim (`groups`, `cognito:groups`).
+   * @default - the profile's (`/groups` for most)
    */
   readonly LG_IDP_GROUPS_CLAIM?: string;
   /**
-   * Extra authorization request parameters, JSON object of strings, e.g.
-   * `{"access_type": "offline", "prompt": "consent"}` so that Google issues refresh tokens.
-   * The parameters the flow sets itself (client_id, redirect_uri, response_type, scope,
-   * state, nonce, code_challenge, code_challenge_method) cannot be overridden.
-   * @default - none
+   * Extra authorization request parameters, JSON object of strings, merged over the
+   * profile's (Google's: `{"access_type": "offline", "prompt": "consent"}`); a value of ""
+   * removes a profile parameter. The parameters the flow sets itself (client_id,
+   * redirect_uri, response_type, scope, state, nonce, code_challenge,
+   * code_challenge_method) cannot be set.
+   * @default - the profile's
    */
   readonly LG_IDP_AUTHORIZATION_PARAMS?: string;
+  /**
+   * How the service authenticates at the IdP's token endpoint: `client_secret_basic`,
+   * `client_secret_post` or `private_key_jwt` (then LG_IDP_CLIENT_KEY_SECRET_ARN).
+   * @default - the profile's
+   */
+  readonly LG_IDP_TOKEN_AUTH_METHOD?: string;
+  /**
+   * ARN (or name) of the secret with the private key for `private_key_jwt`: JSON
+   * `{"privateKeyPem": "-----BEGIN PRIVATE KEY-----...", "certificatePem"?: "...", "alg"?: "RS256"}`
+   * (the certificate gives Entra ID the `x5t#S256` thumbprint it looks the key up by).
+   * @default - none (required with private_key_jwt)
+   */
+  readonly LG_IDP_CLIENT_KEY_SECRET_ARN?: string;
+  /**
+   * RP-initiated logout: `auto` (the IdP's discovered end_session_endpoint, with
+   * id_token_hint), `off` (end the gateway session only), or an https URL template with
+   * {clientId}, {postLogoutRedirectUri}, {idTokenHint}, {state} (Cognito's /logout,
+   * Auth0's /v2/logout).
+   * @default "auto"
+   */
+  readonly LG_IDP_END_SESSION?: string;
+  /**
+   * Entra ID with a multi-tenant issuer (`/organizations`, `/common`): the tenant ids
+   * (GUIDs, comma-separated) whose users may sign in; the `tid` claim is enforced.
+   * @default - only the tenant in the issuer
+   */
+  readonly LG_IDP_ALLOWED_TENANTS?: string;
+  /**
+   * Where groups come from: `token` (the groups claim), `microsoft-graph` (the claim, or
+   * Microsoft Graph when Entra ID reports an overage), `google-directory` (the Google
+   * Workspace Directory API) or `none`.
+   * @default - "none" for google, "token" otherwise
+   */
+  readonly LG_IDP_GROUPS_SOURCE?: string;
+  /**
+   * How long groups read from Microsoft Graph or the Directory API are reused for a
+   * session before they are read again, seconds (60 to 86400).
+   * @default "900"
+   */
+  readonly LG_IDP_GROUPS_CACHE_SECONDS?: string;
+  /**
+   * Microsoft Graph's base URL (national clouds differ); the app-only token is asked for
+   * `<base>/.default` and `<base>/v1.0/users/<oid>/getMemberGroups` is called.
+   * @default "https://graph.microsoft.com"
+   */
+  readonly LG_GRAPH_BASE_URL?: string;
+  /**
+   * ARN (or name) of the secret with the Google service account key (the JSON key file:
+   * `client_email`, `private_key`, `token_uri`), delegated the scope
+   * `https://www.googleapis.com/auth/admin.directory.group.readonly` domain-wide.
+   * @default - none (required with google-directory)
+   */
+  readonly LG_GOOGLE_SERVICE_ACCOUNT_SECRET_ARN?: string;
+  /** The Workspace administrator the service account acts as (`sub`). @default - none (required with google-directory) */
+  readonly LG_GOOGLE_ADMIN_EMAIL?: string;
+  /** @default "https://admin.googleapis.com/admin/directory/v1" */
+  readonly LG_GOOGLE_DIRECTORY_URL?: string;
   /**
    * Upper bound (milliseconds) of each call to the IdP; a slower IdP answers the user
    * with 504 instead of hanging. 100 to 25000 (API Gateway gives up at 29 s).
@@ -63,8 +132,8 @@ export interface AuthServiceEnvironment {
   /**
    * `"true"`: an e-mail address the IdP sends WITHOUT an `email_verified` claim counts as
    * verified (for IdPs such as Entra ID that never send the claim and whose addresses
-   * only administrators set). `"false"`: only `email_verified: true` (or the string
-   * `"true"`, as Cognito's userinfo sends it) counts. An explicit `false` never counts.
+   * only administrators set). `"false"`: only `email_verified: true` (or, for the cognito
+   * profile only, the string `"true"` its userinfo sends) counts. An explicit `false` never counts.
    * Unverified addresses are ignored by every e-mail-based decision: `emailDomains`
    * rules, `claims` conditions on `email`, and the session's `email` claim (which HAProxy
    * forwards as X-Forwarded-Email, and as X-Forwarded-User with userClaim email).
@@ -147,12 +216,21 @@ export interface AuthServiceEnvironment {
    */
   readonly LG_UNKNOWN_KID_REREAD_SECONDS?: string;
   /**
-   * Name of the DynamoDB table of revoked sessions (logout). Every container of the
-   * function reads and writes it, and HAProxy polls its list through
-   * `/oauth2/revocations`.
-   * @default - revocations are kept in the memory of this process only (`npm run local`, tests)
+   * Name of the DynamoDB table of revoked sessions (logout) and of the sessions' server-side
+   * records (the IdP refresh token, ID token and group-source results, encrypted with a key
+   * only the session's refresh cookie holds). Every container of the function reads and
+   * writes it, and HAProxy polls its list through `/oauth2/revocations`.
+   * @default - both are kept in the memory of this process only (`npm run local`, tests)
    */
   readonly LG_REVOCATION_TABLE_NAME?: string;
+  /**
+   * While a key set still holds its seed (the first rotation has not finished: RotateSecret
+   * only starts it), a request waits up to this many seconds for the real keys, reading
+   * again every second, before it is answered 503 keys_not_ready (0 to 12; the function
+   * times out at 15).
+   * @default "8"
+   */
+  readonly LG_FIRST_KEYS_WAIT_SECONDS?: string;
 }
 
 /** The checked configuration. */
@@ -160,13 +238,18 @@ export interface AuthServiceConfig {
   readonly idp: {
     readonly issuer: string;
     readonly clientId: string;
-    readonly clientSecretId: string;
-    readonly scopes: readonly string[];
-    readonly groupsClaim: string;
+    /** The client secret's secret id; undefined with private_key_jwt. */
+    readonly clientSecretId?: string;
+    /** The private key's secret id (private_key_jwt). */
+    readonly clientKeySecretId?: string;
+    /** The profile merged with the overrides (scopes, params, groups claim pointer, auth method, logout, tenants, groups source). */
+    readonly settings: ResolvedIdpSettings;
     readonly timeoutMs: number;
-    readonly authorizationParams: Readonly<Record<string, string>>;
     /** Whether an address without an `email_verified` claim counts as verified. */
     readonly trustUnverifiedEmail: boolean;
+    readonly groupsCacheSeconds: number;
+    readonly graphBaseUrl: string;
+    readonly google?: { readonly serviceAccountSecretId: string; readonly adminEmail: string; readonly directoryUrl: string };
   };
   readonly publicBaseUrl: string;
   readonly redirectUri: string;
@@ -190,6 +273,7 @@ export interface AuthServiceConfig {
   readonly unknownKidRereadSeconds: number;
   /** The DynamoDB table of revoked sessions; undefined: in memory. */
   readonly revocationTableName?: string;
+  readonly firstKeysWaitSeconds: number;
 }
 
 export class AuthServiceConfigError extends Error {
@@ -262,17 +346,49 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   };
 
   const issuer = text('LG_IDP_ISSUER');
+  const before = problems.length;
   url('LG_IDP_ISSUER', issuer, true);
+  const issuerReported = problems.length > before;
   const clientId = text('LG_IDP_CLIENT_ID');
-  const clientSecretId = text('LG_IDP_CLIENT_SECRET_ARN');
-  const scopes = text('LG_IDP_SCOPES', 'openid email profile offline_access').split(/\s+/);
-  if (!scopes.includes('openid')) problems.push(`LG_IDP_SCOPES=${JSON.stringify(scopes.join(' '))} lacks "openid": OpenID Connect login needs it.`);
-  const groupsClaim = text('LG_IDP_GROUPS_CLAIM', 'groups');
-  if (!/^[A-Za-z_][A-Za-z0-9_:./-]{0,127}$/.test(groupsClaim)) {
-    problems.push(`LG_IDP_GROUPS_CLAIM=${JSON.stringify(groupsClaim)} is not a claim name: expected for example "groups" or "roles".`);
-  }
   const timeoutMs = integer('LG_IDP_TIMEOUT_MS', 5000, 100, 25_000);
-  const authorizationParams = parseAuthorizationParams(env.LG_IDP_AUTHORIZATION_PARAMS, problems);
+  const optional = (name: keyof AuthServiceEnvironment): string | undefined => env[name]?.trim() || undefined;
+  const idpSettings: IdpSettings = {
+    provider: optional('LG_IDP_PROVIDER'),
+    issuer,
+    scopes: optional('LG_IDP_SCOPES')?.split(/\s+/),
+    authorizationParams: parseAuthorizationParams(env.LG_IDP_AUTHORIZATION_PARAMS, problems),
+    groupsClaim: optional('LG_IDP_GROUPS_CLAIM'),
+    tokenEndpointAuthMethod: optional('LG_IDP_TOKEN_AUTH_METHOD'),
+    endSession: optional('LG_IDP_END_SESSION'),
+    allowedTenants: optional('LG_IDP_ALLOWED_TENANTS')?.split(/[\s,]+/).filter((t) => t.length > 0),
+    groupsSource: optional('LG_IDP_GROUPS_SOURCE'),
+  };
+  for (const problem of validateIdpSettings(idpSettings)) {
+    if (problem.severity === 'error' && !(problem.setting === 'issuer' && issuerReported)) problems.push(`${IDP_SETTING_VARIABLES[problem.setting] ?? 'LG_IDP_*'}: ${problem.message}`);
+  }
+  const settings = resolveIdpSettings(idpSettings);
+  const clientSecretId = optional('LG_IDP_CLIENT_SECRET_ARN');
+  const clientKeySecretId = optional('LG_IDP_CLIENT_KEY_SECRET_ARN');
+  if (settings.tokenEndpointAuthMethod === 'private_key_jwt' && !clientKeySecretId) {
+    problems.push('LG_IDP_CLIENT_KEY_SECRET_ARN is not set: private_key_jwt signs the client assertion with the key in that secret; set it to the secret\'s ARN.');
+  }
+  if (settings.tokenEndpointAuthMethod !== 'private_key_jwt' && !clientSecretId) {
+    problems.push(`LG_IDP_CLIENT_SECRET_ARN is not set: ${settings.tokenEndpointAuthMethod} sends the client secret; set it to the ARN of the secret that holds it.`);
+  }
+  const graphBase = text('LG_GRAPH_BASE_URL', 'https://graph.microsoft.com').replace(/\/+$/, '');
+  url('LG_GRAPH_BASE_URL', graphBase, true);
+  let google: AuthServiceConfig['idp']['google'];
+  if (settings.groupsSource === 'google-directory') {
+    const serviceAccountSecretId = optional('LG_GOOGLE_SERVICE_ACCOUNT_SECRET_ARN');
+    const adminEmail = optional('LG_GOOGLE_ADMIN_EMAIL');
+    if (!serviceAccountSecretId) problems.push('LG_GOOGLE_SERVICE_ACCOUNT_SECRET_ARN is not set: the google-directory groups source reads groups with that service account key; set it to the secret\'s ARN.');
+    if (!adminEmail || !/^[^@\s]+@[^@\s]+$/.test(adminEmail)) {
+      problems.push(`LG_GOOGLE_ADMIN_EMAIL=${JSON.stringify(adminEmail ?? '')} is not an e-mail address: set it to a Workspace administrator who may read groups (the service account acts as that user).`);
+    }
+    const directoryUrl = text('LG_GOOGLE_DIRECTORY_URL', 'https://admin.googleapis.com/admin/directory/v1').replace(/\/+$/, '');
+    url('LG_GOOGLE_DIRECTORY_URL', directoryUrl, true);
+    google = { serviceAccountSecretId: serviceAccountSecretId ?? '', adminEmail: adminEmail ?? '', directoryUrl };
+  }
 
   const publicBase = url('LG_PUBLIC_BASE_URL', text('LG_PUBLIC_BASE_URL'), false);
   const publicBaseUrl = publicBase ? publicBase.origin : '';
@@ -298,7 +414,18 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   }
 
   const config: AuthServiceConfig = {
-    idp: { issuer, clientId, clientSecretId, scopes, groupsClaim, timeoutMs, authorizationParams, trustUnverifiedEmail: flag('LG_IDP_TRUST_UNVERIFIED_EMAIL', false) },
+    idp: {
+      issuer,
+      clientId,
+      clientSecretId,
+      clientKeySecretId,
+      settings,
+      timeoutMs,
+      trustUnverifiedEmail: flag('LG_IDP_TRUST_UNVERIFIED_EMAIL', false),
+      groupsCacheSeconds: integer('LG_IDP_GROUPS_CACHE_SECONDS', 900, 60, 86_400),
+      graphBaseUrl: graphBase,
+      google,
+    },
     publicBaseUrl,
     redirectUri: `${publicBaseUrl}${AUTH_PATHS.callback}`,
     postLogoutRedirectUrl: postLogout,
@@ -325,6 +452,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
     secretsCacheSeconds: integer('LG_SECRETS_CACHE_SECONDS', 300, 10, 3600),
     unknownKidRereadSeconds: integer('LG_UNKNOWN_KID_REREAD_SECONDS', 30, 1, 3600),
     revocationTableName: revocationTableName(env.LG_REVOCATION_TABLE_NAME, problems),
+    firstKeysWaitSeconds: integer('LG_FIRST_KEYS_WAIT_SECONDS', 8, 0, 12),
   };
   const names = Object.values(config.cookies);
   if (new Set(names).size !== names.length) problems.push(`The cookie names must differ, got ${names.join(', ')}.`);
@@ -343,25 +471,32 @@ function revocationTableName(raw: string | undefined, problems: string[]): strin
   return value;
 }
 
-const RESERVED_AUTHORIZATION_PARAMS = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method'];
+/** The variable that holds each setting validateIdpSettings reports on. */
+const IDP_SETTING_VARIABLES: Readonly<Record<string, keyof AuthServiceEnvironment>> = {
+  provider: 'LG_IDP_PROVIDER',
+  issuer: 'LG_IDP_ISSUER',
+  scopes: 'LG_IDP_SCOPES',
+  authorizationParams: 'LG_IDP_AUTHORIZATION_PARAMS',
+  groupsClaim: 'LG_IDP_GROUPS_CLAIM',
+  tokenEndpointAuthMethod: 'LG_IDP_TOKEN_AUTH_METHOD',
+  endSession: 'LG_IDP_END_SESSION',
+  allowedTenants: 'LG_IDP_ALLOWED_TENANTS',
+  groupsSource: 'LG_IDP_GROUPS_SOURCE',
+};
 
-function parseAuthorizationParams(raw: string | undefined, problems: string[]): Record<string, string> {
-  if (!raw?.trim()) return {};
+/** The JSON object of LG_IDP_AUTHORIZATION_PARAMS; reserved names are reported by validateIdpSettings. */
+function parseAuthorizationParams(raw: string | undefined, problems: string[]): Record<string, string> | undefined {
+  if (!raw?.trim()) return undefined;
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch {
     problems.push(`LG_IDP_AUTHORIZATION_PARAMS=${JSON.stringify(raw)} is not JSON: expected an object of strings, e.g. {"access_type": "offline"}.`);
-    return {};
+    return undefined;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
     problems.push(`LG_IDP_AUTHORIZATION_PARAMS=${JSON.stringify(raw)} must be a JSON object of string values, e.g. {"access_type": "offline"}.`);
-    return {};
-  }
-  const reserved = Object.keys(value).filter((key) => RESERVED_AUTHORIZATION_PARAMS.includes(key));
-  if (reserved.length > 0) {
-    problems.push(`LG_IDP_AUTHORIZATION_PARAMS sets ${reserved.join(', ')}, which the login flow sets itself: remove ${reserved.length > 1 ? 'them' : 'it'} (use LG_IDP_SCOPES for scopes).`);
-    return {};
+    return undefined;
   }
   return value as Record<string, string>;
 }
@@ -370,7 +505,6 @@ function describeVariable(name: keyof AuthServiceEnvironment): string {
   const hints: Partial<Record<keyof AuthServiceEnvironment, string>> = {
     LG_IDP_ISSUER: 'set it to the IdP issuer URL, e.g. "https://example.okta.com".',
     LG_IDP_CLIENT_ID: 'set it to the OAuth client id registered at the IdP.',
-    LG_IDP_CLIENT_SECRET_ARN: 'set it to the ARN of the secret that holds the client secret.',
     LG_PUBLIC_BASE_URL: 'set it to the gateway origin users browse to, e.g. "https://looker.example.com".',
     LG_SESSION_ISSUER: 'set it to the gateway issuer that HAProxy checks in `iss`.',
     LG_SESSION_AUDIENCE: 'set it to the audience that HAProxy checks in `aud`.',

@@ -10,6 +10,9 @@
  * (start-up). Pure: no aws-cdk-lib, no I/O.
  */
 import { ClaimPointerError, parseClaimPointer, toClaimPointer } from './claim-pointer';
+import type { EmailVerifiedShape } from './mapping-rules';
+
+export { readEmailVerified, type EmailVerifiedShape } from './mapping-rules';
 
 export type IdpProvider = 'okta' | 'entra' | 'google' | 'auth0' | 'keycloak' | 'ping' | 'cognito' | 'generic';
 
@@ -55,8 +58,6 @@ export type IdTokenHintNeed = 'required' | 'skips-confirmation' | 'not-used';
  */
 export type GroupsSource = 'token' | 'token-or-microsoft-graph' | 'google-directory';
 
-/** How `email_verified` arrives: a JSON boolean, or (Cognito's userinfo) the strings "true"/"false". */
-export type EmailVerifiedShape = 'boolean' | 'boolean-or-string';
 
 export interface IdpQuirk {
   /** Short stable id, e.g. `no-id-token-on-refresh`. */
@@ -423,7 +424,14 @@ export function entraTenantOf(issuer: string): string | undefined {
     return undefined;
   }
   const match = /^\/([^/]+)\/v2\.0\/?$/.exec(url.pathname);
-  return ENTRA_HOSTS.includes(url.hostname) && match ? match[1] : undefined;
+  return (ENTRA_HOSTS.includes(url.hostname) || isLoopbackHost(url.hostname)) && match ? match[1] : undefined;
+}
+
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+/** A development IdP on this machine (`npm run local`, the tests' emulations). */
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.includes(hostname);
 }
 
 function parseEndSession(value: string | undefined): EndSessionSetting {
@@ -528,13 +536,16 @@ function checkIssuer(issuer: string, resolved: ResolvedIdpSettings, error: (s: s
   } catch {
     error('issuer', `issuer ${JSON.stringify(issuer)} is not a URL: expected for example ${JSON.stringify(profile.issuerExample)}.`);
   }
-  if (url && url.protocol !== 'https:' && !['localhost', '127.0.0.1'].includes(url.hostname)) {
+  if (url && url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
     error('issuer', `issuer ${JSON.stringify(issuer)} must use https.`);
   }
   if (resolved.allowedTenants.length > 0 && profile.provider !== 'entra') {
     error('allowedTenants', `allowedTenants is set but provider is ${JSON.stringify(profile.provider)}: tenants are an Entra ID setting. Remove allowedTenants or set provider to entra.`);
   }
   if (!url) return;
+  // A development IdP on this machine emulates the provider under its own host name: only
+  // the parts of the issuer that the run time reads (an Entra tenant) are checked.
+  if (isLoopbackHost(url.hostname) && profile.provider !== 'entra') return;
   switch (profile.provider) {
     case 'entra':
       checkEntraIssuer(issuer, url, resolved, error);
@@ -651,15 +662,4 @@ function checkEndSession(resolved: ResolvedIdpSettings, error: (s: string, m: st
   if (endSession.mode === 'auto' && profile.logout === 'none') {
     warning('endSession', `${profile.displayName} has no RP-initiated logout: signing out of the gateway leaves the ${profile.displayName} session, so the next visit signs the user in again without a password. Set endSession to "off" to acknowledge.`);
   }
-}
-
-/**
- * `email_verified` as a boolean, or undefined when it is missing or unreadable. A JSON
- * boolean always counts; the strings "true" and "false" count only for an IdP that sends
- * them (Cognito's userinfo), so a string "false" can never pass as verified.
- */
-export function readEmailVerified(value: unknown, shape: EmailVerifiedShape): boolean | undefined {
-  if (typeof value === 'boolean') return value;
-  if (shape === 'boolean-or-string' && (value === 'true' || value === 'false')) return value === 'true';
-  return undefined;
 }

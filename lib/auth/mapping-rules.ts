@@ -5,6 +5,7 @@
  * the auth service evaluates them at run time from the same code.
  */
 import { ATTRIBUTE_NAME_PATTERN } from '../session-contract';
+import { claimValues, readClaimStrings } from './claim-pointer';
 
 /** A condition on one IdP claim. */
 export interface ClaimCondition {
@@ -307,11 +308,6 @@ function matchesAny(values: readonly string[], patterns: readonly string[], case
   return values.some((value) => expressions.some((re) => re.test(value)));
 }
 
-/** Claim values as strings: strings, numbers and booleans, or the elements of an array of them. */
-export function claimValues(value: unknown): string[] {
-  const list = Array.isArray(value) ? value : [value];
-  return list.filter((v) => ['string', 'number', 'boolean'].includes(typeof v)).map((v) => String(v));
-}
 
 function emailDomain(facts: IdentityFacts): string[] {
   if (facts.emailVerified !== true || typeof facts.email !== 'string') return [];
@@ -319,22 +315,45 @@ function emailDomain(facts: IdentityFacts): string[] {
   return at > 0 && at < facts.email.length - 1 ? [facts.email.slice(at + 1)] : [];
 }
 
+/** How `email_verified` arrives: a JSON boolean, or (Cognito's userinfo) the strings "true"/"false". */
+export type EmailVerifiedShape = 'boolean' | 'boolean-or-string';
+
 /**
- * Whether an IdP's `email_verified` claim vouches for the address: boolean `true`, or the
- * string `"true"` (Cognito's userinfo sends strings). A missing claim counts only when
- * `trustUnverifiedEmail` is set (IdPs such as Entra ID never send it); `false`, `"false"`
- * and anything else never count.
+ * `email_verified` as a boolean, or undefined when it is missing or unreadable. A JSON
+ * boolean always counts; the strings "true" and "false" count only for an IdP that sends
+ * them (Cognito's userinfo), so a string can never pass as verified elsewhere. The one
+ * reading of the claim: the IdP profiles and the rules both use it.
  */
-export function isEmailVerified(claim: unknown, trustUnverifiedEmail: boolean): boolean {
-  if (claim === true || claim === 'true') return true;
+export function readEmailVerified(value: unknown, shape: EmailVerifiedShape): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (shape === 'boolean-or-string' && (value === 'true' || value === 'false')) return value === 'true';
+  return undefined;
+}
+
+/**
+ * Whether an IdP's `email_verified` claim vouches for the address (read as
+ * {@link readEmailVerified} reads it for the IdP's shape). A missing claim counts only
+ * when `trustUnverifiedEmail` is set (IdPs such as Entra ID never send it); `false`, a
+ * string the IdP is not known to send, and anything else never count.
+ */
+export function isEmailVerified(claim: unknown, trustUnverifiedEmail: boolean, shape: EmailVerifiedShape = 'boolean'): boolean {
+  const verified = readEmailVerified(claim, shape);
+  if (verified !== undefined) return verified;
   return claim === undefined && trustUnverifiedEmail;
 }
 
 export interface IdentityFactsOptions {
-  /** The claim that lists the user's groups. */
-  readonly groupsClaim: string;
+  /**
+   * Where the groups are: a JSON pointer (RFC 6901, see claim-pointer.ts) into the claims.
+   * @default - no groups from the claims
+   */
+  readonly groupsClaim?: string;
+  /** Groups read elsewhere (a directory): used instead of the claim. @default - the claim's */
+  readonly groups?: readonly string[];
   /** Whether an address without `email_verified` counts as verified. */
   readonly trustUnverifiedEmail: boolean;
+  /** How the IdP writes `email_verified`. @default 'boolean' */
+  readonly emailVerified?: EmailVerifiedShape;
 }
 
 /**
@@ -344,11 +363,12 @@ export interface IdentityFactsOptions {
  */
 export function identityFacts(claims: Readonly<Record<string, unknown>>, options: IdentityFactsOptions): IdentityFacts & { readonly unverifiedEmail: boolean } {
   const address = typeof claims.email === 'string' && claims.email !== '' ? claims.email : undefined;
-  const verified = address !== undefined && isEmailVerified(claims.email_verified, options.trustUnverifiedEmail);
+  const verified = address !== undefined && isEmailVerified(claims.email_verified, options.trustUnverifiedEmail, options.emailVerified);
   const trusted: Record<string, unknown> = { ...claims };
   if (!verified) delete trusted.email;
+  const groups = options.groups ?? (options.groupsClaim !== undefined ? readClaimStrings(claims, options.groupsClaim).values : []);
   return {
-    groups: claimValues(claims[options.groupsClaim]),
+    groups: [...groups],
     email: verified ? address : undefined,
     emailVerified: verified,
     claims: trusted,

@@ -26,7 +26,7 @@ export interface SessionClaimsInput {
   readonly timing: SessionTiming;
 }
 
-export type SessionClaims = Record<string, string | number | readonly string[] | Readonly<Record<string, string>>>;
+export type SessionClaims = Record<string, string | number>;
 
 export function buildSessionClaims(input: SessionClaimsInput): SessionClaims {
   const { grant, identity, timing } = input;
@@ -42,9 +42,6 @@ export function buildSessionClaims(input: SessionClaimsInput): SessionClaims {
     [CLAIMS.expiresAt]: timing.now + timing.ttlSeconds,
     [CLAIMS.groupsCsv]: grant.groups.join(','),
     [CLAIMS.rolesCsv]: grant.roles.join(','),
-    [CLAIMS.groups]: [...grant.groups],
-    [CLAIMS.roles]: [...grant.roles],
-    [CLAIMS.attributes]: { ...grant.attributes },
   };
   for (const [name, value] of Object.entries(grant.attributes)) claims[`${ATTRIBUTE_CLAIM_PREFIX}${name}`] = value;
   return claims;

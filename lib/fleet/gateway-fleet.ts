@@ -19,6 +19,7 @@ import { LookerBackend } from '../looker/looker-backend';
 import { acknowledge, acknowledgeDefaultPolicy } from '../private/nag-acknowledgements';
 import { clientCaProblems, clientCrlProblems } from '../private/client-certificates';
 import { assertIntegerInRange, assertPort, GatewayPropsError } from '../private/validation';
+import type { UserClaim } from './gateway-options';
 import { GatewayConfigError } from './validate';
 import { assertNamesInZone, certificateExpiryMetric, defaultMetricNamespace, grantCertificateExpiryMetric, grantExportCertificate, newFrontendAcmCertificate } from './certificate';
 import { addLoadBalancerAliasRecords } from './dns';
@@ -249,6 +250,8 @@ export interface FleetSessionSettings {
   readonly algorithm?: string;
   /** Names of the user attributes forwarded as X-Looker-Attr-* headers. @default - none */
   readonly attributeNames?: string[];
+  /** The claim sent as X-Forwarded-User. @default UserClaim.SUBJECT */
+  readonly userClaim?: UserClaim;
 }
 
 export class GatewayFleet extends Construct implements ec2.IConnectable {
@@ -361,6 +364,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
         audience: deployTime.placeholderFor(props.session?.audience ?? `https://${props.domainName}`, token),
         algorithm: props.session?.algorithm ?? props.keys.sessionAlgorithm,
         attributeNames: props.session?.attributeNames ?? [],
+        userClaim: props.session?.userClaim,
       },
       authService: {
         hostName: deployTime.placeholderFor(props.authService.hostName, token),

@@ -59,7 +59,12 @@ export interface SessionCheckOptions {
   readonly issuer: string;
   /** Expected `aud` claim (a single string). */
   readonly audience: string;
-  /** Signing algorithm, pinned in the config: 'ES256' or 'RS256'. @default 'ES256' */
+  /**
+   * The deployment's signing algorithm: 'ES256' or 'RS256'. The config verifies tokens of
+   * both, each with a key of its own algorithm (picked by kid), so that a change of
+   * algorithm, carried out by the rotation, needs no new config; only checked here.
+   * @default 'ES256'
+   */
   readonly algorithm?: string;
   /** Allowed clock difference on `exp` and `nbf`, seconds (0-300). @default 30 */
   readonly clockSkewSeconds?: number;

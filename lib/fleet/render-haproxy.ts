@@ -14,6 +14,7 @@ import {
   HEADERS,
   REFRESH_COOKIE,
   RETURN_TO_PARAM,
+  SESSION_ALGORITHMS,
   SESSION_COOKIE,
   SESSION_TOKEN_TYPE,
   assertionAudience,
@@ -282,6 +283,10 @@ function renderDefaults(o: ResolvedGatewayOptions): Section {
       `errorfiles ${PROXY_NAMES.errors}`,
       'unique-id-format %[uuid(4)]',
     )
+    .note(
+      'key-sync reloads seamlessly when keys or certificates change: the old worker keeps its idle\nkeep-alive connections until it has answered one more request (with Connection: close),\nrather than closing them under a client that is sending a request.',
+    )
+    .add('option idle-close-on-response')
     .note('One JSON line per request. Never a cookie, a token or a query string (OIDC callbacks carry codes).')
     .add(`log-format "${LOG_FORMAT}"`);
 }
@@ -529,7 +534,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
 
   const sessionSection = hasMachineRoutes ? '6' : '5';
   f.note(
-    `${sessionSection}. The session. Its token sits in txn.session_token, which the cookie fills and the inline\nrefresh replaces, so both go through the same checks. jwt_verify checks only the\nsignature, with the algorithm pinned; the key is picked by kid through the kid map. Its\nupstream assertion (txn.assertion_token, a token of its own) must be signed by the same\nkey and carry the same sub and sid; it is forwarded only when it is valid.`,
+    `${sessionSection}. The session. Its token sits in txn.session_token, which the cookie fills and the inline\nrefresh replaces, so both go through the same checks. jwt_verify checks only the\nsignature, with the algorithm pinned: one check per algorithm the gateway signs with\n(${SESSION_ALGORITHMS.join(', ')}), the token's header picking which runs; the key is picked by kid\nthrough the kid map, and a key verifies only signatures of its own algorithm. Both are\naccepted so that a change of algorithm needs no new configuration: the new keys arrive\nas 'next' through key-sync a whole rotation before they sign. Its upstream assertion\n(txn.assertion_token, a token of its own) must be signed by the same key and carry the\nsame sub and sid; it is forwarded only when it is valid.`,
   );
   f.add(
     'http-request set-var(txn.now) date',
@@ -537,6 +542,7 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `acl has_assertion_token var(${REFRESH_VARS.assertion}) -m found`,
     'acl session_key_known var(txn.session_key) -m found',
     'acl session_signature_valid var(txn.session_signature) -m int 1',
+    ...SESSION_ALGORITHMS.map((alg) => `acl ${signedWith(alg)} var(txn.session_alg) -m str ${alg}`),
     'acl session_cache_hit var(txn.session_cached) -m int ge 1',
     'acl session_exp_present var(txn.session_exp) -m found',
     'acl session_nbf_present var(txn.session_nbf) -m found',
@@ -550,9 +556,9 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
     `acl assertion_valid var(txn.assertion_exp),add(${s.clockSkewSeconds}),sub(txn.now) -m int gt 0`,
     `acl session_refreshed var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.refreshed}`,
   );
-  f.note('Keys are loaded when the config is parsed, so every slot file is named here literally.');
+  f.note("Keys are loaded when the config is parsed, so every slot file is named here literally\n(whatever kind of key it holds: loading does not depend on the algorithm named).");
   for (const slot of SIGNING_KEY_STATUSES) {
-    f.add(`http-request set-var(txn.key_slot_loaded) str(x),jwt_verify("${s.algorithm}","${file(GATEWAY_FILES.sessionKey(slot))}") if FALSE`);
+    f.add(`http-request set-var(txn.key_slot_loaded) str(x),jwt_verify("${SESSION_ALGORITHMS[0]}","${file(GATEWAY_FILES.sessionKey(slot))}") if FALSE`);
   }
   renderTokenChecks(f, o, kidMap, s.verificationCache, '');
 
@@ -685,6 +691,11 @@ function renderGatewayFrontend(o: ResolvedGatewayOptions, file: (relative: strin
   return f;
 }
 
+/** The ACL that is true when the session token's header names `alg`. */
+function signedWith(alg: string): string {
+  return `session_signed_${alg.toLowerCase()}`;
+}
+
 /**
  * The session token's signature and claims, and its upstream assertion. With the cache, the
  * pair (session, assertion) is looked up by the SHA-256 of both: an entry means the session's
@@ -699,7 +710,7 @@ function renderTokenChecks(f: Section, o: ResolvedGatewayOptions, kidMap: string
   const checksNow = cache ? 'session_signature_valid !session_cache_hit' : 'session_signature_valid';
   if (onlyIf) {
     f.note('The refreshed token: the same checks (not cached).');
-    for (const variable of ['session_key', 'session_signature', 'session_cached', 'session_type_wrong', 'session_claims', 'session_exp', 'session_nbf', 'session_sid', 'assertion_signature', 'assertion_claims', 'assertion_exp']) {
+    for (const variable of ['session_key', 'session_alg', 'session_signature', 'session_cached', 'session_type_wrong', 'session_claims', 'session_exp', 'session_nbf', 'session_sid', 'assertion_signature', 'assertion_claims', 'assertion_exp']) {
       f.add(`http-request unset-var(txn.${variable})${when('')}`);
     }
   }
@@ -712,8 +723,12 @@ function renderTokenChecks(f: Section, o: ResolvedGatewayOptions, kidMap: string
       `http-request set-var(txn.session_signature) int(1)${when('session_key_known session_cache_hit')}`,
     );
   }
+  const verify = cache ? 'session_key_known !session_cache_hit' : 'session_key_known';
+  f.add(`http-request set-var(txn.session_alg) var(txn.session_token),jwt_header_query('$.alg')${when(verify)}`);
+  for (const alg of SESSION_ALGORITHMS) {
+    f.add(`http-request set-var(txn.session_signature) var(txn.session_token),jwt_verify("${alg}",txn.session_key)${when(`${verify} ${signedWith(alg)}`)}`);
+  }
   f.add(
-    `http-request set-var(txn.session_signature) var(txn.session_token),jwt_verify("${s.algorithm}",txn.session_key)${when(cache ? 'session_key_known !session_cache_hit' : 'session_key_known')}`,
     // An upstream assertion (or any other token type) is never a session, whatever its audience.
     `http-request set-var(txn.session_type_wrong) bool(1)${when(`${checksNow} !{ var(txn.session_token),jwt_header_query('$.typ') -m str ${SESSION_TOKEN_TYPE} }`)}`,
     `http-request unset-var(txn.session_signature)${when('{ var(txn.session_type_wrong) -m bool }')}`,
@@ -729,7 +744,8 @@ function renderTokenChecks(f: Section, o: ResolvedGatewayOptions, kidMap: string
   const assertionNow = `has_assertion_token ${checksNow}`;
   const assertion = (name: string) => `var(txn.assertion_claims),json_query('$.${name}')`;
   f.add(
-    `http-request set-var(txn.assertion_signature) var(${REFRESH_VARS.assertion}),jwt_verify("${s.algorithm}",txn.session_key)${when(assertionNow)}`,
+    // The assertion is signed by the session's key, so with the session's (pinned) algorithm.
+    ...SESSION_ALGORITHMS.map((alg) => `http-request set-var(txn.assertion_signature) var(${REFRESH_VARS.assertion}),jwt_verify("${alg}",txn.session_key)${when(`${assertionNow} ${signedWith(alg)}`)}`),
     `http-request set-var(txn.assertion_claims) var(${REFRESH_VARS.assertion}),field(2,.),ub64dec,concat()${when(`${assertionNow} { var(txn.assertion_signature) -m int 1 }`)}`,
     `http-request set-var(txn.session_sub) var(txn.session_claims),json_query('$.${CLAIMS.subject}')${when(`${assertionNow} { var(txn.assertion_claims) -m found }`)}`,
     `http-request set-var(txn.assertion_exp) var(txn.assertion_claims),json_query('$.${CLAIMS.expiresAt}','int')${when(

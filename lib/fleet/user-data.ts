@@ -21,7 +21,7 @@
 import * as path from 'node:path';
 import type { LookerBackendConfig } from '../looker/looker-backend';
 import { isIpv4Address } from '../private/validation';
-import { GatewayConfigOptions, LogDestination, MachineClientOptions, MachineRouteOptions } from './gateway-options';
+import { GatewayConfigOptions, LogDestination, MachineClientOptions, MachineRouteOptions, UserClaim } from './gateway-options';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from './layout';
 import { renderGatewayConfig, RenderedGatewayConfig } from './render';
 import { KeySyncUnit, renderKeySyncUnit } from './key-sync';
@@ -211,7 +211,7 @@ export const HAPROXY_USER = 'haproxy';
 export interface InstanceFilesInput {
   readonly region: string;
   readonly domainName: string;
-  readonly session: { readonly issuer: string; readonly audience: string; readonly algorithm: string; readonly attributeNames: readonly string[] };
+  readonly session: { readonly issuer: string; readonly audience: string; readonly algorithm: string; readonly attributeNames: readonly string[]; readonly userClaim?: UserClaim };
   readonly authService: { readonly hostName: string; readonly pathPrefix: string };
   readonly looker: LookerBackendConfig;
   readonly instancePort: number;
@@ -264,6 +264,7 @@ export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOp
       audience: input.session.audience,
       algorithm: input.session.algorithm,
       attributeNames: [...input.session.attributeNames],
+      userClaim: input.session.userClaim,
     },
     authService: { host: input.authService.hostName, pathPrefix: input.authService.pathPrefix },
     looker: looker.resolvesByDns

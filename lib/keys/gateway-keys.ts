@@ -5,6 +5,8 @@
  */
 import { Duration, SecretValue, Stack, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -12,7 +14,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../key-material';
-import { DEFAULT_SESSION_ALGORITHM, SESSION_ALGORITHMS, SessionAlgorithm } from '../session-contract';
+import { KEY_SYNC_DEFAULTS } from '../fleet/key-sync';
+import { DEFAULT_SESSION_ALGORITHM, DEFAULT_SESSION_TTL_SECONDS, SESSION_ALGORITHMS, SessionAlgorithm } from '../session-contract';
 import { newGatewayFunction } from '../private/gateway-function';
 import { LAMBDA_BUNDLES } from '../private/lambda-bundling';
 import { newEncryptedLogGroup } from '../private/log-group';
@@ -20,7 +23,17 @@ import { FrontendCertificate, FrontendCertificateSource } from './frontend-certi
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { GatewayPropsError } from '../private/validation';
 import { newGatewayEncryptionKey } from './encryption-key';
-import { certificateScheduleProblem, ROTATION_DEFAULTS, ROTATION_SCHEDULE_DEFAULTS_DAYS, rotationEnvironment } from './rotation-contract';
+import {
+  certificateScheduleProblem,
+  CLEAR_ABANDONED_ROTATIONS,
+  DEFAULT_SIGNING_KEY_TIMING,
+  minimumSigningKeyIntervalSeconds,
+  ROTATION_DEFAULTS,
+  ROTATION_SCHEDULE_DEFAULTS_DAYS,
+  rotationEnvironment,
+  SigningKeyTiming,
+  signingScheduleProblem,
+} from './rotation-contract';
 
 export interface GatewayKeysProps {
   /**
@@ -47,10 +60,30 @@ export interface GatewayKeysProps {
   readonly domainName?: string;
   /**
    * How often a new session signing key is made. A key is published one period before it
-   * signs and kept one period after, so this must be far longer than a session.
+   * signs and kept one period after. Secrets Manager rotates at any time in a window (for a
+   * period in days: the whole UTC day), so two rotations can be as close as the period minus
+   * the window; that gap must cover the key-sync interval, the session lifetime and the
+   * caches (checked at synth: 1 day is refused, 2 days is the least with the defaults).
    * @default Duration.days(7)
    */
   readonly signingKeyRotation?: Duration;
+  /**
+   * An explicit schedule for the signing keys instead of `signingKeyRotation`: a Secrets
+   * Manager `cron(...)` or `rate(...)` expression (UTC), for example "cron(0 3 ? * MON *)".
+   * @default - `signingKeyRotation` as a rate
+   */
+  readonly signingKeyRotationSchedule?: string;
+  /**
+   * The length of the rotation window of `signingKeyRotationSchedule`, whole hours.
+   * @default - Secrets Manager's default: one hour for schedules in hours, the rest of the UTC day for schedules in days
+   */
+  readonly signingKeyRotationWindow?: Duration;
+  /**
+   * The longest session the auth service mints: a retired signing key is dropped only once
+   * every session it signed has expired (part of the timing check of the signing schedule).
+   * @default Duration.minutes(10)
+   */
+  readonly sessionLifetime?: Duration;
   /**
    * How often a new cookie encryption key is made (the previous one still decrypts).
    * @default Duration.days(30)
@@ -83,8 +116,6 @@ export interface GatewayKeysProps {
   readonly rotationLogGroup?: logs.ILogGroup;
 }
 
-const MIN_SIGNING_KEY_ROTATION = Duration.days(1);
-
 export class GatewayKeys extends Construct {
   public readonly encryptionKey: kms.IKey;
   /** `ES256` or `RS256`: the algorithm every session token is signed with. */
@@ -109,6 +140,8 @@ export class GatewayKeys extends Construct {
   /** The rotation schedules; their first rotation (on deploy) replaces the seed values. */
   public readonly rotationSchedules: secretsmanager.RotationSchedule[] = [];
   public readonly rotationLogGroup: logs.ILogGroup;
+  /** The hourly schedule that has the rotation function clear abandoned rotations. */
+  public readonly abandonedRotationCheck: events.Rule;
 
   constructor(scope: Construct, id: string, props: GatewayKeysProps = {}) {
     super(scope, id);
@@ -119,13 +152,14 @@ export class GatewayKeys extends Construct {
     }
     const sessionAlgorithm = algorithm as SessionAlgorithm;
     this.sessionAlgorithm = sessionAlgorithm;
-    const signingRotation = props.signingKeyRotation ?? Duration.days(7);
-    if (!signingRotation.isUnresolved() && signingRotation.toMinutes() < MIN_SIGNING_KEY_ROTATION.toMinutes()) {
-      throw new GatewayPropsError(
-        where,
-        `signingKeyRotation is ${signingRotation.toHumanString()}; it must be at least ${MIN_SIGNING_KEY_ROTATION.toHumanString()} so that every instance has fetched a key long before it signs and every session signed by it expired before it is dropped (7 days is the default).`,
-      );
-    }
+    const sessionLifetime = props.sessionLifetime ?? Duration.seconds(DEFAULT_SESSION_TTL_SECONDS);
+    const timing: SigningKeyTiming = {
+      ...DEFAULT_SIGNING_KEY_TIMING,
+      keySyncIntervalSeconds: KEY_SYNC_DEFAULTS.intervalSeconds,
+      keySyncRandomDelaySeconds: KEY_SYNC_DEFAULTS.randomDelaySeconds,
+      sessionLifetimeSeconds: sessionLifetime.isUnresolved() ? DEFAULT_SESSION_TTL_SECONDS : sessionLifetime.toSeconds(),
+    };
+    const signingSchedule = signingRotationRules(where, props, timing);
 
     this.encryptionKey = props.encryptionKey ?? newGatewayEncryptionKey(this, 'Key');
 
@@ -140,12 +174,16 @@ export class GatewayKeys extends Construct {
       ? this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)')
       : this.frontendCertificateSource.secret;
 
+    const rotatedSecrets: secretsmanager.ISecret[] = [this.signingKeys, this.cookieKeys, this.backendClientCertificate, ...(this.frontendCertificateIsSelfSigned && this.frontendCertificate ? [this.frontendCertificate] : [])];
     const environment = withPropsContext(where, () =>
       rotationEnvironment({
         sessionAlgorithm,
         verificationKeysSecretArn: this.verificationKeys.secretArn,
         backendCaSecretArn: this.backendCa.secretArn,
         frontendDomainName: props.domainName ?? 'localhost',
+        // Rotations that come sooner than the timing allows keep the signing key (by hand, or on deploy).
+        signingKeyMinAgeSeconds: minimumSigningKeyIntervalSeconds(timing),
+        rotatedSecretArns: rotatedSecrets.map((secret) => secret.secretArn),
       }),
     );
     this.rotationLogGroup = props.rotationLogGroup ?? newEncryptedLogGroup(this, 'RotationLogs', this.encryptionKey, logs.RetentionDays.ONE_YEAR);
@@ -165,7 +203,8 @@ export class GatewayKeys extends Construct {
     });
 
     const days = ROTATION_SCHEDULE_DEFAULTS_DAYS;
-    this.schedule('SigningKeys', this.signingKeys, signingRotation);
+    const signingKeysSchedule = this.schedule('SigningKeys', this.signingKeys, signingSchedule.every);
+    if (signingSchedule.rules) (signingKeysSchedule.node.defaultChild as secretsmanager.CfnRotationSchedule).rotationRules = signingSchedule.rules;
     this.schedule('CookieKeys', this.cookieKeys, props.cookieKeyRotation ?? Duration.days(days.cookieEncryptionKeys));
     const clientRotation = props.backendClientCertificateRotation ?? Duration.days(days.backendClientCertificate);
     checkCertificateSchedule(where, 'backendClientCertificateRotation', ROTATION_DEFAULTS.backendClientValidityDays, clientRotation);
@@ -211,6 +250,18 @@ export class GatewayKeys extends Construct {
       // Same key as the rotated secrets: the rotation schedules already grant its use through Secrets Manager.
       if (secret.encryptionKey !== this.encryptionKey) secret.encryptionKey?.grantEncryptDecrypt(new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.rotationFunction.grantPrincipal));
     }
+
+    // A rotation that stopped half-way keeps AWSPENDING on its version, and Secrets Manager
+    // then refuses every later rotation and every deployment that updates the schedule.
+    // Once an hour the function clears such labels (lambda/rotation/protocol.ts).
+    this.rotationFunction.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'FindAbandonedRotations', actions: ['secretsmanager:ListSecretVersionIds'], resources: rotatedSecrets.map((secret) => secret.secretArn) }),
+    );
+    this.abandonedRotationCheck = new events.Rule(this, 'AbandonedRotationCheck', {
+      description: 'cdk-looker-gateway: clears the AWSPENDING label of rotations that stopped half-way (they block later rotations and deployments)',
+      schedule: events.Schedule.rate(Duration.hours(1)),
+      targets: [new targets.LambdaFunction(this.rotationFunction, { event: events.RuleTargetInput.fromObject({ action: CLEAR_ABANDONED_ROTATIONS }), retryAttempts: 2 })],
+    });
   }
 
   /** Session verification keys (public): instances and anyone checking assertions. */
@@ -254,9 +305,10 @@ export class GatewayKeys extends Construct {
     const secret = new secretsmanager.Secret(this, id, {
       description: `cdk-looker-gateway: ${what}`,
       encryptionKey: this.encryptionKey,
-      // The seed holds no key material (empty key lists and PEMs): the first rotation,
-      // started by the schedule on deploy, writes the real value.
-      secretStringValue: SecretValue.unsafePlainText(seedSecretValue(kind, this.sessionAlgorithm as SessionAlgorithm)),
+      // The seed holds no key material (empty key lists and PEMs) and never changes (see
+      // lib/key-material.ts): CloudFormation writes it once, the first rotation, started by
+      // the schedule on deploy, writes the real value, and no later deploy rewrites it.
+      secretStringValue: SecretValue.unsafePlainText(seedSecretValue(kind)),
     });
     Tags.of(secret).add(SECRET_KIND_TAG, kind);
     return secret;
@@ -284,6 +336,41 @@ function withPropsContext<T>(where: string, make: () => T): T {
   } catch (error) {
     throw new GatewayPropsError(where, (error as Error).message);
   }
+}
+
+/**
+ * The signing keys' schedule: `signingKeyRotation` (a rate), or an explicit
+ * `signingKeyRotationSchedule` with its window, checked against the timing.
+ */
+function signingRotationRules(where: string, props: GatewayKeysProps, timing: SigningKeyTiming): { every: Duration; rules?: secretsmanager.CfnRotationSchedule.RotationRulesProperty } {
+  const fail = (message: string) => new GatewayPropsError(where, message);
+  if (props.signingKeyRotationWindow && props.signingKeyRotationSchedule === undefined) {
+    throw fail('signingKeyRotationWindow is the window of signingKeyRotationSchedule: give the schedule too (for example "cron(0 3 ? * MON *)"), or remove the window.');
+  }
+  if (props.signingKeyRotationSchedule !== undefined && props.signingKeyRotation) {
+    throw fail('give either signingKeyRotation (a period) or signingKeyRotationSchedule (an expression with its window), not both.');
+  }
+  const every = props.signingKeyRotation ?? Duration.days(ROTATION_SCHEDULE_DEFAULTS_DAYS.sessionSigningKeys);
+  if (props.signingKeyRotationSchedule === undefined) {
+    if (every.isUnresolved()) return { every };
+    const expression = events.Schedule.rate(every).expressionString;
+    const problem = signingScheduleProblem('signingKeyRotation', expression, undefined, timing);
+    if (problem) throw fail(problem.replace(`"${expression}"`, `${every.toHumanString()} ("${expression}")`));
+    return { every };
+  }
+  const expression = props.signingKeyRotationSchedule;
+  const window = props.signingKeyRotationWindow;
+  let duration: string | undefined;
+  if (window && !window.isUnresolved()) {
+    const hours = window.toHours({ integral: false });
+    if (!Number.isInteger(hours) || hours < 1 || hours > 24) {
+      throw fail(`signingKeyRotationWindow is ${window.toHumanString()}; Secrets Manager takes a window of whole hours from 1 to 24 (for example Duration.hours(2)).`);
+    }
+    duration = `${hours}h`;
+  }
+  const problem = signingScheduleProblem('signingKeyRotationSchedule', expression, duration, timing);
+  if (problem) throw fail(problem);
+  return { every, rules: { scheduleExpression: expression, duration } };
 }
 
 function checkCertificateSchedule(where: string, prop: string, validityDays: number, every: Duration): void {

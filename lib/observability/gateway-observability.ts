@@ -19,7 +19,8 @@ import { Construct } from 'constructs';
 import { newGatewayEncryptionKey } from '../keys/encryption-key';
 import { newEncryptedLogGroup } from '../private/log-group';
 import { assertIntegerInRange } from '../private/validation';
-import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, HEALTH_ROUTE, LOOKER_UNAVAILABLE_DECISION } from './log-fields';
+import { ROTATION_EVENTS, ROTATION_LOG_FIELDS } from '../keys/rotation-contract';
+import { ACCESS_LOG_FIELDS, AUDIT_EVENT_FIELDS, AUDIT_EVENTS, LOOKER_UNAVAILABLE_DECISION, PUBLIC_FRONTEND } from './log-fields';
 
 export interface GatewayObservabilityProps {
   /**
@@ -190,7 +191,11 @@ export class GatewayObservability extends Construct {
     this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Frontend certificate: days until expiry', left: [daysToExpiry], leftAnnotations: [{ value: days, label: 'alarm' }], width: 24 }));
   }
 
-  /** Alarm on rotation failures (the rotation function's errors). */
+  /**
+   * Alarms on rotation failures (the rotation function's errors) and on stuck rotations:
+   * a rotation that stopped half-way, whose AWSPENDING label the rotation function's
+   * hourly check cleared (it logs `abandoned-rotation-cleared` into the rotation log group).
+   */
   public monitorRotation(fn: lambda.IFunction): void {
     const errors = fn.metricErrors({ period: Duration.hours(1) });
     this.alarm('RotationFailure', errors, {
@@ -199,14 +204,23 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       alarmDescription: 'A key or certificate rotation failed: the secret keeps its current value; read the rotation log group.',
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Rotation', left: [fn.metricInvocations({ period: Duration.hours(1) }), errors], width: 24 }));
+    const stuck = this.filterMetric('AbandonedRotations', this.rotationLogGroup, `{ $.${ROTATION_LOG_FIELDS.event} = "${ROTATION_EVENTS.abandonedRotationCleared}" }`).with({ period: Duration.hours(1) });
+    this.alarm('RotationStuck', stuck, {
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      alarmDescription:
+        'A rotation stopped half-way and sat unfinished (it blocked later rotations and deployments that update the schedule) until the hourly check removed its AWSPENDING label. The secret kept its current value. Find the failed step in the rotation log group, fix the cause, then rotate again (README: Keys and rotation, When a rotation fails).',
+    });
+    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Rotation', left: [fn.metricInvocations({ period: Duration.hours(1) }), errors, stuck], width: 24 }));
   }
 
   private addAccessLogMetrics(): void {
-    // Health checks are logged only while Looker is unavailable; they are no user requests.
-    const requests = this.filterMetric('Requests', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = * && $.${ACCESS_LOG_FIELDS.route} != "${HEALTH_ROUTE}" }`);
-    const serverErrors = this.filterMetric('ServerErrors', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} >= 500 }`);
-    const denied = this.filterMetric('Denied', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403 }`);
+    // Users' requests only: the public listener's lines (not health checks, relay calls or Lua events).
+    const userRequest = `$.${ACCESS_LOG_FIELDS.frontend} = "${PUBLIC_FRONTEND}"`;
+    const requests = this.filterMetric('Requests', this.accessLogGroup, `{ ${userRequest} && $.${ACCESS_LOG_FIELDS.status} = * }`);
+    const serverErrors = this.filterMetric('ServerErrors', this.accessLogGroup, `{ ${userRequest} && $.${ACCESS_LOG_FIELDS.status} >= 500 }`);
+    const denied = this.filterMetric('Denied', this.accessLogGroup, `{ ${userRequest} && ($.${ACCESS_LOG_FIELDS.status} = 401 || $.${ACCESS_LOG_FIELDS.status} = 403) }`);
     // The decision code, logged on users' 503s and on every health check while Looker is down.
     const noLooker = this.filterMetric('NoLookerNode', this.accessLogGroup, `{ $.${ACCESS_LOG_FIELDS.decision} = "${LOOKER_UNAVAILABLE_DECISION}" }`);
     const serverErrorRate = new cloudwatch.MathExpression({
@@ -262,7 +276,16 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       alarmDescription: 'Many inline refreshes failed in 5 minutes: users are sent back to the login page.',
     });
-    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Logins and refreshes', left: [logins, loginFailures, refreshFailures], width: 24 }));
+    // One refusal is enough to act on: every sign-in and refresh fails until the credential matches the IdP's again.
+    const clientAuthFailures = this.filterMetric('IdpClientAuthFailures', this.auditLogGroup, `{ $.${f.type} = "${AUDIT_EVENTS.audit}" && $.${f.reason} = "${AUDIT_EVENTS.idpClientAuthFailed}" }`);
+    this.alarm('IdpClientAuthFailed', clientAuthFailures, {
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      alarmDescription:
+        'The IdP refused the auth service\'s client credential (invalid_client): no one can sign in or refresh. Put the client secret (or key) registered at the IdP into its Secrets Manager secret, and check tokenEndpointAuthMethod.',
+    });
+    this.dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'Logins and refreshes', left: [logins, loginFailures, refreshFailures, clientAuthFailures], width: 24 }));
   }
 
   private addQueries(): void {
@@ -307,8 +330,13 @@ export class GatewayObservability extends Construct {
     new logs.QueryDefinition(this, 'RotationFailures', {
       queryDefinitionName: `${this.metricNamespace}/rotation-failures`,
       logGroups: [this.rotationLogGroup],
-      // The rotation Lambda writes one raw JSON line per step: { step, secretArn, outcome, error? }.
-      queryString: new logs.QueryString({ fields: ['@timestamp', 'step', 'secretArn', 'error'], filterStatements: ['outcome = "error"'], sort: '@timestamp desc', limit: 100 }),
+      // The rotation Lambda writes one raw JSON line per step: { step, secretArn, outcome, error? }, and events such as abandoned-rotation-cleared.
+      queryString: new logs.QueryString({
+        fields: ['@timestamp', 'step', 'event', 'secretArn', 'error', 'reason'],
+        filterStatements: [`outcome = "error" or ${ROTATION_LOG_FIELDS.event} = "${ROTATION_EVENTS.abandonedRotationCleared}"`],
+        sort: '@timestamp desc',
+        limit: 100,
+      }),
     });
   }
 

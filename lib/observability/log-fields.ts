@@ -3,7 +3,7 @@
  * come from the renderer's LOG_FIELDS (checked here, so a renamed field fails at synth
  * rather than silently breaking a metric filter).
  */
-import { DECISIONS, HEALTH_ROUTE as RENDERED_HEALTH_ROUTE, LOG_FIELDS } from '../fleet/render-haproxy';
+import { DECISIONS, LOG_FIELDS, PROXY_NAMES } from '../fleet/render-haproxy';
 
 function accessLogField<N extends string>(name: N): N {
   if (!LOG_FIELDS.some(([field]) => field === name)) {
@@ -21,6 +21,7 @@ export const ACCESS_LOG_FIELDS = {
   reason: accessLogField('reason'),
   decision: accessLogField('decision'),
   route: accessLogField('route'),
+  frontend: accessLogField('frontend'),
   totalTime: accessLogField('time_total_ms'),
 } as const;
 
@@ -30,8 +31,13 @@ export const ACCESS_LOG_FIELDS = {
  */
 export const LOOKER_UNAVAILABLE_DECISION = DECISIONS.lookerUnavailable;
 
-/** The route of health-check log lines, which are no user requests. */
-export const HEALTH_ROUTE = RENDERED_HEALTH_ROUTE;
+/**
+ * The listener of users' requests. The access log also holds the health listener's lines
+ * (while Looker is down), the relay's (inline refreshes, revocation polls) and the Lua
+ * code's own events: none of them is a user request.
+ */
+export const PUBLIC_FRONTEND = PROXY_NAMES.gateway;
+
 
 /**
  * Fields of the auth service's audit events (lambda/auth writes them through
@@ -52,4 +58,6 @@ export const AUDIT_EVENTS = {
   login: 'login',
   refresh: 'refresh',
   success: 'success',
+  /** The reason audited when the IdP refuses the auth service's client credential (`invalid_client`). */
+  idpClientAuthFailed: 'idp-client-auth-failed',
 } as const;

@@ -1,10 +1,12 @@
 /**
- * `email_verified` (issue 11 item 9): the dev IdP sends each shape of the claim, in the
- * ID token and through userinfo; only `true` (or the string "true", as Cognito's userinfo
- * sends it) makes the address count for `emailDomains` rules, `claims` conditions on
- * `email`, and the session's `email` claim (X-Forwarded-Email, and X-Forwarded-User with
- * userClaim email). LG_IDP_TRUST_UNVERIFIED_EMAIL=true makes a missing claim count (Entra
- * ID), never an explicit false.
+ * `email_verified` (issue 11 item 9, issue 16 item 4): the dev IdP sends each shape of the
+ * claim, in the ID token and through userinfo; only `true` (or, with the cognito profile
+ * only, the string "true" its userinfo sends) makes the address count for `emailDomains`
+ * rules, `claims` conditions on `email`, and the session's `email` claim
+ * (X-Forwarded-Email, and X-Forwarded-User with userClaim email).
+ * LG_IDP_TRUST_UNVERIFIED_EMAIL=true makes a missing claim count (Entra ID), never an
+ * explicit false or a string the IdP is not known to send.
+ * https://docs.aws.amazon.com/cognito/latest/developerguide/userinfo-endpoint.html (the sample answer's "email_verified": "true")
  */
 import { decodeJwt } from 'jose';
 import { SESSION_COOKIE } from '../../lib/session-contract';
@@ -18,13 +20,14 @@ const RULES = {
   ],
 };
 
-/** One user per shape of email_verified; each tries the domain rule. */
-const SHAPES: ReadonlyArray<readonly [string, unknown, { byDefault: boolean; trusting: boolean }]> = [
-  ['true', true, { byDefault: true, trusting: true }],
-  ['string-true', 'true', { byDefault: true, trusting: true }],
-  ['missing', undefined, { byDefault: false, trusting: true }],
-  ['false', false, { byDefault: false, trusting: false }],
-  ['string-false', 'false', { byDefault: false, trusting: false }],
+/** One user per shape of email_verified; each tries the domain rule (generic profile, trusting, cognito profile). */
+const SHAPES: ReadonlyArray<readonly [string, unknown, { byDefault: boolean; trusting: boolean; cognito: boolean }]> = [
+  ['true', true, { byDefault: true, trusting: true, cognito: true }],
+  // Only Cognito sends strings: from any other IdP a string is not a verification.
+  ['string-true', 'true', { byDefault: false, trusting: false, cognito: true }],
+  ['missing', undefined, { byDefault: false, trusting: true, cognito: false }],
+  ['false', false, { byDefault: false, trusting: false, cognito: false }],
+  ['string-false', 'false', { byDefault: false, trusting: false, cognito: false }],
 ];
 
 const USERS: TestUsers = {
@@ -52,26 +55,31 @@ describe.each([
 ])('%s', (_label, idTokenClaims) => {
   let h: Harness;
   let trusting: Awaited<ReturnType<Harness['startAnother']>>;
+  let cognito: Awaited<ReturnType<Harness['startAnother']>>;
   beforeAll(async () => {
     h = await startHarness({ rules: RULES, users: USERS, idTokenClaims });
     trusting = await h.startAnother({ LG_IDP_TRUST_UNVERIFIED_EMAIL: 'true' });
+    // The cognito profile reads strings; its groups claim is pointed at this IdP's.
+    cognito = await h.startAnother({ LG_IDP_PROVIDER: 'cognito', LG_IDP_SCOPES: 'openid email profile groups', LG_IDP_GROUPS_CLAIM: '/groups', LG_IDP_END_SESSION: 'off' });
   });
   afterAll(async () => {
     await trusting?.stop();
+    await cognito?.stop();
     await h?.stop();
   });
 
-  test.each(SHAPES.map(([shape, , expected]) => [shape, expected.byDefault, expected.trusting]))(
-    'email_verified %s: domain rule applies by default %s, when trusting unverified addresses %s',
-    async (shape, byDefault, whenTrusting) => {
+  test.each(SHAPES.map(([shape, , expected]) => [shape, expected.byDefault, expected.trusting, expected.cognito]))(
+    'email_verified %s: domain rule applies by default %s, when trusting unverified addresses %s, with the cognito profile %s',
+    async (shape, byDefault, whenTrusting, withCognito) => {
       for (const [base, admitted] of [
         [h.gatewayUrl, byDefault],
         [trusting.url, whenTrusting],
+        [cognito.url, withCognito],
       ] as const) {
         const { callback, claims } = await loginClaims(h, base, `v-${shape}`);
         if (admitted) {
           expect({ base, status: callback.status }).toEqual({ base, status: 302 });
-          expect(claims).toMatchObject({ email: `v-${shape}@example.com`, roles: ['Viewer'] });
+          expect(claims).toMatchObject({ email: `v-${shape}@example.com`, roles_csv: 'Viewer' });
         } else {
           expect({ base, status: callback.status }).toEqual({ base, status: 403 });
           const body = JSON.parse(callback.body) as { reason: string; message: string };
@@ -97,6 +105,6 @@ describe.each([
     expect((await loginClaims(h, h.gatewayUrl, 'boss-unverified')).callback.status).toBe(403);
     expect((await loginClaims(h, h.gatewayUrl, 'boss-missing')).callback.status).toBe(403);
     expect((await loginClaims(h, trusting.url, 'boss-unverified')).callback.status).toBe(403);
-    expect((await loginClaims(h, trusting.url, 'boss-missing')).claims).toMatchObject({ roles: ['Admin'] });
+    expect((await loginClaims(h, trusting.url, 'boss-missing')).claims).toMatchObject({ roles_csv: 'Admin' });
   });
 });

@@ -139,15 +139,20 @@ describe('refresh cookie refusals', () => {
     remember(jar);
     const refresh = jar.get(h.gatewayUrl, REFRESH_COOKIE)!;
     const sealer = sealerFor(h.cookieKeys);
-    const opened = await sealer.open<{ rt: string; sid: string; sub: string }>('refresh', refresh);
+    const opened = await sealer.open<{ sid: string; sub: string; k: string; g: number }>('refresh', refresh);
     if (!opened.ok) throw new Error(opened.reason);
-    sensitive.add(opened.payload.rt);
-    const { rt, sid, sub } = opened.payload;
+    // The session key that opens the server-side record must never be logged either.
+    sensitive.add(opened.payload.k);
+    const { sid, sub, k, g } = opened.payload;
     const cases: Array<[string, string]> = [
       ['refresh-cookie-invalid', tamper(refresh)],
-      ['refresh-cookie-expired', await sealer.seal('refresh', { rt, sid, sub }, Math.floor(Date.now() / 1000) - 120)],
-      ['refresh-cookie-wrong-purpose', await sealer.seal('login', { rt, sid, sub }, Math.floor(Date.now() / 1000) + 120)],
+      ['refresh-cookie-expired', await sealer.seal('refresh', { sid, sub, k, g }, Math.floor(Date.now() / 1000) - 120)],
+      ['refresh-cookie-wrong-purpose', await sealer.seal('login', { sid, sub, k, g }, Math.floor(Date.now() / 1000) + 120)],
       ['refresh-cookie-invalid', 'not-a-jwe'],
+      // The format before server-side records (the refresh token inside the cookie): sign in again.
+      ['refresh-cookie-outdated', await sealer.seal('refresh', { rt: 'an-old-refresh-token', sid, sub }, Math.floor(Date.now() / 1000) + 120)],
+      // Another session key does not open the record.
+      ['session-record-unreadable', await sealer.seal('refresh', { sid, sub, k: randomBytes(32).toString('base64url'), g }, Math.floor(Date.now() / 1000) + 120)],
     ];
     for (const [reason, value] of cases) {
       const caseJar = new CookieJar();
@@ -237,9 +242,9 @@ describe('unknown key ids', () => {
     const jar = new CookieJar();
     await login(h, jar, 'alice');
     remember(jar);
-    const refresh = await sealerFor(h.cookieKeys).open<{ rt: string; sid: string; sub: string }>('refresh', jar.get(h.gatewayUrl, REFRESH_COOKIE)!);
+    const refresh = await sealerFor(h.cookieKeys).open<{ sid: string; sub: string; k: string; g: number }>('refresh', jar.get(h.gatewayUrl, REFRESH_COOKIE)!);
     if (!refresh.ok) throw new Error(refresh.reason);
-    sensitive.add(refresh.payload.rt);
+    sensitive.add(refresh.payload.k);
     const underNewKey = await sealerFor(rotated).seal('refresh', { ...refresh.payload }, Math.floor(Date.now() / 1000) + 600);
     const newKeyJar = new CookieJar();
     newKeyJar.set(other.url, REFRESH_COOKIE, underNewKey);
@@ -251,7 +256,7 @@ describe('unknown key ids', () => {
     // A flood of bogus kids: refused, and no further reads within the re-read interval.
     const bogus = { ...rotated, keys: [{ kid: 'bogus', status: 'current' as const, createdAt: '', k: randomBytes(32).toString('base64url') }] };
     for (let i = 0; i < 25; i += 1) {
-      const forged = await sealerFor({ ...bogus, keys: [{ ...bogus.keys[0], kid: `bogus-${i}` }] }).seal('refresh', { rt: 'x', sid: 's', sub: 'alice' }, Math.floor(Date.now() / 1000) + 600);
+      const forged = await sealerFor({ ...bogus, keys: [{ ...bogus.keys[0], kid: `bogus-${i}` }] }).seal('refresh', { sid: 's', sub: 'alice', k: randomBytes(32).toString('base64url'), g: 1 }, Math.floor(Date.now() / 1000) + 600);
       const floodJar = new CookieJar();
       floodJar.set(other.url, REFRESH_COOKIE, forged);
       const answer = await request(h.fetch, floodJar, `${other.url}/oauth2/session`, { method: 'POST' });
@@ -301,7 +306,8 @@ describe('configuration', () => {
     await missing.stop();
 
     const seedArn = h.model.createSecret({ Name: 'lg/seed-signing', SecretString: seedSecretValue(SECRET_KINDS.signingKeys) }).ARN;
-    const seeded = await h.startAnother({ LG_SIGNING_KEYS_SECRET_ARN: seedArn });
+    // No wait for first keys here (test/auth/first-keys.test.ts covers the wait).
+    const seeded = await h.startAnother({ LG_SIGNING_KEYS_SECRET_ARN: seedArn, LG_FIRST_KEYS_WAIT_SECONDS: '0' });
     otherLogs.push(seeded.logs.lines);
     const jwks = await request(h.fetch, new CookieJar(), `${seeded.url}/oauth2/jwks.json`);
     expect(jwks.status).toBe(503);

@@ -134,23 +134,43 @@ describe('configuration parsing', () => {
     expect(config.clockSkewSeconds).toBe(30);
     expect(config.redirectUri).toBe('https://looker.example.com/oauth2/callback');
     expect(config.postLogoutRedirectUrl).toBe('https://looker.example.com/oauth2/logout?signed_out=1');
-    expect(config.idp.scopes).toEqual(['openid', 'email', 'profile', 'offline_access']);
-    expect(config.idp.groupsClaim).toBe('groups');
+    expect(config.idp.settings.scopes).toEqual(['openid', 'email', 'profile', 'offline_access']);
+    expect(config.idp.settings.groupsClaim).toBe('/groups');
   });
 
   test.each([
     [{ LG_SESSION_MAX_BYTES: '5000' }, /LG_SESSION_MAX_BYTES="5000" is invalid: expected a whole number from 512 to 4096/],
     [{ LG_REFRESH_WINDOW_SECONDS: '600' }, /LG_REFRESH_WINDOW_SECONDS=600 must be less than the session lifetime/],
-    [{ LG_IDP_SCOPES: 'email profile' }, /LG_IDP_SCOPES="email profile" lacks "openid"/],
+    [{ LG_IDP_SCOPES: 'email profile' }, /LG_IDP_SCOPES: scopes "email profile" lack "openid"/],
     [{ LG_IDP_ISSUER: 'http://idp.example.com' }, /LG_IDP_ISSUER="http:\/\/idp.example.com" must use https/],
     [{ LG_MAPPING_RULES: '{rules' }, /LG_MAPPING_RULES is not JSON/],
     [{ LG_SESSION_COOKIE_NAME: 'bad name' }, /LG_SESSION_COOKIE_NAME="bad name" is not a valid cookie name/],
     [{ LG_REFRESH_COOKIE_NAME: '__Host-lg_session' }, /The cookie names must differ/],
-    [{ LG_IDP_AUTHORIZATION_PARAMS: '{"state": "x"}' }, /LG_IDP_AUTHORIZATION_PARAMS sets state, which the login flow sets itself/],
+    [{ LG_IDP_AUTHORIZATION_PARAMS: '{"state": "x"}' }, /LG_IDP_AUTHORIZATION_PARAMS: authorizationParams set state, which the login flow sets itself/],
+    // issue 16: the profile and its overrides, checked by validateIdpSettings at start-up as at synth.
+    [{ LG_IDP_PROVIDER: 'google', LG_IDP_ISSUER: 'https://accounts.google.com', LG_IDP_SCOPES: 'openid email offline_access' }, /LG_IDP_SCOPES: scopes include "offline_access", which Google Workspace refuses/],
+    [{ LG_IDP_PROVIDER: 'entra', LG_IDP_ISSUER: 'https://login.microsoftonline.com/organizations/v2.0' }, /LG_IDP_ISSUER: issuer .* lets users of any Entra ID tenant sign in/],
+    [{ LG_IDP_PROVIDER: 'okta-ish' }, /LG_IDP_PROVIDER: provider "okta-ish" is not known/],
+    [{ LG_IDP_GROUPS_CLAIM: '/a~2b' }, /LG_IDP_GROUPS_CLAIM: The claim path "\/a~2b" is not a JSON pointer/],
+    [{ LG_IDP_TOKEN_AUTH_METHOD: 'private_key_jwt' }, /LG_IDP_CLIENT_KEY_SECRET_ARN is not set: private_key_jwt signs the client assertion/],
+    [{ LG_IDP_PROVIDER: 'google', LG_IDP_ISSUER: 'https://accounts.google.com', LG_IDP_GROUPS_SOURCE: 'google-directory' }, /LG_GOOGLE_SERVICE_ACCOUNT_SECRET_ARN is not set/],
+    [{ LG_IDP_END_SESSION: 'http://idp.example.com/logout' }, /LG_IDP_END_SESSION: endSession "http:\/\/idp.example.com\/logout" must be an https URL/],
     [{ LG_IDP_AUTHORIZATION_PARAMS: '{"prompt": 1}' }, /must be a JSON object of string values/],
     [{ LG_IDP_TIMEOUT_MS: '60000' }, /LG_IDP_TIMEOUT_MS="60000" is invalid: expected a whole number from 100 to 25000/],
   ])('%j is rejected with the fix', (override, message) => {
     expect(() => parseAuthServiceEnvironment({ ...minimal, ...override })).toThrow(message);
+  });
+
+  test('the profile gives the defaults and the overrides win (issue 16 item 1)', () => {
+    const google = parseAuthServiceEnvironment({ ...minimal, LG_IDP_PROVIDER: 'google', LG_IDP_ISSUER: 'https://accounts.google.com' }).idp.settings;
+    expect(google.scopes).toEqual(['openid', 'email', 'profile']);
+    expect(google.authorizationParams).toEqual({ access_type: 'offline', prompt: 'consent' });
+    expect(google.tokenEndpointAuthMethod).toBe('client_secret_post');
+    const keycloak = parseAuthServiceEnvironment({ ...minimal, LG_IDP_PROVIDER: 'keycloak', LG_IDP_GROUPS_CLAIM: 'groups', LG_IDP_AUTHORIZATION_PARAMS: '{"kc_idp_hint":"corp"}' }).idp.settings;
+    expect(keycloak.groupsClaim).toBe('/groups');
+    expect(keycloak.authorizationParams).toEqual({ kc_idp_hint: 'corp' });
+    const withKey = parseAuthServiceEnvironment({ ...minimal, LG_IDP_CLIENT_SECRET_ARN: undefined, LG_IDP_TOKEN_AUTH_METHOD: 'private_key_jwt', LG_IDP_CLIENT_KEY_SECRET_ARN: 'arn:key' }).idp;
+    expect(withKey).toMatchObject({ clientKeySecretId: 'arn:key', clientSecretId: undefined });
   });
 
   test('the client secret is plain text or {"clientSecret": ...}', () => {

@@ -9,6 +9,7 @@ import { jwtDecrypt, decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { ASSERTION_COOKIE, AUTH_PATHS, REFRESH_COOKIE, SESSION_COOKIE, type RevocationList } from '../../lib/session-contract';
 import { REVOCATION_TABLE } from '../../lib/auth/revocation-table';
+import { openSecrets } from '../../lambda/auth/session-store';
 import { CLIENT_ID, CLIENT_SECRET, CookieJar, Harness, login, request, REVOCATION_TABLE_NAME, startHarness, type HttpAnswer } from './support/harness';
 
 /** The service clock runs `offsetSeconds` ahead of the wall clock (the IdP's stays real). */
@@ -99,13 +100,19 @@ test('the refresh token is revoked at the IdP (RFC 7009) and then fails there', 
   await login(h, jar, 'bob');
   const key = Buffer.from(h.cookieKeys.keys.find((k) => k.status === 'current')!.k, 'base64url');
   const { payload } = await jwtDecrypt(jar.get(h.gatewayUrl, REFRESH_COOKIE)!, key);
+  // The refresh token is in the session's record, under the key the refresh cookie holds.
+  const record = h.dynamo!.scanAll(REVOCATION_TABLE_NAME).find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${payload.sid as string}` && item[REVOCATION_TABLE.sortKey].S === 'refresh')!;
+  const secrets = await openSecrets(record.sealed.S!, payload.sid as string, payload.k as string);
   const revocationsBefore = (await h.idp.stats()).revocations;
   expect((await logout(jar)).status).toBe(303);
   expect((await h.idp.stats()).revocations).toBe(revocationsBefore + 1);
   // Straight to the IdP's token endpoint with the revoked refresh token.
   const config = await client.discovery(new URL(h.idp.issuer), CLIENT_ID, CLIENT_SECRET, client.ClientSecretBasic(CLIENT_SECRET), { [client.customFetch]: h.fetch });
   config[client.customFetch] = h.fetch;
-  await expect(client.refreshTokenGrant(config, payload.rt as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+  await expect(client.refreshTokenGrant(config, secrets!.refreshToken!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  // ...and the record no longer holds it.
+  const after = h.dynamo!.scanAll(REVOCATION_TABLE_NAME).find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${payload.sid as string}` && item[REVOCATION_TABLE.sortKey].S === 'refresh')!;
+  expect(after.sealed).toBeUndefined();
 });
 
 test('the revocation list names the sid until the last token that can carry it has expired (+ skew), then not; the table keeps the item until TTL deletion', async () => {
@@ -130,7 +137,7 @@ test('the revocation list names the sid until the last token that can carry it h
   // DynamoDB's TTL has not run: the item is still there, and the service filtered it.
   expect(h.dynamo!.scanAll(REVOCATION_TABLE_NAME).some((item) => item.sid?.S === sid && item[REVOCATION_TABLE.sortKey].S !== 'session')).toBe(true);
   // Refreshes stay refused after the listing ends, for as long as the refresh cookie lives.
-  const session = h.dynamo!.scanAll(REVOCATION_TABLE_NAME).find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${sid}`)!;
+  const session = h.dynamo!.scanAll(REVOCATION_TABLE_NAME).find((item) => item[REVOCATION_TABLE.partitionKey].S === `sid#${sid}` && item[REVOCATION_TABLE.sortKey].S === 'session')!;
   expect(Number(session.refuseRefreshUntil.N)).toBeGreaterThan(entry!.until + 40_000);
 });
 

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, identityFacts, isEmailVerified, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
+import { AttributeConflictPolicy, evaluateMappingRules, globToRegExp, identityFacts, isEmailVerified, readEmailVerified, validateMappingRules, type MappingRuleSet } from '../../lib/auth/mapping-rules';
 import { MAX_SESSION_TOKEN_BYTES } from '../../lib/session-contract';
 import { SessionSigner } from '../../lambda/auth/keys';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
@@ -196,7 +196,7 @@ describe('properties', () => {
             fits += 1;
             expect(Buffer.byteLength(minted.token)).toBeLessThanOrEqual(budget);
             expect(Buffer.byteLength(minted.assertion)).toBeLessThanOrEqual(budget);
-            expect(decodeJwt(minted.token).roles).toEqual([...new Set(roles)]);
+            expect(decodeJwt(minted.token).roles_csv).toBe([...new Set(roles)].join(','));
           } else {
             overflows += 1;
             expect(minted.bytes).toBeGreaterThan(budget);
@@ -212,31 +212,47 @@ describe('properties', () => {
   });
 });
 
-describe('e-mail verification (issue 11 item 9)', () => {
-  // Each shape of `email_verified` an IdP may send, and whether it counts, without and with trustUnverifiedEmail.
+describe('e-mail verification (issue 11 item 9, issue 16 item 4)', () => {
+  // Each shape of `email_verified` an IdP may send, and whether it counts, without and with
+  // trustUnverifiedEmail, for an IdP that sends booleans and for Cognito (strings in userinfo).
   test.each([
-    ['boolean true', true, true, true],
-    ['string "true" (Cognito userinfo)', 'true', true, true],
-    ['missing (Entra ID)', undefined, false, true],
-    ['boolean false', false, false, false],
-    ['string "false"', 'false', false, false],
-    ['string "TRUE"', 'TRUE', false, false],
-    ['number 1', 1, false, false],
-    ['null', null, false, false],
-    ['string "yes"', 'yes', false, false],
-  ])('email_verified %s: verified %s by default, %s when trusting unverified addresses', (_label, claim, byDefault, trusting) => {
+    ['boolean true', true, true, true, true],
+    ['string "true" (Cognito userinfo)', 'true', false, false, true],
+    ['missing (Entra ID)', undefined, false, true, false],
+    ['boolean false', false, false, false, false],
+    ['string "false" (Cognito userinfo)', 'false', false, false, false],
+    ['string "TRUE"', 'TRUE', false, false, false],
+    ['number 1', 1, false, false, false],
+    ['null', null, false, false, false],
+    ['string "yes"', 'yes', false, false, false],
+  ])('email_verified %s: verified %s by default, %s when trusting unverified addresses, %s for Cognito', (_label, claim, byDefault, trusting, cognito) => {
     expect(isEmailVerified(claim, false)).toBe(byDefault);
     expect(isEmailVerified(claim, true)).toBe(trusting);
+    expect(isEmailVerified(claim, false, 'boolean-or-string')).toBe(cognito);
+  });
+
+  test('one reading of the claim: isEmailVerified agrees with readEmailVerified (which the IdP profiles use) for every shape', () => {
+    for (const claim of [true, false, 'true', 'false', 'TRUE', 1, null, 'yes']) {
+      for (const shape of ['boolean', 'boolean-or-string'] as const) expect(isEmailVerified(claim, false, shape)).toBe(readEmailVerified(claim, shape) === true);
+    }
   });
 
   test('an address the IdP does not vouch for is left out of the facts, the claims included', () => {
     const claims = { sub: 'u', email: 'mallory@example.com', groups: ['g'] };
-    const facts = identityFacts(claims, { groupsClaim: 'groups', trustUnverifiedEmail: false });
+    const facts = identityFacts(claims, { groupsClaim: '/groups', trustUnverifiedEmail: false });
     expect(facts).toEqual({ groups: ['g'], email: undefined, emailVerified: false, claims: { sub: 'u', groups: ['g'] }, unverifiedEmail: true });
     const rules = validateMappingRules({ rules: [{ name: 'by-address', match: { claims: [{ claim: 'email', values: ['mallory@example.com'] }] }, grant: { roles: ['Admin'] } }] });
     expect(evaluateMappingRules(rules, facts).allowed).toBe(false);
-    const trusted = identityFacts(claims, { groupsClaim: 'groups', trustUnverifiedEmail: true });
+    const trusted = identityFacts(claims, { groupsClaim: '/groups', trustUnverifiedEmail: true });
     expect(trusted).toMatchObject({ email: 'mallory@example.com', emailVerified: true, unverifiedEmail: false });
     expect(evaluateMappingRules(rules, trusted).allowed).toBe(true);
+  });
+
+  test('groups are read at a JSON pointer (issue 16 item 9), and a directory\'s groups replace the claim', () => {
+    const claims = { sub: 'u', realm_access: { roles: ['looker-admin', 'offline'] }, 'https://example.com/groups': ['ns-group'] };
+    expect(identityFacts(claims, { groupsClaim: '/realm_access/roles', trustUnverifiedEmail: false }).groups).toEqual(['looker-admin', 'offline']);
+    expect(identityFacts(claims, { groupsClaim: '/https:~1~1example.com~1groups', trustUnverifiedEmail: false }).groups).toEqual(['ns-group']);
+    expect(identityFacts(claims, { groupsClaim: '/missing', trustUnverifiedEmail: false }).groups).toEqual([]);
+    expect(identityFacts(claims, { groupsClaim: '/realm_access/roles', groups: ['from-directory'], trustUnverifiedEmail: false }).groups).toEqual(['from-directory']);
   });
 });

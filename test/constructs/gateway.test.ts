@@ -6,8 +6,8 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { parseAuthServiceEnvironment } from '../../lib/auth/environment';
 import { DEBIAN_13_ARM64_AMI_PARAMETER } from '../../lib/fleet/gateway-fleet';
 import { CLOUDWATCH_AGENT_CONFIG_PATH, FILES_METADATA_KEY } from '../../lib/fleet/user-data';
-import { SECRET_KIND_TAG, SECRET_KINDS } from '../../lib/key-material';
-import { readRotationSettings } from '../../lib/keys/rotation-contract';
+import { SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue } from '../../lib/key-material';
+import { CLEAR_ABANDONED_ROTATIONS, readRotationSettings } from '../../lib/keys/rotation-contract';
 import { newGatewayStack } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
@@ -257,6 +257,30 @@ describe('GatewayKeys', () => {
     const settings = readRotationSettings(env);
     expect(settings.frontendDomainName).toBe('looker.example.com');
     expect(settings.verificationKeysSecretArn).toContain(logicalIdOf('/Keys/VerificationKeys/Resource'));
+    // 300 + 60 s of key-sync, 600 s sessions, 30 s skew, 300 s auth cache: a rotation sooner than that keeps the signing key.
+    expect(settings.signingKeyMinAgeSeconds).toBe(1290);
+    expect(settings.rotatedSecretArns.map((arn) => arn.split(':').pop()).sort()).toEqual(
+      ['SigningKeys', 'CookieKeys', 'BackendClientCertificate', 'FrontendCertificate'].map((name) => `${logicalIdOf(`/Keys/${name}/Resource`)}-AbCdEf`).sort(),
+    );
+  });
+
+  test('seeds are the frozen texts of lib/key-material.ts, whatever the settings: a later deploy never rewrites them', () => {
+    for (const [, secret] of resourcesOfType('AWS::SecretsManager::Secret').filter(([, r]) => r.Properties.Tags)) {
+      const kind = secret.Properties.Tags.find((t: { Key: string }) => t.Key === SECRET_KIND_TAG).Value;
+      expect(secret.Properties.SecretString).toBe(seedSecretValue(kind));
+    }
+  });
+
+  test('once an hour the rotation function looks for abandoned rotations, and may list the versions of the rotated secrets', () => {
+    const fnId = logicalIdOf('/Keys/RotationFunction/Resource');
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 hour)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [fnId, 'Arn'] }, Input: JSON.stringify({ action: CLEAR_ABANDONED_ROTATIONS }) })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', { FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] }, Principal: 'events.amazonaws.com' });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'FindAbandonedRotations', Action: 'secretsmanager:ListSecretVersionIds', Resource: Match.arrayWith([{ Ref: logicalIdOf('/Keys/SigningKeys/Resource') }]) })]) },
+    });
   });
 });
 
@@ -343,9 +367,10 @@ describe('GatewayObservability', () => {
     const patterns = resourcesOfType('AWS::Logs::MetricFilter').map(([, r]) => r.Properties.FilterPattern as string);
     expect(patterns).toEqual(
       expect.arrayContaining([
-        '{ $.status >= 500 }',
-        '{ $.status = 401 || $.status = 403 }',
-        '{ $.status = * && $.route != "health" }',
+        // Users' requests only: the public listener (health checks, relay calls and Lua events are logged too).
+        '{ $.frontend = "gateway" && $.status >= 500 }',
+        '{ $.frontend = "gateway" && ($.status = 401 || $.status = 403) }',
+        '{ $.frontend = "gateway" && $.status = * }',
         '{ $.decision = "looker-unavailable" }',
         expect.stringContaining('$.event = "login"'),
         expect.stringContaining('$.event = "refresh"'),
@@ -365,6 +390,21 @@ describe('GatewayObservability', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'UnHealthyHostCount',
       Namespace: 'AWS/NetworkELB',
+    });
+  });
+
+  test('a stuck rotation alarms: the hourly check logged that it cleared an abandoned rotation', () => {
+    const rotationLogs = logicalIdOf('/Observability/RotationLogs/Resource');
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: rotationLogs },
+      FilterPattern: '{ $.event = "abandoned-rotation-cleared" }',
+      MetricTransformations: [Match.objectLike({ MetricName: 'AbandonedRotations', MetricValue: '1' })],
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'AbandonedRotations',
+      Threshold: 1,
+      Period: 3600,
+      AlarmDescription: Match.stringLikeRegexp('README: Keys and rotation, When a rotation fails'),
     });
   });
 

@@ -6,9 +6,10 @@ import { App, Duration, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeConflictPolicy, MappingRuleSet } from '../../lib/auth/mapping-rules';
 import { GatewayKeys } from '../../lib/keys/gateway-keys';
+import { FrontendCertificate } from '../../lib/keys/frontend-certificate';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
@@ -54,7 +55,7 @@ describe('LookerGateway props', () => {
     const stack = newEmptyStack();
     expect(() =>
       gateway({ identityProvider: { issuer: 'https://login.example.com', clientId: 'gateway', scopes: ['email'], clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } }, stack),
-    ).toThrow(/identityProvider\.scopes \["email"\] lacks "openid".*Add "openid"/);
+    ).toThrow(/identityProvider\.scopes "email" lack "openid": OpenID Connect login needs it/);
   });
 
   test('empty client id', () => {
@@ -170,8 +171,53 @@ describe('LookerBackend', () => {
 });
 
 describe('GatewayKeys', () => {
-  test('signing keys rotated more often than daily', () => {
-    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { signingKeyRotation: Duration.hours(6) })).toThrow(/signingKeyRotation is 6 hours; it must be at least 1 day/);
+  test('a frontend certificate you provide is never rotated: no schedule, not in the hourly check, no write permission on it', () => {
+    const stack = newEmptyStack();
+    const provided = new secretsmanager.Secret(stack, 'MyCertificate');
+    new GatewayKeys(stack, 'Keys', { frontendCertificate: FrontendCertificate.fromSecret(provided) });
+    const template = Template.fromStack(stack);
+    const providedId = stack.getLogicalId(provided.node.defaultChild as secretsmanager.CfnSecret);
+    const schedules = Object.values(template.findResources('AWS::SecretsManager::RotationSchedule'));
+    expect(schedules).toHaveLength(3);
+    expect(schedules.map((schedule) => schedule.Properties.SecretId.Ref)).not.toContain(providedId);
+    const rotationFunction = Object.values(template.findResources('AWS::Lambda::Function')).find((fn) => fn.Properties.Environment?.Variables?.LG_ROTATED_SECRET_ARNS);
+    expect(JSON.stringify(rotationFunction!.Properties.Environment.Variables.LG_ROTATED_SECRET_ARNS)).not.toContain(providedId);
+    const writes = Object.values(template.findResources('AWS::IAM::Policy'))
+      .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
+      .filter((statement) => [statement.Action].flat().some((action) => /PutSecretValue|UpdateSecretVersionStage/.test(action)));
+    expect(JSON.stringify(writes)).not.toContain(providedId);
+  });
+
+  test('a signing-key schedule whose rotations can land closer than a key needs (rate(1 day): 23:59, then 00:01)', () => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { signingKeyRotation: Duration.days(1) })).toThrow(
+      'signingKeyRotation 1 day ("rate(1 day)") lets two rotations land 0 min apart (one at the end of its window (the default: the rest of the UTC day for daily schedules, one hour for hourly ones), the next at the start of the following one), but a signing key needs 22 min between rotations',
+    );
+    // Longer sessions raise the need: 2-hour sessions do not fit between 4-hourly windows of 3 hours.
+    expect(() =>
+      new GatewayKeys(newEmptyStack(), 'Keys', { signingKeyRotationSchedule: 'cron(0 0/4 * * ? *)', signingKeyRotationWindow: Duration.hours(3), sessionLifetime: Duration.hours(2) }),
+    ).toThrow(/lets two rotations land 60 min apart .* needs 132 min between rotations: .* session lifetime 7200 s/);
+  });
+
+  test('signing-key schedules that leave room are accepted, and an explicit window goes into the template', () => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { signingKeyRotation: Duration.days(2) })).not.toThrow();
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', { signingKeyRotation: Duration.hours(6) })).not.toThrow();
+    const stack = newEmptyStack();
+    new GatewayKeys(stack, 'Keys', { signingKeyRotationSchedule: 'cron(0 3 ? * MON *)', signingKeyRotationWindow: Duration.hours(2) });
+    Template.fromStack(stack).hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      SecretId: { Ref: Match.stringLikeRegexp('^KeysSigningKeys') },
+      RotationRules: { ScheduleExpression: 'cron(0 3 ? * MON *)', Duration: '2h' },
+      RotateImmediatelyOnUpdate: true,
+    });
+  });
+
+  test.each([
+    [{ signingKeyRotationWindow: Duration.hours(2) }, 'signingKeyRotationWindow is the window of signingKeyRotationSchedule: give the schedule too'],
+    [{ signingKeyRotation: Duration.days(7), signingKeyRotationSchedule: 'rate(7 days)' }, 'give either signingKeyRotation (a period) or signingKeyRotationSchedule'],
+    [{ signingKeyRotationSchedule: 'cron(0 3 ? * MON *)', signingKeyRotationWindow: Duration.minutes(90) }, 'signingKeyRotationWindow is 1 hour 30 minutes; Secrets Manager takes a window of whole hours from 1 to 24'],
+    [{ signingKeyRotationSchedule: 'weekly' }, 'signingKeyRotationSchedule: Schedule expression "weekly" is neither rate(...) nor cron(...)'],
+    [{ signingKeyRotationSchedule: 'cron(0 23 ? * MON *)', signingKeyRotationWindow: Duration.hours(2) }, 'runs past the end of the UTC day'],
+  ] as const)('an invalid signing-key schedule %j', (props, message) => {
+    expect(() => new GatewayKeys(newEmptyStack(), 'Keys', props)).toThrow(message);
   });
 
   test('an unsupported session algorithm', () => {

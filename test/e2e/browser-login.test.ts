@@ -4,7 +4,9 @@
  */
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateKeyPair, SignJWT, decodeProtectedHeader, decodeJwt } from 'jose';
-import { AUTH_PATHS, CLAIMS, HEADERS, SESSION_COOKIE } from '../../lib/session-contract';
+import { readFileSync } from 'node:fs';
+import { ASSERTION_COOKIE, AUTH_PATHS, CLAIMS, DEFAULT_REVOCATION_POLL_SECONDS, HEADERS, REFRESH_COOKIE, SESSION_COOKIE } from '../../lib/session-contract';
+import { httpsRequest } from '../../local/readiness';
 import { DEV_ANALYST_REGION, DEV_USERS } from '../../local/dev-users';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { launchChromium } from './support/browser';
@@ -150,6 +152,38 @@ describe('browser login through the local gateway', () => {
     expect(new URL(page.url()).origin).toBe(gateway.idp.issuer);
   });
 
+  test('logout then replay: cookies copied before the logout stop working at every HAProxy within the revocation delay', async () => {
+    const { context, page } = await newPage();
+    await loginFromDeepLink(page, gateway.url, '/dashboards/7', DEV_USERS.alice);
+    await expect(field(page, 'user').textContent()).resolves.toBe('alice');
+    // GIVEN an attacker (or a forgotten tab) holding copies of alice's cookies
+    const jar = await context.cookies(gateway.url);
+    const copied = [SESSION_COOKIE, REFRESH_COOKIE, ASSERTION_COOKIE].map((name) => `${name}=${jar.find((c) => c.name === name)!.value}`).join('; ');
+    const ca = readFileSync(gateway.caFile, 'utf8');
+    const replay = () => httpsRequest(`${gateway.url}/api/4.0/user`, ca, { headers: { cookie: copied, accept: 'application/json' } });
+    expect((await replay()).status).toBe(200);
+
+    // WHEN alice signs out in her browser
+    await page.goto(`${gateway.url}${AUTH_PATHS.logout}`);
+    await page.locator(`form[action="${AUTH_PATHS.logout}"] button`).click();
+    await page.getByText('You are signed out').waitFor({ timeout: 10_000 });
+    const loggedOutAt = Date.now();
+
+    // THEN the copied session is refused once HAProxy's next poll of the revocation list has run
+    // (every DEFAULT_REVOCATION_POLL_SECONDS); the deadline leaves room for a loaded machine.
+    const deadline = loggedOutAt + (DEFAULT_REVOCATION_POLL_SECONDS + 10) * 1000;
+    let answer = await replay();
+    while (answer.status === 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      answer = await replay();
+    }
+    expect({ status: answer.status, reason: JSON.parse(answer.body).reason }).toEqual({ status: 401, reason: expect.stringMatching(/revoked/) });
+    // AND it stays refused: the refresh cookie cannot mint a new session for that sid either
+    const refresh = await httpsRequest(`${gateway.url}${AUTH_PATHS.refresh}?rd=%2F`, ca, { headers: { cookie: copied } });
+    expect(refresh.headers['set-cookie'] ?? []).not.toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^${SESSION_COOKIE}=[^;]`))]));
+    expect((await replay()).status).toBe(401);
+  });
+
   test('a forged session cookie (signed by another key, claiming Admin) is refused', async () => {
     const { context, page } = await newPage();
     await loginFromDeepLink(page, gateway.url, '/', DEV_USERS.alice);
@@ -159,7 +193,7 @@ describe('browser login through the local gateway', () => {
     const { kid } = decodeProtectedHeader(real!.value);
 
     const { privateKey } = await generateKeyPair('ES256');
-    const forged = await new SignJWT({ ...realClaims, [CLAIMS.subject]: 'mallory', [CLAIMS.rolesCsv]: 'Admin', [CLAIMS.roles]: ['Admin'] })
+    const forged = await new SignJWT({ ...realClaims, [CLAIMS.subject]: 'mallory', [CLAIMS.rolesCsv]: 'Admin' })
       .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
       .sign(privateKey);
     await context.clearCookies();

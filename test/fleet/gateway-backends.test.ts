@@ -1,21 +1,42 @@
 /**
- * Looker nodes failing and the RS256 variant, on the real haproxy 3.0, whose workers run
- * as an unprivileged user as on instances. Stops stand-ins, so it has a gateway of its own.
+ * Looker nodes failing and the RS256 variant (with an ES256 `next` key, as during a change
+ * of algorithm), on the real haproxy 3.0, whose workers run as an unprivileged user as on
+ * instances. Stops stand-ins, so it has a gateway of its own.
  */
 import { chmodSync } from 'node:fs';
 import * as path from 'node:path';
-import { generateKeyPair, SignJWT } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import type { StoredJwk } from '../../lib/key-material';
+import { publicKeyPemFromJwk } from '../../lib/fleet';
 import { DECISIONS } from '../../lib/fleet/render-haproxy';
 import { REFRESH_COOKIE } from '../../lib/session-contract';
 import { nlbHealthCheck } from '../support/proxy-protocol';
 import { DEFAULT_CLAIMS, GatewayEnv, ISSUER, AUDIENCE, sessionCookies, startGatewayEnv } from './support/gateway-env';
 
 let env: GatewayEnv;
+/** An ES256 key published as `next` next to RS256 keys: the set after a change of algorithm (lib/key-material.ts, keyAlgorithm). */
+let esNext: { kid: string; privateKey: CryptoKey };
 
 beforeAll(async () => {
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk = { ...(await exportJWK(pair.publicKey)), alg: 'ES256', use: 'sig' } as unknown as StoredJwk;
+  esNext = { kid: await calculateJwkThumbprint(publicJwk as JWK), privateKey: pair.privateKey };
   // Workers drop to nobody (instances use Debian's haproxy user) once the master has bound
   // the listeners and read the files.
-  env = await startGatewayEnv({ algorithm: 'RS256', lookerNodes: 2, overrides: (base) => ({ ...base, process: { ...base.process, user: 'nobody', group: 'nogroup' } }) });
+  env = await startGatewayEnv({
+    algorithm: 'RS256',
+    lookerNodes: 2,
+    overrides: (base) => ({
+      ...base,
+      process: { ...base.process, user: 'nobody', group: 'nogroup' },
+      material: {
+        ...base.material!,
+        sessionKeys: base.material!.sessionKeys!.map((key) =>
+          key.status === 'next' ? { kid: esNext.kid, status: 'next' as const, publicJwk: { ...publicJwk, kid: esNext.kid }, publicKeyPem: publicKeyPemFromJwk(publicJwk) } : key,
+        ),
+      },
+    }),
+  });
   // Like /run/haproxy on an instance (RuntimeDirectory=, mode 0755), the workers may enter the runtime directory.
   for (const dir of [env.dir, path.join(env.dir, 'run')]) chmodSync(dir, 0o755);
 });
@@ -51,6 +72,21 @@ test('RS256 sessions are accepted; an ES256 token under the same kid is not (the
   expect(denied.json().reason).toBe('session signature is invalid');
 });
 
+test('during a change of algorithm both kinds verify, each only with a key of its own kind: an ES256 next key next to RS256 keys', async () => {
+  const client = env.client();
+  const now = Math.floor(Date.now() / 1000);
+  const sign = (alg: 'ES256' | 'RS256', kid: string, key: CryptoKey) =>
+    new SignJWT({ ...DEFAULT_CLAIMS }).setProtectedHeader({ alg, kid, typ: 'JWT' }).setIssuer(ISSUER).setAudience(AUDIENCE).setNotBefore(now - 5).setExpirationTime(now + 600).sign(key);
+  const byNewKey = await client.request('/', { headers: { cookie: sessionCookies(await sign('ES256', esNext.kid, esNext.privateKey)) } });
+  expect(byNewKey.status).toBe(200);
+  const byOldKey = await client.request('/', { headers: { cookie: sessionCookies(await env.mint()) } });
+  expect(byOldKey.status).toBe(200);
+  // The ES256 key's kid with an RS256 token made with the current RSA key: the kid decides the key, the key refuses.
+  const mixed = await client.request('/', { headers: { accept: 'application/json', cookie: sessionCookies(await sign('RS256', esNext.kid, env.keys.current.privateKey)) } });
+  expect(mixed.status).toBe(401);
+  expect(mixed.json().reason).toBe('session signature is invalid');
+});
+
 test('with one Looker node down, every request goes to the other; with all down, 503 JSON', async () => {
   const token = await env.mint();
   const client = env.client();
@@ -79,15 +115,16 @@ test('with one Looker node down, every request goes to the other; with all down,
 });
 
 test('workers run unprivileged and still refresh sessions inline through the relay socket', async () => {
-  const refresh = `refresh-${Date.now()}`;
+  const sid = `sid-unprivileged-${Date.now()}`;
+  const refresh = env.refreshCookie({ sid });
   const calls = env.auth.sessionCalls().length;
   const response = await env.client().request('/dashboards/2', {
-    headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', cookie: sessionCookies(await env.mint(DEFAULT_CLAIMS, { expiresIn: -120 }), refresh) },
+    headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', cookie: sessionCookies(await env.mint({ ...DEFAULT_CLAIMS, sid }, { expiresIn: -120 }), refresh) },
   });
   // All Looker nodes are down by now (previous test): the refresh itself is what is checked.
   expect(env.auth.sessionCalls().length).toBe(calls + 1);
   expect(env.auth.sessionCalls()[calls].headers.cookie).toBe(`${REFRESH_COOKIE}=${refresh}`);
   const gatewayLine = () => env.logLines().find((l) => l.request_id === response.headers['x-request-id'] && l.frontend === 'gateway');
   await waitFor(async () => gatewayLine() !== undefined, 'the access log line of the refreshed request');
-  expect(gatewayLine()).toMatchObject({ refresh: 'refreshed', decision: DECISIONS.lookerUnavailable, user: 'user-123-refreshed' });
+  expect(gatewayLine()).toMatchObject({ refresh: 'refreshed', decision: DECISIONS.lookerUnavailable, user: DEFAULT_CLAIMS.sub });
 });

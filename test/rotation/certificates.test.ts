@@ -8,7 +8,7 @@ import { caCreationToken } from '../../lambda/rotation/certificates';
 import { handler } from '../../lambda/rotation/index';
 import { checkCertificate } from '../../lambda/rotation/pki';
 import type { SecretsManagerModel } from '../support/secrets-manager-model';
-import { captureLogs, DOMAIN, event, GatewaySecretArns, RotationWorld, rotationSettings, startRotationWorld } from './fixture';
+import { captureLogs, DOMAIN, event, GatewaySecretArns, rotateAndWait, RotationWorld, rotationSettings, runSteps, startRotationWorld } from './fixture';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -96,17 +96,21 @@ describe('backend client certificate', () => {
     const pending = parseGatewaySecret(model.valueAt(arns.backendClientCertificate, 'AWSPENDING'), SECRET_KINDS.backendClientCertificate, 'pending');
     expect(pending.chainPem).toBe(caSecret().certificatePem);
     expect(new X509Certificate(pending.certificatePem).checkIssued(new X509Certificate(caSecret().certificatePem))).toBe(true);
-    await captureLogs(() => model.runRotationSteps(arns.backendClientCertificate, token));
+    await captureLogs(() => runSteps(model, arns.backendClientCertificate, token));
     expect(model.versionAt(arns.backendClientCertificate)).toBe(token);
   });
 
-  test('a retried first rotation that crashed after creating the CA reuses that CA', async () => {
+  test('a first rotation that crashed after creating the CA, retried or followed by a new one, reuses that CA', async () => {
     model.injectFailure({ operation: 'PutSecretValue', when: (input) => input.SecretId === arns.backendClientCertificate });
-    const first = await captureLogs(() => model.rotateSecret({ SecretId: arns.backendClientCertificate }));
-    expect(first.error).toBeDefined();
+    const first = await rotateAndWait(model, arns.backendClientCertificate);
+    expect(first.succeeded).toBe(false);
     const ca = caSecret().certificatePem;
     expect(ca).toContain('BEGIN CERTIFICATE');
-    await captureLogs(() => model.retryRotation(arns.backendClientCertificate));
+    // The same token again (a retry, should Secrets Manager make one) ...
+    await captureLogs(() => runSteps(model, arns.backendClientCertificate, first.token));
+    expect(caSecret().certificatePem).toBe(ca);
+    // ... and a new rotation.
+    await rotate(arns.backendClientCertificate);
     expect(caSecret().certificatePem).toBe(ca);
     expect(model.versions(arns.backendCa)).toHaveLength(2);
     expect(clientSecret().chainPem).toBe(ca);
@@ -114,9 +118,9 @@ describe('backend client certificate', () => {
 
   test('a CA secret ARN that points at another kind of secret is refused', async () => {
     world.setEnvironment(rotationSettings(arns, { backendCaSecretArn: arns.cookieKeys }));
-    const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arns.backendClientCertificate }));
-    expect((error as Error).message).toBe(
-      `The backend CA secret ${arns.cookieKeys} is tagged cdk-looker-gateway:kind="cookie-encryption-keys", expected "backend-ca": check the CA secret ARN given to the rotation.`,
+    const { error } = await rotateAndWait(model, arns.backendClientCertificate);
+    expect(error).toBe(
+      `Error: The backend CA secret ${arns.cookieKeys} is tagged cdk-looker-gateway:kind="cookie-encryption-keys", expected "backend-ca": check the CA secret ARN given to the rotation.`,
     );
   });
 });
@@ -137,11 +141,29 @@ describe('self-signed frontend certificate', () => {
     expectKeyMatches(secret.certificatePem, secret.privateKeyPem);
   });
 
-  test('a certificate the user provided (selfSigned: false) is never replaced', async () => {
+  test('a certificate the user put in the secret (selfSigned: false) is kept, and its rotations finish instead of failing every period', async () => {
+    const provided = JSON.stringify({ ...JSON.parse(seedSecretValue(SECRET_KINDS.frontendCertificate)), selfSigned: false, certificatePem: 'x', notAfter: '2027-01-01T00:00:00.000Z' });
+    model.putSecretValue({ SecretId: arns.frontendCertificate, SecretString: provided });
+    for (let i = 0; i < 2; i += 1) {
+      const ended = await rotateAndWait(model, arns.frontendCertificate);
+      expect(ended).toMatchObject({ succeeded: true });
+      expect(ended.lines).toContainEqual(expect.objectContaining({ event: 'kept-provided-certificate', notAfter: '2027-01-01T00:00:00.000Z' }));
+      expect(model.valueAt(arns.frontendCertificate)).toBe(provided);
+      // Nothing is left behind that would block the next rotation or a deployment.
+      expect(model.versionAt(arns.frontendCertificate, 'AWSPENDING')).toBeUndefined();
+    }
+  });
+
+  test('a certificate the user puts in the secret while a rotation is under way is not replaced by that rotation', async () => {
+    await rotate(arns.frontendCertificate);
+    const token = model.startRotation(arns.frontendCertificate);
+    await captureLogs(() => handler(event(arns.frontendCertificate, token, 'createSecret')));
     const provided = JSON.stringify({ ...JSON.parse(seedSecretValue(SECRET_KINDS.frontendCertificate)), selfSigned: false, certificatePem: 'x' });
     model.putSecretValue({ SecretId: arns.frontendCertificate, SecretString: provided });
-    const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arns.frontendCertificate }));
-    expect((error as Error).message).toMatch(/holds a frontend certificate you provided \(selfSigned: false\)/);
+    const finish = await captureLogs(() => runSteps(model, arns.frontendCertificate, token, ['setSecret', 'testSecret', 'finishSecret']));
+    expect((finish.error as Error).message).toMatch(/was made from an earlier value: the secret now holds a certificate you provided/);
+    expect(finish.lines).toContainEqual(expect.objectContaining({ event: 'abandoned-rotation-cleared', clearedVersion: token }));
     expect(model.valueAt(arns.frontendCertificate)).toBe(provided);
+    expect(model.versionAt(arns.frontendCertificate, 'AWSPENDING')).toBeUndefined();
   });
 });

@@ -4,17 +4,15 @@
  */
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import { SECRET_KIND_TAG, SECRET_KINDS, SecretKind, seedSecretValue } from '../../lib/key-material';
-import { rotationEnvironment, RotationSettings } from '../../lib/keys/rotation-contract';
-import type { SessionAlgorithm } from '../../lib/session-contract';
-import { installSecretsManagerFake, RotationFunction, SecretsManagerModel } from '../support/secrets-manager-model';
+import { CLEAR_ABANDONED_ROTATIONS, rotationEnvironment, RotationSettings } from '../../lib/keys/rotation-contract';
+import { installSecretsManagerFake, ModelOptions, ROTATION_STEPS, RotationFunction, RotationStep, SecretsManagerModel } from '../support/secrets-manager-model';
 
 export type GatewaySecretArns = Record<keyof typeof SECRET_KINDS, string>;
 
 export const DOMAIN = 'looker.example.com';
 
-export function seedGatewaySecrets(model: SecretsManagerModel, alg: SessionAlgorithm = 'ES256'): GatewaySecretArns {
-  const make = (kind: SecretKind) =>
-    model.createSecret({ Name: `lg/${kind}`, SecretString: seedSecretValue(kind, alg), Tags: [{ Key: SECRET_KIND_TAG, Value: kind }] }).ARN;
+export function seedGatewaySecrets(model: SecretsManagerModel): GatewaySecretArns {
+  const make = (kind: SecretKind) => model.createSecret({ Name: `lg/${kind}`, SecretString: seedSecretValue(kind), Tags: [{ Key: SECRET_KIND_TAG, Value: kind }] }).ARN;
   return {
     signingKeys: make(SECRET_KINDS.signingKeys),
     verificationKeys: make(SECRET_KINDS.verificationKeys),
@@ -25,8 +23,20 @@ export function seedGatewaySecrets(model: SecretsManagerModel, alg: SessionAlgor
   };
 }
 
+/**
+ * The handler's settings for the seeded secrets. Rotations in these tests follow each other
+ * within milliseconds, so the signing keys' minimum age is 0 unless a test sets it (the
+ * tests of that rule do).
+ */
 export function rotationSettings(arns: GatewaySecretArns, overrides: Partial<RotationSettings> = {}): RotationSettings {
-  return { verificationKeysSecretArn: arns.verificationKeys, backendCaSecretArn: arns.backendCa, frontendDomainName: DOMAIN, ...overrides };
+  return {
+    verificationKeysSecretArn: arns.verificationKeys,
+    backendCaSecretArn: arns.backendCa,
+    frontendDomainName: DOMAIN,
+    signingKeyMinAgeSeconds: 0,
+    rotatedSecretArns: [arns.signingKeys, arns.cookieKeys, arns.backendClientCertificate, arns.frontendCertificate],
+    ...overrides,
+  };
 }
 
 /** Sets the handler's environment (as the construct would) and returns a function that restores it. */
@@ -81,7 +91,7 @@ export function event(secretId: string, token: string, step: SecretsManagerRotat
 export interface RotationWorld {
   readonly model: SecretsManagerModel;
   readonly arns: GatewaySecretArns;
-  /** Rotates one secret through all four steps; throws what the handler threw. */
+  /** Rotates one secret (RotateSecret, then waits for the rotation to end); throws when it failed. */
   rotate(arn: string): Promise<void>;
   /** Replaces the handler's environment by the one of `settings`. */
   setEnvironment(settings: RotationSettings): void;
@@ -91,10 +101,10 @@ export interface RotationWorld {
   stop(): void;
 }
 
-export function startRotationWorld(handler: RotationFunction, overrides: Partial<RotationSettings> = {}): RotationWorld {
-  const model = new SecretsManagerModel();
+export function startRotationWorld(handler: RotationFunction, overrides: Partial<RotationSettings> = {}, modelOptions: ModelOptions = {}): RotationWorld {
+  const model = new SecretsManagerModel(modelOptions);
   const fake = installSecretsManagerFake(model);
-  const arns = seedGatewaySecrets(model, overrides.sessionAlgorithm);
+  const arns = seedGatewaySecrets(model);
   let restoreEnv = setRotationEnvironment(rotationSettings(arns, overrides));
   attachRotation(model, arns, handler);
   const restoreEnvironment = () => restoreEnv();
@@ -114,8 +124,101 @@ export function startRotationWorld(handler: RotationFunction, overrides: Partial
   };
 }
 
-/** Rotates one secret through all four steps (the handler's log lines captured); throws what the handler threw. */
+export interface EndedRotation {
+  /** The rotation's token (its AWSPENDING version). */
+  readonly token: string;
+  readonly succeeded: boolean;
+  /** What the rotation function threw, as the service records it ("Error: ..."). */
+  readonly error?: string;
+  /** The handler's log lines while it ran. */
+  readonly lines: Record<string, unknown>[];
+  readonly raw: string;
+}
+
+/**
+ * RotateSecret, then waits until the rotation it started has ended (RotateSecret only
+ * starts it). Throws only when RotateSecret itself refuses.
+ */
+export async function rotateAndWait(model: SecretsManagerModel, arn: string): Promise<EndedRotation> {
+  const logs = await captureLogs(async () => {
+    const started = await model.rotateSecret({ SecretId: arn });
+    await model.settled();
+    return started.VersionId!;
+  });
+  if (logs.error) throw logs.error;
+  const token = logs.result!;
+  const outcome = model.rotationOutcome(token);
+  if (!outcome) throw new Error(`Model: rotation ${token} of ${arn} has not ended after settled().`);
+  return { token, succeeded: outcome.succeeded, error: outcome.error, lines: logs.lines, raw: logs.raw };
+}
+
+/** Rotates one secret and waits for the end (the handler's log lines captured); throws when the rotation failed. */
 export async function rotateSecret(model: SecretsManagerModel, arn: string): Promise<void> {
-  const { error } = await captureLogs(() => model.rotateSecret({ SecretId: arn }));
-  if (error) throw error;
+  const ended = await rotateAndWait(model, arn);
+  if (!ended.succeeded) throw new Error(`Rotation ${ended.token} of ${arn} failed: ${ended.error}`);
+}
+
+/** Every timer API but Date: only the clock moves, so promises, sockets and timeouts behave as usual. */
+const ALL_BUT_DATE = [
+  'hrtime',
+  'nextTick',
+  'performance',
+  'queueMicrotask',
+  'requestAnimationFrame',
+  'cancelAnimationFrame',
+  'requestIdleCallback',
+  'cancelIdleCallback',
+  'setImmediate',
+  'clearImmediate',
+  'setInterval',
+  'clearInterval',
+  'setTimeout',
+  'clearTimeout',
+] as const;
+
+/** Runs `run` with the process clock (Date) set to `atMs`: for code that reads the time itself, as the handler does. */
+export async function atTime<T>(atMs: number, run: () => Promise<T>): Promise<T> {
+  jest.useFakeTimers({ doNotFake: [...ALL_BUT_DATE], now: atMs });
+  try {
+    return await run();
+  } finally {
+    jest.useRealTimers();
+  }
+}
+
+/**
+ * What the hourly EventBridge schedule does: invokes the rotation function with
+ * `{"action": "clear-abandoned-rotations"}`, here at the time `atMs` (the model's clock
+ * dates the versions, so the check runs on a clock in step with it).
+ */
+export async function runHourlyCheck(handler: (event: { action: string }) => Promise<unknown>, atMs: number): Promise<{ error?: unknown; lines: Record<string, unknown>[] }> {
+  return atTime(atMs, () => captureLogs(() => handler({ action: CLEAR_ABANDONED_ROTATIONS })));
+}
+
+/** Invokes the secret's rotation function for `steps` (all four by default) with `token`, in order; throws what a step threw. */
+export async function runSteps(model: SecretsManagerModel, arn: string, token: string, steps: readonly RotationStep[] = ROTATION_STEPS): Promise<void> {
+  for (const step of steps) await model.invokeStep(arn, token, step);
+}
+
+/**
+ * Makes the process clock (jest's Date; timers stay real) follow the model's: give
+ * `onTimeChange` to the model, call `restore()` after. Rotation functions read the time
+ * themselves (key ages, the hourly check), so with it they live on the model's clock.
+ */
+export function processClockFollowsModel(): { onTimeChange: (now: Date) => void; restore(): void } {
+  let faked = false;
+  return {
+    onTimeChange: (now) => {
+      if (faked) {
+        jest.setSystemTime(now);
+      } else {
+        jest.useFakeTimers({ doNotFake: [...ALL_BUT_DATE], now });
+        faked = true;
+      }
+    },
+    restore: () => {
+      if (faked) jest.useRealTimers();
+      faked = false;
+    },
+  };
 }

@@ -34,6 +34,7 @@ export function startSecretsManagerEndpoint(model: SecretsManagerModel): Promise
       DescribeSecret: (i) => model.describeSecret(i as Input<'describeSecret'>),
       ListSecretVersionIds: (i) => model.listSecretVersionIds(i as Input<'listSecretVersionIds'>),
       PutSecretValue: (i) => model.putSecretValue(i as Input<'putSecretValue'>),
+      UpdateSecret: (i) => model.updateSecret(i as Input<'updateSecret'>),
       UpdateSecretVersionStage: (i) => model.updateSecretVersionStage(i as Input<'updateSecretVersionStage'>),
       CreateSecret: (i) => model.createSecret(i as Input<'createSecret'>),
       RotateSecret: (i) => model.rotateSecret(i as Input<'rotateSecret'>),

@@ -1,35 +1,26 @@
 /**
- * A stateful model of AWS Secrets Manager: secrets, versions and staging labels, with
- * the semantics the API reference documents, for tests of code that reads, writes or
- * rotates secrets. Two ways in:
+ * A stateful model of AWS Secrets Manager: secrets, versions, staging labels, rotation
+ * and its schedule, with the semantics the API reference and the User Guide document, for
+ * tests of code that reads, writes or rotates secrets. Two ways in:
  *   - `installSecretsManagerFake(model)` answers SDK v3 calls (`SecretsManagerClient`)
  *     through aws-sdk-client-mock;
  *   - test/support/secrets-manager-endpoint.ts serves the same model over HTTP for the
  *     AWS CLI.
+ * test/support/cloudformation-model.ts drives it the way CloudFormation does.
  *
- * Modelled (API reference, SecretsManager 2017-10-17):
- *   - CreateSecret with tags; its first version gets AWSCURRENT.
- *   - PutSecretValue: ClientRequestToken becomes the VersionId. The same token with the
- *     same value is ignored; the same token with a different value on a version that
- *     has a value fails with ResourceExistsException; a version with no value yet (the
- *     AWSPENDING placeholder of a rotation) receives it. Without VersionStages the new
- *     version gets AWSCURRENT; with them, exactly those labels, moved from other versions.
- *   - Moving AWSCURRENT moves AWSPREVIOUS to the version that had AWSCURRENT.
- *   - UpdateSecretVersionStage: a label attached elsewhere needs RemoveFromVersionId
- *     naming that version (InvalidParameterException otherwise); without
- *     MoveToVersionId it only removes the label.
- *   - GetSecretValue by VersionId and/or VersionStage (AWSCURRENT by default);
- *     ResourceNotFoundException when the version, the label or the value is missing.
- *   - DescribeSecret: VersionIdsToStages lists labelled versions only (versions
- *     without labels are deprecated), RotationEnabled, rotation settings, tags.
- *   - ListSecretVersionIds: labelled versions, deprecated ones with IncludeDeprecated.
- *   - RotateSecret: fails with InvalidRequestException while AWSPENDING sits on a
- *     version other than AWSCURRENT's (a previous rotation is unfinished); otherwise
- *     makes an empty version with AWSPENDING and runs the rotation function's four
- *     steps in order with that token.
- * Simplification: the real RotateSecret answers before the rotation runs; the model
- * runs the four steps first and rethrows a step's error, so a test sees the outcome.
- * `retryRotation(secretId)` plays the service's retry of an unfinished rotation.
+ * The model is as strict as AWS where AWS is strict and assumes nothing AWS does not
+ * document. Each behaviour names its source; the short names are:
+ *   [API]  AWS Secrets Manager API Reference, https://docs.aws.amazon.com/secretsmanager/latest/apireference/
+ *          (the operation's page, e.g. API_RotateSecret.html)
+ *   [HOW]  User Guide, "Rotation by Lambda function",
+ *          https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_lambda.html
+ *   [SCHED] User Guide, "Schedule expressions in Secrets Manager rotation" and
+ *          RotationRulesType in [API] (see lib/keys/rotation-window.ts for the quotes)
+ *   [TRAIL] User Guide, "Log AWS Secrets Manager events with AWS CloudTrail"
+ *          (RotationStarted, RotationSucceeded, RotationFailed, RotationAbandoned)
+ *
+ * Time: the model has its own clock (`now()`, `advanceTime()`), which dates versions
+ * and drives scheduled rotations. Rotation functions run on the test's clock.
  *
  * Failures: `injectFailure({ operation, when, times })` makes the next matching calls
  * throw (a network error by default), to test crash-and-resume paths.
@@ -47,10 +38,12 @@ import {
   ResourceNotFoundException,
   RotateSecretCommand,
   SecretsManagerClient,
+  UpdateSecretCommand,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import type { SecretsManagerRotationEvent } from 'aws-lambda';
 import { mockClient, AwsClientStub } from 'aws-sdk-client-mock';
+import { nextRotationWindow, parseScheduleExpression, windowLengthSeconds } from '../../lib/keys/rotation-window';
 
 export const AWSCURRENT = 'AWSCURRENT';
 export const AWSPENDING = 'AWSPENDING';
@@ -65,6 +58,7 @@ export type RotationFunction = (event: SecretsManagerRotationEvent) => Promise<u
 export type ModelOperation =
   | 'CreateSecret'
   | 'PutSecretValue'
+  | 'UpdateSecret'
   | 'GetSecretValue'
   | 'DescribeSecret'
   | 'ListSecretVersionIds'
@@ -81,6 +75,27 @@ export interface InjectedFailure {
   readonly error?: () => Error;
 }
 
+export interface RotationRules {
+  readonly AutomaticallyAfterDays?: number;
+  readonly ScheduleExpression?: string;
+  readonly Duration?: string;
+}
+
+/**
+ * What the service records about rotations: RotationStarted, RotationSucceeded and
+ * RotationFailed as [TRAIL] names them; ScheduledRotationBlocked is the model's own record
+ * of a window that started nothing because AWSPENDING was unfinished.
+ */
+export interface RotationEvent {
+  readonly at: Date;
+  readonly secretArn: string;
+  readonly type: 'RotationStarted' | 'RotationSucceeded' | 'RotationFailed' | 'ScheduledRotationBlocked';
+  readonly token?: string;
+  readonly error?: string;
+  /** 'api' (RotateSecret), 'schedule' (a rotation window), 'retry' (the documented retry of a failed rotation). */
+  readonly trigger?: 'api' | 'schedule' | 'retry';
+}
+
 interface SecretVersion {
   readonly versionId: string;
   secretString?: string;
@@ -92,16 +107,19 @@ interface SecretVersion {
 interface Secret {
   readonly arn: string;
   readonly name: string;
-  readonly description?: string;
+  description?: string;
   readonly tags: { Key: string; Value: string }[];
   readonly createdDate: Date;
   readonly versions: Map<string, SecretVersion>;
   rotationEnabled: boolean;
   rotationLambdaArn?: string;
-  rotationRules?: { AutomaticallyAfterDays?: number; ScheduleExpression?: string; Duration?: string };
-  rotationFunction?: RotationFunction;
+  rotationRules?: RotationRules;
   lastChangedDate: Date;
   lastRotatedDate?: Date;
+  /** When the rules were last set: the schedule counts from here until the first rotation. */
+  rulesSetAt?: Date;
+  /** The next scheduled rotation: the window and the moment in it the model picked. */
+  nextRotation?: { start: Date; end: Date; at: Date };
 }
 
 const METADATA = () => ({ httpStatusCode: 400, requestId: randomUUID(), attempts: 1, totalRetryDelay: 0 });
@@ -114,11 +132,38 @@ export const errors = {
   network: (message = 'socket hang up') => Object.assign(new Error(message), { name: 'Error', code: 'ECONNRESET', $metadata: { attempts: 1 } }),
 };
 
+export type WindowPoint = 'start' | 'end' | 'random';
+
 export interface ModelOptions {
   /** @default 'eu-west-1' */
   readonly region?: string;
   /** @default '123456789012' */
   readonly accountId?: string;
+  /** The model clock's start. @default 2026-03-02T09:00:00Z (a Monday) */
+  readonly start?: Date;
+  /**
+   * [HOW]: "If any rotation step fails, Secrets Manager retries the entire rotation process
+   * multiple times." It says neither how often, nor when, nor with which token. The model
+   * does not retry unless asked: code under test must be correct without any retry. With a
+   * number, a failed rotation runs again that many times with the same token (its
+   * AWSPENDING version is the one the service made), to show a retry does no harm.
+   * @default 0
+   */
+  readonly failedRotationRetries?: number;
+  /**
+   * Where in its window a scheduled rotation runs ([SCHED]: "at any time during this
+   * window"). 'end' and 'start' give the worst cases; 'random' uses a seeded generator.
+   * @default 'random'
+   */
+  readonly scheduledRotationAt?: WindowPoint;
+  /** Seed of the 'random' window point. @default 1 */
+  readonly seed?: number;
+  /**
+   * Called whenever the model's clock moves (and once at the start), before anything runs
+   * at the new time: tests set the process clock there (jest's Date) so that rotation
+   * functions, which read the time themselves, live on the model's clock.
+   */
+  readonly onTimeChange?: (now: Date) => void;
 }
 
 export class SecretsManagerModel {
@@ -126,12 +171,34 @@ export class SecretsManagerModel {
   readonly accountId: string;
   /** Every call the model answered, in order (operation and input), for assertions. */
   readonly calls: { operation: ModelOperation; input: Record<string, unknown> }[] = [];
+  /** Rotation events, oldest first. */
+  readonly events: RotationEvent[] = [];
   private readonly secrets = new Map<string, Secret>();
+  private readonly functions = new Map<string, RotationFunction>();
   private failures: (InjectedFailure & { remaining: number })[] = [];
+  private clock: number;
+  private readonly retries: number;
+  private readonly windowPoint: WindowPoint;
+  private random: () => number;
+  private readonly onTimeChange?: (now: Date) => void;
+  private readonly running = new Set<Promise<void>>();
+  private gate: Promise<void> = Promise.resolve();
 
   constructor(options: ModelOptions = {}) {
     this.region = options.region ?? 'eu-west-1';
     this.accountId = options.accountId ?? '123456789012';
+    this.clock = (options.start ?? new Date(Date.UTC(2026, 2, 2, 9, 0, 0))).getTime();
+    this.retries = options.failedRotationRetries ?? 0;
+    this.windowPoint = options.scheduledRotationAt ?? 'random';
+    this.random = seededRandom(options.seed ?? 1);
+    this.onTimeChange = options.onTimeChange;
+    this.onTimeChange?.(this.now());
+  }
+
+  private setClock(ms: number): void {
+    if (ms === this.clock) return;
+    this.clock = ms;
+    this.onTimeChange?.(this.now());
   }
 
   // ---- API operations (input and output shapes as in the SDK) ----
@@ -143,7 +210,7 @@ export class SecretsManagerModel {
     }
     const suffix = randomUUID().replace(/-/g, '').slice(0, 6);
     const arn = `arn:aws:secretsmanager:${this.region}:${this.accountId}:secret:${input.Name}-${suffix}`;
-    const now = new Date();
+    const now = this.now();
     const secret: Secret = {
       arn,
       name: input.Name,
@@ -163,25 +230,40 @@ export class SecretsManagerModel {
     return { ARN: arn, Name: input.Name, VersionId: versionId };
   }
 
+  /**
+   * [API] PutSecretValue: the ClientRequestToken becomes the VersionId. "If a version with
+   * this value already exists and that version's SecretString and SecretBinary values are
+   * the same as those in the request, then the request is ignored" (labels included); with
+   * different values it fails (ResourceExistsException), versions are immutable. Without
+   * VersionStages the new version gets AWSCURRENT; a label attached elsewhere moves here, and
+   * moving AWSCURRENT moves AWSPREVIOUS to the version it left. The empty version that
+   * RotateSecret made for AWSPENDING receives its value here.
+   */
   putSecretValue(input: { SecretId: string; ClientRequestToken?: string; SecretString?: string; VersionStages?: string[] }) {
     this.enter('PutSecretValue', input);
     const secret = this.find(input.SecretId);
     if (input.SecretString === undefined) throw errors.invalidParameter('You must provide either SecretString or SecretBinary.');
-    const versionId = input.ClientRequestToken ?? randomUUID();
-    checkToken(versionId);
-    const existing = secret.versions.get(versionId);
-    if (existing && existing.secretString !== undefined) {
-      if (existing.secretString === input.SecretString) {
-        return { ARN: secret.arn, Name: secret.name, VersionId: versionId, VersionStages: [...existing.stages] };
-      }
-      throw errors.exists(`A resource with the ID you requested already exists: version ${versionId} of ${secret.name} has a different value and versions are immutable.`);
+    return this.writeVersion(secret, input.ClientRequestToken ?? randomUUID(), input.SecretString, input.VersionStages ?? [AWSCURRENT]);
+  }
+
+  /**
+   * [API] UpdateSecret: "If you include SecretString or SecretBinary to create a new secret
+   * version, Secrets Manager automatically moves the staging label AWSCURRENT to the new
+   * version. Then it attaches the label AWSPREVIOUS to the version that AWSCURRENT was
+   * removed from." (CloudFormation updates a secret's SecretString this way.)
+   */
+  updateSecret(input: { SecretId: string; SecretString?: string; Description?: string; ClientRequestToken?: string }) {
+    this.enter('UpdateSecret', input);
+    const secret = this.find(input.SecretId);
+    if (input.Description !== undefined) secret.description = input.Description;
+    let versionId: string | undefined;
+    if (input.SecretString !== undefined) {
+      versionId = input.ClientRequestToken ?? randomUUID();
+      if (secret.versions.has(versionId)) throw errors.exists(`A version with VersionId ${versionId} already exists: you can't modify an existing version.`);
+      this.writeVersion(secret, versionId, input.SecretString, [AWSCURRENT]);
     }
-    const version = existing ?? { versionId, stages: new Set<string>(), createdDate: new Date() };
-    version.secretString = input.SecretString;
-    secret.versions.set(versionId, version);
-    for (const stage of input.VersionStages ?? [AWSCURRENT]) this.attach(secret, stage, versionId);
-    secret.lastChangedDate = new Date();
-    return { ARN: secret.arn, Name: secret.name, VersionId: versionId, VersionStages: [...version.stages] };
+    secret.lastChangedDate = this.now();
+    return { ARN: secret.arn, Name: secret.name, VersionId: versionId };
   }
 
   getSecretValue(input: { SecretId: string; VersionId?: string; VersionStage?: string }) {
@@ -200,7 +282,7 @@ export class SecretsManagerModel {
         `Secrets Manager can't find the specified secret value for ${input.VersionId ? `VersionId: ${input.VersionId}` : ''}${input.VersionId && input.VersionStage ? ' and ' : ''}${input.VersionStage || !input.VersionId ? `staging label: ${input.VersionStage ?? AWSCURRENT}` : ''}`,
       );
     }
-    version.lastAccessedDate = new Date();
+    version.lastAccessedDate = this.now();
     return {
       ARN: secret.arn,
       Name: secret.name,
@@ -211,6 +293,7 @@ export class SecretsManagerModel {
     };
   }
 
+  /** [API] DescribeSecret: VersionIdsToStages lists labelled versions only (versions without labels are deprecated). */
   describeSecret(input: { SecretId: string }) {
     this.enter('DescribeSecret', input);
     const secret = this.find(input.SecretId);
@@ -225,6 +308,7 @@ export class SecretsManagerModel {
       RotationRules: secret.rotationRules,
       LastChangedDate: secret.lastChangedDate,
       LastRotatedDate: secret.lastRotatedDate,
+      NextRotationDate: secret.rotationEnabled ? secret.nextRotation?.start : undefined,
       CreatedDate: secret.createdDate,
       Tags: secret.tags.map((t) => ({ ...t })),
       VersionIdsToStages: versionIdsToStages,
@@ -240,6 +324,11 @@ export class SecretsManagerModel {
     return { ARN: secret.arn, Name: secret.name, Versions: versions };
   }
 
+  /**
+   * [API] UpdateSecretVersionStage: a label attached elsewhere needs RemoveFromVersionId
+   * naming that version (InvalidParameterException otherwise); without MoveToVersionId it
+   * only removes the label.
+   */
   updateSecretVersionStage(input: { SecretId: string; VersionStage: string; MoveToVersionId?: string; RemoveFromVersionId?: string }) {
     this.enter('UpdateSecretVersionStage', input);
     const secret = this.find(input.SecretId);
@@ -259,41 +348,125 @@ export class SecretsManagerModel {
     } else if (holder) {
       holder.stages.delete(input.VersionStage);
     }
-    secret.lastChangedDate = new Date();
+    secret.lastChangedDate = this.now();
     return { ARN: secret.arn, Name: secret.name };
   }
 
-  async rotateSecret(input: {
-    SecretId: string;
-    ClientRequestToken?: string;
-    RotationLambdaARN?: string;
-    RotationRules?: Secret['rotationRules'];
-    RotateImmediately?: boolean;
-  }) {
+  /**
+   * [API] RotateSecret "configures and starts the asynchronous process of rotating the
+   * secret": it answers with the new version's id (an empty version labelled AWSPENDING,
+   * which the rotation function's first check finds in VersionIdsToStages) before the
+   * function has run; `settled()` waits for the steps. "If the AWSPENDING staging label is
+   * present but not attached to the same version as AWSCURRENT, then any later invocation
+   * of RotateSecret assumes that a previous rotation request is still in progress and
+   * returns an error." RotationRules take AutomaticallyAfterDays or ScheduleExpression,
+   * "but not both", at most every 4 hours, with a window of at most a day ([SCHED]).
+   *
+   * RotateImmediately false: "Secrets Manager tests the rotation configuration by running
+   * the testSecret step of the Lambda rotation function. The test creates an AWSPENDING
+   * version of the secret and then removes it." The reference does not say what that
+   * version holds, so the model makes it empty (the strictest reading); nor whether the
+   * call waits for the test, so the model waits and reports a failed test as the error.
+   */
+  async rotateSecret(input: { SecretId: string; ClientRequestToken?: string; RotationLambdaARN?: string; RotationRules?: RotationRules; RotateImmediately?: boolean }) {
     this.enter('RotateSecret', input);
     const secret = this.find(input.SecretId);
-    if (input.RotationLambdaARN) secret.rotationLambdaArn = input.RotationLambdaARN;
-    if (input.RotationRules) secret.rotationRules = input.RotationRules;
-    if (!secret.rotationFunction) {
-      throw errors.invalidRequest(`Secret ${secret.name} has no rotation function: call model.setRotationFunction() first (RotationLambdaARN).`);
+    const pending = [...secret.versions.values()].find((v) => v.stages.has(AWSPENDING) && !v.stages.has(AWSCURRENT));
+    if (pending && input.ClientRequestToken === pending.versionId) {
+      // The same request again (the token is the caller's idempotency key): nothing new starts.
+      return { ARN: secret.arn, Name: secret.name, VersionId: pending.versionId };
+    }
+    if (pending) throw errors.invalidRequest(`A previous rotation isn't complete. That rotation will be reattempted.`);
+    const lambdaArn = input.RotationLambdaARN ?? secret.rotationLambdaArn;
+    if (!lambdaArn || !this.functions.has(lambdaArn)) {
+      throw errors.invalidRequest(`Secret ${secret.name} has no rotation function${lambdaArn ? ` (${lambdaArn} is not registered with the model: registerRotationFunction)` : ': give RotationLambdaARN'}.`);
+    }
+    if (input.RotationRules) checkRotationRules(input.RotationRules);
+    if (input.ClientRequestToken !== undefined) checkToken(input.ClientRequestToken);
+    secret.rotationLambdaArn = lambdaArn;
+    if (input.RotationRules) {
+      secret.rotationRules = input.RotationRules;
+      secret.rulesSetAt = this.now();
     }
     secret.rotationEnabled = true;
-    const pending = [...secret.versions.values()].find((v) => v.stages.has(AWSPENDING));
-    if (pending && !pending.stages.has(AWSCURRENT)) {
-      throw errors.invalidRequest(`A previous rotation isn't complete. That rotation will be reattempted.`);
+    if (input.RotateImmediately === false) {
+      await this.testRotationConfiguration(secret);
+      this.scheduleNext(secret);
+      return { ARN: secret.arn, Name: secret.name };
     }
-    if (input.RotateImmediately === false) return { ARN: secret.arn, Name: secret.name };
     const token = this.startRotation(secret.arn, input.ClientRequestToken);
-    await this.runRotationSteps(secret.arn, token);
+    this.launch(secret.arn, token, 'api');
     return { ARN: secret.arn, Name: secret.name, VersionId: token };
   }
 
-  // ---- model controls (no AWS equivalent) ----
+  // ---- service behaviour and model controls (no API equivalent) ----
 
-  /** Attaches the rotation function (what RotationLambdaARN points to). */
+  /** The model's clock. */
+  now(): Date {
+    return new Date(this.clock);
+  }
+
+  /**
+   * Moves the clock forward by `ms`, running every scheduled rotation whose moment comes
+   * up on the way ([SCHED]: in its window, at the point `scheduledRotationAt` picks), each
+   * to its end before the clock moves on. A window that opens while a previous rotation is
+   * unfinished starts nothing (RotateSecret's rule) and is recorded as ScheduledRotationBlocked.
+   */
+  async advanceTime(ms: number): Promise<void> {
+    const target = this.clock + ms;
+    await this.settled();
+    for (;;) {
+      const due = [...this.secrets.values()]
+        .filter((s) => s.rotationEnabled && s.nextRotation && s.nextRotation.at.getTime() <= target)
+        .sort((a, b) => a.nextRotation!.at.getTime() - b.nextRotation!.at.getTime())[0];
+      if (!due) break;
+      this.setClock(Math.max(this.clock, due.nextRotation!.at.getTime()));
+      const pending = [...due.versions.values()].find((v) => v.stages.has(AWSPENDING) && !v.stages.has(AWSCURRENT));
+      if (pending) {
+        this.events.push({ at: this.now(), secretArn: due.arn, type: 'ScheduledRotationBlocked', token: pending.versionId, error: "A previous rotation isn't complete." });
+        this.scheduleNext(due, due.nextRotation!.end);
+        continue;
+      }
+      this.launch(due.arn, this.startRotation(due.arn), 'schedule');
+      await this.settled();
+    }
+    this.setClock(target);
+  }
+
+  /** Resolves when every rotation that has started has ended (succeeded or failed). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
+  /**
+   * Holds every rotation that starts from now on before its first step (a slow or
+   * throttled rotation function), until the returned function is called.
+   */
+  holdRotations(): () => void {
+    let release!: () => void;
+    this.gate = new Promise<void>((resolve) => (release = resolve));
+    return () => {
+      this.gate = Promise.resolve();
+      release();
+    };
+  }
+
+  /** How a rotation ended: undefined while it runs (or if it never started). */
+  rotationOutcome(token: string): { succeeded: boolean; error?: string } | undefined {
+    const last = [...this.events].reverse().find((e) => e.token === token && e.type !== 'ScheduledRotationBlocked');
+    if (!last || last.type === 'RotationStarted') return undefined;
+    return last.type === 'RotationSucceeded' ? { succeeded: true } : { succeeded: false, error: last.error };
+  }
+
+  /** Makes a Lambda function ARN invokable by rotations (what RotationLambdaARN points to). */
+  registerRotationFunction(lambdaArn: string, fn: RotationFunction): void {
+    this.functions.set(lambdaArn, fn);
+  }
+
+  /** Attaches the rotation function to a secret without rotating (RotateSecret does it with RotationLambdaARN). */
   setRotationFunction(secretId: string, fn: RotationFunction, lambdaArn = `arn:aws:lambda:${this.region}:${this.accountId}:function:rotation`): void {
     const secret = this.find(secretId);
-    secret.rotationFunction = fn;
+    this.registerRotationFunction(lambdaArn, fn);
     secret.rotationLambdaArn = lambdaArn;
   }
 
@@ -303,36 +476,27 @@ export class SecretsManagerModel {
   }
 
   /**
-   * What the service does first when a rotation starts: an empty version with AWSPENDING
-   * (moved from wherever it was). Returns the token. RotateSecret calls it after its
-   * checks; tests call it directly to drive the steps one by one.
+   * What the service does first when a rotation starts: an empty version labelled
+   * AWSPENDING. Refused, like RotateSecret, while another version holds AWSPENDING. Tests
+   * call it directly to drive the steps one by one with `invokeStep`.
    */
   startRotation(secretId: string, token: string = randomUUID()): string {
     const secret = this.find(secretId);
     checkToken(token);
+    const pending = [...secret.versions.values()].find((v) => v.stages.has(AWSPENDING) && !v.stages.has(AWSCURRENT));
+    if (pending) throw errors.invalidRequest(`A previous rotation isn't complete. That rotation will be reattempted.`);
     if (secret.versions.has(token)) throw errors.exists(`Version ${token} of ${secret.name} already exists: use a new ClientRequestToken.`);
-    secret.versions.set(token, { versionId: token, stages: new Set(), createdDate: new Date() });
+    secret.versions.set(token, { versionId: token, stages: new Set(), createdDate: this.now() });
     this.attach(secret, AWSPENDING, token);
     return token;
   }
 
-  /** Invokes the rotation function for the four steps in order with `token`; rethrows a step's error. */
-  async runRotationSteps(secretId: string, token: string): Promise<void> {
+  /** Invokes the secret's rotation function for one step, as the service does. */
+  async invokeStep(secretId: string, token: string, step: RotationStep): Promise<void> {
     const secret = this.find(secretId);
-    if (!secret.rotationFunction) throw new Error(`Model: ${secret.name} has no rotation function (setRotationFunction).`);
-    for (const step of ROTATION_STEPS) {
-      await secret.rotationFunction({ SecretId: secret.arn, ClientRequestToken: token, Step: step });
-    }
-    secret.lastRotatedDate = new Date();
-  }
-
-  /** The service's retry of an unfinished rotation: the four steps again with the AWSPENDING version's token. */
-  async retryRotation(secretId: string): Promise<string> {
-    const secret = this.find(secretId);
-    const pending = [...secret.versions.values()].find((v) => v.stages.has(AWSPENDING) && !v.stages.has(AWSCURRENT));
-    if (!pending) throw new Error(`Model: ${secret.name} has no unfinished rotation to retry.`);
-    await this.runRotationSteps(secret.arn, pending.versionId);
-    return pending.versionId;
+    const fn = secret.rotationLambdaArn ? this.functions.get(secret.rotationLambdaArn) : undefined;
+    if (!fn) throw new Error(`Model: ${secret.name} has no rotation function (setRotationFunction).`);
+    await fn({ SecretId: secret.arn, ClientRequestToken: token, Step: step });
   }
 
   /** Makes the next matching calls fail (after `enter` records them). */
@@ -360,11 +524,109 @@ export class SecretsManagerModel {
   }
 
   /** Every version, labelled or not, oldest first. */
-  versions(secretId: string): { versionId: string; stages: string[]; secretString?: string }[] {
-    return [...this.find(secretId).versions.values()].map((v) => ({ versionId: v.versionId, stages: [...v.stages], secretString: v.secretString }));
+  versions(secretId: string): { versionId: string; stages: string[]; secretString?: string; createdDate: Date }[] {
+    return [...this.find(secretId).versions.values()].map((v) => ({ versionId: v.versionId, stages: [...v.stages], secretString: v.secretString, createdDate: v.createdDate }));
+  }
+
+  /** The next scheduled rotation of a secret (window and the moment picked in it), or undefined. */
+  nextRotation(secretId: string): { start: Date; end: Date; at: Date } | undefined {
+    return this.find(secretId).nextRotation;
+  }
+
+  /** Every secret's ARN. */
+  secretArns(): string[] {
+    return [...this.secrets.keys()];
   }
 
   // ---- internals ----
+
+  private writeVersion(secret: Secret, versionId: string, secretString: string, stages: string[]) {
+    checkToken(versionId);
+    const existing = secret.versions.get(versionId);
+    if (existing && existing.secretString !== undefined) {
+      if (existing.secretString === secretString) {
+        return { ARN: secret.arn, Name: secret.name, VersionId: versionId, VersionStages: [...existing.stages] };
+      }
+      throw errors.exists(`A resource with the ID you requested already exists: version ${versionId} of ${secret.name} has a different value and versions are immutable.`);
+    }
+    const version = existing ?? { versionId, stages: new Set<string>(), createdDate: this.now() };
+    version.secretString = secretString;
+    secret.versions.set(versionId, version);
+    for (const stage of stages) this.attach(secret, stage, versionId);
+    secret.lastChangedDate = this.now();
+    // [SCHED]/RotationRulesType: "Manually updating the secret value by calling PutSecretValue or
+    // UpdateSecret is considered a valid rotation" when the next date is worked out.
+    if (stages.includes(AWSCURRENT) && secret.rotationEnabled && !this.rotating(secret)) {
+      secret.lastRotatedDate = this.now();
+      this.scheduleNext(secret);
+    }
+    return { ARN: secret.arn, Name: secret.name, VersionId: versionId, VersionStages: [...version.stages] };
+  }
+
+  private rotating(secret: Secret): boolean {
+    return [...secret.versions.values()].some((v) => v.stages.has(AWSPENDING) && !v.stages.has(AWSCURRENT));
+  }
+
+  /** Runs a rotation in the background, as the service does after RotateSecret answered. */
+  private launch(secretArn: string, token: string, trigger: 'api' | 'schedule'): void {
+    const gate = this.gate;
+    const job = (async () => {
+      // The service answers RotateSecret first and invokes the function afterwards.
+      await new Promise((resolve) => setImmediate(resolve));
+      await gate;
+      for (let attempt = 0; attempt <= this.retries; attempt += 1) {
+        this.events.push({ at: this.now(), secretArn, type: 'RotationStarted', token, trigger: attempt === 0 ? trigger : 'retry' });
+        try {
+          for (const step of ROTATION_STEPS) await this.invokeStep(secretArn, token, step);
+        } catch (error) {
+          this.events.push({ at: this.now(), secretArn, type: 'RotationFailed', token, error: describeError(error) });
+          continue;
+        }
+        const secret = this.find(secretArn);
+        if (secret.versions.get(token)?.stages.has(AWSCURRENT)) {
+          secret.lastRotatedDate = this.now();
+          this.scheduleNext(secret);
+          this.events.push({ at: this.now(), secretArn, type: 'RotationSucceeded', token });
+        } else {
+          this.events.push({ at: this.now(), secretArn, type: 'RotationFailed', token, error: 'the function returned but AWSCURRENT is not on the new version' });
+        }
+        return;
+      }
+      // Every attempt failed: the schedule goes on from now (the next window finds AWSPENDING and is blocked).
+      this.scheduleNext(this.find(secretArn), this.now());
+    })().catch((error: unknown) => {
+      this.events.push({ at: this.now(), secretArn, type: 'RotationFailed', token, error: `model error: ${describeError(error)}` });
+    });
+    this.running.add(job);
+    void job.finally(() => this.running.delete(job));
+  }
+
+  /** RotateImmediately false: testSecret on a temporary, empty AWSPENDING version, then the label goes. */
+  private async testRotationConfiguration(secret: Secret): Promise<void> {
+    const token = this.startRotation(secret.arn);
+    try {
+      await this.invokeStep(secret.arn, token, 'testSecret');
+    } catch (error) {
+      throw errors.invalidRequest(`The rotation function failed the configuration test (testSecret): ${describeError(error)}`);
+    } finally {
+      secret.versions.get(token)?.stages.delete(AWSPENDING);
+    }
+  }
+
+  /** Picks the next scheduled rotation after `after` (the last rotation by default). */
+  private scheduleNext(secret: Secret, after?: Date): void {
+    const rules = secret.rotationRules;
+    if (!rules) {
+      secret.nextRotation = undefined;
+      return;
+    }
+    const expression = rules.ScheduleExpression ?? `rate(${rules.AutomaticallyAfterDays} days)`;
+    const from = after ?? secret.lastRotatedDate ?? secret.rulesSetAt ?? this.now();
+    const { start, end } = nextRotationWindow(expression, rules.Duration, from);
+    const span = end.getTime() - start.getTime();
+    const offset = this.windowPoint === 'start' ? 0 : this.windowPoint === 'end' ? span - 1000 : Math.floor(this.random() * span);
+    secret.nextRotation = { start, end, at: new Date(start.getTime() + offset) };
+  }
 
   private enter(operation: ModelOperation, input: object): void {
     const record = input as Record<string, unknown>;
@@ -396,10 +658,43 @@ export class SecretsManagerModel {
   }
 }
 
+/** [API] ClientRequestToken: 32 to 64 characters. */
 function checkToken(token: string): void {
   if (token.length < 32 || token.length > 64) {
     throw errors.invalidParameter(`ClientRequestToken must be 32 to 64 characters long, got ${token.length}.`);
   }
+}
+
+/** [API] RotationRulesType: AutomaticallyAfterDays (1 to 1000) or ScheduleExpression, not both; [SCHED] for the rest. */
+function checkRotationRules(rules: RotationRules): void {
+  if ((rules.AutomaticallyAfterDays === undefined) === (rules.ScheduleExpression === undefined)) {
+    throw errors.invalidParameter('RotationRules take AutomaticallyAfterDays or ScheduleExpression, but not both (and one of them).');
+  }
+  if (rules.AutomaticallyAfterDays !== undefined && !(Number.isInteger(rules.AutomaticallyAfterDays) && rules.AutomaticallyAfterDays >= 1 && rules.AutomaticallyAfterDays <= 1000)) {
+    throw errors.invalidParameter(`AutomaticallyAfterDays ${rules.AutomaticallyAfterDays} is not a whole number from 1 to 1000.`);
+  }
+  try {
+    const expression = rules.ScheduleExpression ?? `rate(${rules.AutomaticallyAfterDays} days)`;
+    windowLengthSeconds(parseScheduleExpression(expression), rules.Duration);
+  } catch (error) {
+    throw errors.invalidParameter((error as Error).message);
+  }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** mulberry32: a small seeded generator, so 'random' window points repeat from run to run. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /**
@@ -411,6 +706,7 @@ export function installSecretsManagerFake(model: SecretsManagerModel): AwsClient
   const mock = mockClient(SecretsManagerClient);
   mock.on(CreateSecretCommand).callsFake(async (input) => model.createSecret(input));
   mock.on(PutSecretValueCommand).callsFake(async (input) => model.putSecretValue(input));
+  mock.on(UpdateSecretCommand).callsFake(async (input) => model.updateSecret(input));
   mock.on(GetSecretValueCommand).callsFake(async (input) => model.getSecretValue(input));
   mock.on(DescribeSecretCommand).callsFake(async (input) => model.describeSecret(input));
   mock.on(ListSecretVersionIdsCommand).callsFake(async (input) => model.listSecretVersionIds(input));

@@ -97,10 +97,7 @@ export async function buildForgeryCorpus(ctx: ForgeryContext): Promise<ForgeryCa
     nbf: ctx.now,
     exp: ctx.now + ctx.sessionTtlSeconds,
     roles_csv: 'Admin',
-    roles: ['Admin'],
     groups_csv: '',
-    groups: [],
-    attrs: {},
     ...overrides,
   });
   const slot = (status: string) => {
@@ -203,7 +200,7 @@ export async function buildForgeryCorpus(ctx: ForgeryContext): Promise<ForgeryCa
     return `${h}.${p}.${toDer(s)}`;
   });
   await add('payload edited after signing (roles)', async (id) => {
-    const [h, , s] = (await genuine('current', claims(id, { roles_csv: 'Viewer', roles: ['Viewer'] }))).split('.');
+    const [h, , s] = (await genuine('current', claims(id, { roles_csv: 'Viewer' }))).split('.');
     return `${h}.${json(claims(id))}.${s}`;
   });
   await add('payload edited after signing (sid)', async (id) => {

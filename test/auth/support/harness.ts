@@ -7,13 +7,14 @@ import 'reflect-metadata'; // @peculiar/x509 (test/support/pki.ts) needs it load
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { CustomFetch } from 'openid-client';
 import { SECRET_FORMAT_VERSION, SECRET_KINDS, type CookieKeySetSecret, type SigningKeySetSecret, type SigningKeyStatus, type StoredJwk } from '../../../lib/key-material';
 import type { AuthServiceEnvironment } from '../../../lib/auth/environment';
 import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type RunningLocalAuthService } from '../../../lambda/auth/local-server';
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
+import { InMemorySessionRecordStore } from '../../../lambda/auth/session-store';
 import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../local/dev-idp';
 import { REVOCATION_TABLE } from '../../../lib/auth/revocation-table';
 import { DynamoDbModel, installDynamoDbFake } from '../../support/dynamodb-model';
@@ -250,9 +251,35 @@ export interface HarnessOptions {
   readonly revocationTable?: boolean;
   /** Clock of the services from source (and of the DynamoDB model), epoch milliseconds. @default Date.now */
   readonly now?: () => number;
+  /**
+   * The fetch the services from source call the IdP (and group sources) with, given the
+   * harness's fetch that trusts the test CA and the IdP (to map a public host name to the
+   * emulation, as DNS would).
+   * @default - that fetch
+   */
+  readonly wrapFetch?: (fetchTrustingTestCa: CustomFetch, idp: RunningIdp) => CustomFetch;
+  /**
+   * Runs once the IdP and the AWS models are up, before the service starts: start stand-ins,
+   * store secrets in the Secrets Manager model; returns variables to add (or, undefined, to
+   * remove) and what to stop at the end.
+   */
+  readonly prepare?: (context: PrepareContext) => Promise<{ environment?: Partial<Record<keyof AuthServiceEnvironment, string>>; stop?: () => Promise<void> }>;
+}
+
+export interface PrepareContext {
+  readonly ca: TestCa;
+  readonly idp: RunningIdp;
+  readonly model: SecretsManagerModel;
+  readonly fetch: CustomFetch;
+  readonly gatewayUrl: string;
 }
 
 export const REVOCATION_TABLE_NAME = 'lg-test-session-revocations';
+
+/** The variables with a value: `undefined` in an override removes a default (a Lambda environment has no undefined values). */
+function withoutUnset(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const ca = await createCa();
@@ -280,6 +307,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
   });
   const dynamoMock = dynamo ? installDynamoDbFake(dynamo) : undefined;
+  let prepared: Awaited<ReturnType<NonNullable<HarnessOptions['prepare']>>> = {};
+  try {
+    if (options.prepare) prepared = await options.prepare({ ca, idp, model, fetch: fetchFn, gatewayUrl });
+  } catch (error) {
+    mock.restore();
+    await idp.stop();
+    throw error;
+  }
   const signingKeys = await generateSigningKeySet();
   const cookieKeys = generateCookieKeySet();
   const secretArns = {
@@ -287,7 +322,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     cookie: model.createSecret({ Name: 'lg/cookie-keys', SecretString: JSON.stringify(cookieKeys) }).ARN,
     clientSecret: model.createSecret({ Name: 'lg/idp-client-secret', SecretString: JSON.stringify({ clientSecret: CLIENT_SECRET }) }).ARN,
   };
-  const environment: AuthServiceEnvironment = {
+  const environment: AuthServiceEnvironment = withoutUnset({
     LG_IDP_ISSUER: idp.issuer,
     LG_IDP_CLIENT_ID: CLIENT_ID,
     LG_IDP_CLIENT_SECRET_ARN: secretArns.clientSecret,
@@ -301,16 +336,22 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     LG_COOKIE_KEYS_SECRET_ARN: secretArns.cookie,
     ...(dynamo ? { LG_REVOCATION_TABLE_NAME: REVOCATION_TABLE_NAME } : {}),
     ...(options.environment ?? {}),
-  } as AuthServiceEnvironment;
+    ...(prepared.environment ?? {}),
+  }) as unknown as AuthServiceEnvironment;
+  // Without the table, the services from source share one in-memory record store: a
+  // session made at one instance refreshes at another, as the deployed table allows.
+  const sessionStore = dynamo ? undefined : new InMemorySessionRecordStore();
+  const serviceFetch = options.wrapFetch ? options.wrapFetch(fetchFn, idp) : fetchFn;
   const logs = captureLogs();
   const started: RunningLocalAuthService[] = [];
   const gateway = await startLocalAuthService({
     port,
     environment,
     secretsSource: new SecretsManagerSource(),
-    idpFetch: fetchFn,
+    idpFetch: serviceFetch,
     logSink: logs,
     now: options.now,
+    sessionStore,
     handler: options.handler ? await options.handler(environment, ca.cert) : undefined,
   });
   started.push(gateway);
@@ -330,11 +371,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     startAnother: async (overrides, handler) => {
       const anotherLogs = captureLogs();
       const another = await startLocalAuthService({
-        environment: { ...environment, ...overrides },
+        environment: withoutUnset({ ...environment, ...overrides }),
         secretsSource: new SecretsManagerSource(),
-        idpFetch: fetchFn,
+        idpFetch: serviceFetch,
         logSink: anotherLogs,
         now: options.now,
+        sessionStore,
         handler,
       });
       started.push(another);
@@ -342,6 +384,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     stop: async () => {
       for (const server of started) await server.stop();
+      await prepared.stop?.();
       await idp.stop();
       mock.restore();
       dynamoMock?.restore();
@@ -392,4 +435,73 @@ export async function loginAt(h: Pick<Harness, 'fetch'>, base: string, jar: Cook
   if (start.status !== 302 || !start.location) throw new Error(`start at ${base} answered ${start.status}: ${start.body}`);
   const callbackUrl = new URL(await idpLogin(h.fetch, jar, start.location, user));
   return request(h.fetch, jar, `${base}${callbackUrl.pathname}${callbackUrl.search}`);
+}
+
+/** Posts the dev IdP's logout confirmation form (what its page's script, or the user, submits). */
+export async function submitIdpLogoutForm(fetchFn: CustomFetch, jar: CookieJar, page: HttpAnswer, pageUrl: string): Promise<HttpAnswer> {
+  const form = /<form[^>]*id="op\.logoutForm"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page.body) ?? /<form[^>]*action="([^"]+)"[^>]*id="op\.logoutForm"[^>]*>([\s\S]*?)<\/form>/.exec(page.body);
+  if (!form) throw new Error(`no logout form in the IdP page: ${page.body.slice(0, 300)}`);
+  const fields = new URLSearchParams();
+  for (const input of form[2].matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"[^>]*>/g)) fields.set(input[1], input[2]);
+  fields.set('logout', 'yes');
+  return request(fetchFn, jar, new URL(form[1], pageUrl).href, { method: 'POST', body: fields.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+}
+
+export interface IdpLogoutWalk {
+  /** Where the IdP sent the browser back to (the post-logout redirect), or where it stopped. */
+  readonly endedAt: string;
+  /** The IdP asked which account to sign out (no id_token_hint: Entra, Keycloak, Ping). */
+  readonly askedWhichAccount: boolean;
+  /** The IdP refused the logout request (Okta without id_token_hint: 400). */
+  readonly refusedWith?: number;
+}
+
+/**
+ * From the gateway's logout redirect through the IdP's pages, as a browser goes: the
+ * dev IdP's sign-out page posts its form by script (submitted here), a confirmation page
+ * that asks which account is recorded and then confirmed as the user would.
+ */
+export async function followIdpLogout(fetchFn: CustomFetch, jar: CookieJar, location: string, gatewayUrl: string): Promise<IdpLogoutWalk> {
+  let at = location;
+  let askedWhichAccount = false;
+  for (let hops = 0; hops < 10; hops += 1) {
+    if (at.startsWith(gatewayUrl)) return { endedAt: at, askedWhichAccount };
+    let page = await request(fetchFn, jar, at);
+    if (page.status >= 400) return { endedAt: at, askedWhichAccount, refusedWith: page.status };
+    if (page.status === 200 && page.body.includes('op.logoutForm')) {
+      if (page.body.includes('Pick an account to sign out')) askedWhichAccount = true;
+      page = await submitIdpLogoutForm(fetchFn, jar, page, at);
+    }
+    if (!page.location) return { endedAt: at, askedWhichAccount, refusedWith: page.status >= 400 ? page.status : undefined };
+    at = page.location;
+  }
+  throw new Error(`too many redirects in the IdP's logout (last at ${at})`);
+}
+
+/**
+ * A silent authorization request (prompt=none, OpenID Connect Core 3.1.2.1) with the
+ * browser's IdP cookies: whether the IdP session survived. `signed-in`: the IdP would sign
+ * the user in without a password; otherwise the error it answered (`login_required`: its
+ * session ended).
+ */
+export async function idpSessionState(fetchFn: CustomFetch, jar: CookieJar, issuer: string, clientId: string, redirectUri: string): Promise<string> {
+  const discovery = JSON.parse((await request(fetchFn, new CookieJar(), `${issuer}/.well-known/openid-configuration`)).body) as { authorization_endpoint: string };
+  const url = new URL(discovery.authorization_endpoint);
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  for (const [name, value] of Object.entries({ client_id: clientId, redirect_uri: redirectUri, response_type: 'code', scope: 'openid', prompt: 'none', state: 'silent', nonce: 'silent', code_challenge: challenge, code_challenge_method: 'S256' })) {
+    url.searchParams.set(name, value);
+  }
+  let at = url.href;
+  for (let hops = 0; hops < 10; hops += 1) {
+    const answer = await request(fetchFn, jar, at);
+    if (!answer.location) return `no-redirect:${answer.status}`;
+    if (answer.location.startsWith(redirectUri.split('?')[0])) {
+      const back = new URL(answer.location);
+      if (back.searchParams.get('code')) return 'signed-in';
+      return back.searchParams.get('error') ?? 'no-code';
+    }
+    at = answer.location;
+  }
+  return 'too-many-redirects';
 }

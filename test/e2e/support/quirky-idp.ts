@@ -10,7 +10,7 @@ import { exportJWK } from 'jose';
 import * as client from 'openid-client';
 import { fetchTrustingCa } from '../../../lambda/auth/local-server';
 import type { DevIdpQuirks } from '../../../local/dev-idp';
-import { CookieJar, idpLogin, request, startTestIdp, type HttpAnswer } from '../../auth/support/harness';
+import { CookieJar, idpLogin, request, startTestIdp, submitIdpLogoutForm, type HttpAnswer } from '../../auth/support/harness';
 import { createCa, type TestCa } from '../../support/pki';
 
 export const CLIENT_ID = 'looker-gateway';
@@ -114,14 +114,7 @@ export async function startQuirkyIdp(options: { quirks: DevIdpQuirks; users: Use
       return { tokens, jar };
     },
     get: (url, jar) => request(fetchFn, jar, url),
-    submitLogoutForm: async (page, pageUrl, jar) => {
-      const form = /<form[^>]*id="op\.logoutForm"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page.body) ?? /<form[^>]*action="([^"]+)"[^>]*id="op\.logoutForm"[^>]*>([\s\S]*?)<\/form>/.exec(page.body);
-      if (!form) throw new Error(`no logout form in the IdP page: ${page.body.slice(0, 300)}`);
-      const fields = new URLSearchParams();
-      for (const input of form[2].matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"[^>]*>/g)) fields.set(input[1], input[2]);
-      fields.set('logout', 'yes');
-      return request(fetchFn, jar, new URL(form[1], pageUrl).href, { method: 'POST', body: fields.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    },
+    submitLogoutForm: (page, pageUrl, jar) => submitIdpLogoutForm(fetchFn, jar, page, pageUrl),
     rotateClientSecret: (secret) => idp.rotateClientSecret(secret),
     stop: () => idp.stop(),
   };
