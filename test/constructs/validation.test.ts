@@ -108,7 +108,8 @@ describe('LookerGateway props', () => {
   });
 
   test('listener ports that collide', () => {
-    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort, readinessPort and metricsPort must differ, got 443, 443, 8081, 8405/);
+    expect(() => gateway({ healthCheckPort: 443 })).toThrow(/instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got 443, 443, 8081, 8405, 80: each is a listener of its own/);
+    expect(() => gateway({ httpRedirectPort: 8080 })).toThrow(/instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got 443, 8080, 8081, 8405, 8080/);
   });
 
   test('fallback instance types of another architecture, or listed twice', () => {
