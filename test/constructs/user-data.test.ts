@@ -475,7 +475,9 @@ test('the key-sync timer fires: a new signing key reaches haproxy by a seamless 
   const dropIn = '[Timer]\nOnBootSec=\nOnUnitActiveSec=\nRandomizedDelaySec=0\nOnActiveSec=1s\n';
   await instance!.exec(['sh', '-c', `mkdir -p /run/systemd/system/${KEY_SYNC_UNITS.timer}.d && printf '${dropIn.replace(/\n/g, '\\n')}' > /run/systemd/system/${KEY_SYNC_UNITS.timer}.d/test-now.conf && systemctl daemon-reload && systemctl restart ${KEY_SYNC_UNITS.timer}`]);
   // THEN lg-key-sync.service runs, installs the key and reloads haproxy
-  const updated = await waitFor('lg-key-sync.service to install the new key', 60_000, async () => (await journal(KEY_SYNC_UNITS.service)).find((line) => line.outcome === 'updated'));
+  // A run is several AWS CLI calls (now also the metadata token and PutMetricData): 51 s
+  // alone on a loaded 2-core machine, over 60 s in a full parallel run.
+  const updated = await waitFor('lg-key-sync.service to install the new key', 150_000, async () => (await journal(KEY_SYNC_UNITS.service)).find((line) => line.outcome === 'updated'));
   expect(updated).toMatchObject({ reloaded: true });
   expect(instance!.readFile('/etc/haproxy/gateway/maps/session-kids.map')).toContain(next.kid);
   expect(await mainPid('haproxy.service')).toBe(masterBefore);
