@@ -68,24 +68,51 @@ export interface HealthCheckOptions {
  * PROXY v2 header, `GET <path> HTTP/1.1`, then the status line is read. A connection closed
  * without an answer gives status 0; no answer within the timeout rejects.
  */
-export function nlbHealthCheck(options: HealthCheckOptions): Promise<HealthCheckResult> {
+export async function nlbHealthCheck(options: HealthCheckOptions): Promise<HealthCheckResult> {
+  const answer = await rawHttpExchange({
+    port: options.port,
+    proxyHeader: (options.proxyHeader ?? true) ? proxyV2LocalHeader() : undefined,
+    request: `GET ${options.path ?? '/'} HTTP/1.1\r\nHost: 10.0.0.10:${options.port}\r\nUser-Agent: ELB-HealthChecker/2.0\r\nConnection: close\r\n\r\n`,
+    timeoutMs: options.timeoutMs ?? 6000,
+  });
+  return { status: answer.status, body: answer.body };
+}
+
+export interface RawHttpAnswer extends HealthCheckResult {
+  /** Response header lines as received (names lower-cased), in order. */
+  readonly headers: Array<[string, string]>;
+}
+
+/**
+ * Writes `proxyHeader` (if any) and `request` exactly as given on a fresh connection to
+ * 127.0.0.1:`port`, then reads until the server closes (send `Connection: close`). A
+ * connection closed without an HTTP answer gives status 0; no close within `timeoutMs` rejects.
+ */
+export function rawHttpExchange(options: { port: number; request: string; proxyHeader?: Buffer; timeoutMs?: number }): Promise<RawHttpAnswer> {
   const timeoutMs = options.timeoutMs ?? 6000;
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port: options.port });
     let received = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`health check on port ${options.port} got no answer within ${timeoutMs} ms`));
+      reject(new Error(`no answer on port ${options.port} within ${timeoutMs} ms`));
     }, timeoutMs);
     const finish = () => {
       clearTimeout(timer);
       const match = /^HTTP\/1\.[01] (\d{3})/.exec(received);
-      const body = received.includes('\r\n\r\n') ? received.slice(received.indexOf('\r\n\r\n') + 4) : '';
-      resolve({ status: match ? Number(match[1]) : 0, body });
+      const split = received.indexOf('\r\n\r\n');
+      const head = split >= 0 ? received.slice(0, split) : received;
+      const body = split >= 0 ? received.slice(split + 4) : '';
+      const headers = head
+        .split('\r\n')
+        .slice(1)
+        .filter((line) => line.includes(':'))
+        .map((line): [string, string] => [line.slice(0, line.indexOf(':')).trim().toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]);
+      resolve({ status: match ? Number(match[1]) : 0, body, headers });
     };
     socket.on('connect', () => {
-      if (options.proxyHeader ?? true) socket.write(proxyV2LocalHeader());
-      socket.write(`GET ${options.path ?? '/'} HTTP/1.1\r\nHost: 10.0.0.10:${options.port}\r\nUser-Agent: ELB-HealthChecker/2.0\r\nConnection: close\r\n\r\n`);
+      if (options.proxyHeader) socket.write(options.proxyHeader);
+      socket.write(options.request);
     });
     socket.on('data', (chunk) => (received += chunk.toString('latin1')));
     socket.on('end', finish);

@@ -96,13 +96,13 @@ function expectStatus(answer: HttpAnswer, status: number): string | undefined {
 }
 
 /** Throws with the fix when `port` on 127.0.0.1 is taken (HAProxy's own message is harder to read). */
-export function assertPortFree(port: number): Promise<void> {
+export function assertPortFree(port: number, flag = '--port'): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', (error: NodeJS.ErrnoException) => {
       reject(
         error.code === 'EADDRINUSE'
-          ? new Error(`Port ${port} on 127.0.0.1 is already in use: stop what uses it, or choose another port with --port (0 picks a free one).`)
+          ? new Error(`Port ${port} on 127.0.0.1 is already in use: stop what uses it, or choose another port with ${flag} (0 picks a free one).`)
           : error,
       );
     });

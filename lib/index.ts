@@ -5,6 +5,7 @@ export { ClientCertificateAuthority } from './fleet/machine-clients';
 export type { ClientCertificateAuthorityFileOptions, ClientCertificateAuthorityPemOptions, MachineClient, MachineRoutes } from './fleet/machine-clients';
 export * from './auth/auth-service';
 export * from './keys/gateway-keys';
+export * from './keys/frontend-certificate';
 export * from './observability/gateway-observability';
 export * from './looker/looker-backend';
 export * from './looker/looker-oidc-configuration';

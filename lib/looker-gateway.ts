@@ -6,7 +6,7 @@ import { Annotations, Duration, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/auth-service';
@@ -15,6 +15,7 @@ import { UserClaim } from '../core/haproxy/options';
 import { GatewayFleet } from './fleet/gateway-fleet';
 import { ClientCertificateAuthority, MachineClient, MachineRoutes } from './fleet/machine-clients';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
+import { FrontendCertificate, FrontendCertificateSource } from './keys/frontend-certificate';
 import { GatewayKeys } from './keys/gateway-keys';
 import { LookerBackend } from './looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcSettings } from './looker/looker-oidc-configuration';
@@ -24,7 +25,10 @@ import { acknowledge, acknowledgeDefaultPolicy } from './private/nag-acknowledge
 import { assertDomainName, assertIntegerInRange, GatewayPropsError } from './private/validation';
 
 export interface LookerGatewayProps {
-  /** Host name users open, for example "looker.example.com". Point it (CNAME/alias) at the load balancer. */
+  /**
+   * Host name users open, for example "looker.example.com". With `hostedZone` the gateway
+   * makes its DNS record; otherwise point it (CNAME/alias) at the load balancer.
+   */
   readonly domainName: string;
   /** The company IdP (OpenID Connect). */
   readonly identityProvider: IdentityProviderSettings;
@@ -55,10 +59,21 @@ export interface LookerGatewayProps {
    */
   readonly sessionLifetime?: Duration;
   /**
-   * Your frontend TLS certificate, as a secret in the frontend-certificate JSON format.
-   * @default - a self-signed certificate, rotated every 30 days (browsers warn: for trials only)
+   * The Route 53 public hosted zone that holds `domainName` (and `machineRoutes.hostName`):
+   * the gateway makes alias A/AAAA records for its names there, and validates its ACM
+   * certificate through it. Import it without a lookup:
+   * `route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId, zoneName })`.
+   * @default - no DNS records (point the names at the load balancer yourself)
    */
-  readonly frontendCertificate?: secretsmanager.ISecret;
+  readonly hostedZone?: route53.IHostedZone;
+  /**
+   * Where the public TLS certificate comes from: `FrontendCertificate.acmExportable()` (ACM,
+   * renewed by ACM and exported by the instances; needs `hostedZone`; ACM charges each
+   * issuance and renewal), `.fromSecret(secret)` (yours, in a secret), or `.selfSigned()`
+   * (browsers refuse it: local runs and tests; a synth warning says so).
+   * @default - FrontendCertificate.acmExportable() with `hostedZone`, FrontendCertificate.selfSigned() without
+   */
+  readonly frontendCertificate?: FrontendCertificate;
   /**
    * KMS key for secrets, logs and the alarm topic.
    * @default - a new key with yearly rotation
@@ -90,6 +105,8 @@ export interface LookerGatewayProps {
   readonly readinessPort?: number;
   /** Port of HAProxy's local metrics listener. @default 8405 */
   readonly metricsPort?: number;
+  /** Port HAProxy answers plain HTTP on (the load balancer forwards 80 to it) with a redirect to HTTPS. @default 80 */
+  readonly httpRedirectPort?: number;
   /**
    * Where alarms notify.
    * @default - a new encrypted SNS topic (subscribe to it)
@@ -163,9 +180,10 @@ export class LookerGateway extends Construct {
       retention: props.logRetention,
       alarmTopic: props.alarmTopic,
     });
+    const frontendCertificate = props.frontendCertificate ?? (props.hostedZone ? FrontendCertificate.acmExportable() : FrontendCertificate.selfSigned());
     this.keys = new GatewayKeys(this, 'Keys', {
       encryptionKey: this.encryptionKey,
-      frontendCertificate: props.frontendCertificate,
+      frontendCertificate,
       domainName: props.domainName,
       vpc: this.vpc,
       rotationLogGroup: this.observability.rotationLogGroup,
@@ -206,6 +224,9 @@ export class LookerGateway extends Construct {
       healthCheckPort: props.healthCheckPort,
       readinessPort: props.readinessPort,
       metricsPort: props.metricsPort,
+      httpRedirectPort: props.httpRedirectPort,
+      hostedZone: props.hostedZone,
+      metricNamespace: this.observability.metricNamespace,
       deletionProtection: props.deletionProtection,
       machineClients: props.machineClients,
       machineRoutes: props.machineRoutes,
@@ -241,6 +262,13 @@ export class LookerGateway extends Construct {
     this.observability.monitorFleet(this.fleet);
     this.observability.monitorAuthService(this.authService.function);
     this.observability.monitorRotation(this.keys.rotationFunction);
+    this.observability.monitorFrontendCertificate(this.fleet.metricFrontendCertificateDaysToExpiry());
+    if (frontendCertificate.source === FrontendCertificateSource.SELF_SIGNED) {
+      Annotations.of(this).addWarningV2(
+        'cdk-looker-gateway:self-signed-certificate',
+        `The frontend certificate is self-signed: browsers and machine clients refuse it, so ${gatewayOrigin(props.domainName)} is not usable as deployed. Give hostedZone (an exportable ACM certificate and the DNS records are then made; in cdk.json: hostedZoneId and hostedZoneName), or frontendCertificate: FrontendCertificate.fromSecret(secret) with your own certificate. A self-signed certificate is for local runs and tests.`,
+      );
+    }
 
     this.loadBalancerDnsName = this.fleet.loadBalancer.loadBalancerDnsName;
     this.url = origin;

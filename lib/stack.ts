@@ -6,6 +6,7 @@
 import { Annotations, CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct, Node } from 'constructs';
@@ -14,6 +15,7 @@ import { MappingRuleSet } from '../core/auth/mapping-rules';
 import { UserClaim } from '../core/haproxy/options';
 import { ClientCertificateAuthority, MachineClient } from './fleet/machine-clients';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
+import { FrontendCertificate } from './keys/frontend-certificate';
 import { LookerBackend } from './looker/looker-backend';
 import { LookerGroupRoles, LookerOidcSettings } from './looker/looker-oidc-configuration';
 import { LookerGateway, LookerGatewayProps } from './looker-gateway';
@@ -23,6 +25,15 @@ import { GatewayPropsError } from './private/validation';
 /** The settings of the deployable app, as read from context. */
 export interface GatewayAppSettings {
   readonly domainName: string;
+  /**
+   * ID of the Route 53 public hosted zone that holds domainName (and machineHostName), for
+   * example "Z0123456789ABCDEFGHIJ": the stack makes the DNS records and an exportable ACM
+   * certificate validated there. Give hostedZoneName with it (no lookup at synth).
+   * @default - no DNS records, a self-signed certificate unless frontendCertificateSecretArn is set
+   */
+  readonly hostedZoneId?: string;
+  /** The zone's name, for example "example.com". @default - required with hostedZoneId */
+  readonly hostedZoneName?: string;
   readonly idpIssuer: string;
   readonly idpClientId: string;
   /** @default - a placeholder secret is created (put the real client secret in it) */
@@ -99,7 +110,7 @@ export interface GatewayAppSettings {
   readonly privateSubnetIds?: string[];
   /** Public subnets, one per zone, for an internet-facing load balancer. @default - required with vpcId when internetFacing */
   readonly publicSubnetIds?: string[];
-  /** @default - a self-signed certificate */
+  /** Your own certificate in a secret (frontend-certificate JSON format). @default - an ACM certificate with hostedZoneId, a self-signed one without */
   readonly frontendCertificateSecretArn?: string;
   /** @default - no e-mail subscription to the alarm topic */
   readonly alarmEmail?: string;
@@ -130,6 +141,8 @@ export interface GatewayAppSettings {
 /** Context keys, in the order docs/deployable-app.md documents them. */
 export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'domainName',
+  'hostedZoneId',
+  'hostedZoneName',
   'idpIssuer',
   'idpClientId',
   'idpClientSecretArn',
@@ -280,6 +293,8 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
   }
   return {
     domainName: text('domainName', true)!,
+    hostedZoneId: text('hostedZoneId', false),
+    hostedZoneName: text('hostedZoneName', false),
     idpIssuer: text('idpIssuer', true)!,
     idpClientId: text('idpClientId', true)!,
     idpClientSecretArn: text('idpClientSecretArn', false),
@@ -351,9 +366,11 @@ export class LookerGatewayStack extends Stack {
         : this.placeholderClientSecret(encryptionKey);
     const looker = lookerBackendFrom(where, s);
     const vpc = existingVpcFrom(this, where, s);
+    const hostedZone = hostedZoneFrom(this, where, s);
 
     this.gateway = new LookerGateway(this, 'Gateway', {
       domainName: s.domainName,
+      hostedZone,
       identityProvider: {
         issuer: s.idpIssuer,
         clientId: s.idpClientId,
@@ -380,7 +397,7 @@ export class LookerGatewayStack extends Stack {
       natGateways: s.natGateways,
       sessionLifetime: s.sessionLifetimeMinutes === undefined ? undefined : Duration.minutes(s.sessionLifetimeMinutes),
       frontendCertificate: s.frontendCertificateSecretArn
-        ? secretsmanager.Secret.fromSecretCompleteArn(this, 'FrontendCertificate', s.frontendCertificateSecretArn)
+        ? FrontendCertificate.fromSecret(secretsmanager.Secret.fromSecretCompleteArn(this, 'FrontendCertificate', s.frontendCertificateSecretArn))
         : undefined,
       instanceType: s.instanceType ? new ec2.InstanceType(s.instanceType) : undefined,
       fallbackInstanceTypes: s.fallbackInstanceTypes?.map((type) => new ec2.InstanceType(type)),
@@ -396,8 +413,18 @@ export class LookerGatewayStack extends Stack {
     });
     if (s.alarmEmail) this.gateway.observability.alarmTopic?.addSubscription(new subscriptions.EmailSubscription(s.alarmEmail));
 
-    new CfnOutput(this, 'Url', { value: this.gateway.url, description: 'Open this once the DNS name points at the load balancer' });
-    new CfnOutput(this, 'LoadBalancerDnsName', { value: this.gateway.loadBalancerDnsName, description: `Point ${s.domainName} (CNAME or alias) here` });
+    new CfnOutput(this, 'Url', {
+      value: this.gateway.url,
+      description: hostedZone
+        ? `The gateway (DNS record in ${s.hostedZoneName}; http:// redirects here)`
+        : 'Open this once the DNS name points at the load balancer',
+    });
+    new CfnOutput(this, 'LoadBalancerDnsName', {
+      value: this.gateway.loadBalancerDnsName,
+      description: hostedZone ? `${s.domainName} points here (alias records in ${s.hostedZoneName})` : `Point ${s.domainName} (CNAME or alias) here`,
+    });
+    if (s.machineHostName)
+      new CfnOutput(this, 'MachineClientUrl', { value: `https://${s.machineHostName}`, description: 'Where machine clients connect with their certificates' });
     new CfnOutput(this, 'RedirectUri', { value: `${this.gateway.url}/oauth2/callback`, description: 'Register this redirect URI at the IdP' });
     new CfnOutput(this, 'FleetSecurityGroupId', {
       value: this.gateway.fleet.securityGroup.securityGroupId,
@@ -423,6 +450,27 @@ export class LookerGatewayStack extends Stack {
     );
     return secret;
   }
+}
+
+const HOSTED_ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
+
+/** The hosted zone of hostedZoneId and hostedZoneName, imported without a lookup (synth needs no AWS account). */
+function hostedZoneFrom(scope: Construct, where: string, s: GatewayAppSettings): route53.IHostedZone | undefined {
+  if (!s.hostedZoneId && !s.hostedZoneName) return undefined;
+  if (!s.hostedZoneId || !s.hostedZoneName) {
+    throw new GatewayPropsError(
+      where,
+      `${s.hostedZoneId ? 'hostedZoneId' : 'hostedZoneName'} is set without ${s.hostedZoneId ? 'hostedZoneName' : 'hostedZoneId'}: give both, as "aws route53 list-hosted-zones-by-name --dns-name ${s.hostedZoneName ?? 'example.com'}" prints them (Id without "/hostedzone/", Name without the final dot).`,
+    );
+  }
+  const id = s.hostedZoneId.replace(/^\/hostedzone\//, '');
+  if (!HOSTED_ZONE_ID.test(id)) {
+    throw new GatewayPropsError(
+      where,
+      `hostedZoneId ${JSON.stringify(s.hostedZoneId)} is not a Route 53 hosted zone ID: it starts with "Z" followed by upper-case letters and digits, for example "Z0123456789ABCDEFGHIJ".`,
+    );
+  }
+  return route53.HostedZone.fromHostedZoneAttributes(scope, 'HostedZone', { hostedZoneId: id, zoneName: s.hostedZoneName.replace(/\.$/, '') });
 }
 
 function googleDirectoryFrom(scope: Construct, where: string, s: GatewayAppSettings): GoogleDirectorySettings | undefined {

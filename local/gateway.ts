@@ -19,6 +19,8 @@ import { assertPortFree, freePort, waitUntilReady } from '../dev/readiness';
 export interface LocalGatewayOptions {
   /** Port of the gateway on 127.0.0.1. @default 0 - a free port chosen by the kernel */
   readonly port?: number;
+  /** Plain HTTP port on 127.0.0.1, which only redirects to the gateway's HTTPS URL. @default 0 - a free port */
+  readonly httpPort?: number;
   /** Session lifetime, seconds. @default 600 (the session contract's default) */
   readonly sessionTtlSeconds?: number;
   /**
@@ -34,6 +36,8 @@ export interface LocalGateway {
   /** `https://127.0.0.1:<port>` */
   readonly url: string;
   readonly port: number;
+  /** `http://127.0.0.1:<httpPort>`: redirects every request to the same path on `url`. */
+  readonly httpUrl: string;
   /** The temporary folder; removed by stop(). */
   readonly folder: string;
   /** Folder with the files a user needs: ca.pem, agent.pem, agent-key.pem. */
@@ -78,11 +82,13 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
   validateOptions(options, sessionTtlSeconds, refreshWindowSeconds);
 
   if (options.port) await assertPortFree(options.port);
+  if (options.httpPort) await assertPortFree(options.httpPort, '--http-port');
   const cleanup = new CleanupStack();
   const folder = createLocalFolder(options.tempParent);
   cleanup.add('remove the temporary folder', () => folder.remove());
   try {
     const port = options.port || (await freePort());
+    const httpPort = options.httpPort || (await freePort());
     const url = `https://127.0.0.1:${port}`;
     const pki = await createLocalPki();
 
@@ -129,6 +135,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       folder,
       pki,
       port,
+      httpPort,
       sessionIssuer: url,
       sessionAudience: SESSION_AUDIENCE,
       refreshWindowSeconds,
@@ -153,6 +160,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     return {
       url,
       port,
+      httpUrl: `http://127.0.0.1:${httpPort}`,
       folder: folder.root,
       clientFolder,
       caFile,
@@ -190,9 +198,17 @@ function authSettings(url: string, idpIssuer: string, sessionTtlSeconds: number,
 }
 
 function validateOptions(options: LocalGatewayOptions, ttl: number, window: number): void {
-  const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`Invalid port ${JSON.stringify(options.port)}: give a whole number from 1 to 65535 (or 0 for a free port), e.g. --port 8443.`);
+  for (const [value, flag, example] of [
+    [options.port, '--port', 8443],
+    [options.httpPort, '--http-port', 8080],
+  ] as const) {
+    const port = value ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new Error(`Invalid port ${JSON.stringify(value)}: give a whole number from 1 to 65535 (or 0 for a free port), e.g. ${flag} ${example}.`);
+    }
+  }
+  if (options.port && options.port === options.httpPort) {
+    throw new Error(`--port and --http-port are both ${options.port}: HTTPS and plain HTTP need ports of their own.`);
   }
   if (!Number.isInteger(ttl) || ttl < 1) {
     throw new Error(

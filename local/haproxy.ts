@@ -26,6 +26,8 @@ export interface LocalHaproxyOptions {
   readonly folder: LocalFolder;
   readonly pki: LocalPki;
   readonly port: number;
+  /** Plain HTTP port: every request gets a redirect to the same path on `port` (HTTPS). */
+  readonly httpPort: number;
   readonly sessionIssuer: string;
   readonly sessionAudience: string;
   readonly refreshWindowSeconds: number;
@@ -53,6 +55,7 @@ export function localGatewayConfigOptions(options: LocalHaproxyOptions, ports: {
     configDir: path.join(folder.root, 'haproxy'),
     runtimeDir: path.join(folder.root, 'run'),
     listener: { bindAddress: '127.0.0.1', port: options.port, acceptProxyProtocol: false },
+    httpRedirect: { bindAddress: '127.0.0.1', port: options.httpPort, httpsPort: options.port },
     healthCheck: { bindAddress: '127.0.0.1', port: ports.health },
     metrics: { bindAddress: '127.0.0.1', port: ports.metrics },
     session: {
@@ -101,7 +104,7 @@ export async function startLocalHaproxy(options: LocalHaproxyOptions): Promise<R
   haproxy.child.stdout?.on('data', (chunk: Buffer) => logStream.write(chunk));
   haproxy.child.stderr?.on('data', (chunk: Buffer) => logStream.write(chunk));
   try {
-    await waitForPorts([options.port, ports.health], haproxy, HAPROXY_READY_TIMEOUT_MS);
+    await waitForPorts([options.port, options.httpPort, ports.health], haproxy, HAPROXY_READY_TIMEOUT_MS);
   } catch (error) {
     await haproxy.stop();
     logStream.end();

@@ -9,9 +9,10 @@ import type { LocalGateway, LocalGatewayOptions } from './gateway';
 
 export const DEFAULT_LOCAL_PORT = 8443;
 
-const USAGE = `Usage: npm run local -- [--port <port>] [--session-ttl <seconds>] [--refresh-window <seconds>]
+const USAGE = `Usage: npm run local -- [--port <port>] [--http-port <port>] [--session-ttl <seconds>] [--refresh-window <seconds>]
 
   --port <port>               gateway port on 127.0.0.1 (default ${DEFAULT_LOCAL_PORT}; 0 picks a free one)
+  --http-port <port>          plain HTTP port that redirects to the gateway (default: a free one)
   --session-ttl <seconds>     session lifetime (default 600)
   --refresh-window <seconds>  refresh a session that expires within this many seconds
                               (default 60, or a fifth of the session lifetime when shorter)
@@ -25,6 +26,7 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
       args: [...argv],
       options: {
         port: { type: 'string' },
+        'http-port': { type: 'string' },
         'session-ttl': { type: 'string' },
         'refresh-window': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -38,12 +40,13 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
   if (parsed.values.help) return 'help';
   const whole = (flag: string, raw: string | undefined): number | undefined => {
     if (raw === undefined) return undefined;
-    if (!/^\d+$/.test(raw))
-      throw new Error(`--${flag} ${JSON.stringify(raw)} is not a whole number: give for example --${flag} ${flag === 'port' ? DEFAULT_LOCAL_PORT : 600}.`);
+    const example = { port: DEFAULT_LOCAL_PORT, 'http-port': 8080 }[flag] ?? 600;
+    if (!/^\d+$/.test(raw)) throw new Error(`--${flag} ${JSON.stringify(raw)} is not a whole number: give for example --${flag} ${example}.`);
     return Number(raw);
   };
   return {
     port: whole('port', parsed.values.port) ?? DEFAULT_LOCAL_PORT,
+    httpPort: whole('http-port', parsed.values['http-port']),
     sessionTtlSeconds: whole('session-ttl', parsed.values['session-ttl']),
     refreshWindowSeconds: whole('refresh-window', parsed.values['refresh-window']),
   };
@@ -60,6 +63,7 @@ function describe(gateway: LocalGateway): string {
     `  agent key:         ${gateway.agentKeyFile}`,
     `Dev IdP: ${gateway.idp.issuer}; users:`,
     users,
+    `Plain HTTP: ${gateway.httpUrl} (redirects every request to ${gateway.url})`,
     `Session lifetime ${gateway.sessionTtlSeconds} s, refreshed inline within ${gateway.refreshWindowSeconds} s of expiry.`,
     `Agent: curl --cacert ${gateway.caFile} --cert ${gateway.agentCertFile} --key ${gateway.agentKeyFile} ${gateway.url}${gateway.agentPaths[0] ?? '/'}`,
     `Press Ctrl-C to stop.`,

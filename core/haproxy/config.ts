@@ -2,7 +2,7 @@
  * haproxy.cfg for the gateway, rendered from validated options. Pure: the same options
  * always give the same text. Read the output top to bottom: each section says why. Each
  * part lives in a module of its own (global, logging, frontend and its hygiene, session,
- * refresh and machine-client rules, listeners, backends).
+ * refresh and machine-client rules, listeners, the plain HTTP redirect, backends).
  */
 import * as path from 'node:path';
 import { renderAuthBackend, renderLookerBackend, renderTables } from './backends';
@@ -10,6 +10,7 @@ import { renderGatewayFrontend } from './frontend';
 import { renderDefaults, renderGlobal, renderResolvers } from './global';
 import { renderHealthFrontend, renderMetricsFrontend, renderRefreshRelay } from './listeners';
 import { renderErrors } from './logging';
+import { renderHttpRedirectFrontend } from './redirect';
 import { ResolvedGatewayOptions } from './validate';
 
 export function renderHaproxyConfig(o: ResolvedGatewayOptions): string {
@@ -20,6 +21,7 @@ export function renderHaproxyConfig(o: ResolvedGatewayOptions): string {
     renderErrors(file),
     ...(o.usesDns ? [renderResolvers(o)] : []),
     renderGatewayFrontend(o, file),
+    ...(o.httpRedirect ? [renderHttpRedirectFrontend(o)] : []),
     renderHealthFrontend(o),
     renderMetricsFrontend(o),
     renderRefreshRelay(o),

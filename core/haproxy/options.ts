@@ -41,6 +41,19 @@ export interface PlainListenerOptions {
   readonly port?: number;
 }
 
+export interface HttpRedirectOptions {
+  /** Address to bind. @default '0.0.0.0' */
+  readonly bindAddress?: string;
+  /** TCP port of the plain HTTP listener. @default 80 */
+  readonly port?: number;
+  /**
+   * The HTTPS port clients reach the gateway on (the load balancer's listener, not
+   * `listener.port`): the redirect names it unless it is 443.
+   * @default 443
+   */
+  readonly httpsPort?: number;
+}
+
 export interface SessionCheckOptions {
   /** Expected `iss` claim: the gateway's own issuer URL, exactly as the auth service mints it. */
   readonly issuer: string;
@@ -309,6 +322,12 @@ export interface GatewayConfigOptions {
   readonly readiness?: PlainListenerOptions;
   /** Prometheus `/metrics` and the stats page `/stats`. @default - 127.0.0.1:8405 */
   readonly metrics?: PlainListenerOptions;
+  /**
+   * Plain HTTP that answers every request with a redirect to the same host, path and query on
+   * HTTPS, and nothing else. With `listener.acceptProxyProtocol` it requires the PROXY header too.
+   * @default - no plain HTTP listener
+   */
+  readonly httpRedirect?: HttpRedirectOptions;
   readonly session: SessionCheckOptions;
   /** @default - 3 s timeout, 5 s grace, 30 min after expiry, 300 per address and 3 per session per minute */
   readonly refresh?: InlineRefreshOptions;

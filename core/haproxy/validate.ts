@@ -47,6 +47,8 @@ export interface ResolvedGatewayOptions {
   readonly healthCheck: { bindAddress: string; port: number };
   readonly readiness: { bindAddress: string; port: number } | undefined;
   readonly metrics: { bindAddress: string; port: number };
+  /** The plain HTTP listener that only redirects to HTTPS, when there is one. */
+  readonly httpRedirect: { bindAddress: string; port: number; httpsPort: number } | undefined;
   readonly session: {
     issuer: string;
     audience: string;
@@ -258,11 +260,19 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     bindAddress: bindAddress('metrics.bindAddress', options.metrics?.bindAddress, '127.0.0.1'),
     port: port('metrics.port', options.metrics?.port, 8405),
   };
+  const httpRedirect = options.httpRedirect
+    ? {
+        bindAddress: bindAddress('httpRedirect.bindAddress', options.httpRedirect.bindAddress, '0.0.0.0'),
+        port: port('httpRedirect.port', options.httpRedirect.port, 80),
+        httpsPort: port('httpRedirect.httpsPort', options.httpRedirect.httpsPort, 443),
+      }
+    : undefined;
   const ports = [
     ['listener.port', listener.port],
     ['healthCheck.port', healthCheck.port],
     ...(readiness ? [['readiness.port', readiness.port] as const] : []),
     ['metrics.port', metrics.port],
+    ...(httpRedirect ? [['httpRedirect.port', httpRedirect.port] as const] : []),
   ] as const;
   for (let i = 0; i < ports.length; i += 1) {
     for (let j = i + 1; j < ports.length; j += 1) {
@@ -474,6 +484,7 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     healthCheck,
     readiness,
     metrics,
+    httpRedirect,
     session,
     refresh,
     authService,

@@ -53,6 +53,7 @@ WORK=""
 CHANGED=""
 FETCHED=""
 KIDS=""
+EXPIRY_FACTS="{}"
 
 json_list() {
   # Words of $1 as a JSON array of strings.
@@ -67,8 +68,8 @@ log_line() {
 
 run_facts() {
   jq -cn --argjson changed "$(json_list "$CHANGED")" --argjson fetched "$(json_list "$FETCHED")" \
-    --argjson kids "$(json_list "$KIDS")" --arg reload "$RELOAD" \
-    '{changed: $changed, fetched: $fetched, kids: $kids, reloadAllowed: ($reload == "yes")}'
+    --argjson kids "$(json_list "$KIDS")" --arg reload "$RELOAD" --argjson expiry "$EXPIRY_FACTS" \
+    '{changed: $changed, fetched: $fetched, kids: $kids, reloadAllowed: ($reload == "yes")} + $expiry'
 }
 
 restore_previous_files() {
@@ -84,6 +85,8 @@ restore_previous_files() {
 
 fail() {
   restore_previous_files
+  # The certificate that stays installed still counts down: report it, so a renewal that keeps failing alarms.
+  publish_certificate_expiry
   log_line error "$1" "$(run_facts | jq -c '. + {reloaded: false, keptPreviousFiles: true}')"
   exit 1
 }
@@ -93,13 +96,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Optional steps (functions): the frontend certificate from ACM, and its days until expiry as a metric.
+@ACM_CERTIFICATE_STEP@
+@CERTIFICATE_EXPIRY_STEP@
+
 if ! [ -r "$CONFIG_FILE" ]; then
   echo '{"unit":"lg-key-sync","outcome":"error","message":"cannot read the config file"}'
   exit 2
 fi
 FIRST_ROTATION_WAIT_SECONDS=480
+FRONTEND_CERTIFICATE_SOURCE=secret
+METRIC_NAMESPACE=""
 . "$CONFIG_FILE"
-for name in REGION CONFIG_DIR STATE_DIR VERIFICATION_KEYS_SECRET_ARN BACKEND_CLIENT_CERTIFICATE_SECRET_ARN FRONTEND_CERTIFICATE_SECRET_ARN HAPROXY_BIN HAPROXY_CONFIG RELOAD_COMMAND HAPROXY_GROUP; do
+case $FRONTEND_CERTIFICATE_SOURCE in
+  secret) FRONTEND_CERTIFICATE_SETTING=FRONTEND_CERTIFICATE_SECRET_ARN ;;
+  acm)
+    FRONTEND_CERTIFICATE_SETTING=FRONTEND_CERTIFICATE_ARN
+    SECRETS="verification-keys backend-client-certificate"
+    ;;
+  *)
+    echo '{"unit":"lg-key-sync","outcome":"error","message":"FRONTEND_CERTIFICATE_SOURCE must be secret or acm"}'
+    exit 2
+    ;;
+esac
+for name in REGION CONFIG_DIR STATE_DIR VERIFICATION_KEYS_SECRET_ARN BACKEND_CLIENT_CERTIFICATE_SECRET_ARN $FRONTEND_CERTIFICATE_SETTING HAPROXY_BIN HAPROXY_CONFIG RELOAD_COMMAND HAPROXY_GROUP; do
   eval "value=\"\$$name\""
   if [ -z "$value" ]; then
     echo "{\"unit\":\"lg-key-sync\",\"outcome\":\"error\",\"message\":\"$name is not set in $CONFIG_FILE\"}"
@@ -132,7 +152,7 @@ files_of() {
   case $1 in
     verification-keys) printf '%s\n' @SESSION_KEY_PREVIOUS@ @SESSION_KEY_CURRENT@ @SESSION_KEY_NEXT@ @SESSION_KID_MAP@ ;;
     backend-client-certificate) printf '%s\n' @BACKEND_CLIENT_CERTIFICATE@ ;;
-    frontend-certificate) printf '%s\n' @FRONTEND_CERTIFICATE@ ;;
+    frontend-certificate | acm-certificate) printf '%s\n' @FRONTEND_CERTIFICATE@ ;;
   esac
 }
 
@@ -277,6 +297,8 @@ for secret in $SECRETS; do
     if ! cmp -s "$WORK/new/$rel" "$CONFIG_DIR/$rel"; then CHANGED="$CHANGED $rel"; fi
   done
 done
+# 2b. A frontend certificate from ACM: exported again when ACM renewed it (a new serial).
+if [ "$FRONTEND_CERTIFICATE_SOURCE" = acm ]; then sync_acm_certificate; fi
 
 save_versions() {
   for secret in $FETCHED; do
@@ -286,6 +308,7 @@ save_versions() {
 
 if [ -z "$CHANGED" ]; then
   save_versions
+  publish_certificate_expiry
   log_line unchanged "nothing to change: the files match the current secret versions" "$(run_facts | jq -c --argjson v "$VERSIONS" '. + {versions: $v, reloaded: false}')"
   exit 0
 fi
@@ -322,6 +345,7 @@ if [ "$RELOAD" = yes ]; then
 fi
 rm -f "$WORK/installed"
 save_versions
+publish_certificate_expiry
 log_line updated "installed new key and certificate files" "$(run_facts | jq -c --argjson v "$VERSIONS" --argjson r "$RELOADED" '. + {versions: $v, reloaded: $r}')"
 exit 0
 `;

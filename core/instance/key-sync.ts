@@ -10,6 +10,11 @@
  *     the configuration with `haproxy -c` and reloads HAProxy seamlessly when a file
  *     changed. Any failure restores the previous files and skips the reload.
  *
+ * The frontend certificate comes from a Secrets Manager secret, or from ACM (an exportable
+ * public certificate, exported again whenever ACM renewed it: core/instance/acm-certificate.ts).
+ * With a metric namespace, every run reports the days until the installed frontend
+ * certificate expires (core/instance/certificate-expiry.ts).
+ *
  * The timer's service has no ordering against haproxy.service on purpose: it calls
  * `systemctl reload` on haproxy, and a reload job ordered after a running start job
  * of the caller would wait for it forever.
@@ -18,6 +23,8 @@
  */
 import * as path from 'node:path';
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from '../layout';
+import { ACM_CERTIFICATE_STEP } from './acm-certificate';
+import { CERTIFICATE_EXPIRY_METRIC, CERTIFICATE_EXPIRY_STEP } from './certificate-expiry';
 import { KEY_SYNC_SCRIPT } from './key-sync-script';
 
 export const KEY_SYNC_DEFAULTS = {
@@ -54,6 +61,12 @@ const KEY_SYNC_FILE_NAMES = {
 /** The directories the script prepares (tls/ for private material, readable by the haproxy group only). */
 const KEY_SYNC_DIRECTORIES = ['keys', 'maps', 'tls'];
 
+/** The script's other placeholders: its optional steps (bash functions) and the metric name. */
+const KEY_SYNC_STEPS = {
+  ACM_CERTIFICATE_STEP,
+  CERTIFICATE_EXPIRY_STEP,
+} as const;
+
 function renderKeySyncScript(): string {
   for (const name of Object.values(KEY_SYNC_FILE_NAMES)) {
     if (!KEY_SYNC_DIRECTORIES.includes(path.posix.dirname(name)) || !SAFE_PATH.test(`/${name}`)) {
@@ -62,8 +75,15 @@ function renderKeySyncScript(): string {
       );
     }
   }
-  const script = KEY_SYNC_SCRIPT.replace(/@([A-Z_]+)@/g, (placeholder, name: string) => {
-    const value = (KEY_SYNC_FILE_NAMES as Record<string, string>)[name];
+  // The steps first: they name files through the same placeholders.
+  const withSteps = KEY_SYNC_SCRIPT.replace(/^@([A-Z_]+_STEP)@$/gm, (placeholder, name: string) => {
+    const step = (KEY_SYNC_STEPS as Record<string, string>)[name];
+    if (step === undefined) throw new Error(`key-sync script placeholder ${placeholder} has no step.`);
+    return step.trimEnd();
+  });
+  const values: Record<string, string> = { ...KEY_SYNC_FILE_NAMES, CERTIFICATE_EXPIRY_METRIC };
+  const script = withSteps.replace(/@([A-Z_]+)@/g, (placeholder, name: string) => {
+    const value = values[name];
     if (value === undefined) throw new Error(`key-sync script placeholder ${placeholder} has no value.`);
     return value;
   });
@@ -83,8 +103,22 @@ export interface KeySyncOptions {
   readonly verificationKeysSecretArn: string;
   /** ARN of the `backend-client-certificate` secret. */
   readonly backendClientCertificateSecretArn: string;
-  /** ARN of the `frontend-certificate` secret. */
-  readonly frontendCertificateSecretArn: string;
+  /**
+   * ARN of the `frontend-certificate` secret. Give it or `frontendCertificateArn`.
+   * @default - none: the frontend certificate comes from ACM
+   */
+  readonly frontendCertificateSecretArn?: string;
+  /**
+   * ARN of an exportable ACM certificate: key-sync exports it (again after each renewal).
+   * Give it or `frontendCertificateSecretArn`.
+   * @default - none: the frontend certificate comes from the secret
+   */
+  readonly frontendCertificateArn?: string;
+  /**
+   * CloudWatch namespace of the days-until-expiry metric of the installed frontend certificate.
+   * @default - no metric
+   */
+  readonly metricNamespace?: string;
   /** @default '/etc/haproxy/gateway' (DEFAULT_CONFIG_DIR) */
   readonly configDir?: string;
   /** @default '<configDir>/haproxy.cfg' */
@@ -159,10 +193,25 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     if (!SAFE_VALUE.test(settings[name]))
       throw new Error(`key-sync ${name} ${JSON.stringify(settings[name])} must be one word without quotes or shell characters.`);
   }
-  for (const name of ['verificationKeysSecretArn', 'backendClientCertificateSecretArn', 'frontendCertificateSecretArn'] as const) {
-    if (!SAFE_VALUE.test(options[name])) {
+  const fromAcm = options.frontendCertificateArn !== undefined;
+  if (fromAcm === (options.frontendCertificateSecretArn !== undefined)) {
+    throw new Error('key-sync needs exactly one of frontendCertificateSecretArn (a secret) and frontendCertificateArn (an exportable ACM certificate).');
+  }
+  const secretArns = ['verificationKeysSecretArn', 'backendClientCertificateSecretArn', ...(fromAcm ? [] : ['frontendCertificateSecretArn' as const])] as const;
+  for (const name of secretArns) {
+    if (!SAFE_VALUE.test(options[name] ?? '')) {
       throw new Error(`key-sync ${name} ${JSON.stringify(options[name])} must be a secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>).`);
     }
+  }
+  if (fromAcm && !SAFE_VALUE.test(options.frontendCertificateArn!)) {
+    throw new Error(
+      `key-sync frontendCertificateArn ${JSON.stringify(options.frontendCertificateArn)} must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>).`,
+    );
+  }
+  if (options.metricNamespace !== undefined && (!/^[A-Za-z0-9._/#:-]{1,255}$/.test(options.metricNamespace) || options.metricNamespace.startsWith('AWS/'))) {
+    throw new Error(
+      `key-sync metricNamespace ${JSON.stringify(options.metricNamespace)} must be a CloudWatch namespace of letters, digits and . _ / # : - that does not start with "AWS/", for example "LookerGateway/MyStack".`,
+    );
   }
   if (settings.reloadCommand.trim() === '' || settings.reloadCommand.includes("'") || settings.reloadCommand.includes('\n')) {
     throw new Error(
@@ -180,12 +229,15 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     `STATE_DIR='${settings.stateDir}'`,
     `VERIFICATION_KEYS_SECRET_ARN='${options.verificationKeysSecretArn}'`,
     `BACKEND_CLIENT_CERTIFICATE_SECRET_ARN='${options.backendClientCertificateSecretArn}'`,
-    `FRONTEND_CERTIFICATE_SECRET_ARN='${options.frontendCertificateSecretArn}'`,
+    ...(fromAcm
+      ? ["FRONTEND_CERTIFICATE_SOURCE='acm'", `FRONTEND_CERTIFICATE_ARN='${options.frontendCertificateArn}'`]
+      : [`FRONTEND_CERTIFICATE_SECRET_ARN='${options.frontendCertificateSecretArn}'`]),
     `HAPROXY_BIN='${settings.haproxyBinary}'`,
     `HAPROXY_CONFIG='${settings.haproxyConfigFile}'`,
     `RELOAD_COMMAND='${settings.reloadCommand}'`,
     `HAPROXY_GROUP='${settings.haproxyGroup}'`,
     `FIRST_ROTATION_WAIT_SECONDS='${settings.firstRotationWaitSeconds}'`,
+    ...(options.metricNamespace === undefined ? [] : [`METRIC_NAMESPACE='${options.metricNamespace}'`]),
     '',
   ].join('\n');
 
@@ -200,7 +252,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
   ];
   const service = unit([
     '[Unit]',
-    'Description=Looker gateway key sync: rotated session keys and certificates from Secrets Manager into HAProxy',
+    `Description=Looker gateway key sync: rotated session keys and certificates from Secrets Manager${fromAcm ? ' and ACM' : ''} into HAProxy`,
     'Wants=network-online.target',
     'After=network-online.target',
     '',

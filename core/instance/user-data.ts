@@ -226,7 +226,14 @@ export interface InstanceFilesInput {
   readonly readinessPort: number;
   readonly metricsPort: number;
   readonly accessLogGroupName: string;
-  readonly secrets: { readonly verificationKeys: string; readonly backendClientCertificate: string; readonly frontendCertificate: string };
+  /** Secret ARNs; `frontendCertificate` when the frontend certificate is in a secret. */
+  readonly secrets: { readonly verificationKeys: string; readonly backendClientCertificate: string; readonly frontendCertificate?: string };
+  /** ARN of the exportable ACM certificate, when the frontend certificate comes from ACM. */
+  readonly frontendAcmCertificateArn?: string;
+  /** Namespace of key-sync's days-until-expiry metric. @default - no metric */
+  readonly metricNamespace?: string;
+  /** Port of HAProxy's plain HTTP listener that redirects to HTTPS. @default - none */
+  readonly httpRedirectPort?: number;
   /** Client-certificate routes for scripts and agents, with the CA (and CRL) their certificates are checked against. */
   readonly machineClients?: InstanceMachineClients;
 }
@@ -266,6 +273,7 @@ export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOp
   return {
     configDir: DEFAULT_CONFIG_DIR,
     listener: { port: input.instancePort, acceptProxyProtocol: true },
+    ...(input.httpRedirectPort === undefined ? {} : { httpRedirect: { port: input.httpRedirectPort } }),
     healthCheck: { port: input.healthCheckPort },
     readiness: { port: input.readinessPort },
     metrics: { port: input.metricsPort },
@@ -397,6 +405,8 @@ function keySyncUnit(input: InstanceFilesInput): KeySyncUnit {
     verificationKeysSecretArn: input.secrets.verificationKeys,
     backendClientCertificateSecretArn: input.secrets.backendClientCertificate,
     frontendCertificateSecretArn: input.secrets.frontendCertificate,
+    frontendCertificateArn: input.frontendAcmCertificateArn,
+    metricNamespace: input.metricNamespace,
     configDir: DEFAULT_CONFIG_DIR,
   });
 }

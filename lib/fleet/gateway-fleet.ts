@@ -2,18 +2,25 @@
  * GatewayFleet: HAProxy on an Auto Scaling group of Debian 13 (arm64) instances behind a
  * Network Load Balancer that passes TLS through (PROXY protocol v2 to the instances).
  * Its parts live next to it: security groups, the instance role, the launch template and
- * its files, the group and its scaling, the load balancer, machine clients, validation.
+ * its files, the group and its scaling, the load balancer, machine clients, validation, the
+ * frontend certificate from ACM, the port 80 redirect listener and the DNS records.
  */
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import type { UserClaim } from '../../core/haproxy/options';
 import { IGatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
 import { acknowledgeDefaultPolicy } from '../private/nag-acknowledgements';
+import { assertNamesInZone, certificateExpiryMetric, defaultMetricNamespace, newFrontendAcmCertificate } from './certificate';
+import { addLoadBalancerAliasRecords } from './dns';
+import { addHttpRedirectListener } from './http-listener';
 import { grantReadFilesAndSignal, newInstanceRole } from './instance-role';
 import { DEFAULT_FALLBACK_INSTANCE_TYPE, DEFAULT_INSTANCE_TYPE, newGatewayLaunchTemplate } from './launch-template';
 import { newFleetLoadBalancer } from './load-balancer';
@@ -98,6 +105,21 @@ export interface GatewayFleetProps {
    * @default - none (only allowed without machine routes)
    */
   readonly clientCertificateAuthority?: ClientCertificateAuthority;
+  /**
+   * The Route 53 hosted zone of `domainName` (and of `machineRoutes.hostName`): alias A and
+   * AAAA records point them at the load balancer, and an ACM certificate
+   * (`FrontendCertificate.acmExportable()` on the keys) is validated there.
+   * @default - no DNS records: point the names at `loadBalancer` yourself
+   */
+  readonly hostedZone?: route53.IHostedZone;
+  /** Port HAProxy answers plain HTTP on (the NLB forwards 80 to it) with a redirect to HTTPS. @default 80 */
+  readonly httpRedirectPort?: number;
+  /**
+   * CloudWatch namespace of the gateway's own metrics (key-sync's days until the frontend
+   * certificate expires).
+   * @default "LookerGateway/<stack name>" (GatewayObservability's default too)
+   */
+  readonly metricNamespace?: string;
 }
 
 /** Where the auth service answers, as the fleet needs it. */
@@ -130,6 +152,15 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
   public readonly connections: ec2.Connections;
   /** The bootstrap script as rendered (with CloudFormation tokens where deploy-time values go). */
   public readonly userDataScript: string;
+  /** The exportable ACM certificate, with `FrontendCertificate.acmExportable()`. */
+  public readonly certificate?: acm.ICertificate;
+  /** Port 80 of the load balancer: plain HTTP to HAProxy's redirect frontend. */
+  public readonly httpListener: elbv2.NetworkListener;
+  public readonly httpTargetGroup: elbv2.NetworkTargetGroup;
+  /** The alias records of the gateway's names, with `hostedZone`. */
+  public readonly records: route53.RecordSet[];
+  /** Namespace of key-sync's metrics. */
+  public readonly metricNamespace: string;
 
   constructor(scope: Construct, id: string, props: GatewayFleetProps) {
     super(scope, id);
@@ -141,14 +172,17 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     const healthCheckPort = props.healthCheckPort ?? 8080;
     const readinessPort = props.readinessPort ?? 8081;
     const metricsPort = props.metricsPort ?? 8405;
+    const httpRedirectPort = props.httpRedirectPort ?? 80;
+    this.metricNamespace = props.metricNamespace ?? defaultMetricNamespace(this);
     const internetFacing = props.internetFacing ?? true;
     const instanceType = props.instanceType ?? DEFAULT_INSTANCE_TYPE;
     const instanceTypes = [instanceType, ...(props.fallbackInstanceTypes ?? (props.instanceType ? [] : [DEFAULT_FALLBACK_INSTANCE_TYPE]))];
     checkInstanceTypes(where, instanceTypes);
 
+    const clientCidrs = props.clientCidrs ?? [internetFacing ? '0.0.0.0/0' : props.vpc.vpcCidrBlock];
     const securityGroups = newFleetSecurityGroups(this, {
       vpc: props.vpc,
-      clientCidrs: props.clientCidrs ?? [internetFacing ? '0.0.0.0/0' : props.vpc.vpcCidrBlock],
+      clientCidrs,
       instancePort,
       healthCheckPort,
     });
@@ -157,9 +191,30 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     this.connections = this.securityGroup.connections;
     props.looker.allowFrom(this);
 
-    this.role = newInstanceRole(this, props.keys, props.accessLogGroup);
+    if (props.hostedZone) {
+      assertNamesInZone(where, props.hostedZone, [
+        ['domainName', props.domainName],
+        ...(props.machineRoutes?.hostName ? [['machineRoutes.hostName', props.machineRoutes.hostName] as const] : []),
+      ]);
+    }
+    this.certificate = newFrontendAcmCertificate(this, 'Certificate', where, {
+      choice: props.keys.frontendCertificateSource,
+      hostedZone: props.hostedZone,
+      domainName: props.domainName,
+      machineHostName: props.machineRoutes?.hostName,
+    });
+    this.role = newInstanceRole(this, props.keys, props.accessLogGroup, { certificate: this.certificate, metricNamespace: this.metricNamespace });
     const launch = newGatewayLaunchTemplate(this, where, {
-      settings: { ...props, instancePort, healthCheckPort, readinessPort, metricsPort },
+      settings: {
+        ...props,
+        instancePort,
+        healthCheckPort,
+        readinessPort,
+        metricsPort,
+        httpRedirectPort,
+        certificate: this.certificate,
+        metricNamespace: this.metricNamespace,
+      },
       instanceType,
       role: this.role,
       securityGroup: this.securityGroup,
@@ -192,11 +247,36 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     this.loadBalancer = balancer.loadBalancer;
     this.targetGroup = balancer.targetGroup;
     this.listener = balancer.listener;
+    ({ listener: this.httpListener, targetGroup: this.httpTargetGroup } = addHttpRedirectListener(this, {
+      vpc: props.vpc,
+      loadBalancer: this.loadBalancer,
+      loadBalancerSecurityGroup: this.loadBalancerSecurityGroup,
+      instanceSecurityGroup: this.securityGroup,
+      autoScalingGroup: this.autoScalingGroup,
+      clientCidrs,
+      instancePort: httpRedirectPort,
+      healthCheck: this.targetGroup.healthCheck,
+    }));
+    const names = [
+      { id: 'Domain', name: props.domainName },
+      ...(props.machineRoutes?.hostName && props.machineRoutes.hostName !== props.domainName
+        ? [{ id: 'MachineHost', name: props.machineRoutes.hostName }]
+        : []),
+    ];
+    this.records = props.hostedZone ? addLoadBalancerAliasRecords(this, props.hostedZone, this.loadBalancer, names) : [];
     acknowledgeDefaultPolicy(this.role);
     addGatewayScaling(this.autoScalingGroup, {
       loadBalancer: this.loadBalancer,
       targetCpuUtilizationPercent: props.targetCpuUtilizationPercent ?? 60,
       connectionsPerInstance: props.connectionsPerInstance ?? 5000,
     });
+  }
+
+  /**
+   * Days until the frontend certificate that the instances serve expires, as key-sync reports
+   * it after every run (every 5 minutes): by default the fleet's minimum over an hour.
+   */
+  public metricFrontendCertificateDaysToExpiry(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return certificateExpiryMetric(this.metricNamespace, props);
   }
 }

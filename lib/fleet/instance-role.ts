@@ -1,17 +1,26 @@
 /**
- * The instances' role: read the instance key material, ship the access log, publish the
- * agent's metrics, fetch the launch template's files and signal readiness, and Session
+ * The instances' role: read the instance key material (and export the ACM certificate), ship
+ * the access log, publish the agent's metrics and the certificate expiry, fetch the launch template's files and signal readiness, and Session
  * Manager instead of SSH.
  */
 import { Stack } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { CLOUDWATCH_AGENT_METRIC_NAMESPACE } from '../../core/instance/user-data';
 import { IGatewayKeys } from '../keys/gateway-keys';
 import { acknowledge } from '../private/nag-acknowledgements';
+import { grantCertificateExpiryMetric, grantExportCertificate } from './certificate';
 
-export function newInstanceRole(scope: Construct, keys: IGatewayKeys, accessLogGroup: logs.ILogGroup): iam.Role {
+/** The frontend certificate as the instances handle it: an ACM one to export, and the namespace of its expiry metric. */
+export interface InstanceCertificateAccess {
+  /** The exportable ACM certificate, with `FrontendCertificate.acmExportable()`. */
+  readonly certificate?: acm.ICertificate;
+  readonly metricNamespace: string;
+}
+
+export function newInstanceRole(scope: Construct, keys: IGatewayKeys, accessLogGroup: logs.ILogGroup, frontend: InstanceCertificateAccess): iam.Role {
   const role = new iam.Role(scope, 'InstanceRole', {
     assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
     description: 'Looker gateway instances: read instance key material, ship logs, Session Manager',
@@ -23,6 +32,8 @@ export function newInstanceRole(scope: Construct, keys: IGatewayKeys, accessLogG
     'Session Manager replaces SSH (no key pair, no port 22); AWS maintains this policy with the exact actions the SSM agent needs.',
   );
   keys.grantReadInstanceMaterial(role);
+  if (frontend.certificate) grantExportCertificate(role, frontend.certificate);
+  grantCertificateExpiryMetric(role, frontend.metricNamespace);
   accessLogGroup.grant(role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
   grantCloudWatchAgentMetrics(role);
   return role;

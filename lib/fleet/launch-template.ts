@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Annotations, Aws, CfnElement, Lazy, Stack, Token } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -57,6 +58,11 @@ export interface InstanceSettings extends MachineClientSettings {
   readonly healthCheckPort: number;
   readonly readinessPort: number;
   readonly metricsPort: number;
+  readonly httpRedirectPort: number;
+  /** The exportable ACM certificate key-sync exports, with `FrontendCertificate.acmExportable()`. */
+  readonly certificate?: acm.ICertificate;
+  /** Namespace of key-sync's metrics. */
+  readonly metricNamespace: string;
 }
 
 export interface GatewayLaunchTemplateOptions {
@@ -106,8 +112,11 @@ export function newGatewayLaunchTemplate(scope: Construct, where: string, option
     secrets: {
       verificationKeys: deployTime.placeholderFor(s.keys.verificationKeys.secretArn, token),
       backendClientCertificate: deployTime.placeholderFor(s.keys.backendClientCertificate.secretArn, token),
-      frontendCertificate: deployTime.placeholderFor(s.keys.frontendCertificate.secretArn, token),
+      frontendCertificate: s.keys.frontendCertificate && deployTime.placeholderFor(s.keys.frontendCertificate.secretArn, token),
     },
+    frontendAcmCertificateArn: s.certificate && deployTime.placeholderFor(s.certificate.certificateArn, token),
+    metricNamespace: deployTime.placeholderFor(s.metricNamespace, token),
+    httpRedirectPort: s.httpRedirectPort,
     machineClients: machineClientsInput(where, s, (value) => deployTime.placeholderFor(value, token)),
   };
   if (s.machineRoutes?.hostName && s.keys.frontendCertificateIsSelfSigned && s.machineRoutes.hostName !== s.domainName) {

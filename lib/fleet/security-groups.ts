@@ -1,6 +1,7 @@
 /**
  * The fleet's two security groups: the load balancer's (HTTPS from the client networks) and
- * the instances' (TLS and health checks from the load balancer only).
+ * the instances' (TLS and health checks from the load balancer only). Port 80 (redirects to
+ * HTTPS) is added to both by http-listener.ts.
  */
 import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -37,13 +38,13 @@ export function newFleetSecurityGroups(scope: Construct, options: FleetSecurityG
         'AwsSolutions-EC23',
         ...['NIST.800.53.R5', 'HIPAA.Security', 'PCI.DSS.321'].flatMap((pack) => [`${pack}-EC2RestrictedCommonPorts`, `${pack}-EC2RestrictedSSH`]),
       ],
-      'The rules cannot read a client CIDR that CloudFormation resolves (by default the VPC CIDR of an internal gateway). The group admits TCP 443 only, from that CIDR; no SSH or other common port.',
+      'The rules cannot read a client CIDR that CloudFormation resolves (by default the VPC CIDR of an internal gateway). The group admits TCP 443 and 80 (redirects to HTTPS) only, from that CIDR; no SSH or other common port.',
     );
   } else if (clientCidrs.includes('0.0.0.0/0')) {
     acknowledge(
       loadBalancer,
       ['AwsSolutions-EC23'],
-      'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose; every request is authenticated by HAProxy. Set clientCidrs to narrow it.',
+      'The internet-facing entry point of the gateway: HTTPS (443) from anywhere is its purpose, every request authenticated by HAProxy; HTTP (80) only redirects to HTTPS. Set clientCidrs to narrow it.',
     );
   }
 

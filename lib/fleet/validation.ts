@@ -38,16 +38,21 @@ export function validateFleetProps(where: string, props: GatewayFleetProps, minC
     ['healthCheckPort', props.healthCheckPort],
     ['readinessPort', props.readinessPort],
     ['metricsPort', props.metricsPort],
+    ['httpRedirectPort', props.httpRedirectPort],
   ] as const) {
     if (value !== undefined) assertPort(where, prop, value);
   }
-  const ports = [props.instancePort ?? 443, props.healthCheckPort ?? 8080, props.readinessPort ?? 8081, props.metricsPort ?? 8405].filter(
-    (p) => !Token.isUnresolved(p),
-  );
+  const ports = [
+    props.instancePort ?? 443,
+    props.healthCheckPort ?? 8080,
+    props.readinessPort ?? 8081,
+    props.metricsPort ?? 8405,
+    props.httpRedirectPort ?? 80,
+  ].filter((p) => !Token.isUnresolved(p));
   if (new Set(ports).size !== ports.length) {
     throw new GatewayPropsError(
       where,
-      `instancePort, healthCheckPort, readinessPort and metricsPort must differ, got ${ports.join(', ')}: each is a listener of its own.`,
+      `instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got ${ports.join(', ')}: each is a listener of its own.`,
     );
   }
   if (props.targetCpuUtilizationPercent !== undefined)

@@ -19,6 +19,7 @@ import { DEFAULT_SESSION_ALGORITHM, DEFAULT_SESSION_TTL_SECONDS, SESSION_ALGORIT
 import { newGatewayFunction } from '../private/gateway-function';
 import { LAMBDA_ASSETS } from '../../core/lambda-assets';
 import { newEncryptedLogGroup } from '../private/log-group';
+import { FrontendCertificate, FrontendCertificateSource } from './frontend-certificate';
 import { acknowledge, acknowledgeLambdaFindings } from '../private/nag-acknowledgements';
 import { GatewayPropsError } from '../private/validation';
 import { newGatewayEncryptionKey } from './encryption-key';
@@ -46,11 +47,12 @@ export interface GatewayKeysProps {
    */
   readonly sessionAlgorithm?: string;
   /**
-   * The frontend TLS certificate, as a secret in the frontend-certificate JSON format of
-   * core/key-material.ts. It is not rotated by the gateway: you renew it.
-   * @default - a self-signed certificate made and rotated by the rotation Lambda (browsers warn)
+   * Where the frontend TLS certificate comes from. Only `FrontendCertificate.selfSigned()`
+   * makes a secret (and a rotation) here; `fromSecret` reads yours; `acmExportable` is
+   * requested by the fleet, which the instances export it from.
+   * @default FrontendCertificate.selfSigned() - browsers warn: for trials only
    */
-  readonly frontendCertificate?: secretsmanager.ISecret;
+  readonly frontendCertificate?: FrontendCertificate;
   /**
    * Host name the self-signed frontend certificate is issued for.
    * @default - "localhost"; give the gateway's domain name
@@ -132,8 +134,13 @@ export interface IGatewayKeys extends IConstruct {
   readonly cookieKeys: secretsmanager.ISecret;
   /** The fleet's client certificate for mTLS to Looker: instances. */
   readonly backendClientCertificate: secretsmanager.ISecret;
-  /** The frontend certificate. */
-  readonly frontendCertificate: secretsmanager.ISecret;
+  /**
+   * The secret of the frontend certificate (yours, or the self-signed one the rotation makes).
+   * @default - none: an ACM certificate, which the fleet requests and lets the instances export
+   */
+  readonly frontendCertificate?: secretsmanager.ISecret;
+  /** Where the frontend certificate comes from. */
+  readonly frontendCertificateSource: FrontendCertificate;
   /** True when the frontend certificate is the self-signed one the rotation makes. */
   readonly frontendCertificateIsSelfSigned: boolean;
   /** Session verification keys (public): instances and anyone checking assertions. */
@@ -151,7 +158,13 @@ export interface GatewayKeysAttributes {
   readonly verificationKeys: secretsmanager.ISecret;
   readonly cookieKeys: secretsmanager.ISecret;
   readonly backendClientCertificate: secretsmanager.ISecret;
-  readonly frontendCertificate: secretsmanager.ISecret;
+  /**
+   * Where the frontend certificate comes from: `FrontendCertificate.fromSecret(secret)` (for
+   * the other stack's self-signed one too, with `frontendCertificateIsSelfSigned`) or
+   * `FrontendCertificate.acmExportable()` (the fleet requests it). `selfSigned()` makes a
+   * secret and is for GatewayKeys only.
+   */
+  readonly frontendCertificate: FrontendCertificate;
   /**
    * The algorithm the keys' rotation signs with ("ES256" or "RS256").
    * @default "ES256"
@@ -172,7 +185,8 @@ abstract class GatewayKeysBase extends Construct implements IGatewayKeys {
   public abstract readonly verificationKeys: secretsmanager.ISecret;
   public abstract readonly cookieKeys: secretsmanager.ISecret;
   public abstract readonly backendClientCertificate: secretsmanager.ISecret;
-  public abstract readonly frontendCertificate: secretsmanager.ISecret;
+  public abstract readonly frontendCertificate?: secretsmanager.ISecret;
+  public abstract readonly frontendCertificateSource: FrontendCertificate;
   public abstract readonly frontendCertificateIsSelfSigned: boolean;
 
   /** Session verification keys (public): instances and anyone checking assertions. */
@@ -195,9 +209,9 @@ abstract class GatewayKeysBase extends Construct implements IGatewayKeys {
     return this.backendClientCertificate.grantRead(grantee);
   }
 
-  /** The frontend certificate and key. */
+  /** The frontend certificate and key, when they are in a secret (an ACM certificate is granted by the fleet: export of that one certificate). */
   public grantReadFrontendCertificate(grantee: iam.IGrantable): iam.Grant {
-    return this.frontendCertificate.grantRead(grantee);
+    return this.frontendCertificate?.grantRead(grantee) ?? iam.Grant.drop(grantee, 'read the frontend certificate: it is in ACM, not in a secret');
   }
 
   /** Everything an instance reads: verification keys, backend client certificate, frontend certificate. */
@@ -218,7 +232,8 @@ class ImportedGatewayKeys extends GatewayKeysBase {
   public readonly verificationKeys: secretsmanager.ISecret;
   public readonly cookieKeys: secretsmanager.ISecret;
   public readonly backendClientCertificate: secretsmanager.ISecret;
-  public readonly frontendCertificate: secretsmanager.ISecret;
+  public readonly frontendCertificate?: secretsmanager.ISecret;
+  public readonly frontendCertificateSource: FrontendCertificate;
   public readonly frontendCertificateIsSelfSigned: boolean;
 
   constructor(scope: Construct, id: string, attrs: GatewayKeysAttributes) {
@@ -236,7 +251,14 @@ class ImportedGatewayKeys extends GatewayKeysBase {
     this.verificationKeys = attrs.verificationKeys;
     this.cookieKeys = attrs.cookieKeys;
     this.backendClientCertificate = attrs.backendClientCertificate;
-    this.frontendCertificate = attrs.frontendCertificate;
+    if (attrs.frontendCertificate.source === FrontendCertificateSource.SELF_SIGNED) {
+      throw new GatewayPropsError(
+        `GatewayKeys.fromGatewayKeysAttributes ${this.node.path}`,
+        "frontendCertificate FrontendCertificate.selfSigned() makes a secret, which only GatewayKeys does: give FrontendCertificate.fromSecret(<the other stack's keys.frontendCertificate>) and frontendCertificateIsSelfSigned: true.",
+      );
+    }
+    this.frontendCertificateSource = attrs.frontendCertificate;
+    this.frontendCertificate = attrs.frontendCertificate.secret;
     this.frontendCertificateIsSelfSigned = attrs.frontendCertificateIsSelfSigned ?? false;
   }
 }
@@ -264,9 +286,11 @@ export class GatewayKeys extends GatewayKeysBase {
   public readonly backendCa: secretsmanager.Secret;
   /** The fleet's client certificate for mTLS to Looker: instances. */
   public readonly backendClientCertificate: secretsmanager.ISecret;
-  /** The frontend certificate: the user's, or a self-signed one made by the rotation. */
-  public readonly frontendCertificate: secretsmanager.ISecret;
-  /** True when the frontend certificate is self-signed (no certificate given). */
+  /** The secret of the frontend certificate: the user's, or a self-signed one made by the rotation; none for ACM. */
+  public readonly frontendCertificate?: secretsmanager.ISecret;
+  /** Where the frontend certificate comes from. */
+  public readonly frontendCertificateSource: FrontendCertificate;
+  /** True when the frontend certificate is self-signed. */
   public readonly frontendCertificateIsSelfSigned: boolean;
   public readonly rotationFunction: lambda.Function;
   /** The rotation schedules; their first rotation (on deploy) replaces the seed values. */
@@ -307,16 +331,17 @@ export class GatewayKeys extends GatewayKeysBase {
       SECRET_KINDS.backendClientCertificate,
       'fleet client certificate for mTLS to Looker',
     );
-    this.frontendCertificateIsSelfSigned = props.frontendCertificate === undefined;
-    this.frontendCertificate =
-      props.frontendCertificate ??
-      this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)');
+    this.frontendCertificateSource = props.frontendCertificate ?? FrontendCertificate.selfSigned();
+    this.frontendCertificateIsSelfSigned = this.frontendCertificateSource.source === FrontendCertificateSource.SELF_SIGNED;
+    this.frontendCertificate = this.frontendCertificateIsSelfSigned
+      ? this.newSecret('FrontendCertificate', SECRET_KINDS.frontendCertificate, 'self-signed frontend certificate (replace with your own)')
+      : this.frontendCertificateSource.secret;
 
-    const rotatedSecrets = [
+    const rotatedSecrets: secretsmanager.ISecret[] = [
       this.signingKeys,
       this.cookieKeys,
       this.backendClientCertificate,
-      ...(this.frontendCertificateIsSelfSigned ? [this.frontendCertificate] : []),
+      ...(this.frontendCertificateIsSelfSigned && this.frontendCertificate ? [this.frontendCertificate] : []),
     ];
     const environment = withPropsContext(where, () =>
       rotationEnvironment({
@@ -356,7 +381,7 @@ export class GatewayKeys extends GatewayKeysBase {
     if (this.frontendCertificateIsSelfSigned) {
       const frontendRotation = props.frontendCertificateRotation ?? Duration.days(days.frontendCertificate);
       checkCertificateSchedule(where, 'frontendCertificateRotation', ROTATION_DEFAULTS.frontendValidityDays, frontendRotation);
-      this.schedule('FrontendCertificate', this.frontendCertificate, frontendRotation);
+      this.schedule('FrontendCertificate', this.frontendCertificate!, frontendRotation);
     }
 
     // Secrets Manager may invoke the rotation function for this account's secrets only

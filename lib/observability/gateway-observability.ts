@@ -68,6 +68,13 @@ export interface GatewayObservabilityProps {
    * @default "LookerGateway/<stack name>"
    */
   readonly metricNamespace?: string;
+  /**
+   * Alarm when the frontend certificate that some instance serves expires in fewer days
+   * than this (ACM renews exportable certificates well before that; the self-signed one is
+   * renewed halfway through its 90 days).
+   * @default 14
+   */
+  readonly certificateExpiryAlarmDays?: number;
 }
 
 /** Anything the observability can watch as the fleet: its load balancer's target group. */
@@ -98,6 +105,14 @@ export class GatewayObservability extends Construct {
     this.props = props;
     assertIntegerInRange(where, 'serverErrorRatePercent', props.serverErrorRatePercent ?? 5, 1, 100, 'Give a percentage.');
     assertIntegerInRange(where, 'deniedRatePercent', props.deniedRatePercent ?? 25, 1, 100, 'Give a percentage.');
+    assertIntegerInRange(
+      where,
+      'certificateExpiryAlarmDays',
+      props.certificateExpiryAlarmDays ?? 14,
+      1,
+      60,
+      'Leave time to act before browsers refuse the certificate; 14 is the default.',
+    );
     this.encryptionKey = props.encryptionKey ?? newGatewayEncryptionKey(this, 'Key');
     const retention = props.retention ?? logs.RetentionDays.ONE_YEAR;
     this.accessLogGroup = newEncryptedLogGroup(this, 'AccessLogs', this.encryptionKey, retention);
@@ -172,6 +187,29 @@ export class GatewayObservability extends Construct {
         title: 'Auth service',
         left: [fn.metricInvocations(), errors, fn.metricThrottles()],
         right: [fn.metricDuration({ statistic: 'p99' })],
+        width: 24,
+      }),
+    );
+  }
+
+  /**
+   * Alarm when the installed frontend certificate of some instance expires within
+   * `certificateExpiryAlarmDays` (the fleet's GatewayFleet.metricFrontendCertificateDaysToExpiry()):
+   * a renewal that did not reach the instances pages someone before users see an error.
+   */
+  public monitorFrontendCertificate(daysToExpiry: cloudwatch.IMetric): void {
+    const days = this.props.certificateExpiryAlarmDays ?? 14;
+    this.alarm('FrontendCertificateExpiry', daysToExpiry, {
+      threshold: days,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      alarmDescription: `A gateway instance serves a frontend certificate that expires in less than ${days} days: its renewal or export did not reach the instances. Read the lg-key-sync journal on an instance (journalctl -u lg-key-sync) and the certificate's status in ACM.`,
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Frontend certificate: days until expiry',
+        left: [daysToExpiry],
+        leftAnnotations: [{ value: days, label: 'alarm' }],
         width: 24,
       }),
     );

@@ -10,6 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { AuthService } from '../../lib/auth/auth-service';
 import { GatewayFleet } from '../../lib/fleet/gateway-fleet';
+import { FrontendCertificate } from '../../lib/keys/frontend-certificate';
 import { GatewayKeys } from '../../lib/keys/gateway-keys';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 
@@ -27,7 +28,7 @@ function gatewayStackWithImportedKeys() {
     verificationKeys: secret('verification'),
     cookieKeys: secret('cookie'),
     backendClientCertificate: secret('backend-client'),
-    frontendCertificate: secret('frontend'),
+    frontendCertificate: FrontendCertificate.fromSecret(secret('frontend')),
     sessionAlgorithm: 'RS256',
   });
   const authService = new AuthService(stack, 'AuthService', {
@@ -86,7 +87,7 @@ describe('IGatewayKeys', () => {
         verificationKeys: secret('v'),
         cookieKeys: secret('c'),
         backendClientCertificate: secret('b'),
-        frontendCertificate: secret('f'),
+        frontendCertificate: FrontendCertificate.fromSecret(secret('f')),
         sessionAlgorithm: 'HS256',
       }),
     ).toThrow(/sessionAlgorithm "HS256" is not supported; use one of ES256, RS256/);

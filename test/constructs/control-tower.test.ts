@@ -22,7 +22,7 @@ interface Template {
 const RULES_DIR = path.join(path.dirname(require.resolve('@cdklabs/cdk-validator-cfnguard/package.json')), 'rules', 'control-tower');
 
 let workDir: string;
-let template: Template;
+let templates: Record<string, Template>;
 
 /** Control id -> the resource types it evaluates, from the rules' own metadata. */
 function publishedControls(): Map<string, string[]> {
@@ -38,7 +38,7 @@ function publishedControls(): Map<string, string[]> {
 }
 
 /** Runs the rules on hook documents (one per resource); returns the failing control ids with their resources. */
-function failingControls(resources: Template['Resources']): Map<string, string[]> {
+function failingControls(resources: Template['Resources'], template: Template = { Resources: resources }): Map<string, string[]> {
   const files = Object.entries(resources).map(([id, resource]) => {
     const file = path.join(workDir, `${id}.json`);
     writeFileSync(file, JSON.stringify({ [resource.Type]: { resourceProperties: resolveIntrinsics(resource.Properties ?? {}, FAKE_DEPLOYMENT, template) } }));
@@ -63,10 +63,24 @@ function documentedControls(): Map<string, { status: string; reason: string }> {
   return new Map(rows.map(([, id, status, , reason]) => [id, { status, reason }]));
 }
 
+/**
+ * The deployable stack in both shapes a user gets from cdk.json: without a hosted zone (the
+ * example) and with hostedZoneId/hostedZoneName (an exportable ACM certificate and DNS
+ * records). A control applies when it evaluates a resource of either.
+ */
+const VARIANTS: Record<string, Record<string, unknown>> = {
+  example: {},
+  hostedZone: { hostedZoneId: 'Z0123456789ABCDEFGHIJ', hostedZoneName: 'example.com' },
+};
+
 beforeAll(() => {
   workDir = mkdtempSync(path.join(tmpdir(), 'lg-control-tower-'));
-  const { app, stack } = newGatewayStack();
-  template = app.synth().getStackByName(stack.stackName).template as Template;
+  templates = Object.fromEntries(
+    Object.entries(VARIANTS).map(([name, context]) => {
+      const { app, stack } = newGatewayStack({ context });
+      return [name, app.synth().getStackByName(stack.stackName).template as Template];
+    }),
+  );
 });
 
 afterAll(() => {
@@ -81,7 +95,8 @@ test('the hook harness fails a resource that breaks a control (a log group kept 
 });
 
 test("docs/control-tower.md lists exactly the proactive controls that evaluate the stack's resource types", () => {
-  const types = new Set(Object.values(template.Resources).map((r) => r.Type));
+  const types = new Set(Object.values(templates).flatMap((template) => Object.values(template.Resources).map((r) => r.Type)));
+  expect(types.has('AWS::CertificateManager::Certificate')).toBe(true);
   const applicable = [...publishedControls()].filter(([, evaluated]) => evaluated.some((type) => types.has(type))).map(([id]) => id);
   expect([...documentedControls().keys()].sort()).toEqual(applicable.sort());
   for (const [id, { status, reason }] of documentedControls()) {
@@ -90,8 +105,9 @@ test("docs/control-tower.md lists exactly the proactive controls that evaluate t
   }
 });
 
-test('the stack passes every control marked met or n/a, and fails exactly those that do not fit', () => {
-  const failing = failingControls(template.Resources);
+test.each(Object.keys(VARIANTS))('the stack (%s) passes every control marked met or n/a, and fails exactly those that do not fit', (variant) => {
+  const template = templates[variant];
+  const failing = failingControls(template.Resources, template);
   const documented = documentedControls();
   const doesNotFit = [...documented].filter(([, row]) => row.status === 'does not fit').map(([id]) => id);
   expect(Object.fromEntries([...failing.keys()].map((id) => [id, documented.get(id)?.status ?? 'undocumented']))).toEqual(

@@ -47,11 +47,14 @@ describe('an existing VPC from context', () => {
     for (const group of Object.values(template.findResources('AWS::EC2::SecurityGroup'))) expect(group.Properties.VpcId).toBe(EXISTING.vpcId);
   });
 
-  test('an internal gateway needs no public subnets and admits the VPC CIDR by default', () => {
+  test('an internal gateway needs no public subnets and admits the VPC CIDR by default (HTTPS, and plain HTTP that only redirects)', () => {
     const internal = synth({ ...EXISTING, publicSubnetIds: undefined, internetFacing: false });
     internal.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Subnets: EXISTING.privateSubnetIds, Scheme: 'internal' });
     internal.hasResourceProperties('AWS::EC2::SecurityGroup', {
-      SecurityGroupIngress: [{ CidrIp: EXISTING.vpcCidrBlock, FromPort: 443, ToPort: 443, IpProtocol: 'tcp', Description: 'HTTPS from clients' }],
+      SecurityGroupIngress: [
+        { CidrIp: EXISTING.vpcCidrBlock, FromPort: 443, ToPort: 443, IpProtocol: 'tcp', Description: 'HTTPS from clients' },
+        { CidrIp: EXISTING.vpcCidrBlock, FromPort: 80, ToPort: 80, IpProtocol: 'tcp', Description: 'HTTP from clients (redirected to HTTPS)' },
+      ],
     });
   });
 });

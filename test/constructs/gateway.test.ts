@@ -154,11 +154,11 @@ describe('GatewayFleet', () => {
     });
   });
 
-  test('instances admit only the load balancer security group', () => {
+  test('instances admit only the load balancer security group: HTTPS, the plain HTTP redirect and the health check', () => {
     const fleetSg = logicalIdOf('/Fleet/SecurityGroup/Resource');
     const lbSg = logicalIdOf('/Fleet/LoadBalancerSecurityGroup/Resource');
     const intoFleet = resourcesOfType('AWS::EC2::SecurityGroupIngress').filter(([, r]) => JSON.stringify(r.Properties.GroupId).includes(fleetSg));
-    expect(intoFleet.map(([, r]) => r.Properties.FromPort).sort()).toEqual([443, 8080]);
+    expect(intoFleet.map(([, r]) => r.Properties.FromPort).sort((a, b) => a - b)).toEqual([80, 443, 8080]);
     for (const [, rule] of intoFleet) expect(rule.Properties.SourceSecurityGroupId).toEqual({ 'Fn::GetAtt': [lbSg, 'GroupId'] });
   });
 

@@ -35,6 +35,11 @@ describe('cdk-nag on the full stack', () => {
     expect(findings).toEqual([]);
   });
 
+  test('with hostedZoneId/hostedZoneName (ACM certificate, alias records, export permission): no finding either', () => {
+    const { stack: withZone } = newGatewayStack({ context: { hostedZoneId: 'Z0123456789ABCDEFGHIJ', hostedZoneName: 'example.com' } });
+    expect(GatewayNagPacks.findings(withZone)).toEqual([]);
+  });
+
   test('the packs are really checking: an unacknowledged violation is reported', () => {
     const { stack: other } = newGatewayStack();
     const bucket = new (require('aws-cdk-lib/aws-s3').Bucket)(other, 'PlainBucket');

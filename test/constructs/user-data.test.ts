@@ -40,14 +40,16 @@ import { LookerGateway } from '../../lib/looker-gateway';
 import { HEADERS, SESSION_COOKIE } from '../../core/session-contract';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
 import { startCloudFormationEndpoint, CloudFormationEndpoint } from '../../dev/aws/cloudformation-endpoint';
+import { CloudWatchEndpoint, startCloudWatchEndpoint } from '../../dev/aws/cloudwatch-endpoint';
 import { startInstanceMetadataService, InstanceMetadataService } from '../../dev/aws/instance-metadata';
 import { matchesJsonFilterPattern } from '../../dev/aws/metric-filter';
 import { createCa, issueCertificate, Pem } from '../../dev/pki';
 import { freePorts } from '../../dev/ports';
-import { nlbHealthCheck } from '../../dev/proxy-protocol';
+import { nlbHealthCheck, proxyV2Header, rawHttpExchange } from '../../dev/proxy-protocol';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../../dev/aws/secrets-manager-endpoint';
 import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { bootInstance, Instance, jsonLines } from '../../dev/systemd-container';
+import { waitFor } from '../../dev/wait';
 import { attachRotation, DOMAIN, GatewaySecretArns, rotateSecret, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
 import { newTestApp } from './fixtures';
 import { FakeDeployment, resolveIntrinsics } from './resolve';
@@ -83,7 +85,8 @@ let looker: Server | undefined;
 let lookerCa: Awaited<ReturnType<typeof createCa>>;
 let lookerCert: Pem;
 const lookerRequests: Array<{ path: string; headers: IncomingHttpHeaders; clientCertificate: string }> = [];
-let ports: { https: number; health: number; readiness: number; metrics: number; looker: number };
+let ports: { https: number; http: number; health: number; readiness: number; metrics: number; looker: number };
+let cloudWatch: CloudWatchEndpoint | undefined;
 let workDir: string;
 let bootstrap: { code: number; stdout: string; stderr: string };
 let keySyncBootLines: Array<Record<string, unknown>>;
@@ -99,17 +102,6 @@ function resourceWithId(prefix: string): TemplateResource {
   const found = Object.entries(template.Resources).find(([id]) => id.startsWith(prefix));
   if (!found) throw new Error(`no resource ${prefix}* in the template`);
   return found[1];
-}
-
-/** Polls `check` until it returns a value, at most `timeoutMs`; the error says what was awaited. */
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 async function journal(unit: string, sinceBoot = true): Promise<Array<Record<string, unknown>>> {
@@ -154,8 +146,9 @@ beforeAll(async () => {
   attachRotation(model, arns, rotationHandler);
   secretsEndpoint = await startSecretsManagerEndpoint(model);
 
-  const [https, health, readiness, metrics, lookerPort] = await freePorts(5);
-  ports = { https, health, readiness, metrics, looker: lookerPort };
+  // Free ports for every listener: the instance shares this machine's network, where port 80 may be taken.
+  const [https, http, health, readiness, metrics, lookerPort] = await freePorts(6);
+  ports = { https, http, health, readiness, metrics, looker: lookerPort };
   lookerCa = await createCa('Looker Test CA');
   lookerCert = await issueCertificate(lookerCa, { commonName: LOOKER_NAME, usages: ['server'] });
   const machineCa = await createCa('Machine Clients CA');
@@ -176,6 +169,7 @@ beforeAll(async () => {
     },
     looker: LookerBackend.fromHosts(['127.0.0.1'], { webPort: lookerPort, serverName: LOOKER_NAME, caCertificatePem: lookerCa.cert }),
     instancePort: https,
+    httpRedirectPort: http,
     healthCheckPort: health,
     readinessPort: readiness,
     metricsPort: metrics,
@@ -206,16 +200,20 @@ beforeAll(async () => {
     signalledResources: [groupId],
   });
   imds = await startInstanceMetadataService({ instanceId: INSTANCE_ID, roleName: INSTANCE_ROLE });
+  cloudWatch = await startCloudWatchEndpoint();
   workDir = mkdtempSync(path.join(tmpdir(), 'lg-user-data-'));
 
   // AND an instance booted with systemd; the region's endpoints and the metadata service are
-  // the fakes for every process (the manager's default environment, as DNS would make them)
+  // the fakes for every process (the manager's default environment, as DNS would make them).
+  // The metadata fake answers from this busy test process, not in the milliseconds EC2's does:
+  // the CLI gets 5 s and 3 attempts instead of its 1 s and 1 (a loaded machine failed the
+  // bootstrap with "Unable to locate credentials").
   instance = await bootInstance({
     files: {
       '/etc/systemd/system.conf.d/lg-test-aws-endpoints.conf': {
         content: [
           '[Manager]',
-          `DefaultEnvironment="AWS_ENDPOINT_URL_SECRETS_MANAGER=${secretsEndpoint.url}" "AWS_ENDPOINT_URL_CLOUDFORMATION=${cloudFormation.url}" "AWS_EC2_METADATA_SERVICE_ENDPOINT=${imds.url}/" "LG_IMDS_ENDPOINT=${imds.url}"`,
+          `DefaultEnvironment="AWS_ENDPOINT_URL_SECRETS_MANAGER=${secretsEndpoint.url}" "AWS_ENDPOINT_URL_CLOUDFORMATION=${cloudFormation.url}" "AWS_ENDPOINT_URL_CLOUDWATCH=${cloudWatch.url}" "AWS_EC2_METADATA_SERVICE_ENDPOINT=${imds.url}/" "LG_IMDS_ENDPOINT=${imds.url}" "AWS_METADATA_SERVICE_TIMEOUT=5" "AWS_METADATA_SERVICE_NUM_ATTEMPTS=3"`,
           '',
         ].join('\n'),
       },
@@ -263,6 +261,7 @@ afterAll(async () => {
   await instance?.destroy();
   await stopLooker();
   await imds?.close();
+  await cloudWatch?.close();
   await cloudFormation?.close();
   await secretsEndpoint?.close();
   fakeSdk?.restore?.();
@@ -382,6 +381,22 @@ describe('first boot of a new stack', () => {
     expect(secretsEndpoint.accessKeyIds.length).toBeGreaterThan(0);
     expect(new Set(secretsEndpoint.accessKeyIds)).toEqual(new Set([imds.accessKeyId]));
     expect(new Set(cloudFormation.accessKeyIds)).toEqual(new Set([imds.accessKeyId]));
+    expect(new Set(cloudWatch!.data.map((d) => d.accessKeyId))).toEqual(new Set([imds.accessKeyId]));
+  });
+
+  test('key-sync reports the days until the served certificate expires, fleet-wide and for this instance, into the namespace the alarm watches', () => {
+    const alarm = resourceWithId('GatewayObservabilityFrontendCertificateExpiryAlarm').Properties;
+    const watched = alarm.Metrics[0].MetricStat.Metric as { MetricName: string; Namespace: string; Dimensions?: unknown };
+    expect(watched.Dimensions).toBeUndefined();
+    const data = cloudWatch!.data.filter((d) => d.metricName === watched.MetricName);
+    expect(data.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(data.map((d) => d.namespace))).toEqual(new Set([watched.Namespace]));
+    expect(new Set(data.map((d) => JSON.stringify(d.dimensions)))).toEqual(new Set(['{}', JSON.stringify({ InstanceId: INSTANCE_ID })]));
+    // The value is the certificate haproxy serves: the self-signed one of the first rotation.
+    const notAfter = parseGatewaySecret(model.valueAt(arns.frontendCertificate), SECRET_KINDS.frontendCertificate, 'frontend').notAfter;
+    const days = (Date.parse(notAfter) - Date.now()) / 86_400_000;
+    expect(Math.abs(data[data.length - 1].value - days)).toBeLessThan(0.1);
+    expect(keySyncBootLines[keySyncBootLines.length - 1]).toMatchObject({ metricPublished: true });
   });
 
   test('haproxy: the master keeps root for binds and reloads, the workers run as the haproxy user', async () => {
@@ -427,6 +442,24 @@ describe('health checks as the load balancer sends them', () => {
 });
 
 describe('requests through the instance', () => {
+  test('plain HTTP as the load balancer forwards port 80 (PROXY v2): a 301 to the same host and path on HTTPS, without HSTS', async () => {
+    const httpTargets = Object.values(template.Resources).find(
+      (r) => r.Type === 'AWS::ElasticLoadBalancingV2::TargetGroup' && r.Properties.Port === ports.http,
+    );
+    expect(httpTargets?.Properties).toMatchObject({
+      Protocol: 'TCP',
+      TargetGroupAttributes: expect.arrayContaining([{ Key: 'proxy_protocol_v2.enabled', Value: 'true' }]),
+    });
+    const answer = await rawHttpExchange({
+      port: ports.http,
+      proxyHeader: proxyV2Header({ address: '198.51.100.7', port: 51000 }, { address: '10.0.0.1', port: 80 }),
+      request: `GET /dashboards/8?tab=2 HTTP/1.1\r\nHost: ${DOMAIN}\r\nConnection: close\r\n\r\n`,
+    });
+    expect(answer.status).toBe(301);
+    expect(answer.headers.filter(([name]) => name === 'location').map(([, value]) => value)).toEqual([`https://${DOMAIN}/dashboards/8?tab=2`]);
+    expect(answer.headers.some(([name]) => name === 'strict-transport-security')).toBe(false);
+  });
+
   test('a request with a valid session goes through haproxy to Looker, with identity headers, over mTLS', async () => {
     expect((await sessionRequest('/dashboards/7')).status).toBe('200');
     const seen = lookerRequests.find((r) => r.path === '/dashboards/7');
@@ -524,7 +557,9 @@ test('the key-sync timer fires: a new signing key reaches haproxy by a seamless 
     `mkdir -p /run/systemd/system/${KEY_SYNC_UNITS.timer}.d && printf '${dropIn.replace(/\n/g, '\\n')}' > /run/systemd/system/${KEY_SYNC_UNITS.timer}.d/test-now.conf && systemctl daemon-reload && systemctl restart ${KEY_SYNC_UNITS.timer}`,
   ]);
   // THEN lg-key-sync.service runs, installs the key and reloads haproxy
-  const updated = await waitFor('lg-key-sync.service to install the new key', 60_000, async () =>
+  // A run is several AWS CLI calls (now also the metadata token and PutMetricData): 51 s
+  // alone on a loaded 2-core machine, over 60 s in a full parallel run.
+  const updated = await waitFor('lg-key-sync.service to install the new key', 150_000, async () =>
     (await journal(KEY_SYNC_UNITS.service)).find((line) => line.outcome === 'updated'),
   );
   expect(updated).toMatchObject({ reloaded: true });
@@ -539,7 +574,9 @@ test('the key-sync timer fires: a new signing key reaches haproxy by a seamless 
 
 test('Looker gone for longer than the health-check window: the gateway stays healthy, answers 503 with the code, and the alarm fires', async () => {
   // The load balancer's schedule, from the synthesized target group.
-  const targetGroup = resourceOfType('AWS::ElasticLoadBalancingV2::TargetGroup')[1].Properties;
+  const targetGroup = Object.values(template.Resources).find(
+    (r) => r.Type === 'AWS::ElasticLoadBalancingV2::TargetGroup' && r.Properties.Port === ports.https,
+  )!.Properties;
   const intervalMs = Number(targetGroup.HealthCheckIntervalSeconds) * 1000;
   const checksToFail = Number(targetGroup.UnhealthyThresholdCount);
   const logBefore = (instance!.readFile(ACCESS_LOG_PATH) ?? '').split('\n').length - 1;

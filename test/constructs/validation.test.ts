@@ -9,6 +9,7 @@ import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeConflictPolicy, MappingRuleSet } from '../../core/auth/mapping-rules';
 import { GatewayKeys } from '../../lib/keys/gateway-keys';
+import { FrontendCertificate } from '../../lib/keys/frontend-certificate';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
@@ -143,7 +144,10 @@ describe('LookerGateway props', () => {
 
   test('listener ports that collide', () => {
     expect(() => gateway({ healthCheckPort: 443 })).toThrow(
-      /instancePort, healthCheckPort, readinessPort and metricsPort must differ, got 443, 443, 8081, 8405/,
+      /instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got 443, 443, 8081, 8405, 80: each is a listener of its own/,
+    );
+    expect(() => gateway({ httpRedirectPort: 8080 })).toThrow(
+      /instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got 443, 8080, 8081, 8405, 8080/,
     );
   });
 
@@ -218,7 +222,7 @@ describe('GatewayKeys', () => {
   test('a frontend certificate you provide is never rotated: no schedule, not in the hourly check, no write permission on it', () => {
     const stack = newEmptyStack();
     const provided = new secretsmanager.Secret(stack, 'MyCertificate');
-    new GatewayKeys(stack, 'Keys', { frontendCertificate: provided });
+    new GatewayKeys(stack, 'Keys', { frontendCertificate: FrontendCertificate.fromSecret(provided) });
     const template = Template.fromStack(stack);
     const providedId = stack.getLogicalId(provided.node.defaultChild as secretsmanager.CfnSecret);
     const schedules = Object.values(template.findResources('AWS::SecretsManager::RotationSchedule'));

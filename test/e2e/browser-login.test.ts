@@ -57,6 +57,34 @@ describe('browser login through the local gateway', () => {
     await screenshot(page, 'local-stand-in.png', [field(page, 'request-id'), field(page, 'session-expires')]);
   });
 
+  test('a typed http:// address is redirected to https:// with the same path and query, then logs in and lands there', async () => {
+    const { context, page } = await newPage();
+    const plainAnswers: Array<{ url: string; status: number; location?: string; hsts?: string }> = [];
+    page.on('response', (response) => {
+      if (response.url().startsWith(`${gateway.httpUrl}/`)) {
+        plainAnswers.push({
+          url: response.url(),
+          status: response.status(),
+          location: response.headers().location,
+          hsts: response.headers()['strict-transport-security'],
+        });
+      }
+    });
+    const deepLink = '/dashboards/7?tab=2';
+
+    await page.goto(`${gateway.httpUrl}${deepLink}`);
+    await page.locator('#username').waitFor();
+    // One permanent redirect on plain HTTP, without HSTS; the login starts on the https origin.
+    expect(plainAnswers).toEqual([{ url: `${gateway.httpUrl}${deepLink}`, status: 301, location: `${gateway.url}${deepLink}`, hsts: undefined }]);
+    await submitLogin(page, DEV_USERS.alice);
+
+    expect(page.url()).toBe(`${gateway.url}${deepLink}`);
+    await expect(field(page, 'user').textContent()).resolves.toBe('alice');
+    expect((await context.cookies(gateway.url)).map((c) => c.name)).toContain(SESSION_COOKIE);
+    // Only the first request went over plain HTTP.
+    expect(plainAnswers).toHaveLength(1);
+  });
+
   test('a wrong password is refused at the IdP login form with a message, and nobody is logged in', async () => {
     const { page } = await newPage();
     await page.goto(`${gateway.url}/`);

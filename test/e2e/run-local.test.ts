@@ -5,6 +5,7 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as http from 'node:http';
 import * as https from 'node:https';
 import { AddressInfo, createServer } from 'node:net';
 import * as path from 'node:path';
@@ -103,12 +104,13 @@ async function waitForOutput(runner: StartedRunner, pattern: RegExp, timeoutMs =
 
 describe('the command line', () => {
   test('defaults to port 8443 and the default session settings', () => {
-    expect(parseCommandLine([])).toEqual({ port: DEFAULT_LOCAL_PORT, sessionTtlSeconds: undefined, refreshWindowSeconds: undefined });
+    expect(parseCommandLine([])).toEqual({ port: DEFAULT_LOCAL_PORT, httpPort: undefined, sessionTtlSeconds: undefined, refreshWindowSeconds: undefined });
   });
 
-  test('reads --port, --session-ttl and --refresh-window', () => {
-    expect(parseCommandLine(['--port', '0', '--session-ttl', '60', '--refresh-window', '50'])).toEqual({
+  test('reads --port, --http-port, --session-ttl and --refresh-window', () => {
+    expect(parseCommandLine(['--port', '0', '--http-port', '8080', '--session-ttl', '60', '--refresh-window', '50'])).toEqual({
       port: 0,
+      httpPort: 8080,
       sessionTtlSeconds: 60,
       refreshWindowSeconds: 50,
     });
@@ -117,6 +119,7 @@ describe('the command line', () => {
 
   test('names the bad value and the fix', () => {
     expect(() => parseCommandLine(['--session-ttl=1.5'])).toThrow('--session-ttl "1.5" is not a whole number: give for example --session-ttl 600.');
+    expect(() => parseCommandLine(['--http-port', 'http'])).toThrow('--http-port "http" is not a whole number: give for example --http-port 8080.');
     expect(() => parseCommandLine(['--port'])).toThrow("Option '--port <value>' argument missing");
   });
 });
@@ -148,6 +151,21 @@ describe('npm run local (local/run.ts as a child process)', () => {
     }
   });
 
+  test('a plain HTTP port that is taken is named, with its own flag', async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const port = (squatter.address() as AddressInfo).port;
+    try {
+      const runner = startRunner(['--port', '0', '--http-port', String(port)]);
+      expect(await runner.exited).toBe(1);
+      expect(runner.output()).toContain(
+        `Port ${port} on 127.0.0.1 is already in use: stop what uses it, or choose another port with --http-port (0 picks a free one).`,
+      );
+    } finally {
+      squatter.close();
+    }
+  });
+
   describe('a running gateway', () => {
     let runner: StartedRunner;
     let url: string;
@@ -155,6 +173,7 @@ describe('npm run local (local/run.ts as a child process)', () => {
     let ca: string;
     let agent: { cert: string; key: string };
     let agentPath: string;
+    let httpUrl: string;
 
     beforeAll(async () => {
       runner = startRunner(['--port', '0']);
@@ -166,6 +185,7 @@ describe('npm run local (local/run.ts as a child process)', () => {
         key: readFileSync((await waitForOutput(runner, /^ {2}agent key: +(.+)$/m))[1], 'utf8'),
       };
       agentPath = new URL((await waitForOutput(runner, /^Agent: curl .* (https:\/\/\S+)$/m))[1]).pathname;
+      httpUrl = (await waitForOutput(runner, /^Plain HTTP: (http:\/\/127\.0\.0\.1:\d+) \(redirects every request to (\S+)\)$/m))[1];
     });
 
     afterAll(async () => {
@@ -178,6 +198,18 @@ describe('npm run local (local/run.ts as a child process)', () => {
     test('prints the ready line, the users and the client files', () => {
       expect(runner.output()).toMatch(/alice +password alice-dev-password +groups looker-analysts/);
       expect(existsSync(path.join(folder, 'client', 'ca.pem'))).toBe(true);
+    });
+
+    test('the printed plain HTTP address redirects to the same path on the gateway', async () => {
+      const answer = await new Promise<{ status: number; location?: string }>((resolve, reject) => {
+        http
+          .get(`${httpUrl}/looks/3?x=1`, (res) => {
+            res.resume();
+            resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+          })
+          .on('error', reject);
+      });
+      expect(answer).toEqual({ status: 301, location: `${url}/looks/3?x=1` });
     });
 
     test("the agent's certificate reaches its API route and nothing else", async () => {

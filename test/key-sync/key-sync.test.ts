@@ -4,8 +4,10 @@
  * endpoint, over secrets made by the real rotation handler, and reloads a real haproxy
  * that verifies session JWTs through the slot files and the kid map.
  */
-import { createPrivateKey, randomUUID } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { importJWK, SignJWT } from 'jose';
 import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, seedSecretValue, SigningKeyEntry, SigningKeySetSecret } from '../../core/key-material';
@@ -15,6 +17,7 @@ import { GATEWAY_FILES } from '../../core/layout';
 import { SESSION_COOKIE } from '../../core/session-contract';
 import { handler } from '../../lambda/rotation/index';
 import type { RunningHaproxy } from '../../dev/haproxy';
+import { createCa, createIntermediateCa, issueCertificate } from '../../dev/pki';
 import { freePorts } from '../../dev/ports';
 import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../../dev/aws/secrets-manager-endpoint';
 import type { SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
@@ -310,6 +313,47 @@ test('an unreachable Secrets Manager keeps the last good files', async () => {
   while ((await getWithSession(httpPort, SESSION_COOKIE, await signWith(newNext, 'grace'))) !== 200) await sleep(20);
   expect(await reloadCount(masterSocketHost)).toBe(2);
   expect(randomUUID()).toBeTruthy();
+});
+
+test('your own certificate: PEM files converted by the one line of docs/certificates.md are installed and served after a reload', async () => {
+  // GIVEN a certificate from a CA with an intermediate, as PEM files
+  const root = await createCa('Own Root CA');
+  const intermediate = await createIntermediateCa(root, 'Own Intermediate CA');
+  const own = await issueCertificate(intermediate, { commonName: 'looker.example.com', usages: ['server'], keyAlgorithm: 'RSA_2048' });
+  const dir = mkdtempSync(path.join(tmpdir(), 'lg-own-certificate-'));
+  writeFileSync(path.join(dir, 'cert.pem'), own.cert);
+  writeFileSync(path.join(dir, 'chain.pem'), intermediate.cert);
+  writeFileSync(path.join(dir, 'key.pem'), own.key);
+  // WHEN the documented line converts them
+  const docs = readFileSync(path.join(__dirname, '..', '..', 'docs', 'certificates.md'), 'utf8');
+  const line = docs.split('\n').find((l) => l.startsWith('jq -n --rawfile c cert.pem'));
+  expect(line).toBeDefined();
+  execFileSync('bash', ['-c', line!], { cwd: dir });
+  const converted = readFileSync(path.join(dir, 'frontend-certificate.json'), 'utf8');
+  rmSync(dir, { recursive: true, force: true });
+  const secret = parseGatewaySecret(converted, SECRET_KINDS.frontendCertificate, 'converted');
+  expect(secret).toMatchObject({ certificatePem: own.cert, chainPem: intermediate.cert, privateKeyPem: own.key, selfSigned: false });
+  expect(Date.parse(secret.notAfter)).toBe(Date.parse(new X509Certificate(own.cert).validTo));
+  // AND the result is put into the secret key-sync reads
+  const previous = model.valueAt(arns.frontendCertificate);
+  model.putSecretValue({ SecretId: arns.frontendCertificate, SecretString: converted });
+  const reloads = await reloadCount(masterSocketHost);
+  // THEN key-sync installs certificate, chain and key, and haproxy reloads onto them
+  const run = await sync();
+  expect(run.lines[0]).toMatchObject({ outcome: 'updated', reloaded: true, changed: ['tls/frontend.pem'] });
+  const installed = readFileSync(path.join(configDirHost, GATEWAY_FILES.frontendCertificate), 'utf8');
+  for (const part of [own.cert, intermediate.cert]) expect(installed).toContain(part.trim());
+  expect(createPrivateKey(installed).asymmetricKeyType).toBe('rsa');
+  expect(await reloadCount(masterSocketHost)).toBe(reloads + 1);
+  const served = execFileSync(
+    'bash',
+    ['-c', `openssl s_client -connect 127.0.0.1:${httpsPort} -servername looker.example.com -showcerts </dev/null 2>/dev/null`],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  expect(new X509Certificate(served.slice(served.indexOf('-----BEGIN CERTIFICATE-----'))).fingerprint256).toBe(new X509Certificate(own.cert).fingerprint256);
+
+  model.putSecretValue({ SecretId: arns.frontendCertificate, SecretString: previous! });
+  expect((await sync()).lines[0]).toMatchObject({ outcome: 'updated', reloaded: true });
 });
 
 describe('a secret whose first rotation has not finished (a new stack)', () => {

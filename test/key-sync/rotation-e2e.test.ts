@@ -32,6 +32,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { decodeProtectedHeader } from 'jose';
 import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SigningKeySetSecret, VerificationKeySetSecret } from '../../core/key-material';
 import { GatewayKeys, GatewayKeysProps } from '../../lib/keys/gateway-keys';
+import { FrontendCertificate } from '../../lib/keys/frontend-certificate';
 import { renderGatewayConfig } from '../../core/haproxy';
 import { renderKeySyncUnit, KeySyncUnit } from '../../core/instance/key-sync';
 import { SESSION_COOKIE } from '../../core/session-contract';
@@ -144,7 +145,7 @@ function synth(props: GatewayKeysProps, keys: typeof GatewayKeys = GatewayKeys):
   const stack = new Stack(newTestApp(), 'Gateway');
   new keys(stack, 'Keys', {
     domainName: GATEWAY_HOST,
-    frontendCertificate: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Frontend', frontendSecretArn),
+    frontendCertificate: FrontendCertificate.fromSecret(secretsmanager.Secret.fromSecretCompleteArn(stack, 'Frontend', frontendSecretArn)),
     ...props,
   });
   return Template.fromStack(stack).toJSON() as TemplateJson;
