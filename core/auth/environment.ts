@@ -74,7 +74,7 @@ export interface AuthServiceEnvironment {
   readonly LG_IDP_TOKEN_AUTH_METHOD?: string;
   /**
    * ARN (or name) of the secret with the private key for `private_key_jwt`: JSON
-   * `{"privateKeyPem": "-----BEGIN PRIVATE KEY-----...", "certificatePem"?: "...", "alg"?: "RS256"}`
+   * `{"privateKeyPem": "<private key, PEM>", "certificatePem"?: "...", "alg"?: "RS256"}`
    * (the certificate gives Entra ID the `x5t#S256` thumbprint it looks the key up by).
    * @default - none (required with private_key_jwt)
    */

@@ -5,7 +5,7 @@
  * effect within the cache time, and at once when the IdP answers `invalid_client` (one
  * rate-limited re-read, then one retry). The credential is never logged.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import * as client from 'openid-client';
 import { importPKCS8, type CryptoKey as JoseCryptoKey } from 'jose';
 import type { TokenEndpointAuthMethod } from '../../core/auth/idp-profiles';
@@ -47,24 +47,20 @@ export interface ClientKey {
 }
 
 /**
- * The private key secret: JSON `{"privateKeyPem": "-----BEGIN PRIVATE KEY-----...",
- * "certificatePem"?: "-----BEGIN CERTIFICATE-----...", "alg"?: "RS256" | "PS256" | "ES256",
- * "kid"?: "..."}`. The key must be PKCS#8; the certificate, when given, is the one
- * registered at the IdP.
+ * The private key secret: JSON `{"privateKeyPem": "<private key, PEM>",
+ * "certificatePem"?: "<certificate, PEM>", "alg"?: "RS256" | "PS256" | "ES256",
+ * "kid"?: "..."}`. Any unencrypted PEM private key node can read (PKCS#8, PKCS#1 RSA, SEC1 EC)
+ * is accepted and kept as PKCS#8, the form jose signs with; the certificate, when given, is the
+ * one registered at the IdP.
  */
 export function parseClientKey(secretString: string): ClientKey {
   let value: Record<string, unknown>;
   try {
     value = JSON.parse(secretString) as Record<string, unknown>;
   } catch {
-    throw new Error('The IdP client key secret is not JSON: store {"privateKeyPem": "-----BEGIN PRIVATE KEY-----...", "certificatePem": "..."}.');
+    throw new Error('The IdP client key secret is not JSON: store {"privateKeyPem": "<private key, PEM>", "certificatePem": "<certificate, PEM>"}.');
   }
-  const pem = value.privateKeyPem;
-  if (typeof pem !== 'string' || !pem.includes('-----BEGIN PRIVATE KEY-----')) {
-    throw new Error(
-      'The IdP client key secret has no "privateKeyPem" in PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"); convert with: openssl pkcs8 -topk8 -nocrypt -in key.pem.',
-    );
-  }
+  const pem = toPkcs8Pem(value.privateKeyPem);
   const alg = value.alg ?? 'RS256';
   if (typeof alg !== 'string' || !(KEY_ALGORITHMS as readonly string[]).includes(alg))
     throw new Error(`The IdP client key secret's "alg" ${JSON.stringify(alg)} is not one of ${KEY_ALGORITHMS.join(', ')}.`);
@@ -79,6 +75,16 @@ export function parseClientKey(secretString: string): ClientKey {
   }
   if (value.kid !== undefined && typeof value.kid !== 'string') throw new Error('The IdP client key secret\'s "kid" is not a string.');
   return { privateKeyPem: pem, alg: alg as ClientKeyAlgorithm, thumbprintS256, kid: value.kid as string | undefined };
+}
+
+/** The key as PKCS#8 PEM, whatever PEM form it was stored in; never echoes the value in an error. */
+function toPkcs8Pem(value: unknown): string {
+  if (typeof value !== 'string') throw new Error('The IdP client key secret has no "privateKeyPem" string.');
+  try {
+    return createPrivateKey({ key: value, format: 'pem' }).export({ type: 'pkcs8', format: 'pem' }).toString();
+  } catch {
+    throw new Error('The IdP client key secret\'s "privateKeyPem" is not an unencrypted private key in PEM (PKCS#8, PKCS#1 RSA or SEC1 EC).');
+  }
 }
 
 export interface ClientCredentialsOptions {

@@ -55,8 +55,8 @@ export interface IdentityProviderSettings {
    */
   readonly tokenEndpointAuthMethod?: string;
   /**
-   * For private_key_jwt: a secret holding JSON `{"privateKeyPem": "-----BEGIN PRIVATE KEY-----...",
-   * "certificatePem": "-----BEGIN CERTIFICATE-----...", "alg": "RS256"}` (PKCS#8 key; the
+   * For private_key_jwt: a secret holding JSON `{"privateKeyPem": "<private key, PEM>",
+   * "certificatePem": "<certificate, PEM>", "alg": "RS256"}` (any unencrypted PEM private key; the
    * certificate registered at the IdP gives Entra ID its `x5t#S256`). You rotate it: see
    * docs/idps.md "Rotating a private_key_jwt key".
    * @default - none
