@@ -11,6 +11,7 @@ import { createAuthService, resolveRoute } from '../../lambda/auth/service';
 import { CachedSecret, StaticSecretSource } from '../../lambda/shared/secrets';
 import { freePort } from '../../dev/ports';
 import { CLIENT_SECRET, CookieJar, Harness, idpLogin, login, request, startHarness } from './support/harness';
+import { apiGatewayGetEvent } from '../../dev/aws/api-gateway-event';
 
 let h: Harness;
 /** Every token, code, cookie and secret value the tests saw, to scan the logs for at the end. */
@@ -309,11 +310,11 @@ describe('configuration', () => {
       expect.stringContaining('LG_MAPPING_RULES Invalid claim mapping rules: rule #1 ("x"): match is empty'),
     ]);
     for (const accept of ['application/json', 'text/html']) {
-      const answer = await service.handle(event('/oauth2/start', { accept }));
+      const answer = await service.handle(apiGatewayGetEvent('/oauth2/start', { accept }));
       expect(answer.statusCode).toBe(503);
       expect(answer.body).toContain('configuration is invalid');
     }
-    const health = await service.handle(event('/oauth2/healthz'));
+    const health = await service.handle(apiGatewayGetEvent('/oauth2/healthz'));
     expect(health.statusCode).toBe(503);
     // Logged once; each request adds only its audit event.
     expect(lines.filter((l) => l.includes('"type":"log"'))).toHaveLength(1);
@@ -347,24 +348,6 @@ describe('configuration', () => {
   });
 });
 
-function event(path: string, headers: Record<string, string> = {}, extra: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
-  return {
-    resource: '/{proxy+}',
-    path,
-    httpMethod: 'GET',
-    headers,
-    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: { proxy: path.replace(/^\//, '') },
-    stageVariables: null,
-    body: null,
-    isBase64Encoded: false,
-    requestContext: { requestId: 'apigw-req-1', stage: 'prod', path: `/prod${path}` } as APIGatewayProxyEvent['requestContext'],
-    ...extra,
-  };
-}
-
 describe('routes behind a stage or base path', () => {
   test.each([
     ['proxy resource at the root', { resource: '/{proxy+}', path: '/oauth2/jwks.json', pathParameters: { proxy: 'oauth2/jwks.json' } }],
@@ -374,13 +357,13 @@ describe('routes behind a stage or base path', () => {
     ['stage only in requestContext.path', { resource: undefined as unknown as string, path: '/prod/oauth2/jwks.json', pathParameters: null }],
     ['trailing slash', { resource: '/{proxy+}', path: '/oauth2/jwks.json/', pathParameters: { proxy: 'oauth2/jwks.json/' } }],
   ])('%s', (_name, shape) => {
-    expect(resolveRoute({ ...event('/x'), ...shape } as APIGatewayProxyEvent)).toBe('/oauth2/jwks.json');
+    expect(resolveRoute({ ...apiGatewayGetEvent('/x'), ...shape } as APIGatewayProxyEvent)).toBe('/oauth2/jwks.json');
   });
 
   test('an unknown path is 404, not 500', async () => {
     const service = createAuthService(h.environment, { secretSource: new StaticSecretSource(), logSink: { write: () => undefined } });
-    expect((await service.handle(event('/oauth2/nope'))).statusCode).toBe(404);
-    expect((await service.handle(event('/prod/oauth2/healthz'))).statusCode).toBe(200);
+    expect((await service.handle(apiGatewayGetEvent('/oauth2/nope'))).statusCode).toBe(404);
+    expect((await service.handle(apiGatewayGetEvent('/prod/oauth2/healthz'))).statusCode).toBe(200);
   });
 
   test('several Set-Cookie headers travel in multiValueHeaders', async () => {

@@ -8,12 +8,12 @@
  * Real parts: the rotation handler writes the key sets in the Secrets Manager model, the
  * service reads them through its SDK client (SecretsManagerSource), as in Lambda.
  */
-import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { SECRET_KINDS, seedSecretValue } from '../../core/key-material';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
 import { createAuthService } from '../../lambda/auth/service';
 import { SecretsManagerSource } from '../../lambda/shared/secrets';
 import { rotateAndWait, RotationWorld, startRotationWorld } from '../rotation/fixture';
+import { apiGatewayGetEvent } from '../../dev/aws/api-gateway-event';
 
 let world: RotationWorld;
 let logs: Record<string, unknown>[];
@@ -42,23 +42,6 @@ function service(waitSeconds: string) {
   );
 }
 
-function jwksRequest(): APIGatewayProxyEvent {
-  return {
-    resource: '/{proxy+}',
-    path: '/oauth2/jwks.json',
-    httpMethod: 'GET',
-    headers: {},
-    multiValueHeaders: {},
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: { proxy: 'oauth2/jwks.json' },
-    stageVariables: null,
-    body: null,
-    isBase64Encoded: false,
-    requestContext: { requestId: 'r1' } as APIGatewayProxyEvent['requestContext'],
-  };
-}
-
 const waitLines = () => logs.filter((l) => l.event === 'first-keys').map((l) => `${l.level}: ${l.message}`);
 
 test('a request that arrives while the first rotation runs waits for it and gets the real keys', async () => {
@@ -67,7 +50,7 @@ test('a request that arrives while the first rotation runs waits for it and gets
   const started = await model.rotateSecret({ SecretId: arns.signingKeys });
   expect(model.valueAt(arns.signingKeys)).toBe(seedSecretValue(SECRET_KINDS.signingKeys));
 
-  const answer = service('8').handle(jwksRequest());
+  const answer = service('8').handle(apiGatewayGetEvent('/oauth2/jwks.json'));
   // The rotation function runs 1.5 s later (a cold start, a slow first rotation).
   setTimeout(release, 1500);
   const jwks = await answer;
@@ -85,7 +68,7 @@ test('a request that arrives while the first rotation runs waits for it and gets
 test('the wait is bounded: without keys the request gets 503 keys_not_ready, and a seed is not cached for the next request', async () => {
   const { model, arns } = world;
   const auth = service('2');
-  const first = await auth.handle(jwksRequest());
+  const first = await auth.handle(apiGatewayGetEvent('/oauth2/jwks.json'));
   expect(first.statusCode).toBe(503);
   expect(JSON.parse(first.body)).toMatchObject({ reason: 'keys-not-ready' });
   expect(waitLines().at(-1)).toBe(`warn: Secret ${arns.signingKeys} still holds no keys after waiting 2000 ms: answering that the keys are not ready.`);
@@ -93,7 +76,7 @@ test('the wait is bounded: without keys the request gets 503 keys_not_ready, and
   // The rotation finishes; the very next request (well within the 300 s cache) has the keys without waiting.
   expect(await rotateAndWait(model, arns.signingKeys)).toMatchObject({ succeeded: true });
   const linesBefore = waitLines().length;
-  const second = await auth.handle(jwksRequest());
+  const second = await auth.handle(apiGatewayGetEvent('/oauth2/jwks.json'));
   expect(second.statusCode).toBe(200);
   expect(waitLines()).toHaveLength(linesBefore);
 });

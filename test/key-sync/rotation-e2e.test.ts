@@ -28,7 +28,6 @@ import * as path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { decodeProtectedHeader } from 'jose';
 import { parseGatewaySecret, SECRET_KIND_TAG, SECRET_KINDS, SigningKeySetSecret, VerificationKeySetSecret } from '../../core/key-material';
 import { GatewayKeys, GatewayKeysProps } from '../../lib/keys/gateway-keys';
@@ -52,6 +51,7 @@ import { AuthStandIn, LookerStandIn, startAuthStandIn, startLookerStandIn } from
 import { GatewayClient } from '../../dev/proxy-client';
 import { captureLogs } from '../rotation/fixture';
 import { reloadCount, rootScratchDir, runKeySync, SyncRun, TRIXIE_ROOT, startHaproxyInRoot } from './harness';
+import { apiGatewayGetEvent } from '../../dev/aws/api-gateway-event';
 
 jest.setTimeout(600_000);
 
@@ -256,23 +256,6 @@ async function get(token: string): Promise<number> {
   }
 }
 
-function jwksRequest(): APIGatewayProxyEvent {
-  return {
-    resource: '/{proxy+}',
-    path: '/oauth2/jwks.json',
-    httpMethod: 'GET',
-    headers: {},
-    multiValueHeaders: {},
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: { proxy: 'oauth2/jwks.json' },
-    stageVariables: null,
-    body: null,
-    isBase64Encoded: false,
-    requestContext: { requestId: 'e2e' } as APIGatewayProxyEvent['requestContext'],
-  };
-}
-
 /** The tokens the clients send: sessions that are still "alive" (see the header). */
 let pool: string[] = [];
 
@@ -299,7 +282,7 @@ test('a first deployment with slow rotations: the auth service waits for the fir
     },
     { secretSource: new SecretsManagerSource(), logSink: { write: (line) => void authLogs.push(JSON.parse(line) as Record<string, unknown>) } },
   );
-  const answer = service.handle(jwksRequest());
+  const answer = service.handle(apiGatewayGetEvent('/oauth2/jwks.json'));
   setTimeout(release, 2000);
   expect((await answer).statusCode).toBe(200);
   await model.settled();
