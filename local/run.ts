@@ -5,16 +5,19 @@
  */
 import { parseArgs } from 'node:util';
 import { DEV_USERS } from './dev-users';
-import type { LocalGateway, LocalGatewayOptions } from './gateway';
+import type { LocalGateway, LocalGatewayMode, LocalGatewayOptions } from './gateway';
 
 export const DEFAULT_LOCAL_PORT = 8443;
 
-const USAGE = `Usage: npm run local -- [--port <port>] [--session-ttl <seconds>] [--refresh-window <seconds>]
+const USAGE = `Usage: npm run local -- [--port <port>] [--session-ttl <seconds>] [--refresh-window <seconds>] [--mode broker|direct]
 
   --port <port>               gateway port on 127.0.0.1 (default ${DEFAULT_LOCAL_PORT}; 0 picks a free one)
   --session-ttl <seconds>     session lifetime (default 600)
   --refresh-window <seconds>  refresh a session that expires within this many seconds
                               (default 60, or a fifth of the session lifetime when shorter)
+  --mode broker|direct        broker (default): the Looker stand-in logs users in with Looker's own
+                              OpenID Connect login at the gateway and applies the mapped roles;
+                              direct: it only shows the identity headers the gateway sends
   --help                      show this help`;
 
 /** Parses the command line; throws an Error whose message names the bad value and the fix. */
@@ -27,6 +30,7 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
         port: { type: 'string' },
         'session-ttl': { type: 'string' },
         'refresh-window': { type: 'string' },
+        mode: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -45,7 +49,13 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
     port: whole('port', parsed.values.port) ?? DEFAULT_LOCAL_PORT,
     sessionTtlSeconds: whole('session-ttl', parsed.values['session-ttl']),
     refreshWindowSeconds: whole('refresh-window', parsed.values['refresh-window']),
+    mode: modeOf(parsed.values.mode),
   };
+}
+
+function modeOf(raw: string | undefined): LocalGatewayMode {
+  if (raw === undefined || raw === 'broker' || raw === 'direct') return raw ?? 'broker';
+  throw new Error(`--mode ${JSON.stringify(raw)} is not a mode: give --mode broker (Looker's own OpenID Connect login at the gateway, the default) or --mode direct (identity headers only).`);
 }
 
 function describe(gateway: LocalGateway): string {
@@ -60,6 +70,9 @@ function describe(gateway: LocalGateway): string {
     `Dev IdP: ${gateway.idp.issuer}; users:`,
     users,
     `Session lifetime ${gateway.sessionTtlSeconds} s, refreshed inline within ${gateway.refreshWindowSeconds} s of expiry.`,
+    gateway.mode === 'broker'
+      ? "Mode: broker (the Looker stand-in signs users in with Looker's own OpenID Connect login at the gateway; --mode direct for headers only)."
+      : 'Mode: direct (the Looker stand-in shows the identity headers the gateway sends; Looker itself would not read them).',
     `Agent: curl --cacert ${gateway.caFile} --cert ${gateway.agentCertFile} --key ${gateway.agentKeyFile} ${gateway.url}${gateway.agentPaths[0] ?? '/'}`,
     `Press Ctrl-C to stop.`,
   ].join('\n');

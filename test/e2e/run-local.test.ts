@@ -8,7 +8,6 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { AddressInfo, createServer } from 'node:net';
 import * as path from 'node:path';
-import { AUTH_METHODS } from '../../lib/session-contract';
 import { DEFAULT_LOCAL_PORT, parseCommandLine } from '../../local/run';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -99,17 +98,18 @@ async function waitForOutput(runner: StartedRunner, pattern: RegExp, timeoutMs =
 
 describe('the command line', () => {
   test('defaults to port 8443 and the default session settings', () => {
-    expect(parseCommandLine([])).toEqual({ port: DEFAULT_LOCAL_PORT, sessionTtlSeconds: undefined, refreshWindowSeconds: undefined });
+    expect(parseCommandLine([])).toEqual({ port: DEFAULT_LOCAL_PORT, sessionTtlSeconds: undefined, refreshWindowSeconds: undefined, mode: 'broker' });
   });
 
   test('reads --port, --session-ttl and --refresh-window', () => {
-    expect(parseCommandLine(['--port', '0', '--session-ttl', '60', '--refresh-window', '50'])).toEqual({ port: 0, sessionTtlSeconds: 60, refreshWindowSeconds: 50 });
+    expect(parseCommandLine(['--port', '0', '--session-ttl', '60', '--refresh-window', '50', '--mode', 'direct'])).toEqual({ port: 0, sessionTtlSeconds: 60, refreshWindowSeconds: 50, mode: 'direct' });
     expect(parseCommandLine(['--help'])).toBe('help');
   });
 
   test('names the bad value and the fix', () => {
     expect(() => parseCommandLine(['--session-ttl=1.5'])).toThrow('--session-ttl "1.5" is not a whole number: give for example --session-ttl 600.');
     expect(() => parseCommandLine(['--port'])).toThrow("Option '--port <value>' argument missing");
+    expect(() => parseCommandLine(['--mode', 'headers'])).toThrow('--mode "headers" is not a mode: give --mode broker');
   });
 });
 
@@ -170,11 +170,17 @@ describe('npm run local (local/run.ts as a child process)', () => {
       expect(existsSync(path.join(folder, 'client', 'ca.pem'))).toBe(true);
     });
 
+    test('prints that it runs in broker mode', () => {
+      expect(runner.output()).toMatch(/^Mode: broker /m);
+    });
+
     test("the agent's certificate reaches its API route and nothing else", async () => {
       const withCertificate = { ca, cert: agent.cert, key: agent.key };
       const allowed = await get(`${url}${agentPath}`, withCertificate);
-      expect(allowed.status).toBe(200);
-      expect(JSON.parse(allowed.body)).toMatchObject({ user: 'local-agent', auth: AUTH_METHODS.clientCertificate });
+      // Broker mode: the gateway lets the agent through to Looker, whose API wants its own
+      // login (an API3 token), as Looker's does: the answer is Looker's, with the gateway's request id.
+      expect(allowed.status).toBe(401);
+      expect(JSON.parse(allowed.body)).toMatchObject({ message: 'Requires authentication.', request_id: expect.stringMatching(/\S/) });
 
       const otherMachinePath = await get(`${url}/api/4.0/queries/42`, withCertificate);
       expect(otherMachinePath.status).toBe(403);
