@@ -14,8 +14,7 @@ import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type Signing
 import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../lib/auth/environment';
 import { evaluateMappingRules, type MappingDenial, type MappingGrant } from '../../lib/auth/mapping-rules';
 import { checkReturnTo } from '../../lib/auth/return-to';
-import { LOOKER_BROKER_PATHS } from '../../lib/auth/looker-broker';
-import { LOOKER_BROKER_DISCOVERY_PATHS } from '../../lib/auth/looker-broker-protocol';
+import { LOOKER_BROKER_DISCOVERY_PATHS, LOOKER_BROKER_PATHS } from '../../lib/auth/looker-broker';
 import { AuthorizationCodeStoreError, DynamoDbAuthorizationCodeStore, InMemoryAuthorizationCodeStore, type AuthorizationCodeStore } from './authorization-codes';
 import { LookerBroker, type BrokerRequest } from './looker-broker';
 import { parseClientSecret } from './idp-credentials';

@@ -13,9 +13,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { ATTRIBUTE_CLAIM_PREFIX, AUTH_PATHS, CLAIMS } from '../session-contract';
 import { LOOKER_BROKER_PATHS, LOOKER_CLAIMS, LOOKER_SCOPES } from './looker-broker';
 
-/** Where tooling finds the broker's discovery document: under the broker's paths, and at the issuer's well-known path. */
-export const LOOKER_BROKER_DISCOVERY_PATHS = ['/oauth2/looker/.well-known/openid-configuration', '/.well-known/openid-configuration'] as const;
-
 /** An authorization code is good for this long: Looker redeems it server-side right after the redirect. */
 export const AUTHORIZATION_CODE_SECONDS = 60;
 /** Lifetime of the broker's access tokens and ID tokens: Looker uses them once, at login. */

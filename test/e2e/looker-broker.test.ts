@@ -186,4 +186,10 @@ describe('broker mode: Looker signs users in at the gateway and applies the mapp
     // And the gateway's own routes still work beside it.
     expect((await httpsRequest(`${gateway.url}${AUTH_PATHS.jwks}`, ca())).status).toBe(200);
   });
+
+  test("the discovery document is served at the issuer's well-known path through HAProxy (for tooling; Looker reads none)", async () => {
+    const answer = await httpsRequest(`${gateway.url}/.well-known/openid-configuration`, ca());
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ issuer: gateway.url, token_endpoint: `${gateway.url}${LOOKER_BROKER_PATHS.token}`, jwks_uri: `${gateway.url}${AUTH_PATHS.jwks}` });
+  });
 });
