@@ -27,8 +27,6 @@ export interface AuthorizationCodeGrant {
   readonly codeChallengeMethod?: 'S256' | 'plain';
   /** The gateway session the code was issued from (a logout since then refuses the code). */
   readonly sessionId: string;
-  /** Epoch seconds: when the user signed in at the IdP for that session (`auth_time`). */
-  readonly authTime?: number;
   /** The claims Looker receives (lookerUserClaims): in the ID token and from userinfo. */
   readonly claims: Readonly<Record<string, unknown>>;
 }

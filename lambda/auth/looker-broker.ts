@@ -135,7 +135,6 @@ export class LookerBroker {
       codeChallenge: request.codeChallenge,
       codeChallengeMethod: request.codeChallengeMethod,
       sessionId: sid,
-      authTime: typeof session.iat === 'number' ? session.iat : undefined,
       claims: lookerUserClaims(session),
     };
     await this.deps.codes.issue(authorizationCodeKey(code), grant, this.seconds() + AUTHORIZATION_CODE_SECONDS);
@@ -201,7 +200,6 @@ export class LookerBroker {
       azp: config.clientId,
       iat: now,
       exp,
-      ...(grant.authTime !== undefined ? { auth_time: grant.authTime } : {}),
       ...(grant.nonce !== undefined ? { nonce: grant.nonce } : {}),
     });
     const accessToken = await signer.sign(
