@@ -16,7 +16,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { decodeJwt, type JWTPayload } from 'jose';
 import { AUTH_PATHS, RETURN_TO_PARAM } from '../../lib/session-contract';
 import type { LookerBrokerConfig } from '../../lib/auth/environment';
-import { LOOKER_BROKER_PATHS } from '../../lib/auth/looker-broker';
+import { LOOKER_BROKER_PATHS, lookerAttributeClaim } from '../../lib/auth/looker-broker';
 import {
   AUTHORIZATION_CODE_SECONDS,
   authorizationCodeKey,
@@ -52,6 +52,8 @@ export interface LookerBrokerDependencies {
   /** Looker's client secret (plain text). */
   readonly clientSecret: CachedSecret<string>;
   readonly now: () => number;
+  /** The user attributes the mapping rules can set (their `attr_` claims are listed in the discovery document). */
+  readonly attributeNames: readonly string[];
 }
 
 /** One request as the service hands it over. */
@@ -254,7 +256,8 @@ export class LookerBroker {
   async discovery(): Promise<ProxyResult> {
     const { keys } = await this.deps.signer.jwks();
     const algorithms = [...new Set(keys.map((key) => String(key.alg)))];
-    return jsonResponse(200, lookerBrokerDiscovery(this.deps.config.issuer, algorithms, []), { headers: { 'Cache-Control': 'public, max-age=300' } });
+    const attributeClaims = this.deps.attributeNames.map((name) => lookerAttributeClaim(name));
+    return jsonResponse(200, lookerBrokerDiscovery(this.deps.config.issuer, algorithms, attributeClaims), { headers: { 'Cache-Control': 'public, max-age=300' } });
   }
 }
 

@@ -281,6 +281,7 @@ class ConfiguredAuthService implements AuthService {
         revocations: this.revocations,
         clientSecret: new CachedSecret(deps.secretSource, config.lookerBroker.clientSecretId, parseClientSecret, cacheOptions),
         now: this.now,
+        attributeNames: [...new Set(config.mappingRules.rules.flatMap((rule) => Object.keys(rule.grant.attributes ?? {})))].sort(),
       });
     }
   }

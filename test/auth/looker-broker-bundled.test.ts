@@ -364,6 +364,7 @@ describe('discovery and keys, for tooling', () => {
       jwks_uri: `${h.gatewayUrl}${AUTH_PATHS.jwks}`,
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       id_token_signing_alg_values_supported: [h.signingKeys.alg],
+      claims_supported: expect.arrayContaining(['groups', 'given_name', 'attr_region', 'attr_team']),
     });
   });
 });
