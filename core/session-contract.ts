@@ -51,6 +51,9 @@ export const CLAIMS = {
   subject: 'sub',
   email: 'email',
   name: 'name',
+  /** First and last name as the IdP gives them (OpenID Connect's standard claims), only when it does: Looker's first and last name in broker mode. */
+  givenName: 'given_name',
+  familyName: 'family_name',
   sessionId: 'sid',
   issuedAt: 'iat',
   notBefore: 'nbf',

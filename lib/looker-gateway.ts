@@ -252,11 +252,9 @@ export class LookerGateway extends Construct {
       });
       // Looker switches to the broker only once the gateway instances answer.
       this.lookerOidc.resource.node.addDependency(this.fleet.autoScalingGroup);
-      // Remove with the auth service's broker routes (issue 12, part 2).
-      Annotations.of(this.lookerOidc).addWarningV2(
-        'cdk-looker-gateway:broker-not-served-yet',
-        "lookerOidc points Looker's OpenID Connect login at the broker routes (/oauth2/looker/...), which this version of the auth service does not serve yet: Looker's OIDC logins fail until broker mode is in the auth service. Looker admins keep the alternate e-mail login (/login/email).",
-      );
+      // The auth service serves the broker for the client the custom resource registers in Looker.
+      this.authService.serveLookerBroker(this.lookerOidc.clientId, this.lookerOidc.clientSecret);
+      warnAboutBrokerMode(this.lookerOidc, props);
     }
 
     this.observability.monitorFleet(this.fleet);
@@ -322,6 +320,30 @@ function assertTwoZones(where: string, vpc: ec2.IVpc): void {
     throw new GatewayPropsError(
       where,
       `the VPC spans ${zones.length} Availability Zone(s) (${zones.join(', ') || 'none'}); the gateway needs at least 2 so that it survives the loss of one. Give a VPC with subnets in 2 or more AZs, or leave vpc unset to get a new one.`,
+    );
+  }
+}
+
+/**
+ * Broker mode settings that deploy but do not do what was meant: Looker's servers must trust
+ * the certificate of the gateway's token and userinfo URLs (a self-signed one they do not),
+ * and only Looker groups become Looker roles (a rule that grants roles but no group admits
+ * nobody into Looker).
+ */
+function warnAboutBrokerMode(scope: Construct, props: LookerGatewayProps): void {
+  if (!props.frontendCertificate) {
+    Annotations.of(scope).addWarningV2(
+      'cdk-looker-gateway:broker-self-signed-certificate',
+      "lookerOidc is on but no frontendCertificate is given: Looker's servers call the broker's token and userinfo URLs at https://<domainName> and refuse the self-signed certificate the gateway makes, so Looker's OIDC logins fail. Give a frontendCertificate from a CA Looker trusts (docs/looker-oidc.md, \"The network path\").",
+    );
+  }
+  const roleOnly = props.mappingRules.rules
+    .filter((rule) => (rule.grant.roles?.length ?? 0) > 0 && (rule.grant.groups?.length ?? 0) === 0)
+    .map((rule) => JSON.stringify(rule.name));
+  if (roleOnly.length > 0) {
+    Annotations.of(scope).addWarningV2(
+      'cdk-looker-gateway:broker-rule-without-looker-group',
+      `lookerOidc is on, and the mapping rule(s) ${roleOnly.join(', ')} grant roles but no Looker group: in broker mode Looker takes roles from groups only (groupRoles), so their grant.roles reach Looker only as headers, which it does not read. Grant the Looker group that carries the role instead.`,
     );
   }
 }

@@ -25,6 +25,8 @@ export interface LocalAuthSettings {
   readonly sessionTtlSeconds: number;
   readonly refreshWindowSeconds: number;
   readonly clockSkewSeconds: number;
+  /** Broker mode: the auth service is Looker's OpenID provider (its client secret is `lookerClientSecret`). */
+  readonly lookerBroker: boolean;
 }
 
 export interface LocalAuthOptions {
@@ -32,6 +34,8 @@ export interface LocalAuthOptions {
   readonly pki: LocalPki;
   readonly settings: LocalAuthSettings;
   readonly idpClientSecret: string;
+  /** Looker's client secret at the broker (broker mode). */
+  readonly lookerClientSecret?: string;
   readonly signingKeys: SigningKeySetSecret;
   readonly cookieKeys: CookieKeySetSecret;
 }
@@ -44,8 +48,9 @@ export interface RunningLocalAuth {
   stop(): Promise<void>;
 }
 
-const SECRET_IDS = {
+export const SECRET_IDS = {
   clientSecret: 'local/idp-client-secret',
+  lookerClientSecret: 'local/looker-client-secret',
   signingKeys: 'local/session-signing-keys',
   cookieKeys: 'local/cookie-encryption-keys',
 } as const;
@@ -85,6 +90,7 @@ export function localAuthEnvironment(options: LocalAuthSettings): AuthServiceEnv
     LG_MAPPING_RULES: JSON.stringify(DEV_MAPPING_RULES),
     LG_SIGNING_KEYS_SECRET_ARN: SECRET_IDS.signingKeys,
     LG_COOKIE_KEYS_SECRET_ARN: SECRET_IDS.cookieKeys,
+    ...(options.lookerBroker ? { LG_LOOKER_CLIENT_SECRET_ARN: SECRET_IDS.lookerClientSecret } : {}),
   };
 }
 
@@ -98,6 +104,7 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<Running
       [SECRET_IDS.clientSecret]: options.idpClientSecret,
       [SECRET_IDS.signingKeys]: options.signingKeys,
       [SECRET_IDS.cookieKeys]: options.cookieKeys,
+      ...(options.lookerClientSecret ? { [SECRET_IDS.lookerClientSecret]: options.lookerClientSecret } : {}),
     }),
     idpFetch: await fetchTrustingCa(options.pki.ca.cert),
     logSink: {

@@ -11,10 +11,11 @@ import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from '../dev/stand-ins/idp/dev-users';
 import { createLocalFolder } from './files';
 import { startLocalHaproxy } from './haproxy';
 import { generateCookieKeySet, generateSigningKeySet } from './keys';
-import { SeenRequest, startLookerStandIn } from '../dev/stand-ins/looker/looker-stand-in';
-import { createLocalPki, pemChain, spkiSha256Base64 } from './pki';
+import { RunningLookerStandIn, SeenRequest, startLookerStandIn } from '../dev/stand-ins/looker/looker-stand-in';
+import { configureLocalLooker, newLocalBrokerSecrets } from './looker-broker-setup';
+import { createLocalPki, LOOKER_TLS_NAME, pemChain, spkiSha256Base64 } from './pki';
 import { CleanupStack } from './processes';
-import { assertPortFree, freePort, waitUntilReady } from '../dev/readiness';
+import { assertPortFree, freePort, httpsRequest, waitUntilReady } from '../dev/readiness';
 
 export interface LocalGatewayOptions {
   /** Port of the gateway on 127.0.0.1. @default 0 - a free port chosen by the kernel */
@@ -30,7 +31,18 @@ export interface LocalGatewayOptions {
   readonly refreshWindowSeconds?: number;
   /** Folder under which the temporary folder is made. @default - the OS temporary folder */
   readonly tempParent?: string;
+  /**
+   * How the Looker stand-in learns who the user is: `broker`, Looker's own OpenID Connect
+   * login at the gateway's broker (roles and attributes applied by Looker, as in a real
+   * deployment), or `direct`, the identity headers only (for upstreams that read them).
+   * @default 'broker'
+   */
+  readonly mode?: LocalGatewayMode;
+  /** The dev IdP's test-only admin endpoints (change a user's claims while running): tests only. @default false */
+  readonly idpTestAdmin?: boolean;
 }
+
+export type LocalGatewayMode = 'broker' | 'direct';
 
 export interface LocalGateway {
   /** `https://127.0.0.1:<port>` */
@@ -55,9 +67,17 @@ export interface LocalGateway {
   readonly refreshWindowSeconds: number;
   /** Clock skew HAProxy and the auth service allow on expiry, seconds. */
   readonly clockSkewSeconds: number;
-  readonly idp: { readonly issuer: string; stats(): Promise<DevIdpStats> };
+  readonly idp: {
+    readonly issuer: string;
+    stats(): Promise<DevIdpStats>;
+    /** Merges claims into a user's at the IdP (needs `idpTestAdmin`), e.g. `{ groups: [...] }`. */
+    setUser(username: string, claims: Record<string, unknown>): Promise<void>;
+  };
+  readonly mode: LocalGatewayMode;
   /** Requests the Looker stand-in received, newest last. */
   readonly lookerRequests: readonly SeenRequest[];
+  /** The Looker stand-in (its users and OIDC configuration). */
+  readonly looker: RunningLookerStandIn;
   /** HAProxy's access log lines so far (JSON, one per request). */
   haproxyLog(): string;
   /** The auth service's audit lines so far. */
@@ -79,6 +99,7 @@ const DEV_CLIENT_ID = 'looker-gateway-local';
 export async function startLocalGateway(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
   const sessionTtlSeconds = options.sessionTtlSeconds ?? 600;
   const refreshWindowSeconds = options.refreshWindowSeconds ?? Math.min(60, Math.floor(sessionTtlSeconds / 5));
+  const mode = options.mode ?? 'broker';
   validateOptions(options, sessionTtlSeconds, refreshWindowSeconds);
 
   if (options.port) await assertPortFree(options.port);
@@ -108,15 +129,19 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       clientSecret: idpClientSecret,
       redirectUris: [`${url}${AUTH_PATHS.callback}`],
       postLogoutRedirectUris: [`${url}${AUTH_PATHS.logout}?signed_out=1`, `${url}/`],
+      testAdminEndpoints: options.idpTestAdmin ?? false,
     });
     cleanup.add('stop the dev IdP', () => idp.stop());
 
     // Users reach Looker at the gateway's URL: the base of Looker's OIDC redirect URI.
+    // Broker mode: Looker's API on a port of its own (as the custom resource reaches it), and Looker's server-side calls to the broker trust the local CA.
+    const broker = mode === 'broker' ? newLocalBrokerSecrets() : undefined;
     const looker = await startLookerStandIn({
       certPem: pemChain(pki.looker.cert, pki.ca.cert),
       keyPem: pki.looker.key,
       clientCaPem: pki.ca.cert,
       publicUrl: url,
+      ...(broker ? { apiPort: 0, oidc: { apiCredentials: [broker.apiCredentials], trustedCaPem: pki.ca.cert } } : {}),
     });
     cleanup.add('stop the Looker stand-in', () => looker.stop());
 
@@ -124,8 +149,9 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     const auth: RunningLocalAuth = await startLocalAuth({
       folder,
       pki,
-      settings: authSettings(url, idp.issuer, sessionTtlSeconds, refreshWindowSeconds),
+      settings: authSettings(url, idp.issuer, sessionTtlSeconds, refreshWindowSeconds, mode),
       idpClientSecret,
+      lookerClientSecret: broker?.clientSecret,
       signingKeys,
       cookieKeys: generateCookieKeySet(),
     });
@@ -148,6 +174,14 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     cleanup.add('stop HAProxy', () => haproxy.stop());
 
     await waitUntilReady({ gatewayUrl: url, ca: pki.ca.cert, idpIssuer: idp.issuer, authServiceUrl: `https://127.0.0.1:${auth.port}` });
+    if (broker)
+      await configureLocalLooker({
+        secrets: broker,
+        gatewayOrigin: url,
+        lookerApiPort: looker.apiPort!,
+        lookerServerName: LOOKER_TLS_NAME,
+        caPem: pki.ca.cert,
+      });
 
     let stopped: Promise<void> | undefined;
     const unexpectedExit = new Promise<string>((resolve) => {
@@ -171,8 +205,24 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       sessionTtlSeconds,
       refreshWindowSeconds,
       clockSkewSeconds: LOCAL_CLOCK_SKEW_SECONDS,
-      idp: { issuer: idp.issuer, stats: () => idp.stats() },
+      idp: {
+        issuer: idp.issuer,
+        stats: () => idp.stats(),
+        setUser: async (username, claims) => {
+          const answer = await httpsRequest(`${idp.origin}/test-admin/users/${encodeURIComponent(username)}`, pki.ca.cert, {
+            method: 'POST',
+            body: JSON.stringify(claims),
+            headers: { 'content-type': 'application/json' },
+          });
+          if (answer.status !== 200)
+            throw new Error(
+              `The dev IdP refused to change ${username} (${answer.status}${options.idpTestAdmin ? '' : ': start the gateway with idpTestAdmin'}): ${answer.body}`,
+            );
+        },
+      },
+      mode,
       lookerRequests: looker.requests,
+      looker,
       haproxyLog: () => haproxy.log(),
       authLog: () => auth.log(),
       unexpectedExit,
@@ -184,7 +234,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
   }
 }
 
-function authSettings(url: string, idpIssuer: string, sessionTtlSeconds: number, refreshWindowSeconds: number): LocalAuthSettings {
+function authSettings(url: string, idpIssuer: string, sessionTtlSeconds: number, refreshWindowSeconds: number, mode: LocalGatewayMode): LocalAuthSettings {
   return {
     publicUrl: url,
     idpIssuer,
@@ -194,6 +244,7 @@ function authSettings(url: string, idpIssuer: string, sessionTtlSeconds: number,
     sessionTtlSeconds,
     refreshWindowSeconds,
     clockSkewSeconds: LOCAL_CLOCK_SKEW_SECONDS,
+    lookerBroker: mode === 'broker',
   };
 }
 
@@ -220,5 +271,10 @@ function validateOptions(options: LocalGatewayOptions, ttl: number, window: numb
       `Invalid refresh window ${JSON.stringify(window)} s for a ${ttl} s session: it must be a whole number of seconds from 0 to ${ttl - 1}, e.g. --refresh-window ${Math.min(60, Math.floor(ttl / 5))}.`,
     );
   }
-  checkLocalAuthSettings(authSettings('https://127.0.0.1:8443', 'https://127.0.0.1:8444', ttl, window));
+  if (options.mode !== undefined && options.mode !== 'broker' && options.mode !== 'direct') {
+    throw new Error(
+      `Invalid mode ${JSON.stringify(options.mode)}: give broker (Looker's own OpenID Connect login at the gateway) or direct (identity headers only), e.g. --mode broker.`,
+    );
+  }
+  checkLocalAuthSettings(authSettings('https://127.0.0.1:8443', 'https://127.0.0.1:8444', ttl, window, options.mode ?? 'broker'));
 }

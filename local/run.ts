@@ -5,17 +5,20 @@
  */
 import { parseArgs } from 'node:util';
 import { DEV_USERS } from '../dev/stand-ins/idp/dev-users';
-import type { LocalGateway, LocalGatewayOptions } from './gateway';
+import type { LocalGateway, LocalGatewayMode, LocalGatewayOptions } from './gateway';
 
 export const DEFAULT_LOCAL_PORT = 8443;
 
-const USAGE = `Usage: npm run local -- [--port <port>] [--http-port <port>] [--session-ttl <seconds>] [--refresh-window <seconds>]
+const USAGE = `Usage: npm run local -- [--port <port>] [--http-port <port>] [--session-ttl <seconds>] [--refresh-window <seconds>] [--mode broker|direct]
 
   --port <port>               gateway port on 127.0.0.1 (default ${DEFAULT_LOCAL_PORT}; 0 picks a free one)
   --http-port <port>          plain HTTP port that redirects to the gateway (default: a free one)
   --session-ttl <seconds>     session lifetime (default 600)
   --refresh-window <seconds>  refresh a session that expires within this many seconds
                               (default 60, or a fifth of the session lifetime when shorter)
+  --mode broker|direct        broker (default): the Looker stand-in logs users in with Looker's own
+                              OpenID Connect login at the gateway and applies the mapped roles;
+                              direct: it only shows the identity headers the gateway sends
   --help                      show this help`;
 
 /** Parses the command line; throws an Error whose message names the bad value and the fix. */
@@ -29,6 +32,7 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
         'http-port': { type: 'string' },
         'session-ttl': { type: 'string' },
         'refresh-window': { type: 'string' },
+        mode: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -49,7 +53,15 @@ export function parseCommandLine(argv: readonly string[]): LocalGatewayOptions |
     httpPort: whole('http-port', parsed.values['http-port']),
     sessionTtlSeconds: whole('session-ttl', parsed.values['session-ttl']),
     refreshWindowSeconds: whole('refresh-window', parsed.values['refresh-window']),
+    mode: modeOf(parsed.values.mode),
   };
+}
+
+function modeOf(raw: string | undefined): LocalGatewayMode {
+  if (raw === undefined || raw === 'broker' || raw === 'direct') return raw ?? 'broker';
+  throw new Error(
+    `--mode ${JSON.stringify(raw)} is not a mode: give --mode broker (Looker's own OpenID Connect login at the gateway, the default) or --mode direct (identity headers only).`,
+  );
 }
 
 function describe(gateway: LocalGateway): string {
@@ -65,6 +77,9 @@ function describe(gateway: LocalGateway): string {
     users,
     `Plain HTTP: ${gateway.httpUrl} (redirects every request to ${gateway.url})`,
     `Session lifetime ${gateway.sessionTtlSeconds} s, refreshed inline within ${gateway.refreshWindowSeconds} s of expiry.`,
+    gateway.mode === 'broker'
+      ? "Mode: broker (the Looker stand-in signs users in with Looker's own OpenID Connect login at the gateway; --mode direct for headers only)."
+      : 'Mode: direct (the Looker stand-in shows the identity headers the gateway sends; Looker itself would not read them).',
     `Agent: curl --cacert ${gateway.caFile} --cert ${gateway.agentCertFile} --key ${gateway.agentKeyFile} ${gateway.url}${gateway.agentPaths[0] ?? '/'}`,
     `Press Ctrl-C to stop.`,
   ].join('\n');

@@ -17,6 +17,7 @@ import {
   AUTH_PATHS,
 } from '../session-contract';
 import { resolveIdpSettings, validateIdpSettings, type IdpSettings, type ResolvedIdpSettings } from './idp-profiles';
+import { DEFAULT_LOOKER_CLIENT_ID, lookerRedirectUri } from './looker-broker';
 import { MappingRuleSet, validateMappingRules } from './mapping-rules';
 
 /**
@@ -231,6 +232,19 @@ export interface AuthServiceEnvironment {
    * @default "8"
    */
   readonly LG_FIRST_KEYS_WAIT_SECONDS?: string;
+  /**
+   * Broker mode: ARN (or name) of the secret with the client secret Looker authenticates with
+   * at the broker's token endpoint (plain text, or `{"clientSecret": "..."}`). Setting it turns
+   * on the broker's routes (`/oauth2/looker/*`, docs/looker-oidc.md).
+   * @default - none: broker mode is off and its routes answer 404
+   */
+  readonly LG_LOOKER_CLIENT_SECRET_ARN?: string;
+  /**
+   * Broker mode: Looker's client id at the broker (Looker's `identifier` and `audience`); it
+   * must differ from LG_SESSION_AUDIENCE, so an ID token for Looker is never a session.
+   * @default "looker"
+   */
+  readonly LG_LOOKER_CLIENT_ID?: string;
 }
 
 /** The checked configuration. */
@@ -274,6 +288,18 @@ export interface AuthServiceConfig {
   /** The DynamoDB table of revoked sessions; undefined: in memory. */
   readonly revocationTableName?: string;
   readonly firstKeysWaitSeconds: number;
+  /** Broker mode (the gateway as Looker's OpenID provider); undefined when off. */
+  readonly lookerBroker?: LookerBrokerConfig;
+}
+
+/** The broker's one client, Looker, and the broker's issuer. */
+export interface LookerBrokerConfig {
+  /** `https://<domain>`: the gateway's origin, `iss` of the broker's tokens. */
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecretId: string;
+  /** Looker's redirect URI: the gateway's origin + /openidconnect (Looker is served at the gateway's URL). */
+  readonly redirectUri: string;
 }
 
 export class AuthServiceConfigError extends Error {
@@ -468,11 +494,35 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
     unknownKidRereadSeconds: integer('LG_UNKNOWN_KID_REREAD_SECONDS', 30, 1, 3600),
     revocationTableName: revocationTableName(env.LG_REVOCATION_TABLE_NAME, problems),
     firstKeysWaitSeconds: integer('LG_FIRST_KEYS_WAIT_SECONDS', 8, 0, 12),
+    lookerBroker: lookerBrokerConfig(env, publicBaseUrl, problems),
   };
   const names = Object.values(config.cookies);
   if (new Set(names).size !== names.length) problems.push(`The cookie names must differ, got ${names.join(', ')}.`);
   if (problems.length > 0) throw new AuthServiceConfigError(problems);
   return config;
+}
+
+/** Broker mode is on when Looker's client secret is named. */
+function lookerBrokerConfig(env: Env, publicBaseUrl: string, problems: string[]): LookerBrokerConfig | undefined {
+  const clientSecretId = env.LG_LOOKER_CLIENT_SECRET_ARN?.trim();
+  const clientId = env.LG_LOOKER_CLIENT_ID?.trim() || DEFAULT_LOOKER_CLIENT_ID;
+  if (!clientSecretId) {
+    if (env.LG_LOOKER_CLIENT_ID?.trim())
+      problems.push(
+        'LG_LOOKER_CLIENT_ID is set but LG_LOOKER_CLIENT_SECRET_ARN is not: broker mode needs the secret Looker authenticates with; set it, or remove LG_LOOKER_CLIENT_ID.',
+      );
+    return undefined;
+  }
+  if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId))
+    problems.push(
+      `LG_LOOKER_CLIENT_ID=${JSON.stringify(clientId)} must be 1 to 128 letters, digits or "-._~" (it travels in URLs and HTTP Basic authentication).`,
+    );
+  if (clientId === env.LG_SESSION_AUDIENCE?.trim()) {
+    problems.push(
+      `LG_LOOKER_CLIENT_ID=${JSON.stringify(clientId)} equals LG_SESSION_AUDIENCE: an ID token for Looker would then pass as a gateway session. Choose another client id (default "${DEFAULT_LOOKER_CLIENT_ID}").`,
+    );
+  }
+  return { issuer: publicBaseUrl, clientId, clientSecretId, redirectUri: lookerRedirectUri(publicBaseUrl) };
 }
 
 /** DynamoDB table names: 3 to 255 of letters, digits, `_`, `-`, `.`. */

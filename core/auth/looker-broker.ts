@@ -19,6 +19,13 @@ export const LOOKER_BROKER_PATHS = {
   userinfo: `${AUTH_PATH_PREFIX}looker/userinfo`,
 } as const;
 
+/**
+ * Where tooling finds the broker's discovery document (Looker itself does not read one): at
+ * the issuer's well-known path (OpenID Connect Discovery 1.0, 4), which HAProxy routes to
+ * the auth service too, and under the broker's paths.
+ */
+export const LOOKER_BROKER_DISCOVERY_PATHS = [`${AUTH_PATH_PREFIX}looker/.well-known/openid-configuration`, '/.well-known/openid-configuration'] as const;
+
 /** The client id Looker uses at the broker unless the construct is told otherwise (Looker's `identifier`). */
 export const DEFAULT_LOOKER_CLIENT_ID = 'looker';
 

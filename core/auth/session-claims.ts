@@ -9,6 +9,8 @@ export interface SessionIdentity {
   readonly subject: string;
   readonly email?: string;
   readonly name?: string;
+  readonly givenName?: string;
+  readonly familyName?: string;
 }
 
 export interface SessionTiming {
@@ -43,6 +45,9 @@ export function buildSessionClaims(input: SessionClaimsInput): SessionClaims {
     [CLAIMS.groupsCsv]: grant.groups.join(','),
     [CLAIMS.rolesCsv]: grant.roles.join(','),
   };
+  // Only when the IdP gave them: most sessions never reach Looker's OIDC login (broker mode), and the token's budget is shared.
+  if (identity.givenName) claims[CLAIMS.givenName] = identity.givenName;
+  if (identity.familyName) claims[CLAIMS.familyName] = identity.familyName;
   for (const [name, value] of Object.entries(grant.attributes)) claims[`${ATTRIBUTE_CLAIM_PREFIX}${name}`] = value;
   return claims;
 }

@@ -3,6 +3,7 @@
  * service's paths, the gateway's cookies, machine clients, the session and its inline
  * refresh, the decision, and the response headers.
  */
+import { LOOKER_BROKER_DISCOVERY_PATHS } from '../auth/looker-broker';
 import { AUTH_PATH_PREFIX, AUTH_PATHS, HEADERS } from '../session-contract';
 import { renderCookieLineCheck, renderHeaderHygiene, renderPathNormalization } from './hygiene';
 import { DECISIONS } from './logging';
@@ -29,6 +30,8 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
 
   f.note('Routes, on the normalized path (section 2) and on segment boundaries: /a/b covers /a/b and\n/a/b/c, never /a/bc.')
     .add(`acl is_auth_route path_beg ${AUTH_PATH_PREFIX}`)
+    .note("Broker mode's discovery document sits at its issuer's well-known path (the gateway's origin).")
+    .add(`acl is_auth_route path ${LOOKER_BROKER_DISCOVERY_PATHS[1]}`)
     .add(`acl is_revocation_list path -i ${AUTH_PATHS.revocations}`, `acl is_revocation_list path_beg -i ${AUTH_PATHS.revocations}/`)
     .add(...pathPrefixAcl('is_api_path', o.apiPathPrefixes));
   if (o.machineRoutes.pathPrefixes.length > 0) f.add(...pathPrefixAcl('is_machine_path', o.machineRoutes.pathPrefixes));

@@ -19,6 +19,9 @@ export interface UserIdentity {
   /** Only an address the IdP vouches for (see identityFacts). */
   readonly email?: string;
   readonly name?: string;
+  /** `given_name` and `family_name`, when the IdP gives them (Looker's first and last name in broker mode). */
+  readonly givenName?: string;
+  readonly familyName?: string;
   readonly facts: IdentityFacts;
   /** The IdP sent an address it does not vouch for, which was left out. */
   readonly unverifiedEmail: boolean;
@@ -110,7 +113,8 @@ export class IdentityResolver {
       trustUnverifiedEmail,
       emailVerified: settings.profile.emailVerified,
     });
-    return { subject, email: facts.email, name, facts, unverifiedEmail };
+    const text = (claim: string) => (typeof claims[claim] === 'string' && claims[claim] !== '' ? (claims[claim] as string) : undefined);
+    return { subject, email: facts.email, name, givenName: text('given_name'), familyName: text('family_name'), facts, unverifiedEmail };
   }
 
   /**

@@ -27,8 +27,8 @@ export type MintedSession =
 export class SessionSigner {
   constructor(private readonly keySet: CachedSecret<SigningKeySetSecret>) {}
 
-  /** Signs with the `current` key; `type` is the `typ` header (a session's, or an upstream assertion's). */
-  async sign(claims: SessionClaims, type: string = SESSION_TOKEN_TYPE): Promise<string> {
+  /** Signs with the `current` key, with its own algorithm; `type` is the `typ` header (a session's, an upstream assertion's, the broker's tokens'). */
+  async sign(claims: SessionClaims | JWTPayload, type: string = SESSION_TOKEN_TYPE): Promise<string> {
     const set = await this.keySet.get();
     const current = set.keys.find((key) => key.status === 'current');
     if (!current) throw new KeysNotReadyError(`The signing key set ${this.keySet.secretId} has no current key yet (the first rotation has not run).`);
@@ -71,7 +71,14 @@ export class SessionSigner {
    * refused), `iss`, `aud`, `exp` and `nbf` with the skew, and `sub` and `sid` present.
    * Undefined when it is not valid. Header keys (jwk, jku, x5c, x5u) are never used.
    */
-  async verify(token: string, issuer: string, audience: string, clockSkewSeconds: number): Promise<JWTPayload | undefined> {
+  async verify(
+    token: string,
+    issuer: string,
+    audience: string,
+    clockSkewSeconds: number,
+    /** Another token type of this service (the broker's access tokens) and the claims it must have. */
+    kind: { readonly typ: string; readonly requiredClaims: string[] } = { typ: SESSION_TOKEN_TYPE, requiredClaims: ['exp', 'sub', 'sid'] },
+  ): Promise<JWTPayload | undefined> {
     try {
       const set = await this.keySet.get();
       const { payload } = await jwtVerify(
@@ -88,8 +95,8 @@ export class SessionSigner {
           issuer,
           audience,
           clockTolerance: clockSkewSeconds,
-          typ: SESSION_TOKEN_TYPE,
-          requiredClaims: ['exp', 'sub', 'sid'],
+          typ: kind.typ,
+          requiredClaims: kind.requiredClaims,
         },
       );
       return payload;

@@ -14,6 +14,15 @@ import { parseGatewaySecret, SECRET_KINDS, type CookieKeySetSecret, type Signing
 import { AuthServiceConfig, AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../../core/auth/environment';
 import { evaluateMappingRules, type MappingDenial, type MappingGrant } from '../../core/auth/mapping-rules';
 import { checkReturnTo } from '../../core/auth/return-to';
+import { LOOKER_BROKER_DISCOVERY_PATHS, LOOKER_BROKER_PATHS } from '../../core/auth/looker-broker';
+import {
+  AuthorizationCodeStoreError,
+  DynamoDbAuthorizationCodeStore,
+  InMemoryAuthorizationCodeStore,
+  type AuthorizationCodeStore,
+} from './authorization-codes';
+import { LookerBroker, type BrokerRequest } from './looker-broker';
+import { parseClientSecret } from './idp-credentials';
 import { AuditEvent, Logger, type LogSink } from '../shared/audit';
 import { CachedSecret, SecretReadError, type ReadinessOptions, type SecretSource } from '../shared/secrets';
 import {
@@ -71,6 +80,11 @@ export interface AuthServiceDependencies {
   readonly sessionStore?: SessionRecordStore;
   /** Waits between reads of a key set that has no keys yet. @default setTimeout */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * Where the broker's authorization codes are kept (broker mode).
+   * @default - the DynamoDB table LG_REVOCATION_TABLE_NAME names, else this process's memory
+   */
+  readonly authorizationCodeStore?: AuthorizationCodeStore;
 }
 
 export interface AuthService {
@@ -94,7 +108,7 @@ export function createAuthService(env: Env, deps: AuthServiceDependencies): Auth
   return new ConfiguredAuthService(config, deps, logger);
 }
 
-const ROUTES: readonly string[] = Object.values(AUTH_PATHS);
+const ROUTES: readonly string[] = [...Object.values(AUTH_PATHS), ...Object.values(LOOKER_BROKER_PATHS), ...LOOKER_BROKER_DISCOVERY_PATHS];
 
 /**
  * The service route of an event, with or without a stage or base-path prefix: from the
@@ -281,6 +295,36 @@ class ConfiguredAuthService implements AuthService {
     });
     this.leaseSeconds = Math.ceil((4 * (config.idp.timeoutMs + 250)) / 1000) + 5;
     this.identities = new IdentityResolver(config, this.idp, this.groupSource(deps, cacheOptions.rereadIntervalMs), this.now);
+    if (config.lookerBroker) {
+      this.broker = new LookerBroker({
+        config: config.lookerBroker,
+        clockSkewSeconds: config.clockSkewSeconds,
+        signer: this.signer,
+        codes:
+          deps.authorizationCodeStore ??
+          (config.revocationTableName ? new DynamoDbAuthorizationCodeStore(config.revocationTableName, this.dynamo()) : new InMemoryAuthorizationCodeStore()),
+        revocations: this.revocations,
+        clientSecret: new CachedSecret(deps.secretSource, config.lookerBroker.clientSecretId, parseClientSecret, cacheOptions),
+        now: this.now,
+        attributeNames: [...new Set(config.mappingRules.rules.flatMap((rule) => Object.keys(rule.grant.attributes ?? {})))].sort(),
+      });
+    }
+  }
+
+  /** Broker mode's routes, when it is on. */
+  private readonly broker?: LookerBroker;
+
+  private brokerRequest(ctx: RequestContext): BrokerRequest {
+    return {
+      event: ctx.event,
+      requestId: ctx.requestId,
+      audit: (event) => this.audit(ctx, event),
+      session: async () => {
+        const session = await this.currentSession(ctx);
+        return session && !(await this.revocations.isRevoked(String(session.sid), this.seconds())) ? session : undefined;
+      },
+      hasRefreshCookie: () => requestCookies(ctx.event).has(this.config.cookies.refresh),
+    };
   }
 
   /** One DynamoDB client for the table's two item types (revocations and session records). */
@@ -364,9 +408,37 @@ class ConfiguredAuthService implements AuthService {
         return gate(['GET', 'POST'], () => (method === 'POST' ? this.logout(ctx) : this.logoutPage(ctx)));
       case AUTH_PATHS.revocations:
         return gate(['GET', 'HEAD'], () => this.revocationList());
+      case LOOKER_BROKER_PATHS.authorize:
+      case LOOKER_BROKER_PATHS.token:
+      case LOOKER_BROKER_PATHS.userinfo:
+      case LOOKER_BROKER_DISCOVERY_PATHS[0]:
+      case LOOKER_BROKER_DISCOVERY_PATHS[1]:
+        return this.brokerRoute(ctx, route, gate);
       default:
         return errorAnswer(ctx, 404, 'not_found', 'unknown-route', `There is no sign-in endpoint at ${ctx.event.path ?? '?'}.`);
     }
+  }
+
+  private brokerRoute(
+    ctx: RequestContext,
+    route: string,
+    gate: (methods: string[], run: () => Promise<ProxyResult> | ProxyResult) => Promise<ProxyResult> | ProxyResult,
+  ) {
+    const broker = this.broker;
+    if (!broker)
+      return errorAnswer(
+        ctx,
+        404,
+        'not_found',
+        'broker-mode-off',
+        "Broker mode is off: this gateway is not configured as Looker's OpenID provider (LG_LOOKER_CLIENT_SECRET_ARN).",
+      );
+    const req = this.brokerRequest(ctx);
+    if (route === LOOKER_BROKER_PATHS.authorize) return gate(['GET'], () => broker.authorize(req));
+    if (route === LOOKER_BROKER_PATHS.token) return gate(['POST'], () => broker.token(req));
+    // OpenID Connect Core 5.3.1: userinfo takes GET and POST.
+    if (route === LOOKER_BROKER_PATHS.userinfo) return gate(['GET', 'POST'], () => broker.userinfo(req));
+    return gate(['GET', 'HEAD'], () => broker.discovery());
   }
 
   private audit(ctx: RequestContext, event: Omit<AuditEvent, 'requestId' | 'route' | 'sourceIp'>): void {
@@ -380,8 +452,13 @@ class ConfiguredAuthService implements AuthService {
       this.audit(ctx, { event: 'error', outcome: 'failure', reason: 'keys-not-ready', status: 503 });
       return errorAnswer(ctx, 503, 'keys_not_ready', 'keys-not-ready', 'The sign-in keys are not provisioned yet. Try again in a few minutes.');
     }
-    if (error instanceof RevocationStoreError || error instanceof SessionStoreError) {
-      const reason = error instanceof RevocationStoreError ? 'revocation-store-unavailable' : 'session-store-unavailable';
+    if (error instanceof RevocationStoreError || error instanceof SessionStoreError || error instanceof AuthorizationCodeStoreError) {
+      const reason =
+        error instanceof RevocationStoreError
+          ? 'revocation-store-unavailable'
+          : error instanceof SessionStoreError
+            ? 'session-store-unavailable'
+            : 'code-store-unavailable';
       this.logger.log('error', error.message, { requestId: ctx.requestId });
       this.audit(ctx, { event: 'error', outcome: 'failure', reason, status: 503 });
       return errorAnswer(ctx, 503, 'temporarily_unavailable', reason, 'The sign-in service cannot reach its session store right now. Try again in a moment.');

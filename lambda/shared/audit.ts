@@ -5,7 +5,8 @@
  * defence, any string that looks like a JWS/JWE is replaced before writing.
  */
 
-export type AuditEventName = 'login' | 'refresh' | 'deny' | 'logout' | 'error';
+/** The `looker-*` events are broker mode's (the gateway as Looker's OpenID provider). */
+export type AuditEventName = 'login' | 'refresh' | 'deny' | 'logout' | 'error' | 'looker-authorize' | 'looker-token' | 'looker-userinfo';
 export type AuditOutcome = 'success' | 'failure' | 'denied';
 
 export interface AuditEvent {

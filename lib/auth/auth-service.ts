@@ -313,6 +313,18 @@ export class AuthService extends Construct implements ec2.IConnectable {
     this.acknowledgeApiFindings();
   }
 
+  /**
+   * Broker mode: the auth service becomes Looker's OpenID provider (the `/oauth2/looker/*`
+   * routes, docs/looker-oidc.md), for the client `clientId` authenticating with the secret
+   * in `clientSecret` (a plain string). LookerGateway calls it with what its `lookerOidc`
+   * option creates; Looker must be configured with the same client (LookerOidcConfiguration).
+   */
+  public serveLookerBroker(clientId: string, clientSecret: secretsmanager.ISecret): void {
+    this.function.addEnvironment('LG_LOOKER_CLIENT_ID' satisfies keyof AuthServiceEnvironment, clientId);
+    this.function.addEnvironment('LG_LOOKER_CLIENT_SECRET_ARN' satisfies keyof AuthServiceEnvironment, clientSecret.secretArn);
+    clientSecret.grantRead(this.function);
+  }
+
   private acknowledgeApiFindings(): void {
     const api = this.api;
     const cloudWatchRole = api.node.tryFindChild('CloudWatchRole');

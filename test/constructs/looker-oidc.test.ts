@@ -12,6 +12,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcConfigurationProps } from '../../lib/looker/looker-oidc-configuration';
 import { parseLookerOidcResourceSettings } from '../../core/looker/oidc-config';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { LookerGateway } from '../../lib/looker-gateway';
 import { GatewayNagPacks } from '../../lib/nag';
 import { newGatewayStack, newTestApp } from './fixtures';
@@ -108,9 +109,36 @@ describe("on, through the deployable app's context", () => {
     });
   });
 
-  test('synth warns that the auth service does not serve the broker yet', () => {
-    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('broker routes'));
-    expect(warnings).toHaveLength(1);
+  test('the auth service serves the broker for the client the custom resource registers: its environment names the client and the secret, and its role may read that secret', () => {
+    const [, authFn] = Object.entries(json.Resources).find(
+      ([, r]) => r.Type === 'AWS::Lambda::Function' && String(r.Metadata?.['aws:cdk:path']).endsWith('/AuthService/Function/Resource'),
+    )!;
+    const variables = authFn.Properties.Environment.Variables;
+    expect(variables.LG_LOOKER_CLIENT_ID).toBe('looker');
+    const clientSecretArn = resolveIntrinsics(variables.LG_LOOKER_CLIENT_SECRET_ARN, FAKE_DEPLOYMENT, json);
+    expect(clientSecretArn).toBe(parseLookerOidcResourceSettings(resolveIntrinsics(resource.Properties.Settings, FAKE_DEPLOYMENT, json)).clientSecretArn);
+    // The service's own parser turns the environment into broker mode for Looker's redirect URI at the gateway's origin.
+    const resolved = Object.fromEntries(Object.entries(variables).map(([name, value]) => [name, String(resolveIntrinsics(value, FAKE_DEPLOYMENT, json))]));
+    expect(parseAuthServiceEnvironment(resolved).lookerBroker).toEqual({
+      issuer: 'https://looker.example.com',
+      clientId: 'looker',
+      clientSecretId: clientSecretArn,
+      redirectUri: 'https://looker.example.com/openidconnect',
+    });
+    const roleId = authFn.Properties.Role['Fn::GetAtt'][0];
+    const statements = resourcesOfType(json, 'AWS::IAM::Policy')
+      .filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+    const readable = statements
+      .filter((st: { Action: string | string[] }) => [st.Action].flat().includes('secretsmanager:GetSecretValue'))
+      .flatMap((st: { Resource: unknown }) => [st.Resource].flat())
+      .map((r: unknown) => resolveIntrinsics(r, FAKE_DEPLOYMENT, json));
+    expect(readable).toContain(clientSecretArn);
+  });
+
+  test('no warning that the broker is not served any more; a warning that Looker will not trust the self-signed certificate', () => {
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('does not serve yet'))).toHaveLength(0);
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('broker-self-signed-certificate'))).toHaveLength(1);
   });
 
   test('no cdk-nag finding in any of the four packs', () => {
@@ -244,6 +272,20 @@ describe('synth-time checks name the value and the fix', () => {
     ],
   ])('app context: %s', (_case, context, message) => {
     expect(() => newGatewayStack({ context })).toThrow(message);
+  });
+
+  test('broker mode with a rule that grants roles but no Looker group is a warning (Looker takes roles from groups only)', () => {
+    const rules = {
+      rules: [
+        { name: 'analysts', match: { groups: ['a'] }, grant: { groups: ['Analysts'] } },
+        { name: 'viewers-by-header', match: { groups: ['v'] }, grant: { roles: ['Viewer'] } },
+      ],
+    };
+    const { stack } = newGatewayStack({ context: { ...LOOKER_OIDC_CONTEXT, mappingRules: rules } });
+    const messages = Annotations.fromStack(stack)
+      .findWarning('*', Match.stringLikeRegexp('broker-rule-without-looker-group'))
+      .map((w) => String(w.entry.data));
+    expect(messages).toEqual([expect.stringContaining('the mapping rule(s) "viewers-by-header" grant roles but no Looker group')]);
   });
 
   test('app context: group roles given as JSON text on the command line are parsed', () => {

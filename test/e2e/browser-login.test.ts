@@ -17,7 +17,8 @@ let browser: Browser;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  gateway = await startLocalGateway();
+  // Direct mode: these tests read what the gateway sends upstream (headers); broker mode has its own test (looker-broker.test.ts).
+  gateway = await startLocalGateway({ mode: 'direct' });
   browser = await launchChromium(gateway.trustedSpkiHashes);
 });
 

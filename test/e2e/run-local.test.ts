@@ -9,7 +9,6 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { AddressInfo, createServer } from 'node:net';
 import * as path from 'node:path';
-import { AUTH_METHODS } from '../../core/session-contract';
 import { DEFAULT_LOCAL_PORT, parseCommandLine } from '../../local/run';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -104,15 +103,22 @@ async function waitForOutput(runner: StartedRunner, pattern: RegExp, timeoutMs =
 
 describe('the command line', () => {
   test('defaults to port 8443 and the default session settings', () => {
-    expect(parseCommandLine([])).toEqual({ port: DEFAULT_LOCAL_PORT, httpPort: undefined, sessionTtlSeconds: undefined, refreshWindowSeconds: undefined });
+    expect(parseCommandLine([])).toEqual({
+      port: DEFAULT_LOCAL_PORT,
+      httpPort: undefined,
+      sessionTtlSeconds: undefined,
+      refreshWindowSeconds: undefined,
+      mode: 'broker',
+    });
   });
 
-  test('reads --port, --http-port, --session-ttl and --refresh-window', () => {
-    expect(parseCommandLine(['--port', '0', '--http-port', '8080', '--session-ttl', '60', '--refresh-window', '50'])).toEqual({
+  test('reads --port, --http-port, --session-ttl, --refresh-window and --mode', () => {
+    expect(parseCommandLine(['--port', '0', '--http-port', '8080', '--session-ttl', '60', '--refresh-window', '50', '--mode', 'direct'])).toEqual({
       port: 0,
       httpPort: 8080,
       sessionTtlSeconds: 60,
       refreshWindowSeconds: 50,
+      mode: 'direct',
     });
     expect(parseCommandLine(['--help'])).toBe('help');
   });
@@ -121,6 +127,7 @@ describe('the command line', () => {
     expect(() => parseCommandLine(['--session-ttl=1.5'])).toThrow('--session-ttl "1.5" is not a whole number: give for example --session-ttl 600.');
     expect(() => parseCommandLine(['--http-port', 'http'])).toThrow('--http-port "http" is not a whole number: give for example --http-port 8080.');
     expect(() => parseCommandLine(['--port'])).toThrow("Option '--port <value>' argument missing");
+    expect(() => parseCommandLine(['--mode', 'headers'])).toThrow('--mode "headers" is not a mode: give --mode broker');
   });
 });
 
@@ -212,11 +219,17 @@ describe('npm run local (local/run.ts as a child process)', () => {
       expect(answer).toEqual({ status: 301, location: `${url}/looks/3?x=1` });
     });
 
+    test('prints that it runs in broker mode', () => {
+      expect(runner.output()).toMatch(/^Mode: broker /m);
+    });
+
     test("the agent's certificate reaches its API route and nothing else", async () => {
       const withCertificate = { ca, cert: agent.cert, key: agent.key };
       const allowed = await get(`${url}${agentPath}`, withCertificate);
-      expect(allowed.status).toBe(200);
-      expect(JSON.parse(allowed.body)).toMatchObject({ user: 'local-agent', auth: AUTH_METHODS.clientCertificate });
+      // Broker mode: the gateway lets the agent through to Looker, whose API wants its own
+      // login (an API3 token), as Looker's does: the answer is Looker's, with the gateway's request id.
+      expect(allowed.status).toBe(401);
+      expect(JSON.parse(allowed.body)).toMatchObject({ message: 'Requires authentication.', request_id: expect.stringMatching(/\S/) });
 
       const otherMachinePath = await get(`${url}/api/4.0/queries/42`, withCertificate);
       expect(otherMachinePath.status).toBe(403);

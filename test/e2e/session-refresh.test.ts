@@ -22,7 +22,7 @@ let browser: Browser;
 let context: BrowserContext;
 
 beforeAll(async () => {
-  gateway = await startLocalGateway({ sessionTtlSeconds: SESSION_TTL, refreshWindowSeconds: REFRESH_WINDOW });
+  gateway = await startLocalGateway({ sessionTtlSeconds: SESSION_TTL, refreshWindowSeconds: REFRESH_WINDOW, mode: 'direct' });
   browser = await launchChromium(gateway.trustedSpkiHashes);
   context = await browser.newContext({ viewport: VIEWPORT });
 });

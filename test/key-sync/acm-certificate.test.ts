@@ -1,7 +1,7 @@
 /**
  * key-sync with the frontend certificate from ACM, for real: the rendered script runs inside
  * the Debian 13 root (AWS CLI v2, jq, openssl, haproxy 3.0 from Debian) against the ACM
- * model's JSON endpoint (test/support/acm-model.ts: exportable public certificates as the
+ * model's JSON endpoint (dev/aws/acm-model.ts: exportable public certificates as the
  * ACM API reference and user guide describe them), the Secrets Manager model for the other
  * secrets, the instance metadata service and a CloudWatch PutMetricData endpoint, and
  * reloads a real haproxy that serves the certificate over TLS.

@@ -92,7 +92,15 @@ export function devUserAccount(user: DevUser): DevIdpAccount {
   return {
     username: user.username,
     password: user.password,
-    claims: { name: user.name, preferred_username: user.username, email: user.email, email_verified: true, groups: user.groups },
+    claims: {
+      name: user.name,
+      given_name: user.givenName,
+      family_name: user.familyName,
+      preferred_username: user.username,
+      email: user.email,
+      email_verified: true,
+      groups: user.groups,
+    },
   };
 }
 

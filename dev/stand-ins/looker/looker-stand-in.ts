@@ -48,6 +48,13 @@ export interface LookerStandInOptions {
   readonly publicUrl?: string;
   /** Looker's API and OpenID Connect login. @default - API keys: none (every API login fails); OIDC off */
   readonly oidc?: LookerStandInOidcOptions;
+  /**
+   * Also listen for Looker's API on a port of its own (Looker's API port, 19999 by default),
+   * without asking for a client certificate: what the custom resource calls from the VPC.
+   * Only `/api/` paths are served there. 0 picks a free port.
+   * @default - no API port: the API is on the web port only
+   */
+  readonly apiPort?: number;
 }
 
 export interface LookerStandInOidcOptions {
@@ -67,6 +74,8 @@ export interface LookerStandInOidcOptions {
 
 export interface RunningLookerStandIn {
   readonly port: number;
+  /** Looker's API port, when asked for (`apiPort`). */
+  readonly apiPort?: number;
   /** The URL users open Looker at. */
   readonly publicUrl: string;
   /** Looker's OIDC redirect URI (`publicUrl` + /openidconnect): register it at the OpenID provider. */
@@ -130,30 +139,56 @@ export function startLookerStandIn(options: LookerStandInOptions): Promise<Runni
       });
     },
   );
+  const apiServer =
+    options.apiPort === undefined
+      ? undefined
+      : https.createServer({ cert: options.certPem, key: options.keyPem }, (req, res) => {
+          const url = new URL(req.url ?? '/', 'https://looker.invalid');
+          if (!url.pathname.startsWith('/api/')) return sendJson(res, 404, { message: 'Not found: the API port serves /api/ only.' });
+          void looker!.handle(req, res, url, requests).catch((error: Error & { statusCode?: number }) => {
+            if (!res.headersSent)
+              sendJson(res, error.statusCode ?? 500, { message: error.statusCode ? error.message : `The Looker stand-in failed: ${error.message}` });
+            else res.destroy();
+          });
+        });
+  const listenApi = (): Promise<number | undefined> =>
+    new Promise((resolve, reject) => {
+      if (!apiServer) return resolve(undefined);
+      apiServer.once('error', reject);
+      apiServer.listen(options.apiPort, '127.0.0.1', () => resolve((apiServer.address() as AddressInfo).port));
+    });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
+    server.listen(options.port ?? 0, '127.0.0.1', async () => {
       const { port } = server.address() as AddressInfo;
       publicUrl ??= `https://127.0.0.1:${port}`;
+      let apiPort: number | undefined;
       try {
         looker = new LookerApp(publicUrl, options.oidc ?? {});
+        apiPort = await listenApi();
       } catch (error) {
         server.close();
+        apiServer?.close();
         return reject(error);
       }
       const app = looker;
       resolve({
         port,
+        apiPort,
         publicUrl,
         redirectUri: app.login.redirectUri,
         requests,
         oidcConfig: app.config,
         users: () => [...app.users.values()],
-        stop: () =>
-          new Promise<void>((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
+        stop: async () => {
+          for (const running of [server, apiServer]) {
+            if (!running) continue;
+            await new Promise<void>((done) => {
+              running.closeAllConnections();
+              running.close(() => done());
+            });
+          }
+        },
       });
     });
   });
