@@ -12,3 +12,4 @@ export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition 
 export { AttributeConflictPolicy } from './auth/mapping-rules';
 export { UserClaim } from './fleet/gateway-options';
 export { GatewayPropsError } from './private/validation';
+export * from './observability/siem-destination';

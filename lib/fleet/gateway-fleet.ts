@@ -24,6 +24,8 @@ import { GatewayConfigError } from './validate';
 import { assertNamesInZone, certificateExpiryMetric, defaultMetricNamespace, grantCertificateExpiryMetric, grantExportCertificate, newFrontendAcmCertificate } from './certificate';
 import { addLoadBalancerAliasRecords } from './dns';
 import { addHttpRedirectListener } from './http-listener';
+import { KEY_SYNC_METRIC_LABELS, keySyncMetric } from './key-sync-metrics';
+import { KEY_SYNC_METRICS } from './key-sync/run-metrics';
 import { CLOUDWATCH_AGENT_CONFIG_PATH, CLOUDWATCH_AGENT_METRIC_NAMESPACE, DeployTimeValues, FILES_METADATA_KEY, filesMetadata, INSTANCE_PACKAGES, InstanceFilesInput, InstanceMachineClients, renderBootstrapScript, renderInstanceFiles, startCommands } from './user-data';
 
 /** The public SSM parameter with the newest official Debian 13 arm64 AMI. */
@@ -158,6 +160,12 @@ export interface GatewayFleetProps {
   /** Log group HAProxy's JSON access log is shipped to. */
   readonly accessLogGroup: logs.ILogGroup;
   /**
+   * Log groups of the instances' other logs: key-sync's runs, HAProxy's own messages, the
+   * bootstrap and the agents' errors (GatewayObservability makes them).
+   * @default - each goes to accessLogGroup, in a stream of its own
+   */
+  readonly instanceLogGroups?: InstanceLogGroups;
+  /**
    * Session settings HAProxy checks.
    * @default - issuer and audience https://<domainName>, 10 minute sessions
    */
@@ -233,6 +241,16 @@ export interface GatewayFleetProps {
    * @default "LookerGateway/<stack name>" (GatewayObservability's default too)
    */
   readonly metricNamespace?: string;
+}
+
+/** Where the instances' logs other than the access log go. */
+export interface InstanceLogGroups {
+  /** key-sync's JSON lines, one per run. @default - the access log group */
+  readonly keySync?: logs.ILogGroup;
+  /** HAProxy's own messages: ALERTs, server state changes, reloads. @default - the access log group */
+  readonly haproxy?: logs.ILogGroup;
+  /** The bootstrap log and the CloudWatch and SSM agents' errors. @default - the access log group */
+  readonly instance?: logs.ILogGroup;
 }
 
 /** Where the auth service answers, as the fleet needs it. */
@@ -351,7 +369,10 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
     });
     if (this.certificate) grantExportCertificate(this.role, this.certificate);
     grantCertificateExpiryMetric(this.role, this.metricNamespace);
-    props.accessLogGroup.grant(this.role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
+    const logGroups = props.instanceLogGroups ?? {};
+    for (const group of new Set([props.accessLogGroup, logGroups.keySync, logGroups.haproxy, logGroups.instance])) {
+      group?.grant(this.role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
+    }
     grantCloudWatchAgentMetrics(this.role);
 
     const deployTime = new DeployTimeValues();
@@ -379,6 +400,11 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       readinessPort,
       metricsPort,
       accessLogGroupName: deployTime.placeholderFor(props.accessLogGroup.logGroupName, token),
+      logGroupNames: {
+        keySync: logGroups.keySync && deployTime.placeholderFor(logGroups.keySync.logGroupName, token),
+        haproxy: logGroups.haproxy && deployTime.placeholderFor(logGroups.haproxy.logGroupName, token),
+        instance: logGroups.instance && deployTime.placeholderFor(logGroups.instance.logGroupName, token),
+      },
       secrets: {
         verificationKeys: deployTime.placeholderFor(props.keys.verificationKeys.secretArn, token),
         backendClientCertificate: deployTime.placeholderFor(props.keys.backendClientCertificate.secretArn, token),
@@ -599,6 +625,21 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
    */
   public metricFrontendCertificateDaysToExpiry(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return certificateExpiryMetric(this.metricNamespace, props);
+  }
+
+  /** Seconds since the last successful key sync, reported by every run; by default the worst instance (Maximum) over 5 minutes. */
+  public metricKeySyncSecondsSinceSuccess(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.secondsSinceSuccess, 'Maximum', KEY_SYNC_METRIC_LABELS[KEY_SYNC_METRICS.secondsSinceSuccess], props);
+  }
+
+  /** 1 when an instance's installed current session key is the secret's, 0 when not; by default the worst instance (Minimum). */
+  public metricKeySyncCurrentKidMatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.currentKidMatches, 'Minimum', KEY_SYNC_METRIC_LABELS[KEY_SYNC_METRICS.currentKidMatches], props);
+  }
+
+  /** Failed key-sync runs over all instances (Sum). */
+  public metricKeySyncRunFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.runFailed, 'Sum', KEY_SYNC_METRIC_LABELS[KEY_SYNC_METRICS.runFailed], props);
   }
 }
 
