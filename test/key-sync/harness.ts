@@ -33,9 +33,12 @@ export interface SyncRun {
 /** Runs a program inside the root, asynchronously (the fake endpoint lives in this process). */
 export function runInRoot(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('chroot', [TRIXIE_ROOT, ...args], { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
+    // A deadline for a stuck program; on two loaded cores one key-sync run (several AWS CLI calls) has taken minutes.
+    const timeoutMs = 300_000;
+    execFile('chroot', [TRIXIE_ROOT, ...args], { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env }, timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
+      const killed = error?.killed ? `\n[harness] ${args.join(' ')} was killed (${error.signal}) after the ${timeoutMs / 1000} s deadline` : '';
+      resolve({ code, stdout, stderr: stderr + killed });
     });
   });
 }

@@ -30,7 +30,8 @@ import { FAKE_DEPLOYMENT, resolveIntrinsics } from '../constructs/resolve';
 import { installSecretsManagerFake, SecretsManagerModel } from '../support/secrets-manager-model';
 import { createCa } from '../support/pki';
 
-jest.setTimeout(60_000);
+// The first test synthesizes a stack with a VPC (aws-cdk-lib loads then): about 16 s alone, several times that on two loaded cores.
+jest.setTimeout(180_000);
 
 const DOMAIN = 'looker.example.com';
 const API_KEY = { client_id: 'admin-api-key', client_secret: `api-secret-${randomBytes(8).toString('hex')}` };
