@@ -50,12 +50,12 @@ const EXPECTED: Record<string, string> = {
   RefreshFailures: 'the refresh with a tampered refresh cookie',
   Logins: 'the successful login',
   AuthFailuresByReason: 'the refused callback and refresh',
+  AuthApiThrottled: "API Gateway's access log line of a throttled call",
 };
 /** Filters whose lines no harness here writes, and why (each is checked against its writer's contract elsewhere). */
 const NOT_PRODUCED_HERE: Record<string, string> = {
   AbandonedRotations: "the rotation function's hourly check (test/rotation/stack-updates.test.ts counts its event with this filter's field and value)",
   IdpClientAuthFailures: 'an IdP that refuses the client secret (test/auth/idp-defects.test.ts audits idp-client-auth-failed through the bundled handler)',
-  AuthApiThrottled: "API Gateway's own access log (its JSON format is the template's AccessLogSetting; no API Gateway runs here)",
 };
 
 let env: GatewayEnv;
@@ -63,6 +63,32 @@ let auth: BundledHarness;
 let successLines: string[] = [];
 let accessLines: string[] = [];
 let auditLines: string[] = [];
+let apiLines: { throttled: string; ok: string };
+
+/**
+ * API Gateway cannot run here: its access log lines are made the way it documents it, from the
+ * stage's AccessLogSetting.Format in the template with each $context variable replaced by the
+ * request's value (API Gateway Developer Guide, "$context variables for data models,
+ * authorizers, mapping templates, and CloudWatch access logging": $context.status is the
+ * method response status; 429 when the stage's throttling refuses the call).
+ */
+function apiAccessLogLine(status: number): string {
+  const format = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::Stage')!.Properties.AccessLogSetting.Format as string;
+  const context: Record<string, string> = {
+    requestId: 'c0ffee00-0000-4000-8000-000000000001',
+    'identity.sourceIp': '10.0.1.25',
+    requestTime: '02/Dec/2026:01:23:45 +0000',
+    httpMethod: 'POST',
+    resourcePath: '/{proxy+}',
+    status: String(status),
+    protocol: 'HTTP/1.1',
+    responseLength: '80',
+  };
+  return format.replace(/\$context\.([A-Za-z.]+)/g, (variable, name: string) => {
+    if (!(name in context)) throw new Error(`the access log format has ${variable}, which this model does not fill in`);
+    return context[name];
+  });
+}
 
 beforeAll(async () => {
   // The gateway: a good request, refusals, a refused inline refresh, then no Looker node at all.
@@ -100,6 +126,7 @@ beforeAll(async () => {
   const refreshAnswer = await request(auth.h.fetch, tampered, `${auth.h.gatewayUrl}/oauth2/session`, { method: 'POST', headers: { cookie: '__Host-lg_refresh=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIiwia2lkIjoiayJ9..AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA' } });
   expect(refreshAnswer.status).toBe(401);
   auditLines = auth.stdout().filter((line) => line.trim().startsWith('{'));
+  apiLines = { throttled: apiAccessLogLine(429), ok: apiAccessLogLine(200) };
 });
 
 afterAll(async () => {
@@ -112,11 +139,17 @@ test('the template has the filters this test knows, and no other', () => {
 });
 
 test('every filter on the access and audit logs counts the real lines of the situation it watches', () => {
-  const linesOf: Record<string, string[]> = { AccessLogs: accessLines, AuditLogs: auditLines };
+  const linesOf: Record<string, string[]> = { AccessLogs: accessLines, AuditLogs: auditLines, ApiAccessLogs: [apiLines.throttled] };
   const counts = filters
     .filter((f) => EXPECTED[f.name])
     .map((f) => ({ filter: f.name, group: f.group, watches: EXPECTED[f.name], matched: (linesOf[f.group] ?? []).filter((line) => matchesJsonFilterPattern(f.pattern, line)).length }));
   expect(counts.filter((c) => c.matched === 0)).toEqual([]);
+});
+
+test("the auth API's throttling filter counts a 429 and not a 200", () => {
+  const throttled = filters.find((f) => f.name === 'AuthApiThrottled')!;
+  expect(throttled.group).toBe('ApiAccessLogs');
+  expect([matchesJsonFilterPattern(throttled.pattern, apiLines.throttled), matchesJsonFilterPattern(throttled.pattern, apiLines.ok)]).toEqual([true, false]);
 });
 
 test("a plain good request counts as a request and its time, and in no failure filter", () => {
