@@ -568,7 +568,8 @@ export class GatewayObservability extends Construct {
       metricName: name,
       filterPattern: logs.FilterPattern.literal(pattern),
       metricValue: options.metricValue ?? '1',
-      // CloudWatch refuses a default value on a filter with dimensions (PutMetricFilter).
+      // No default value with dimensions (CloudWatch Logs takes one or the other), nor for a measured
+      // value (a 0 for every other line would drag the request-time percentiles down).
       ...(options.dimensions || options.metricValue ? {} : { defaultValue: 0 }),
       ...(options.dimensions ? { dimensions: options.dimensions } : {}),
       unit: options.unit ?? cloudwatch.Unit.COUNT,
