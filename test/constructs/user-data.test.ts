@@ -467,7 +467,12 @@ describe('Secrets Manager refuses the instance role (AccessDeniedException)', ()
   let run: { code: number; line: Record<string, unknown>; data: MetricDatum[]; started: number };
 
   beforeAll(async () => {
-    // GIVEN the instance's last good sync was 11 minutes ago (its clock cannot be moved: the
+    // GIVEN no key-sync run under way (a start would join a running one, not begin a new one)
+    await waitFor('lg-key-sync.service to be idle', 300_000, async () => {
+      const state = (await instance!.exec(['systemctl', 'is-active', KEY_SYNC_UNITS.service])).stdout.trim();
+      return state === 'inactive' || state === 'failed' ? true : undefined;
+    });
+    // AND the instance's last good sync was 11 minutes ago (its clock cannot be moved: the
     // state file says so), and the role has since lost its Secrets Manager permissions
     const started = Math.floor(Date.now() / 1000);
     await instance!.exec(['sh', '-c', `echo ${started - 660} > /var/lib/lg-key-sync/last-success`]);
