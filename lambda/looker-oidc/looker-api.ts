@@ -91,6 +91,9 @@ export class LookerApi {
           ...(this.options.caCertificatePem ? { ca: this.options.caCertificatePem } : {}),
           ...(this.options.serverName ? { servername: this.options.serverName } : {}),
           timeout: timeoutMs,
+          // A connection of its own per call: a kept-alive socket that Looker (or the frozen
+          // Lambda's pause) closed in between fails the next call with ECONNRESET. Four calls per deploy.
+          agent: false,
         },
         (response) => {
           let text = '';
