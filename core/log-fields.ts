@@ -4,6 +4,7 @@
  * rather than silently breaking a metric filter).
  */
 import { DECISIONS, LOG_FIELDS } from './haproxy/logging';
+import { REFRESH_RESULTS } from './haproxy/lua';
 import { PROXY_NAMES } from './haproxy/names';
 
 function accessLogField<N extends string>(name: N): N {
@@ -24,6 +25,7 @@ export const ACCESS_LOG_FIELDS = {
   route: accessLogField('route'),
   frontend: accessLogField('frontend'),
   totalTime: accessLogField('time_total_ms'),
+  refresh: accessLogField('refresh'),
 } as const;
 
 /**
@@ -61,3 +63,16 @@ export const AUDIT_EVENTS = {
   /** The reason audited when the IdP refuses the auth service's client credential (`invalid_client`). */
   idpClientAuthFailed: 'idp-client-auth-failed',
 } as const;
+
+/**
+ * The access log's `refresh` results that are failures (core/haproxy/lua.ts REFRESH_RESULTS
+ * but `refreshed`): the auth service unreachable or slow (failed), its refusal (refused), too
+ * many refreshes (busy, rate-limited), a refreshed session for someone else (mismatch).
+ */
+export const INLINE_REFRESH_FAILURES = [
+  REFRESH_RESULTS.failed,
+  REFRESH_RESULTS.refused,
+  REFRESH_RESULTS.busy,
+  REFRESH_RESULTS.rateLimited,
+  REFRESH_RESULTS.mismatch,
+] as const;

@@ -12,3 +12,4 @@ export * from './looker/looker-oidc-configuration';
 export type { MappingRuleSet, MappingRule, RuleMatch, RuleGrant, ClaimCondition } from '../core/auth/mapping-rules';
 export { AttributeConflictPolicy } from '../core/auth/mapping-rules';
 export { UserClaim } from '../core/haproxy/options';
+export * from './observability/siem-destination';

@@ -20,6 +20,7 @@ import { GatewayKeys } from './keys/gateway-keys';
 import { LookerBackend } from './looker/looker-backend';
 import { LookerOidcConfiguration, LookerOidcSettings } from './looker/looker-oidc-configuration';
 import { GatewayObservability } from './observability/gateway-observability';
+import { SiemDestination } from './observability/siem-destination';
 import { newEncryptedLogGroup } from './private/log-group';
 import { acknowledge, acknowledgeDefaultPolicy } from './private/nag-acknowledgements';
 import { assertDomainName, assertIntegerInRange, GatewayPropsError } from './private/validation';
@@ -143,6 +144,13 @@ export interface LookerGatewayProps {
    * @default - Looker's authentication is left as it is (the gateway only gates access)
    */
   readonly lookerOidc?: LookerOidcSettings;
+  /**
+   * Forward the access, audit and rotation logs to a SIEM as well: SiemDestination.kinesisStream(stream),
+   * .firehose(arn) (Splunk, Datadog, Elastic: README, Forwarding logs to a SIEM) or
+   * .logsDestination(arn) (a central logging account).
+   * @default - the logs stay in CloudWatch
+   */
+  readonly siemDestination?: SiemDestination;
 }
 
 export class LookerGateway extends Construct {
@@ -179,6 +187,7 @@ export class LookerGateway extends Construct {
       encryptionKey: this.encryptionKey,
       retention: props.logRetention,
       alarmTopic: props.alarmTopic,
+      siemDestination: props.siemDestination,
     });
     const frontendCertificate = props.frontendCertificate ?? (props.hostedZone ? FrontendCertificate.acmExportable() : FrontendCertificate.selfSigned());
     this.keys = new GatewayKeys(this, 'Keys', {
@@ -207,6 +216,11 @@ export class LookerGateway extends Construct {
       domainName: props.domainName,
       authService: { hostName: this.authService.hostName, pathPrefix: this.authService.stagePath },
       accessLogGroup: this.observability.accessLogGroup,
+      instanceLogGroups: {
+        keySync: this.observability.keySyncLogGroup,
+        haproxy: this.observability.haproxyLogGroup,
+        instance: this.observability.instanceLogGroup,
+      },
       session: {
         issuer: origin,
         audience: origin,
@@ -258,7 +272,9 @@ export class LookerGateway extends Construct {
     }
 
     this.observability.monitorFleet(this.fleet);
+    this.observability.monitorKeySync(this.fleet);
     this.observability.monitorAuthService(this.authService.function);
+    this.observability.monitorAuthApi(this.authService.api.deploymentStage, this.authService.accessLogGroup);
     this.observability.monitorRotation(this.keys.rotationFunction);
     this.observability.monitorFrontendCertificate(this.fleet.metricFrontendCertificateDaysToExpiry());
     if (frontendCertificate.source === FrontendCertificateSource.SELF_SIGNED) {

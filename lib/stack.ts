@@ -19,6 +19,7 @@ import { FrontendCertificate } from './keys/frontend-certificate';
 import { LookerBackend } from './looker/looker-backend';
 import { LookerGroupRoles, LookerOidcSettings } from './looker/looker-oidc-configuration';
 import { LookerGateway, LookerGatewayProps } from './looker-gateway';
+import { SiemDestination } from './observability/siem-destination';
 import { acknowledge } from './private/nag-acknowledgements';
 import { GatewayPropsError } from './private/validation';
 
@@ -114,6 +115,12 @@ export interface GatewayAppSettings {
   readonly frontendCertificateSecretArn?: string;
   /** @default - no e-mail subscription to the alarm topic */
   readonly alarmEmail?: string;
+  /**
+   * ARN of a Kinesis data stream, a Firehose stream or a CloudWatch Logs destination that gets
+   * the access, audit and rotation logs too (a SIEM: README, Forwarding logs to a SIEM).
+   * @default - the logs stay in CloudWatch
+   */
+  readonly siemDestinationArn?: string;
   /** Protect the load balancer against deletion (turn off before `cdk destroy`). @default true */
   readonly deletionProtection?: boolean;
   /** Scripts and agents admitted by client certificate: `[{ name, certificateSha256, allowedMethods?, allowedPathPrefixes }]`. @default - none */
@@ -182,6 +189,7 @@ export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'publicSubnetIds',
   'frontendCertificateSecretArn',
   'alarmEmail',
+  'siemDestinationArn',
   'deletionProtection',
   'machineClients',
   'machineRoutePathPrefixes',
@@ -334,6 +342,7 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     publicSubnetIds: list('publicSubnetIds'),
     frontendCertificateSecretArn: text('frontendCertificateSecretArn', false),
     alarmEmail: text('alarmEmail', false),
+    siemDestinationArn: text('siemDestinationArn', false),
     deletionProtection: flag('deletionProtection'),
     machineClients: machineClients(),
     machineRoutePathPrefixes: list('machineRoutePathPrefixes'),
@@ -410,6 +419,7 @@ export class LookerGatewayStack extends Stack {
       deletionProtection: s.deletionProtection ?? true,
       ...machineClientsFrom(where, s),
       lookerOidc: lookerOidcFrom(this, where, s),
+      siemDestination: s.siemDestinationArn === undefined ? undefined : siemDestinationFrom(where, s.siemDestinationArn),
     });
     if (s.alarmEmail) this.gateway.observability.alarmTopic?.addSubscription(new subscriptions.EmailSubscription(s.alarmEmail));
 
@@ -622,4 +632,12 @@ function existingVpcFrom(scope: Construct, where: string, s: GatewayAppSettings)
     privateSubnetIds: s.privateSubnetIds,
     ...((s.internetFacing ?? true) ? { publicSubnetIds: s.publicSubnetIds } : {}),
   });
+}
+
+function siemDestinationFrom(where: string, arn: string): SiemDestination {
+  try {
+    return SiemDestination.fromArn(arn);
+  } catch (error) {
+    throw new GatewayPropsError(where, (error as Error).message);
+  }
 }

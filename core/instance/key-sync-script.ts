@@ -54,6 +54,10 @@ CHANGED=""
 FETCHED=""
 KIDS=""
 EXPIRY_FACTS="{}"
+SYNC_FACTS="{}"
+METRIC_FACTS="{}"
+VERSIONS="{}"
+LOG_FILE=""
 
 json_list() {
   # Words of $1 as a JSON array of strings.
@@ -61,15 +65,19 @@ json_list() {
 }
 
 log_line() {
-  # $1 outcome, $2 message, $3 extra JSON object. Never give it key material.
-  jq -cn --arg outcome "$1" --arg message "$2" --argjson extra "$3" \
-    '{time: (now | todate), unit: "lg-key-sync", outcome: $outcome, message: $message} + $extra'
+  # $1 outcome, $2 message, $3 extra JSON object. Never give it key material. To the journal
+  # (stdout) and to LOG_FILE, which the CloudWatch agent ships (it does not read the journal).
+  line=$(jq -cn --arg outcome "$1" --arg message "$2" --argjson extra "$3" \
+    '{time: (now | todate), unit: "lg-key-sync", outcome: $outcome, message: $message} + $extra')
+  printf '%s\n' "$line"
+  if [ -n "$LOG_FILE" ]; then printf '%s\n' "$line" >> "$LOG_FILE" || echo '{"unit":"lg-key-sync","outcome":"error","message":"cannot append to the log file"}'; fi
 }
 
 run_facts() {
   jq -cn --argjson changed "$(json_list "$CHANGED")" --argjson fetched "$(json_list "$FETCHED")" \
     --argjson kids "$(json_list "$KIDS")" --arg reload "$RELOAD" --argjson expiry "$EXPIRY_FACTS" \
-    '{changed: $changed, fetched: $fetched, kids: $kids, reloadAllowed: ($reload == "yes")} + $expiry'
+    --argjson sync "$SYNC_FACTS" --argjson metric "$METRIC_FACTS" \
+    '{changed: $changed, fetched: $fetched, kids: $kids, reloadAllowed: ($reload == "yes")} + $sync + $expiry + $metric'
 }
 
 restore_previous_files() {
@@ -85,8 +93,9 @@ restore_previous_files() {
 
 fail() {
   restore_previous_files
-  # The certificate that stays installed still counts down: report it, so a renewal that keeps failing alarms.
-  publish_certificate_expiry
+  # A failed run reports too: its failure, the age of the last good one, and the installed
+  # certificate that still counts down (a renewal that keeps failing alarms).
+  publish_run_metrics error
   log_line error "$1" "$(run_facts | jq -c '. + {reloaded: false, keptPreviousFiles: true}')"
   exit 1
 }
@@ -96,9 +105,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Optional steps (functions): the frontend certificate from ACM, and its days until expiry as a metric.
+# Steps (functions): the frontend certificate from ACM; the run's metrics, with the days until the certificate expires.
 @ACM_CERTIFICATE_STEP@
 @CERTIFICATE_EXPIRY_STEP@
+@RUN_METRICS_STEP@
 
 if ! [ -r "$CONFIG_FILE" ]; then
   echo '{"unit":"lg-key-sync","outcome":"error","message":"cannot read the config file"}'
@@ -308,7 +318,7 @@ save_versions() {
 
 if [ -z "$CHANGED" ]; then
   save_versions
-  publish_certificate_expiry
+  publish_run_metrics unchanged
   log_line unchanged "nothing to change: the files match the current secret versions" "$(run_facts | jq -c --argjson v "$VERSIONS" '. + {versions: $v, reloaded: false}')"
   exit 0
 fi
@@ -345,7 +355,7 @@ if [ "$RELOAD" = yes ]; then
 fi
 rm -f "$WORK/installed"
 save_versions
-publish_certificate_expiry
+publish_run_metrics updated
 log_line updated "installed new key and certificate files" "$(run_facts | jq -c --argjson v "$VERSIONS" --argjson r "$RELOADED" '. + {versions: $v, reloaded: $r}')"
 exit 0
 `;

@@ -26,11 +26,14 @@ import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from '../layout';
 import { ACM_CERTIFICATE_STEP } from './acm-certificate';
 import { CERTIFICATE_EXPIRY_METRIC, CERTIFICATE_EXPIRY_STEP } from './certificate-expiry';
 import { KEY_SYNC_SCRIPT } from './key-sync-script';
+import { KEY_SYNC_METRICS, RUN_METRICS_STEP } from './run-metrics';
 
 export const KEY_SYNC_DEFAULTS = {
   intervalSeconds: 300,
   randomDelaySeconds: 60,
   stateDir: '/var/lib/lg-key-sync',
+  /** Under /var/log: the directory of the log file the CloudWatch agent ships. */
+  logsDirectory: 'lg-key-sync',
   scriptPath: '/usr/local/sbin/lg-key-sync',
   configPath: '/etc/lg-key-sync/key-sync.conf',
   haproxyBinary: '/usr/sbin/haproxy',
@@ -65,6 +68,7 @@ const KEY_SYNC_DIRECTORIES = ['keys', 'maps', 'tls'];
 const KEY_SYNC_STEPS = {
   ACM_CERTIFICATE_STEP,
   CERTIFICATE_EXPIRY_STEP,
+  RUN_METRICS_STEP,
 } as const;
 
 function renderKeySyncScript(): string {
@@ -81,7 +85,13 @@ function renderKeySyncScript(): string {
     if (step === undefined) throw new Error(`key-sync script placeholder ${placeholder} has no step.`);
     return step.trimEnd();
   });
-  const values: Record<string, string> = { ...KEY_SYNC_FILE_NAMES, CERTIFICATE_EXPIRY_METRIC };
+  const values: Record<string, string> = {
+    ...KEY_SYNC_FILE_NAMES,
+    CERTIFICATE_EXPIRY_METRIC,
+    SECONDS_SINCE_SUCCESS_METRIC: KEY_SYNC_METRICS.secondsSinceSuccess,
+    CURRENT_KID_MATCHES_METRIC: KEY_SYNC_METRICS.currentKidMatches,
+    RUN_FAILED_METRIC: KEY_SYNC_METRICS.runFailed,
+  };
   const script = withSteps.replace(/@([A-Z_]+)@/g, (placeholder, name: string) => {
     const value = values[name];
     if (value === undefined) throw new Error(`key-sync script placeholder ${placeholder} has no value.`);
@@ -123,6 +133,12 @@ export interface KeySyncOptions {
   readonly configDir?: string;
   /** @default '<configDir>/haproxy.cfg' */
   readonly haproxyConfigFile?: string;
+  /**
+   * File that gets a copy of every JSON line (the CloudWatch agent ships files, not the journal).
+   * Under /var/log, systemd makes its directory (LogsDirectory=); elsewhere it must exist.
+   * @default - the journal only
+   */
+  readonly logFile?: string;
   /** Where the last synced version of each secret is remembered. @default '/var/lib/lg-key-sync' */
   readonly stateDir?: string;
   /** Seconds between syncs. @default 300 */
@@ -189,6 +205,11 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
       throw new Error(`key-sync ${name} ${JSON.stringify(settings[name])} must be an absolute path of letters, digits and . _ - / (no spaces).`);
     }
   }
+  if (options.logFile !== undefined && (!SAFE_PATH.test(options.logFile) || options.logFile.endsWith('/'))) {
+    throw new Error(
+      `key-sync logFile ${JSON.stringify(options.logFile)} must be an absolute file path of letters, digits and . _ - / (no spaces), for example "/var/log/lg-key-sync/key-sync.log".`,
+    );
+  }
   for (const name of ['region', 'haproxyGroup'] as const) {
     if (!SAFE_VALUE.test(settings[name]))
       throw new Error(`key-sync ${name} ${JSON.stringify(settings[name])} must be one word without quotes or shell characters.`);
@@ -238,6 +259,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     `HAPROXY_GROUP='${settings.haproxyGroup}'`,
     `FIRST_ROTATION_WAIT_SECONDS='${settings.firstRotationWaitSeconds}'`,
     ...(options.metricNamespace === undefined ? [] : [`METRIC_NAMESPACE='${options.metricNamespace}'`]),
+    ...(options.logFile === undefined ? [] : [`LOG_FILE='${options.logFile}'`]),
     '',
   ].join('\n');
 
@@ -249,6 +271,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     'ProtectHome=yes',
     'ProtectSystem=full',
     ...writablePaths(settings.configDir, settings.stateDir),
+    ...logsDirectory(options.logFile),
   ];
   const service = unit([
     '[Unit]',
@@ -322,6 +345,12 @@ function writablePaths(configDir: string, stateDir: string): string[] {
   return stateUnderVarLib
     ? [`StateDirectory=${stateUnderVarLib[1]}`, 'StateDirectoryMode=0750', `ReadWritePaths=-${configDir}`]
     : [`ReadWritePaths=-${configDir} -${stateDir}`];
+}
+
+/** A log file under /var/log gets its directory from systemd (LogsDirectory=), at every start, so a run never fails for want of it. */
+function logsDirectory(logFile: string | undefined): string[] {
+  const underVarLog = logFile === undefined ? null : /^\/var\/log\/([A-Za-z0-9._-][A-Za-z0-9._/-]*)\/[^/]+$/.exec(logFile);
+  return underVarLog ? [`LogsDirectory=${underVarLog[1]}`, 'LogsDirectoryMode=0750'] : [];
 }
 
 function unit(lines: string[]): string {

@@ -24,6 +24,17 @@ import { GatewayConfigOptions, LogDestination, MachineClient, MachineRoutes, Use
 import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from '../layout';
 import { renderGatewayConfig, RenderedGatewayConfig } from '../haproxy/render';
 import { KeySyncUnit, renderKeySyncUnit } from './key-sync';
+import {
+  ACCESS_LOG_PATH,
+  BOOTSTRAP_LOG_PATH,
+  HAPROXY_MESSAGES_LOG_PATH,
+  InstanceLogGroupNames,
+  KEY_SYNC_LOG_PATH,
+  logCollectList,
+  logrotateConfig,
+} from './instance-logs';
+
+export { ACCESS_LOG_PATH };
 
 export interface BootstrapFile {
   /** Absolute path on the instance. */
@@ -101,7 +112,7 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
     '# the tests run this very script in a Debian 13 root.',
     `# files digest: ${o.filesDigest}`,
     'set -euo pipefail',
-    'exec > >(tee -a /var/log/lg-bootstrap.log) 2>&1',
+    `exec > >(tee -a ${BOOTSTRAP_LOG_PATH}) 2>&1`,
     `export AWS_REGION='${o.region}' AWS_DEFAULT_REGION='${o.region}'`,
     `LG_STACK_NAME='${o.stackName}'`,
     `LG_FILES_RESOURCE='${o.filesResourceId}'`,
@@ -202,8 +213,6 @@ export const INSTANCE_PACKAGES: readonly string[] = ['haproxy', 'awscli', 'jq', 
 export const CLOUDWATCH_AGENT_CONFIG_PATH = '/opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json';
 /** The namespace of the agent's metrics (memory, disk, connections); the instance role may write only there. */
 export const CLOUDWATCH_AGENT_METRIC_NAMESPACE = 'CWAgent';
-/** HAProxy's JSON access log on the instance: systemd appends haproxy's stdout to it, the agent ships it. */
-export const ACCESS_LOG_PATH = '/var/log/haproxy/access.log';
 const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 /** The unprivileged user (and group) of Debian's haproxy package that the workers run as. */
 export const HAPROXY_USER = 'haproxy';
@@ -226,6 +235,8 @@ export interface InstanceFilesInput {
   readonly readinessPort: number;
   readonly metricsPort: number;
   readonly accessLogGroupName: string;
+  /** Log groups of the other files the agent ships (core/instance/instance-logs.ts). @default - the access log group, a stream per file */
+  readonly logGroupNames?: Omit<InstanceLogGroupNames, 'access'>;
   /** Secret ARNs; `frontendCertificate` when the frontend certificate is in a secret. */
   readonly secrets: { readonly verificationKeys: string; readonly backendClientCertificate: string; readonly frontendCertificate?: string };
   /** ARN of the exportable ACM certificate, when the frontend certificate comes from ACM. */
@@ -307,7 +318,7 @@ export function renderInstanceFiles(input: InstanceFilesInput): BootstrapFile[] 
   const inConfigDir = (relative: string) => path.posix.join(DEFAULT_CONFIG_DIR, relative);
   return [
     ...rendered.files.map((file) => ({ path: inConfigDir(file.path), mode: `0${file.mode.toString(8)}`, content: file.content })),
-    { path: CLOUDWATCH_AGENT_CONFIG_PATH, mode: '0644', content: cloudWatchAgentConfig(input.accessLogGroupName) },
+    { path: CLOUDWATCH_AGENT_CONFIG_PATH, mode: '0644', content: cloudWatchAgentConfig({ ...input.logGroupNames, access: input.accessLogGroupName }) },
     { path: '/etc/systemd/system/haproxy.service.d/looker-gateway.conf', mode: '0644', content: haproxyServiceDropIn(rendered.configFile) },
     { path: '/etc/logrotate.d/looker-gateway', mode: '0644', content: logrotateConfig() },
     ...keySyncUnit(input).files,
@@ -352,17 +363,14 @@ export function startCommands(input: InstanceFilesInput): string[] {
   ];
 }
 
-function cloudWatchAgentConfig(accessLogGroupName: string): string {
+function cloudWatchAgentConfig(logGroups: InstanceLogGroupNames): string {
   return `${JSON.stringify(
     {
       agent: { metrics_collection_interval: 60, run_as_user: 'root' },
       logs: {
         logs_collected: {
           files: {
-            collect_list: [
-              { file_path: ACCESS_LOG_PATH, log_group_name: accessLogGroupName, log_stream_name: '{instance_id}', timezone: 'UTC' },
-              { file_path: '/var/log/lg-bootstrap.log', log_group_name: accessLogGroupName, log_stream_name: '{instance_id}-bootstrap', timezone: 'UTC' },
-            ],
+            collect_list: logCollectList(logGroups),
           },
         },
       },
@@ -383,19 +391,17 @@ function cloudWatchAgentConfig(accessLogGroupName: string): string {
 
 function haproxyServiceDropIn(config: string): string {
   return [
-    "# The gateway config instead of Debian's default; its JSON access log (stdout) to a file the",
-    "# CloudWatch agent ships. haproxy's own messages stay in the journal (stderr).",
+    "# The gateway config instead of Debian's default. The CloudWatch agent ships files, not the",
+    "# journal: the JSON access log (stdout) and haproxy's own messages (stderr: ALERTs, server",
+    '# state changes, reloads) go to files of their own (the user data makes their directory).',
     '[Service]',
     `Environment="CONFIG=${config}"`,
     'RuntimeDirectory=haproxy',
     'RuntimeDirectoryPreserve=yes',
     `StandardOutput=append:${ACCESS_LOG_PATH}`,
+    `StandardError=append:${HAPROXY_MESSAGES_LOG_PATH}`,
     '',
   ].join('\n');
-}
-
-function logrotateConfig(): string {
-  return `${ACCESS_LOG_PATH} {\n  daily\n  rotate 3\n  compress\n  missingok\n  notifempty\n  copytruncate\n}\n`;
 }
 
 /** The key-sync unit of core/instance/key-sync.ts, for the instance's secrets. */
@@ -408,5 +414,6 @@ function keySyncUnit(input: InstanceFilesInput): KeySyncUnit {
     frontendCertificateArn: input.frontendAcmCertificateArn,
     metricNamespace: input.metricNamespace,
     configDir: DEFAULT_CONFIG_DIR,
+    logFile: KEY_SYNC_LOG_PATH,
   });
 }

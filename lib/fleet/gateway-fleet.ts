@@ -28,6 +28,8 @@ import { ClientCertificateAuthority, MachineClient, MachineRoutes } from './mach
 import { addGatewayScaling, newGatewayGroup } from './scaling';
 import { newFleetSecurityGroups } from './security-groups';
 import { checkInstanceTypes, validateFleetProps } from './validation';
+import { KEY_SYNC_METRICS } from '../../core/instance/run-metrics';
+import { keySyncMetric } from '../observability/key-sync-metrics';
 
 export interface GatewayFleetProps {
   readonly vpc: ec2.IVpc;
@@ -44,6 +46,12 @@ export interface GatewayFleetProps {
   readonly authService: FleetAuthServiceTarget;
   /** Log group HAProxy's JSON access log is shipped to. */
   readonly accessLogGroup: logs.ILogGroup;
+  /**
+   * Log groups of the instances' other logs: key-sync's runs, HAProxy's own messages, the
+   * bootstrap and the agents' errors (GatewayObservability makes them).
+   * @default - each goes to accessLogGroup, in a stream of its own
+   */
+  readonly instanceLogGroups?: InstanceLogGroups;
   /**
    * Session settings HAProxy checks.
    * @default - issuer and audience https://<domainName>, 10 minute sessions
@@ -120,6 +128,25 @@ export interface GatewayFleetProps {
    * @default "LookerGateway/<stack name>" (GatewayObservability's default too)
    */
   readonly metricNamespace?: string;
+}
+
+/** Where the instances' logs other than the access log go. */
+export interface InstanceLogGroups {
+  /**
+   * key-sync's JSON lines, one per run.
+   * @default - the access log group
+   */
+  readonly keySync?: logs.ILogGroup;
+  /**
+   * HAProxy's own messages: ALERTs, server state changes, reloads.
+   * @default - the access log group
+   */
+  readonly haproxy?: logs.ILogGroup;
+  /**
+   * The bootstrap log and the CloudWatch and SSM agents' errors.
+   * @default - the access log group
+   */
+  readonly instance?: logs.ILogGroup;
 }
 
 /** Where the auth service answers, as the fleet needs it. */
@@ -203,7 +230,10 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       domainName: props.domainName,
       machineHostName: props.machineRoutes?.hostName,
     });
-    this.role = newInstanceRole(this, props.keys, props.accessLogGroup, { certificate: this.certificate, metricNamespace: this.metricNamespace });
+    this.role = newInstanceRole(this, props.keys, [props.accessLogGroup, ...Object.values(props.instanceLogGroups ?? {})], {
+      certificate: this.certificate,
+      metricNamespace: this.metricNamespace,
+    });
     const launch = newGatewayLaunchTemplate(this, where, {
       settings: {
         ...props,
@@ -278,5 +308,20 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
    */
   public metricFrontendCertificateDaysToExpiry(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return certificateExpiryMetric(this.metricNamespace, props);
+  }
+
+  /** Seconds since the last successful key sync, reported by every run; by default the worst instance (Maximum) over 5 minutes. */
+  public metricKeySyncSecondsSinceSuccess(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.secondsSinceSuccess, props);
+  }
+
+  /** 1 when an instance's installed current session key is the secret's, 0 when not; by default the worst instance (Minimum) over 5 minutes. */
+  public metricKeySyncCurrentKidMatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.currentKidMatches, props);
+  }
+
+  /** Failed key-sync runs over all instances (Sum over 5 minutes). */
+  public metricKeySyncRunFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.runFailed, props);
   }
 }

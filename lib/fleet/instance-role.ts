@@ -1,6 +1,6 @@
 /**
  * The instances' role: read the instance key material (and export the ACM certificate), ship
- * the access log, publish the agent's metrics and the certificate expiry, fetch the launch template's files and signal readiness, and Session
+ * the logs, publish the agent's metrics and the certificate expiry, fetch the launch template's files and signal readiness, and Session
  * Manager instead of SSH.
  */
 import { Stack } from 'aws-cdk-lib';
@@ -20,7 +20,8 @@ export interface InstanceCertificateAccess {
   readonly metricNamespace: string;
 }
 
-export function newInstanceRole(scope: Construct, keys: IGatewayKeys, accessLogGroup: logs.ILogGroup, frontend: InstanceCertificateAccess): iam.Role {
+/** `logGroups`: the access log group and the groups of the instances' other logs (each granted once). */
+export function newInstanceRole(scope: Construct, keys: IGatewayKeys, logGroups: readonly logs.ILogGroup[], frontend: InstanceCertificateAccess): iam.Role {
   const role = new iam.Role(scope, 'InstanceRole', {
     assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
     description: 'Looker gateway instances: read instance key material, ship logs, Session Manager',
@@ -34,7 +35,7 @@ export function newInstanceRole(scope: Construct, keys: IGatewayKeys, accessLogG
   keys.grantReadInstanceMaterial(role);
   if (frontend.certificate) grantExportCertificate(role, frontend.certificate);
   grantCertificateExpiryMetric(role, frontend.metricNamespace);
-  accessLogGroup.grant(role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
+  for (const group of new Set(logGroups)) group.grant(role, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
   grantCloudWatchAgentMetrics(role);
   return role;
 }

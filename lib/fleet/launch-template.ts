@@ -25,6 +25,7 @@ import {
 } from '../../core/instance/user-data';
 import { IGatewayKeys } from '../keys/gateway-keys';
 import { LookerBackend } from '../looker/looker-backend';
+import type { InstanceLogGroups } from './gateway-fleet';
 import { machineClientsInput, MachineClientSettings } from './machine-clients';
 import { withPropsErrors } from './validation';
 
@@ -47,6 +48,7 @@ export interface InstanceSettings extends MachineClientSettings {
   readonly domainName: string;
   readonly authService: { readonly hostName: string; readonly pathPrefix: string };
   readonly accessLogGroup: logs.ILogGroup;
+  readonly instanceLogGroups?: InstanceLogGroups;
   readonly session?: {
     readonly issuer: string;
     readonly audience: string;
@@ -109,6 +111,11 @@ export function newGatewayLaunchTemplate(scope: Construct, where: string, option
     readinessPort: s.readinessPort,
     metricsPort: s.metricsPort,
     accessLogGroupName: deployTime.placeholderFor(s.accessLogGroup.logGroupName, token),
+    logGroupNames: {
+      keySync: s.instanceLogGroups?.keySync && deployTime.placeholderFor(s.instanceLogGroups.keySync.logGroupName, token),
+      haproxy: s.instanceLogGroups?.haproxy && deployTime.placeholderFor(s.instanceLogGroups.haproxy.logGroupName, token),
+      instance: s.instanceLogGroups?.instance && deployTime.placeholderFor(s.instanceLogGroups.instance.logGroupName, token),
+    },
     secrets: {
       verificationKeys: deployTime.placeholderFor(s.keys.verificationKeys.secretArn, token),
       backendClientCertificate: deployTime.placeholderFor(s.keys.backendClientCertificate.secretArn, token),

@@ -4,6 +4,7 @@
  * grants for the readers (auth service, instances).
  */
 import { Duration, SecretValue, Stack, Tags } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -469,6 +470,14 @@ export class GatewayKeys extends GatewayKeysBase {
     });
     Tags.of(secret).add(SECRET_KIND_TAG, kind);
     return secret;
+  }
+
+  /**
+   * Failed rotation steps: the rotation function's errors (Sum over an hour; a rotation step
+   * that throws is retried by Secrets Manager, so an hour holds the whole attempt).
+   */
+  public metricRotationFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.rotationFunction.metricErrors({ period: Duration.hours(1), statistic: 'Sum', ...props });
   }
 
   private schedule(id: string, secret: secretsmanager.ISecret, every: Duration): secretsmanager.RotationSchedule {

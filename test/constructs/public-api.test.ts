@@ -63,6 +63,8 @@ function publicApiFindings(): { findings: Finding[]; checked: string[] } {
       if (property.flags & ts.SymbolFlags.Method) continue;
       const declaration = property.valueDeclaration ?? property.declarations?.[0];
       if (!declaration) continue;
+      // A method of a behavioural interface (jsii: its name starts with I) is no function-typed property.
+      if (ts.isMethodSignature(declaration) && /^I[A-Z]/.test(symbol.getName())) continue;
       const propertyType = checker.getTypeOfSymbolAtLocation(property, declaration);
       const problem = problemOf(propertyType);
       const name = `${symbol.getName()}.${property.getName()}`;

@@ -16,7 +16,11 @@
  *     LOCAL PROXY v2 header, dev/proxy-protocol.ts), at the interval and
  *     thresholds of the synthesized target group;
  *   - the key-sync timer firing, a reboot, and Looker going away for longer than the
- *     load balancer's health-check window.
+ *     load balancer's health-check window;
+ *   - Secrets Manager refusing the instance role (AccessDeniedException, as AWS answers a
+ *     call no policy allows: Secrets Manager API Reference, Common Errors): the failure reaches
+ *     the journal, the file the CloudWatch agent ships and the metric the alarms watch
+ *     (CloudWatch's PutMetricData endpoint, dev/aws/cloudwatch-endpoint.ts).
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -40,7 +44,7 @@ import { LookerGateway } from '../../lib/looker-gateway';
 import { HEADERS, SESSION_COOKIE } from '../../core/session-contract';
 import { handler as rotationHandler } from '../../lambda/rotation/index';
 import { startCloudFormationEndpoint, CloudFormationEndpoint } from '../../dev/aws/cloudformation-endpoint';
-import { CloudWatchEndpoint, startCloudWatchEndpoint } from '../../dev/aws/cloudwatch-endpoint';
+import { CloudWatchEndpoint, MetricDatum, startCloudWatchEndpoint } from '../../dev/aws/cloudwatch-endpoint';
 import { startInstanceMetadataService, InstanceMetadataService } from '../../dev/aws/instance-metadata';
 import { matchesJsonFilterPattern } from '../../dev/aws/metric-filter';
 import { createCa, issueCertificate, Pem } from '../../dev/pki';
@@ -50,6 +54,9 @@ import { startSecretsManagerEndpoint, SecretsManagerEndpoint } from '../../dev/a
 import { installSecretsManagerFake, SecretsManagerModel } from '../../dev/aws/secrets-manager-model';
 import { bootInstance, Instance, jsonLines } from '../../dev/systemd-container';
 import { waitFor } from '../../dev/wait';
+import { KEY_SYNC_METRICS } from '../../core/instance/run-metrics';
+import { HAPROXY_MESSAGES_LOG_PATH, KEY_SYNC_LOG_PATH } from '../../core/instance/instance-logs';
+import { breaches, singleMetricAlarm } from '../../dev/aws/alarm';
 import { attachRotation, DOMAIN, GatewaySecretArns, rotateSecret, rotationSettings, seedGatewaySecrets, setRotationEnvironment } from '../rotation/fixture';
 import { newTestApp } from './fixtures';
 import { FakeDeployment, resolveIntrinsics } from './resolve';
@@ -79,6 +86,7 @@ let arns: GatewaySecretArns;
 let secretsEndpoint: SecretsManagerEndpoint;
 let cloudFormation: CloudFormationEndpoint;
 let imds: InstanceMetadataService;
+let cloudWatch: CloudWatchEndpoint;
 let template: Template;
 let instance: Instance | undefined;
 let looker: Server | undefined;
@@ -86,7 +94,6 @@ let lookerCa: Awaited<ReturnType<typeof createCa>>;
 let lookerCert: Pem;
 const lookerRequests: Array<{ path: string; headers: IncomingHttpHeaders; clientCertificate: string }> = [];
 let ports: { https: number; http: number; health: number; readiness: number; metrics: number; looker: number };
-let cloudWatch: CloudWatchEndpoint | undefined;
 let workDir: string;
 let bootstrap: { code: number; stdout: string; stderr: string };
 let keySyncBootLines: Array<Record<string, unknown>>;
@@ -572,6 +579,132 @@ test('the key-sync timer fires: a new signing key reaches haproxy by a seamless 
   expect(await instance!.failedUnits()).toEqual([]);
 });
 
+describe('Secrets Manager refuses the instance role (AccessDeniedException)', () => {
+  const denied = () =>
+    Object.assign(
+      new Error(
+        `User: arn:aws:sts::${model.accountId}:assumed-role/${INSTANCE_ROLE}/${INSTANCE_ID} is not authorized to perform: secretsmanager:DescribeSecret because no identity-based policy allows the secretsmanager:DescribeSecret action`,
+      ),
+      {
+        name: 'AccessDeniedException',
+      },
+    );
+  let run: { code: number; line: Record<string, unknown>; data: MetricDatum[]; started: number };
+
+  beforeAll(async () => {
+    // GIVEN no key-sync run under way (a start would join a running one, not begin a new one)
+    await waitFor('lg-key-sync.service to be idle', 300_000, async () => {
+      const state = (await instance!.exec(['systemctl', 'is-active', KEY_SYNC_UNITS.service])).stdout.trim();
+      return state === 'inactive' || state === 'failed' ? true : undefined;
+    });
+    // AND the instance's last good sync was 11 minutes ago (its clock cannot be moved: the
+    // state file says so), and the role has since lost its Secrets Manager permissions
+    const started = Math.floor(Date.now() / 1000);
+    await instance!.exec(['sh', '-c', `echo ${started - 660} > /var/lib/lg-key-sync/last-success`]);
+    model.injectFailure({ operation: 'DescribeSecret', times: 100, error: denied });
+    const before = cloudWatch.data.length;
+    const logBefore = (await journal(KEY_SYNC_UNITS.service)).length;
+    // WHEN the timer's unit runs, as shipped (its sandbox, its environment)
+    try {
+      const result = await instance!.exec(['systemctl', 'start', KEY_SYNC_UNITS.service], 120_000);
+      const lines = (await journal(KEY_SYNC_UNITS.service)).slice(logBefore);
+      run = { code: result.code, line: lines[lines.length - 1], data: cloudWatch.data.slice(before), started };
+    } finally {
+      model.clearFailures();
+    }
+  });
+
+  afterAll(async () => {
+    await instance!.exec(['systemctl', 'reset-failed', KEY_SYNC_UNITS.service]);
+  });
+
+  test('the run fails, keeps the files, and the journal line says which call AWS refused and why', async () => {
+    expect(run.code).not.toBe(0);
+    expect((await instance!.exec(['systemctl', 'show', KEY_SYNC_UNITS.service, '-p', 'Result', '--value'])).stdout.trim()).toBe('exit-code');
+    expect(run.line).toMatchObject({
+      unit: 'lg-key-sync',
+      outcome: 'error',
+      reloaded: false,
+      keptPreviousFiles: true,
+      metricPublished: true,
+      secondsSinceSuccess: expect.any(Number),
+    });
+    expect(String(run.line.message)).toMatch(
+      /^cannot read the current version of the verification-keys secret \(arn:aws:secretsmanager:[^)]+\): .*AccessDeniedException.*not authorized to perform: secretsmanager:DescribeSecret/,
+    );
+  });
+
+  test('the same line is in the file the CloudWatch agent ships to the key-sync log group', () => {
+    const shipped = jsonLines(instance!.readFile(KEY_SYNC_LOG_PATH));
+    expect(shipped[shipped.length - 1]).toEqual(run.line);
+    const agent = JSON.parse(instance!.readFile('/opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json')!);
+    const entry = agent.logs.logs_collected.files.collect_list.find((e: { file_path: string }) => e.file_path === KEY_SYNC_LOG_PATH);
+    const keySyncGroup = resourceWithId('GatewayObservabilityKeySyncLogs');
+    expect(keySyncGroup.Type).toBe('AWS::Logs::LogGroup');
+    expect(entry).toMatchObject({ log_group_name: expect.any(String), log_stream_name: '{instance_id}' });
+    expect(entry.log_group_name).not.toBe(agent.logs.logs_collected.files.collect_list[0].log_group_name);
+  });
+
+  test('the metrics reach CloudWatch signed by the instance role, for the fleet and for this instance', () => {
+    const names = [...new Set(run.data.map((d) => d.metricName))].sort();
+    expect(names).toEqual([KEY_SYNC_METRICS.runFailed, KEY_SYNC_METRICS.secondsSinceSuccess, 'FrontendCertificateDaysToExpiry'].sort());
+    const failed = run.data.filter((d) => d.metricName === KEY_SYNC_METRICS.runFailed);
+    expect(failed.map((d) => [d.value, d.dimensions])).toEqual([
+      [1, {}],
+      [1, { InstanceId: INSTANCE_ID }],
+    ]);
+    const age = run.data.find((d) => d.metricName === KEY_SYNC_METRICS.secondsSinceSuccess && !d.dimensions.InstanceId)!;
+    expect(age.value).toBeGreaterThanOrEqual(660);
+    expect(age.value).toBe(run.line.secondsSinceSuccess);
+    // It could not read the secret's current version: whether the installed key matches is unknown, not "no".
+    expect(run.line.currentKidMatches).toBeNull();
+    expect(new Set(run.data.map((d) => d.accessKeyId))).toEqual(new Set([imds.accessKeyId]));
+  });
+
+  test('the alarms on those metrics, as synthesized, fire: a failed run, and an instance stale past one interval and margin', () => {
+    const failedAlarm = resourceWithId('GatewayObservabilityKeySyncFailedAlarm').Properties;
+    const staleAlarm = resourceWithId('GatewayObservabilityKeySyncStaleAlarm').Properties;
+    for (const alarm of [failedAlarm, staleAlarm])
+      expect(resolveIntrinsics(singleMetricAlarm(alarm).Namespace, { region: model.region, accountId: model.accountId, stackName: STACK_NAME }, template)).toBe(
+        run.data[0].namespace,
+      );
+    const deployed = (alarm: Record<string, unknown>) =>
+      resolveIntrinsics(alarm, { region: model.region, accountId: model.accountId, stackName: STACK_NAME }, template) as Record<string, unknown>;
+    expect(breaches(deployed(failedAlarm), run.data)).toBe(true);
+    expect(breaches(deployed(staleAlarm), run.data)).toBe(true);
+    expect(staleAlarm.AlarmDescription).toEqual(expect.anything());
+    // A good run right after clears both.
+  });
+
+  test("the next good run reports success: 0 seconds since success, the installed key is the secret's, no failure", async () => {
+    const before = cloudWatch.data.length;
+    const result = await instance!.exec(['systemctl', 'start', KEY_SYNC_UNITS.service], 120_000);
+    expect(result.code).toBe(0);
+    const data = cloudWatch.data.slice(before);
+    const value = (name: string) => data.find((d) => d.metricName === name && !d.dimensions.InstanceId)?.value;
+    expect([value(KEY_SYNC_METRICS.runFailed), value(KEY_SYNC_METRICS.secondsSinceSuccess), value(KEY_SYNC_METRICS.currentKidMatches)]).toEqual([0, 0, 1]);
+    const deployed = (id: string) =>
+      resolveIntrinsics(resourceWithId(id).Properties, { region: model.region, accountId: model.accountId, stackName: STACK_NAME }, template) as Record<
+        string,
+        unknown
+      >;
+    for (const id of ['GatewayObservabilityKeySyncFailedAlarm', 'GatewayObservabilityKeySyncStaleAlarm', 'GatewayObservabilityKeySyncKeyMismatchAlarm']) {
+      expect([id, breaches(deployed(id), data)]).toEqual([id, false]);
+    }
+  });
+});
+
+test("haproxy's own messages (reload notices) go to their own file, and the access log stays JSON for its group", () => {
+  const messages = instance!.readFile(HAPROXY_MESSAGES_LOG_PATH) ?? '';
+  // The key-sync timer test reloaded haproxy: the master says so on stderr.
+  expect(messages).toMatch(/\[NOTICE\].*Loading success/);
+  const agent = JSON.parse(instance!.readFile('/opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json')!);
+  const access = agent.logs.logs_collected.files.collect_list.find((e: { file_path: string }) => e.file_path === ACCESS_LOG_PATH);
+  const include = new RegExp(access.filters[0].expression);
+  const accessLines = (instance!.readFile(ACCESS_LOG_PATH) ?? '').split('\n').filter(Boolean);
+  expect(accessLines.filter((line) => include.test(line)).every((line) => jsonLines(line).length === 1)).toBe(true);
+});
+
 test('Looker gone for longer than the health-check window: the gateway stays healthy, answers 503 with the code, and the alarm fires', async () => {
   // The load balancer's schedule, from the synthesized target group.
   const targetGroup = Object.values(template.Resources).find(
@@ -605,6 +738,8 @@ test('Looker gone for longer than the health-check window: the gateway stays hea
   const metric = matched.length * Number(filter.MetricTransformations[0].MetricValue);
   expect(alarm.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
   expect(metric).toBeGreaterThanOrEqual(Number(alarm.Threshold));
+  // HAProxy says why the server went down, in its messages file (shipped to the HAProxy log group), not in the access log's group.
+  expect(instance!.readFile(HAPROXY_MESSAGES_LOG_PATH) ?? '').toMatch(/Server \S+ is DOWN, reason: /);
   // Health-check lines are not user requests: only the one 503 counts in the request rate.
   expect(lines.filter((line) => matchesJsonFilterPattern(requestsFilter.FilterPattern, line)).map((line) => JSON.parse(line).path)).toEqual(['/dashboards/8']);
 });

@@ -100,6 +100,18 @@ describe('renderKeySyncUnit', () => {
     }
   });
 
+  test('a log file under /var/log: systemd makes its directory for both services (LogsDirectory=), the script appends to it', () => {
+    const unit = renderKeySyncUnit({ ...OPTIONS, logFile: '/var/log/lg-key-sync/key-sync.log' });
+    for (const name of ['lg-key-sync.service', 'lg-key-sync-boot.service'])
+      expect(file(unit, `/etc/systemd/system/${name}`)).toContain('LogsDirectory=lg-key-sync\nLogsDirectoryMode=0750\n');
+    expect(file(unit, '/etc/lg-key-sync/key-sync.conf')).toContain("LOG_FILE='/var/log/lg-key-sync/key-sync.log'\n");
+    // Elsewhere the directory is the caller's: no LogsDirectory, and by default no file at all.
+    expect(file(renderKeySyncUnit({ ...OPTIONS, logFile: '/srv/logs/key-sync.log' }), '/etc/systemd/system/lg-key-sync.service')).not.toContain(
+      'LogsDirectory',
+    );
+    expect(file(renderKeySyncUnit(OPTIONS), '/etc/lg-key-sync/key-sync.conf')).not.toContain('LOG_FILE');
+  });
+
   test('deploy-time placeholders pass (they look like host names)', () => {
     expect(() =>
       renderKeySyncUnit({ ...OPTIONS, region: 'lg-value-1.placeholder.invalid', verificationKeysSecretArn: 'lg-value-2.placeholder.invalid' }),
@@ -120,6 +132,10 @@ describe('renderKeySyncUnit', () => {
     ],
     [{ intervalSeconds: 10 }, 'key-sync intervalSeconds is 10: use a whole number of seconds from 60 to 86400.'],
     [{ intervalSeconds: 120, randomDelaySeconds: 600 }, 'key-sync randomDelaySeconds is 600: use a whole number of seconds from 0 to 120.'],
+    [
+      { logFile: '/var/log/lg key-sync.log' },
+      'key-sync logFile "/var/log/lg key-sync.log" must be an absolute file path of letters, digits and . _ - / (no spaces), for example "/var/log/lg-key-sync/key-sync.log".',
+    ],
   ] as const)('rejects %j with the bad value and the fix', (bad, message) => {
     expect(() => renderKeySyncUnit({ ...OPTIONS, ...bad })).toThrow(message);
   });
