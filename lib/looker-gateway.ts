@@ -146,7 +146,7 @@ export interface LookerGatewayProps {
   readonly lookerOidc?: LookerOidcSettings;
   /**
    * Forward the access, audit and rotation logs to a SIEM as well: SiemDestination.kinesisStream(stream),
-   * .firehose(arn) (Splunk, Datadog, Elastic: README, Forwarding logs to a SIEM) or
+   * .firehose(arn) (Splunk, Datadog, Elastic: docs/observability.md, Forwarding logs to a SIEM) or
    * .logsDestination(arn) (a central logging account).
    * @default - the logs stay in CloudWatch
    */

@@ -117,7 +117,7 @@ export interface GatewayAppSettings {
   readonly alarmEmail?: string;
   /**
    * ARN of a Kinesis data stream, a Firehose stream or a CloudWatch Logs destination that gets
-   * the access, audit and rotation logs too (a SIEM: README, Forwarding logs to a SIEM).
+   * the access, audit and rotation logs too (a SIEM: docs/observability.md, Forwarding logs to a SIEM).
    * @default - the logs stay in CloudWatch
    */
   readonly siemDestinationArn?: string;

@@ -1,7 +1,7 @@
 /**
  * The runbook of every alarm GatewayObservability makes: what it means, the likely causes and
  * the first command to run. The alarm descriptions are made from it (the log group and
- * function names filled in), and the README's runbook table has one row per entry
+ * function names filled in), and the runbook table of docs/observability.md has one row per entry
  * (test/constructs/observability.test.ts checks both ways against the synthesized template).
  */
 

@@ -1,13 +1,16 @@
 /**
  * Template tests of issue 18 on the deployable stack (as bin/app.ts makes it from the example
  * context): every log file the CloudWatch agent collects and its log group, every alarm with a
- * runbook description and a row in the README's runbook table (both ways), SIEM forwarding
- * with the destination set, and the dashboard, whose every widget must read a metric that
- * something in the template (or key-sync) publishes.
+ * runbook description and a row in the runbook (docs/observability.md) and the README's
+ * alarm table (both ways), the named alarm properties and the metric*() methods they watch,
+ * SIEM forwarding with the destination set, and the dashboard, whose every widget must read a
+ * metric that something in the template (or key-sync) publishes.
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Stack } from 'aws-cdk-lib';
+import { CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Construct } from 'constructs';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -124,14 +127,21 @@ describe('alarms with runbooks', () => {
     }
   });
 
-  test("the README's runbook table has one row per alarm of the template, and no other", () => {
-    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('#### Alarms (the runbook)'), readme.indexOf('Saved queries ('));
-    const rows = section
+  /** The first column of a markdown table's rows between two markers of a file. */
+  const tableRows = (file: string, from: string, to: string) => {
+    const text = readFileSync(path.join(REPO_ROOT, file), 'utf8');
+    const start = text.indexOf(from);
+    expect([file, from, start]).not.toEqual([file, from, -1]);
+    return text
+      .slice(start, text.indexOf(to, start))
       .split('\n')
       .filter((line) => /^\| [A-Z]\w+ \|/.test(line))
       .map((line) => line.split('|')[1].trim());
-    expect(rows.sort()).toEqual(alarms.map((a) => a.name).sort());
+  };
+
+  test("the runbook (docs/observability.md) has one row per alarm of the template, and no other; so has the README's alarm table", () => {
+    expect(tableRows('docs/observability.md', '## Alarms (the runbook)', 'What fires in a test').sort()).toEqual(alarms.map((a) => a.name).sort());
+    expect(tableRows('README.md', '#### Alarms', 'Saved queries (').sort()).toEqual(alarms.map((a) => a.name).sort());
   });
 
   test('key-sync: stale past one interval, the random delay and a minute; a failed run; a key mismatch for 10 minutes', () => {
@@ -188,6 +198,98 @@ describe('alarms with runbooks', () => {
           s.Action === 'cloudwatch:PutMetricData' && resolve(s.Condition?.StringEquals?.['cloudwatch:namespace']) === namespace,
       );
     expect(statement).toBeDefined();
+  });
+});
+
+describe('the public API: metric*() methods and named alarms', () => {
+  const { observability, fleet, keys } = stack.gateway;
+  /** A metric as CloudWatch gets it: namespace, name, dimensions, statistic and period, deploy-time values resolved. */
+  const stat = (metric: cloudwatch.IMetric): Record<string, any> => {
+    const metricStat = metric.toMetricConfig().metricStat!;
+    const config: Record<string, any> = {
+      ...(stack.resolve({ ...metricStat, period: undefined }) as Record<string, any>),
+      period: metricStat.period.toSeconds(),
+    };
+    return resolve({
+      namespace: config.namespace,
+      metricName: config.metricName,
+      dimensions: config.dimensions ?? [],
+      statistic: config.statistic,
+      period: config.period,
+    }) as Record<string, any>;
+  };
+  const logicalIdOf = (construct: Construct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+
+  test('every alarm is a named property that returns the alarm of that name in the template, and allAlarms has them all', () => {
+    const named: Record<string, cloudwatch.Alarm | undefined> = {
+      ServerErrorRate: observability.serverErrorRateAlarm,
+      DeniedRate: observability.deniedRateAlarm,
+      NoHealthyLookerNode: observability.noHealthyLookerNodeAlarm,
+      InlineRefreshFailures: observability.inlineRefreshFailuresAlarm,
+      LoginFailures: observability.loginFailuresAlarm,
+      RefreshFailures: observability.refreshFailuresAlarm,
+      IdpClientAuthFailed: observability.idpClientAuthFailedAlarm,
+      UnhealthyHosts: observability.unhealthyHostsAlarm,
+      NoHealthyGatewayHost: observability.noHealthyGatewayHostAlarm,
+      KeySyncStale: observability.keySyncStaleAlarm,
+      KeySyncFailed: observability.keySyncFailedAlarm,
+      KeySyncKeyMismatch: observability.keySyncKeyMismatchAlarm,
+      AuthServiceErrors: observability.authServiceErrorsAlarm,
+      AuthServiceThrottles: observability.authServiceThrottlesAlarm,
+      AuthServiceDurationNearTimeout: observability.authServiceDurationAlarm,
+      AuthApiServerErrors: observability.authApiServerErrorsAlarm,
+      AuthApiThrottled: observability.authApiThrottledAlarm,
+      FrontendCertificateExpiry: observability.frontendCertificateExpiryAlarm,
+      RotationFailure: observability.rotationFailureAlarm,
+      RotationStuck: observability.rotationStuckAlarm,
+    };
+    expect(Object.keys(named).sort()).toEqual(Object.keys(RUNBOOK).sort());
+    for (const [name, alarm] of Object.entries(named)) {
+      expect([name, alarm && logicalIdOf(alarm)]).toEqual([name, expect.stringMatching(new RegExp(`Observability${name}Alarm[0-9A-F]{8}$`))]);
+    }
+    expect(observability.allAlarms.map(logicalIdOf).sort()).toEqual(
+      Object.values(named)
+        .map((alarm) => logicalIdOf(alarm!))
+        .sort(),
+    );
+    // No string-keyed record any more: the alarms are read-only properties.
+    expect((observability as unknown as Record<string, unknown>).alarms).toBeUndefined();
+    expect(() => {
+      (observability as unknown as Record<string, unknown>).keySyncStaleAlarm = undefined;
+    }).toThrow(TypeError);
+  });
+
+  test("the construct's alarms watch the metrics its metric*() methods and the fleet's and keys' return", () => {
+    const watched = (alarm: cloudwatch.Alarm | undefined) => stat(alarm!.metric);
+    expect(watched(observability.noHealthyLookerNodeAlarm)).toEqual(stat(observability.metricLookerUnavailable()));
+    expect(watched(observability.inlineRefreshFailuresAlarm)).toEqual(stat(observability.metricInlineRefreshFailures()));
+    expect(watched(observability.loginFailuresAlarm)).toEqual(stat(observability.metricLoginFailures()));
+    expect(watched(observability.refreshFailuresAlarm)).toEqual(stat(observability.metricRefreshFailures()));
+    expect(watched(observability.idpClientAuthFailedAlarm)).toEqual(stat(observability.metricIdpClientAuthFailures()));
+    expect(watched(observability.rotationStuckAlarm)).toEqual(stat(observability.metricAbandonedRotations()));
+    expect(watched(observability.rotationFailureAlarm)).toEqual(stat(keys.metricRotationFailures()));
+    expect(watched(observability.keySyncStaleAlarm)).toEqual(stat(fleet.metricKeySyncSecondsSinceSuccess()));
+    expect(watched(observability.keySyncFailedAlarm)).toEqual(stat(fleet.metricKeySyncRunFailed()));
+    expect(watched(observability.keySyncKeyMismatchAlarm)).toEqual(stat(fleet.metricKeySyncCurrentKidMatches()));
+    // The rates: metric math over the requests and the 5xx or denied requests.
+    const inputs = (alarm: cloudwatch.Alarm) => Object.values((alarm.metric as cloudwatch.MathExpression).usingMetrics).map(stat);
+    expect(inputs(observability.serverErrorRateAlarm)).toEqual([stat(observability.metricRequests()), stat(observability.metricServerErrors())]);
+    expect(inputs(observability.deniedRateAlarm)).toEqual([stat(observability.metricRequests()), stat(observability.metricDenied())]);
+  });
+
+  test("every log metric the construct offers is published by a metric filter of the template, in the construct's namespace", () => {
+    const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(observability)).filter((name) => /^metric[A-Z]/.test(name));
+    expect(methods.length).toBeGreaterThanOrEqual(11);
+    const published = ofType('AWS::Logs::MetricFilter').map(([, r]) => resolve(r.Properties.MetricTransformations[0]) as Record<string, unknown>);
+    for (const method of methods) {
+      const metric = stat((observability as unknown as Record<string, () => cloudwatch.Metric>)[method]());
+      expect([method, metric.namespace]).toEqual([method, namespace]);
+      const filter = published.find((t) => t.MetricName === metric.metricName && t.MetricNamespace === metric.namespace);
+      expect([method, filter]).toEqual([method, expect.objectContaining({ MetricName: metric.metricName })]);
+    }
+    // Props override the defaults (period, statistic), as on AWS's own metric*() methods.
+    expect(stat(observability.metricDenied({ period: Duration.minutes(1), statistic: 'Maximum' }))).toMatchObject({ period: 60, statistic: 'Maximum' });
+    expect(stat(observability.metricRequestTime())).toMatchObject({ metricName: 'RequestTime', statistic: 'p99', period: 300 });
   });
 });
 
