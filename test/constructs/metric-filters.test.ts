@@ -5,7 +5,8 @@
  * (test/auth/support/bundle.ts, logging in at a real OIDC provider). Filter patterns are
  * evaluated with CloudWatch Logs' documented semantics (dev/aws/metric-filter.ts). Each
  * filter must count at least one line that the situation it watches produced, and none of the
- * lines of a plain successful request.
+ * lines of a plain successful request; each alarm on one of these metrics, as synthesized,
+ * fires on a burst of those lines and not on good requests (dev/aws/alarm.ts).
  *
  * Also checked on the same lines: every access-log line carries a decision code, and every
  * audit event a reason code (kebab-case words, not sentences), which is what the filters match.
@@ -14,6 +15,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { DECISIONS } from '../../core/haproxy/logging';
 import { matchesJsonFilterPattern } from '../../dev/aws/metric-filter';
 import { waitFor } from '../../dev/wait';
+import { breaches, DataPoint, singleMetricAlarm } from '../../dev/aws/alarm';
 import { nlbHealthCheck } from '../../dev/proxy-protocol';
 import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 import { BundledHarness, startBundledHarness } from '../auth/support/bundle';
@@ -27,6 +29,9 @@ interface Filter {
   readonly name: string;
   readonly group: string;
   readonly pattern: string;
+  readonly namespace: string;
+  /** The value a line that does not match publishes (CloudWatch Logs' DefaultValue), if any. */
+  readonly defaultValue?: number;
 }
 
 const { stack } = newGatewayStack();
@@ -38,6 +43,8 @@ const filters: Filter[] = Object.values(resources)
     name: r.Properties.MetricTransformations[0].MetricName,
     group: /\/(\w+)\/Resource$/.exec(groupPath(r.Properties.LogGroupName.Ref))![1],
     pattern: r.Properties.FilterPattern,
+    namespace: r.Properties.MetricTransformations[0].MetricNamespace,
+    defaultValue: r.Properties.MetricTransformations[0].DefaultValue,
   }));
 
 /** What real lines each filter is checked against, and what in those lines it must count. */
@@ -191,4 +198,49 @@ test('every access-log line carries a decision code, and every audit event a rea
   const audits = auditLines.map((line) => JSON.parse(line)).filter((event) => event.type === 'audit');
   expect(audits.length).toBeGreaterThanOrEqual(3);
   expect(audits.map((event) => event.reason).filter((reason) => typeof reason !== 'string' || !/^[a-z0-9]+(-[a-z0-9]+)*$/.test(reason))).toEqual([]);
+});
+
+/**
+ * The data points a metric filter publishes for these lines in one period: its value (1) for
+ * each matching line, its default value (if any) for each other line (CloudWatch Logs User
+ * Guide, "Creating metrics from log events using filters": a default value is published for
+ * log events that do not match).
+ */
+function published(filter: Filter, lines: readonly string[]): DataPoint[] {
+  return lines.flatMap((line) => {
+    const value = matchesJsonFilterPattern(filter.pattern, line) ? 1 : filter.defaultValue;
+    return value === undefined ? [] : [{ namespace: filter.namespace, metricName: filter.name, value, dimensions: {} }];
+  });
+}
+
+test('every alarm on one log metric fires on a burst of the real lines it watches, and not on good requests alone', () => {
+  const linesOf: Record<string, string[]> = { AccessLogs: accessLines, AuditLogs: auditLines, ApiAccessLogs: [apiLines.throttled] };
+  const alarms = Object.values(resources)
+    .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
+    .map((r) => r.Properties)
+    .filter((props) => !props.Metrics || props.Metrics.length === 1)
+    .map((props) => ({ props, metric: singleMetricAlarm(props) }))
+    .flatMap(({ props, metric }) => {
+      const filter = filters.find((f) => f.name === metric.MetricName && f.namespace === metric.Namespace);
+      return filter ? [{ props, filter }] : [];
+    });
+  expect(alarms.map((a) => a.filter.name).sort()).toEqual(
+    ['AbandonedRotations', 'AuthApiThrottled', 'IdpClientAuthFailures', 'InlineRefreshFailures', 'LoginFailures', 'NoLookerNode', 'RefreshFailures'].sort(),
+  );
+  const outcomes = alarms
+    .filter((a) => !NOT_PRODUCED_HERE[a.filter.name])
+    .map(({ props, filter }) => {
+      const situation = linesOf[filter.group].filter((line) => matchesJsonFilterPattern(filter.pattern, line));
+      // The situation repeated until one period holds more matching lines than the threshold, among the good requests' lines.
+      const copies = Math.floor(props.Threshold / Math.max(situation.length, 1)) + 1;
+      const burst = [...Array.from({ length: copies }, () => situation).flat(), ...successLines];
+      const quiet = Array.from({ length: 200 }, () => successLines).flat();
+      return {
+        alarm: filter.name,
+        situationLines: situation.length > 0,
+        firesOnBurst: breaches(props, published(filter, burst)),
+        firesOnGoodRequests: breaches(props, published(filter, quiet)),
+      };
+    });
+  expect(outcomes).toEqual(outcomes.map((o) => ({ alarm: o.alarm, situationLines: true, firesOnBurst: true, firesOnGoodRequests: false })));
 });
