@@ -269,6 +269,12 @@ describe('Looker stand-in OIDC login (client_secret_basic)', () => {
     expect(bare.status).toBe(400);
   });
 
+  test("the browser's own /favicon.ico fetch is answered without a login, so it cannot start a second sign-in racing the user's", async () => {
+    const looker = lookers[method];
+    const icon = await httpsRequest(`${looker.publicUrl}/favicon.ico`, pki.ca.cert);
+    expect({ status: icon.status, location: icon.headers.location }).toEqual({ status: 204, location: undefined });
+  });
+
   test("changing alice's IdP group and signing in again changes her Looker role (roles mirror the groups at every login)", async () => {
     const looker = lookers[method];
     const { page } = await newPage();

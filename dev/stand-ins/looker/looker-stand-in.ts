@@ -228,6 +228,10 @@ class LookerApp {
     if (requests.length > MAX_REQUESTS_KEPT) requests.shift();
 
     if (path === '/alive') return send(res, 200, 'text/plain', 'ok');
+    // Static assets are served without a session, as by any web app: the browser fetches
+    // /favicon.ico on its own after each page, and a login redirect on it would run a second
+    // OIDC login in the background, whose callback spends the login binding of the user's own.
+    if (path === '/favicon.ico') return send(res, 204, 'image/x-icon', '');
     if (path === LOOKER_API_PATHS.login) return this.apiLogin(req, res, url);
     if (path === LOOKER_API_PATHS.oidcConfig || path === LOOKER_API_PATHS.roles || path === LOOKER_API_PATHS.userAttributes) {
       if (!this.apiTokenValid(req)) return sendJson(res, 401, { message: 'Requires authentication.', documentation_url: LOOKER_DOCS.apiTroubleshooting });
