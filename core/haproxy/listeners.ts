@@ -65,12 +65,12 @@ export function renderMetricsFrontend(o: ResolvedGatewayOptions): Section {
     .note(SMALL_LISTENER_NOTE)
     .add(`timeout client ${SMALL_LISTENER_LIMITS.timeoutSeconds}s`, `maxconn ${SMALL_LISTENER_LIMITS.metricsMaxconn}`)
     .add(
-    'http-request set-log-level silent',
-    'http-request use-service prometheus-exporter if { path /metrics }',
-    'stats enable',
-    'stats uri /stats',
-    'stats refresh 10s',
-    'stats show-legends',
+      'http-request set-log-level silent',
+      'http-request use-service prometheus-exporter if { path /metrics }',
+      'stats enable',
+      'stats uri /stats',
+      'stats refresh 10s',
+      'stats show-legends',
     );
 }
 
