@@ -3,6 +3,10 @@
  * the Lambda (and the local server on its in-process handler), and the pure parser
  * that turns them into a checked configuration. Pure: imported by the construct at
  * synth time (to validate early) and by the Lambda at run time.
+ *
+ * Size: the contract of the auth service's environment, each variable with its TSDoc (the
+ * docs test reads them), and the one parser that reads them; split, a variable and its
+ * parsing would live apart.
  */
 import {
   ASSERTION_COOKIE,

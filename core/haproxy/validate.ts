@@ -1,6 +1,9 @@
 /**
  * Validation of GatewayConfigOptions and the defaults: every error names the option, the
  * bad value and the fix. The renderer only ever sees a ResolvedGatewayOptions.
+ *
+ * Size: one validator for every option of options.ts, in the same order, with the resolved
+ * type it returns; each check is a few lines and names the option, the value and the fix.
  */
 import { isIP } from 'node:net';
 import * as path from 'node:path';

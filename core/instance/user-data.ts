@@ -17,6 +17,9 @@
  *   LG_SKIP_SSM_AGENT=1          do not download/install the SSM agent (Session Manager)
  *   LG_IMDS_ENDPOINT=http://...  instance metadata endpoint (default http://169.254.169.254)
  * AWS endpoints are the CLI's own: AWS_ENDPOINT_URL_CLOUDFORMATION, AWS_ENDPOINT_URL_SECRETS_MANAGER.
+ *
+ * Size: the bootstrap script and the list of files it installs, which must agree line for
+ * line; the key-sync unit and the certificate scripts already live in files of their own.
  */
 import * as path from 'node:path';
 import { isIpv4Address } from '../net';

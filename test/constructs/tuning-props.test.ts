@@ -4,37 +4,18 @@
  * CloudFormation would) or in the synthesized resources; a bad value fails at synth with the
  * value and the fix.
  */
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { MappingRuleSet } from '../../core/auth/mapping-rules';
 import { FILES_METADATA_KEY } from '../../core/instance/user-data';
-import { LookerBackend } from '../../lib/looker/looker-backend';
-import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
-import { newEmptyStack, newGatewayStack } from './fixtures';
+import { LookerGatewayProps } from '../../lib/looker-gateway';
+import { newEmptyStack, newGatewayStack, newTestGateway } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
-
-const RULES: MappingRuleSet = { rules: [{ name: 'everyone-at-example', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } }] };
-
-function gateway(overrides: Partial<LookerGatewayProps> = {}, stack: Stack = newEmptyStack()): LookerGateway {
-  return new LookerGateway(stack, 'Gateway', {
-    domainName: 'looker.example.com',
-    identityProvider: {
-      issuer: 'https://login.example.com',
-      clientId: 'gateway',
-      clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'ClientSecret', 'idp-client-secret'),
-    },
-    mappingRules: RULES,
-    looker: LookerBackend.fromDnsName('looker.internal.example.com'),
-    ...overrides,
-  });
-}
 
 /** The template, and the haproxy.cfg its launch template carries (resolved with fake deployment values). */
 function synth(overrides: Partial<LookerGatewayProps>): { template: Template; haproxyCfg: string } {
   const stack = newEmptyStack();
-  gateway(overrides, stack);
+  newTestGateway(overrides, stack);
   const template = Template.fromStack(stack);
   return { template, haproxyCfg: haproxyCfgOf(template) };
 }
@@ -126,7 +107,7 @@ describe('group props reach the template', () => {
         { name: 'gateway', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 24 },
       ],
     });
-    gateway({ vpc, instanceSubnets: { subnetGroupName: 'gateway' }, loadBalancerSubnets: { subnetGroupName: 'edge' } }, stack);
+    newTestGateway({ vpc, instanceSubnets: { subnetGroupName: 'gateway' }, loadBalancerSubnets: { subnetGroupName: 'edge' } }, stack);
     const template = Template.fromStack(stack);
     const ids = (group: string) => vpc.selectSubnets({ subnetGroupName: group }).subnetIds.map((id) => stack.resolve(id));
     template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { VPCZoneIdentifier: ids('gateway') });
@@ -156,7 +137,7 @@ describe('bad values fail at synth with the value and the fix', () => {
     ['a CPU target of 95', { targetCpuUtilizationPercent: 95 }, /targetCpuUtilizationPercent is 95; it must be a whole number from 10 to 90/],
     ['a root volume of 4 GiB', { rootVolumeGiB: 4 }, /rootVolumeGiB is 4; it must be a whole number from 8 to 1024. Debian 13 needs at least 8 GiB/],
   ])('%s', (_name, props, message) => {
-    expect(() => gateway(props)).toThrow(message);
+    expect(() => newTestGateway(props)).toThrow(message);
   });
 });
 
