@@ -12,6 +12,10 @@ import { masterCli, poolBytes, stickTableUsed } from './master-cli';
 import { issueCertificate } from '../pki';
 import { GATEWAY_HOST } from '../gateway-env';
 import type { GatewayInstance, ResilienceRig } from './rig';
+import { DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../../core/timeouts';
+
+/** An auth service slower than HAProxy's inline-refresh wait (the IdP timeout plus a margin), by 2 s. */
+export const AUTH_SLOWER_THAN_REFRESH_MS = DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS * 1000 + 2000;
 
 /**
  * One scheduled rotation of the signing key set: next signs (it was published a rotation
@@ -120,9 +124,9 @@ export const FAULTS: readonly Fault[] = [
     heal: (rig) => rig.auth.setMode('normal'),
   },
   {
-    name: 'auth-slow-5s',
-    expectation: 'as auth-hung (5 s is over the 3 s inline refresh timeout)',
-    inject: (rig) => rig.auth.setMode('slow', 5000),
+    name: 'auth-slower-than-refresh-timeout',
+    expectation: `as auth-hung (${AUTH_SLOWER_THAN_REFRESH_MS / 1000} s is over the ${DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS} s inline refresh timeout)`,
+    inject: (rig) => rig.auth.setMode('slow', AUTH_SLOWER_THAN_REFRESH_MS),
     heal: (rig) => rig.auth.setMode('normal'),
   },
   {
