@@ -1,10 +1,13 @@
-/** npm run bench — runs every benchmark script in bench/ (each writes bench/results/<name>.json), one after another. */
+/**
+ * npm run bench — runs every benchmark script in bench/ (each writes bench/results/<name>.json),
+ * one after another; resilience.ts (about 40 minutes) only through `npm run bench:resilience`.
+ */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 
 const scripts = readdirSync(__dirname)
-  .filter((name) => name.endsWith('.ts') && name !== 'run.ts')
+  .filter((name) => name.endsWith('.ts') && name !== 'run.ts' && name !== 'resilience.ts')
   .sort();
 let failed = 0;
 for (const script of scripts) {

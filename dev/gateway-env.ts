@@ -238,7 +238,9 @@ export async function startGatewayEnv(options: GatewayEnvOptions = {}): Promise<
         pathPrefix: AUTH_PATH_PREFIX,
         mintSession: async (state) => {
           const claims = { ...DEFAULT_CLAIMS, sub: state.sub, sid: state.sid, ...refreshed.claims };
-          return { token: await mint(claims), assertion: await mintAssertion(claims), expiresAt: Math.floor(Date.now() / 1000) + 600 };
+          // nbf is the moment of minting, as the auth service sets it (core/auth/session-claims.ts).
+          const timing = { notBeforeIn: 0 };
+          return { token: await mint(claims, timing), assertion: await mintAssertion(claims, timing), expiresAt: Math.floor(Date.now() / 1000) + 600 };
         },
       },
     );

@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import * as path from 'node:path';
 import { startProcess, waitForPorts } from './processes';
 
@@ -107,4 +108,17 @@ export async function startHaproxy(configFile: string, ports: number[], extraArg
     throw error;
   }
   return { process: haproxy.child, output: haproxy.output, stop: haproxy.stop };
+}
+
+/** Sends one command to a worker's admin socket (`stats socket ... level admin`) and returns the whole answer; fails after 10 s without one. */
+export function adminCommand(socketPath: string, command: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const socket = createConnection(socketPath);
+    let answer = '';
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`${socketPath} gave no answer to "${command}" within 10 s`)));
+    socket.on('data', (data) => (answer += data.toString()));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+    socket.end(`${command}\n`);
+  });
 }

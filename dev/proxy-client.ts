@@ -49,6 +49,8 @@ export interface RequestOptions {
   readonly body?: string;
   /** Header lines sent exactly as given (name, value, name, value...), e.g. two Cookie lines. */
   readonly rawHeaders?: string[];
+  /** How long to wait for the answer before failing, ms. @default 15000 */
+  readonly timeoutMs?: number;
 }
 
 export class GatewayClient {
@@ -111,7 +113,8 @@ export class GatewayClient {
           response.on('error', reject);
         },
       );
-      request.setTimeout(15_000, () => request.destroy(new Error(`no answer to ${options.method ?? 'GET'} ${path} within 15 s`)));
+      const timeoutMs = options.timeoutMs ?? 15_000;
+      request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer to ${options.method ?? 'GET'} ${path} within ${timeoutMs} ms`)));
       request.on('error', reject);
       request.end(options.body);
     });

@@ -1,6 +1,7 @@
 export * from './looker-gateway';
 export * from './stack';
 export * from './fleet/gateway-fleet';
+export type { GatewayHaproxyProps } from './fleet/haproxy-props';
 export { ClientCertificateAuthority } from './fleet/machine-clients';
 export type { ClientCertificateAuthorityFileOptions, ClientCertificateAuthorityPemOptions, MachineClient, MachineRoutes } from './fleet/machine-clients';
 export * from './auth/auth-service';

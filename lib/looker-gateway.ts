@@ -13,6 +13,7 @@ import { AuthService, gatewayOrigin, IdentityProviderSettings } from './auth/aut
 import { MappingRuleSet } from '../core/auth/mapping-rules';
 import { UserClaim } from '../core/haproxy/options';
 import { GatewayFleet } from './fleet/gateway-fleet';
+import { GatewayHaproxyProps } from './fleet/haproxy-props';
 import { ClientCertificateAuthority, MachineClient, MachineRoutes } from './fleet/machine-clients';
 import { newGatewayEncryptionKey } from './keys/encryption-key';
 import { FrontendCertificate, FrontendCertificateSource } from './keys/frontend-certificate';
@@ -25,7 +26,7 @@ import { newEncryptedLogGroup } from './private/log-group';
 import { acknowledge, acknowledgeDefaultPolicy } from './private/nag-acknowledgements';
 import { assertDomainName, assertIntegerInRange, GatewayPropsError } from './private/validation';
 
-export interface LookerGatewayProps {
+export interface LookerGatewayProps extends GatewayHaproxyProps {
   /**
    * Host name users open, for example "looker.example.com". With `hostedZone` the gateway
    * makes its DNS record; otherwise point it (CNAME/alias) at the load balancer.
@@ -96,8 +97,24 @@ export interface LookerGatewayProps {
   readonly fallbackInstanceTypes?: ec2.InstanceType[];
   /** @default 2 */
   readonly minCapacity?: number;
-  /** @default 6 */
+  /** Must exceed minCapacity: rolling updates add an instance before they remove one. @default 6 */
   readonly maxCapacity?: number;
+  /**
+   * Instances to start with, from minCapacity to maxCapacity. Each deployment sets the group
+   * back to it, overriding what scaling chose: leave it unset unless you need it.
+   * @default - minCapacity at creation, then what scaling chooses
+   */
+  readonly desiredCapacity?: number;
+  /** Scale out above this average CPU, percent (10-90). @default 60 */
+  readonly targetCpuUtilizationPercent?: number;
+  /** Scale out above this many active connections per instance. @default 5000 */
+  readonly connectionsPerInstance?: number;
+  /** Where the instances run. @default - the private subnets with egress */
+  readonly instanceSubnets?: ec2.SubnetSelection;
+  /** Where the load balancer's nodes are. @default - the public subnets when internet-facing, the private ones otherwise */
+  readonly loadBalancerSubnets?: ec2.SubnetSelection;
+  /** Size of each instance's encrypted gp3 root volume, GiB (8-1024). @default 16 */
+  readonly rootVolumeGiB?: number;
   /** Port HAProxy serves TLS on. @default 443 */
   readonly instancePort?: number;
   /** Port of the load balancer health check listener. @default 8080 */
@@ -232,6 +249,18 @@ export class LookerGateway extends Construct {
       fallbackInstanceTypes: props.fallbackInstanceTypes,
       minCapacity: props.minCapacity,
       maxCapacity: props.maxCapacity,
+      desiredCapacity: props.desiredCapacity,
+      targetCpuUtilizationPercent: props.targetCpuUtilizationPercent,
+      connectionsPerInstance: props.connectionsPerInstance,
+      instanceSubnets: props.instanceSubnets,
+      loadBalancerSubnets: props.loadBalancerSubnets,
+      rootVolumeGiB: props.rootVolumeGiB,
+      frameAncestors: props.frameAncestors,
+      authRateLimit: props.authRateLimit,
+      authRateLimitPeriod: props.authRateLimitPeriod,
+      verificationCacheSize: props.verificationCacheSize,
+      maxConnections: props.maxConnections,
+      listenerMaxConnections: props.listenerMaxConnections,
       internetFacing: props.internetFacing,
       clientCidrs: props.clientCidrs,
       instancePort: props.instancePort,

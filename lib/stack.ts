@@ -2,6 +2,10 @@
  * LookerGatewayStack: the deployable stack of bin/app.ts, configured from cdk.json
  * context (or `-c key=value` on the command line). Environment-agnostic: no lookups, so
  * `cdk synth` works without an AWS account.
+ *
+ * Size: most of it is the cdk.json contract (one setting, its TSDoc, its key and its reader
+ * per context key, about 60), kept in one file so a setting is added in one place and
+ * docs/deployable-app.md can be checked against CONTEXT_KEYS; the stack itself is short.
  */
 import { Annotations, CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -92,6 +96,24 @@ export interface GatewayAppSettings {
   readonly minCapacity?: number;
   /** @default 6 */
   readonly maxCapacity?: number;
+  /** Instances to start with (each deployment sets it again). @default - minCapacity, then what scaling chooses */
+  readonly desiredCapacity?: number;
+  /** Scale out above this average CPU, percent. @default 60 */
+  readonly targetCpuUtilizationPercent?: number;
+  /** Root volume of each instance, GiB. @default 16 */
+  readonly rootVolumeGiB?: number;
+  /** Origins that may frame Looker (Looker embedding), e.g. ["https://portal.example.com"]. @default - Looker's X-Frame-Options, or SAMEORIGIN */
+  readonly frameAncestors?: string[];
+  /** Requests to /oauth2/* per client address and authRateLimitPeriodSeconds. @default 60 */
+  readonly authRateLimit?: number;
+  /** @default 10 */
+  readonly authRateLimitPeriodSeconds?: number;
+  /** Entries of HAProxy's verified-signature cache. @default 100000 */
+  readonly verificationCacheSize?: number;
+  /** Concurrent connections per instance (HAProxy's global maxconn). @default - from the file-descriptor limit */
+  readonly maxConnections?: number;
+  /** Concurrent connections of the public listener per instance. @default - maxConnections */
+  readonly listenerMaxConnections?: number;
   /** @default true */
   readonly internetFacing?: boolean;
   /** @default - 0.0.0.0/0 */
@@ -179,6 +201,15 @@ export const CONTEXT_KEYS: ReadonlyArray<keyof GatewayAppSettings> = [
   'fallbackInstanceTypes',
   'minCapacity',
   'maxCapacity',
+  'desiredCapacity',
+  'targetCpuUtilizationPercent',
+  'rootVolumeGiB',
+  'frameAncestors',
+  'authRateLimit',
+  'authRateLimitPeriodSeconds',
+  'verificationCacheSize',
+  'maxConnections',
+  'listenerMaxConnections',
   'internetFacing',
   'clientCidrs',
   'natGateways',
@@ -332,6 +363,15 @@ export function settingsFromContext(node: Node): GatewayAppSettings {
     fallbackInstanceTypes: list('fallbackInstanceTypes'),
     minCapacity: integer('minCapacity'),
     maxCapacity: integer('maxCapacity'),
+    desiredCapacity: integer('desiredCapacity'),
+    targetCpuUtilizationPercent: integer('targetCpuUtilizationPercent'),
+    rootVolumeGiB: integer('rootVolumeGiB'),
+    frameAncestors: list('frameAncestors'),
+    authRateLimit: integer('authRateLimit'),
+    authRateLimitPeriodSeconds: integer('authRateLimitPeriodSeconds'),
+    verificationCacheSize: integer('verificationCacheSize'),
+    maxConnections: integer('maxConnections'),
+    listenerMaxConnections: integer('listenerMaxConnections'),
     internetFacing: flag('internetFacing'),
     clientCidrs: list('clientCidrs'),
     natGateways: integer('natGateways'),
@@ -412,6 +452,15 @@ export class LookerGatewayStack extends Stack {
       fallbackInstanceTypes: s.fallbackInstanceTypes?.map((type) => new ec2.InstanceType(type)),
       minCapacity: s.minCapacity,
       maxCapacity: s.maxCapacity,
+      desiredCapacity: s.desiredCapacity,
+      targetCpuUtilizationPercent: s.targetCpuUtilizationPercent,
+      rootVolumeGiB: s.rootVolumeGiB,
+      frameAncestors: s.frameAncestors,
+      authRateLimit: s.authRateLimit,
+      authRateLimitPeriod: s.authRateLimitPeriodSeconds === undefined ? undefined : Duration.seconds(s.authRateLimitPeriodSeconds),
+      verificationCacheSize: s.verificationCacheSize,
+      maxConnections: s.maxConnections,
+      listenerMaxConnections: s.listenerMaxConnections,
       internetFacing: s.internetFacing,
       clientCidrs: s.clientCidrs,
       // On by default in the deployable app (Control Tower CT.ELASTICLOADBALANCING.PR.5 asks it of

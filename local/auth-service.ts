@@ -1,12 +1,12 @@
 /**
  * The auth service of the local gateway: the Lambda's own handler served on 127.0.0.1
- * over HTTPS by its local adapter (local/auth-local-server.ts), configured through the
+ * over HTTPS by its local adapter (dev/auth-local-server.ts), configured through the
  * same environment variables the construct sets, with the key sets generated at start
  * held in an in-memory secret source.
  */
 import { AuthServiceConfigError, parseAuthServiceEnvironment, type AuthServiceEnvironment } from '../core/auth/environment';
 import type { CookieKeySetSecret, SigningKeySetSecret } from '../core/key-material';
-import { fetchTrustingCa, startLocalAuthService } from './auth-local-server';
+import { fetchTrustingCa, startLocalAuthService } from '../dev/auth-local-server';
 import { StaticSecretSource } from '../lambda/shared/secrets';
 import { DEV_MAPPING_RULES } from '../dev/stand-ins/idp/dev-users';
 import { LocalFolder } from './files';

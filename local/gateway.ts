@@ -10,7 +10,7 @@ import { DevIdpStats, devUserAccount, startDevIdp } from '../dev/stand-ins/idp/d
 import { DEV_ATTRIBUTE_NAMES, DEV_USERS } from '../dev/stand-ins/idp/dev-users';
 import { createLocalFolder } from './files';
 import { startLocalHaproxy } from './haproxy';
-import { generateCookieKeySet, generateSigningKeySet } from './keys';
+import { generateCookieKeySet, generateSigningKeySet } from '../dev/keys';
 import { RunningLookerStandIn, SeenRequest, startLookerStandIn } from '../dev/stand-ins/looker/looker-stand-in';
 import { configureLocalLooker, newLocalBrokerSecrets } from './looker-broker-setup';
 import { createLocalPki, LOOKER_TLS_NAME, pemChain, spkiSha256Base64 } from './pki';

@@ -9,7 +9,7 @@ import { SigningKeySetSecret } from '../core/key-material';
 import { haproxyProgram } from '../dev/haproxy';
 import { ManagedProcess, startProcess, waitForPorts } from '../dev/processes';
 import { LocalFolder } from './files';
-import { verificationKeysOf } from './keys';
+import { verificationKeysOf } from '../dev/keys';
 import { AUTH_TLS_NAME, LocalPki, LOOKER_TLS_NAME, pemChain } from './pki';
 import { freePort } from '../dev/readiness';
 

@@ -3,6 +3,10 @@
  * the Lambda (and the local server on its in-process handler), and the pure parser
  * that turns them into a checked configuration. Pure: imported by the construct at
  * synth time (to validate early) and by the Lambda at run time.
+ *
+ * Size: the contract of the auth service's environment, each variable with its TSDoc (the
+ * docs test reads them), and the one parser that reads them; split, a variable and its
+ * parsing would live apart.
  */
 import {
   ASSERTION_COOKIE,
@@ -19,6 +23,7 @@ import {
 import { resolveIdpSettings, validateIdpSettings, type IdpSettings, type ResolvedIdpSettings } from './idp-profiles';
 import { DEFAULT_LOOKER_CLIENT_ID, lookerRedirectUri } from './looker-broker';
 import { MappingRuleSet, validateMappingRules } from './mapping-rules';
+import { DEFAULT_IDP_TIMEOUT_MS } from '../timeouts';
 
 /**
  * Environment variables of the auth service. Every value is a string (that is what a
@@ -126,7 +131,8 @@ export interface AuthServiceEnvironment {
   readonly LG_GOOGLE_DIRECTORY_URL?: string;
   /**
    * Upper bound (milliseconds) of each call to the IdP; a slower IdP answers the user
-   * with 504 instead of hanging. 100 to 25000 (API Gateway gives up at 29 s).
+   * with 504 instead of hanging. 100 to 25000 (API Gateway gives up at 29 s). HAProxy's
+   * inline-refresh wait is derived from the default (core/timeouts.ts): raise both together.
    * @default "5000"
    */
   readonly LG_IDP_TIMEOUT_MS?: string;
@@ -377,7 +383,7 @@ export function parseAuthServiceEnvironment(env: Env): AuthServiceConfig {
   url('LG_IDP_ISSUER', issuer, true);
   const issuerReported = problems.length > before;
   const clientId = text('LG_IDP_CLIENT_ID');
-  const timeoutMs = integer('LG_IDP_TIMEOUT_MS', 5000, 100, 25_000);
+  const timeoutMs = integer('LG_IDP_TIMEOUT_MS', DEFAULT_IDP_TIMEOUT_MS, 100, 25_000);
   const optional = (name: keyof AuthServiceEnvironment): string | undefined => env[name]?.trim() || undefined;
   const idpSettings: IdpSettings = {
     provider: optional('LG_IDP_PROVIDER'),

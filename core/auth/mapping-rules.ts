@@ -3,6 +3,9 @@
  * groups and user attributes. Deny by default: a user that matches no rule gets no
  * session. Pure (no AWS, no crypto): the construct validates rules at synth time and
  * the auth service evaluates them at run time from the same code.
+ *
+ * Size: one small language (its types, its validation and its evaluation), which the
+ * construct and the auth service must read identically.
  */
 import { ATTRIBUTE_NAME_PATTERN } from '../session-contract';
 import { claimValues, readClaimStrings } from './claim-pointer';

@@ -4,6 +4,7 @@
  */
 import { GATEWAY_FILES } from '../layout';
 import { AUTH_PATH_PREFIX } from '../session-contract';
+import { API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS, AUTH_SERVICE_TIMEOUT_SECONDS } from '../timeouts';
 import { PROXY_NAMES } from './names';
 import { ConfigPath, Section, words } from './section';
 import { ResolvedGatewayOptions } from './validate';
@@ -14,7 +15,12 @@ function serverTls(file: ConfigPath, ca: string, serverName: string, clientCert?
 
 export function renderLookerBackend(o: ResolvedGatewayOptions, file: ConfigPath): Section {
   const l = o.looker;
-  const b = new Section(`backend ${PROXY_NAMES.looker}`, "Looker over mutual TLS: the fleet's client certificate, Looker's CA, and its name checked.").add(
+  const b = new Section(
+    `backend ${PROXY_NAMES.looker}`,
+    "Looker over mutual TLS: the fleet's client certificate, Looker's CA, and its name checked. Looker\nruns long queries and websockets: server and tunnel timeouts of at least an hour.",
+  ).add(
+    `timeout server ${l.timeoutSeconds}s`,
+    `timeout tunnel ${l.timeoutSeconds}s`,
     'balance leastconn',
     'option httpchk',
     `http-check send meth GET uri ${l.healthCheckPath} ver HTTP/1.1 hdr Host ${l.tlsServerName}`,
@@ -40,7 +46,11 @@ export function renderAuthBackend(o: ResolvedGatewayOptions, file: ConfigPath): 
   const b = new Section(
     `backend ${PROXY_NAMES.authService}`,
     'The auth service (private API Gateway through its VPC endpoint): TLS with its CA and name checked.',
-  ).add(`http-request set-header Host ${a.host}`);
+  )
+    .note(
+      `API Gateway answers within ${API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS} s (its integration limit) or gives up with a 504 of its own: waiting\nlonger is waiting on a dead connection. Its own value, tied to that limit (not Looker's hour).`,
+    )
+    .add(`timeout server ${AUTH_SERVICE_TIMEOUT_SECONDS}s`, `http-request set-header Host ${a.host}`);
   if (a.pathPrefix) b.add(`http-request set-path ${a.pathPrefix}%[path]`);
   b.add(words('default-server', serverTls(file, GATEWAY_FILES.authServiceCa, a.serverName)));
   if (a.addresses.length > 0) {
@@ -58,10 +68,10 @@ export function renderTables(o: ResolvedGatewayOptions): string {
     ),
     new Section(
       `backend ${PROXY_NAMES.refreshByAddress}`,
-      'Inline refreshes started per client address (a refresh that joins a running one is not counted).',
-    ).add('stick-table type ipv6 size 100k expire 2m store http_req_rate(60s)'),
-    new Section(`backend ${PROXY_NAMES.refreshBySession}`, 'Inline refreshes started per session id (sid).').add(
-      'stick-table type string len 64 size 100k expire 2m store http_req_rate(60s)',
+      'Inline refreshes per client address: calls started (gpc0) and calls that failed (gpc1); a refresh\nthat joins a running one, or is refused, is not counted.',
+    ).add('stick-table type ipv6 size 100k expire 2m store gpc_rate(2,60s)'),
+    new Section(`backend ${PROXY_NAMES.refreshBySession}`, 'Inline refreshes per session id (sid): calls started (gpc0) and calls that failed (gpc1).').add(
+      'stick-table type string len 64 size 100k expire 2m store gpc_rate(2,60s)',
     ),
   ];
   if (o.session.verificationCache) {

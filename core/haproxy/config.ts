@@ -17,7 +17,7 @@ export function renderHaproxyConfig(o: ResolvedGatewayOptions): string {
   const file = (relative: string) => path.posix.join(o.configDir, relative);
   const sections = [
     renderGlobal(o, file),
-    renderDefaults(o),
+    renderDefaults(),
     renderErrors(file),
     ...(o.usesDns ? [renderResolvers(o)] : []),
     renderGatewayFrontend(o, file),

@@ -5,7 +5,7 @@
  */
 import { LOOKER_BROKER_DISCOVERY_PATHS } from '../auth/looker-broker';
 import { AUTH_PATH_PREFIX, AUTH_PATHS, HEADERS } from '../session-contract';
-import { renderCookieLineCheck, renderHeaderHygiene, renderPathNormalization } from './hygiene';
+import { authServiceCookieRules, renderCookieLineCheck, renderHeaderHygiene, renderPathNormalization } from './hygiene';
 import { DECISIONS } from './logging';
 import { hasMachineRoutes, renderMachineRules, tlsBind, usesMachineHostCrtList } from './machine-clients';
 import { PROXY_NAMES } from './names';
@@ -18,6 +18,10 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
   const machine = hasMachineRoutes(o);
   const f = new Section(`frontend ${PROXY_NAMES.gateway}`, 'The public listener: every request is checked here before it reaches Looker.');
   f.add(tlsBind(o, file));
+  f.note("Looker runs long queries: a browser may wait an hour for an answer (websockets: Looker's backend).").add(
+    `timeout client ${o.looker.timeoutSeconds}s`,
+  );
+  if (o.listener.maxconn !== undefined) f.add(`maxconn ${o.listener.maxconn}`);
   if (usesMachineHostCrtList(o)) {
     f.note(
       `Client certificates are asked for only on ${o.machineRoutes.hostName} (crt-list), and optional at the\nhandshake there, so a bad one does not abort it: the machine-route rules below decide.`,
@@ -45,7 +49,7 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
   renderCookieLineCheck(f);
 
   f.note(
-    `3. The auth service owns ${AUTH_PATH_PREFIX}*: rate-limited per client address, then passed with its cookies.\nThe revocation list is for the gateway's own poll (through the relay socket), not for clients.`,
+    `3. The auth service owns ${AUTH_PATH_PREFIX}*: rate-limited per client address, then passed with the gateway's\ncookies only. The revocation list is for the gateway's own poll (through the relay socket), not for clients.`,
   );
   refuse(f, 404, 'not_found', DECISIONS.notFound, 'the revocation list is only served to the gateway', 'is_revocation_list');
   f.add(
@@ -56,6 +60,9 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
     'http-request set-var-fmt(txn.reason) "too many requests to the auth service from this address" if is_auth_route auth_rate_exceeded',
     `http-request return status 429 content-type application/json hdr Retry-After ${o.authRateLimit.periodSeconds} hdr Cache-Control no-store lf-string ${jsonError('too_many_requests', '%[var(txn.reason)]')} if is_auth_route auth_rate_exceeded`,
     `http-request set-var(txn.decision) str(${DECISIONS.authRoute}) if is_auth_route`,
+  );
+  f.note("The auth service gets the gateway's cookies and no other (API Gateway refuses headers over 10,240 bytes).").add(
+    ...authServiceCookieRules('is_auth_route'),
     'http-request allow if is_auth_route',
   );
 
@@ -73,8 +80,13 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
     f.add(`http-after-response set-header Strict-Transport-Security "max-age=${o.securityHeaders.hstsMaxAgeSeconds}; includeSubDomains"`);
   f.add('http-after-response set-header X-Content-Type-Options nosniff', 'http-after-response set-header Referrer-Policy strict-origin-when-cross-origin');
   if (o.securityHeaders.frameAncestors.length === 0) {
-    f.add('http-after-response set-header X-Frame-Options SAMEORIGIN');
+    f.note("Framing: Looker's own X-Frame-Options stands (it knows which pages it embeds); SAMEORIGIN when it sent none.").add(
+      'http-after-response set-header X-Frame-Options SAMEORIGIN unless { res.hdr_cnt(x-frame-options) gt 0 }',
+    );
   } else {
+    f.note(
+      'Framing by the origins of securityHeaders.frameAncestors (Looker embedding): X-Frame-Options cannot name\nthem, so it goes and the CSP frame-ancestors directive says who may frame Looker.',
+    );
     f.add(
       'http-after-response del-header X-Frame-Options',
       `http-after-response add-header Content-Security-Policy "frame-ancestors 'self' ${o.securityHeaders.frameAncestors.join(' ')}"`,

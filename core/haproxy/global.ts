@@ -17,6 +17,9 @@ const BIND_CIPHERS = [
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
+/** Inactivity timeout of everything but Looker's traffic (client, server, tunnel), seconds. */
+export const SHORT_TIMEOUT_SECONDS = 30;
+
 const TLS13_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
 export function renderGlobal(o: ResolvedGatewayOptions, file: ConfigPath): Section {
@@ -64,9 +67,11 @@ export function renderGlobal(o: ResolvedGatewayOptions, file: ConfigPath): Secti
     .add('expose-experimental-directives');
 }
 
-export function renderDefaults(o: ResolvedGatewayOptions): Section {
-  const t = o.looker.timeoutSeconds;
-  return new Section('defaults', 'Looker runs long queries and websockets: client, server and tunnel timeouts are at least an hour.')
+export function renderDefaults(): Section {
+  return new Section(
+    'defaults',
+    "Short timeouts for every listener and backend: Looker's hour-long ones are set where Looker is\n(the public listener and Looker's backend), so health, metrics, relay and redirect connections\nthat go quiet are closed in seconds.",
+  )
     .add(
       'mode http',
       'log global',
@@ -75,9 +80,9 @@ export function renderDefaults(o: ResolvedGatewayOptions): Section {
       'retries 2',
       'retry-on conn-failure',
       'timeout connect 5s',
-      `timeout client ${t}s`,
-      `timeout server ${t}s`,
-      `timeout tunnel ${t}s`,
+      `timeout client ${SHORT_TIMEOUT_SECONDS}s`,
+      `timeout server ${SHORT_TIMEOUT_SECONDS}s`,
+      `timeout tunnel ${SHORT_TIMEOUT_SECONDS}s`,
       'timeout http-request 30s',
       'timeout http-keep-alive 60s',
       'timeout queue 30s',

@@ -118,3 +118,21 @@ export function upstreamCookieRules(condition: string): string[] {
     `http-request add-header Cookie %[var(txn.upstream_cookie)] if ${condition} { var(txn.upstream_cookie) -m len 1:100000 }`,
   ];
 }
+
+/**
+ * The Cookie header the auth service receives: the gateway's own cookies only, rebuilt from
+ * their values, so Looker's cookies (often several kilobytes) never count against API
+ * Gateway's 10,240-byte limit on request headers ("Amazon API Gateway quotas": a larger
+ * header is refused before the auth service sees the request) and never reach a service that
+ * has no use for them. One line, as RFC 6265 sends it; none when the browser sent none of them.
+ */
+export function authServiceCookieRules(condition: string): string[] {
+  return [
+    ...GATEWAY_COOKIES.map(
+      (name) =>
+        `http-request set-var-fmt(txn.auth_cookie) "%[var(txn.auth_cookie)]; ${name}=%[req.cook(${name})]" if ${condition} { req.cook_cnt(${name}) -m int gt 0 }`,
+    ),
+    `http-request del-header Cookie if ${condition}`,
+    `http-request add-header Cookie "%[var(txn.auth_cookie),regsub('^; ','')]" if ${condition} { var(txn.auth_cookie) -m found }`,
+  ];
+}

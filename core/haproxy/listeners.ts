@@ -9,6 +9,22 @@ import { HEALTH_ROUTE, PROXY_NAMES, refreshRelaySocket } from './names';
 import { Section, words } from './section';
 import { ResolvedGatewayOptions } from './validate';
 
+/**
+ * The small listeners' own limits: a probe or a scrape is one short request, so an idle
+ * connection is closed in seconds, and a flood of them cannot take the connections the
+ * public listener needs (a frontend without `maxconn` may use all of the process's).
+ */
+export const SMALL_LISTENER_LIMITS = {
+  timeoutSeconds: 10,
+  /** The load balancer's probes (a few per target group and zone) and the readiness bind. */
+  healthMaxconn: 100,
+  metricsMaxconn: 20,
+  /** The plain HTTP redirect: browsers that typed the bare name, each answered at once. */
+  redirectMaxconn: 1000,
+} as const;
+
+const SMALL_LISTENER_NOTE = "One short request per connection: idle ones go in seconds, and a flood cannot take the public\nlistener's connections.";
+
 export function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
   const code = DECISIONS.lookerUnavailable;
   const f = new Section(
@@ -31,6 +47,7 @@ export function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
       `bind ${o.readiness.bindAddress}:${o.readiness.port}`,
     );
   }
+  f.note(SMALL_LISTENER_NOTE).add(`timeout client ${SMALL_LISTENER_LIMITS.timeoutSeconds}s`, `maxconn ${SMALL_LISTENER_LIMITS.healthMaxconn}`);
   return f.add(
     `acl looker_available nbsrv(${PROXY_NAMES.looker}) gt 0`,
     `http-request set-var(txn.route) str(${HEALTH_ROUTE})`,
@@ -43,15 +60,18 @@ export function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
 }
 
 export function renderMetricsFrontend(o: ResolvedGatewayOptions): Section {
-  return new Section(`frontend ${PROXY_NAMES.metrics}`, 'Prometheus metrics (/metrics) and the stats page (/stats), on a private address only.').add(
-    `bind ${o.metrics.bindAddress}:${o.metrics.port}`,
-    'http-request set-log-level silent',
-    'http-request use-service prometheus-exporter if { path /metrics }',
-    'stats enable',
-    'stats uri /stats',
-    'stats refresh 10s',
-    'stats show-legends',
-  );
+  return new Section(`frontend ${PROXY_NAMES.metrics}`, 'Prometheus metrics (/metrics) and the stats page (/stats), on a private address only.')
+    .add(`bind ${o.metrics.bindAddress}:${o.metrics.port}`)
+    .note(SMALL_LISTENER_NOTE)
+    .add(`timeout client ${SMALL_LISTENER_LIMITS.timeoutSeconds}s`, `maxconn ${SMALL_LISTENER_LIMITS.metricsMaxconn}`)
+    .add(
+      'http-request set-log-level silent',
+      'http-request use-service prometheus-exporter if { path /metrics }',
+      'stats enable',
+      'stats uri /stats',
+      'stats refresh 10s',
+      'stats show-legends',
+    );
 }
 
 export function renderRefreshRelay(o: ResolvedGatewayOptions): Section {
@@ -61,6 +81,7 @@ export function renderRefreshRelay(o: ResolvedGatewayOptions): Section {
   ).add(
     // The Lua client runs in the workers: with an unprivileged user they must own the socket to connect.
     words(`bind unix@${refreshRelaySocket(o.runtimeDir)} mode 600`, o.process.user && `user ${o.process.user}`),
+    // The defaults' 30 s: the Lua client waits at most refresh.timeoutSeconds (below 30 s) for an answer.
     `unique-id-format %[req.hdr(${HEADERS.requestId})]`,
     'http-request set-var(txn.route) str(auth)',
     `http-request set-var(txn.decision) str(${DECISIONS.inlineRefresh})`,

@@ -32,6 +32,13 @@ export interface ListenerOptions {
    * @default true
    */
   readonly acceptProxyProtocol?: boolean;
+  /**
+   * Concurrent connections of the public listener (100-1000000, at most `process.maxconn`).
+   * The health, metrics and redirect listeners have small limits of their own, so a flood of
+   * them cannot take these.
+   * @default - the process's limit (`process.maxconn`, or HAProxy's own from the file-descriptor limit)
+   */
+  readonly maxconn?: number;
 }
 
 export interface PlainListenerOptions {
@@ -93,7 +100,13 @@ export interface SessionCheckOptions {
 }
 
 export interface InlineRefreshOptions {
-  /** How long the auth service may take to refresh a session, seconds (1-30); slower counts as refused. @default 3 */
+  /**
+   * How long the auth service may take to refresh a session, seconds (1-29: API Gateway
+   * gives up at 29 s); slower counts as failed. Keep it above the auth service's IdP
+   * timeout plus about 2 s, or a slow refresh that succeeds is abandoned and its rotated
+   * refresh token lost (core/timeouts.ts).
+   * @default 7 (the auth service's 5 s IdP timeout plus 2 s)
+   */
   readonly timeoutSeconds?: number;
   /**
    * How long a refresh result is reused for concurrent requests of the same browser,
@@ -329,7 +342,7 @@ export interface GatewayConfigOptions {
    */
   readonly httpRedirect?: HttpRedirectOptions;
   readonly session: SessionCheckOptions;
-  /** @default - 3 s timeout, 5 s grace, 30 min after expiry, 300 per address and 3 per session per minute */
+  /** @default - 7 s timeout, 5 s grace, 30 min after expiry, 300 per address and 3 per session per minute */
   readonly refresh?: InlineRefreshOptions;
   readonly authService: AuthServiceOptions;
   readonly looker: LookerOptions;

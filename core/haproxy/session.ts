@@ -78,7 +78,7 @@ export function renderSessionChecks(f: Section, o: ResolvedGatewayOptions, file:
     `acl session_refreshed var(${REFRESH_VARS.result}) -m str ${REFRESH_RESULTS.refreshed}`,
   );
   f.note(
-    'Keys are loaded when the config is parsed, so every slot file is named here literally\n(whatever kind of key it holds: loading does not depend on the algorithm named).',
+    'Key preload. jwt_verify loads a key file only when the config is parsed, and only a file it\nnames literally: the checks below pick the key by kid through a variable, which names no\nfile, and a key never loaded fails every token with -5 (unknown key). These rules never run\n(`if FALSE`); they only name each slot file so that HAProxy loads it, whatever kind of key it\nholds (loading does not depend on the algorithm named). key-sync rewrites the slot files and\nreloads: the names never change.',
   );
   for (const slot of SIGNING_KEY_STATUSES) {
     f.add(`http-request set-var(txn.key_slot_loaded) str(x),jwt_verify("${SESSION_ALGORITHMS[0]}","${file(GATEWAY_FILES.sessionKey(slot))}") if FALSE`);

@@ -1,6 +1,9 @@
 /**
  * Validation of GatewayConfigOptions and the defaults: every error names the option, the
  * bad value and the fix. The renderer only ever sees a ResolvedGatewayOptions.
+ *
+ * Size: one validator for every option of options.ts, in the same order, with the resolved
+ * type it returns; each check is a few lines and names the option, the value and the fix.
  */
 import { isIP } from 'node:net';
 import * as path from 'node:path';
@@ -17,6 +20,7 @@ import {
 } from '../session-contract';
 import { SIGNING_KEY_STATUSES } from '../key-material';
 import { DEFAULT_CONFIG_DIR } from '../layout';
+import { API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS, DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../timeouts';
 import { GatewayConfigOptions, GatewayMaterial, LogDestination, UserClaim } from './options';
 import { ambiguousPathReason, normalizePath, pathPrefixesOverlap, pathUnderPrefix } from './paths';
 
@@ -43,7 +47,7 @@ export interface ResolvedMachineClient {
 export interface ResolvedGatewayOptions {
   readonly configDir: string;
   readonly runtimeDir: string;
-  readonly listener: { bindAddress: string; port: number; acceptProxyProtocol: boolean };
+  readonly listener: { bindAddress: string; port: number; acceptProxyProtocol: boolean; maxconn: number | undefined };
   readonly healthCheck: { bindAddress: string; port: number };
   readonly readiness: { bindAddress: string; port: number } | undefined;
   readonly metrics: { bindAddress: string; port: number };
@@ -245,6 +249,7 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     bindAddress: bindAddress('listener.bindAddress', options.listener?.bindAddress, '0.0.0.0'),
     port: port('listener.port', options.listener?.port, 443),
     acceptProxyProtocol: options.listener?.acceptProxyProtocol ?? true,
+    maxconn: options.listener?.maxconn === undefined ? undefined : integerIn('listener.maxconn', options.listener.maxconn, 0, 100, 1_000_000),
   };
   const healthCheck = {
     bindAddress: bindAddress('healthCheck.bindAddress', options.healthCheck?.bindAddress, '0.0.0.0'),
@@ -312,7 +317,14 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
 
   const r = options.refresh;
   const refresh = {
-    timeoutSeconds: integerIn('refresh.timeoutSeconds', r?.timeoutSeconds, 3, 1, 30, ' of seconds'),
+    timeoutSeconds: integerIn(
+      'refresh.timeoutSeconds',
+      r?.timeoutSeconds,
+      DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS,
+      1,
+      API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS,
+      ' of seconds',
+    ),
     graceSeconds: integerIn('refresh.graceSeconds', r?.graceSeconds, 5, 0, 60, ' of seconds'),
     maxExpiredSeconds: integerIn('refresh.maxExpiredSeconds', r?.maxExpiredSeconds, 1800, 0, 86_400, ' of seconds'),
     perClientAddressPerMinute: integerIn('refresh.perClientAddressPerMinute', r?.perClientAddressPerMinute, 300, 1, 100_000),
@@ -466,6 +478,10 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
     user: systemName('process.user', options.process?.user),
     group: systemName('process.group', options.process?.group),
   };
+  if (listener.maxconn !== undefined && processOptions.maxconn !== undefined && listener.maxconn > processOptions.maxconn)
+    fail(
+      `listener.maxconn is ${listener.maxconn}, above process.maxconn ${processOptions.maxconn}: the process never accepts more than its own limit; lower listener.maxconn or raise process.maxconn.`,
+    );
 
   const material = options.material ?? {};
   for (const key of material.sessionKeys ?? []) {

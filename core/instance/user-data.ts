@@ -17,6 +17,9 @@
  *   LG_SKIP_SSM_AGENT=1          do not download/install the SSM agent (Session Manager)
  *   LG_IMDS_ENDPOINT=http://...  instance metadata endpoint (default http://169.254.169.254)
  * AWS endpoints are the CLI's own: AWS_ENDPOINT_URL_CLOUDFORMATION, AWS_ENDPOINT_URL_SECRETS_MANAGER.
+ *
+ * Size: the bootstrap script and the list of files it installs, which must agree line for
+ * line; the key-sync unit and the certificate scripts already live in files of their own.
  */
 import * as path from 'node:path';
 import { isIpv4Address } from '../net';
@@ -247,6 +250,22 @@ export interface InstanceFilesInput {
   readonly httpRedirectPort?: number;
   /** Client-certificate routes for scripts and agents, with the CA (and CRL) their certificates are checked against. */
   readonly machineClients?: InstanceMachineClients;
+  /** HAProxy settings the construct's props choose. @default - the renderer's defaults */
+  readonly haproxy?: InstanceHaproxySettings;
+}
+
+/** The construct props that tune HAProxy (each `undefined` keeps the renderer's default). */
+export interface InstanceHaproxySettings {
+  /** Origins that may frame Looker (embedding). */
+  readonly frameAncestors?: readonly string[];
+  /** Requests per client address and period on /oauth2/*. */
+  readonly authRequestsPerPeriod?: number;
+  readonly authRatePeriodSeconds?: number;
+  readonly verificationCacheSize?: number;
+  /** Connections of the whole process (global maxconn). */
+  readonly maxConnections?: number;
+  /** Connections of the public listener (its maxconn). */
+  readonly listenerMaxConnections?: number;
 }
 
 /** How the instances reach Looker (the constructs' LookerBackend config). */
@@ -281,21 +300,25 @@ export function gatewayConfigOptions(input: InstanceFilesInput): GatewayConfigOp
       `The Looker hosts are IP addresses (${looker.hosts.join(', ')}) and no serverName is set: HAProxy must check the name in Looker's certificate. Give LookerBackend.fromHosts(..., { serverName: "looker.internal.example.com" }).`,
     );
   }
+  const h = input.haproxy ?? {};
   return {
     configDir: DEFAULT_CONFIG_DIR,
-    listener: { port: input.instancePort, acceptProxyProtocol: true },
+    listener: { port: input.instancePort, acceptProxyProtocol: true, maxconn: h.listenerMaxConnections },
     ...(input.httpRedirectPort === undefined ? {} : { httpRedirect: { port: input.httpRedirectPort } }),
     healthCheck: { port: input.healthCheckPort },
     readiness: { port: input.readinessPort },
     metrics: { port: input.metricsPort },
     // Debian's haproxy package makes this user; the master stays root for binds and reloads.
-    process: { user: HAPROXY_USER, group: HAPROXY_USER },
+    process: { user: HAPROXY_USER, group: HAPROXY_USER, maxconn: h.maxConnections },
+    securityHeaders: { frameAncestors: h.frameAncestors ? [...h.frameAncestors] : undefined },
+    authRateLimit: { requestsPerPeriod: h.authRequestsPerPeriod, periodSeconds: h.authRatePeriodSeconds },
     session: {
       issuer: input.session.issuer,
       audience: input.session.audience,
       algorithm: input.session.algorithm,
       attributeNames: [...input.session.attributeNames],
       userClaim: input.session.userClaim,
+      verificationCacheSize: h.verificationCacheSize,
     },
     authService: { host: input.authService.hostName, pathPrefix: input.authService.pathPrefix },
     looker: looker.resolvesByDns

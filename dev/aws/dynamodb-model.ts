@@ -38,6 +38,9 @@
  *
  * Failures: `injectFailure({ operation, times })` makes the next calls of an operation
  * throw (a network error by default).
+ *
+ * Size: one stateful model of the DynamoDB semantics the auth service uses (conditions,
+ * updates, TTL, errors), plus its SDK adapter.
  */
 import {
   ConditionalCheckFailedException,

@@ -24,6 +24,9 @@
  *
  * Failures: `injectFailure({ operation, when, times })` makes the next matching calls
  * throw (a network error by default), to test crash-and-resume paths.
+ *
+ * Size: one stateful model of one service's documented semantics (versions, staging labels,
+ * rotation), plus its SDK adapter; the tests rely on it behaving as one whole.
  */
 import { randomUUID } from 'node:crypto';
 import {

@@ -99,13 +99,16 @@ export async function startLookerStandIn(name: string, tls: ServerTls, port = 0)
         body,
       };
       requests.push(echoed);
-      // A test can ask for the caching headers a real Looker page or asset would carry.
+      // A test can ask for the caching headers a real Looker page or asset would carry, and for
+      // the X-Frame-Options Looker sends on its own pages (or none).
       const cacheControl = request.headers['x-test-cache-control'];
+      const frameOptions = request.headers['x-test-frame-options'];
       response
         .writeHead(200, {
           'content-type': 'application/json',
           'set-cookie': 'looker_own=from-looker; Path=/; Secure',
           ...(cacheControl ? { 'cache-control': String(cacheControl), vary: 'Accept-Encoding' } : {}),
+          ...(frameOptions ? { 'x-frame-options': String(frameOptions) } : {}),
         })
         .end(JSON.stringify(echoed));
     },
@@ -193,6 +196,10 @@ export interface AuthStandIn {
   assertionInBody: boolean;
   /** Answer the revocation list with this status (and no list) instead of 200. */
   revocationsFailWith: number | undefined;
+  /** Answer the inline refresh with this status (a 5xx: API Gateway's 502/503/504, the IdP down) instead of refreshing. */
+  sessionFailsWith: number | undefined;
+  /** Delay before answering any path other than the session, the revocation list and logout (a login that hangs), ms. */
+  otherRoutesDelayMs: number;
   /** Revokes a session id until `until` (epoch seconds), as a logout or an administrator does. */
   revoke(sid: string, until: number): void;
   /** The revocation list as the stand-in serves it. */
@@ -219,7 +226,14 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
   const prefix = options.pathPrefix ?? '';
   const skew = options.clockSkewSeconds ?? 30;
   const calls: AuthCall[] = [];
-  const state = { refuse: false, delayMs: 0, assertionInBody: true, revocationsFailWith: undefined as number | undefined };
+  const state = {
+    refuse: false,
+    delayMs: 0,
+    assertionInBody: true,
+    revocationsFailWith: undefined as number | undefined,
+    sessionFailsWith: undefined as number | undefined,
+    otherRoutesDelayMs: 0,
+  };
   const revoked = new Map<string, number>();
   let refreshCounter = 0;
   const revocationList = (): RevocationList => {
@@ -233,6 +247,10 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
     const cookie = (name: string) => new RegExp(`(?:^|;\\s*)${name}=([^;]*)`).exec(cookies)?.[1];
     if (request.url === `${prefix}${AUTH_PATHS.session}` && request.method === 'POST') {
       if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
+      if (state.sessionFailsWith !== undefined) {
+        response.writeHead(state.sessionFailsWith, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Service Unavailable' }));
+        return;
+      }
       const refreshState = readRefreshCookie(cookie(REFRESH_COOKIE) ?? '');
       if (state.refuse || !refreshState || revoked.has(refreshState.sid)) {
         response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'login_required' }));
@@ -272,6 +290,9 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
         .end(JSON.stringify({ loggedOut: true }));
       return;
     }
+    // unref: a test that stops the stand-in while a slow answer is pending does not wait for it.
+    if (state.otherRoutesDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.otherRoutesDelayMs).unref());
+    if (response.destroyed) return;
     response
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify({ authService: true, method: request.method, url: request.url, host: request.headers.host }));
@@ -306,6 +327,18 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
     },
     set revocationsFailWith(value: number | undefined) {
       state.revocationsFailWith = value;
+    },
+    get sessionFailsWith() {
+      return state.sessionFailsWith;
+    },
+    set sessionFailsWith(value: number | undefined) {
+      state.sessionFailsWith = value;
+    },
+    get otherRoutesDelayMs() {
+      return state.otherRoutesDelayMs;
+    },
+    set otherRoutesDelayMs(value: number) {
+      state.otherRoutesDelayMs = value;
     },
     revoke: (sid, until) => {
       revoked.set(sid, until);

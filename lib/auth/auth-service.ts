@@ -2,6 +2,9 @@
  * AuthService: the auth Lambda (OIDC login, refresh, claim mapping) behind a PRIVATE
  * REST API that only the gateway fleet can reach, through an interface VPC endpoint
  * whose security group admits the fleet's security group and nothing else.
+ *
+ * Size: one construct, and about half of it is the TSDoc of its public props
+ * (IdentityProviderSettings and the rest), which jsii and API.md read from here.
  */
 import { Annotations, Aws, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';

@@ -30,8 +30,9 @@ import { newFleetSecurityGroups } from './security-groups';
 import { checkInstanceTypes, validateFleetProps } from './validation';
 import { KEY_SYNC_METRICS } from '../../core/instance/run-metrics';
 import { keySyncMetric } from '../observability/key-sync-metrics';
+import { GatewayHaproxyProps, haproxySettingsFrom } from './haproxy-props';
 
-export interface GatewayFleetProps {
+export interface GatewayFleetProps extends GatewayHaproxyProps {
   readonly vpc: ec2.IVpc;
   /** Where the instances run. @default - private subnets with egress */
   readonly instanceSubnets?: ec2.SubnetSelection;
@@ -73,7 +74,13 @@ export interface GatewayFleetProps {
   readonly minCapacity?: number;
   /** Must exceed minCapacity: rolling updates add an instance before they remove one. @default 6 */
   readonly maxCapacity?: number;
-  /** Scale out above this average CPU. @default 60 */
+  /**
+   * Instances to start with, from minCapacity to maxCapacity. Each deployment sets the group
+   * back to it, overriding what scaling chose: leave it unset unless you need it.
+   * @default - minCapacity at creation, then what scaling chooses
+   */
+  readonly desiredCapacity?: number;
+  /** Scale out above this average CPU, percent (10-90). @default 60 */
   readonly targetCpuUtilizationPercent?: number;
   /** Scale out above this many active connections per instance. @default 5000 */
   readonly connectionsPerInstance?: number;
@@ -244,6 +251,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
         httpRedirectPort,
         certificate: this.certificate,
         metricNamespace: this.metricNamespace,
+        haproxy: haproxySettingsFrom(where, props),
       },
       instanceType,
       role: this.role,
@@ -261,6 +269,7 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
       instanceTypes,
       minCapacity,
       maxCapacity,
+      desiredCapacity: props.desiredCapacity,
     });
     grantReadFilesAndSignal(this.role);
 

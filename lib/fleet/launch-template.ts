@@ -19,6 +19,7 @@ import {
   filesMetadata,
   INSTANCE_PACKAGES,
   InstanceFilesInput,
+  InstanceHaproxySettings,
   renderBootstrapScript,
   renderInstanceFiles,
   startCommands,
@@ -65,6 +66,8 @@ export interface InstanceSettings extends MachineClientSettings {
   readonly certificate?: acm.ICertificate;
   /** Namespace of key-sync's metrics. */
   readonly metricNamespace: string;
+  /** HAProxy settings from the props. @default - the renderer's defaults */
+  readonly haproxy?: InstanceHaproxySettings;
 }
 
 export interface GatewayLaunchTemplateOptions {
@@ -125,6 +128,7 @@ export function newGatewayLaunchTemplate(scope: Construct, where: string, option
     metricNamespace: deployTime.placeholderFor(s.metricNamespace, token),
     httpRedirectPort: s.httpRedirectPort,
     machineClients: machineClientsInput(where, s, (value) => deployTime.placeholderFor(value, token)),
+    haproxy: s.haproxy,
   };
   if (s.machineRoutes?.hostName && s.keys.frontendCertificateIsSelfSigned && s.machineRoutes.hostName !== s.domainName) {
     Annotations.of(scope).addWarningV2(

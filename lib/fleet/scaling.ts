@@ -18,6 +18,7 @@ export interface GatewayGroupOptions {
   readonly instanceTypes: ec2.InstanceType[];
   readonly minCapacity: number;
   readonly maxCapacity: number;
+  readonly desiredCapacity?: number;
 }
 
 /** The group `Group` in `scope` (the fleet). */
@@ -38,6 +39,7 @@ export function newGatewayGroup(scope: Construct, options: GatewayGroupOptions):
     },
     minCapacity: options.minCapacity,
     maxCapacity: options.maxCapacity,
+    desiredCapacity: options.desiredCapacity,
     healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
       additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
       gracePeriod: Duration.minutes(10),

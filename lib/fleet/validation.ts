@@ -55,6 +55,16 @@ export function validateFleetProps(where: string, props: GatewayFleetProps, minC
       `instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got ${ports.join(', ')}: each is a listener of its own.`,
     );
   }
+  if (props.desiredCapacity !== undefined) {
+    assertIntegerInRange(where, 'desiredCapacity', props.desiredCapacity, 2, 200, 'Leave it unset to start with minCapacity.');
+    if (!Token.isUnresolved(props.desiredCapacity) && !Token.isUnresolved(minCapacity) && !Token.isUnresolved(maxCapacity)) {
+      if (props.desiredCapacity < minCapacity || props.desiredCapacity > maxCapacity)
+        throw new GatewayPropsError(
+          where,
+          `desiredCapacity (${props.desiredCapacity}) is outside minCapacity..maxCapacity (${minCapacity}..${maxCapacity}): give a value in that range, or leave it unset.`,
+        );
+    }
+  }
   if (props.targetCpuUtilizationPercent !== undefined)
     assertIntegerInRange(
       where,

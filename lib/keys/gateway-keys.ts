@@ -2,6 +2,9 @@
  * GatewayKeys: the KMS key, every secret of the gateway (kinds and seed values from
  * core/key-material.ts), the rotation Lambda and the rotation schedules, plus narrow
  * grants for the readers (auth service, instances).
+ *
+ * Size: one construct whose parts belong together: each secret, its seed and its rotation
+ * schedule, and the narrow grants of its readers (the grants name the same secrets).
  */
 import { Duration, SecretValue, Stack, Tags } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';

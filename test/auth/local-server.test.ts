@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { fetchTrustingCa, startLocalAuthService, type RunningLocalAuthService } from '../../local/auth-local-server';
+import { fetchTrustingCa, startLocalAuthService, type RunningLocalAuthService } from '../../dev/auth-local-server';
 import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { parseClientSecret } from '../../lambda/auth/service';
 import { REPO_ROOT } from '../../dev/repo';
@@ -85,7 +85,7 @@ describe('HTTPS and the CLI', () => {
     const child = spawn(
       path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'),
       [
-        'local/auth-local-server.ts',
+        'dev/auth-local-server.ts',
         '--env',
         path.join(dir, 'env.json'),
         '--secrets',

@@ -5,6 +5,10 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { MappingRuleSet } from '../../core/auth/mapping-rules';
+import { LookerBackend } from '../../lib/looker/looker-backend';
+import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
 import { GatewayAppSettings, LookerGatewayStack, settingsFromContext } from '../../lib/stack';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -43,4 +47,22 @@ export function newGatewayStack(options: TestAppOptions & { settings?: Partial<G
 
 export function newEmptyStack(options: TestAppOptions = {}): Stack {
   return new Stack(newTestApp(options), 'Test');
+}
+
+/** Rules that admit everyone at example.com as a Viewer: the minimal gateway's. */
+export const RULES: MappingRuleSet = { rules: [{ name: 'everyone-at-example', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } }] };
+
+/** A LookerGateway with the minimal required props, plus `overrides`, in `stack`. */
+export function newTestGateway(overrides: Partial<LookerGatewayProps> = {}, stack: Stack = newEmptyStack()): LookerGateway {
+  return new LookerGateway(stack, 'Gateway', {
+    domainName: 'looker.example.com',
+    identityProvider: {
+      issuer: 'https://login.example.com',
+      clientId: 'gateway',
+      clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'ClientSecret', 'idp-client-secret'),
+    },
+    mappingRules: RULES,
+    looker: LookerBackend.fromDnsName('looker.internal.example.com'),
+    ...overrides,
+  });
 }

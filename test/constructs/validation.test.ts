@@ -5,42 +5,24 @@
 import { App, Duration, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeConflictPolicy, MappingRuleSet } from '../../core/auth/mapping-rules';
 import { GatewayKeys } from '../../lib/keys/gateway-keys';
 import { FrontendCertificate } from '../../lib/keys/frontend-certificate';
 import { LookerBackend } from '../../lib/looker/looker-backend';
-import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
 import { environmentSize, LAMBDA_ENVIRONMENT_LIMIT_BYTES } from '../../lib/private/lambda-environment';
-import { defaultContext, newEmptyStack } from './fixtures';
-
-const RULES: MappingRuleSet = { rules: [{ name: 'everyone-at-example', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } }] };
-
-function gateway(overrides: Partial<LookerGatewayProps> = {}, stack: Stack = newEmptyStack()): LookerGateway {
-  return new LookerGateway(stack, 'Gateway', {
-    domainName: 'looker.example.com',
-    identityProvider: {
-      issuer: 'https://login.example.com',
-      clientId: 'gateway',
-      clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'ClientSecret', 'idp-client-secret'),
-    },
-    mappingRules: RULES,
-    looker: LookerBackend.fromDnsName('looker.internal.example.com'),
-    ...overrides,
-  });
-}
+import { defaultContext, newEmptyStack, newTestGateway, RULES } from './fixtures';
 
 describe('LookerGateway props', () => {
   test('a valid gateway synthesizes (the baseline of the tests below)', () => {
-    expect(() => gateway()).not.toThrow();
+    expect(() => newTestGateway()).not.toThrow();
   });
 
   test('issuer not HTTPS', () => {
     const stack = newEmptyStack();
     expect(() =>
-      gateway(
+      newTestGateway(
         {
           identityProvider: { issuer: 'http://login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') },
         },
@@ -52,7 +34,7 @@ describe('LookerGateway props', () => {
   test('issuer not a URL', () => {
     const stack = newEmptyStack();
     expect(() =>
-      gateway(
+      newTestGateway(
         { identityProvider: { issuer: 'login.example.com', clientId: 'gateway', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } },
         stack,
       ),
@@ -62,7 +44,7 @@ describe('LookerGateway props', () => {
   test('scopes without openid', () => {
     const stack = newEmptyStack();
     expect(() =>
-      gateway(
+      newTestGateway(
         {
           identityProvider: {
             issuer: 'https://login.example.com',
@@ -79,7 +61,7 @@ describe('LookerGateway props', () => {
   test('empty client id', () => {
     const stack = newEmptyStack();
     expect(() =>
-      gateway(
+      newTestGateway(
         { identityProvider: { issuer: 'https://login.example.com', clientId: ' ', clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'x') } },
         stack,
       ),
@@ -90,7 +72,7 @@ describe('LookerGateway props', () => {
     [Duration.seconds(30), '30 seconds'],
     [Duration.minutes(61), '1 hour 1 minute'],
   ])('session lifetime of %s is outside 1 to 60 minutes', (sessionLifetime, shown) => {
-    expect(() => gateway({ sessionLifetime })).toThrow(
+    expect(() => newTestGateway({ sessionLifetime })).toThrow(
       new RegExp(`sessionLifetime is ${shown}; it must be from 1 minute to 1 hour\\. Sessions are refreshed inline`),
     );
   });
@@ -104,72 +86,78 @@ describe('LookerGateway props', () => {
       publicSubnetIds: ['subnet-2'],
       vpcCidrBlock: '10.0.0.0/16',
     });
-    expect(() => gateway({ vpc }, stack)).toThrow(
+    expect(() => newTestGateway({ vpc }, stack)).toThrow(
       /the VPC spans 1 Availability Zone\(s\) \(eu-west-1a\); the gateway needs at least 2.*Give a VPC with subnets in 2 or more AZs/,
     );
   });
 
   test('mapping rules that grant nothing', () => {
     const rules = { rules: [{ name: 'nothing', match: { groups: ['g'] }, grant: {} }] } as MappingRuleSet;
-    expect(() => gateway({ mappingRules: rules })).toThrow(
+    expect(() => newTestGateway({ mappingRules: rules })).toThrow(
       /mappingRules: .*grants nothing: give at least one of grant\.roles, grant\.groups or grant\.attributes/,
     );
   });
 
   test('no mapping rules at all', () => {
-    expect(() => gateway({ mappingRules: { rules: [] } })).toThrow(/mappingRules: .*non-empty list of rules/);
+    expect(() => newTestGateway({ mappingRules: { rules: [] } })).toThrow(/mappingRules: .*non-empty list of rules/);
   });
 
   test.each(['https://looker.example.com', 'looker', 'looker.example.com/path', '10.0.0.1'])('bad domain name %s', (domainName) => {
-    expect(() => gateway({ domainName })).toThrow(
+    expect(() => newTestGateway({ domainName })).toThrow(
       new RegExp(`domainName "${domainName.replace(/[./]/g, '\\$&')}" is not a fully qualified domain name.*for example "looker\\.example\\.com"`),
     );
   });
 
   test('a domain name that is a token is not checked at synth', () => {
-    expect(() => gateway({ domainName: Token.asString({ Ref: 'DomainParameter' }) })).not.toThrow();
+    expect(() => newTestGateway({ domainName: Token.asString({ Ref: 'DomainParameter' }) })).not.toThrow();
   });
 
   test('min capacity above max capacity', () => {
-    expect(() => gateway({ minCapacity: 5, maxCapacity: 4 })).toThrow(/minCapacity \(5\) must be less than maxCapacity \(4\).*Raise maxCapacity to at least 6/);
+    expect(() => newTestGateway({ minCapacity: 5, maxCapacity: 4 })).toThrow(
+      /minCapacity \(5\) must be less than maxCapacity \(4\).*Raise maxCapacity to at least 6/,
+    );
   });
 
   test('min capacity equal to max capacity leaves rolling updates no room', () => {
-    expect(() => gateway({ minCapacity: 3, maxCapacity: 3 })).toThrow(/minCapacity \(3\) must be less than maxCapacity \(3\)/);
+    expect(() => newTestGateway({ minCapacity: 3, maxCapacity: 3 })).toThrow(/minCapacity \(3\) must be less than maxCapacity \(3\)/);
   });
 
   test('fewer than 2 instances', () => {
-    expect(() => gateway({ minCapacity: 1 })).toThrow(/minCapacity is 1; it must be a whole number from 2 to 100. The gateway runs at least 2 instances/);
+    expect(() => newTestGateway({ minCapacity: 1 })).toThrow(
+      /minCapacity is 1; it must be a whole number from 2 to 100. The gateway runs at least 2 instances/,
+    );
   });
 
   test('listener ports that collide', () => {
-    expect(() => gateway({ healthCheckPort: 443 })).toThrow(
+    expect(() => newTestGateway({ healthCheckPort: 443 })).toThrow(
       /instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got 443, 443, 8081, 8405, 80: each is a listener of its own/,
     );
-    expect(() => gateway({ httpRedirectPort: 8080 })).toThrow(
+    expect(() => newTestGateway({ httpRedirectPort: 8080 })).toThrow(
       /instancePort, healthCheckPort, readinessPort, metricsPort and httpRedirectPort must differ, got 443, 8080, 8081, 8405, 8080/,
     );
   });
 
   test('fallback instance types of another architecture, or listed twice', () => {
-    expect(() => gateway({ fallbackInstanceTypes: [new ec2.InstanceType('m7i.large')] })).toThrow(
+    expect(() => newTestGateway({ fallbackInstanceTypes: [new ec2.InstanceType('m7i.large')] })).toThrow(
       /fallbackInstanceTypes has m7i\.large \(x86_64\) but instanceType m7g\.medium is arm64: the group launches one AMI, so every type must have the same architecture\. Pick fallbacks of the same family, for example c7g\.medium for m7g\.medium\./,
     );
-    expect(() => gateway({ instanceType: new ec2.InstanceType('c7g.medium'), fallbackInstanceTypes: [new ec2.InstanceType('c7g.medium')] })).toThrow(
+    expect(() => newTestGateway({ instanceType: new ec2.InstanceType('c7g.medium'), fallbackInstanceTypes: [new ec2.InstanceType('c7g.medium')] })).toThrow(
       /instance type c7g\.medium is listed twice/,
     );
   });
 
   test('a client CIDR that is not one', () => {
-    expect(() => gateway({ clientCidrs: ['10.0.0.0'] })).toThrow(/clientCidrs entry "10\.0\.0\.0" is not an IPv4 CIDR\. Write it like "203\.0\.113\.0\/24"/);
+    expect(() => newTestGateway({ clientCidrs: ['10.0.0.0'] })).toThrow(
+      /clientCidrs entry "10\.0\.0\.0" is not an IPv4 CIDR\. Write it like "203\.0\.113\.0\/24"/,
+    );
   });
 
   test('NAT gateways out of range', () => {
-    expect(() => gateway({ natGateways: 0 })).toThrow(/natGateways is 0; it must be a whole number from 1 to 2/);
+    expect(() => newTestGateway({ natGateways: 0 })).toThrow(/natGateways is 0; it must be a whole number from 1 to 2/);
   });
 
   test('Looker reached by IP address without the name in its certificate', () => {
-    expect(() => gateway({ looker: LookerBackend.fromHosts(['10.0.1.10']) })).toThrow(
+    expect(() => newTestGateway({ looker: LookerBackend.fromHosts(['10.0.1.10']) })).toThrow(
       /Looker hosts are IP addresses \(10\.0\.1\.10\) and no serverName is set.*serverName: "looker\.internal\.example\.com"/,
     );
   });
@@ -359,7 +347,7 @@ describe("the auth service environment and Lambda's 4 KB limit", () => {
 
   test('a few dozen mapping rules fail at synth with the size, the largest variable and the fix', () => {
     const stack = newEmptyStack();
-    gateway({ mappingRules: teamRules(36) }, stack);
+    newTestGateway({ mappingRules: teamRules(36) }, stack);
     expect(() => Template.fromStack(stack)).toThrow(
       /the environment of function Test\/Gateway\/AuthService\/Function is \d{4,} bytes, over Lambda's 4096-byte limit for all variables together \(largest: LG_MAPPING_RULES \d+ bytes, .*\); the deploy would fail\. If it is the mapping rules: fewer, broader rules fit/,
     );
@@ -367,7 +355,7 @@ describe("the auth service environment and Lambda's 4 KB limit", () => {
 
   test('a dozen rules fit; the size counted is at least that of the environment CloudFormation gets', () => {
     const stack = newEmptyStack();
-    gateway({ mappingRules: teamRules(12) }, stack);
+    newTestGateway({ mappingRules: teamRules(12) }, stack);
     const functions = Template.fromStack(stack).findResources('AWS::Lambda::Function');
     const auth = Object.values(functions).find((f) => JSON.stringify(f.Properties.Environment ?? {}).includes('LG_MAPPING_RULES'))!;
     const variables = auth.Properties.Environment.Variables as Record<string, unknown>;

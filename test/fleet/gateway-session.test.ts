@@ -3,11 +3,14 @@
  * session can be wrong, inline refresh with single flight, and the access log.
  */
 import { randomUUID } from 'node:crypto';
-import { createConnection } from 'node:net';
 import * as path from 'node:path';
 import { GATEWAY_FILES } from '../../core/haproxy';
+import { SMALL_LISTENER_LIMITS } from '../../core/haproxy/listeners';
 import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
+import { parseAuthServiceEnvironment } from '../../core/auth/environment';
+import { AUTH_SERVICE_TIMEOUT_SECONDS, DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../../core/timeouts';
 import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { adminCommand } from '../../dev/haproxy';
 import { GatewayClient } from '../../dev/proxy-client';
 import { nlbHealthCheck } from '../../dev/proxy-protocol';
 
@@ -43,6 +46,19 @@ async function refreshableSession(expiresIn: number): Promise<{ token: string; r
   const sid = `sid-${randomUUID()}`;
   return { token: await env.mint({ ...DEFAULT_CLAIMS, sid }, { expiresIn }), refresh: env.refreshCookie({ sid }), sid };
 }
+
+/** The auth service's environment as the construct sets it: no LG_IDP_TIMEOUT_MS, so the service's default applies. */
+const AUTH_ENVIRONMENT = {
+  LG_IDP_ISSUER: 'https://idp.example.com',
+  LG_IDP_CLIENT_ID: 'gw',
+  LG_IDP_CLIENT_SECRET_ARN: 'arn:secret',
+  LG_PUBLIC_BASE_URL: 'https://looker.example.com',
+  LG_SESSION_ISSUER: 'https://looker.example.com/oauth2',
+  LG_SESSION_AUDIENCE: 'looker-gateway',
+  LG_MAPPING_RULES: JSON.stringify({ rules: [{ name: 'a', match: { groups: ['g'] }, grant: { groups: ['A'] } }] }),
+  LG_SIGNING_KEYS_SECRET_ARN: 'arn:signing',
+  LG_COOKIE_KEYS_SECRET_ARN: 'arn:cookie',
+};
 
 function base64url(value: string | Buffer): string {
   return Buffer.from(value).toString('base64url');
@@ -83,6 +99,18 @@ describe('a valid session', () => {
       expect(response.status).toBe(200);
       expect(response.json().headers['x-forwarded-user']).toBe('user-123');
     }
+  });
+
+  test("Looker's own X-Frame-Options stands; SAMEORIGIN only when Looker sent none, and on the gateway's own answers", async () => {
+    const cookie = sessionCookies(await env.mint());
+    const denied = await client.request('/', { headers: { cookie, 'x-test-frame-options': 'DENY' } });
+    expect(denied.status).toBe(200);
+    expect(denied.headers['x-frame-options']).toBe('DENY');
+    const none = await client.request('/', { headers: { cookie } });
+    expect(none.headers['x-frame-options']).toBe('SAMEORIGIN');
+    const own = await client.request('/api/x', { headers: xhr });
+    expect(own.status).toBe(401);
+    expect(own.headers['x-frame-options']).toBe('SAMEORIGIN');
   });
 
   test("the gateway's cookies never reach Looker, Looker's own cookies do", async () => {
@@ -170,6 +198,42 @@ describe('header hygiene', () => {
     const denied = await client.request('/', { headers: { ...spoofed, ...xhr } });
     expect(denied.status).toBe(401);
   });
+});
+
+describe('the auth service behind the gateway', () => {
+  test("gets the gateway's cookies and no other: Looker's 11 KB of cookies would pass API Gateway's 10,240-byte header limit", async () => {
+    const token = await env.mint();
+    const refresh = uniqueRefreshCookie();
+    const lookerCookies = `lk_session=abc; big=${'x'.repeat(11_000)}; csrf=x=y`;
+    const response = await client.request('/oauth2/start?rd=%2F', {
+      headers: { ...navigation, cookie: `${lookerCookies}; ${SESSION_COOKIE}=${token}; ${REFRESH_COOKIE}=${refresh}; ${LOGIN_STATE_COOKIE}=state` },
+    });
+    expect(response.status).toBe(200);
+    const seen = env.auth.calls[env.auth.calls.length - 1].headers;
+    expect(seen.cookie).toBe(`${SESSION_COOKIE}=${token}; ${REFRESH_COOKIE}=${refresh}; ${LOGIN_STATE_COOKIE}=state`);
+    // API Gateway refuses a request whose headers exceed 10,240 bytes ("Amazon API Gateway quotas", header size).
+    expect(Buffer.byteLength(String(seen.cookie))).toBeLessThan(10_240);
+  });
+
+  test('without any of the gateway cookies it gets no Cookie header at all', async () => {
+    const response = await client.request('/oauth2/start', { headers: { ...navigation, cookie: 'lk_session=abc; other=1' } });
+    expect(response.status).toBe(200);
+    expect(env.auth.calls[env.auth.calls.length - 1].headers.cookie).toBeUndefined();
+  });
+
+  test("an answer slower than API Gateway allows (29 s) is given up on at 30 s with 504, not after Looker's hour", async () => {
+    env.auth.otherRoutesDelayMs = 40_000;
+    const started = Date.now();
+    try {
+      const response = await env.client({ sourceAddress: '198.51.100.77' }).request('/oauth2/start', { headers: navigation, timeoutMs: 45_000 });
+      const waited = Date.now() - started;
+      expect(response.status).toBe(504);
+      expect(waited).toBeGreaterThanOrEqual(AUTH_SERVICE_TIMEOUT_SECONDS * 1000 - 500);
+      expect(waited).toBeLessThan(39_000);
+    } finally {
+      env.auth.otherRoutesDelayMs = 0;
+    }
+  }, 60_000);
 });
 
 describe('no session', () => {
@@ -276,8 +340,28 @@ describe('inline refresh', () => {
     }
   });
 
-  test('a refresh that takes longer than the timeout counts as refused', async () => {
-    env.auth.delayMs = 3500;
+  test('a refresh that the auth service answers within its IdP timeout (4.5 s, under 5 s) is waited for: the session is refreshed', async () => {
+    // HAProxy gave up after 3 s while the auth service allowed the IdP 5 s: a slow refresh that
+    // succeeded was abandoned, and its rotated refresh token spent (refresh-cookie-superseded).
+    env.auth.delayMs = 4500;
+    try {
+      const { token, refresh } = await refreshableSession(-120);
+      const response = await client.request('/api/internal/slow', { headers: { ...xhr, cookie: sessionCookies(token, refresh) } });
+      expect(response.status).toBe(200);
+      expect(response.json().headers['x-forwarded-email']).toBe(REFRESHED_CLAIMS.email);
+      expect((response.headers['set-cookie'] ?? []).some((c) => c.startsWith(`${REFRESH_COOKIE}=rt.`))).toBe(true);
+    } finally {
+      env.auth.delayMs = 0;
+    }
+    // Both waits come from core/timeouts.ts: HAProxy's exceeds the auth service's IdP timeout by a margin.
+    expect(env.rendered.files.find((f) => f.path === GATEWAY_FILES.refreshLua)!.content).toContain(
+      `local TIMEOUT_MS = ${DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS * 1000}`,
+    );
+    expect(DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS * 1000).toBeGreaterThan(parseAuthServiceEnvironment(AUTH_ENVIRONMENT).idp.timeoutMs + 1000);
+  });
+
+  test(`a refresh that takes longer than the timeout (${DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS} s) counts as failed`, async () => {
+    env.auth.delayMs = DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS * 1000 + 500;
     try {
       const { token, refresh } = await refreshableSession(-120);
       const response = await client.request('/api/internal/slow', { headers: { ...xhr, cookie: sessionCookies(token, refresh) } });
@@ -320,14 +404,7 @@ describe('revoking a key at run time', () => {
     const token = await env.mint({ ...DEFAULT_CLAIMS, sid: randomUUID() }, { key: env.keys.next });
     expect((await client.request('/', { headers: { cookie: sessionCookies(token) } })).status).toBe(200);
     expect((await client.request('/', { headers: { cookie: sessionCookies(token) } })).status).toBe(200);
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = createConnection(env.rendered.adminSocket);
-      let out = '';
-      socket.on('data', (data) => (out += data.toString()));
-      socket.on('end', () => resolve(out));
-      socket.on('error', reject);
-      socket.end(`del map ${path.join(env.dir, GATEWAY_FILES.sessionKidMap)} ${env.keys.next.kid}\n`);
-    });
+    const answer = await adminCommand(env.rendered.adminSocket, `del map ${path.join(env.dir, GATEWAY_FILES.sessionKidMap)} ${env.keys.next.kid}`);
     expect(answer.trim()).toBe('');
     const revoked = await client.request('/', { headers: { ...xhr, cookie: sessionCookies(token) } });
     expect(revoked.status).toBe(401);
@@ -372,6 +449,24 @@ describe('abuse', () => {
       requestId: last!.headers['x-request-id'],
     });
     expect((await env.client({ sourceAddress: '198.51.100.10' }).request('/oauth2/start')).status).toBe(200);
+  });
+});
+
+describe('limits per listener', () => {
+  test("the health and metrics listeners have small connection limits of their own; the public listener has the process's", async () => {
+    const stat = await adminCommand(env.rendered.adminSocket, 'show stat');
+    const [header, ...rows] = stat.split('\n').filter((line) => line.length > 0);
+    const columns = header.replace(/^# /, '').split(',');
+    const limit = (proxy: string) => {
+      const row = rows.map((line) => line.split(',')).find((cells) => cells[0] === proxy && cells[1] === 'FRONTEND');
+      if (!row) throw new Error(`show stat has no FRONTEND row for ${proxy}:\n${stat}`);
+      return Number(row[columns.indexOf('slim')]);
+    };
+    const info = await adminCommand(env.rendered.adminSocket, 'show info');
+    const processLimit = Number(/^Maxconn: (\d+)$/m.exec(info)![1]);
+    expect(limit('nlb_health')).toBe(SMALL_LISTENER_LIMITS.healthMaxconn);
+    expect(limit('metrics')).toBe(SMALL_LISTENER_LIMITS.metricsMaxconn);
+    expect(limit('gateway')).toBe(processLimit);
   });
 });
 

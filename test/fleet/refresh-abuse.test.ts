@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { ASSERTION_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { adminCommand } from '../../dev/haproxy';
 
 const MAX_EXPIRED_SECONDS = 60;
 const PER_ADDRESS = 5;
@@ -100,6 +101,67 @@ describe('a refresh flood', () => {
     expect(response.status).toBe(302);
     expect(response.headers.location).toBe(`/oauth2/refresh?rd=${encodeURIComponent('/dashboards/3?tab=1')}`);
     expect(env.auth.sessionCalls().length).toBe(before);
+  });
+});
+
+describe('a session over its limit, whose browser keeps polling (found by the resilience rig: locked out for as long as it polled)', () => {
+  test('only refreshes the auth service answered count: refused requests do not keep the counter up, so the session refreshes again once the minute has passed', async () => {
+    const { token, sid } = await expiredSession(10);
+    const client = env.client({ sourceAddress: freshAddress() });
+    env.auth.refuse = true;
+    try {
+      // The auth service refuses (401): each of these is an answered call, up to the limit.
+      for (let i = 0; i < PER_SESSION; i += 1) {
+        const answer = await client.request('/api/poll', { headers: { ...xhr, cookie: sessionCookies(token, `refresh-${randomUUID()}`) } });
+        expect(answer.json().reason).toBe('session expired and could not be refreshed');
+      }
+      // Polling on: refused without a call.
+      const before = env.auth.sessionCalls().length;
+      for (let i = 0; i < 10; i += 1) {
+        const answer = await client.request('/api/poll', { headers: { ...xhr, cookie: sessionCookies(token, `refresh-${randomUUID()}`) } });
+        expect(answer.json().reason).toBe('too many inline refreshes for this session or client address');
+      }
+      expect(env.auth.sessionCalls().length).toBe(before);
+    } finally {
+      env.auth.refuse = false;
+    }
+    // The per-session counters hold the calls started (0) and failed (1), not the requests refused:
+    // they fall back below the limit 60 s after the first call, however long the browser keeps polling.
+    const table = await adminCommand(env.rendered.adminSocket, `show table inline_refresh_by_session key ${sid}`);
+    expect(table).toMatch(new RegExp(`key=${sid} .*gpc0_rate\\(60000\\)=${PER_SESSION} gpc1_rate\\(60000\\)=0\\b`));
+  });
+
+  test('calls that fail (API Gateway answers 503 while the auth service or the IdP is down) do not count: after the outage the session refreshes at once', async () => {
+    const { token, sid } = await expiredSession(10);
+    const client = env.client({ sourceAddress: freshAddress() });
+    env.auth.sessionFailsWith = 503;
+    try {
+      for (let i = 0; i < PER_SESSION + 1; i += 1) {
+        const answer = await client.request('/api/poll', { headers: { ...xhr, cookie: sessionCookies(token, env.refreshCookie({ sid })) } });
+        expect(answer.json().reason).toBe('session expired and could not be refreshed');
+      }
+    } finally {
+      env.auth.sessionFailsWith = undefined;
+    }
+    const answer = await client.request('/api/poll', { headers: { ...xhr, cookie: sessionCookies(token, env.refreshCookie({ sid })) } });
+    expect(answer.status).toBe(200);
+  });
+});
+
+describe('a refresh slower than the clock skew (found by the resilience rig: 401 "not valid yet" with a 1 s skew)', () => {
+  test("the new token's nbf (the auth service's clock when it minted) is checked against the clock after the refresh", async () => {
+    const { token, sid } = await expiredSession(10);
+    // The stand-in mints with nbf = now, as the auth service does, 2.5 s after HAProxy first read the clock.
+    env.auth.delayMs = 2500;
+    try {
+      const answer = await env
+        .client({ sourceAddress: freshAddress() })
+        .request('/api/poll', { headers: { ...xhr, cookie: sessionCookies(token, env.refreshCookie({ sid })) } });
+      expect(answer.status).toBe(200);
+      expect(answer.json().headers['x-forwarded-email']).toBe(REFRESHED_CLAIMS.email);
+    } finally {
+      env.auth.delayMs = 0;
+    }
   });
 });
 

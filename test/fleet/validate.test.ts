@@ -35,7 +35,7 @@ test('the minimal options are valid and get the documented defaults', () => {
     metrics: { bindAddress: '127.0.0.1', port: 8405 },
     session: { algorithm: 'ES256', clockSkewSeconds: 30, refreshWindowSeconds: 60, userClaim: UserClaim.SUBJECT, verificationCache: true, maxTokenBytes: 4096 },
     refresh: {
-      timeoutSeconds: 3,
+      timeoutSeconds: 7,
       graceSeconds: 5,
       maxExpiredSeconds: 1800,
       perClientAddressPerMinute: 300,
@@ -90,7 +90,16 @@ describe('validation errors', () => {
       'session.refreshWindowSeconds is -1: expected a whole number of seconds from 0 to 3600.',
     ));
   test('refresh timeout not a whole number', () =>
-    expectError((o) => ({ ...o, refresh: { timeoutSeconds: 2.5 } }), 'refresh.timeoutSeconds is 2.5: expected a whole number of seconds from 1 to 30.'));
+    expectError((o) => ({ ...o, refresh: { timeoutSeconds: 2.5 } }), 'refresh.timeoutSeconds is 2.5: expected a whole number of seconds from 1 to 29.'));
+  test("refresh timeout beyond API Gateway's 29 s", () =>
+    expectError((o) => ({ ...o, refresh: { timeoutSeconds: 30 } }), 'refresh.timeoutSeconds is 30: expected a whole number of seconds from 1 to 29.'));
+  test('listener maxconn out of range', () =>
+    expectError((o) => ({ ...o, listener: { maxconn: 10 } }), 'listener.maxconn is 10: expected a whole number from 100 to 1000000.'));
+  test('listener maxconn above the process limit', () =>
+    expectError(
+      (o) => ({ ...o, listener: { maxconn: 5000 }, process: { maxconn: 4000 } }),
+      'listener.maxconn is 5000, above process.maxconn 4000: the process never accepts more than its own limit; lower listener.maxconn or raise process.maxconn.',
+    ));
   test('attribute name', () =>
     expectError(
       (o) => ({ ...o, session: { ...o.session, attributeNames: ['Cost-Center'] } }),

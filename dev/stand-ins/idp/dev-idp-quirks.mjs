@@ -13,6 +13,10 @@
 // - a koa middleware after oidc-provider answered: discovery metadata, refresh responses
 //   (no ID token, no refresh token, a new refresh token that leaves the old one valid);
 // - configuration: refresh-token issuance, claim shapes, client credentials for Graph.
+//
+// Size: the emulated behaviour of eight IdPs as one table of defaults with their sources,
+// read by the three hooks above (pre-handler, middleware, configuration); split by IdP, their
+// differences would no longer be seen side by side.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { errors } from 'oidc-provider';
 

@@ -18,6 +18,9 @@
  *
  * Like Looker behind the gateway it listens on HTTPS and, when given a client CA, requires
  * the fleet's client certificate (mutual TLS). Every answer carries `Cache-Control: no-store`.
+ *
+ * Size: one stand-in of Looker with both of its login modes and the API calls the gateway
+ * makes; its OIDC model lives in looker-oidc-model.ts.
  */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import * as http from 'node:http';

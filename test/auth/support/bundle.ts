@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { AuthServiceEnvironment } from '../../../core/auth/environment';
 import { LAMBDA_ASSETS } from '../../../core/lambda-assets';
-import { fetchTrustingCa, type ProxyHandler } from '../../../local/auth-local-server';
+import { fetchTrustingCa, type ProxyHandler } from '../../../dev/auth-local-server';
 import { REPO_ROOT } from '../../../dev/repo';
 import { builtAssetFile } from '../../../scripts/bundle-lambdas';
 import { startHarness, type Harness, type HarnessOptions } from './harness';

@@ -8,7 +8,7 @@ import { createHash, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { exportJWK } from 'jose';
 import * as client from 'openid-client';
-import { fetchTrustingCa } from '../../../local/auth-local-server';
+import { fetchTrustingCa } from '../../../dev/auth-local-server';
 import type { DevIdpQuirks } from '../../../dev/stand-ins/idp/dev-idp';
 import { CookieJar, idpLogin, request, startTestIdp, submitIdpLogoutForm, type HttpAnswer } from '../../auth/support/harness';
 import { createCa, type TestCa } from '../../../dev/pki';

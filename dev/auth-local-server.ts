@@ -4,7 +4,7 @@
  * result back. For tests and for running the gateway locally; not part of the Lambda.
  *
  * As a CLI:
- *   npx tsx local/auth-local-server.ts --env env.json --secrets secrets.json \
+ *   npx tsx dev/auth-local-server.ts --env env.json --secrets secrets.json \
  *     [--port 8443] [--host 127.0.0.1] [--tls-cert cert.pem --tls-key key.pem] [--idp-ca ca.pem] [--stage prod]
  * env.json holds the AuthServiceEnvironment variables; secrets.json maps secret ids to values.
  */
