@@ -23,6 +23,16 @@ export const SMALL_LISTENER_LIMITS = {
   redirectMaxconn: 1000,
 } as const;
 
+/**
+ * The small listeners' timeouts and connection limit: inactivity, the wait for a request and
+ * the idle time between requests all get the short value, so none of the defaults' longer
+ * waits (30 s for a request, 60 s of keep-alive) applies here.
+ */
+export function smallListenerLimits(maxconn: number): string[] {
+  const t = SMALL_LISTENER_LIMITS.timeoutSeconds;
+  return [`timeout client ${t}s`, `timeout http-request ${t}s`, `timeout http-keep-alive ${t}s`, `maxconn ${maxconn}`];
+}
+
 const SMALL_LISTENER_NOTE = "One short request per connection: idle ones go in seconds, and a flood cannot take the public\nlistener's connections.";
 
 export function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
@@ -47,7 +57,7 @@ export function renderHealthFrontend(o: ResolvedGatewayOptions): Section {
       `bind ${o.readiness.bindAddress}:${o.readiness.port}`,
     );
   }
-  f.note(SMALL_LISTENER_NOTE).add(`timeout client ${SMALL_LISTENER_LIMITS.timeoutSeconds}s`, `maxconn ${SMALL_LISTENER_LIMITS.healthMaxconn}`);
+  f.note(SMALL_LISTENER_NOTE).add(...smallListenerLimits(SMALL_LISTENER_LIMITS.healthMaxconn));
   return f.add(
     `acl looker_available nbsrv(${PROXY_NAMES.looker}) gt 0`,
     `http-request set-var(txn.route) str(${HEALTH_ROUTE})`,
@@ -63,7 +73,7 @@ export function renderMetricsFrontend(o: ResolvedGatewayOptions): Section {
   return new Section(`frontend ${PROXY_NAMES.metrics}`, 'Prometheus metrics (/metrics) and the stats page (/stats), on a private address only.')
     .add(`bind ${o.metrics.bindAddress}:${o.metrics.port}`)
     .note(SMALL_LISTENER_NOTE)
-    .add(`timeout client ${SMALL_LISTENER_LIMITS.timeoutSeconds}s`, `maxconn ${SMALL_LISTENER_LIMITS.metricsMaxconn}`)
+    .add(...smallListenerLimits(SMALL_LISTENER_LIMITS.metricsMaxconn))
     .add(
       'http-request set-log-level silent',
       'http-request use-service prometheus-exporter if { path /metrics }',

@@ -3,7 +3,7 @@
  * with a redirect to the same host, path and query on HTTPS, so a typed
  * `looker.example.com` reaches the gateway; nothing else is served in clear text.
  */
-import { SMALL_LISTENER_LIMITS } from './listeners';
+import { SMALL_LISTENER_LIMITS, smallListenerLimits } from './listeners';
 import { DECISIONS } from './logging';
 import { refuse, Section } from './section';
 import { ResolvedGatewayOptions } from './validate';
@@ -34,8 +34,7 @@ export function renderHttpRedirectFrontend(o: ResolvedGatewayOptions): Section {
   f.add(
     o.listener.acceptProxyProtocol ? `bind ${r.bindAddress}:${r.port} accept-proxy` : `bind ${r.bindAddress}:${r.port}`,
     "# Nothing here needs Looker's hour-long timeouts: idle clear-text connections go early.",
-    `timeout client ${SMALL_LISTENER_LIMITS.timeoutSeconds}s`,
-    `maxconn ${SMALL_LISTENER_LIMITS.redirectMaxconn}`,
+    ...smallListenerLimits(SMALL_LISTENER_LIMITS.redirectMaxconn),
     `http-request set-var(txn.route) str(${HTTP_REDIRECT.route})`,
     'http-request set-var(txn.host) req.fhdr(host)',
     'acl has_one_host req.fhdr_cnt(host) eq 1',

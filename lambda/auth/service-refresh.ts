@@ -22,7 +22,7 @@ import { errorAnswer, grantFields, RequestContext } from './service-request';
  * first answer lands (HAProxy instances do not share their single flight).
  */
 const SUPERSEDED_GRACE_SECONDS = 10;
-/** How long a refresh waits for another request's refresh of the same session (HAProxy gives up on the inline refresh after 3 s by default). */
+/** How long a refresh waits for another request's refresh of the same session: well under HAProxy's inline-refresh wait (7 s, core/timeouts.ts). */
 const CONCURRENT_REFRESH_WAIT_MS = 2500;
 const CONCURRENT_REFRESH_POLL_MS = 50;
 

@@ -11,19 +11,15 @@ import * as path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { MappingRuleSet } from '../../core/auth/mapping-rules';
 import { ClientCertificateAuthority, MachineClient } from '../../lib/fleet/machine-clients';
 import { FILES_METADATA_KEY } from '../../core/instance/user-data';
-import { LookerBackend } from '../../lib/looker/looker-backend';
-import { LookerGateway, LookerGatewayProps } from '../../lib/looker-gateway';
+import { LookerGatewayProps } from '../../lib/looker-gateway';
 import { LookerGatewayStack, settingsFromContext } from '../../lib/stack';
 import { createCa, issueCertificate, Pem, TestCa } from '../../dev/pki';
 import { createCrl } from '../../dev/gateway-env';
-import { defaultContext, newEmptyStack } from './fixtures';
+import { defaultContext, newEmptyStack, newTestGateway } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
-const RULES: MappingRuleSet = { rules: [{ name: 'everyone-at-example', match: { emailDomains: ['example.com'] }, grant: { roles: ['Viewer'] } }] };
 const CONFIG_DIR = '/etc/haproxy/gateway';
 
 let ca: TestCa;
@@ -52,19 +48,7 @@ function reportingBot(overrides: Partial<MachineClient> = {}): MachineClient {
   };
 }
 
-function gateway(overrides: Partial<LookerGatewayProps> = {}, stack: Stack = newEmptyStack()): LookerGateway {
-  return new LookerGateway(stack, 'Gateway', {
-    domainName: 'looker.example.com',
-    identityProvider: {
-      issuer: 'https://login.example.com',
-      clientId: 'gateway',
-      clientSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'ClientSecret', 'idp-client-secret'),
-    },
-    mappingRules: RULES,
-    looker: LookerBackend.fromDnsName('looker.internal.example.com'),
-    ...overrides,
-  });
-}
+const gateway = newTestGateway;
 
 /** The files of the launch template Metadata, with deploy-time values faked, by absolute path. */
 function instanceFiles(stack: Stack): Map<string, { mode: string; content: string }> {

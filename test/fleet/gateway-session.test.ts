@@ -3,6 +3,7 @@
  * session can be wrong, inline refresh with single flight, and the access log.
  */
 import { randomUUID } from 'node:crypto';
+import { createConnection } from 'node:net';
 import * as path from 'node:path';
 import { GATEWAY_FILES } from '../../core/haproxy';
 import { SMALL_LISTENER_LIMITS } from '../../core/haproxy/listeners';
@@ -468,6 +469,23 @@ describe('limits per listener', () => {
     expect(limit('metrics')).toBe(SMALL_LISTENER_LIMITS.metricsMaxconn);
     expect(limit('gateway')).toBe(processLimit);
   });
+
+  test("an idle connection to the metrics listener is closed after its own 10 s, not the defaults' 30 s or Looker's hour", async () => {
+    const socket = createConnection({ host: '127.0.0.1', port: env.ports.metrics });
+    // Flowing, so that the gateway's 408 and its close are read (a paused socket never sees the end).
+    socket.resume();
+    const opened = Date.now();
+    const closedAfter = await new Promise<number>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error('the metrics listener kept an idle connection open for 25 s')), 25_000);
+      socket.on('close', () => {
+        clearTimeout(deadline);
+        resolve(Date.now() - opened);
+      });
+      socket.on('error', () => undefined);
+    });
+    expect(closedAfter).toBeGreaterThanOrEqual(SMALL_LISTENER_LIMITS.timeoutSeconds * 1000 - 500);
+    expect(closedAfter).toBeLessThan(SMALL_LISTENER_LIMITS.timeoutSeconds * 1000 + 5000);
+  }, 40_000);
 });
 
 describe('PROXY protocol and the access log', () => {
