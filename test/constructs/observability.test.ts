@@ -197,7 +197,10 @@ describe('alarms with runbooks', () => {
     // Three static hosts: three.
     const three = newTestGateway({ looker: LookerBackend.fromHosts(['10.0.0.10', '10.0.0.11', '10.0.0.12'], { serverName: 'looker.internal' }) });
     expect(three.observability.lookerNodesLowAlarm).toBeDefined();
-    Template.fromStack(Stack.of(three)).hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: KEY_SYNC_METRICS.lookerServersUp, Threshold: 3 });
+    Template.fromStack(Stack.of(three)).hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: [Match.objectLike({ MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: KEY_SYNC_METRICS.lookerServersUp }) }) })],
+      Threshold: 3,
+    });
   });
 
   test('monitorLookerServers refuses an expected count that is no whole number of servers, with the value and the fix', () => {
