@@ -302,6 +302,7 @@ export class LookerGateway extends Construct {
 
     this.observability.monitorFleet(this.fleet);
     this.observability.monitorKeySync(this.fleet);
+    this.observability.monitorLookerServers(this.fleet, expectedLookerServers(props.looker));
     this.observability.monitorAuthService(this.authService.function);
     this.observability.monitorAuthApi(this.authService.api.deploymentStage, this.authService.accessLogGroup);
     this.observability.monitorRotation(this.keys.rotationFunction);
@@ -391,4 +392,13 @@ function warnAboutBrokerMode(scope: Construct, props: LookerGatewayProps): void 
       `lookerOidc is on, and the mapping rule(s) ${roleOnly.join(', ')} grant roles but no Looker group: in broker mode Looker takes roles from groups only (groupRoles), so their grant.roles reach Looker only as headers, which it does not read. Grant the Looker group that carries the role instead.`,
     );
   }
+}
+
+/**
+ * The Looker servers every instance's HAProxy should count as up: each static host, or at least
+ * one behind a DNS name (how many addresses it holds is Looker's business, not the gateway's).
+ */
+function expectedLookerServers(looker: LookerBackend): number {
+  const { hosts, resolvesByDns } = looker.config;
+  return resolvesByDns || Token.isUnresolved(hosts) ? 1 : hosts.length;
 }

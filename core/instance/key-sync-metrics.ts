@@ -20,4 +20,6 @@ export const KEY_SYNC_METRIC_READING: Record<KeySyncMetricName, { readonly stati
   [KEY_SYNC_METRICS.secondsSinceSuccess]: { statistic: 'Maximum', label: 'Seconds since the last successful key sync (worst instance)' },
   [KEY_SYNC_METRICS.currentKidMatches]: { statistic: 'Minimum', label: "Installed current session key is the secret's (1) or not (0), worst instance" },
   [KEY_SYNC_METRICS.runFailed]: { statistic: 'Sum', label: 'Failed key-sync runs' },
+  [KEY_SYNC_METRICS.lookerServersUp]: { statistic: 'Minimum', label: 'Looker servers up (fewest any instance sees)' },
+  [KEY_SYNC_METRICS.lookerServersConfigured]: { statistic: 'Maximum', label: 'Looker servers configured (most any instance has)' },
 };

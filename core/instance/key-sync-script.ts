@@ -56,6 +56,7 @@ KIDS=""
 EXPIRY_FACTS="{}"
 SYNC_FACTS="{}"
 METRIC_FACTS="{}"
+LOOKER_FACTS="{}"
 VERSIONS="{}"
 LOG_FILE=""
 
@@ -76,8 +77,8 @@ log_line() {
 run_facts() {
   jq -cn --argjson changed "$(json_list "$CHANGED")" --argjson fetched "$(json_list "$FETCHED")" \
     --argjson kids "$(json_list "$KIDS")" --arg reload "$RELOAD" --argjson expiry "$EXPIRY_FACTS" \
-    --argjson sync "$SYNC_FACTS" --argjson metric "$METRIC_FACTS" \
-    '{changed: $changed, fetched: $fetched, kids: $kids, reloadAllowed: ($reload == "yes")} + $sync + $expiry + $metric'
+    --argjson sync "$SYNC_FACTS" --argjson metric "$METRIC_FACTS" --argjson looker "$LOOKER_FACTS" \
+    '{changed: $changed, fetched: $fetched, kids: $kids, reloadAllowed: ($reload == "yes")} + $sync + $looker + $expiry + $metric'
 }
 
 restore_previous_files() {
@@ -105,7 +106,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Steps (functions): the frontend certificate from ACM; the run's metrics, with the days until the certificate expires.
+# Steps (functions): the frontend certificate from ACM; the run's metrics, with the days until the
+# certificate expires and the Looker servers HAProxy counts as up.
 @ACM_CERTIFICATE_STEP@
 @CERTIFICATE_EXPIRY_STEP@
 @RUN_METRICS_STEP@
@@ -117,6 +119,7 @@ fi
 FIRST_ROTATION_WAIT_SECONDS=480
 FRONTEND_CERTIFICATE_SOURCE=secret
 METRIC_NAMESPACE=""
+HAPROXY_ADMIN_SOCKET=""
 . "$CONFIG_FILE"
 case $FRONTEND_CERTIFICATE_SOURCE in
   secret) FRONTEND_CERTIFICATE_SETTING=FRONTEND_CERTIFICATE_SECRET_ARN ;;

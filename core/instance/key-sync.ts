@@ -26,7 +26,8 @@ import { DEFAULT_CONFIG_DIR, GATEWAY_FILES } from '../layout';
 import { ACM_CERTIFICATE_STEP } from './acm-certificate';
 import { CERTIFICATE_EXPIRY_METRIC, CERTIFICATE_EXPIRY_STEP } from './certificate-expiry';
 import { KEY_SYNC_SCRIPT } from './key-sync-script';
-import { KEY_SYNC_METRICS, RUN_METRICS_STEP } from './run-metrics';
+import { PROXY_NAMES } from '../haproxy/names';
+import { KEY_SYNC_METRICS, LOOKER_SERVERS_PY, RUN_METRICS_STEP } from './run-metrics';
 
 export const KEY_SYNC_DEFAULTS = {
   intervalSeconds: 300,
@@ -91,6 +92,10 @@ function renderKeySyncScript(): string {
     SECONDS_SINCE_SUCCESS_METRIC: KEY_SYNC_METRICS.secondsSinceSuccess,
     CURRENT_KID_MATCHES_METRIC: KEY_SYNC_METRICS.currentKidMatches,
     RUN_FAILED_METRIC: KEY_SYNC_METRICS.runFailed,
+    LOOKER_SERVERS_UP_METRIC: KEY_SYNC_METRICS.lookerServersUp,
+    LOOKER_SERVERS_CONFIGURED_METRIC: KEY_SYNC_METRICS.lookerServersConfigured,
+    LOOKER_BACKEND: PROXY_NAMES.looker,
+    LOOKER_SERVERS_PY,
   };
   const script = withSteps.replace(/@([A-Z_]+)@/g, (placeholder, name: string) => {
     const value = values[name];
@@ -129,6 +134,13 @@ export interface KeySyncOptions {
    * @default - no metric
    */
   readonly metricNamespace?: string;
+  /**
+   * HAProxy's admin socket (\`stats socket\` of haproxy.cfg): each run reads how many servers of
+   * the Looker backend are UP (metrics LookerServersUp and LookerServersConfigured, and the
+   * JSON line). key-sync runs as root; the socket is root's (mode 600).
+   * @default - no Looker server counts
+   */
+  readonly haproxyAdminSocket?: string;
   /** @default '/etc/haproxy/gateway' (DEFAULT_CONFIG_DIR) */
   readonly configDir?: string;
   /** @default '<configDir>/haproxy.cfg' */
@@ -205,6 +217,11 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
       throw new Error(`key-sync ${name} ${JSON.stringify(settings[name])} must be an absolute path of letters, digits and . _ - / (no spaces).`);
     }
   }
+  if (options.haproxyAdminSocket !== undefined && !SAFE_PATH.test(options.haproxyAdminSocket)) {
+    throw new Error(
+      `key-sync haproxyAdminSocket ${JSON.stringify(options.haproxyAdminSocket)} must be an absolute path of letters, digits and . _ - / (no spaces), for example "/run/haproxy/admin.sock".`,
+    );
+  }
   if (options.logFile !== undefined && (!SAFE_PATH.test(options.logFile) || options.logFile.endsWith('/'))) {
     throw new Error(
       `key-sync logFile ${JSON.stringify(options.logFile)} must be an absolute file path of letters, digits and . _ - / (no spaces), for example "/var/log/lg-key-sync/key-sync.log".`,
@@ -260,6 +277,7 @@ export function renderKeySyncUnit(options: KeySyncOptions): KeySyncUnit {
     `FIRST_ROTATION_WAIT_SECONDS='${settings.firstRotationWaitSeconds}'`,
     ...(options.metricNamespace === undefined ? [] : [`METRIC_NAMESPACE='${options.metricNamespace}'`]),
     ...(options.logFile === undefined ? [] : [`LOG_FILE='${options.logFile}'`]),
+    ...(options.haproxyAdminSocket === undefined ? [] : [`HAPROXY_ADMIN_SOCKET='${options.haproxyAdminSocket}'`]),
     '',
   ].join('\n');
 

@@ -212,7 +212,8 @@ export function renderBootstrapScript(o: BootstrapScriptOptions): string {
 // settings.
 
 /** Debian packages an instance needs (only missing ones are installed). */
-export const INSTANCE_PACKAGES: readonly string[] = ['haproxy', 'awscli', 'jq', 'curl', 'ca-certificates', 'openssl'];
+// python3: key-sync reads HAProxy's admin socket with it (Debian's awscli depends on it anyway).
+export const INSTANCE_PACKAGES: readonly string[] = ['haproxy', 'awscli', 'jq', 'curl', 'ca-certificates', 'openssl', 'python3'];
 export const CLOUDWATCH_AGENT_CONFIG_PATH = '/opt/aws/amazon-cloudwatch-agent/etc/looker-gateway.json';
 /** The namespace of the agent's metrics (memory, disk, connections); the instance role may write only there. */
 export const CLOUDWATCH_AGENT_METRIC_NAMESPACE = 'CWAgent';
@@ -344,7 +345,7 @@ export function renderInstanceFiles(input: InstanceFilesInput): BootstrapFile[] 
     { path: CLOUDWATCH_AGENT_CONFIG_PATH, mode: '0644', content: cloudWatchAgentConfig({ ...input.logGroupNames, access: input.accessLogGroupName }) },
     { path: '/etc/systemd/system/haproxy.service.d/looker-gateway.conf', mode: '0644', content: haproxyServiceDropIn(rendered.configFile) },
     { path: '/etc/logrotate.d/looker-gateway', mode: '0644', content: logrotateConfig() },
-    ...keySyncUnit(input).files,
+    ...keySyncUnit(input, rendered.adminSocket).files,
   ];
 }
 
@@ -363,8 +364,8 @@ function renderGateway(input: InstanceFilesInput): RenderedGatewayConfig {
 
 /** Commands that bring the instance up under systemd, once the files are in place. */
 export function startCommands(input: InstanceFilesInput): string[] {
-  const keySync = keySyncUnit(input);
   const rendered = renderGateway(input);
+  const keySync = keySyncUnit(input, rendered.adminSocket);
   const config = rendered.configFile;
   const checkRequiredFiles = `for f in ${rendered.requiredFiles.join(' ')}; do [[ -s $f ]] || { log "missing $f"; false; }; done`;
   const defaultCas = [
@@ -427,8 +428,8 @@ function haproxyServiceDropIn(config: string): string {
   ].join('\n');
 }
 
-/** The key-sync unit of core/instance/key-sync.ts, for the instance's secrets. */
-function keySyncUnit(input: InstanceFilesInput): KeySyncUnit {
+/** The key-sync unit of core/instance/key-sync.ts, for the instance's secrets and its HAProxy (the admin socket the Looker server count is read from). */
+function keySyncUnit(input: InstanceFilesInput, haproxyAdminSocket: string): KeySyncUnit {
   return renderKeySyncUnit({
     region: input.region,
     verificationKeysSecretArn: input.secrets.verificationKeys,
@@ -438,5 +439,6 @@ function keySyncUnit(input: InstanceFilesInput): KeySyncUnit {
     metricNamespace: input.metricNamespace,
     configDir: DEFAULT_CONFIG_DIR,
     logFile: KEY_SYNC_LOG_PATH,
+    haproxyAdminSocket,
   });
 }

@@ -52,6 +52,14 @@ export const RUNBOOK = {
     firstCommand: 'aws logs tail {haproxyLogGroup} --since 30m',
     hint: "HAProxy says why each server went DOWN: Layer4 is the network, Layer6 is TLS, Layer7 is Looker's answer",
   },
+  LookerNodesLow: {
+    meaning:
+      "A gateway instance's HAProxy counts fewer Looker servers UP than configured (the static hosts; 1 for a DNS name): the other nodes carry the load, users do not feel it yet.",
+    likelyCauses:
+      'a Looker node down, restarting or being upgraded, its certificate no longer trusted or for another name (mTLS), a security group or route that lets this instance reach only some nodes',
+    firstCommand: `aws logs tail {haproxyLogGroup} --since 30m --filter-pattern '"is DOWN"'`,
+    hint: "which server went DOWN and why (Layer4 is the network, Layer6 is TLS, Layer7 is Looker's answer); the key-sync log's lookerServersUp per instance (stream) says which instances see it",
+  },
   UnhealthyHosts: {
     meaning: "At least one gateway instance failed the load balancer's health check for 3 minutes.",
     likelyCauses: 'haproxy stopped on the instance (a rejected reload, a crash), the instance overloaded, the bootstrap failed',

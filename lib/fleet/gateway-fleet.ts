@@ -333,4 +333,20 @@ export class GatewayFleet extends Construct implements ec2.IConnectable {
   public metricKeySyncRunFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.runFailed, props);
   }
+
+  /**
+   * Looker servers that an instance's HAProxy counts as UP (its health check), reported by every
+   * key-sync run; by default the instance that sees the fewest (Minimum) over 5 minutes.
+   */
+  public metricLookerServersUp(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.lookerServersUp, props);
+  }
+
+  /**
+   * Looker servers in an instance's HAProxy backend (static hosts, or the DNS name's addresses),
+   * reported by every key-sync run; by default the most any instance has (Maximum) over 5 minutes.
+   */
+  public metricLookerServersConfigured(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return keySyncMetric(this.metricNamespace, KEY_SYNC_METRICS.lookerServersConfigured, props);
+  }
 }

@@ -7,7 +7,7 @@
  * Logs Insights queries.
  *
  * Made first (the other constructs write into its log groups), then told what to watch:
- * monitorFleet(), monitorKeySync(), monitorAuthService(), monitorAuthApi(), monitorRotation(),
+ * monitorFleet(), monitorKeySync(), monitorLookerServers(), monitorAuthService(), monitorAuthApi(), monitorRotation(),
  * monitorFrontendCertificate(). Its log-based metrics are public (metricRequests(), metricDenied(),
  * ...) and are what its own alarms and dashboard read; each alarm is a named property.
  */
@@ -113,6 +113,14 @@ export interface IKeySyncMetrics {
   metricKeySyncSecondsSinceSuccess(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
   metricKeySyncCurrentKidMatches(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
   metricKeySyncRunFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
+}
+
+/** Where the Looker server counts come from (GatewayFleet: key-sync reads them from HAProxy on every instance). */
+export interface ILookerServerMetrics {
+  /** Namespace key-sync publishes in (the per-instance series carry the dimension InstanceId). */
+  readonly metricNamespace: string;
+  metricLookerServersUp(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
+  metricLookerServersConfigured(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
 }
 
 /** The names of the metrics the log groups' metric filters publish (in `metricNamespace`). */
@@ -271,6 +279,11 @@ export class GatewayObservability extends Construct {
   /** The alarm when the IdP refuses the auth service's client credential. */
   public get idpClientAuthFailedAlarm(): cloudwatch.Alarm {
     return this.alarmsByName.get('IdpClientAuthFailed')!;
+  }
+
+  /** The alarm when some instance's HAProxy counts fewer Looker servers up than expected (after monitorLookerServers). */
+  public get lookerNodesLowAlarm(): cloudwatch.Alarm | undefined {
+    return this.alarmsByName.get('LookerNodesLow');
   }
 
   /** The alarm on gateway instances failing the load balancer's health check (after monitorFleet). */
@@ -456,11 +469,7 @@ export class GatewayObservability extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
     });
     const perInstance = (metricName: string, statistic: 'MAX' | 'MIN', label: string) =>
-      new cloudwatch.MathExpression({
-        expression: `SELECT ${statistic}(${metricName}) FROM SCHEMA("${keySync.metricNamespace}", InstanceId) GROUP BY InstanceId`,
-        label,
-        period: Duration.minutes(5),
-      });
+      this.perInstance(keySync.metricNamespace, metricName, statistic, label);
     this.widgets(
       'keys',
       new cloudwatch.GraphWidget({
@@ -473,6 +482,40 @@ export class GatewayObservability extends Construct {
         title: "Current session key is the secret's (1) or not (0), per instance",
         left: [perInstance(KEY_SYNC_METRICS.currentKidMatches, 'MIN', 'current key matches')],
         right: [failed],
+        width: 12,
+      }),
+    );
+  }
+
+  /**
+   * Alarm when some gateway instance's HAProxy counts fewer Looker servers UP than
+   * `expectedServers` (the static hosts' count; 1 for Looker behind a DNS name, whose node count
+   * the gateway does not know): a node lost before users feel it, while the others still carry
+   * the load. key-sync reads the count from HAProxy's admin socket on every run; an instance
+   * that reports nothing does not breach (NoHealthyLookerNode and KeySyncStale cover silence).
+   */
+  public monitorLookerServers(looker: ILookerServerMetrics, expectedServers: number): void {
+    assertIntegerInRange(
+      `GatewayObservability ${this.node.path}`,
+      'expectedServers',
+      expectedServers,
+      1,
+      1000,
+      'Give the number of Looker nodes the gateway is configured with (1 for a DNS name).',
+    );
+    const up = looker.metricLookerServersUp();
+    this.alarm('LookerNodesLow', up, {
+      threshold: expectedServers,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    });
+    this.widgets(
+      'looker',
+      new cloudwatch.GraphWidget({
+        title: "Looker servers up in each instance's HAProxy",
+        left: [this.perInstance(looker.metricNamespace, KEY_SYNC_METRICS.lookerServersUp, 'MIN', 'servers up')],
+        right: [looker.metricLookerServersConfigured()],
+        leftAnnotations: [{ value: expectedServers, label: 'expected' }],
         width: 12,
       }),
     );
@@ -828,6 +871,15 @@ export class GatewayObservability extends Construct {
     return new cloudwatch.MathExpression({
       expression: `SELECT SUM(${metricName}) FROM SCHEMA("${this.metricNamespace}", ${dimensions.join(', ')}) GROUP BY ${dimensions.join(', ')}`,
       label: metricName,
+      period: Duration.minutes(5),
+    });
+  }
+
+  /** One line per instance of a metric key-sync publishes with the dimension InstanceId (Metrics Insights). */
+  private perInstance(namespace: string, metricName: string, statistic: 'MAX' | 'MIN', label: string): cloudwatch.MathExpression {
+    return new cloudwatch.MathExpression({
+      expression: `SELECT ${statistic}(${metricName}) FROM SCHEMA("${namespace}", InstanceId) GROUP BY InstanceId`,
+      label,
       period: Duration.minutes(5),
     });
   }

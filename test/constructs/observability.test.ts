@@ -30,7 +30,7 @@ import { LookerGateway } from '../../lib/looker-gateway';
 import { RUNBOOK } from '../../core/observability/runbook';
 import { SiemDestination } from '../../lib/observability/siem-destination';
 import { singleMetricAlarm } from '../../dev/aws/alarm';
-import { newGatewayStack, newTestApp, REPO_ROOT } from './fixtures';
+import { newGatewayStack, newTestApp, newTestGateway, REPO_ROOT } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
 type Resources = Record<string, { Type: string; Properties: any; Metadata?: any }>;
@@ -174,6 +174,42 @@ describe('alarms with runbooks', () => {
     });
   });
 
+  test("LookerNodesLow: the fewest Looker servers UP any instance's HAProxy sees, below the static hosts' count; below 1 for a DNS name", () => {
+    const lookerNodesLow = (properties: Record<string, unknown>) =>
+      singleMetricAlarm(resolve(properties) as Record<string, unknown>) as unknown as Record<string, unknown>;
+    // The example stack lists two Looker hosts (cdk.json lookerHosts).
+    expect(lookerNodesLow(alarms.find((a) => a.name === 'LookerNodesLow')!.props)).toMatchObject({
+      Namespace: namespace,
+      MetricName: KEY_SYNC_METRICS.lookerServersUp,
+      Statistic: 'Minimum',
+      Threshold: 2,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(lookerNodesLow(alarms.find((a) => a.name === 'LookerNodesLow')!.props).Dimensions).toBeUndefined();
+    // Behind a DNS name the gateway does not know how many nodes there are: at least one.
+    const dns = newTestGateway();
+    const [dnsAlarm] = Object.entries(Template.fromStack(Stack.of(dns)).findResources('AWS::CloudWatch::Alarm')).filter(([id]) =>
+      /ObservabilityLookerNodesLowAlarm[0-9A-F]{8}$/.test(id),
+    );
+    expect(dnsAlarm[1].Properties).toMatchObject({ Threshold: 1, ComparisonOperator: 'LessThanThreshold' });
+    // Three static hosts: three.
+    const three = newTestGateway({ looker: LookerBackend.fromHosts(['10.0.0.10', '10.0.0.11', '10.0.0.12'], { serverName: 'looker.internal' }) });
+    expect(three.observability.lookerNodesLowAlarm).toBeDefined();
+    Template.fromStack(Stack.of(three)).hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: [Match.objectLike({ MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: KEY_SYNC_METRICS.lookerServersUp }) }) })],
+      Threshold: 3,
+    });
+  });
+
+  test('monitorLookerServers refuses an expected count that is no whole number of servers, with the value and the fix', () => {
+    const gateway = newTestGateway();
+    expect(() => gateway.observability.monitorLookerServers(gateway.fleet, 0)).toThrow(
+      /expectedServers is 0; it must be a whole number from 1 to 1000\. Give the number of Looker nodes the gateway is configured with \(1 for a DNS name\)\./,
+    );
+  });
+
   test('the auth API: 5xx from API Gateway, 429 from its access log; the function: throttles, duration near its 15 s time-out', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/ApiGateway',
@@ -234,6 +270,7 @@ describe('the public API: metric*() methods and named alarms', () => {
       KeySyncStale: observability.keySyncStaleAlarm,
       KeySyncFailed: observability.keySyncFailedAlarm,
       KeySyncKeyMismatch: observability.keySyncKeyMismatchAlarm,
+      LookerNodesLow: observability.lookerNodesLowAlarm,
       AuthServiceErrors: observability.authServiceErrorsAlarm,
       AuthServiceThrottles: observability.authServiceThrottlesAlarm,
       AuthServiceDurationNearTimeout: observability.authServiceDurationAlarm,
@@ -271,6 +308,12 @@ describe('the public API: metric*() methods and named alarms', () => {
     expect(watched(observability.keySyncStaleAlarm)).toEqual(stat(fleet.metricKeySyncSecondsSinceSuccess()));
     expect(watched(observability.keySyncFailedAlarm)).toEqual(stat(fleet.metricKeySyncRunFailed()));
     expect(watched(observability.keySyncKeyMismatchAlarm)).toEqual(stat(fleet.metricKeySyncCurrentKidMatches()));
+    expect(watched(observability.lookerNodesLowAlarm)).toEqual(stat(fleet.metricLookerServersUp()));
+    expect(stat(fleet.metricLookerServersConfigured())).toMatchObject({
+      metricName: KEY_SYNC_METRICS.lookerServersConfigured,
+      statistic: 'Maximum',
+      period: 300,
+    });
     // The rates: metric math over the requests and the 5xx or denied requests.
     const inputs = (alarm: cloudwatch.Alarm) => Object.values((alarm.metric as cloudwatch.MathExpression).usingMetrics).map(stat);
     expect(inputs(observability.serverErrorRateAlarm)).toEqual([stat(observability.metricRequests()), stat(observability.metricServerErrors())]);

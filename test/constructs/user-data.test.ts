@@ -67,6 +67,8 @@ const INSTANCE_ID = 'i-0123456789abcdef0';
 const INSTANCE_ROLE = 'UserDataTest-GatewayFleetInstanceRole';
 const STACK_NAME = 'UserDataTest';
 const LOOKER_NAME = 'looker.internal.test';
+/** Two Looker nodes on this machine: loopback addresses of their own, so HAProxy checks each apart. */
+const LOOKER_ADDRESSES = ['127.0.0.1', '127.0.0.2'];
 const MACHINE_ROUTE = '/api/4.0/queries/';
 const USER_DATA_PATH = '/var/lib/cloud/instance/user-data.txt';
 
@@ -89,7 +91,8 @@ let imds: InstanceMetadataService;
 let cloudWatch: CloudWatchEndpoint;
 let template: Template;
 let instance: Instance | undefined;
-let looker: Server | undefined;
+/** The Looker stand-ins by address: two nodes, as lookerHosts lists them. */
+const lookerNodes = new Map<string, Server>();
 let lookerCa: Awaited<ReturnType<typeof createCa>>;
 let lookerCert: Pem;
 const lookerRequests: Array<{ path: string; headers: IncomingHttpHeaders; clientCertificate: string }> = [];
@@ -116,26 +119,33 @@ async function journal(unit: string, sinceBoot = true): Promise<Array<Record<str
   return jsonLines(result.stdout);
 }
 
+/** Starts the Looker nodes that are not running (each on its own loopback address, the same port). */
 async function startLooker(): Promise<void> {
   const backendCa = parseGatewaySecret(model.valueAt(arns.backendCa), SECRET_KINDS.backendCa, 'backend CA');
-  const server = createHttpsServer(
-    { key: lookerCert.key, cert: lookerCert.cert, ca: backendCa.certificatePem, requestCert: true, rejectUnauthorized: true },
-    (req, res) => {
-      const peer = (req.socket as TLSSocket).getPeerCertificate();
-      if (req.url !== '/alive') lookerRequests.push({ path: req.url ?? '', headers: req.headers, clientCertificate: String(peer.subject?.CN ?? '') });
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"looker":"stand-in"}');
-    },
-  );
-  await new Promise<void>((resolve) => server.listen(ports.looker, '127.0.0.1', resolve));
-  looker = server;
+  for (const address of LOOKER_ADDRESSES) {
+    if (lookerNodes.has(address)) continue;
+    const server = createHttpsServer(
+      { key: lookerCert.key, cert: lookerCert.cert, ca: backendCa.certificatePem, requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        if (req.url !== '/alive') lookerRequests.push({ path: req.url ?? '', headers: req.headers, clientCertificate: String(peer.subject?.CN ?? '') });
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"looker":"stand-in"}');
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(ports.looker, address, resolve));
+    lookerNodes.set(address, server);
+  }
 }
 
-async function stopLooker(): Promise<void> {
-  const server = looker;
-  looker = undefined;
-  if (!server) return;
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+/** Stops the given Looker nodes (all by default). */
+async function stopLooker(addresses: readonly string[] = LOOKER_ADDRESSES): Promise<void> {
+  for (const address of addresses) {
+    const server = lookerNodes.get(address);
+    lookerNodes.delete(address);
+    if (!server) continue;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 }
 
 /** One rotation to its end: RotateSecret only starts it (the model, like AWS, runs the steps afterwards). */
@@ -174,7 +184,7 @@ beforeAll(async () => {
     mappingRules: {
       rules: [{ name: 'analysts', match: { groups: ['analysts'] }, grant: { roles: ['Viewer'], groups: ['Analysts'], attributes: { region: 'eu' } } }],
     },
-    looker: LookerBackend.fromHosts(['127.0.0.1'], { webPort: lookerPort, serverName: LOOKER_NAME, caCertificatePem: lookerCa.cert }),
+    looker: LookerBackend.fromHosts(LOOKER_ADDRESSES, { webPort: lookerPort, serverName: LOOKER_NAME, caCertificatePem: lookerCa.cert }),
     instancePort: https,
     httpRedirectPort: http,
     healthCheckPort: health,
@@ -353,6 +363,14 @@ describe('first boot of a new stack', () => {
     for (let i = 1; i < waiting.length; i += 1)
       expect(Number(waiting[i].retryInSeconds)).toBeLessThanOrEqual(Math.min(30, 2 * Number(waiting[i - 1].retryInSeconds)));
     expect(keySyncBootLines[keySyncBootLines.length - 1]).toMatchObject({ outcome: 'updated', reloaded: false });
+  });
+
+  test("the boot run, before the gateway's haproxy starts, cannot count Looker's servers: it says why and still succeeds", () => {
+    // What answers on /run/haproxy/admin.sock then is the haproxy Debian's package started at boot
+    // with its stock configuration (the user data has not replaced it yet): no Looker backend.
+    const last = keySyncBootLines[keySyncBootLines.length - 1];
+    expect(last).toMatchObject({ outcome: 'updated', lookerServersError: 'no backend looker in the show stat answer of /run/haproxy/admin.sock' });
+    expect(last.lookerServersUp).toBeUndefined();
   });
 
   test('the user data from the template bootstraps the instance under systemd and signals SUCCESS once', async () => {
@@ -647,7 +665,16 @@ describe('Secrets Manager refuses the instance role (AccessDeniedException)', ()
 
   test('the metrics reach CloudWatch signed by the instance role, for the fleet and for this instance', () => {
     const names = [...new Set(run.data.map((d) => d.metricName))].sort();
-    expect(names).toEqual([KEY_SYNC_METRICS.runFailed, KEY_SYNC_METRICS.secondsSinceSuccess, 'FrontendCertificateDaysToExpiry'].sort());
+    // A failed sync still reports what HAProxy sees of Looker.
+    expect(names).toEqual(
+      [
+        KEY_SYNC_METRICS.runFailed,
+        KEY_SYNC_METRICS.secondsSinceSuccess,
+        KEY_SYNC_METRICS.lookerServersUp,
+        KEY_SYNC_METRICS.lookerServersConfigured,
+        'FrontendCertificateDaysToExpiry',
+      ].sort(),
+    );
     const failed = run.data.filter((d) => d.metricName === KEY_SYNC_METRICS.runFailed);
     expect(failed.map((d) => [d.value, d.dimensions])).toEqual([
       [1, {}],
@@ -691,6 +718,73 @@ describe('Secrets Manager refuses the instance role (AccessDeniedException)', ()
     for (const id of ['GatewayObservabilityKeySyncFailedAlarm', 'GatewayObservabilityKeySyncStaleAlarm', 'GatewayObservabilityKeySyncKeyMismatchAlarm']) {
       expect([id, breaches(deployed(id), data)]).toEqual([id, false]);
     }
+  });
+});
+
+describe("one of two Looker nodes stops: key-sync counts HAProxy's servers UP, and LookerNodesLow fires", () => {
+  const fake = () => ({ region: model.region, accountId: model.accountId, stackName: STACK_NAME });
+  const lookerNodesLow = () => resolveIntrinsics(resourceWithId('GatewayObservabilityLookerNodesLowAlarm').Properties, fake(), template) as Record<string, any>;
+
+  /** One run of the timer's unit, as shipped (its sandbox: the admin socket must be readable from it): its JSON line and its data. */
+  async function keySyncRun(): Promise<{ line: Record<string, unknown>; data: MetricDatum[] }> {
+    await waitFor('lg-key-sync.service to be idle', 300_000, async () => {
+      const state = (await instance!.exec(['systemctl', 'is-active', KEY_SYNC_UNITS.service])).stdout.trim();
+      return state === 'inactive' || state === 'failed' ? true : undefined;
+    });
+    const before = cloudWatch.data.length;
+    const logBefore = (await journal(KEY_SYNC_UNITS.service)).length;
+    const result = await instance!.exec(['systemctl', 'start', KEY_SYNC_UNITS.service], 120_000);
+    const lines = (await journal(KEY_SYNC_UNITS.service)).slice(logBefore);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    return { line: lines[lines.length - 1], data: cloudWatch.data.slice(before) };
+  }
+
+  const values = (data: MetricDatum[], metricName: string) => data.filter((d) => d.metricName === metricName).map((d) => [d.value, d.dimensions]);
+
+  afterAll(async () => {
+    await startLooker();
+  });
+
+  test('both nodes up: the run publishes LookerServersUp = 2 of 2, for the fleet and this instance; the alarm does not fire', async () => {
+    await startLooker();
+    const run = await keySyncRun();
+    expect(run.line).toMatchObject({ outcome: 'unchanged', lookerServersUp: 2, lookerServersConfigured: 2 });
+    expect(values(run.data, KEY_SYNC_METRICS.lookerServersUp)).toEqual([
+      [2, {}],
+      [2, { InstanceId: INSTANCE_ID }],
+    ]);
+    expect(values(run.data, KEY_SYNC_METRICS.lookerServersConfigured)).toEqual([
+      [2, {}],
+      [2, { InstanceId: INSTANCE_ID }],
+    ]);
+    // The alarm as synthesized: two static hosts, so fewer than 2 up breaches.
+    expect(singleMetricAlarm(lookerNodesLow())).toMatchObject({
+      Namespace: run.data[0].namespace,
+      MetricName: KEY_SYNC_METRICS.lookerServersUp,
+      Statistic: 'Minimum',
+      Threshold: 2,
+      ComparisonOperator: 'LessThanThreshold',
+    });
+    expect(breaches(lookerNodesLow(), run.data)).toBe(false);
+  });
+
+  test("the second node stops: once HAProxy's check marks it DOWN, the next run publishes 1 and the alarm fires", async () => {
+    const messagesBefore = (instance!.readFile(HAPROXY_MESSAGES_LOG_PATH) ?? '').length;
+    await stopLooker([LOOKER_ADDRESSES[1]]);
+    // HAProxy's check (fall 2) marks the server DOWN and says so in its messages file.
+    await waitFor('HAProxy to mark looker2 DOWN', 60_000, async () =>
+      /Server looker\/looker2 is DOWN/.test((instance!.readFile(HAPROXY_MESSAGES_LOG_PATH) ?? '').slice(messagesBefore)) ? true : undefined,
+    );
+    const run = await keySyncRun();
+    expect(run.line).toMatchObject({ outcome: 'unchanged', lookerServersUp: 1, lookerServersConfigured: 2 });
+    expect(values(run.data, KEY_SYNC_METRICS.lookerServersUp)).toEqual([
+      [1, {}],
+      [1, { InstanceId: INSTANCE_ID }],
+    ]);
+    expect(breaches(lookerNodesLow(), run.data)).toBe(true);
+    expect(lookerNodesLow().AlarmDescription).toMatch(/fewer Looker servers UP than configured/);
+    // Users do not feel it: the other node answers.
+    expect((await sessionRequest('/one-node-left')).status).toBe('200');
   });
 });
 

@@ -112,6 +112,13 @@ describe('renderKeySyncUnit', () => {
     expect(file(renderKeySyncUnit(OPTIONS), '/etc/lg-key-sync/key-sync.conf')).not.toContain('LOG_FILE');
   });
 
+  test("with HAProxy's admin socket, each run reads the Looker servers from it; without, no HAProxy setting at all", () => {
+    expect(file(renderKeySyncUnit({ ...OPTIONS, haproxyAdminSocket: '/run/haproxy/admin.sock' }), '/etc/lg-key-sync/key-sync.conf')).toContain(
+      "HAPROXY_ADMIN_SOCKET='/run/haproxy/admin.sock'\n",
+    );
+    expect(file(renderKeySyncUnit(OPTIONS), '/etc/lg-key-sync/key-sync.conf')).not.toContain('HAPROXY_ADMIN_SOCKET');
+  });
+
   test('deploy-time placeholders pass (they look like host names)', () => {
     expect(() =>
       renderKeySyncUnit({ ...OPTIONS, region: 'lg-value-1.placeholder.invalid', verificationKeysSecretArn: 'lg-value-2.placeholder.invalid' }),
@@ -135,6 +142,10 @@ describe('renderKeySyncUnit', () => {
     [
       { logFile: '/var/log/lg key-sync.log' },
       'key-sync logFile "/var/log/lg key-sync.log" must be an absolute file path of letters, digits and . _ - / (no spaces), for example "/var/log/lg-key-sync/key-sync.log".',
+    ],
+    [
+      { haproxyAdminSocket: 'admin.sock' },
+      'key-sync haproxyAdminSocket "admin.sock" must be an absolute path of letters, digits and . _ - / (no spaces), for example "/run/haproxy/admin.sock".',
     ],
   ] as const)('rejects %j with the bad value and the fix', (bad, message) => {
     expect(() => renderKeySyncUnit({ ...OPTIONS, ...bad })).toThrow(message);
