@@ -5,6 +5,7 @@
  * a trickle of new logins. Every request is recorded: status, the reason code of a refusal
  * (the JSON body's `reason`/`code`), latency, whether the gateway refreshed the session, and
  * the phase the test had marked. Stops on a deadline or when stopped.
+ * (Size: one driver, its records and the browser-like retry rules, which read best together.)
  *
  * Clients behave as browsers and the NLB do: a request that fails on a connection before
  * any answer (the instance went away, or closed an idle keep-alive connection under it) is

@@ -2,12 +2,15 @@
  * The whole gateway on 127.0.0.1 with every part a process a fault can act on, for the
  * resilience suite (test/resilience) and its benchmark (bench/resilience.ts):
  *
- *   dev IdP (oidc-provider, local/dev-idp-server.mjs)            child process
+ *   dev IdP (oidc-provider, dev/stand-ins/idp/dev-idp-server.mjs) child process
  *   auth service: the esbuild bundle behind an API Gateway model  child process (auth-process.ts)
  *     reading its keys through the AWS SDK from a Secrets Manager endpoint (the model, here)
  *   two Looker stand-in nodes                                    child processes (looker-process.ts)
  *   two HAProxy 3.0 instances, master-worker with a master socket, running the config
- *     lib/fleet renders, behind an "NLB" that is the load driver's choice of instance
+ *     core/haproxy renders, behind an "NLB" that is the load driver's choice of instance
+ *
+ * (Size: one start-up sequence whose parts depend on each other's ports, keys and files, and
+ * the handle the faults act on; the faults, the load and the processes are files of their own.)
  *
  * The sessions are the auth service's own: users log in through the gateway at the dev IdP
  * (authorization code flow, the IdP's login form), and their sessions are refreshed inline

@@ -10,6 +10,11 @@
  * monitorFleet(), monitorKeySync(), monitorLookerServers(), monitorAuthService(), monitorAuthApi(), monitorRotation(),
  * monitorFrontendCertificate(). Its log-based metrics are public (metricRequests(), metricDenied(),
  * ...) and are what its own alarms and dashboard read; each alarm is a named property.
+ *
+ * Size: one construct whose public API is most of it (20 named alarms, 11 metric methods and 7
+ * monitor methods, each with its TSDoc), plus the metric filters and queries those read. The
+ * filters and queries could move to functions of their own; the alarms and metrics stay here,
+ * beside the log groups they are defined on.
  */
 import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
