@@ -194,12 +194,12 @@ describe('every kind of key rotated under load: no failed request', () => {
 });
 
 test('a steady run: stick tables, HAProxy memory and file descriptors, the auth process memory and descriptors stay flat', async () => {
-  const haproxyBefore = await haproxyUsage(suite.rig.gateways[1]);
-  const authBefore = processUsage(suite.rig.auth.current().child.pid!);
+  const haproxyBefore = await settledDescriptors(() => haproxyUsage(suite.rig.gateways[1]));
+  const authBefore = await settledDescriptors(async () => processUsage(suite.rig.auth.current().child.pid!));
   await phase(suite.load, 'steady-end', 10_000);
   expectNoFailure('steady-end');
-  const haproxyAfter = await haproxyUsage(suite.rig.gateways[1]);
-  const authAfter = processUsage(suite.rig.auth.current().child.pid!);
+  const haproxyAfter = await settledDescriptors(() => haproxyUsage(suite.rig.gateways[1]));
+  const authAfter = await settledDescriptors(async () => processUsage(suite.rig.auth.current().child.pid!));
   // Entries follow sessions, not requests: one per session token seen (the verification cache,
   // until its expiry), one per sid and client address that refreshed (the limits), whatever
   // the request count (thousands here).
@@ -217,6 +217,21 @@ test('a steady run: stick tables, HAProxy memory and file descriptors, the auth 
   expect(haproxyAfter.fds - haproxyBefore.fds).toBeLessThanOrEqual(CONNECTIONS);
   expect(authAfter.fds - authBefore.fds).toBeLessThanOrEqual(CONNECTIONS);
 });
+
+/**
+ * The usage with the fewest descriptors of five samples 200 ms apart: an inline refresh in
+ * flight holds a few sockets for a moment (Lua's client, the relay, the auth backend), which
+ * is noise here; a leak stays in every sample.
+ */
+async function settledDescriptors<T extends { fds: number }>(sample: () => Promise<T>): Promise<T> {
+  let fewest = await sample();
+  for (let i = 1; i < 5; i += 1) {
+    await sleep(200);
+    const next = await sample();
+    if (next.fds < fewest.fds) fewest = next;
+  }
+  return fewest;
+}
 
 async function untilSessionsSignedBy(kid: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
