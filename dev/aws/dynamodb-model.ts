@@ -55,6 +55,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
+import { REVOCATION_TABLE } from '../../core/auth/revocation-table';
 
 export type Item = Record<string, AttributeValue>;
 export type DynamoDbOperation = 'GetItem' | 'PutItem' | 'Query';
@@ -240,6 +241,18 @@ export class DynamoDbModel {
     for (const version of versions) if (version.writtenAt <= at) found = version.item;
     return found;
   }
+}
+
+/** A model holding the gateway's table (revocations, session records, authorization codes) as the construct creates it. */
+export function gatewayTableModel(name: string, now: () => number): DynamoDbModel {
+  const model = new DynamoDbModel({ now });
+  model.createTable({
+    name,
+    partitionKey: { name: REVOCATION_TABLE.partitionKey, type: 'S' },
+    sortKey: { name: REVOCATION_TABLE.sortKey, type: 'S' },
+    timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
+  });
+  return model;
 }
 
 function checkValues(values: Record<string, AttributeValue> | undefined): Record<string, AttributeValue> {

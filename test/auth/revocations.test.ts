@@ -13,7 +13,7 @@ import {
   RevocationStoreError,
   type SessionRevocationStore,
 } from '../../lambda/auth/revocations';
-import { DynamoDbModel, installDynamoDbFake, ValidationException } from '../../dev/aws/dynamodb-model';
+import { DynamoDbModel, gatewayTableModel, installDynamoDbFake, ValidationException } from '../../dev/aws/dynamodb-model';
 
 const TABLE = 'revocations';
 const T0 = 1_900_000_000;
@@ -21,13 +21,7 @@ const T0 = 1_900_000_000;
 /** A model and a clock that the test moves (epoch seconds). */
 function dynamo(): { model: DynamoDbModel; clock: { now: number }; stores: () => DynamoDbRevocationStore; restore: () => void } {
   const clock = { now: T0 };
-  const model = new DynamoDbModel({ now: () => clock.now * 1000 });
-  model.createTable({
-    name: TABLE,
-    partitionKey: { name: REVOCATION_TABLE.partitionKey, type: 'S' },
-    sortKey: { name: REVOCATION_TABLE.sortKey, type: 'S' },
-    timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
-  });
+  const model = gatewayTableModel(TABLE, () => clock.now * 1000);
   const mock = installDynamoDbFake(model);
   // Each call is a separate client, as separate Lambda containers have.
   return { model, clock, stores: () => new DynamoDbRevocationStore(TABLE, new DynamoDBClient({ region: 'eu-west-1' })), restore: () => mock.restore() };

@@ -19,18 +19,12 @@ import {
   type SessionRecordStore,
   type SessionSecrets,
 } from '../../lambda/auth/session-store';
-import { DynamoDbModel, installDynamoDbFake } from '../../dev/aws/dynamodb-model';
+import { gatewayTableModel, installDynamoDbFake } from '../../dev/aws/dynamodb-model';
 
 const TABLE = 'lg-test-records';
 const NOW = 1_900_000_000;
 const clock = { ms: NOW * 1000 };
-const model = new DynamoDbModel({ now: () => clock.ms });
-model.createTable({
-  name: TABLE,
-  partitionKey: { name: REVOCATION_TABLE.partitionKey, type: 'S' },
-  sortKey: { name: REVOCATION_TABLE.sortKey, type: 'S' },
-  timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
-});
+const model = gatewayTableModel(TABLE, () => clock.ms);
 const mock = installDynamoDbFake(model);
 afterAll(() => mock.restore());
 

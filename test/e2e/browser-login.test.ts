@@ -2,15 +2,15 @@
  * The login as a user sees it: Debian's Chromium against the whole local gateway (dev
  * IdP, auth service, real HAProxy 3.0, Looker stand-in), all on 127.0.0.1.
  */
-import { Browser, BrowserContext, Page } from 'playwright-core';
+import { Browser, BrowserContext } from 'playwright-core';
 import { generateKeyPair, SignJWT, decodeProtectedHeader, decodeJwt } from 'jose';
 import { readFileSync } from 'node:fs';
 import { ASSERTION_COOKIE, AUTH_PATHS, CLAIMS, DEFAULT_REVOCATION_POLL_SECONDS, HEADERS, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { httpsRequest } from '../../dev/readiness';
 import { DEV_ANALYST_REGION, DEV_USERS } from '../../dev/stand-ins/idp/dev-users';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
-import { launchChromium } from './support/browser';
-import { countRequestsTo, field, loginFromDeepLink, screenshot, START_PATH, submitLogin, VIEWPORT } from './support/flows';
+import { launchChromium, newPage as openPage } from './support/browser';
+import { countRequestsTo, field, loginFromDeepLink, screenshot, START_PATH, submitLogin } from './support/flows';
 
 let gateway: LocalGateway;
 let browser: Browser;
@@ -29,11 +29,7 @@ afterAll(async () => {
   await gateway?.stop();
 });
 
-async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'UTC' });
-  contexts.push(context);
-  return { context, page: await context.newPage() };
-}
+const newPage = () => openPage(browser, contexts);
 
 describe('browser login through the local gateway', () => {
   test('alice opens a deep link, logs in at the IdP and lands on that page as a Viewer with her region', async () => {

@@ -8,15 +8,15 @@
  * called server-side through the gateway's own listener, as Looker's servers do.
  */
 import { readFileSync } from 'node:fs';
-import { Browser, BrowserContext, Page } from 'playwright-core';
+import { Browser, BrowserContext } from 'playwright-core';
 import { LOOKER_BROKER_PATHS } from '../../core/auth/looker-broker';
 import { AUTH_PATHS } from '../../core/session-contract';
 import { DEV_ANALYST_REGION, DEV_GROUPS, DEV_USERS } from '../../dev/stand-ins/idp/dev-users';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { DEFAULT_LOOKER_ROLES } from '../../dev/stand-ins/looker/looker-oidc-model';
 import { httpsRequest } from '../../dev/readiness';
-import { launchChromium } from './support/browser';
-import { countRequestsTo, field, loginFromDeepLink, screenshot, START_PATH, VIEWPORT } from './support/flows';
+import { launchChromium, newPage as openPage } from './support/browser';
+import { countRequestsTo, field, loginFromDeepLink, screenshot, START_PATH } from './support/flows';
 
 /** The stand-in's role ids (a Looker numbers its roles its own way: the custom resource resolves names to ids). */
 const ROLE_IDS = Object.fromEntries(DEFAULT_LOOKER_ROLES.map((r) => [r.name, r.id]));
@@ -37,11 +37,7 @@ afterAll(async () => {
   await gateway?.stop();
 });
 
-async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'UTC' });
-  contexts.push(context);
-  return { context, page: await context.newPage() };
-}
+const newPage = () => openPage(browser, contexts);
 
 /** The authorization codes the browser carried back to Looker's /openidconnect. */
 function codesSeen(context: BrowserContext): string[] {

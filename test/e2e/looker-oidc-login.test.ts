@@ -16,8 +16,8 @@ import { RunningLookerStandIn, startLookerStandIn } from '../../dev/stand-ins/lo
 import { TokenEndpointAuthMethod } from '../../dev/stand-ins/looker/looker-oidc-login';
 import { createLocalPki, LocalPki, spkiSha256Base64 } from '../../local/pki';
 import { httpsRequest } from '../../dev/readiness';
-import { launchChromium } from './support/browser';
-import { field, submitLogin, VIEWPORT } from './support/flows';
+import { launchChromium, newPage as openPage } from './support/browser';
+import { field, submitLogin } from './support/flows';
 
 const API_KEY = { client_id: 'looker-admin-api-key', client_secret: 'looker-admin-api-secret' };
 const ROLE = { admin: '2', viewer: '5' };
@@ -151,11 +151,7 @@ afterAll(async () => {
   folder?.remove();
 });
 
-async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'UTC' });
-  contexts.push(context);
-  return { context, page: await context.newPage() };
-}
+const newPage = () => openPage(browser, contexts);
 
 /** Opens `path` on the stand-in, expects the IdP's login form and signs in; returns the callback URL the browser used. */
 async function signIn(page: Page, looker: RunningLookerStandIn, path: string, account: DevIdpAccount): Promise<string> {

@@ -23,8 +23,7 @@ import { fetchTrustingCa, startLocalAuthService, type ProxyHandler, type Running
 import { SecretsManagerSource } from '../../../lambda/shared/secrets';
 import { InMemorySessionRecordStore } from '../../../lambda/auth/session-store';
 import { startDevIdp, type DevIdpQuirks, type DevIdpStats, type RunningDevIdp } from '../../../dev/stand-ins/idp/dev-idp';
-import { REVOCATION_TABLE } from '../../../core/auth/revocation-table';
-import { DynamoDbModel, installDynamoDbFake } from '../../../dev/aws/dynamodb-model';
+import { DynamoDbModel, gatewayTableModel, installDynamoDbFake } from '../../../dev/aws/dynamodb-model';
 import { createCa, issueCertificate, type TestCa } from '../../../dev/pki';
 import { freePort } from '../../../dev/ports';
 import { installSecretsManagerFake, SecretsManagerModel } from '../../../dev/aws/secrets-manager-model';
@@ -255,13 +254,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const model = new SecretsManagerModel();
   const mock = installSecretsManagerFake(model);
-  const dynamo = options.revocationTable ? new DynamoDbModel({ now: options.now }) : undefined;
-  dynamo?.createTable({
-    name: REVOCATION_TABLE_NAME,
-    partitionKey: { name: REVOCATION_TABLE.partitionKey, type: 'S' },
-    sortKey: { name: REVOCATION_TABLE.sortKey, type: 'S' },
-    timeToLiveAttribute: REVOCATION_TABLE.timeToLive,
-  });
+  const dynamo = options.revocationTable ? gatewayTableModel(REVOCATION_TABLE_NAME, options.now ?? Date.now) : undefined;
   const dynamoMock = dynamo ? installDynamoDbFake(dynamo) : undefined;
   let prepared: Awaited<ReturnType<NonNullable<HarnessOptions['prepare']>>> = {};
   try {

@@ -5,7 +5,8 @@
  * `__Host-` Secure cookies, without turning every certificate check off.
  */
 import { existsSync } from 'node:fs';
-import { Browser, chromium } from 'playwright-core';
+import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { VIEWPORT } from './flows';
 
 export const CHROMIUM = process.env.LG_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -34,4 +35,14 @@ export function launchChromium(trustedSpkiHashes: readonly string[]): Promise<Br
     executablePath: CHROMIUM,
     args: [...CLOSED_NETWORK_FLAGS, `--ignore-certificate-errors-spki-list=${trustedSpkiHashes.join(',')}`],
   });
+}
+
+/**
+ * A page in a new context with the screenshots' fixed viewport, locale and time zone; the
+ * context is added to `contexts`, which the test file closes in its afterAll.
+ */
+export async function newPage(browser: Browser, contexts: BrowserContext[]): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'UTC' });
+  contexts.push(context);
+  return { context, page: await context.newPage() };
 }
