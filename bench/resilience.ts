@@ -147,6 +147,26 @@ async function main(): Promise<void> {
     requestIntervalMs: 100,
     loginIntervalMs: 1000,
   });
+  /** The results so far, written after every fault (and on a failure), so a run that stops keeps what it measured. */
+  const write = (complete: boolean) => {
+    const result = {
+      what: 'faults under load on 127.0.0.1: 20 keep-alive sessions (XHR every 100 ms, refreshed inline; 20 s sessions) plus a login a second, two HAProxy 3.0 instances, the auth bundle, the dev IdP, two Looker nodes',
+      command: `npm run bench:resilience -- --soak-minutes ${soakMinutes} --fault-seconds ${faultSeconds} --quiet-seconds ${quietSeconds}`,
+      complete,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      machine: {
+        cpus: cpus().length,
+        loadAverageBefore: loadBefore.map((l) => Number(l.toFixed(2))),
+        loadAverageAfter: loadavg().map((l) => Number(l.toFixed(2))),
+      },
+      faultSeconds,
+      faults: results,
+      revocation,
+      soak,
+    };
+    writeFileSync(path.join(__dirname, 'results', 'resilience.json'), `${JSON.stringify(result, null, 2)}\n`);
+  };
   try {
     await load.started;
     for (const fault of FAULTS) {
@@ -162,6 +182,7 @@ async function main(): Promise<void> {
       await untilAllServed(load, `${fault.name}-after`, 90_000);
       results.push(figures(rig, fault.name, fault.expectation, load, start, end, `${fault.name}-after`));
       console.log(JSON.stringify(results.at(-1)));
+      write(false);
     }
     for (const event of EVENTS) {
       load.phase(`${event.name}-before`);
@@ -176,30 +197,17 @@ async function main(): Promise<void> {
       await untilAllServed(load, `${event.name}-after`, 90_000);
       results.push(figures(rig, event.name, event.expectation, load, start, end, `${event.name}-after`));
       console.log(JSON.stringify(results.at(-1)));
+      write(false);
     }
     revocation = await logoutUnderLoad(rig, load);
     console.log(JSON.stringify(revocation));
+    write(false);
     soak = await soakRun(rig, load, soakMinutes);
   } finally {
     await load.stop();
     await rig.stop();
   }
-  const result = {
-    what: 'faults under load on 127.0.0.1: 20 keep-alive sessions (XHR every 100 ms, refreshed inline; 20 s sessions) plus a login a second, two HAProxy 3.0 instances, the auth bundle, the dev IdP, two Looker nodes',
-    command: `npm run bench:resilience -- --soak-minutes ${soakMinutes} --fault-seconds ${faultSeconds}`,
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      loadAverageBefore: loadBefore.map((l) => Number(l.toFixed(2))),
-      loadAverageAfter: loadavg().map((l) => Number(l.toFixed(2))),
-    },
-    faultSeconds,
-    faults: results,
-    revocation,
-    soak,
-  };
-  writeFileSync(path.join(__dirname, 'results', 'resilience.json'), `${JSON.stringify(result, null, 2)}\n`);
+  write(true);
   console.log(`wrote bench/results/resilience.json (${results.length} faults, soak ${soakMinutes} min)`);
 }
 

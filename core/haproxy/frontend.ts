@@ -63,8 +63,10 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
   );
   f.note("The auth service gets the gateway's cookies and no other (API Gateway refuses headers over 10,240 bytes).").add(
     ...authServiceCookieRules('is_auth_route'),
+    ...authPageRequestRules('is_auth_route'),
     'http-request allow if is_auth_route',
   );
+  renderApiGatewayErrors(f);
 
   renderSessionCookies(f, o);
   if (machine) renderMachineRules(f, o, file, machineCondition);
@@ -97,4 +99,55 @@ export function renderGatewayFrontend(o: ResolvedGatewayOptions, file: ConfigPat
 
   f.add('', `use_backend ${PROXY_NAMES.authService} if is_auth_route`, `default_backend ${PROXY_NAMES.looker}`);
   return f;
+}
+
+/** How long a browser or client is asked to wait after API Gateway's own throttling or failure answer. */
+export const AUTH_SERVICE_RETRY_AFTER_SECONDS = 5;
+
+/** The 5xx statuses API Gateway answers with on its own: 500 (Lambda refused the invocation), 502 (the function failed), 503, 504 (integration timeout). */
+const API_GATEWAY_ERROR_STATUSES = [500, 502, 503, 504] as const;
+
+/** Remember whether a request to the auth service is a browser's page load (as the auth service decides: lambda/auth/service-request.ts). */
+function authPageRequestRules(condition: string): string[] {
+  return [
+    `http-request set-var(txn.auth_page) bool(1) if ${condition} { req.hdr(sec-fetch-mode) -i navigate }`,
+    `http-request set-var(txn.auth_page) bool(1) if ${condition} { req.hdr(accept) -m sub -i text/html }`,
+  ];
+}
+
+/**
+ * API Gateway's own answers on the auth routes (not the auth service's): it throttles with 429
+ * {"message":"Too Many Requests"}, and answers 500 or 502 {"message": "Internal server error"}
+ * when the function cannot be invoked or fails, 504 when it outlasts 29 s ("Handling Lambda
+ * errors with an API Gateway API", AWS Lambda Developer Guide; "Throttle requests to your REST
+ * APIs"). Those answers, and only those, carry the x-amzn-ErrorType header; the auth service
+ * never sets it. A browser would show the bare JSON: the gateway answers instead as the auth
+ * service does, a page for a page load and JSON otherwise, each with a decision code, a reason,
+ * the request id and Retry-After.
+ */
+function renderApiGatewayErrors(f: Section): void {
+  const from = 'api_gateway_answer { var(txn.route) -m str auth }';
+  const page = (title: string, message: string) =>
+    `'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1><p>${message}</p><p><small>Reason: %[var(txn.decision)]. Request id: %[unique-id]</small></p></body></html>'`;
+  const answers = (status: number, code: string, title: string, message: string) => {
+    const when = `${from} { status ${status} }`;
+    const headers = `hdr Retry-After ${AUTH_SERVICE_RETRY_AFTER_SECONDS} hdr Cache-Control no-store`;
+    return [
+      `http-response return status ${status} content-type "text/html; charset=utf-8" ${headers} lf-string ${page(title, message)} if ${when} { var(txn.auth_page) -m bool }`,
+      `http-response return status ${status} content-type application/json ${headers} lf-string ${jsonError(code, '%[var(txn.reason)]')} if ${when}`,
+    ];
+  };
+  f.note(
+    "API Gateway's own answers on the auth routes (throttling, a function that failed or timed out) carry\nx-amzn-ErrorType and a bare JSON message: the gateway answers instead, with a code and a reason.",
+  ).add(
+    'acl api_gateway_answer res.hdr(x-amzn-errortype) -m found',
+    `http-response set-var(txn.decision) str(${DECISIONS.authThrottled}) if ${from} { status 429 }`,
+    `http-response set-var-fmt(txn.reason) "API Gateway throttled the request to the auth service" if ${from} { status 429 }`,
+    `http-response set-var(txn.decision) str(${DECISIONS.authUnavailable}) if ${from} { status ge 500 }`,
+    `http-response set-var-fmt(txn.reason) "the auth service failed: API Gateway answered %[status]" if ${from} { status ge 500 }`,
+    ...answers(429, 'too_many_requests', 'Sign-in is busy', `Too many sign-ins at once. Try again in ${AUTH_SERVICE_RETRY_AFTER_SECONDS} seconds.`),
+    ...API_GATEWAY_ERROR_STATUSES.flatMap((status) =>
+      answers(status, 'auth_unavailable', 'Sign-in is unavailable', `The sign-in service failed. Try again in ${AUTH_SERVICE_RETRY_AFTER_SECONDS} seconds.`),
+    ),
+  );
 }

@@ -26,6 +26,10 @@ export const DECISIONS = {
   machineDenied: 'machine-denied',
   rateLimited: 'rate-limited',
   authRoute: 'auth-route',
+  /** API Gateway throttled a request to the auth service (its own 429, not the auth service's). */
+  authThrottled: 'auth-throttled',
+  /** API Gateway answered a request to the auth service with its own 5xx: the function failed, timed out or could not be invoked. */
+  authUnavailable: 'auth-unavailable',
   inlineRefresh: 'inline-refresh',
   /**
    * No Looker node passes its health check: on a user's request (503, also the `code` of

@@ -10,6 +10,8 @@
  * Used to check that an alarm's metric filter, taken from the synthesized template,
  * matches the log lines the real HAProxy writes.
  */
+import type { DataPoint } from './alarm';
+
 type Value = { kind: 'string'; text: string } | { kind: 'number'; value: number } | { kind: 'any' };
 type Expression = { kind: 'compare'; path: string[]; operator: string; value: Value } | { kind: 'and' | 'or'; left: Expression; right: Expression };
 
@@ -129,4 +131,41 @@ export function matchesJsonFilterPattern(pattern: string, line: string): boolean
   }
   if (event === null || typeof event !== 'object' || Array.isArray(event)) return false;
   return evaluate(parseJsonFilterPattern(pattern), event as Record<string, unknown>);
+}
+
+/** A metric filter of a synthesized template: the metric it publishes and the lines it counts. */
+export interface TemplateMetricFilter {
+  readonly name: string;
+  readonly pattern: string;
+  readonly namespace: string;
+  /** The value a line that does not match publishes (CloudWatch Logs' DefaultValue), if any. */
+  readonly defaultValue?: number;
+  /** The logical id of the log group it reads (when the template refers to one). */
+  readonly logGroupId?: string;
+}
+
+/** The metric filters of a synthesized template's resources. */
+export function templateMetricFilters(resources: Record<string, { Type: string; Properties?: any }>): TemplateMetricFilter[] {
+  return Object.values(resources)
+    .filter((r) => r.Type === 'AWS::Logs::MetricFilter')
+    .map((r) => ({
+      name: r.Properties.MetricTransformations[0].MetricName,
+      pattern: r.Properties.FilterPattern,
+      namespace: r.Properties.MetricTransformations[0].MetricNamespace,
+      defaultValue: r.Properties.MetricTransformations[0].DefaultValue,
+      logGroupId: r.Properties.LogGroupName?.Ref,
+    }));
+}
+
+/**
+ * The data points a metric filter publishes for these lines in one period: its value (1) for
+ * each matching line, its default value (if any) for each other line (CloudWatch Logs User
+ * Guide, "Creating metrics from log events using filters": a default value is published for
+ * log events that do not match).
+ */
+export function publishedDataPoints(filter: TemplateMetricFilter, lines: readonly string[]): DataPoint[] {
+  return lines.flatMap((line) => {
+    const value = matchesJsonFilterPattern(filter.pattern, line) ? 1 : filter.defaultValue;
+    return value === undefined ? [] : [{ namespace: filter.namespace, metricName: filter.name, value, dimensions: {} }];
+  });
 }

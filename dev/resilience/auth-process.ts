@@ -14,10 +14,7 @@
  * (POST /mode with {"mode": "normal" | "slow" | "throttled", "delayMs": n}):
  * - throttled: every request is answered as API Gateway answers a throttled one, 429 with
  *   the body {"message":"Too Many Requests"} and `x-amzn-ErrorType: ThrottlingException`,
- *   without invoking the function ("Throttle requests to your REST APIs for better
- *   throughput in API Gateway", https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html;
- *   the THROTTLED gateway response, default template {"message":$context.error.messageString},
- *   https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html);
+ *   without invoking the function (dev/aws/api-gateway-answers.ts cites AWS's documents);
  * - slow: the function answers after `delayMs` (a cold start, a slow dependency);
  * - unreachable: the listener is closed (connections refused), the function's memory kept,
  *   as when the endpoint cannot be reached; back to normal listens on the same port again.
@@ -28,6 +25,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { startLocalAuthService } from '../auth-local-server';
+import { API_GATEWAY_ANSWERS } from '../aws/api-gateway-answers';
 
 export interface AuthProcessSettings {
   readonly bundleFile: string;
@@ -44,13 +42,10 @@ interface ModeState {
   delayMs: number;
 }
 
-/** API Gateway's answer to a throttled request (see the header). */
+/** API Gateway's answer to a throttled request (dev/aws/api-gateway-answers.ts). */
 export function throttledAnswer(): APIGatewayProxyResult {
-  return {
-    statusCode: 429,
-    headers: { 'content-type': 'application/json', 'x-amzn-ErrorType': 'ThrottlingException' },
-    body: JSON.stringify({ message: 'Too Many Requests' }),
-  };
+  const { status, headers, body } = API_GATEWAY_ANSWERS.throttled;
+  return { statusCode: status, headers, body };
 }
 
 async function main(settingsFile: string): Promise<void> {

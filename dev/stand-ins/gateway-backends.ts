@@ -200,6 +200,8 @@ export interface AuthStandIn {
   sessionFailsWith: number | undefined;
   /** Delay before answering any path other than the session, the revocation list and logout (a login that hangs), ms. */
   otherRoutesDelayMs: number;
+  /** Answer any path other than the session, the revocation list and logout with this (API Gateway's own throttling or failure answer, or the auth service's error page). */
+  otherRoutesAnswer: { status: number; headers: Record<string, string>; body: string } | undefined;
   /** Revokes a session id until `until` (epoch seconds), as a logout or an administrator does. */
   revoke(sid: string, until: number): void;
   /** The revocation list as the stand-in serves it. */
@@ -233,6 +235,7 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
     revocationsFailWith: undefined as number | undefined,
     sessionFailsWith: undefined as number | undefined,
     otherRoutesDelayMs: 0,
+    otherRoutesAnswer: undefined as { status: number; headers: Record<string, string>; body: string } | undefined,
   };
   const revoked = new Map<string, number>();
   let refreshCounter = 0;
@@ -293,6 +296,10 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
     // unref: a test that stops the stand-in while a slow answer is pending does not wait for it.
     if (state.otherRoutesDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.otherRoutesDelayMs).unref());
     if (response.destroyed) return;
+    if (state.otherRoutesAnswer) {
+      response.writeHead(state.otherRoutesAnswer.status, state.otherRoutesAnswer.headers).end(state.otherRoutesAnswer.body);
+      return;
+    }
     response
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify({ authService: true, method: request.method, url: request.url, host: request.headers.host }));
@@ -339,6 +346,12 @@ export async function startAuthStandIn(tls: ServerTls, options: AuthStandInOptio
     },
     set otherRoutesDelayMs(value: number) {
       state.otherRoutesDelayMs = value;
+    },
+    get otherRoutesAnswer() {
+      return state.otherRoutesAnswer;
+    },
+    set otherRoutesAnswer(value: { status: number; headers: Record<string, string>; body: string } | undefined) {
+      state.otherRoutesAnswer = value;
     },
     revoke: (sid, until) => {
       revoked.set(sid, until);

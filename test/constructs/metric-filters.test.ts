@@ -13,9 +13,9 @@
  */
 import { Template } from 'aws-cdk-lib/assertions';
 import { DECISIONS } from '../../core/haproxy/logging';
-import { matchesJsonFilterPattern } from '../../dev/aws/metric-filter';
+import { matchesJsonFilterPattern, publishedDataPoints, templateMetricFilters, TemplateMetricFilter } from '../../dev/aws/metric-filter';
 import { waitFor } from '../../dev/wait';
-import { breaches, DataPoint, singleMetricAlarm } from '../../dev/aws/alarm';
+import { breaches, singleMetricAlarm } from '../../dev/aws/alarm';
 import { nlbHealthCheck } from '../../dev/proxy-protocol';
 import { DEFAULT_CLAIMS, GatewayEnv, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
 import { BundledHarness, startBundledHarness } from '../auth/support/bundle';
@@ -25,27 +25,17 @@ import { newGatewayStack } from './fixtures';
 
 jest.setTimeout(240_000);
 
-interface Filter {
-  readonly name: string;
+interface Filter extends TemplateMetricFilter {
   readonly group: string;
-  readonly pattern: string;
-  readonly namespace: string;
-  /** The value a line that does not match publishes (CloudWatch Logs' DefaultValue), if any. */
-  readonly defaultValue?: number;
 }
 
 const { stack } = newGatewayStack();
 const resources = (Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties: any; Metadata?: any }> }).Resources;
 const groupPath = (logicalId: string) => String(resources[logicalId]?.Metadata?.['aws:cdk:path'] ?? '');
-const filters: Filter[] = Object.values(resources)
-  .filter((r) => r.Type === 'AWS::Logs::MetricFilter')
-  .map((r) => ({
-    name: r.Properties.MetricTransformations[0].MetricName,
-    group: /\/(\w+)\/Resource$/.exec(groupPath(r.Properties.LogGroupName.Ref))![1],
-    pattern: r.Properties.FilterPattern,
-    namespace: r.Properties.MetricTransformations[0].MetricNamespace,
-    defaultValue: r.Properties.MetricTransformations[0].DefaultValue,
-  }));
+const filters: Filter[] = templateMetricFilters(resources).map((filter) => ({
+  ...filter,
+  group: /\/(\w+)\/Resource$/.exec(groupPath(filter.logGroupId!))![1],
+}));
 
 /** What real lines each filter is checked against, and what in those lines it must count. */
 const EXPECTED: Record<string, string> = {
@@ -200,19 +190,6 @@ test('every access-log line carries a decision code, and every audit event a rea
   expect(audits.map((event) => event.reason).filter((reason) => typeof reason !== 'string' || !/^[a-z0-9]+(-[a-z0-9]+)*$/.test(reason))).toEqual([]);
 });
 
-/**
- * The data points a metric filter publishes for these lines in one period: its value (1) for
- * each matching line, its default value (if any) for each other line (CloudWatch Logs User
- * Guide, "Creating metrics from log events using filters": a default value is published for
- * log events that do not match).
- */
-function published(filter: Filter, lines: readonly string[]): DataPoint[] {
-  return lines.flatMap((line) => {
-    const value = matchesJsonFilterPattern(filter.pattern, line) ? 1 : filter.defaultValue;
-    return value === undefined ? [] : [{ namespace: filter.namespace, metricName: filter.name, value, dimensions: {} }];
-  });
-}
-
 test('every alarm on one log metric fires on a burst of the real lines it watches, and not on good requests alone', () => {
   const linesOf: Record<string, string[]> = { AccessLogs: accessLines, AuditLogs: auditLines, ApiAccessLogs: [apiLines.throttled] };
   const alarms = Object.values(resources)
@@ -238,8 +215,8 @@ test('every alarm on one log metric fires on a burst of the real lines it watche
       return {
         alarm: filter.name,
         situationLines: situation.length > 0,
-        firesOnBurst: breaches(props, published(filter, burst)),
-        firesOnGoodRequests: breaches(props, published(filter, quiet)),
+        firesOnBurst: breaches(props, publishedDataPoints(filter, burst)),
+        firesOnGoodRequests: breaches(props, publishedDataPoints(filter, quiet)),
       };
     });
   expect(outcomes).toEqual(outcomes.map((o) => ({ alarm: o.alarm, situationLines: true, firesOnBurst: true, firesOnGoodRequests: false })));

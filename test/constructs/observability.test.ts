@@ -144,6 +144,36 @@ describe('alarms with runbooks', () => {
     expect(tableRows('README.md', '#### Alarms', 'Saved queries (').sort()).toEqual(alarms.map((a) => a.name).sort());
   });
 
+  test("what an operator sees for each fault (docs/resilience.md, the README's fault table) names only alarms of the template, and each of those tables names some", () => {
+    /** The names in backticks in the last column of a table's rows, between two markers of a file. */
+    const alarmsNamed = (file: string, from: string, to: string) => {
+      const text = readFileSync(path.join(REPO_ROOT, file), 'utf8');
+      const start = text.indexOf(from);
+      expect([file, from, start]).not.toEqual([file, from, -1]);
+      const rows = text
+        .slice(start, text.indexOf(to, start))
+        .split('\n')
+        .filter((line) => line.startsWith('| ') && !line.startsWith('| fault |') && !line.startsWith('| ---'));
+      expect([file, rows.length]).not.toEqual([file, 0]);
+      return rows.flatMap((row) =>
+        [
+          ...row
+            .split('|')
+            .at(-2)!
+            .matchAll(/`(\w+)`/g),
+        ].map((m) => m[1]),
+      );
+    };
+    const names = alarms.map((a) => a.name);
+    for (const named of [
+      alarmsNamed('docs/resilience.md', '## Operations: what an operator sees for each fault', '\n## '),
+      alarmsNamed('README.md', '### When a part fails', '\n## '),
+    ]) {
+      expect(named.length).toBeGreaterThan(5);
+      expect(named.filter((name) => !names.includes(name))).toEqual([]);
+    }
+  });
+
   test('key-sync: stale past one interval, the random delay and a minute; a failed run; a key mismatch for 10 minutes', () => {
     const alarm = (name: string) =>
       singleMetricAlarm(resolve(alarms.find((a) => a.name === name)!.props) as Record<string, unknown>) as unknown as Record<string, unknown>;

@@ -6,12 +6,15 @@ import { randomUUID } from 'node:crypto';
 import { createConnection } from 'node:net';
 import * as path from 'node:path';
 import { GATEWAY_FILES } from '../../core/haproxy';
+import { AUTH_SERVICE_RETRY_AFTER_SECONDS } from '../../core/haproxy/frontend';
 import { SMALL_LISTENER_LIMITS } from '../../core/haproxy/listeners';
 import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { AUTH_SERVICE_TIMEOUT_SECONDS, DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../../core/timeouts';
 import { DEFAULT_CLAIMS, GatewayEnv, REFRESHED_CLAIMS, sessionCookies, startGatewayEnv } from '../../dev/gateway-env';
+import { API_GATEWAY_ANSWERS } from '../../dev/aws/api-gateway-answers';
 import { adminCommand } from '../../dev/haproxy';
+import { waitFor } from '../../dev/wait';
 import { GatewayClient } from '../../dev/proxy-client';
 import { nlbHealthCheck } from '../../dev/proxy-protocol';
 
@@ -235,6 +238,70 @@ describe('the auth service behind the gateway', () => {
       env.auth.otherRoutesDelayMs = 0;
     }
   }, 60_000);
+
+  describe("API Gateway's own answers (dev/aws/api-gateway-answers.ts) become the gateway's: a page for a page load, JSON with a reason otherwise", () => {
+    afterEach(() => {
+      env.auth.otherRoutesAnswer = undefined;
+    });
+
+    /** A login start from an address of its own (the auth routes' rate limit is 5 per 10 s here), and its access-log line. */
+    async function loginStart(address: string, headers: Record<string, string>) {
+      const response = await env.client({ sourceAddress: address }).request('/oauth2/start?rd=%2F', { headers });
+      const requestId = response.headers['x-request-id'] as string;
+      expect(requestId).toMatch(/\S/);
+      const line = await waitFor(`the access-log line of request ${requestId}`, 5000, () => env.logLines().find((l) => l.request_id === requestId));
+      return { response, line };
+    }
+
+    test('throttled (429 ThrottlingException): 429 "Sign-in is busy" with Retry-After, decision auth-throttled; never the bare {"message"}', async () => {
+      env.auth.otherRoutesAnswer = API_GATEWAY_ANSWERS.throttled;
+      const page = await loginStart('198.51.100.81', navigation);
+      expect(page.response.status).toBe(429);
+      expect(page.response.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(page.response.headers['retry-after']).toBe(String(AUTH_SERVICE_RETRY_AFTER_SECONDS));
+      expect(page.response.headers['cache-control']).toBe('no-store');
+      const html = page.response.body;
+      expect(html).toContain('<title>Sign-in is busy</title>');
+      expect(html).toContain(`Reason: auth-throttled. Request id: ${String(page.response.headers['x-request-id'])}`);
+      expect(html).not.toContain('"message"');
+      expect(page.line).toMatchObject({ status: 429, decision: 'auth-throttled', reason: 'API Gateway throttled the request to the auth service' });
+
+      const json = await loginStart('198.51.100.82', xhr);
+      expect(json.response.status).toBe(429);
+      expect(json.response.json()).toEqual({
+        error: 'too_many_requests',
+        reason: 'API Gateway throttled the request to the auth service',
+        requestId: json.response.headers['x-request-id'],
+      });
+    });
+
+    test.each([
+      ['the function failed', API_GATEWAY_ANSWERS.functionFailed],
+      ['Lambda refused the invocation', API_GATEWAY_ANSWERS.invocationRefused],
+      ['the integration timed out', API_GATEWAY_ANSWERS.integrationTimedOut],
+    ])('%s: the same status, "Sign-in is unavailable", decision auth-unavailable with the status in the reason', async (_, answer) => {
+      env.auth.otherRoutesAnswer = answer;
+      const page = await loginStart('198.51.100.83', navigation);
+      expect(page.response.status).toBe(answer.status);
+      expect(page.response.body).toContain('<h1>Sign-in is unavailable</h1>');
+      expect(page.response.headers['retry-after']).toBe(String(AUTH_SERVICE_RETRY_AFTER_SECONDS));
+      const reason = `the auth service failed: API Gateway answered ${answer.status}`;
+      expect(page.line).toMatchObject({ status: answer.status, decision: 'auth-unavailable', reason });
+      const json = await loginStart('198.51.100.84', xhr);
+      expect(json.response.json()).toEqual({ error: 'auth_unavailable', reason, requestId: json.response.headers['x-request-id'] });
+    });
+
+    test("the auth service's own answers pass as they are, whatever their status (its pages name their own reason)", async () => {
+      const ownPage = '<!doctype html><title>Sign-in is unavailable</title><p>Reason: idp-timeout.</p>';
+      env.auth.otherRoutesAnswer = { status: 504, headers: { 'content-type': 'text/html; charset=utf-8' }, body: ownPage };
+      const page = await loginStart('198.51.100.85', navigation);
+      expect(page.response.status).toBe(504);
+      expect(page.response.body).toBe(ownPage);
+      expect(page.line).toMatchObject({ status: 504, decision: 'auth-route' });
+      env.auth.otherRoutesAnswer = { status: 429, headers: { 'content-type': 'application/json' }, body: '{"error":"slow_down"}' };
+      expect((await loginStart('198.51.100.86', xhr)).response.body).toBe('{"error":"slow_down"}');
+    });
+  });
 });
 
 describe('no session', () => {

@@ -2,11 +2,13 @@
  * The README and docs/*.md as a reader follows them: every relative link names a file of
  * this repository and, with a #fragment, a heading of that file (GitHub's anchors: lower
  * case, punctuation dropped, spaces to hyphens, repeats numbered). And nothing points at
- * notes outside the repository, which users of the package never see.
+ * notes outside the repository, which users of the package never see. The access log's
+ * decision codes each have a row in the data-plane guide.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { DECISIONS } from '../../core/haproxy/logging';
 import { REPO_ROOT } from '../../dev/repo';
 
 const DOCS = [
@@ -68,4 +70,16 @@ test('nothing in the repository points at notes outside it (HAPROXY-NOTES.md, th
   const result = spawnSync('git', ['grep', '-n', '-I', '-E', pattern, '--', '.', ':!test/package/docs.test.ts'], { cwd: REPO_ROOT, encoding: 'utf8' });
   // git grep exits 1 when nothing matches, 0 with the matches on stdout.
   expect({ status: result.status, matches: result.stdout }).toEqual({ status: 1, matches: '' });
+});
+
+test("every decision code HAProxy logs has a row in docs/data-plane.md's decision table, and the table no other", () => {
+  const text = readFileSync(path.join(REPO_ROOT, 'docs/data-plane.md'), 'utf8');
+  const start = text.indexOf('### Decisions (log field `decision`');
+  expect(start).toBeGreaterThan(-1);
+  const rows = text
+    .slice(start, text.indexOf('\n#', start + 1))
+    .split('\n')
+    .map((line) => /^\| `([a-z-]+)` \|/.exec(line)?.[1])
+    .filter((code): code is string => code !== undefined);
+  expect(rows.sort()).toEqual([...Object.values(DECISIONS)].sort());
 });

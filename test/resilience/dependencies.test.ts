@@ -13,21 +13,31 @@ import { inPhase, LoadRecord } from '../../dev/resilience/load';
 import { DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../../core/timeouts';
 import { CONNECTIONS, SHORT_SESSIONS, describeRecords, notOk, phase, sleep, startSuite, Suite, untilEveryConnectionServed, withValidSession } from './support';
 import { Template } from 'aws-cdk-lib/assertions';
-import { matchesJsonFilterPattern } from '../../dev/aws/metric-filter';
+import { breaches } from '../../dev/aws/alarm';
+import { matchesJsonFilterPattern, publishedDataPoints, templateMetricFilters, TemplateMetricFilter } from '../../dev/aws/metric-filter';
 import { newGatewayStack } from '../constructs/fixtures';
 
 jest.setTimeout(240_000);
 
 let suite: Suite;
 /** The metric filters of the synthesized stack, by metric name (synthesized before anything starts: synthesis blocks the event loop). */
-let filters: Record<string, string>;
+let filters: Record<string, TemplateMetricFilter>;
+/** The synthesized alarms' properties, by the name their runbook row has (InlineRefreshFailures, DeniedRate, ...). */
+let alarms: Record<string, Record<string, unknown>>;
+/** When the first auth-service fault began (epoch ms): the alarm test takes the access log from there, within one alarm period. */
+let authFaultsStart = 0;
 
 beforeAll(async () => {
-  const template = Template.fromStack(newGatewayStack().stack);
-  const resources = Object.values(template.findResources('AWS::Logs::MetricFilter')) as Array<{
-    Properties: { FilterPattern: string; MetricTransformations: Array<{ MetricName: string }> };
-  }>;
-  filters = Object.fromEntries(resources.map((r) => [r.Properties.MetricTransformations[0].MetricName, r.Properties.FilterPattern]));
+  const resources = (Template.fromStack(newGatewayStack().stack).toJSON() as { Resources: Record<string, { Type: string; Properties: any }> }).Resources;
+  filters = Object.fromEntries(templateMetricFilters(resources).map((filter) => [filter.name, filter]));
+  alarms = Object.fromEntries(
+    Object.entries(resources)
+      .filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm')
+      .flatMap(([id, r]) => {
+        const name = /Observability(\w+?)Alarm[0-9A-F]{8}$/.exec(id)?.[1];
+        return name ? [[name, r.Properties as Record<string, unknown>]] : [];
+      }),
+  );
   suite = await startSuite(230_000);
 });
 
@@ -90,6 +100,7 @@ describe('the auth service fails', () => {
     const fault = await phase(suite.load, 'auth-stopped', UNTIL_REFRESH_TIMED_OUT_MS, async () => {
       auth.kill('SIGSTOP');
     });
+    authFaultsStart = fault.start;
     auth.kill('SIGCONT');
     suite.load.phase('auth-back');
     expectSoftFailure(inPhase(suite.load.records, 'auth-stopped'));
@@ -106,6 +117,12 @@ describe('the auth service fails', () => {
       .accessLog()
       .filter((line) => line.frontend === 'refresh_relay' && line.status === 429 && Date.parse(String(line.time)) >= fault.start - 1000);
     expect(relayed.length).toBeGreaterThan(0);
+    // Logins meanwhile get the gateway's answer (a code and a reason), not API Gateway's bare {"message"}.
+    const logins = suite.rig
+      .accessLog()
+      .filter((line) => line.frontend === 'gateway' && line.status === 429 && Date.parse(String(line.time)) >= fault.start - 1000);
+    expect(logins.filter((line) => line.decision === 'auth-throttled').length).toBeGreaterThan(0);
+    expect(logins.filter((line) => line.decision === 'auth-route')).toEqual([]);
     await untilEveryConnectionServed(suite.load, 'auth-unthrottled', CONNECTIONS, 30_000);
   });
 
@@ -128,16 +145,24 @@ describe('the auth service fails', () => {
     expect(describeRecords(notOk(withValidSession(records)))).toBe('');
   });
 
-  test("an alarm's metric moves: the synthesized Denied filter (DeniedRate alarm) counts the 401s of sessions that expired while refreshes failed", () => {
-    // Issue 18 adds a filter on the access log's `refresh` field (InlineRefreshFailures), which
-    // moves as soon as a refresh fails; the Denied filter of main moves once sessions expire.
-    const pattern = filters.Denied;
-    expect(pattern).toBeDefined();
-    const lines = suite.rig.accessLog().map((line) => JSON.stringify(line));
-    const counted = lines.filter((line) => matchesJsonFilterPattern(pattern, line)).map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(counted.filter((line) => line.decision === 'refresh-refused').length).toBeGreaterThan(0);
-    // Refreshes that worked are not counted.
-    expect(counted.filter((line) => line.refresh === 'refreshed')).toEqual([]);
+  test('the alarms move: the synthesized InlineRefreshFailures alarm fires on the access log of these faults; the Denied filter (DeniedRate) counts the 401s of sessions that expired; refreshes that worked count in neither', () => {
+    expect(authFaultsStart).toBeGreaterThan(0);
+    // The faults above ran one after another within a minute: one period of the alarm (5 min).
+    const period = Number(alarms.InlineRefreshFailures.Period);
+    const lines = suite.rig
+      .accessLog()
+      .filter((line) => Date.parse(String(line.time)) >= authFaultsStart - 1000 && Date.parse(String(line.time)) < authFaultsStart + period * 1000)
+      .map((line) => JSON.stringify(line));
+    const inline = filters.InlineRefreshFailures;
+    const countedInline = lines.filter((line) => matchesJsonFilterPattern(inline.pattern, line)).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(countedInline.filter((line) => line.refresh === 'failed').length).toBeGreaterThan(0);
+    expect(countedInline.filter((line) => line.refresh === 'refreshed' || line.frontend !== 'gateway')).toEqual([]);
+    expect(breaches(alarms.InlineRefreshFailures, publishedDataPoints(inline, lines))).toBe(true);
+
+    const denied = filters.Denied;
+    const countedDenied = lines.filter((line) => matchesJsonFilterPattern(denied.pattern, line)).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(countedDenied.filter((line) => line.decision === 'refresh-refused').length).toBeGreaterThan(0);
+    expect(countedDenied.filter((line) => line.refresh === 'refreshed')).toEqual([]);
   });
 });
 
