@@ -48,6 +48,9 @@ export const REFRESH_ACTION = 'lg_refresh_session';
 /** Sample fetch `lua.<name>`: true when a refresh for this cookie is running or its outcome is still reused. */
 export const REFRESH_JOINS_FETCH = 'lg_refresh_joins_flight';
 
+/** Admin-socket command: the inline refreshes the Lua code tracks, `{"tracked":n,"running":n,"max":n}`. */
+export const REFRESH_FLIGHTS_CLI = ['show', 'lg-refresh-flights'] as const;
+
 /** Events the Lua code writes to the log (one JSON object per line, field `event`). */
 export const LUA_LOG_EVENTS = {
   revocationPoll: 'revocation-poll',
@@ -136,6 +139,8 @@ local MAX_FLIGHTS = ${options.maxTrackedRefreshes}
 local WAIT_STEP_MS = 10
 -- A flight older than this was abandoned (its stream died): start a new one.
 local ABANDONED_AFTER_SECONDS = TIMEOUT_MS / 1000 + 2
+-- How often finished flights are dropped: every grace period (at least every second).
+local SWEEP_MS = math.max(1000, GRACE_SECONDS * 1000)
 
 local flights = {}
 local flight_count = 0
@@ -153,14 +158,22 @@ local function forget(key)
   end
 end
 
+-- Finished flights hold their answer (the new session, its assertion, the cookies): drop them
+-- once they can no longer be joined, rather than when the table fills. Swept only when full,
+-- they piled up to MAX_FLIGHTS (10,000 answers, tens of MB of HAProxy's memory) and kept
+-- tokens in memory long after their use.
+local function sweep(now)
+  for key, flight in pairs(flights) do
+    if not is_live(flight, now) then forget(key) end
+  end
+end
+
 -- The table is bounded: when it is full, dead flights go first, then the oldest finished
 -- one. Running flights are never dropped (their waiters hold them): if every entry is
 -- running, there is no room and the caller refuses the refresh.
 local function make_room(now)
   if flight_count < MAX_FLIGHTS then return true end
-  for key, flight in pairs(flights) do
-    if not is_live(flight, now) then forget(key) end
-  end
+  sweep(now)
   if flight_count < MAX_FLIGHTS then return true end
   local oldest_key, oldest_finished
   for key, flight in pairs(flights) do
@@ -172,6 +185,22 @@ local function make_room(now)
   forget(oldest_key)
   return true
 end
+
+core.register_task(function()
+  while true do
+    core.msleep(SWEEP_MS)
+    sweep(now_seconds())
+  end
+end)
+
+-- On the admin socket: ${REFRESH_FLIGHTS_CLI.join(' ')} prints the table's size as one JSON line.
+core.register_cli({ ${REFRESH_FLIGHTS_CLI.map(luaString).join(', ')} }, "${REFRESH_FLIGHTS_CLI.join(' ')} : the inline refreshes tracked (running and finished)", function(applet)
+  local running = 0
+  for _, flight in pairs(flights) do
+    if not flight.done then running = running + 1 end
+  end
+  applet:send('{"tracked":' .. flight_count .. ',"running":' .. running .. ',"max":' .. MAX_FLIGHTS .. '}\\n')
+end)
 
 local function live_flight(key, now)
   local flight = flights[key]

@@ -24,6 +24,9 @@ import { API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS, DEFAULT_INLINE_REFRESH_TIMEOUT
 import { GatewayConfigOptions, GatewayMaterial, LogDestination, UserClaim } from './options';
 import { ambiguousPathReason, normalizePath, pathPrefixesOverlap, pathUnderPrefix } from './paths';
 
+/** How long a finished inline refresh's answer is reused by requests that carry the same refresh cookie. */
+export const DEFAULT_REFRESH_GRACE_SECONDS = 5;
+
 /** An option is invalid; the message says which, what was found and what to do. */
 export class GatewayConfigError extends Error {
   constructor(message: string) {
@@ -325,7 +328,7 @@ export function validateGatewayOptions(options: GatewayConfigOptions): ResolvedG
       API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS,
       ' of seconds',
     ),
-    graceSeconds: integerIn('refresh.graceSeconds', r?.graceSeconds, 5, 0, 60, ' of seconds'),
+    graceSeconds: integerIn('refresh.graceSeconds', r?.graceSeconds, DEFAULT_REFRESH_GRACE_SECONDS, 0, 60, ' of seconds'),
     maxExpiredSeconds: integerIn('refresh.maxExpiredSeconds', r?.maxExpiredSeconds, 1800, 0, 86_400, ' of seconds'),
     perClientAddressPerMinute: integerIn('refresh.perClientAddressPerMinute', r?.perClientAddressPerMinute, 300, 1, 100_000),
     perSessionPerMinute: integerIn('refresh.perSessionPerMinute', r?.perSessionPerMinute, 3, 1, 1000),

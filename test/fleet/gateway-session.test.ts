@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { GATEWAY_FILES } from '../../core/haproxy';
 import { AUTH_SERVICE_RETRY_AFTER_SECONDS } from '../../core/haproxy/frontend';
 import { SMALL_LISTENER_LIMITS } from '../../core/haproxy/listeners';
+import { REFRESH_FLIGHTS_CLI } from '../../core/haproxy/lua';
+import { DEFAULT_REFRESH_GRACE_SECONDS } from '../../core/haproxy/validate';
 import { ASSERTION_COOKIE, LOGIN_STATE_COOKIE, REFRESH_COOKIE, SESSION_COOKIE } from '../../core/session-contract';
 import { parseAuthServiceEnvironment } from '../../core/auth/environment';
 import { AUTH_SERVICE_TIMEOUT_SECONDS, DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../../core/timeouts';
@@ -407,6 +409,25 @@ describe('inline refresh', () => {
       env.auth.refuse = false;
     }
   });
+
+  test(`finished refreshes leave the Lua table once they can no longer be joined (grace ${DEFAULT_REFRESH_GRACE_SECONDS} s), not when it is full: admin socket "${REFRESH_FLIGHTS_CLI.join(' ')}"`, async () => {
+    // The 30-minute soak of npm run bench:resilience saw HAProxy's memory grow 0.6 MB a minute:
+    // every finished refresh kept its answer (session, assertion, cookies) until the table
+    // reached its 10,000 entries.
+    const flights = async () =>
+      JSON.parse(await adminCommand(env.rendered.adminSocket, REFRESH_FLIGHTS_CLI.join(' '))) as { tracked: number; running: number; max: number };
+    for (let i = 0; i < 3; i += 1) {
+      const { token, refresh } = await refreshableSession(-120);
+      expect((await client.request('/dashboards/1', { headers: { ...navigation, cookie: sessionCookies(token, refresh) } })).status).toBe(200);
+    }
+    const after = await flights();
+    expect(after).toMatchObject({ running: 0, max: 10_000 });
+    expect(after.tracked).toBeGreaterThanOrEqual(3);
+    // Swept every grace period: gone within two of them (and a second for the last sweep to run).
+    await waitFor('the finished refreshes to leave the table', (DEFAULT_REFRESH_GRACE_SECONDS * 2 + 1) * 1000 + 2000, async () =>
+      (await flights()).tracked === 0 ? true : undefined,
+    );
+  }, 30_000);
 
   test('a refresh that the auth service answers within its IdP timeout (4.5 s, under 5 s) is waited for: the session is refreshed', async () => {
     // HAProxy gave up after 3 s while the auth service allowed the IdP 5 s: a slow refresh that
