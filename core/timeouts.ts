@@ -41,3 +41,6 @@ export const DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS = inlineRefreshTimeoutSecond
  * on in half a minute, not after Looker's hour.
  */
 export const AUTH_SERVICE_TIMEOUT_SECONDS = API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS + 1;
+
+/** How long a finished inline refresh's answer is reused by requests that carry the same refresh cookie (HAProxy's Lua drops it after that). */
+export const DEFAULT_REFRESH_GRACE_SECONDS = 5;

@@ -20,12 +20,9 @@ import {
 } from '../session-contract';
 import { SIGNING_KEY_STATUSES } from '../key-material';
 import { DEFAULT_CONFIG_DIR } from '../layout';
-import { API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS, DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../timeouts';
+import { API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS, DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS, DEFAULT_REFRESH_GRACE_SECONDS } from '../timeouts';
 import { GatewayConfigOptions, GatewayMaterial, LogDestination, UserClaim } from './options';
 import { ambiguousPathReason, normalizePath, pathPrefixesOverlap, pathUnderPrefix } from './paths';
-
-/** How long a finished inline refresh's answer is reused by requests that carry the same refresh cookie. */
-export const DEFAULT_REFRESH_GRACE_SECONDS = 5;
 
 /** An option is invalid; the message says which, what was found and what to do. */
 export class GatewayConfigError extends Error {

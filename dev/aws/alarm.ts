@@ -75,3 +75,16 @@ export function breaches(properties: Record<string, any>, data: readonly DataPoi
       throw new Error(`comparison ${alarm.ComparisonOperator} is not modelled`);
   }
 }
+
+/**
+ * The gateway's own alarms of a synthesized template (GatewayObservability's, not the scaling
+ * policies'), by the name their runbook row has: the logical id is `...Observability<Name>Alarm<hash>`.
+ */
+export function gatewayAlarms(resources: Record<string, { Type: string; Properties?: any }>): Array<{ id: string; name: string; props: Record<string, any> }> {
+  return Object.entries(resources)
+    .filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm')
+    .flatMap(([id, r]) => {
+      const name = /Observability(\w+?)Alarm[0-9A-F]{8}$/.exec(id)?.[1];
+      return name ? [{ id, name, props: r.Properties as Record<string, any> }] : [];
+    });
+}

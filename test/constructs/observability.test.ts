@@ -29,7 +29,7 @@ import { LookerBackend } from '../../lib/looker/looker-backend';
 import { LookerGateway } from '../../lib/looker-gateway';
 import { RUNBOOK } from '../../core/observability/runbook';
 import { SiemDestination } from '../../lib/observability/siem-destination';
-import { singleMetricAlarm } from '../../dev/aws/alarm';
+import { gatewayAlarms, singleMetricAlarm } from '../../dev/aws/alarm';
 import { newGatewayStack, newTestApp, newTestGateway, REPO_ROOT } from './fixtures';
 import { FAKE_DEPLOYMENT, resolveIntrinsics } from './resolve';
 
@@ -115,9 +115,7 @@ describe('the logs an operator needs leave the instance', () => {
 
 describe('alarms with runbooks', () => {
   // The observability's alarms (the scaling policies make alarms of their own, for scaling only).
-  const alarms = ofType('AWS::CloudWatch::Alarm')
-    .map(([id, r]) => ({ id, name: /Observability(\w+?)Alarm[0-9A-F]{8}$/.exec(id)?.[1], props: r.Properties }))
-    .filter((alarm) => alarm.name !== undefined);
+  const alarms = gatewayAlarms(resources);
 
   test('every alarm of the template is in the runbook, and its description names likely causes and a first command', () => {
     expect(alarms.map((a) => a.name).sort()).toEqual(Object.keys(RUNBOOK).sort());

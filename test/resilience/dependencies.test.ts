@@ -13,7 +13,7 @@ import { inPhase, LoadRecord } from '../../dev/resilience/load';
 import { DEFAULT_INLINE_REFRESH_TIMEOUT_SECONDS } from '../../core/timeouts';
 import { CONNECTIONS, SHORT_SESSIONS, describeRecords, notOk, phase, sleep, startSuite, Suite, untilEveryConnectionServed, withValidSession } from './support';
 import { Template } from 'aws-cdk-lib/assertions';
-import { breaches } from '../../dev/aws/alarm';
+import { breaches, gatewayAlarms } from '../../dev/aws/alarm';
 import { matchesJsonFilterPattern, publishedDataPoints, templateMetricFilters, TemplateMetricFilter } from '../../dev/aws/metric-filter';
 import { newGatewayStack } from '../constructs/fixtures';
 
@@ -30,14 +30,7 @@ let authFaultsStart = 0;
 beforeAll(async () => {
   const resources = (Template.fromStack(newGatewayStack().stack).toJSON() as { Resources: Record<string, { Type: string; Properties: any }> }).Resources;
   filters = Object.fromEntries(templateMetricFilters(resources).map((filter) => [filter.name, filter]));
-  alarms = Object.fromEntries(
-    Object.entries(resources)
-      .filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm')
-      .flatMap(([id, r]) => {
-        const name = /Observability(\w+?)Alarm[0-9A-F]{8}$/.exec(id)?.[1];
-        return name ? [[name, r.Properties as Record<string, unknown>]] : [];
-      }),
-  );
+  alarms = Object.fromEntries(gatewayAlarms(resources).map((alarm) => [alarm.name, alarm.props]));
   suite = await startSuite(230_000);
 });
 
